@@ -1,0 +1,13 @@
+"""Workstation side: compile fitted scikit-learn models into verified edge-runtime bundles.
+
+Heavy dependencies (scikit-learn, skl2onnx, onnx) live here and never on the device.
+"""
+
+from __future__ import annotations
+
+from .core import EXPORTERS, ExportContext, convert
+from .errors import ConversionError, ParityError, UnsupportedEstimatorError
+from .registry import SUPPORTED, register_converter
+
+__all__ = ["convert", "register_converter", "SUPPORTED", "EXPORTERS", "ExportContext",
+           "ConversionError", "ParityError", "UnsupportedEstimatorError"]

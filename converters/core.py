@@ -1,0 +1,310 @@
+"""``convert``: a fitted scikit-learn estimator in, a verified bundle directory out.
+
+Every artifact is run through the same runtime backend a device will use, on held-out rows,
+and compared with the estimator itself; the figures go into the manifest, and a conversion
+that misses its tolerance writes nothing (unless forced).
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from edge_runtime._version import __version__ as runtime_version
+from edge_runtime.backends import get_backend
+from edge_runtime.backends.base import BackendOptions
+from edge_runtime.bundle import Artifact, Feature, json_safe, new_manifest, write_bundle
+
+from .errors import ConversionError, ParityError
+from .onnx_export import Exported, export_onnx
+from .registry import check_supported
+from .stats import nan_tolerant_features, reference_statistics
+
+#: Which runtime backend proves an artifact of each format at conversion time.
+FORMAT_BACKEND = {"onnx": "onnxruntime", "tflite": "litert"}
+QUANTIZED = ("fp16", "int8")
+
+
+@dataclass
+class ExportContext:
+    """What an exporter may need besides the estimator."""
+
+    estimator: Any
+    n_features: int
+    task: str
+    has_proba: bool
+    classes: Optional[list]
+    sample: np.ndarray  # float32-representable rows, float64 dtype (calibration for int8)
+    feature_names: list[str]
+
+
+Exporter = Callable[[ExportContext, str], Exported]
+#: format -> exporter(ctx, precision). Other modules add theirs (e.g. "tflite").
+EXPORTERS: dict[str, Exporter] = {
+    "onnx": lambda ctx, precision: export_onnx(ctx.estimator, ctx.n_features, task=ctx.task,
+                                               has_proba=ctx.has_proba, precision=precision),
+}
+
+
+def _task_of(estimator: Any) -> str:
+    from sklearn.base import is_classifier, is_regressor
+
+    if is_classifier(estimator):
+        return "classification"
+    if is_regressor(estimator):
+        return "regression"
+    raise ConversionError(f"{type(estimator).__name__} is neither a classifier nor a regressor; "
+                          "a bundle needs a model that predicts")
+
+
+def _has_proba(estimator: Any) -> bool:
+    try:
+        return hasattr(estimator, "predict_proba")
+    except AttributeError:  # SVC(probability=False) raises from the property
+        return False
+
+
+def _matrix(sample_X: Any, estimator: Any, feature_names: Optional[Sequence[str]]
+            ) -> tuple[np.ndarray, list[str]]:
+    names = None
+    if hasattr(sample_X, "columns"):
+        names = [str(c) for c in sample_X.columns]
+        sample_X = sample_X.to_numpy(dtype=np.float64)
+    X = np.asarray(sample_X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise ConversionError(f"sample_X must be a non-empty 2-D table, got shape {X.shape}")
+    fitted = getattr(estimator, "feature_names_in_", None)
+    names = list(feature_names or (list(map(str, fitted)) if fitted is not None else names)
+                 or [f"x{i}" for i in range(X.shape[1])])
+    if len(names) != X.shape[1]:
+        raise ConversionError(f"{len(names)} feature names for {X.shape[1]} columns")
+    n_in = getattr(estimator, "n_features_in_", X.shape[1])
+    if n_in != X.shape[1]:
+        raise ConversionError(f"the estimator was fitted on {n_in} features, sample_X has {X.shape[1]}")
+    return X, names
+
+
+def _sk_call(estimator: Any, method: str, X: np.ndarray, names: list[str]) -> np.ndarray:
+    data: Any = X
+    if getattr(estimator, "feature_names_in_", None) is not None:
+        import pandas as pd
+
+        data = pd.DataFrame(X, columns=names)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.asarray(getattr(estimator, method)(data))
+
+
+def _expected(estimator: Any, X: np.ndarray, names: list[str], task: str, has_proba: bool) -> dict:
+    out: dict[str, np.ndarray] = {}
+    if task == "classification":
+        out["label"] = _sk_call(estimator, "predict", X, names)
+        if has_proba:
+            out["probabilities"] = _sk_call(estimator, "predict_proba", X, names)
+    else:
+        out["prediction"] = _sk_call(estimator, "predict", X, names).reshape(X.shape[0], -1)
+    return out
+
+
+def tolerance_for(precision: str, tolerance: float, min_label_agreement: float) -> dict[str, Any]:
+    """Full precision must match values and labels; quantized artifacts are judged on labels."""
+    if precision in QUANTIZED:
+        return {"atol": None, "min_label_agreement": max(0.99, min(min_label_agreement, 0.99))}
+    return {"atol": tolerance, "min_label_agreement": min_label_agreement}
+
+
+def run_exported(exported: Exported, X: np.ndarray, classes: Optional[list]) -> dict[str, np.ndarray]:
+    """Outputs of ``exported`` on ``X`` through the device's own backend, labels decoded."""
+    art = Artifact(path="parity", format=exported.format, precision=exported.precision,
+                   sha256="0" * 64, size=len(exported.data), input_name=exported.input_name,
+                   input_dtype=exported.input_dtype, outputs=exported.outputs, opset=exported.opset,
+                   extra=exported.extra)
+    engine = get_backend(FORMAT_BACKEND[exported.format])(exported.data, art, BackendOptions(threads=1))
+    x = np.ascontiguousarray(X, dtype=np.dtype(exported.input_dtype))
+    roles = [r for r in ("label", "probabilities", "prediction") if r in exported.outputs]
+    got = dict(zip(roles, (np.asarray(v) for v in engine.run(x, [exported.outputs[r] for r in roles]))))
+    engine.close()
+    if "label" in got:
+        got["label"] = got["label"].reshape(-1)
+        if exported.extra.get("label_encoding") == "index":
+            got["label"] = np.asarray(classes, dtype=object)[got["label"].astype(np.intp)]
+    return got
+
+
+def measure_parity(exported: Exported, X: np.ndarray, expected: dict, ctx: ExportContext,
+                   tol: dict[str, Any]) -> dict[str, Any]:
+    """Run ``exported`` through the device's own backend and compare with the estimator."""
+    backend_name = FORMAT_BACKEND[exported.format]
+    got = run_exported(exported, X, ctx.classes)
+    fig: dict[str, Any] = {"rows": int(X.shape[0]), "backend": backend_name,
+                           "tolerance": tol["atol"], "min_label_agreement": tol["min_label_agreement"]}
+    reasons = []
+    if "label" in got:
+        agree = float(np.mean(got["label"].astype(str) == expected["label"].astype(str)))
+        fig["label_agreement"] = agree
+        if agree < tol["min_label_agreement"]:
+            reasons.append(f"label agreement {agree:.2%} < {tol['min_label_agreement']:.2%}")
+    for role in ("probabilities", "prediction"):
+        if role in got and role in expected:
+            want = expected[role].astype(np.float64)
+            diff = float(np.max(np.abs(np.asarray(got[role], np.float64).reshape(want.shape) - want)))
+            fig[f"{role}_max_abs_diff"] = diff
+            if tol["atol"] is not None:
+                limit = tol["atol"] * (1.0 + float(np.max(np.abs(want)))) if role == "prediction" \
+                    else tol["atol"]
+                if not diff <= limit:
+                    reasons.append(f"{role} max abs diff {diff:.3g} > {limit:.3g}")
+    fig["passed"] = not reasons
+    fig["reasons"] = reasons
+    return fig
+
+
+def _describe(estimator: Any) -> str:
+    if hasattr(estimator, "steps"):
+        return "Pipeline(" + " → ".join(_describe(s) for _, s in estimator.steps
+                                        if s not in (None, "passthrough")) + ")"
+    if type(estimator).__name__ == "ColumnTransformer":
+        inner = ", ".join(_describe(t) for _, t, _ in estimator.transformers_ if t not in ("drop",)
+                          and not isinstance(t, str))
+        return f"ColumnTransformer({inner})"
+    return type(estimator).__name__
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "edge_runtime": runtime_version,
+           "numpy": np.__version__}
+    for mod in ("sklearn", "skl2onnx", "onnx", "onnxruntime", "ai_edge_litert"):
+        m = sys.modules.get(mod)
+        if m is None:
+            try:
+                m = __import__(mod)
+            except ImportError:
+                continue
+        out["scikit-learn" if mod == "sklearn" else mod] = getattr(m, "__version__", "?")
+    return out
+
+
+def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] = None,
+            version: str = "1.0.0", formats: Sequence[str] = ("onnx",), holdout: Any = None,
+            precisions: Sequence[str] = ("fp32",), tolerance: float = 1e-4,
+            min_label_agreement: float = 1.0, force: bool = False,
+            feature_names: Optional[Sequence[str]] = None, n_golden: int = 8,
+            double_fallback: bool = True, feature_ranges: Optional[dict] = None) -> Path:
+    """Convert a fitted estimator into a bundle directory and return its path.
+
+    ``sample_X`` characterises the input (reference statistics, calibration); parity is
+    measured on ``holdout`` when given, else on a seeded 25% of ``sample_X``.
+
+    Raises:
+        UnsupportedEstimatorError: a step has no converter (the message says how to add one).
+        ParityError: an artifact misses its tolerance; nothing is written unless ``force``.
+        ConversionError: bad arguments or a converter failure.
+    """
+    check_supported(estimator)
+    task = _task_of(estimator)
+    has_proba = task == "classification" and _has_proba(estimator)
+    X, names = _matrix(sample_X, estimator, feature_names)
+    X = X.astype(np.float32).astype(np.float64)  # the device feeds float32: compare on those
+    if holdout is not None:
+        H, _ = _matrix(holdout, estimator, names)
+        H = H.astype(np.float32).astype(np.float64)
+    else:
+        rng = np.random.default_rng(0)
+        k = max(1, min(2000, X.shape[0] // 4))
+        H = X[np.sort(rng.choice(X.shape[0], size=k, replace=False))]
+    classes = np.asarray(estimator.classes_).tolist() if task == "classification" else None
+    ctx = ExportContext(estimator=estimator, n_features=X.shape[1], task=task, has_proba=has_proba,
+                        classes=classes, sample=X, feature_names=names)
+    expected = _expected(estimator, H, names, task, has_proba)
+
+    produced: list[tuple[Exported, dict]] = []
+    failures = []
+    for fmt in formats:
+        if fmt not in EXPORTERS:
+            _load_optional_exporters()
+        if fmt not in EXPORTERS:
+            raise ConversionError(f"unknown format {fmt!r}; known: {', '.join(sorted(EXPORTERS))}")
+        for prec in precisions:
+            tol = tolerance_for(prec, tolerance, min_label_agreement)
+            exported = EXPORTERS[fmt](ctx, prec)
+            parity = measure_parity(exported, H, expected, ctx, tol)
+            if not parity["passed"] and fmt == "onnx" and prec == "fp32" and double_fallback:
+                fallback = export_onnx(estimator, X.shape[1], task=task, has_proba=has_proba,
+                                       precision="fp64")
+                fb_parity = measure_parity(fallback, H, expected, ctx, tol)
+                if fb_parity["passed"]:
+                    fallback.extra["fallback_reason"] = ("fp32 missed parity: "
+                                                         + "; ".join(parity["reasons"]))
+                    exported, parity = fallback, fb_parity
+            produced.append((exported, parity))
+            if not parity["passed"]:
+                failures.append(f"{fmt}/{exported.precision}: " + "; ".join(parity["reasons"]))
+    if failures and not force:
+        raise ParityError("conversion refused, parity missed on "
+                          f"{H.shape[0]} held-out rows: " + " | ".join(failures)
+                          + " (pass force=True / --force to write it anyway)",
+                          {f"{e.format}/{e.precision}": p for e, p in produced})
+
+    g = H[:n_golden]
+    g_out = _expected(estimator, g, names, task, has_proba)
+    golden: dict[str, Any] = {"inputs": json_safe(g.tolist()), "atol": tolerance}
+    if task == "classification":
+        golden["label"] = g_out["label"].tolist()
+        if has_proba:
+            golden["probabilities"] = g_out["probabilities"].tolist()
+    else:
+        golden["prediction"] = g_out["prediction"].reshape(-1).tolist()
+        golden["rtol"] = tolerance
+    allow_nan = nan_tolerant_features(
+        lambda rows: _expected(estimator, rows, names, task, has_proba),
+        [lambda rows, e=e: run_exported(e, rows, classes) for e, _ in produced], X)
+    ranges = feature_ranges or {}
+    features = [Feature(name=n, allow_nan=a, range=tuple(ranges[n]) if n in ranges else None)
+                for n, a in zip(names, allow_nan)]
+    provenance = {"framework": "scikit-learn", "estimator": _describe(estimator),
+                  "estimator_class": f"{type(estimator).__module__}.{type(estimator).__name__}",
+                  "converter": "edge-runtime converters (skl2onnx for ONNX)",
+                  "versions": _versions(), "holdout_rows": int(H.shape[0]),
+                  "sample_rows": int(X.shape[0])}
+    manifest = new_manifest(name=name or _default_name(estimator), version=version, task=task,
+                            features=features, classes=classes, golden=golden,
+                            reference=reference_statistics(X, names), provenance=provenance)
+    manifest["parity"] = {f"{e.format}/{e.precision}": json_safe(p) for e, p in produced}
+    entries = []
+    for exported, parity in produced:
+        suffix = "" if exported.precision == "fp32" else f".{exported.precision}"
+        art = Artifact(path=f"model{suffix}.{exported.format}", format=exported.format,
+                       precision=exported.precision, sha256="0" * 64, size=len(exported.data),
+                       input_name=exported.input_name, input_dtype=exported.input_dtype,
+                       outputs=exported.outputs, opset=exported.opset, parity=json_safe(parity),
+                       extra=json_safe(exported.extra))
+        entries.append((art, exported.data))
+    out = Path(out_dir)
+    if out.exists() and (out / "manifest.json").exists():
+        shutil.rmtree(out)
+    return write_bundle(out, manifest, entries)
+
+
+def _default_name(estimator: Any) -> str:
+    last = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    return type(last).__name__.lower()
+
+
+def _load_optional_exporters() -> None:
+    """Formats that live in their own modules register on import (e.g. TFLite)."""
+    import importlib
+
+    for mod in ("converters.tflite",):
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:
+                raise
+

@@ -1,0 +1,21 @@
+"""Errors of the workstation side (they subclass the runtime's base error, so one except works)."""
+
+from __future__ import annotations
+
+from edge_runtime.errors import EdgeRuntimeError
+
+
+class ConversionError(EdgeRuntimeError):
+    """A model could not be converted."""
+
+
+class UnsupportedEstimatorError(ConversionError):
+    """An estimator (or a step of a pipeline) has no converter; the message says how to add one."""
+
+
+class ParityError(ConversionError):
+    """The converted model does not reproduce the estimator within tolerance: no bundle written."""
+
+    def __init__(self, message: str, figures: dict):
+        super().__init__(message)
+        self.figures = figures

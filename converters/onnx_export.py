@@ -1,0 +1,71 @@
+"""scikit-learn -> ONNX through skl2onnx, with the options every edge deployment wants:
+plain probability tensors (no ZipMap), a fixed opset the oldest supported onnxruntime runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConversionError, UnsupportedEstimatorError
+from .registry import HOW_TO_REGISTER, steps_of
+
+#: onnxruntime >= 1.17 (our lower bound) runs these; recorded in every artifact.
+TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
+INPUT_NAME = "input"
+
+
+@dataclass
+class Exported:
+    """One artifact produced by an exporter, before parity is measured."""
+
+    data: bytes
+    format: str
+    precision: str
+    input_name: str
+    input_dtype: str
+    outputs: dict[str, str]
+    opset: dict[str, int]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _classifier_options(estimator: Any) -> dict:
+    options = {}
+    for step in steps_of(estimator):
+        if hasattr(step, "classes_") and not hasattr(step, "steps"):
+            options[id(step)] = {"zipmap": False}
+    return options
+
+
+def export_onnx(estimator: Any, n_features: int, *, task: str, has_proba: bool,
+                precision: str = "fp32") -> Exported:
+    """Convert a fitted estimator. ``precision`` is fp32 or fp64 (double input, for models
+    whose float32 arithmetic flips a tree branch; see sklearn-onnx #1192)."""
+    import onnx
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    if precision not in ("fp32", "fp64"):
+        raise ConversionError(f"ONNX export at precision {precision!r}: use fp32 or fp64 here "
+                              "(int8/fp16 come from converters.quantize)")
+    tensor = FloatTensorType if precision == "fp32" else DoubleTensorType
+    try:
+        onx = convert_sklearn(estimator, initial_types=[(INPUT_NAME, tensor([None, n_features]))],
+                              options=_classifier_options(estimator) or None,
+                              target_opset=dict(TARGET_OPSET))
+    except Exception as exc:
+        if "MissingShapeCalculator" in type(exc).__name__ or "Unable to find" in str(exc):
+            raise UnsupportedEstimatorError(f"skl2onnx cannot convert {type(estimator).__name__}: "
+                                            f"{exc}\n{HOW_TO_REGISTER}") from None
+        raise ConversionError(f"skl2onnx failed on {type(estimator).__name__}: {exc}") from exc
+    names = [o.name for o in onx.graph.output]
+    if task == "classification":
+        outputs = {"label": names[0]}
+        if len(names) > 1:
+            outputs["probabilities" if has_proba else "scores"] = names[1]
+    else:
+        outputs = {"prediction": names[0]}
+    opset = {(imp.domain or ""): int(imp.version) for imp in onx.opset_import}
+    return Exported(data=onx.SerializeToString(), format="onnx", precision=precision,
+                    input_name=INPUT_NAME, input_dtype="float32" if precision == "fp32" else "float64",
+                    outputs=outputs, opset=opset,
+                    extra={"ir_version": int(onx.ir_version), "onnx_version": onnx.__version__})

@@ -1,0 +1,75 @@
+"""What the converter stores besides the model: golden rows, reference statistics, NaN probes."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+
+from edge_runtime.bundle import json_safe
+
+N_BINS = 10
+
+
+def reference_statistics(X: np.ndarray, names: Sequence[str], n_bins: int = N_BINS) -> dict[str, Any]:
+    """Per-feature bins (quantile cut points) and counts of the training sample, for drift checks.
+
+    A value v falls in bin ``searchsorted(edges, v, side="right")`` (0 … len(edges)); NaN is
+    counted apart as ``missing``. The device computes the same bins to compare distributions.
+    """
+    feats = []
+    for j, name in enumerate(names):
+        col = X[:, j].astype(np.float64)
+        present = col[~np.isnan(col)]
+        if present.size:
+            qs = np.quantile(present, np.linspace(0, 1, n_bins + 1)[1:-1])
+            edges = np.unique(qs)
+            counts = np.bincount(np.searchsorted(edges, present, side="right"),
+                                 minlength=edges.size + 1)
+            summary = {"mean": float(present.mean()), "std": float(present.std()),
+                       "min": float(present.min()), "max": float(present.max())}
+        else:
+            edges, counts = np.array([]), np.array([0])
+            summary = {"mean": None, "std": None, "min": None, "max": None}
+        feats.append({"name": name, "edges": edges.tolist(), "counts": counts.tolist(),
+                      "missing": int(np.isnan(col).sum()), **summary})
+    return json_safe({"n_rows": int(X.shape[0]), "binning": "searchsorted-right",
+                      "features": feats})
+
+
+def nan_tolerant_features(expected: Any, artifact_runs: Sequence[Any], X: np.ndarray) -> list[bool]:
+    """Which features may be NaN: blank each column and see whether the estimator accepts it
+    *and* every artifact gives the same outputs on those rows.
+
+    Exact for any pipeline (imputers, HistGradientBoosting's or trees' native missing-value
+    handling) without knowing each estimator's rules, and it catches converters that route NaN
+    differently from scikit-learn (then NaN is refused on the device rather than mispredicted).
+    ``expected(rows)`` and each ``artifact_runs[i](rows)`` return {role: array}.
+    """
+    rows = X[: min(64, X.shape[0])].copy()
+    out = []
+    for j in range(X.shape[1]):
+        probe = rows.copy()
+        probe[:, j] = np.nan
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                want = expected(probe)
+        except (ValueError, TypeError):
+            out.append(False)
+            continue
+        ok = all(v.dtype.kind not in "fc" or not np.isnan(v).any() for v in want.values())
+        for run in artifact_runs if ok else ():
+            got = run(probe)
+            for role, w in want.items():
+                if role not in got:
+                    continue
+                g = np.asarray(got[role])
+                if w.dtype.kind in "fc":
+                    ok = ok and bool(np.allclose(g.astype(np.float64).reshape(w.shape), w,
+                                                 atol=1e-4, rtol=1e-4))
+                else:
+                    ok = ok and bool(np.all(g.astype(str).reshape(-1) == w.astype(str).reshape(-1)))
+        out.append(bool(ok))
+    return out

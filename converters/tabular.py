@@ -1,0 +1,36 @@
+"""Read the CSV files the CLI takes (sample rows, hold-out rows) into float arrays + names."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .errors import ConversionError
+
+
+def read_csv_matrix(path: str, *, target: Optional[str] = None) -> tuple[np.ndarray, list[str]]:
+    """A numeric CSV with a header; empty cells become NaN; ``target`` is dropped if present."""
+    with open(Path(path), newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            raise ConversionError(f"{path}: empty CSV") from None
+        keep = [i for i, h in enumerate(header) if h != target]
+        rows = []
+        for n, rec in enumerate(reader, start=2):
+            if not rec:
+                continue
+            if len(rec) != len(header):
+                raise ConversionError(f"{path}:{n}: {len(rec)} fields, header has {len(header)}")
+            try:
+                rows.append([float(rec[i]) if rec[i].strip() not in ("", "NA", "nan") else np.nan
+                             for i in keep])
+            except ValueError as exc:
+                raise ConversionError(f"{path}:{n}: not a number ({exc})") from None
+    if not rows:
+        raise ConversionError(f"{path}: no data rows")
+    return np.asarray(rows, dtype=np.float64), [header[i] for i in keep]

@@ -1,0 +1,1 @@
+"""Device profiles shipped with edge-runtime (TOML files beside this module)."""

@@ -1,0 +1,54 @@
+"""edge-runtime: run verified scikit-learn model bundles on devices, offline.
+
+``import edge_runtime`` is cheap and needs neither numpy nor an engine (Pyodide without numpy
+imports it too); what is used is imported on first use.
+
+    >>> import edge_runtime
+    >>> model = edge_runtime.load("bundle/")            # doctest: +SKIP
+    >>> model.predict([[5.1, 3.5, 1.4, 0.2]])           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ._version import __version__
+from .errors import (
+    BackendError,
+    BundleError,
+    EdgeRuntimeError,
+    GoldenMismatchError,
+    InputError,
+    IntegrityError,
+    SchemaVersionError,
+    UnsafeArchiveError,
+)
+
+__all__ = [
+    "__version__", "load", "Model", "open_bundle", "pack_bundle", "unpack_bundle",
+    "EdgeRuntimeError", "InputError", "BundleError", "IntegrityError", "SchemaVersionError",
+    "UnsafeArchiveError", "BackendError", "GoldenMismatchError",
+]
+
+_LAZY = {
+    "load": ("loader", "load"),
+    "Model": ("model", "Model"),
+    "open_bundle": ("bundle", "open_bundle"),
+    "pack_bundle": ("bundle", "pack_bundle"),
+    "unpack_bundle": ("bundle", "unpack_bundle"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'edge_runtime' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f".{module}", __name__), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

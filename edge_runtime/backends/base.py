@@ -1,0 +1,59 @@
+"""The backend protocol: one primitive (:meth:`Backend.run`) that every engine implements.
+
+A backend gets the artifact's bytes, already checked against the manifest's sha256, and
+turns a 2-D input array into the artifact's output tensors. Everything else (input
+validation, label mapping, golden checks, telemetry) lives above it, once, in ``Model``.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Optional, Sequence
+
+if TYPE_CHECKING:  # numpy is imported lazily: the core must import without it (Pyodide)
+    import numpy as np
+
+    from ..bundle import Artifact
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Engine settings, usually taken from a device profile."""
+
+    threads: Optional[int] = None  # None: the engine's default
+    optimization: str = "all"  # all | extended | basic | disable
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend(abc.ABC):
+    """Runs one artifact. Subclasses register themselves with ``@register``."""
+
+    name: ClassVar[str]
+    formats: ClassVar[tuple[str, ...]] = ("onnx",)
+    #: lower runs first when no device profile orders the backends
+    priority: ClassVar[int] = 100
+
+    def __init__(self, model_bytes: bytes, artifact: Artifact, options: BackendOptions):
+        self.artifact = artifact
+        self.options = options
+
+    @classmethod
+    def is_available(cls) -> bool:
+        """True when the engine can be imported here (cheap; must not load a model)."""
+        return True
+
+    @abc.abstractmethod
+    def run(self, x: np.ndarray, outputs: Sequence[str]) -> list[np.ndarray]:
+        """Outputs named in ``outputs``, in that order, for the 2-D input ``x``.
+
+        ``x`` is C-contiguous, already of the artifact's input dtype and feature count.
+        """
+
+    async def run_async(self, x: Any, outputs: Sequence[str]) -> list[Any]:
+        """Awaitable twin of :meth:`run`; engines that can only answer asynchronously
+        (onnxruntime-web in Pyodide) override this one instead."""
+        return self.run(x, outputs)
+
+    def close(self) -> None:
+        """Release engine resources (sessions, interpreters)."""

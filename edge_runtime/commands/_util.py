@@ -1,0 +1,28 @@
+"""Small helpers shared by the CLI command modules."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+
+
+def require_converters() -> Any:
+    """Import the workstation side, or fail with the install command."""
+    try:
+        return importlib.import_module("converters")
+    except ImportError as exc:
+        raise click.ClickException(
+            f"this command needs the workstation extras ({exc.name or exc} is missing): "
+            "pip install 'edge-runtime[convert]'") from None
+
+
+def echo_json(obj: Any, out: Optional[Path] = None) -> None:
+    text = json.dumps(obj, indent=2, sort_keys=True, default=str)
+    if out is None:
+        click.echo(text)
+    else:
+        out.write_text(text + "\n")

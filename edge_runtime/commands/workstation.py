@@ -1,0 +1,105 @@
+"""Workstation commands: convert, wrap, demo. They need ``pip install 'edge-runtime[convert]'``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from ._util import require_converters
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(convert)
+    cli.add_command(wrap)
+    cli.add_command(demo)
+
+
+@click.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option("--sample", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="CSV with a header: rows like the model's input (stats, golden rows, parity).")
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Bundle directory to write.")
+@click.option("--name", default=None)
+@click.option("--version", "version", default="1.0.0", show_default=True)
+@click.option("--format", "formats", default="onnx", show_default=True,
+              help="Comma-separated artifact formats (onnx, tflite).")
+@click.option("--precision", "precisions", default="fp32", show_default=True,
+              help="Comma-separated precisions (fp32, fp16, int8).")
+@click.option("--holdout", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="CSV of held-out rows for parity (default: 25% of --sample).")
+@click.option("--target", default=None, help="Column of the CSVs to ignore (the label).")
+@click.option("--tolerance", default=1e-4, show_default=True, type=float)
+@click.option("--force", is_flag=True, help="Write the bundle even when parity is missed.")
+def convert(model: str, sample: str, out_dir: str, name: Optional[str], version: str, formats: str,
+            precisions: str, holdout: Optional[str], target: Optional[str], tolerance: float,
+            force: bool) -> None:
+    """Convert a fitted scikit-learn MODEL (.joblib/.pkl, trusted files only) into a bundle."""
+    conv = require_converters()
+    import joblib  # workstation only: the device never unpickles anything
+
+    from converters.tabular import read_csv_matrix
+
+    estimator = joblib.load(model)
+    X, names = read_csv_matrix(sample, target=target)
+    H = read_csv_matrix(holdout, target=target)[0] if holdout else None
+    fitted = getattr(estimator, "feature_names_in_", None)
+    out = conv.convert(estimator, X, out_dir, name=name, version=version,
+                       formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
+                       precisions=tuple(p.strip() for p in precisions.split(",") if p.strip()),
+                       holdout=H, tolerance=tolerance, force=force,
+                       feature_names=None if fitted is not None else names)
+    _summary(out)
+
+
+def _summary(out: Path) -> None:
+    from ..bundle import open_bundle
+
+    m = open_bundle(out).manifest
+    click.echo(f"wrote {out}: {m.name} {m.version} ({m.task}, {len(m.features)} features)")
+    for a in m.artifacts:
+        p = a.parity
+        figs = [f"labels {p['label_agreement']:.2%}" if "label_agreement" in p else None,
+                f"max |Δp| {p['probabilities_max_abs_diff']:.2e}" if "probabilities_max_abs_diff" in p
+                else None,
+                f"max |Δy| {p['prediction_max_abs_diff']:.2e}" if "prediction_max_abs_diff" in p else None]
+        click.echo(f"  {a.path} {a.format}/{a.precision} {a.size} B: parity on {p.get('rows', '?')} rows: "
+                   + ", ".join(f for f in figs if f)
+                   + ("" if p.get("passed", True) else "  [FAILED, forced]"))
+
+
+@click.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option("--sample", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--name", default=None)
+@click.option("--version", "version", default="1.0.0", show_default=True)
+@click.option("--classes", default=None, help="Comma-separated class labels, in output order.")
+@click.option("--target", default=None, help="Column of the CSV to ignore.")
+def wrap(model: str, sample: str, out_dir: str, name: Optional[str], version: str,
+         classes: Optional[str], target: Optional[str]) -> None:
+    """Bundle a MODEL.onnx exported by another tool (schema and golden rows from the model)."""
+    require_converters()
+    from converters.tabular import read_csv_matrix
+    from converters.wrap import wrap as do_wrap
+
+    X, names = read_csv_matrix(sample, target=target)
+    cls = [c.strip() for c in classes.split(",")] if classes else None
+    if cls is not None:
+        cls = [int(c) if c.lstrip("-").isdigit() else c for c in cls]
+    _summary(do_wrap(model, X, out_dir, name=name, version=version, feature_names=names, classes=cls))
+
+
+@click.command()
+@click.option("-o", "--out", "out_dir", default="demo-bundle", show_default=True,
+              type=click.Path(file_okay=False))
+@click.option("--model", "kind", type=click.Choice(["logistic", "forest"]), default="logistic",
+              show_default=True)
+def demo(out_dir: str, kind: str) -> None:
+    """Train on breast_cancer (ships with scikit-learn), convert, load, predict, time it."""
+    require_converters()
+    from converters.demo import run_demo
+
+    run_demo(Path(out_dir), kind=kind, echo=click.echo)

@@ -1,0 +1,47 @@
+"""The exceptions edge-runtime raises: one base class, so an app can catch everything of ours."""
+
+from __future__ import annotations
+
+
+class EdgeRuntimeError(Exception):
+    """Base of every error raised on purpose by edge-runtime."""
+
+
+class InputError(EdgeRuntimeError, ValueError):
+    """Prediction input does not fit the model's schema (names the field or column)."""
+
+
+class BundleError(EdgeRuntimeError):
+    """A bundle is malformed, incomplete or unsafe to open."""
+
+
+class IntegrityError(BundleError):
+    """An artifact's size or sha256 differs from the manifest: it is never handed to a backend."""
+
+
+class SchemaVersionError(BundleError):
+    """The manifest was written by a newer, incompatible edge-runtime (unknown major version)."""
+
+
+class UnsafeArchiveError(BundleError):
+    """A bundle archive holds a member that could escape or flood the target directory."""
+
+
+class BackendError(EdgeRuntimeError):
+    """A backend cannot be used: missing package, no suitable artifact, or wrong golden outputs."""
+
+
+class BackendUnavailableError(BackendError):
+    """The backend's engine is not installed on this device."""
+
+
+class GoldenMismatchError(BackendError):
+    """A backend failed to reproduce the bundle's golden outputs, so it is not trusted."""
+
+
+class UnsupportedModelError(BackendError):
+    """A model uses an operator or feature that this backend does not implement."""
+
+
+class ProfileError(EdgeRuntimeError, ValueError):
+    """A device profile file is missing or invalid (names the field)."""

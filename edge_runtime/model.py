@@ -1,0 +1,142 @@
+"""``Model``: validated inputs in, labels / probabilities / predictions out, on any backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .backends.base import Backend
+from .bundle import Artifact, Bundle
+from .errors import EdgeRuntimeError, GoldenMismatchError
+from .inputs import InputAdapter
+
+
+class Model:
+    """A loaded bundle bound to one backend. Build it with :func:`edge_runtime.load`."""
+
+    def __init__(self, bundle: Bundle, backend: Backend, artifact: Artifact):
+        m = bundle.manifest
+        self.bundle = bundle
+        self.manifest = m
+        self.backend = backend
+        self.artifact = artifact
+        self.task = m.task
+        self.feature_names = m.feature_names
+        self.classes = np.asarray(m.classes) if m.classes is not None else None
+        self._adapt = InputAdapter(m.features, artifact.input_dtype)
+        outs = artifact.outputs
+        self._label_out = [outs["label"]] if "label" in outs else None
+        self._proba_out = [outs["probabilities"]] if "probabilities" in outs else None
+        self._pred_out = [outs["prediction"]] if "prediction" in outs else None
+        self._label_is_index = artifact.extra.get("label_encoding") == "index"
+        if self.task == "classification" and self._label_out is None and self._proba_out is None:
+            raise EdgeRuntimeError(f"artifact '{artifact.path}' has neither a label nor a "
+                                   "probabilities output")
+        if self.task == "regression" and self._pred_out is None:
+            raise EdgeRuntimeError(f"artifact '{artifact.path}' has no 'prediction' output")
+
+    # --- prediction -------------------------------------------------------------------------
+    def predict(self, X: Any) -> np.ndarray:
+        """Class labels (classification) or predicted values (regression), one per row."""
+        x = self._adapt(X)
+        if self._pred_out is not None:
+            return self._values(self.backend.run(x, self._pred_out)[0])
+        if self._label_out is not None:
+            return self._labels(self.backend.run(x, self._label_out)[0])
+        return self._labels(self.backend.run(x, self._proba_out)[0].argmax(axis=1))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, shape (rows, classes), columns in ``self.classes`` order."""
+        if self._proba_out is None:
+            raise EdgeRuntimeError(f"model '{self.manifest.name}' gives no probabilities "
+                                   f"(task {self.task}); use predict()")
+        return self.backend.run(self._adapt(X), self._proba_out)[0]
+
+    async def predict_async(self, X: Any) -> np.ndarray:
+        """Awaitable :meth:`predict`, for event loops and for Pyodide's async JS engines."""
+        x = self._adapt(X)
+        if self._pred_out is not None:
+            return self._values((await self.backend.run_async(x, self._pred_out))[0])
+        if self._label_out is not None:
+            return self._labels((await self.backend.run_async(x, self._label_out))[0])
+        proba = (await self.backend.run_async(x, self._proba_out))[0]
+        return self._labels(np.asarray(proba).argmax(axis=1))
+
+    async def predict_proba_async(self, X: Any) -> np.ndarray:
+        """Awaitable :meth:`predict_proba`."""
+        if self._proba_out is None:
+            raise EdgeRuntimeError(f"model '{self.manifest.name}' gives no probabilities")
+        return np.asarray((await self.backend.run_async(self._adapt(X), self._proba_out))[0])
+
+    def _labels(self, raw: Any) -> np.ndarray:
+        raw = np.asarray(raw).reshape(-1)
+        if self._label_is_index and self.classes is not None:
+            return self.classes[raw.astype(np.intp)]
+        return raw
+
+    @staticmethod
+    def _values(raw: Any) -> np.ndarray:
+        raw = np.asarray(raw)
+        return raw.reshape(-1) if raw.ndim == 2 and raw.shape[1] == 1 else raw
+
+    # --- trust ------------------------------------------------------------------------------
+    def check_golden(self) -> dict[str, float]:
+        """Run the manifest's golden rows and compare with the stored outputs.
+
+        Raises:
+            GoldenMismatchError: a label differs or a value is off by more than the tolerance.
+        """
+        golden = dict(self.manifest.golden or {})
+        golden.update(self.artifact.extra.get("golden") or {})
+        if not golden.get("inputs"):
+            return {}
+        x = np.array([[np.nan if v is None else v for v in row] for row in golden["inputs"]],
+                     dtype=np.float64)
+        atol = float(golden.get("atol", 1e-4))
+        where = f"backend '{self.backend.name}' on '{self.artifact.path}'"
+        figures: dict[str, float] = {}
+        if golden.get("label") is not None and self.task == "classification":
+            got = self.predict(x)
+            want = np.asarray(golden["label"], dtype=got.dtype if got.dtype.kind != "O" else object)
+            agree = float(np.mean(got.astype(str) == want.astype(str)))
+            figures["label_agreement"] = agree
+            if agree < float(golden.get("min_label_agreement", 1.0)):
+                raise GoldenMismatchError(f"{where}: golden labels agree on {agree:.1%} of rows")
+        for key, method in (("probabilities", self.predict_proba), ("prediction", self.predict)):
+            if golden.get(key) is None or (key == "probabilities" and self._proba_out is None):
+                continue
+            if key == "prediction" and self.task != "regression":
+                continue
+            got = np.asarray(method(x), dtype=np.float64)
+            want = np.asarray(golden[key], dtype=np.float64).reshape(got.shape)
+            diff = float(np.max(np.abs(got - want))) if got.size else 0.0
+            figures[f"{key}_max_abs_diff"] = diff
+            tol = atol + float(golden.get("rtol", 0.0)) * float(np.max(np.abs(want), initial=0.0))
+            if not diff <= tol:
+                raise GoldenMismatchError(f"{where}: golden {key} differ by {diff:.3g} "
+                                          f"(tolerance {tol:.3g})")
+        return figures
+
+    # --- description ------------------------------------------------------------------------
+    @property
+    def info(self) -> dict[str, Any]:
+        """What is loaded: name, version, task, features, classes, backend and artifact."""
+        m = self.manifest
+        return {"name": m.name, "version": m.version, "task": m.task,
+                "features": m.feature_names,
+                "classes": m.classes, "backend": self.backend.name,
+                "artifact": {"path": self.artifact.path, "format": self.artifact.format,
+                             "precision": self.artifact.precision, "size": self.artifact.size,
+                             "sha256": self.artifact.sha256},
+                "parity": self.artifact.parity, "provenance": m.provenance,
+                "source": self.bundle.origin}
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __repr__(self) -> str:
+        m = self.manifest
+        return (f"<Model {m.name} {m.version} {m.task} on {self.backend.name} "
+                f"({self.artifact.format}/{self.artifact.precision})>")
+

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Set up a virtual environment with every extra and run the whole test suite.
+# Used as-is by the README and by .ci/run. Extra system setup (apt/npm packages that tests
+# start as real services) lives in scripts/setup.d/*.sh, one file per need, sourced in order.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PY" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --upgrade pip
+"$VENV/bin/python" -m pip install --quiet -e '.[dev]'
+export PATH="$PWD/$VENV/bin:$PATH"
+for step in scripts/setup.d/*.sh; do
+  [ -e "$step" ] || continue
+  echo "== setup: $step"
+  # shellcheck disable=SC1090
+  source "$step"
+done
+"$VENV/bin/python" -m ruff check edge_runtime converters tests benchmarks
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
