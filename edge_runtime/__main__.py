@@ -1,0 +1,5 @@
+"""``python -m edge_runtime`` is ``edgert``."""
+
+from .cli import main
+
+main()
