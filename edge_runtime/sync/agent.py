@@ -1,0 +1,174 @@
+"""The update state machine: download -> verify -> unpack -> load -> smoke -> switch -> probation.
+
+Each step is named; ``EDGERT_KILL_AT=<step>`` makes the process SIGKILL itself there (tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import shutil
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from .._version import __version__
+from ..bundle import open_bundle, unpack_bundle
+from .client import TufSource, choose, device_id
+from .errors import SyncError
+from .store import StoreLock, VersionStore
+
+log = logging.getLogger("edge_runtime.sync")
+
+STEPS = ("refresh", "download", "verify", "unpack", "install", "load", "smoke",
+         "switch", "prune", "done")
+MAX_BYTES = 200 * 1024 * 1024
+
+
+def _step(name: str) -> None:
+    log.debug("step %s", name)
+    if os.environ.get("EDGERT_KILL_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def smoke_test(path: Path, backend: str = "auto") -> None:
+    """Load the bundle and check its golden rows; raise on any failure."""
+    from ..loader import load
+    model = load(path, backend=backend, verify=True)
+    try:
+        model.check_golden()
+    finally:
+        model.close()
+
+
+@dataclass
+class SyncConfig:
+    source: str
+    state_dir: Path
+    trusted_root: bytes
+    channel: str = "stable"
+    pinned: Optional[str] = None
+    model_name: Optional[str] = None
+    keep: int = 3
+    max_bytes: int = MAX_BYTES
+    conditions: dict[str, Callable[[], bool]] = field(default_factory=dict)
+    backend: str = "auto"
+
+
+@dataclass
+class SyncResult:
+    action: str  # "updated" | "up-to-date" | "refused" | "skipped"
+    version: Optional[str]
+    log: list[str]
+
+
+def sync_once(cfg: SyncConfig) -> SyncResult:
+    """One update attempt under the store lock. Never leaves the store without its old model."""
+    store = VersionStore(cfg.state_dir, keep=cfg.keep)
+    lines: list[str] = []
+
+    def say(msg: str) -> None:
+        lines.append(msg)
+        log.info(msg)
+
+    with StoreLock(store.root):
+        for name, cond in cfg.conditions.items():
+            if not cond():
+                say(f"skip update: condition '{name}' not met")
+                return SyncResult("skipped", store.read()["current"], lines)
+        _step("refresh")
+        src = TufSource(cfg.source, store.root / "tuf", cfg.trusted_root)
+        cands = src.refresh()
+        state = store.read()
+        chosen, why = choose(cands, device_id=device_id(store.root), channel=cfg.channel,
+                             known_bad=state["known_bad"], pinned=cfg.pinned,
+                             runtime_version=__version__, max_bytes=cfg.max_bytes,
+                             model_name=cfg.model_name)
+        for w in why:
+            say(w)
+        if chosen is None:
+            return SyncResult("up-to-date", state["current"], lines)
+        if chosen.version == state["current"]:
+            say(f"already running {chosen.version}")
+            return SyncResult("up-to-date", chosen.version, lines)
+        v = chosen.version
+        try:
+            _step("download")
+            archive = src.download(chosen.target)  # TUF: length + sha256 from signed targets
+            _step("verify")
+            staging = store.staging_dir(v)
+            _step("unpack")
+            unpack_bundle(archive, staging)
+            bundle = open_bundle(staging)
+            bundle.verify()  # manifest digests of every artifact
+            if bundle.manifest.data.get("version") != v:
+                raise SyncError(f"bundle says version {bundle.manifest.data.get('version')}, "
+                                f"signed metadata says {v}")
+            _step("install")
+            path = store.install_dir(v, staging)
+            _step("load")
+            _step("smoke")
+            smoke_test(path, cfg.backend)
+        except Exception as exc:  # noqa: BLE001 - every failure refuses the version
+            reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            say(f"refuse {v}: {reason}")
+            store.mark_bad(v, reason, rollback=False)
+            shutil.rmtree(store.path_of(v), ignore_errors=True)
+            store.prune()
+            return SyncResult("refused", store.read()["current"], lines)
+        _step("switch")
+        state = store.activate(v, "passed smoke test; probation started")
+        state["probation"] = {"version": v, "started": time.time()}
+        store.write(state)
+        say(f"activated {v} (previous {state['previous']})")
+        _step("prune")
+        removed = store.prune()
+        if removed:
+            say(f"pruned {', '.join(removed)}")
+        _step("done")
+        return SyncResult("updated", v, lines)
+
+
+def end_probation(store: VersionStore, version: str, verdict: str) -> dict[str, Any]:
+    """Record a probation verdict: pass keeps it, fail rolls back and marks it bad."""
+    if verdict == "pass":
+        state = store.read()
+        state.pop("probation", None)
+        store.event(state, "probation_passed", version)
+        store.write(state)
+        return state
+    return store.mark_bad(version, verdict.removeprefix("fail: "), rollback=True)
+
+
+def check_startup(store: VersionStore, backend: str = "auto") -> Optional[str]:
+    """On start: if the active version is on probation and no longer loads, roll back."""
+    state = store.read()
+    cur = state["current"]
+    if not cur:
+        return None
+    try:
+        smoke_test(store.path_of(cur), backend)
+    except Exception as exc:  # noqa: BLE001
+        store.mark_bad(cur, f"crash on start: {type(exc).__name__}: {exc}", rollback=True)
+    return store.read()["current"]
+
+
+def daemon(cfg: SyncConfig, interval: float, *, max_backoff: float = 3600.0,
+           iterations: Optional[int] = None) -> None:
+    """Sync forever (or ``iterations`` times) with jittered exponential backoff on failure."""
+    failures = 0
+    n = 0
+    while iterations is None or n < iterations:
+        n += 1
+        try:
+            sync_once(cfg)
+            failures = 0
+            delay = interval
+        except Exception as exc:  # noqa: BLE001 - keep the agent alive
+            failures += 1
+            delay = min(max_backoff, interval * 2 ** min(failures, 10) / 8)
+            log.warning("sync failed (%s: %s); retry in ~%.0f s", type(exc).__name__, exc, delay)
+        time.sleep(delay * random.uniform(0.5, 1.0) if failures else delay)
