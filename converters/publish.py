@@ -142,7 +142,10 @@ def publish(bundle: os.PathLike[str] | str, repo_dir: os.PathLike[str] | str,
             keys_dir: os.PathLike[str] | str, *, channel: str = "stable",
             rollout: str | float = "100%", min_runtime: str = "0.0.0",
             pin_hint: Optional[str] = None) -> str:
-    """Add a bundle (dir or .tar.gz) as a TUF target with rollout metadata; returns its path."""
+    """Add a bundle (dir or .tar.gz) as a TUF target with rollout metadata; returns its path.
+
+    The rollout share is stored in basis points (canonical JSON has no floats).
+    """
     repo, keys = Path(repo_dir), Path(keys_dir)
     b = open_bundle(bundle)
     b.verify()
@@ -157,7 +160,7 @@ def publish(bundle: os.PathLike[str] | str, repo_dir: os.PathLike[str] | str,
         atomic_write_bytes(out, src.read_bytes())
     custom = {"edge_runtime": {
         "name": m.data["name"], "version": m.data["version"], "channel": channel,
-        "rollout": parse_share(rollout), "min_runtime": min_runtime,
+        "rollout_bp": round(parse_share(rollout) * 10000), "min_runtime": min_runtime,
     }}
     if pin_hint:
         custom["edge_runtime"]["note"] = pin_hint

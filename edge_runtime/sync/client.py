@@ -91,7 +91,7 @@ class TufSource:
                 continue
             out.append(Candidate(path, str(info.get("name")), str(info.get("version")),
                                  str(info.get("channel", "stable")),
-                                 float(info.get("rollout", 1.0)),
+                                 int(info.get("rollout_bp", 10000)) / 10000,
                                  str(info.get("min_runtime", "0.0.0")), tf.length))
         return out
 
