@@ -15,7 +15,13 @@ from typing import Any, Optional
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from securesystemslib.signer import CryptoSigner
 from tuf.api.metadata import (
-    Metadata, MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp,
+    Metadata,
+    MetaFile,
+    Root,
+    Snapshot,
+    TargetFile,
+    Targets,
+    Timestamp,
 )
 from tuf.api.serialization.json import JSONSerializer
 

@@ -80,8 +80,12 @@ def sync_once(cfg: SyncConfig) -> SyncResult:
                 say(f"skip update: condition '{name}' not met")
                 return SyncResult("skipped", store.read()["current"], lines)
         _step("refresh")
-        src = TufSource(cfg.source, store.root / "tuf", cfg.trusted_root)
-        cands = src.refresh()
+        try:
+            src = TufSource(cfg.source, store.root / "tuf", cfg.trusted_root)
+            cands = src.refresh()
+        except Exception as exc:  # noqa: BLE001 - network or TUF refusal: keep the old model
+            say(f"metadata refused: {type(exc).__name__}: {exc}")
+            raise SyncError(f"metadata refused: {type(exc).__name__}: {exc}") from exc
         state = store.read()
         chosen, why = choose(cands, device_id=device_id(store.root), channel=cfg.channel,
                              known_bad=state["known_bad"], pinned=cfg.pinned,
@@ -98,6 +102,10 @@ def sync_once(cfg: SyncConfig) -> SyncResult:
         try:
             _step("download")
             archive = src.download(chosen.target)  # TUF: length + sha256 from signed targets
+        except Exception as exc:  # noqa: BLE001 - a bad mirror/network: retry later, not bad
+            say(f"refuse {v} for now: download failed verification: {type(exc).__name__}: {exc}")
+            return SyncResult("refused", state["current"], lines)
+        try:
             _step("verify")
             staging = store.staging_dir(v)
             _step("unpack")
