@@ -20,12 +20,19 @@ class HotSwapModel:
     """Thread-safe holder: ``predict``/``predict_proba`` always use one complete model."""
 
     def __init__(self, state_dir: Optional[Path] = None, *, backend: str = "auto",
-                 probation: Optional[dict[str, Any]] = None):
+                 probation: Optional[dict[str, Any]] = None, profile: Any = None):
+        if probation is None and profile is not None:
+            from .profiles import DeviceProfile, load_profile
+            prof = profile if isinstance(profile, DeviceProfile) else load_profile(profile)
+            probation = dict(prof.probation or {})
         self.store = VersionStore(state_dir)
+        self.updater_thread: Optional[threading.Thread] = None
         self.backend = backend
         self.thresholds = ProbationThresholds.from_profile(probation)
         self._lock = threading.Lock()
         self._model: Any = None
+        self._in_use: dict[int, int] = {}  # id(model) -> calls running on it
+        self._retired: list[Any] = []  # swapped-out models closed once idle
         self.version: Optional[str] = None
         self.monitor: Optional[ProbationMonitor] = None
         self.refresh()
@@ -51,13 +58,24 @@ class HotSwapModel:
             old, self._model, self.version = self._model, new, want
             on_probation = (state.get("probation") or {}).get("version") == want
             self.monitor = ProbationMonitor(self.thresholds) if on_probation else None
-        if old is not None:
-            old.close()
+            if old is not None:
+                self._retired.append(old)
+            idle = self._collect_idle()
+        for m in idle:
+            m.close()
         return True
+
+    def _collect_idle(self) -> list[Any]:
+        """Retired models no call is using any more (call with the lock held)."""
+        idle = [m for m in self._retired if not self._in_use.get(id(m))]
+        self._retired = [m for m in self._retired if self._in_use.get(id(m))]
+        return idle
 
     def _call(self, method: str, X: Any) -> Any:
         with self._lock:
             model, monitor, version = self._model, self.monitor, self.version
+            if model is not None:
+                self._in_use[id(model)] = self._in_use.get(id(model), 0) + 1
         if model is None:
             raise LookupError(f"no active model in {self.store.root}")
         t0 = time.perf_counter()
@@ -68,6 +86,14 @@ class HotSwapModel:
                 monitor.observe((time.perf_counter() - t0) * 1e3, error=True)
                 self._judge(monitor, version)
             raise
+        finally:
+            with self._lock:
+                self._in_use[id(model)] -= 1
+                if not self._in_use[id(model)]:
+                    del self._in_use[id(model)]
+                idle = self._collect_idle()
+            for m in idle:
+                m.close()
         if monitor:
             monitor.observe((time.perf_counter() - t0) * 1e3)
             self._judge(monitor, version)

@@ -237,13 +237,20 @@ def test_rollout_share_is_stable() -> None:
     assert {d for d in ids if admitted(d, "2.0.0", 0.20)} >= first  # widening keeps the canary
 
 
+@pytest.mark.parametrize("round_", [1, 2])
 def test_kill_at_every_step(bundles: dict[str, Path], tmp_path: Path,
-                            http_repo: tuple) -> None:
+                            http_repo: tuple, round_: int) -> None:
+    """Round 1: 1.0.0 -> 1.1.0. Round 2: store already full (keep=2 prunes on the way)."""
     keys, repo, root, url, state0 = (*http_repo, tmp_path / "state")
     root_file = tmp_path / "root.json"
     root_file.write_bytes(root)
     pub.publish(bundles["1.0.0"], repo, keys)
-    sync_once(_cfg(url, state0, root))
+    sync_once(_cfg(url, state0, root, keep=2))
+    if round_ == 2:
+        pub.publish(bundles["1.3.0"], repo, keys, channel="old")
+        sync_once(_cfg(url, state0, root, keep=2, channel="old"))
+        back = sync_once(_cfg(url, state0, root, keep=2))  # kept 1.0.0 reused, no download
+        assert back.version == "1.0.0" and VersionStore(state0).read()["previous"] == "1.3.0"
     pub.publish(bundles["1.1.0"], repo, keys)
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     runs = 0
@@ -269,3 +276,41 @@ def test_kill_at_every_step(bundles: dict[str, Path], tmp_path: Path,
         _assert_serving(state, "1.1.0")
         assert not [p for p in (state / "versions").iterdir() if p.name.startswith(".")]
     assert runs == len(STEPS)
+
+
+def test_background_policy_and_threaded_swap(bundles: dict[str, Path], tmp_path: Path,
+                                             http_repo: tuple) -> None:
+    """Predictions from 4 threads never fail while the holder swaps 1.0.0 -> 1.1.0."""
+    from edge_runtime.sync.policy import open_model, required_conditions
+    keys, repo, root, url = http_repo
+    state = tmp_path / "state"
+    pub.publish(bundles["1.0.0"], repo, keys)
+    sync_once(_cfg(str(repo), state, root))
+    pub.publish(bundles["1.1.0"], repo, keys)
+    with pytest.raises(ValueError, match="charging"):
+        required_conditions({"charging": True}, {})
+    blocked = _cfg(url, state, root, conditions=required_conditions(
+        {"unmetered": True}, {"unmetered": lambda: False}))
+    assert sync_once(blocked).action == "skipped"
+    holder = open_model(_cfg(url, state, root), "local")
+    assert holder.version == "1.0.0"
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            try:
+                assert holder.predict([[5.1, 3.5, 1.4, 0.2]]).shape == (1,)
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    bg = open_model(_cfg(url, state, root), "background")
+    bg.updater_thread.join(30)
+    assert bg.version == "1.1.0"
+    assert holder.refresh() and holder.version == "1.1.0"
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not errors

@@ -68,18 +68,18 @@ def register(cli: click.Group) -> None:
     @click.option("--pin", default=None)
     @click.option("--once", "mode", flag_value="once", default=True)
     @click.option("--daemon", "mode", flag_value="daemon")
-    @click.option("--interval", default=3600.0, type=float, help="seconds between checks")
+    @click.option("--interval", default="1h", help="time between checks: 90, 30s, 15m, 1h")
     def sync(source: str, root: Path, state: Optional[Path], channel: str, pin: Optional[str],
-             mode: str, interval: float) -> None:
+             mode: str, interval: str) -> None:
         """Fetch, verify, smoke-test and activate the newest admitted version."""
-        from ..sync.agent import SyncConfig, daemon, sync_once
+        from ..sync.agent import SyncConfig, daemon, parse_interval, sync_once
         from ..sync.store import default_state_dir
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                             format="edgert sync: %(message)s")
         cfg = SyncConfig(source=source, state_dir=state or default_state_dir(),
                          trusted_root=root.read_bytes(), channel=channel, pinned=pin)
         if mode == "daemon":
-            daemon(cfg, interval)
+            daemon(cfg, parse_interval(interval))
         else:
             res = sync_once(cfg)
             echo_json({"action": res.action, "version": res.version, "log": res.log})

@@ -79,6 +79,11 @@ def sync_once(cfg: SyncConfig) -> SyncResult:
             if not cond():
                 say(f"skip update: condition '{name}' not met")
                 return SyncResult("skipped", store.read()["current"], lines)
+        state = store.read()
+        if (state.get("probation") or {}).get("version") == state["current"] and state["current"]:
+            before = state["current"]
+            if check_startup(store, cfg.backend) != before:
+                say(f"rolled back from {before}: it no longer loads (crash on start)")
         _step("refresh")
         try:
             src = TufSource(cfg.source, store.root / "tuf", cfg.trusted_root)
@@ -99,6 +104,15 @@ def sync_once(cfg: SyncConfig) -> SyncResult:
             say(f"already running {chosen.version}")
             return SyncResult("up-to-date", chosen.version, lines)
         v = chosen.version
+        if v in store.installed():  # e.g. back to an older kept version: no re-download
+            try:
+                smoke_test(store.path_of(v), cfg.backend)
+            except Exception as exc:  # noqa: BLE001
+                reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                say(f"refuse installed {v}: {reason}")
+                store.mark_bad(v, reason, rollback=False)
+                return SyncResult("refused", state["current"], lines)
+            return _switch(store, v, say, lines)
         try:
             _step("download")
             archive = src.download(chosen.target)  # TUF: length + sha256 from signed targets
@@ -127,17 +141,25 @@ def sync_once(cfg: SyncConfig) -> SyncResult:
             shutil.rmtree(store.path_of(v), ignore_errors=True)
             store.prune()
             return SyncResult("refused", store.read()["current"], lines)
-        _step("switch")
-        state = store.activate(v, "passed smoke test; probation started")
-        state["probation"] = {"version": v, "started": time.time()}
-        store.write(state)
-        say(f"activated {v} (previous {state['previous']})")
-        _step("prune")
-        removed = store.prune()
-        if removed:
-            say(f"pruned {', '.join(removed)}")
-        _step("done")
-        return SyncResult("updated", v, lines)
+        return _switch(store, v, say, lines)
+
+
+def _switch(store: VersionStore, v: str, say: Callable[[str], None],
+            lines: list[str]) -> SyncResult:
+    _step("switch")
+    state = store.read()
+    if state["current"] != v:
+        state["previous"], state["current"] = state["current"], v
+    store.event(state, "activate", v, "passed smoke test; probation started")
+    state["probation"] = {"version": v, "started": time.time()}
+    store.write(state)  # one atomic replace: pointer and probation flip together
+    say(f"activated {v} (previous {state['previous']})")
+    _step("prune")
+    removed = store.prune()
+    if removed:
+        say(f"pruned {', '.join(removed)}")
+    _step("done")
+    return SyncResult("updated", v, lines)
 
 
 def end_probation(store: VersionStore, version: str, verdict: str) -> dict[str, Any]:
@@ -162,6 +184,17 @@ def check_startup(store: VersionStore, backend: str = "auto") -> Optional[str]:
     except Exception as exc:  # noqa: BLE001
         store.mark_bad(cur, f"crash on start: {type(exc).__name__}: {exc}", rollback=True)
     return store.read()["current"]
+
+
+def parse_interval(text: str | float) -> float:
+    """'90', '30s', '15m', '1h', '1d' -> seconds."""
+    s = str(text).strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    mult = units.get(s[-1:], None)
+    value = float(s[:-1] if mult else s) * (mult or 1)
+    if value <= 0:
+        raise ValueError(f"interval must be positive, got {text!r}")
+    return value
 
 
 def daemon(cfg: SyncConfig, interval: float, *, max_backoff: float = 3600.0,
