@@ -314,3 +314,27 @@ def test_background_policy_and_threaded_swap(bundles: dict[str, Path], tmp_path:
     for t in threads:
         t.join()
     assert not errors
+
+
+def test_rotation_and_revoke_over_file_source(bundles: dict[str, Path], tmp_path: Path) -> None:
+    """USB-style file source: device follows a rotated targets key, then a revocation."""
+    keys, repo, root = _new_repo(tmp_path)
+    state = tmp_path / "state"
+    pub.publish(bundles["1.0.0"], repo, keys)
+    assert sync_once(_cfg(str(repo), state, root)).version == "1.0.0"
+    old_key = (keys / "targets.pem").read_bytes()
+    new_id = pub.rotate_key("targets", repo, keys)
+    assert (keys / "targets.pem").read_bytes() != old_key
+    assert (repo / "metadata" / "2.root.json").exists()
+    pub.publish(bundles["1.1.0"], repo, keys)
+    assert sync_once(_cfg(str(repo), state, root)).version == "1.1.0"
+    trusted = json.loads((state / "tuf" / "metadata" / "root.json").read_text())
+    assert trusted["signed"]["version"] == 2
+    assert trusted["signed"]["roles"]["targets"]["keyids"] == [new_id]
+    assert pub.revoke("1.1.0", repo, keys) == ["iris-1.1.0.tar.gz"]
+    res = sync_once(_cfg(str(repo), state, root))
+    assert res.version == "1.0.0" and any("revoked" in line for line in res.log)
+    assert VersionStore(state).read()["known_bad"]["1.1.0"].startswith("revoked")
+    _assert_serving(state, "1.0.0")
+    with pytest.raises(pub.PublishError, match="no published target"):
+        pub.revoke("7.7.7", repo, keys)

@@ -92,6 +92,13 @@ def sync_once(cfg: SyncConfig) -> SyncResult:
             say(f"metadata refused: {type(exc).__name__}: {exc}")
             raise SyncError(f"metadata refused: {type(exc).__name__}: {exc}") from exc
         state = store.read()
+        fresh = [v for v in src.revoked if v not in state["known_bad"]]
+        for v in fresh:  # signed revocation: never run it again, leave it if it is current
+            state["known_bad"][v] = "revoked by the publisher"
+            store.event(state, "revoked", v, "listed as revoked in signed targets metadata")
+            say(f"{v} revoked by the publisher")
+        if fresh:
+            store.write(state)
         chosen, why = choose(cands, device_id=device_id(store.root), channel=cfg.channel,
                              known_bad=state["known_bad"], pinned=cfg.pinned,
                              runtime_version=__version__, max_bytes=cfg.max_bytes,

@@ -78,12 +78,15 @@ class TufSource:
                                f"{base}/targets/", fetcher=fetcher, config=config,
                                bootstrap=trusted_root)
         self.meta_dir = meta_dir
+        self.revoked: list[str] = []
 
     def refresh(self) -> list[Candidate]:
         """Fetch and verify top-level metadata; list the published model versions."""
         from tuf.api.metadata import Metadata
         self.updater.refresh()
         targets = Metadata.from_file(str(self.meta_dir / "targets.json")).signed
+        custom = targets.unrecognized_fields.get("custom") or {}
+        self.revoked = [str(v) for v in custom.get("revoked", [])]
         out = []
         for path, tf in targets.targets.items():
             info = (tf.unrecognized_fields.get("custom") or {}).get("edge_runtime")
