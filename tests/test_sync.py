@@ -338,3 +338,20 @@ def test_rotation_and_revoke_over_file_source(bundles: dict[str, Path], tmp_path
     _assert_serving(state, "1.0.0")
     with pytest.raises(pub.PublishError, match="no published target"):
         pub.revoke("7.7.7", repo, keys)
+
+
+def test_download_time_bound_and_daemon_backoff(served: tuple, bundles: dict[str, Path],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from edge_runtime.sync import agent
+    keys, repo, root, url, state = served
+    pub.publish(bundles["1.1.0"], repo, keys)
+    with pytest.raises(SyncError, match="took longer"):
+        sync_once(_cfg(url, state, root, max_seconds=0))
+    _assert_serving(state, "1.0.0")
+    sleeps: list[float] = []
+    monkeypatch.setattr(agent.time, "sleep", sleeps.append)
+    agent.daemon(_cfg("http://127.0.0.1:9", state, root), 3600, iterations=3)
+    assert len(sleeps) == 3 and 15 <= sleeps[0] <= 30 and 60 <= sleeps[2] <= 120  # backoff
+    assert len(set(sleeps)) == 3
+    agent.daemon(_cfg(url, state, root), 60, iterations=1)
+    assert sleeps[-1] == 60 and VersionStore(state).read()["current"] == "1.1.0"

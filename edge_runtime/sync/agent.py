@@ -56,6 +56,7 @@ class SyncConfig:
     max_bytes: int = MAX_BYTES
     conditions: dict[str, Callable[[], bool]] = field(default_factory=dict)
     backend: str = "auto"
+    max_seconds: float = 600.0  # per downloaded file
 
 
 @dataclass
@@ -86,7 +87,8 @@ def sync_once(cfg: SyncConfig) -> SyncResult:
                 say(f"rolled back from {before}: it no longer loads (crash on start)")
         _step("refresh")
         try:
-            src = TufSource(cfg.source, store.root / "tuf", cfg.trusted_root)
+            src = TufSource(cfg.source, store.root / "tuf", cfg.trusted_root,
+                            cfg.max_seconds)
             cands = src.refresh()
         except Exception as exc:  # noqa: BLE001 - network or TUF refusal: keep the old model
             say(f"metadata refused: {type(exc).__name__}: {exc}")
@@ -205,8 +207,12 @@ def parse_interval(text: str | float) -> float:
 
 
 def daemon(cfg: SyncConfig, interval: float, *, max_backoff: float = 3600.0,
+           retry_base: float = 30.0,
            iterations: Optional[int] = None) -> None:
-    """Sync forever (or ``iterations`` times) with jittered exponential backoff on failure."""
+    """Sync forever (or ``iterations`` times); after a failure retry in 30 s, 60 s, ...
+
+    (capped at ``interval``), each delay jittered to 50-100% so a fleet doesn't sync in step.
+    """
     failures = 0
     n = 0
     while iterations is None or n < iterations:
@@ -217,6 +223,6 @@ def daemon(cfg: SyncConfig, interval: float, *, max_backoff: float = 3600.0,
             delay = interval
         except Exception as exc:  # noqa: BLE001 - keep the agent alive
             failures += 1
-            delay = min(max_backoff, interval * 2 ** min(failures, 10) / 8)
+            delay = min(max_backoff, interval, retry_base * 2 ** min(failures - 1, 16))
             log.warning("sync failed (%s: %s); retry in ~%.0f s", type(exc).__name__, exc, delay)
         time.sleep(delay * random.uniform(0.5, 1.0) if failures else delay)

@@ -36,14 +36,23 @@ class Candidate:
     length: int
 
 
-def _file_fetcher() -> Any:
-    from tuf.api.exceptions import DownloadHTTPError, DownloadLengthMismatchError
-    from tuf.ngclient import FetcherInterface
+def _fetcher(is_file: bool, max_seconds: float) -> Any:
+    """A fetcher for files (USB) or HTTP that gives up after ``max_seconds`` per file."""
+    import time
 
-    class FileFetcher(FetcherInterface):
-        """Reads a TUF repository from a directory (USB stick); same checks as HTTP."""
+    from tuf.api.exceptions import DownloadError, DownloadHTTPError
+    from tuf.ngclient import FetcherInterface, Urllib3Fetcher
 
-        def _fetch(self, url: str) -> Iterator[bytes]:
+    class BoundedFetcher(FetcherInterface):
+        """Same TUF checks for both sources; bounded time (TUF bounds the length)."""
+
+        def __init__(self) -> None:
+            self._http = None if is_file else Urllib3Fetcher(socket_timeout=30)
+
+        def _chunks(self, url: str) -> Iterator[bytes]:
+            if self._http is not None:
+                yield from self._http._fetch(url)
+                return
             path = Path(unquote(urlparse(url).path))
             try:
                 fh = open(path, "rb")
@@ -53,14 +62,21 @@ def _file_fetcher() -> Any:
                 while chunk := fh.read(65536):
                     yield chunk
 
-    _ = DownloadLengthMismatchError
-    return FileFetcher()
+        def _fetch(self, url: str) -> Iterator[bytes]:
+            deadline = time.monotonic() + max_seconds
+            for chunk in self._chunks(url):
+                if time.monotonic() > deadline:
+                    raise DownloadError(f"{url}: took longer than {max_seconds:.0f} s")
+                yield chunk
+
+    return BoundedFetcher()
 
 
 class TufSource:
     """One repository (``http(s)://...`` base URL or a directory) seen through TUF."""
 
-    def __init__(self, source: str, cache_dir: Path, trusted_root: bytes):
+    def __init__(self, source: str, cache_dir: Path, trusted_root: bytes,
+                 max_seconds: float = 600.0):
         from tuf.ngclient import Updater, UpdaterConfig
         self.cache_dir = Path(cache_dir)
         meta_dir = self.cache_dir / "metadata"
@@ -69,10 +85,10 @@ class TufSource:
         self.target_dir.mkdir(parents=True, exist_ok=True)
         if "://" in source and not source.startswith("file://"):
             base = source.rstrip("/")
-            fetcher = None
+            fetcher = _fetcher(False, max_seconds)
         else:
             base = Path(source.removeprefix("file://")).resolve().as_uri()
-            fetcher = _file_fetcher()
+            fetcher = _fetcher(True, max_seconds)
         config = UpdaterConfig(prefix_targets_with_hash=False)
         self.updater = Updater(str(meta_dir), f"{base}/metadata/", str(self.target_dir),
                                f"{base}/targets/", fetcher=fetcher, config=config,
