@@ -70,6 +70,7 @@ class PredictionApp:
         self.max_body = max_body
         self.max_rows = max_rows
         self._openapi = OPENAPI_PATH.read_bytes()
+        self._openapi_cache: Optional[tuple[Any, bytes]] = None
         self.routes: dict[str, dict[str, Callable[[dict[str, Any]], tuple[int, str, bytes]]]] = {
             "/predict": {"POST": self._predict},
             "/healthz": {"GET": self._healthz},
@@ -123,9 +124,9 @@ class PredictionApp:
         code, kind, rows = 200, None, 0
         try:
             proba = self._proba_param(environ.get("QUERY_STRING", ""))
-            rows_in = self._parse_rows(self._read_body(environ))
-            rows = len(rows_in)
             model = loaded.model
+            rows_in = self._parse_rows(self._read_body(environ), model.feature_names)
+            rows = len(rows_in)
             if proba and model.task != "classification":
                 raise HTTPError(400, f"proba=1: model '{model.manifest.name}' is a {model.task} model "
                                      "and gives no probabilities")
@@ -161,9 +162,9 @@ class PredictionApp:
         if unknown:
             raise HTTPError(400, f"unknown query parameter(s) {unknown}; only 'proba' is accepted")
         values = params.get("proba", ["0"])
-        if len(values) != 1 or values[0].lower() not in ("0", "1", "true", "false", ""):
-            raise HTTPError(400, f"query parameter 'proba' must be 0 or 1, got {values!r}")
-        return values[0].lower() in ("1", "true")
+        if len(values) != 1 or values[0] not in ("0", "1", "true", "false"):
+            raise HTTPError(400, f"query parameter 'proba' must be 0, 1, true or false, got {values!r}")
+        return values[0] in ("1", "true")
 
     def _read_body(self, environ: dict[str, Any]) -> bytes:
         length_text = environ.get("CONTENT_LENGTH") or ""
@@ -189,7 +190,7 @@ class PredictionApp:
             raise HTTPError(415, f"Content-Type {ctype!r} is not JSON; send application/json")
         return body
 
-    def _parse_rows(self, body: bytes) -> list[Any]:
+    def _parse_rows(self, body: bytes, names: list[str]) -> list[Any]:
         try:
             doc = json.loads(body)
         except UnicodeDecodeError:
@@ -214,11 +215,8 @@ class PredictionApp:
         if not rows:
             raise HTTPError(400, "'rows' is empty; send at least one row")
         if len(rows) > self.max_rows:
-            raise HTTPError(413, f"{len(rows)} rows in one request; the limit is {self.max_rows} "
+            raise HTTPError(422, f"{len(rows)} rows in one request; the limit is {self.max_rows} "
                                  "(edgert serve --max-rows)")
-        objects = [isinstance(r, dict) for r in rows]
-        if any(objects) and not all(objects):
-            raise HTTPError(400, "'rows' mixes objects and arrays; use one kind per request")
         for i, r in enumerate(rows):
             if not isinstance(r, (list, dict)):
                 raise HTTPError(400, f"row {i} is a {type(r).__name__}; each row must be an array of "
@@ -230,7 +228,20 @@ class PredictionApp:
                                          "missing value)")
                 if isinstance(v, int) and not -1e308 < v < 1e308:
                     raise HTTPError(422, f"row {i}: integer {str(v)[:20]}… is too large for a float")
+        if any(isinstance(r, dict) for r in rows):  # objects (maybe mixed with arrays) -> arrays
+            rows = [self._ordered(i, r, names) if isinstance(r, dict) else r for i, r in enumerate(rows)]
         return rows
+
+    @staticmethod
+    def _ordered(i: int, record: dict[str, Any], names: list[str]) -> list[Any]:
+        unknown = [k for k in record if k not in set(names)]
+        if unknown:
+            shown = ", ".join(names[:6]) + (", …" if len(names) > 6 else "")
+            raise HTTPError(422, f"row {i}: unknown feature name(s) {unknown[:5]}; expected {shown}")
+        missing = [n for n in names if n not in record]
+        if missing:
+            raise HTTPError(422, f"row {i}: missing feature(s) {missing[:5]}")
+        return [record[n] for n in names]
 
     # --- the rest ---------------------------------------------------------------------------
     def _healthz(self, environ: dict[str, Any]) -> tuple[int, str, bytes]:
@@ -270,7 +281,40 @@ class PredictionApp:
         return self._json(200, summary)
 
     def _openapi_doc(self, environ: dict[str, Any]) -> tuple[int, str, bytes]:
-        return 200, "application/json", self._openapi
+        loaded = self.slot.current
+        if loaded is None:
+            return 200, "application/json", self._openapi
+        cached = self._openapi_cache
+        if cached is None or cached[0] is not loaded:
+            cached = self._openapi_cache = (loaded, json.dumps(
+                openapi_for_model(json.loads(self._openapi), loaded.model.manifest, self.max_rows)).encode())
+        return 200, "application/json", cached[1]
+
+
+def openapi_for_model(doc: dict[str, Any], manifest: Any, max_rows: int = DEFAULT_MAX_ROWS
+                      ) -> dict[str, Any]:
+    """The repo's OpenAPI document with the generic ``Row`` schema replaced by the served model's
+    rows (its feature names, count, which accept null, allowed ranges) and the row limit set to
+    the server's, so clients and schema-driven tests see exactly what /predict accepts."""
+    def feature_schema(f: Any) -> dict[str, Any]:
+        sch: dict[str, Any] = {"type": ["number", "null"] if f.allow_nan else "number"}
+        if f.range is not None:
+            sch["minimum"], sch["maximum"] = float(f.range[0]), float(f.range[1])
+        return sch
+
+    feats = list(manifest.features)
+    doc["info"]["x-model"] = {"name": manifest.name, "version": manifest.version}
+    doc["components"]["schemas"]["Row"] = {"oneOf": [
+        {"type": "array", "description": "Values in feature order: " + ", ".join(f.name for f in feats),
+         "prefixItems": [feature_schema(f) for f in feats], "items": False,
+         "minItems": len(feats), "maxItems": len(feats)},
+        {"type": "object", "description": "Values keyed by feature name",
+         "properties": {f.name: feature_schema(f) for f in feats},
+         "required": [f.name for f in feats], "additionalProperties": False},
+    ]}
+    for form in doc["components"]["schemas"]["PredictRequest"]["oneOf"]:
+        (form["properties"]["rows"] if form["type"] == "object" else form)["maxItems"] = max_rows
+    return doc
 
 
 def make_app(slot: ModelSlot, **kwargs: Any) -> PredictionApp:

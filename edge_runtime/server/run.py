@@ -35,8 +35,7 @@ def build_slot(source: str, *, backend: str = "auto", threads: Optional[int] = N
         watcher.start_model()
         return slot, watcher
     loaded: LoadedModel = load_checked(loader, Path(source))
-    slot.swap(loaded)
-    slot.swaps = 0
+    slot.set_initial(loaded)
     return slot, None
 
 
@@ -59,9 +58,10 @@ def serve(source: str, *, host: str = "127.0.0.1", port: int = 8080, backend: st
                                poll_interval=poll_interval)
     app = make_app(slot, metrics=metrics, max_body=max_body, max_rows=max_rows)
     # waitress refuses bodies past its own limit before the app runs (a plain-text 413); keep it
-    # at twice ours so most oversized requests get the app's 413, which names the option.
+    # at four times ours so most oversized requests get the app's JSON 413, which names the option
+    # (waitress spools large bodies to a temporary file, not to memory).
     server = create_server(app, host=host, port=port, threads=http_threads,
-                           max_request_body_size=2 * max_body + 1, ident="edgert",
+                           max_request_body_size=4 * max_body + 1, ident="edgert",
                            clear_untrusted_proxy_headers=True)
     cur = slot.current
     announce(f"edgert: serving {cur.model.manifest.name} {cur.version} on "  # type: ignore[union-attr]

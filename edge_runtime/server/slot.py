@@ -51,6 +51,10 @@ class ModelSlot:
         self.last_swap_error: Optional[str] = None
         self.swaps = 0
 
+    def set_initial(self, first: LoadedModel) -> None:
+        """The model served from start-up (not counted as a swap)."""
+        self.current = first
+
     def swap(self, new: LoadedModel) -> Optional[LoadedModel]:
         """Serve ``new`` from now on; returns the model it replaced (left to finish its requests)."""
         old, self.current = self.current, new
@@ -145,7 +149,7 @@ class StoreWatcher:
                 errors.append(f"{key} {version}: {exc}")
                 log.warning("store %s: %s %s not servable: %s", self.store, key, version, exc)
                 continue
-            self.slot.swap(loaded)
+            self.slot.set_initial(loaded)
             if key == "previous":
                 self.slot.last_swap_error = errors[-1]
             return loaded
