@@ -362,9 +362,10 @@ class ResultWriter:
                 cols[f"proba_{c}"] = pa.array(probabilities[:, j])
         table = pa.table(cols)
         if self._parquet is None:
+            self._schema = table.schema
             self._parquet = pq.ParquetWriter(self.fh, table.schema)
-        elif table.schema != self._parquet.schema.to_arrow_schema():
-            table = table.cast(self._parquet.schema.to_arrow_schema())
+        elif table.schema != self._schema:  # e.g. an all-null id column in one chunk
+            table = table.cast(self._schema)
         self._parquet.write_table(table)
 
     def close(self) -> None:

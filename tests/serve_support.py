@@ -39,3 +39,45 @@ def two_bundles(tmp_path_factory: pytest.TempPathFactory, serve_bench: Any) -> t
     """breast_cancer logistic models 1.0.0 and 1.1.0 (different C: some answers differ)."""
     pytest.importorskip("sklearn")
     return serve_bench.build_demo_bundles(tmp_path_factory.mktemp("bundles"))
+
+
+@pytest.fixture(scope="session")
+def forest_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small random forest: tree ensembles score each row on its own, so batch and row-by-row
+    probabilities are bit-identical (a linear model's batched MatMul may differ in the last ulp)."""
+    pytest.importorskip("sklearn")
+    from sklearn.ensemble import RandomForestClassifier
+
+    from converters import convert
+    from converters.demo import train_demo_model
+
+    _, X_tr, X_te, names = train_demo_model("logistic")
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+
+    data = load_breast_cancer()
+    _, _, y_tr, _ = train_test_split(data.data, data.target, test_size=0.25, random_state=0,
+                                     stratify=data.target)
+    est = RandomForestClassifier(n_estimators=15, max_depth=6, random_state=0).fit(X_tr, y_tr)
+    return convert(est, X_tr, tmp_path_factory.mktemp("forest"), name="bc-forest", version="1.0.0",
+                   holdout=X_te, feature_names=names)
+
+
+def breast_cancer_rows(n: int, seed: int = 0) -> tuple[list[str], Any]:
+    """``n`` rows resampled from breast_cancer with a little noise, as float32-representable
+    values (the models run in float32), and the feature names."""
+    import numpy as np
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    rng = np.random.default_rng(seed)
+    X = data.data[rng.integers(0, len(data.data), n)] * rng.uniform(0.9, 1.1, (n, data.data.shape[1]))
+    return [f.replace(" ", "_") for f in data.feature_names], X.astype(np.float32).astype(np.float64)
+
+
+def write_csv(path: Path, names: list[str], X: Any, *, id_column: str = "id") -> Path:
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(",".join([id_column, *names]) + "\n")
+        for i, row in enumerate(X):
+            fh.write(f"r{i}," + ",".join(repr(float(v)) for v in row) + "\n")
+    return path

@@ -37,11 +37,15 @@ def register(cli: click.Group) -> None:
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256),
               help="Processes scoring chunks in parallel (each loads the bundle once); pass the "
                    "core count to use all cores.")
+@click.option("--threads", default=None, type=click.IntRange(1, 256),
+              help="Engine threads per process (default: the backend's). --threads 1, like every "
+                   "--workers process, gives results that do not depend on the chunk size.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr (default: only when stderr is a terminal; needs tqdm).")
 def predict(bundle: str, input: str, output: Optional[str], proba: bool, backend: str,
             fmt: Optional[str], out_fmt: Optional[str], id_column: Optional[str], chunk_rows: int,
-            on_error: str, reject_file: Optional[str], workers: int, progress: Optional[bool]) -> None:
+            on_error: str, reject_file: Optional[str], workers: int, threads: Optional[int],
+            progress: Optional[bool]) -> None:
     """Score INPUT (CSV with a header, JSON lines, or Parquet; '-' for stdin) in chunks.
 
     Memory stays flat: CHUNK_ROWS rows are read, scored and written at a time. Output rows keep
@@ -63,7 +67,7 @@ def predict(bundle: str, input: str, output: Optional[str], proba: bool, backend
         score_stream,
     )
 
-    model = load(bundle, backend=backend)
+    model = load(bundle, backend=backend, threads=1 if workers > 1 else threads)
     fmt = detect_format(input, fmt)
     if fmt == "parquet" and input == "-":
         raise click.UsageError("Parquet input must be a file, not stdin")
@@ -84,6 +88,7 @@ def predict(bundle: str, input: str, output: Optional[str], proba: bool, backend
     fout = (open(output, "wb") if out_fmt == "parquet" else open_text_out(output))  # type: ignore[arg-type]
     frej = open(reject_file, "w", encoding="utf-8") if reject_file else None
     bar = None
+    writer = None
     try:
         if fin is None:
             chunks = read_parquet_chunks(input, features, id_column=id_column, chunk_rows=chunk_rows)
@@ -123,6 +128,8 @@ def predict(bundle: str, input: str, output: Optional[str], proba: bool, backend
             click.echo(f"edgert: scored {writer.rows} of {seen} rows; {rejects.count} bad row(s) "
                        f"skipped -> {reject_file}", err=True)
     finally:
+        if writer is not None:
+            writer.close()
         if bar is not None:
             bar.close()
         if fin is not None and fin is not click.get_text_stream("stdin"):
