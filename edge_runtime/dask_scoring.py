@@ -9,8 +9,8 @@ are the ones ``edgert predict`` and ``Model.predict`` give. Dask is an optional 
     from edge_runtime.dask_scoring import dask_predict
 
     ddf = dd.read_parquet("s3://bucket/rows/*.parquet")      # or read_csv, from_pandas, ...
-    scored = dask_predict(ddf, "/models/breast-cancer", proba=True)
-    scored.to_parquet("scored/")                               # label, proba_<class> per row
+    scored = dask_predict(ddf, "/models/breast-cancer", proba=True, keep=["id"])
+    scored.to_parquet("scored/")                               # id, label, proba_<class> per row
 
 The bundle path must be readable from every worker (a shared filesystem, or copy it there).
 """
@@ -18,7 +18,7 @@ The bundle path must be readable from every worker (a shared filesystem, or copy
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Sequence
 
 _MODELS: dict[tuple[str, str], Any] = {}
 _LOCK = threading.Lock()
@@ -37,10 +37,11 @@ def _model(bundle: str, backend: str) -> Any:
     return model
 
 
-def predict_partition(df: Any, bundle: str, *, proba: bool = False, backend: str = "auto") -> Any:
-    """Score one pandas partition: a frame with ``label`` (or ``prediction``) and, with ``proba``,
-    ``proba_<class>`` columns, on the partition's index. Columns other than the model's features
-    (ids, targets) are ignored here; join on the index to keep them.
+def predict_partition(df: Any, bundle: str, *, proba: bool = False, backend: str = "auto",
+                      keep: Sequence[str] = ()) -> Any:
+    """Score one pandas partition: a frame with the ``keep`` columns passed through (ids), then
+    ``label`` (or ``prediction``) and, with ``proba``, ``proba_<class>`` columns, on the
+    partition's index. Other columns (targets, extras) are left out.
 
     Raises:
         InputError: a feature column is missing or not numeric, or a value is invalid.
@@ -56,15 +57,18 @@ def predict_partition(df: Any, bundle: str, *, proba: bool = False, backend: str
         raise InputError(f"partition: missing feature column(s) {missing[:5]}")
     target = "label" if model.task == "classification" else "prediction"
     cols = [target] + ([f"proba_{c}" for c in model.manifest.classes or []] if proba else [])
+    out = df[list(keep)].copy()
     if len(df) == 0:
-        return _meta(model, proba).set_index(df.index)
+        for name, col in _meta(model, proba).items():
+            out[name] = col
+        return out
     x = df[names]
-    out = pd.DataFrame({target: model.predict(x)}, index=df.index)
+    out[target] = model.predict(x)
     if proba:
         p = model.predict_proba(x)
         for j, c in enumerate(model.manifest.classes or []):
             out[f"proba_{c}"] = p[:, j]
-    return out[cols]
+    return out[list(keep) + cols]
 
 
 def _meta(model: Any, proba: bool) -> Any:
@@ -82,9 +86,12 @@ def _meta(model: Any, proba: bool) -> Any:
     return pd.DataFrame(data)
 
 
-def dask_predict(ddf: Any, bundle: str, *, proba: bool = False, backend: str = "auto") -> Any:
+def dask_predict(ddf: Any, bundle: str, *, proba: bool = False, backend: str = "auto",
+                 keep: Sequence[str] = ()) -> Any:
     """``ddf.map_partitions(predict_partition, ...)`` with the output schema (``meta``) filled in,
     so Dask needs no trial run. The bundle is loaded here once to check it and learn the schema."""
+    import pandas as pd
+
     model = _model(bundle, backend)
     meta = _meta(model, proba)
     if proba:
@@ -95,7 +102,9 @@ def dask_predict(ddf: Any, bundle: str, *, proba: bool = False, backend: str = "
         meta["prediction"] = meta["prediction"].astype(model.predict(model_first_row(model)).dtype)
     else:
         meta["label"] = meta["label"].astype(model.predict(model_first_row(model)).dtype)
-    return ddf.map_partitions(predict_partition, bundle, proba=proba, backend=backend, meta=meta)
+    meta = pd.concat([ddf._meta[list(keep)].iloc[:0], meta.set_axis(ddf._meta.index[:0])], axis=1)
+    return ddf.map_partitions(predict_partition, bundle, proba=proba, backend=backend, keep=list(keep),
+                              meta=meta)
 
 
 def model_first_row(model: Any) -> Any:

@@ -213,10 +213,15 @@ def test_usage_errors(tmp_path: Path, data: tuple[Path, list[str], Any], forest_
 
 
 def _peak_rss_mb(args: list[str]) -> float:
-    code = ("import resource, sys\n"
+    # VmHWM, the process's own peak: ru_maxrss would include pytest's RSS at fork (kept across exec)
+    code = ("import sys\n"
+            "def _peak_mb():\n"
+            "    for line in open('/proc/self/status'):\n"
+            "        if line.startswith('VmHWM:'):\n"
+            "            return int(line.split()[1]) / 1024\n"
             "from edge_runtime.cli import main\n"
             "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr)\n")
+            "print(_peak_mb(), file=sys.stderr)\n")
     proc = subprocess.run([sys.executable, "-c", code, *args], env=cli_env(), capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
