@@ -120,16 +120,30 @@ def read_csv_chunks(fh: IO[str], features: list[str], *, id_column: Optional[str
                 continue
             rejects.append(Reject(n, f"{len(rec)} fields, the header has {width}", rec))
         else:
-            rows.append([_cell(rec[i]) for i in order])
+            rows.append([rec[i] for i in order])
             numbers.append(n)
             if id_idx is not None:
                 ids.append(rec[id_idx])
         if len(rows) + len(rejects) >= chunk_rows:
-            yield Chunk(first, rows, ids if id_idx is not None else None, numbers, rejects)
+            yield Chunk(first, _csv_values(rows), ids if id_idx is not None else None, numbers, rejects)
             first = n
             rows, ids, numbers, rejects = [], [], [], []
     if rows or rejects:
-        yield Chunk(first, rows, ids if id_idx is not None else None, numbers, rejects)
+        yield Chunk(first, _csv_values(rows), ids if id_idx is not None else None, numbers, rejects)
+
+
+def _csv_values(rows: list[list[str]]) -> Any:
+    """A chunk's cells as one float64 array when they all parse (numpy's C loop: the fast, usual
+    path), else as Python values with blanks and NA/null as missing, for the model's adapter to
+    check cell by cell and name what is wrong."""
+    if rows:
+        import numpy as np
+
+        try:
+            return np.array(rows, dtype=np.float64)
+        except ValueError:
+            pass
+    return [[_cell(v) for v in r] for r in rows]
 
 
 def _check_columns(header: list[str], features: list[str], id_column: Optional[str], where: str) -> None:
