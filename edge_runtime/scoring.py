@@ -89,7 +89,7 @@ def open_text_out(path: Optional[str]) -> IO[str]:
 
 # --- readers ----------------------------------------------------------------------------------
 def read_csv_chunks(fh: IO[str], features: list[str], *, id_column: Optional[str] = None,
-                    chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+                    chunk_rows: int = CHUNK_ROWS, first_row: int = 0) -> Iterator[Chunk]:
     """CSV with a header. Columns are matched to features by name (extra columns other than the
     id column are an error, so a misnamed column never shifts values silently). A line with the
     wrong number of fields becomes a reject of its chunk.
@@ -110,8 +110,7 @@ def read_csv_chunks(fh: IO[str], features: list[str], *, id_column: Optional[str
     ids: list[Any] = []
     numbers: list[int] = []
     rejects: list[Reject] = []
-    first = 0
-    n = 0
+    first = n = first_row  # rows before this text (a block of a bigger file, see read_text_blocks)
     for rec in reader:
         n += 1
         if len(rec) != width:
@@ -167,15 +166,14 @@ def _cell(text: str) -> Any:
 
 
 def read_jsonl_chunks(fh: IO[str], *, id_column: Optional[str] = None,
-                      chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+                      chunk_rows: int = CHUNK_ROWS, first_row: int = 0) -> Iterator[Chunk]:
     """JSON lines: each line an object keyed by feature name, or an array in feature order.
     A line that does not parse, or parses to something else, becomes a reject."""
     rows: list[Any] = []
     ids: list[Any] = []
     numbers: list[int] = []
     rejects: list[Reject] = []
-    first = 0
-    n = 0
+    first = n = first_row  # rows before this text (a block of a bigger file, see read_text_blocks)
     for line in fh:
         line = line.strip()
         if not line:
@@ -322,7 +320,7 @@ class ResultWriter:
     """Writes predictions as CSV, JSON lines or Parquet, one output row per kept input row."""
 
     def __init__(self, fh: Any, fmt: str, *, classes: Optional[list[Any]], proba: bool,
-                 task: str, id_column: Optional[str] = None):
+                 task: str, id_column: Optional[str] = None, header: bool = True):
         self.fh, self.fmt, self.proba, self.task = fh, fmt, proba, task
         self.classes = classes
         self.id_column = id_column
@@ -330,7 +328,7 @@ class ResultWriter:
         self.rows = 0
         self._csv = csv.writer(fh) if fmt == "csv" else None
         self._parquet: Any = None
-        if self._csv is not None:
+        if self._csv is not None and header:
             head = ([id_column] if id_column else []) + [self.target]
             if proba:
                 head += [f"proba_{c}" for c in classes or []]
@@ -381,6 +379,11 @@ class ResultWriter:
         elif table.schema != self._schema:  # e.g. an all-null id column in one chunk
             table = table.cast(self._schema)
         self._parquet.write_table(table)
+
+    def write_text(self, text: str, rows: int) -> None:
+        """Rows a worker process already formatted (same format, no header)."""
+        self.fh.write(text)
+        self.rows += rows
 
     def close(self) -> None:
         if self._parquet is not None:
@@ -449,6 +452,121 @@ def score_stream(chunks: Iterator[Chunk], *, model: Any = None, bundle: Optional
         try:
             for chunk in chunks:
                 pending.append(pool.submit(_worker_score, chunk, proba, on_error))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for fut in pending:
+                fut.cancel()
+
+
+def read_text_blocks(fh: IO[str], chunk_rows: int, *, quoted: bool) -> Iterator[tuple[int, str]]:
+    """Split text input into blocks of ``chunk_rows`` records without parsing them, for worker
+    processes: ``(rows before the block, text)``. Blank lines are dropped (they are not rows);
+    with ``quoted`` (CSV), a line with an odd number of quote characters continues on the next
+    line, so a quoted field holding a newline stays in one block."""
+    buf: list[str] = []
+    pending: Optional[str] = None
+    before = 0
+    for line in fh:
+        if pending is not None:
+            pending += line
+            if pending.count('"') % 2:
+                continue
+            line, pending = pending, None
+        elif not line.strip():
+            continue
+        elif quoted and line.count('"') % 2:
+            pending = line
+            continue
+        buf.append(line if line.endswith("\n") else line + "\n")
+        if len(buf) == chunk_rows:
+            yield before, "".join(buf)
+            before += len(buf)
+            buf = []
+    if pending is not None:
+        buf.append(pending)
+    if buf:
+        yield before, "".join(buf)
+
+
+@dataclass
+class TextJob:
+    """What a worker needs to parse, score and format a block of CSV or JSON-lines text."""
+
+    bundle: str
+    backend: str
+    fmt: str  # csv | jsonl
+    out_fmt: str  # csv | jsonl | parquet
+    header_line: str  # CSV header text ("" for JSON lines)
+    features: list[str]
+    id_column: Optional[str]
+    proba: bool
+    on_error: str
+
+
+_TEXT_JOB: Optional[TextJob] = None
+
+
+def _text_worker_init(job: TextJob) -> None:
+    global _TEXT_JOB
+    _TEXT_JOB = job
+    _worker_init(job.bundle, job.backend)
+
+
+def _text_worker_score(before: int, text: str) -> tuple[Any, list[Reject], int, int]:
+    """Parse, score and (for CSV / JSON-lines output) format one block in the worker: the parent
+    only splits lines and writes results, so the parsing uses every core too."""
+    job, model = _TEXT_JOB, _WORKER_MODEL
+    assert job is not None and model is not None
+    if job.fmt == "csv":
+        chunks = read_csv_chunks(io.StringIO(job.header_line + text), job.features, id_column=job.id_column,
+                                 chunk_rows=1 << 30, first_row=before)
+    else:
+        chunks = read_jsonl_chunks(io.StringIO(text), id_column=job.id_column, chunk_rows=1 << 30,
+                                   first_row=before)
+    chunk = next(iter(chunks), None)
+    if chunk is None:
+        return "", [], 0, 0
+    scored = score_chunk(model, chunk, proba=job.proba, on_error=job.on_error)
+    if job.out_fmt == "parquet":
+        return scored, scored.rejects, scored.rows_in, len(scored.values)
+    buf = io.StringIO(newline="")
+    writer = ResultWriter(buf, job.out_fmt, classes=model.manifest.classes, proba=job.proba,
+                          task=model.task, id_column=job.id_column, header=False)
+    if len(scored.values):
+        writer.write(scored, scored.values, scored.probabilities)
+    return buf.getvalue(), scored.rejects, scored.rows_in, len(scored.values)
+
+
+def score_text_parallel(fh: IO[str], job: TextJob, *, workers: int, chunk_rows: int
+                        ) -> Iterator[tuple[Any, list[Reject], int, int]]:
+    """Score CSV / JSON-lines text in ``workers`` processes, results in input order:
+    ``(formatted text or Scored for Parquet output, rejects, rows read, rows written)``.
+    At most ``2 × workers`` blocks are in flight, so memory stays flat.
+
+    Raises:
+        InputError: a bad row under ``on_error="fail"`` (the earliest in input order), or a bad
+            CSV header.
+    """
+    import multiprocessing as mp
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    if job.fmt == "csv":
+        job.header_line = fh.readline()
+        if not job.header_line:
+            return
+        header = [h.strip() for h in next(csv.reader([job.header_line]))]
+        _check_columns(header, job.features, job.id_column, "CSV header")
+    ctx = mp.get_context("spawn")  # not fork: a forked child would inherit engine thread pools
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_text_worker_init,
+                             initargs=(job,)) as pool:
+        pending: deque[Any] = deque()
+        try:
+            for before, text in read_text_blocks(fh, chunk_rows, quoted=job.fmt == "csv"):
+                pending.append(pool.submit(_text_worker_score, before, text))
                 if len(pending) >= 2 * workers:
                     yield pending.popleft().result()
             while pending:

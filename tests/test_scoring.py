@@ -244,3 +244,34 @@ def test_peak_memory_stays_flat_as_the_file_grows(tmp_path: Path, forest_bundle:
     # holding the big file's rows would take tens of MB more (40k rows x 31 Python strings)
     assert rss_big - rss_small < 12, (rss_small, rss_big)
     assert sum(1 for _ in open(tmp_path / "b.out")) == 40_001
+
+
+def test_text_blocks_keep_quoted_newlines_and_drop_blank_lines() -> None:
+    import io
+
+    from edge_runtime.scoring import read_text_blocks
+
+    text = 'a,1\n\n"multi\nline",2\n"say ""hi""",3\nb,4\n'
+    blocks = list(read_text_blocks(io.StringIO(text), 2, quoted=True))
+    assert blocks == [(0, 'a,1\n"multi\nline",2\n'), (2, '"say ""hi""",3\nb,4\n')]
+    assert [r for _, t in blocks for r in csv.reader(io.StringIO(t))] == [
+        ["a", "1"], ["multi\nline", "2"], ['say "hi"', "3"], ["b", "4"]]
+
+
+def test_workers_on_json_lines_match_one_process(tmp_path: Path, data: tuple[Path, list[str], Any],
+                                                 forest_bundle: Path) -> None:  # noqa: F811
+    _, names, X = data
+    src = tmp_path / "in.jsonl"
+    with open(src, "w") as fh:
+        for i in range(600):
+            fh.write(json.dumps({"key": f"k{i}", **dict(zip(names, map(float, X[i])))}) + "\n")
+            if i == 250:
+                fh.write("[1, 2]\n")
+    outs = []
+    for extra in (("--threads", 1), ("--workers", 2)):
+        out = tmp_path / f"out{extra[0]}.jsonl"
+        edgert("predict", forest_bundle, src, "-o", out, "--id-column", "key", "--on-error", "skip",
+               "--proba", "--chunk-rows", 100, *extra)
+        outs.append((out.read_text(), (tmp_path / f"{out.name}.rejects.jsonl").read_text()))
+    assert outs[0] == outs[1]
+    assert json.loads(outs[1][1])["row"] == 252 and outs[1][0].count("\n") == 600

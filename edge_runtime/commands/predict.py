@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Iterator, Optional
 
 import click
 
@@ -55,6 +55,7 @@ def predict(bundle: str, input: str, output: Optional[str], proba: bool, backend
     from ..scoring import (
         RejectWriter,
         ResultWriter,
+        TextJob,
         detect_format,
         open_text_in,
         open_text_out,
@@ -65,6 +66,7 @@ def predict(bundle: str, input: str, output: Optional[str], proba: bool, backend
         read_jsonl_chunks,
         read_parquet_chunks,
         score_stream,
+        score_text_parallel,
     )
 
     model = load(bundle, backend=backend, threads=1 if workers > 1 else threads)
@@ -104,17 +106,28 @@ def predict(bundle: str, input: str, output: Optional[str], proba: bool, backend
         writer = ResultWriter(fout, out_fmt, classes=model.manifest.classes, proba=proba,
                               task=model.task, id_column=id_column)
         rejects = RejectWriter(frej) if frej else None
+        if workers > 1 and fin is not None:
+            # text input: workers parse, score and format; this process splits lines and writes
+            job = TextJob(bundle=bundle, backend=backend, fmt=fmt, out_fmt=out_fmt, header_line="",
+                          features=features, id_column=id_column, proba=proba, on_error=on_error)
+            results: Iterator[tuple[Any, list[Any], int, int]] = score_text_parallel(
+                fin, job, workers=workers, chunk_rows=chunk_rows)
+        else:
+            results = ((sc, sc.rejects, sc.rows_in, len(sc.values)) for sc in score_stream(
+                chunks, model=model, bundle=bundle, backend=backend, workers=workers, proba=proba,
+                on_error=on_error))
         seen = 0
-        for scored in score_stream(chunks, model=model, bundle=bundle, backend=backend, workers=workers,
-                                   proba=proba, on_error=on_error):
-            if len(scored.values):
-                writer.write(scored, scored.values, scored.probabilities)
-            if rejects is not None and scored.rejects:
-                rejects.write(scored.rejects)
-            seen += scored.rows_in
+        for result, bad, rows_in, rows_out in results:
+            if isinstance(result, str):
+                writer.write_text(result, rows_out)
+            elif rows_out:
+                writer.write(result, result.values, result.probabilities)
+            if rejects is not None and bad:
+                rejects.write(bad)
+            seen += rows_in
             if bar is not None:
                 if pos is None:
-                    bar.update(scored.rows_in)
+                    bar.update(rows_in)
                 else:
                     at = pos()
                     if at is not None:
