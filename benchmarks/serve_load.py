@@ -7,7 +7,7 @@ the served sync store halfway through the load and checks that no request failed
 server ended on the new version. The plain alternative, measured in the same run, is calling
 ``Model.predict`` in-process on one row.
 
-    PYTHONPATH=$PWD python benchmarks/serve_load.py [--requests 5000] [--concurrency 16]
+    PYTHONPATH=$PWD python benchmarks/serve_load.py [--requests 5000] [--concurrency 4]
 """
 
 from __future__ import annotations
@@ -221,7 +221,8 @@ def report(title: str, r: LoadResult) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", type=int, default=5000)
-    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--concurrency", type=int, default=4,
+                    help="client connections (more than the server threads only queue)")
     ap.add_argument("--threads", type=int, default=4, help="server request threads")
     ap.add_argument("--rows", type=int, default=1, help="rows per request")
     args = ap.parse_args()

@@ -46,7 +46,6 @@ def predict_partition(df: Any, bundle: str, *, proba: bool = False, backend: str
     Raises:
         InputError: a feature column is missing or not numeric, or a value is invalid.
     """
-    import pandas as pd
 
     model = _model(bundle, backend)
     names = model.feature_names
