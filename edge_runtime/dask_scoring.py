@@ -101,7 +101,8 @@ def dask_predict(ddf: Any, bundle: str, *, proba: bool = False, backend: str = "
         meta["prediction"] = meta["prediction"].astype(model.predict(model_first_row(model)).dtype)
     else:
         meta["label"] = meta["label"].astype(model.predict(model_first_row(model)).dtype)
-    meta = pd.concat([ddf._meta[list(keep)].iloc[:0], meta.set_axis(ddf._meta.index[:0])], axis=1)
+    kept = pd.DataFrame({c: pd.Series([], dtype=ddf.dtypes[c]) for c in keep})
+    meta = pd.concat([kept, meta], axis=1)
     return ddf.map_partitions(predict_partition, bundle, proba=proba, backend=backend, keep=list(keep),
                               meta=meta)
 

@@ -254,12 +254,14 @@ def score_chunk(model: Any, chunk: Chunk, *, proba: bool = False, on_error: str 
     rejects = list(chunk.rejects)
     rows, ids = chunk.rows, chunk.ids
     n = len(rows)
-    try:
-        if rejects:  # the reader set rows aside: find the model's bad rows too, for the order
-            raise InputError("")
-        values = model.predict(rows)
-        probs = model.predict_proba(rows) if proba else None
-    except InputError:
+    whole = not rejects  # when the reader set rows aside, look for the model's bad rows too
+    if whole:
+        try:
+            values = model.predict(rows)
+            probs = model.predict_proba(rows) if proba else None
+        except InputError:
+            whole = False
+    if not whole:
         keep: list[int] = []
         for i in range(n):
             try:

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from serve_support import (  # noqa: F401
     breast_cancer_rows,
     cli_env,
@@ -275,3 +277,42 @@ def test_workers_on_json_lines_match_one_process(tmp_path: Path, data: tuple[Pat
         outs.append((out.read_text(), (tmp_path / f"{out.name}.rejects.jsonl").read_text()))
     assert outs[0] == outs[1]
     assert json.loads(outs[1][1])["row"] == 252 and outs[1][0].count("\n") == 600
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(st.one_of(
+    st.just("ROW"), st.just(""), st.text(alphabet=',"0123456789.-e nNaA\n', max_size=40)), max_size=25),
+       chunk=st.integers(1, 7))
+def test_fuzzed_csv_rows_are_scored_or_rejected_never_crash(lines: list[str], chunk: int,
+                                                            scoring_model: Any) -> None:
+    """Untrusted CSV text: every record is either scored or rejected with its row number; the
+    only error that can escape is InputError (under --on-error fail)."""
+    import io
+
+    from edge_runtime.errors import InputError
+    from edge_runtime.scoring import read_csv_chunks, score_chunk
+
+    model, names, good = scoring_model
+    text = "id," + ",".join(names) + "\n" + "\n".join(good if x == "ROW" else x for x in lines) + "\n"
+    records = sum(1 for r in csv.reader(io.StringIO(text)) if r) - 1
+    kept = bad = 0
+    numbers: list[int] = []
+    for c in read_csv_chunks(io.StringIO(text), names, id_column="id", chunk_rows=chunk):
+        sc = score_chunk(model, c, on_error="skip")
+        kept += len(sc.values)
+        bad += len(sc.rejects)
+        numbers += [r.row for r in sc.rejects]
+        assert sc.rows_in == len(c.rows) + len(c.rejects)
+    assert kept + bad == records and len(set(numbers)) == len(numbers)
+    assert all(1 <= n <= records for n in numbers)
+    try:
+        for c in read_csv_chunks(io.StringIO(text), names, id_column="id", chunk_rows=chunk):
+            score_chunk(model, c, on_error="fail")
+    except InputError as exc:
+        assert str(exc).startswith("row ")
+
+
+@pytest.fixture(scope="module")
+def scoring_model(forest_bundle: Path, data: tuple[Path, list[str], Any]) -> Any:  # noqa: F811
+    _, names, X = data
+    return load(forest_bundle), names, "r0," + ",".join(repr(float(v)) for v in X[0])

@@ -253,3 +253,26 @@ def test_unsafe_version_names_are_refused(tmp_path: Path, two_bundles: tuple[Pat
 
     with pytest.raises(BundleError, match="unsafe version"):
         resolve_version_dir(tmp_path, "../../etc")
+
+
+def test_an_internal_error_is_a_500_for_that_request_only(model: Any) -> None:
+    from edge_runtime.server import LoadedModel
+
+    class Broken:
+        def __init__(self, real: Any) -> None:
+            self.manifest, self.task, self.feature_names = real.manifest, real.task, real.feature_names
+            self.backend, self.calls = real.backend, 0
+
+        def predict(self, rows: Any) -> Any:
+            self.calls += 1
+            if self.calls == 1:
+                raise RuntimeError("engine fell over")
+            return np.zeros(len(rows), dtype=np.int64)
+
+    metrics = Metrics()
+    app = make_app(ModelSlot(LoadedModel(Broken(model), "1.0.0", "test")), metrics=metrics)
+    body = json.dumps({"rows": rows(model, 1)}).encode()
+    code, _, out = call(app, "POST", "/predict", body)
+    assert code == 500 and "engine fell over" not in out.decode()  # no internals leak
+    assert call(app, "POST", "/predict", body)[0] == 200
+    assert 'edgert_predict_errors_total{version="1.0.0",kind="internal"} 1' in metrics.render()

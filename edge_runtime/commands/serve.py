@@ -48,6 +48,9 @@ def serve(source: str, host: str, port: int, backend: str, http_threads: int,
     logging.basicConfig(level=logging.INFO, format="edgert: %(levelname)s %(message)s", stream=sys.stderr)
     # SIGTERM (systemd, docker, tests) stops the server the same way Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
-    run(source, host=host, port=port, backend=backend, model_threads=model_threads,
-        http_threads=http_threads, max_body=max_body, max_rows=max_rows, poll_interval=poll_interval,
-        announce=lambda line: click.echo(line, err=True))
+    try:
+        run(source, host=host, port=port, backend=backend, model_threads=model_threads,
+            http_threads=http_threads, max_body=max_body, max_rows=max_rows,
+            poll_interval=poll_interval, announce=lambda line: click.echo(line, err=True))
+    except ImportError as exc:
+        raise click.ClickException(str(exc)) from None
