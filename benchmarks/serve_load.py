@@ -26,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,6 +55,17 @@ class LoadResult:
         return xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))]
 
 
+def breast_cancer_split() -> tuple[Any, Any, Any, list[str]]:
+    """The demo's split of breast_cancer (ships with scikit-learn): X_train, X_test, y_train, names."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+
+    data = load_breast_cancer()
+    X_tr, X_te, y_tr, _ = train_test_split(data.data, data.target, test_size=0.25, random_state=0,
+                                           stratify=data.target)
+    return X_tr, X_te, y_tr, [n.replace(" ", "_") for n in data.feature_names]
+
+
 def build_demo_bundles(work: Path) -> tuple[Path, Path]:
     """Two versions of the breast_cancer logistic model (different regularisation, so they differ)."""
     sys.path.insert(0, str(ROOT))
@@ -63,14 +74,8 @@ def build_demo_bundles(work: Path) -> tuple[Path, Path]:
     from sklearn.preprocessing import StandardScaler
 
     from converters import convert
-    from converters.demo import train_demo_model
 
-    _, X_tr, X_te, names = train_demo_model("logistic")
-    from sklearn.datasets import load_breast_cancer
-    from sklearn.model_selection import train_test_split
-    data = load_breast_cancer()
-    _, _, y_tr, _ = train_test_split(data.data, data.target, test_size=0.25, random_state=0,
-                                     stratify=data.target)
+    X_tr, X_te, y_tr, names = breast_cancer_split()
     out = []
     for version, c in (("1.0.0", 1.0), ("1.1.0", 0.05)):
         est = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000)).fit(X_tr, y_tr)

@@ -49,15 +49,8 @@ def forest_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from sklearn.ensemble import RandomForestClassifier
 
     from converters import convert
-    from converters.demo import train_demo_model
 
-    _, X_tr, X_te, names = train_demo_model("logistic")
-    from sklearn.datasets import load_breast_cancer
-    from sklearn.model_selection import train_test_split
-
-    data = load_breast_cancer()
-    _, _, y_tr, _ = train_test_split(data.data, data.target, test_size=0.25, random_state=0,
-                                     stratify=data.target)
+    X_tr, X_te, y_tr, names = load_benchmark("serve_load").breast_cancer_split()
     est = RandomForestClassifier(n_estimators=15, max_depth=6, random_state=0).fit(X_tr, y_tr)
     return convert(est, X_tr, tmp_path_factory.mktemp("forest"), name="bc-forest", version="1.0.0",
                    holdout=X_te, feature_names=names)

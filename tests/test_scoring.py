@@ -191,6 +191,11 @@ def test_parquet_in_and_out(tmp_path: Path, data: tuple[Path, list[str], Any],
     assert np.array_equal(probs, model.predict_proba(X[keep]))
     rejects = [json.loads(x) for x in (tmp_path / "out.parquet.rejects.jsonl").read_text().splitlines()]
     assert [r["row"] for r in rejects] == [18] and rejects[0]["id"] == "r17"
+    # worker processes write the same table
+    out2 = tmp_path / "out2.parquet"
+    edgert("predict", forest_bundle, src, "-o", out2, "--proba", "--id-column", "id", "--on-error", "skip",
+           "--chunk-rows", 128, "--workers", 2)
+    assert pq.read_table(out2).equals(table)
     # Parquet in, CSV out
     csv_out = tmp_path / "out.csv"
     edgert("predict", forest_bundle, src, "-o", csv_out, "--on-error", "skip", "--id-column", "id")

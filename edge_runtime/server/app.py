@@ -35,6 +35,7 @@ _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Al
             422: "Unprocessable Content", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 StartResponse = Callable[..., Any]
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class HTTPError(Exception):
@@ -100,7 +101,9 @@ class PredictionApp:
         except Exception:  # noqa: BLE001 - one bad request must never stop the server
             log.exception("%s %s", method, path)
             code, ctype, body = 500, "application/json", self._error_body("internal error (see server log)")
-        self.metrics.http(method, path if path in self.routes else "other", code)
+        # label values come from a fixed set, so clients cannot grow the metrics without bound
+        self.metrics.http(method if method in _METHODS else "other",
+                          path if path in self.routes else "other", code)
         headers = [("Content-Type", ctype), ("Content-Length", str(len(body))),
                    ("Cache-Control", "no-store")] + extra
         start_response(f"{code} {_REASONS.get(code, '')}".strip(), headers)
