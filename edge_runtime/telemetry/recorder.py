@@ -1,0 +1,416 @@
+"""The recorder: takes raw facts from the prediction path and aggregates them elsewhere.
+
+The prediction thread only appends one tuple ``(kind, stream, wall time, latency, input,
+output, ids)`` to a bounded in-memory queue (a ``deque``: append is atomic under the GIL and
+costs well under a microsecond). A background thread drains the queue every
+``drain_interval_s``, bins latencies, outputs and features per model version and time
+window (vectorised over the whole drained block), and writes closed windows to the SQLite
+outbox. Predictions never wait on binning, disk or network. When the queue is full a call
+is counted as ``lost`` instead of blocking.
+
+Raw inputs are never stored unless ``sample_rate`` > 0 is set explicitly.
+"""
+
+from __future__ import annotations
+
+import atexit
+import math
+import os
+import random
+import threading
+import time
+import weakref
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from itertools import repeat
+from typing import Any, Callable, Optional, Sequence, Union
+
+import numpy as np
+
+from .aggregate import WindowAccumulator
+from .outbox import DEFAULT_MAX_BYTES, Outbox
+
+# queue entry kinds
+CALL, PROBA_CALL, ERROR, FEEDBACK, SHADOW = range(5)
+
+
+@dataclass(frozen=True)
+class LiveMetrics:
+    """Error rate and latency over the last ``n`` calls of one model version (for probation)."""
+
+    model: str
+    version: str
+    n: int
+    errors: int
+    error_rate: float
+    p50_s: Optional[float]
+    p99_s: Optional[float]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Stream:
+    """What the recorder knows about one monitored model version (made by MonitoredModel)."""
+
+    def __init__(self, model: str, version: str, *, classification: bool,
+                 classes: Optional[list[Any]] = None,
+                 reference: Optional[dict[str, Any]] = None,
+                 adapt: Optional[Callable[[Any], np.ndarray]] = None,
+                 width: Optional[int] = None):
+        self.model = model
+        self.version = version
+        self.key = (model, version)
+        self.classification = classification
+        self.classes = np.asarray(classes) if classes is not None else None
+        self.reference = reference if reference and reference.get("features") else None
+        self.adapt = adapt
+        self.width = width
+        self.sid: Optional[int] = None
+
+    def to_matrix(self, X: Any) -> Optional[np.ndarray]:
+        """The validated 2-D input again (drain thread only); None if it cannot be rebuilt."""
+        if isinstance(X, np.ndarray) and X.ndim == 2 and (self.width is None or X.shape[1] == self.width):
+            return X
+        if self.adapt is None:
+            return None
+        try:
+            return self.adapt(X)
+        except Exception:  # noqa: BLE001 - the call succeeded; a stale mutable input is not fatal
+            return None
+
+
+def _window_start(t: float, window_s: float) -> float:
+    return math.floor(t / window_s) * window_s
+
+
+class Recorder:
+    """Aggregates prediction facts into per-version windows and persists them to the outbox.
+
+    One recorder per process and state directory is usual (:func:`get_recorder`). All
+    public methods are thread-safe; :meth:`flush` makes everything recorded so far durable.
+    """
+
+    def __init__(self, state_dir: Union[str, os.PathLike[str], None] = None, *,
+                 outbox: Optional[Outbox] = None, window_s: float = 300.0,
+                 drain_interval_s: float = 0.5, persist_interval_s: float = 60.0,
+                 queue_max: int = 200_000, sample_rate: float = 0.0, live_n: int = 1000,
+                 max_pending_feedback: int = 100_000, feedback_ttl_s: float = 7 * 86400.0,
+                 max_bytes: int = DEFAULT_MAX_BYTES, start: bool = True):
+        if window_s <= 0 or drain_interval_s <= 0:
+            raise ValueError("window_s and drain_interval_s must be positive")
+        if not 0.0 <= sample_rate <= 1.0:
+            raise ValueError(f"sample_rate must be within [0, 1], got {sample_rate}")
+        self.outbox = outbox or Outbox(state_dir, max_bytes=max_bytes)
+        self.window_s = float(window_s)
+        self.drain_interval_s = float(drain_interval_s)
+        self.persist_interval_s = float(persist_interval_s)
+        self.queue_max = int(queue_max)
+        self.sample_rate = float(sample_rate)
+        self.live_n = int(live_n)
+        self.max_pending_feedback = int(max_pending_feedback)
+        self.feedback_ttl_s = float(feedback_ttl_s)
+        self.queue: deque = deque()
+        self.lost = 0  # incremented on the prediction path when the queue is full
+        self._lost_seen = 0
+        self._windows: dict[tuple[tuple[str, str], float], tuple[Stream, WindowAccumulator]] = {}
+        self._live: dict[tuple[str, str], deque] = {}
+        self._pending: OrderedDict[Any, tuple[Stream, Any, float]] = OrderedDict()
+        self._refs_sent: set[tuple[str, str]] = set()
+        self._streams: list[Stream] = []
+        self._drain_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._last_persist = time.monotonic()
+        self._clock_offset = time.time() - time.perf_counter()
+        self._last_stream: Optional[Stream] = None
+        self._thread: Optional[threading.Thread] = None
+        self._closed = False
+        if start:
+            self.start()
+        ref = weakref.ref(self)
+        atexit.register(lambda: (r := ref()) is not None and r.close())
+
+    # --- lifecycle --------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="edgert-telemetry",
+                                            daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.drain_interval_s)
+            self._wake.clear()
+            try:
+                self.drain()
+                if time.monotonic() - self._last_persist >= self.persist_interval_s:
+                    self.persist(all_windows=True)
+                else:
+                    self.persist(all_windows=False)
+            except Exception:  # noqa: BLE001 - telemetry must never take the process down
+                time.sleep(self.drain_interval_s)
+
+    def flush(self) -> None:
+        """Aggregate everything queued and write every window (open ones too) to the outbox."""
+        self.drain()
+        self.persist(all_windows=True)
+
+    def close(self) -> None:
+        """Stop the drain thread and flush. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
+        try:
+            self.flush()
+        finally:
+            self.outbox.close()
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # --- entry points used off the hot path -------------------------------------------------
+    def feedback(self, prediction_id: Any, label: Any) -> None:
+        """Record the true outcome of an earlier prediction made with ``ids=``."""
+        self.queue.append((FEEDBACK, None, time.perf_counter(), 0.0, prediction_id, label, None))
+
+    def shadow_result(self, stream: Stream, candidate: str, n: int, agree: int) -> None:
+        """Record that ``agree`` of ``n`` shadow outputs of ``candidate`` matched ``stream``'s."""
+        self.queue.append((SHADOW, self.register(stream), time.perf_counter(), 0.0, candidate,
+                           n, agree))
+
+    def register(self, stream: Stream) -> int:
+        """Give the stream a small integer id (queue entries hold ints, not objects, so the
+        garbage collector untracks them) and store its reference statistics once, so the
+        collector can compute PSI."""
+        if stream.sid is None:
+            with self._drain_lock:
+                stream.sid = len(self._streams)
+                self._streams.append(stream)
+        if stream.reference and stream.key not in self._refs_sent:
+            ref = {"features": [{"name": f.get("name"), "counts": f.get("counts"),
+                                 "missing": f.get("missing", 0)}
+                                for f in stream.reference["features"]]}
+            self.outbox.set_reference(stream.model, stream.version, ref)
+            self._refs_sent.add(stream.key)
+        return stream.sid
+
+    # --- live view for the sync agent's probation -------------------------------------------
+    def live_metrics(self, model: str, version: str, last_n: Optional[int] = None) -> LiveMetrics:
+        """Error rate and p50/p99 latency over the last ``last_n`` calls (drains first)."""
+        self.drain()
+        ring = list(self._live.get((model, version), ()))
+        if last_n is not None:
+            ring = ring[-int(last_n):]
+        n = len(ring)
+        errors = sum(1 for _, bad in ring if bad)
+        lat = np.array([t for t, _ in ring], dtype=np.float64)
+        p50 = float(np.percentile(lat, 50)) if n else None
+        p99 = float(np.percentile(lat, 99)) if n else None
+        return LiveMetrics(model, version, n, errors, errors / n if n else 0.0, p50, p99)
+
+    # --- background work --------------------------------------------------------------------
+    def _window(self, stream: Stream, t: float) -> WindowAccumulator:
+        start = _window_start(t, self.window_s)
+        key = (stream.key, start)
+        got = self._windows.get(key)
+        if got is None:
+            got = (stream, WindowAccumulator(stream.model, stream.version, start, self.window_s,
+                                             stream.reference))
+            self._windows[key] = got
+        return got[1]
+
+    def drain(self) -> int:
+        """Move everything queued into the window accumulators. Returns entries processed."""
+        with self._drain_lock:
+            q = self.queue
+            items = []
+            pop = q.popleft
+            try:
+                for _ in range(len(q)):
+                    items.append(pop())
+            except IndexError:
+                pass
+            if items:
+                self._process(items)
+            lost = self.lost
+            if lost != self._lost_seen and self._last_stream is not None:
+                self._window(self._last_stream, time.time()).lost += lost - self._lost_seen
+                self._lost_seen = lost
+            return len(items)
+
+    def _process(self, items: list[tuple]) -> None:
+        """Aggregate drained entries; calls first (vectorised per stream), then the rest.
+
+        Entries carry ``perf_counter`` times (cheaper than ``time.time`` on the hot path);
+        they become wall-clock times here through a fixed offset taken at start-up.
+        """
+        kinds, sids, ts, lats, xs, ys, ids = zip(*items)
+        n = len(items)
+        table = self._streams
+        streams = [table[i] if i is not None else None for i in sids] \
+            if sids.count(sids[0]) != n else [table[sids[0]] if sids[0] is not None else None] * n
+        if kinds.count(kinds[0]) == n and kinds[0] in (CALL, PROBA_CALL) \
+                and sids.count(sids[0]) == n:
+            self._calls(streams[0], kinds[0], ts, lats, xs, ys, ids)
+            return
+        groups: dict[tuple[int, int], list[int]] = {}
+        later: list[int] = []
+        for i, (k, s) in enumerate(zip(kinds, streams)):
+            if k in (CALL, PROBA_CALL, ERROR):
+                groups.setdefault((id(s), k), []).append(i)
+            else:
+                later.append(i)
+        for (_, k), idx in groups.items():
+            stream = streams[idx[0]]
+            if k == ERROR:
+                self._errors(stream, [ts[i] for i in idx], [lats[i] for i in idx],
+                             [xs[i] for i in idx])
+            else:
+                self._calls(stream, k, *([col[i] for i in idx] for col in (ts, lats, xs, ys, ids)))
+        for i in later:
+            wall = ts[i] + self._clock_offset
+            if kinds[i] == FEEDBACK:
+                self._apply_feedback(wall, xs[i], ys[i])
+            else:
+                self._window(streams[i], wall).add_shadow(xs[i], ys[i], ids[i])
+
+    def _live_ring(self, stream: Stream) -> deque:
+        live = self._live.get(stream.key)
+        if live is None:
+            live = self._live[stream.key] = deque(maxlen=self.live_n)
+        return live
+
+    def _errors(self, stream: Stream, ts: Sequence[float], lats: Sequence[float],
+                kinds: Sequence[str]) -> None:
+        self._last_stream = stream
+        for t, lat, kind in zip(ts, lats, kinds):
+            acc = self._window(stream, t + self._clock_offset)
+            acc.add_errors([kind], np.array([lat]))
+        self._live_ring(stream).extend(zip(lats, repeat(True)))
+
+    def _calls(self, stream: Stream, kind: int, ts: Sequence[float], lats: Sequence[float],
+               xs: Sequence[Any], ys: Sequence[Any], ids: Sequence[Any]) -> None:
+        self._last_stream = stream
+        wall = np.fromiter(ts, dtype=np.float64, count=len(ts)) + self._clock_offset
+        starts = np.floor(wall / self.window_s) * self.window_s
+        if starts.min() != starts.max():  # the drain straddles a window boundary: split
+            for w in np.unique(starts).tolist():
+                sel = np.flatnonzero(starts == w).tolist()
+                self._calls(stream, kind, *([col[i] for i in sel] for col in (ts, lats, xs, ys, ids)))
+            return
+        acc = self._window(stream, float(wall[0]))
+        acc.touched(float(wall.min()))
+        acc.touched(float(wall.max()))
+        lat = np.fromiter(lats, dtype=np.float64, count=len(lats))
+        self._live_ring(stream).extend(zip(lats, repeat(False)))
+        x = None
+        if all(type(v) is np.ndarray for v in xs):
+            try:
+                x = np.concatenate(xs) if len(xs) > 1 else xs[0]
+            except ValueError:
+                x = None
+            if x is not None and (x.ndim != 2 or (stream.width and x.shape[1] != stream.width)):
+                x = None
+        if x is None:
+            mats = [stream.to_matrix(v) for v in xs]
+            good = [m for m in mats if m is not None]
+            x = np.concatenate(good) if good else None
+            rows = sum(m.shape[0] if m is not None else _rows_of(y) for m, y in zip(mats, ys))
+        else:
+            rows = int(x.shape[0])
+        acc.add_calls(lat, rows)
+        if x is not None:
+            acc.add_inputs(x)
+            if self.sample_rate > 0:
+                take = [r for r in x.tolist() if random.random() < self.sample_rate]
+                if take:
+                    acc.add_samples(take)
+        try:
+            y = np.concatenate([np.asarray(v).reshape(len(v), -1) for v in ys]) \
+                if kind == PROBA_CALL else np.concatenate([np.ravel(v) for v in ys])
+        except ValueError:
+            return
+        if kind == PROBA_CALL:
+            idx = y.argmax(axis=1)
+            y = stream.classes[idx] if stream.classes is not None else idx
+        acc.add_outputs(y, stream.classification)
+        if ids.count(None) != len(ids):
+            pos = 0
+            for pid, v in zip(ids, ys):
+                k = len(v)
+                if pid is not None:
+                    self._remember(stream, pid, y[pos:pos + k], float(wall[0]))
+                pos += k
+
+    def _remember(self, stream: Stream, ids: Any, y: np.ndarray, t: float) -> None:
+        if isinstance(ids, (str, bytes, int)):
+            ids = [ids]
+        pending = self._pending
+        for pid, label in zip(ids, y.tolist()):
+            pending[pid] = (stream, label, t)
+            pending.move_to_end(pid)
+        while len(pending) > self.max_pending_feedback:
+            pending.popitem(last=False)
+
+    def _apply_feedback(self, t: float, pid: Any, truth: Any) -> None:
+        cutoff = t - self.feedback_ttl_s
+        pending = self._pending
+        while pending:
+            first = next(iter(pending.values()))
+            if first[2] >= cutoff:
+                break
+            pending.popitem(last=False)
+        got = pending.pop(pid, None)
+        if got is None:
+            if self._last_stream is not None:
+                self._window(self._last_stream, t).unmatched_feedback += 1
+            return
+        stream, predicted, _ = got
+        self._window(stream, t).add_feedback(predicted, truth, stream.classification)
+
+    def persist(self, all_windows: bool = True) -> int:
+        """Write windows to the outbox: closed ones, or all (then they restart empty)."""
+        with self._drain_lock:
+            now = time.time()
+            done, segments = [], []
+            for key, (stream, acc) in self._windows.items():
+                if all_windows or acc.window_end <= now:
+                    done.append(key)
+                    if not acc.empty():
+                        self.register(stream)
+                        segments.append(acc.to_segment())
+            self.outbox.add_segments(segments)
+            for key in done:
+                del self._windows[key]
+            if all_windows:
+                self._last_persist = time.monotonic()
+            return len(segments)
+
+
+def _rows_of(y: Any) -> int:
+    shape = getattr(y, "shape", None)
+    return int(shape[0]) if shape else 1
+
+
+_RECORDERS: dict[str, Recorder] = {}
+_RECORDERS_LOCK = threading.Lock()
+
+
+def get_recorder(state_dir: Union[str, os.PathLike[str], None] = None, **options: Any) -> Recorder:
+    """The process-wide recorder for a state directory (created on first use)."""
+    from .outbox import default_state_dir
+
+    key = os.path.abspath(str(state_dir if state_dir is not None else default_state_dir()))
+    with _RECORDERS_LOCK:
+        rec = _RECORDERS.get(key)
+        if rec is None or rec._closed:
+            rec = _RECORDERS[key] = Recorder(key, **options)
+        return rec
