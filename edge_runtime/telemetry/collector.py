@@ -71,6 +71,7 @@ class CollectorStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self.duplicates = 0  # batches received again (a retry after a lost ack), not stored
         self._db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None,
                                    check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -93,6 +94,7 @@ class CollectorStore:
             try:
                 if db.execute("SELECT 1 FROM batches WHERE batch_id=?", (bid,)).fetchone():
                     db.execute("COMMIT")
+                    self.duplicates += 1
                     return bid, True
                 db.execute("INSERT INTO batches VALUES(?, ?, ?, ?, ?, ?)",
                            (bid, dev, time.time(), len(body["segments"]),
@@ -342,6 +344,8 @@ class Collector:
             except ValueError as exc:
                 log.warning("rejected MQTT batch on %s: %s", msg.topic, exc)
                 return
+            if self.delay_s:
+                time.sleep(self.delay_s)
             device = msg.topic.rsplit("/", 1)[-1]
             c.publish(f"{prefix}/acks/{device}", json.dumps({"ack": bid}), qos=1)
 
