@@ -317,9 +317,12 @@ class FeatureFlags:
             sig_path = self._path.with_name(self._path.name + ".sig")
             if not sig_path.is_file():
                 raise IntegrityError(f"feature flags: {sig_path} is missing")
-            sig = sig_path.read_bytes().strip()
+            sig = sig_path.read_bytes()  # raw 64 bytes (never strip them) or base64 text
             if len(sig) != 64:
-                sig = base64.b64decode(sig)
+                try:
+                    sig = base64.b64decode(sig.strip(), validate=True)
+                except ValueError:
+                    raise IntegrityError(f"feature flags: {sig_path} is not a signature") from None
             try:
                 self._key.verify(sig, raw)
             except InvalidSignature:

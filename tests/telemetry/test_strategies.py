@@ -3,6 +3,7 @@ inputs; ensembles; feature flags (local and Ed25519-signed) switch strategies li
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -141,7 +142,7 @@ def test_signed_flags(tmp_path):
     os.utime(f, ns=(5, 5))
     assert not flags.poll() and "does not verify" in flags.last_error
     assert flags.config["version"] == "1.0.0"
-    (tmp_path / "flags.json.sig").write_bytes(key.sign(f.read_bytes()))
+    (tmp_path / "flags.json.sig").write_bytes(base64.b64encode(key.sign(f.read_bytes())) + b"\n")
     os.utime(f, ns=(6, 6))
     assert flags.poll() and flags.config["version"] == "1.1.0"
     (tmp_path / "flags.json.sig").unlink()
