@@ -7,8 +7,9 @@ The core ``Model`` stays free of any per-call cost; wrap it when you want record
     >>> model.predict(rows, ids=["order-17"])                              # doctest: +SKIP
     >>> model.feedback("order-17", "fraud")                                # doctest: +SKIP
 
-The hot path adds two clock reads, an array copy and one ``deque.append``; everything else
-(binning, PSI, SQLite) happens in the recorder's background thread.
+The hot path adds two clock reads, a byte snapshot of the input array and one
+``list.extend``; everything else (binning, PSI, SQLite) happens in the recorder's background
+thread.
 """
 
 from __future__ import annotations
@@ -51,10 +52,8 @@ class MonitoredModel:
                              reference=ref, adapt=getattr(model, "_adapt", None),
                              width=len(feature_names) if feature_names else None)
         self._sid = recorder.register(self.stream)
-        self._queue = recorder.queue
-        self._append = recorder.queue.append  # bound once: the hot path is a handful of ops
-        self._len = recorder.queue.__len__
-        self._qmax = recorder.queue_max
+        self._rec = recorder
+        self._cap = recorder.buf_cap
         self._predict = model.predict
         self._predict_proba = getattr(model, "predict_proba", None)
 
@@ -68,10 +67,12 @@ class MonitoredModel:
             self._error(exc, t0)
             raise
         lat = _perf() - t0
-        if self._len() < self._qmax:
-            self._append((CALL, self._sid, t0, lat, X.copy() if type(X) is _ndarray else X, y, ids))
+        buf = self._rec.buf
+        if len(buf) < self._cap:
+            buf.extend((CALL, self._sid, t0, lat, X, X.tobytes() if type(X) is _ndarray else None,
+                        y, ids))
         else:
-            self.recorder.lost += 1
+            self._rec.lost += 1
         return y
 
     def predict_proba(self, X: Any, *, ids: Any = None) -> np.ndarray:
@@ -85,16 +86,17 @@ class MonitoredModel:
             self._error(exc, t0)
             raise
         lat = _perf() - t0
-        if self._len() < self._qmax:
-            self._append((PROBA_CALL, self._sid, t0, lat, X.copy() if type(X) is _ndarray else X,
-                          p, ids))
+        buf = self._rec.buf
+        if len(buf) < self._cap:
+            buf.extend((PROBA_CALL, self._sid, t0, lat, X,
+                        X.tobytes() if type(X) is _ndarray else None, p, ids))
         else:
-            self.recorder.lost += 1
+            self._rec.lost += 1
         return p
 
     def _error(self, exc: BaseException, t0: float) -> None:
-        self._queue.append((ERROR, self._sid, t0, _perf() - t0, type(exc).__name__,
-                            None, None))
+        self._rec.buf.extend((ERROR, self._sid, t0, _perf() - t0, type(exc).__name__, None,
+                              None, None))
 
     # --- ground truth, live view ------------------------------------------------------------
     def feedback(self, prediction_id: Any, label: Any) -> None:

@@ -1,12 +1,16 @@
 """The recorder: takes raw facts from the prediction path and aggregates them elsewhere.
 
-The prediction thread only appends one tuple ``(kind, stream, wall time, latency, input,
-output, ids)`` to a bounded in-memory queue (a ``deque``: append is atomic under the GIL and
-costs well under a microsecond). A background thread drains the queue every
-``drain_interval_s``, bins latencies, outputs and features per model version and time
-window (vectorised over the whole drained block), and writes closed windows to the SQLite
-outbox. Predictions never wait on binning, disk or network. When the queue is full a call
-is counted as ``lost`` instead of blocking.
+The prediction thread only appends one flat entry of ``ENTRY`` values ``(kind, stream id,
+perf_counter time, latency, input, input bytes, output, ids)`` to a bounded in-memory list
+(``list.extend`` of a tuple is atomic under the GIL; the input bytes are a snapshot, so a
+caller that reuses its array cannot change what is recorded). A background thread swaps the
+list for an empty one every ``drain_interval_s``, slices it into columns, bins latencies,
+outputs and features per model version and time window (vectorised over the whole block),
+and writes closed windows to the SQLite outbox. Predictions never wait on binning, disk or
+network. When the buffer is full a call is counted as ``lost`` instead of blocking.
+
+A producer that read ``recorder.buf`` just before a swap may still append to the old list:
+the drain keeps the previous list and takes such late entries on its next pass.
 
 Raw inputs are never stored unless ``sample_rate`` > 0 is set explicitly.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import math
+import operator
 import os
 import random
 import threading
@@ -30,8 +35,11 @@ import numpy as np
 from .aggregate import WindowAccumulator
 from .outbox import DEFAULT_MAX_BYTES, Outbox
 
-# queue entry kinds
+# entry kinds, and the number of values per entry in the flat buffer
 CALL, PROBA_CALL, ERROR, FEEDBACK, SHADOW = range(5)
+ENTRY = 8
+#: Entries aggregated per GIL hold by the drain thread (bounds the pause it can cause).
+DRAIN_CHUNK = 4096
 
 
 @dataclass(frozen=True)
@@ -110,7 +118,10 @@ class Recorder:
         self.live_n = int(live_n)
         self.max_pending_feedback = int(max_pending_feedback)
         self.feedback_ttl_s = float(feedback_ttl_s)
-        self.queue: deque = deque()
+        self.buf: list = []  # flat entries of ENTRY values; swapped out by drain()
+        self.buf_cap = self.queue_max * ENTRY
+        self._retired: list = []
+        self._retired_done = 0
         self.lost = 0  # incremented on the prediction path when the queue is full
         self._lost_seen = 0
         self._windows: dict[tuple[tuple[str, str], float], tuple[Stream, WindowAccumulator]] = {}
@@ -179,12 +190,13 @@ class Recorder:
     # --- entry points used off the hot path -------------------------------------------------
     def feedback(self, prediction_id: Any, label: Any) -> None:
         """Record the true outcome of an earlier prediction made with ``ids=``."""
-        self.queue.append((FEEDBACK, None, time.perf_counter(), 0.0, prediction_id, label, None))
+        self.buf.extend((FEEDBACK, None, time.perf_counter(), 0.0, prediction_id, None, label,
+                         None))
 
     def shadow_result(self, stream: Stream, candidate: str, n: int, agree: int) -> None:
         """Record that ``agree`` of ``n`` shadow outputs of ``candidate`` matched ``stream``'s."""
-        self.queue.append((SHADOW, self.register(stream), time.perf_counter(), 0.0, candidate,
-                           n, agree))
+        self.buf.extend((SHADOW, self.register(stream), time.perf_counter(), 0.0, candidate, None,
+                         n, agree))
 
     def register(self, stream: Stream) -> int:
         """Give the stream a small integer id (queue entries hold ints, not objects, so the
@@ -228,59 +240,59 @@ class Recorder:
         return got[1]
 
     def drain(self) -> int:
-        """Move everything queued into the window accumulators. Returns entries processed."""
+        """Move everything buffered into the window accumulators. Returns entries processed."""
         with self._drain_lock:
-            q = self.queue
-            items = []
-            pop = q.popleft
-            try:
-                for _ in range(len(q)):
-                    items.append(pop())
-            except IndexError:
-                pass
-            if items:
-                self._process(items)
+            late = self._retired[self._retired_done:]
+            cur = self.buf
+            self.buf = []
+            chunk = cur[:]  # a producer may still append to `cur`: those go next time
+            self._retired, self._retired_done = cur, len(chunk)
+            flat = late + chunk if late else chunk
+            step = DRAIN_CHUNK * ENTRY
+            for i in range(0, len(flat), step):
+                if i:
+                    time.sleep(0)  # let a waiting prediction thread take the GIL
+                self._process(flat[i:i + step])
             lost = self.lost
             if lost != self._lost_seen and self._last_stream is not None:
                 self._window(self._last_stream, time.time()).lost += lost - self._lost_seen
                 self._lost_seen = lost
-            return len(items)
+            return len(flat) // ENTRY
 
-    def _process(self, items: list[tuple]) -> None:
+    def _process(self, flat: list) -> None:
         """Aggregate drained entries; calls first (vectorised per stream), then the rest.
 
         Entries carry ``perf_counter`` times (cheaper than ``time.time`` on the hot path);
         they become wall-clock times here through a fixed offset taken at start-up.
         """
-        kinds, sids, ts, lats, xs, ys, ids = zip(*items)
-        n = len(items)
+        kinds, sids, ts, lats, xs, xbs, ys, ids = (flat[i::ENTRY] for i in range(ENTRY))
+        n = len(kinds)
         table = self._streams
-        streams = [table[i] if i is not None else None for i in sids] \
-            if sids.count(sids[0]) != n else [table[sids[0]] if sids[0] is not None else None] * n
         if kinds.count(kinds[0]) == n and kinds[0] in (CALL, PROBA_CALL) \
                 and sids.count(sids[0]) == n:
-            self._calls(streams[0], kinds[0], ts, lats, xs, ys, ids)
+            self._calls(table[sids[0]], kinds[0], ts, lats, xs, xbs, ys, ids)
             return
-        groups: dict[tuple[int, int], list[int]] = {}
+        groups: dict[tuple[Any, int], list[int]] = {}
         later: list[int] = []
-        for i, (k, s) in enumerate(zip(kinds, streams)):
+        for i, (k, sid) in enumerate(zip(kinds, sids)):
             if k in (CALL, PROBA_CALL, ERROR):
-                groups.setdefault((id(s), k), []).append(i)
+                groups.setdefault((sid, k), []).append(i)
             else:
                 later.append(i)
-        for (_, k), idx in groups.items():
-            stream = streams[idx[0]]
+        for (sid, k), idx in groups.items():
+            stream = table[sid]
             if k == ERROR:
                 self._errors(stream, [ts[i] for i in idx], [lats[i] for i in idx],
                              [xs[i] for i in idx])
             else:
-                self._calls(stream, k, *([col[i] for i in idx] for col in (ts, lats, xs, ys, ids)))
+                self._calls(stream, k, *([col[i] for i in idx]
+                                         for col in (ts, lats, xs, xbs, ys, ids)))
         for i in later:
             wall = ts[i] + self._clock_offset
             if kinds[i] == FEEDBACK:
                 self._apply_feedback(wall, xs[i], ys[i])
             else:
-                self._window(streams[i], wall).add_shadow(xs[i], ys[i], ids[i])
+                self._window(table[sids[i]], wall).add_shadow(xs[i], ys[i], ids[i])
 
     def _live_ring(self, stream: Stream) -> deque:
         live = self._live.get(stream.key)
@@ -297,35 +309,23 @@ class Recorder:
         self._live_ring(stream).extend(zip(lats, repeat(True)))
 
     def _calls(self, stream: Stream, kind: int, ts: Sequence[float], lats: Sequence[float],
-               xs: Sequence[Any], ys: Sequence[Any], ids: Sequence[Any]) -> None:
+               xs: Sequence[Any], xbs: Sequence[Optional[bytes]], ys: Sequence[Any],
+               ids: Sequence[Any]) -> None:
         self._last_stream = stream
         wall = np.fromiter(ts, dtype=np.float64, count=len(ts)) + self._clock_offset
         starts = np.floor(wall / self.window_s) * self.window_s
         if starts.min() != starts.max():  # the drain straddles a window boundary: split
             for w in np.unique(starts).tolist():
                 sel = np.flatnonzero(starts == w).tolist()
-                self._calls(stream, kind, *([col[i] for i in sel] for col in (ts, lats, xs, ys, ids)))
+                self._calls(stream, kind, *([col[i] for i in sel]
+                                            for col in (ts, lats, xs, xbs, ys, ids)))
             return
         acc = self._window(stream, float(wall[0]))
         acc.touched(float(wall.min()))
         acc.touched(float(wall.max()))
         lat = np.fromiter(lats, dtype=np.float64, count=len(lats))
-        self._live_ring(stream).extend(zip(lats, repeat(False)))
-        x = None
-        if all(type(v) is np.ndarray for v in xs):
-            try:
-                x = np.concatenate(xs) if len(xs) > 1 else xs[0]
-            except ValueError:
-                x = None
-            if x is not None and (x.ndim != 2 or (stream.width and x.shape[1] != stream.width)):
-                x = None
-        if x is None:
-            mats = [stream.to_matrix(v) for v in xs]
-            good = [m for m in mats if m is not None]
-            x = np.concatenate(good) if good else None
-            rows = sum(m.shape[0] if m is not None else _rows_of(y) for m, y in zip(mats, ys))
-        else:
-            rows = int(x.shape[0])
+        self._live_ring(stream).extend(zip(lats[-self.live_n:], repeat(False)))
+        x, rows = self._inputs(stream, xs, xbs, ys)
         acc.add_calls(lat, rows)
         if x is not None:
             acc.add_inputs(x)
@@ -334,8 +334,16 @@ class Recorder:
                 if take:
                     acc.add_samples(take)
         try:
-            y = np.concatenate([np.asarray(v).reshape(len(v), -1) for v in ys]) \
-                if kind == PROBA_CALL else np.concatenate([np.ravel(v) for v in ys])
+            try:
+                uniform = len(set(map(_ndim, ys))) == 1 and type(ys[0]) is np.ndarray
+            except AttributeError:
+                uniform = False
+            if uniform and ys[0].ndim == (2 if kind == PROBA_CALL else 1):
+                y = np.concatenate(ys) if len(ys) > 1 else ys[0]
+            elif kind == PROBA_CALL:
+                y = np.concatenate([np.asarray(v).reshape(len(v), -1) for v in ys])
+            else:
+                y = np.concatenate([np.ravel(v) for v in ys])
         except ValueError:
             return
         if kind == PROBA_CALL:
@@ -349,6 +357,30 @@ class Recorder:
                 if pid is not None:
                     self._remember(stream, pid, y[pos:pos + k], float(wall[0]))
                 pos += k
+
+    @staticmethod
+    def _snapshot(v: Any, b: Optional[bytes]) -> Any:
+        return np.frombuffer(b, dtype=v.dtype).reshape(v.shape) if b is not None else v
+
+    def _inputs(self, stream: Stream, xs: Sequence[Any], xbs: Sequence[Optional[bytes]],
+                ys: Sequence[Any]) -> tuple[Optional[np.ndarray], int]:
+        """The recorded inputs as one 2-D block (rebuilt from the byte snapshots), and rows."""
+        if xbs.count(None) == 0:
+            shapes = set(map(_shape, xs))
+            dtypes = set(map(_dtype, xs))
+            if len(shapes) == 1 and len(dtypes) == 1:
+                shape = next(iter(shapes))
+                if len(shape) == 2 and (not stream.width or shape[1] == stream.width):
+                    x = np.frombuffer(b"".join(xbs), dtype=next(iter(dtypes)))
+                    return x.reshape(len(xs) * shape[0], shape[1]), len(xs) * shape[0]
+        mats = [stream.to_matrix(self._snapshot(v, b)) for v, b in zip(xs, xbs)]
+        good = [m for m in mats if m is not None]
+        try:
+            x = np.concatenate([np.asarray(m, dtype=np.float64) for m in good]) if good else None
+        except ValueError:
+            x = None
+        rows = sum(m.shape[0] if m is not None else _rows_of(y) for m, y in zip(mats, ys))
+        return x, rows
 
     def _remember(self, stream: Stream, ids: Any, y: np.ndarray, t: float) -> None:
         if isinstance(ids, (str, bytes, int)):
@@ -393,6 +425,11 @@ class Recorder:
             if all_windows:
                 self._last_persist = time.monotonic()
             return len(segments)
+
+
+_shape = operator.attrgetter("shape")
+_dtype = operator.attrgetter("dtype")
+_ndim = operator.attrgetter("ndim")
 
 
 def _rows_of(y: Any) -> int:
