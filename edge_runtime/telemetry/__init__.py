@@ -14,6 +14,7 @@ from typing import Any
 
 _LAZY = {
     "Recorder": "recorder", "get_recorder": "recorder", "LiveMetrics": "recorder",
+    "read_live_metrics": "recorder",
     "MonitoredModel": "monitored", "monitor": "monitored",
     "Outbox": "outbox", "OutboxError": "outbox", "default_state_dir": "outbox",
     "Uploader": "uploader", "FlushResult": "uploader",

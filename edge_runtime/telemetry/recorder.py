@@ -18,6 +18,7 @@ Raw inputs are never stored unless ``sample_rate`` > 0 is set explicitly.
 from __future__ import annotations
 
 import atexit
+import json
 import math
 import operator
 import os
@@ -28,6 +29,7 @@ import weakref
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from itertools import repeat
+from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
@@ -38,6 +40,7 @@ from .outbox import DEFAULT_MAX_BYTES, Outbox
 # entry kinds, and the number of values per entry in the flat buffer
 CALL, PROBA_CALL, ERROR, FEEDBACK, SHADOW = range(5)
 ENTRY = 8
+LIVE_NAME = "live.json"
 #: Entries aggregated per GIL hold by the drain thread (bounds the pause it can cause).
 DRAIN_CHUNK = 4096
 
@@ -134,6 +137,8 @@ class Recorder:
         self._stop = threading.Event()
         self._last_persist = time.monotonic()
         self._clock_offset = time.time() - time.perf_counter()
+        self.live_write_s = 1.0
+        self._last_live_write = 0.0
         self._last_stream: Optional[Stream] = None
         self._thread: Optional[threading.Thread] = None
         self._closed = False
@@ -155,6 +160,8 @@ class Recorder:
             self._wake.clear()
             try:
                 self.drain()
+                if time.monotonic() - self._last_live_write >= self.live_write_s:
+                    self.write_live()
                 if time.monotonic() - self._last_persist >= self.persist_interval_s:
                     self.persist(all_windows=True)
                 else:
@@ -218,6 +225,24 @@ class Recorder:
     def live_metrics(self, model: str, version: str, last_n: Optional[int] = None) -> LiveMetrics:
         """Error rate and p50/p99 latency over the last ``last_n`` calls (drains first)."""
         self.drain()
+        return self._live_metrics(model, version, last_n)
+
+    def write_live(self) -> None:
+        """Write every version's live metrics to ``<state>/telemetry/live.json`` so another
+        process (the sync daemon's probation) can read them with :func:`read_live_metrics`.
+
+        Replaced atomically (temp + rename) but not fsynced: it is a live view, rebuilt
+        every second, not data to keep across a power loss.
+        """
+        self._last_live_write = time.monotonic()
+        doc = {"updated": time.time(), "pid": os.getpid(), "versions": {
+            f"{m}@{v}": self._live_metrics(m, v, None).as_dict() for m, v in list(self._live)}}
+        path = self.outbox.dir / LIVE_NAME
+        tmp = path.with_name(f".{LIVE_NAME}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(doc))
+        os.replace(tmp, path)
+
+    def _live_metrics(self, model: str, version: str, last_n: Optional[int]) -> LiveMetrics:
         ring = list(self._live.get((model, version), ()))
         if last_n is not None:
             ring = ring[-int(last_n):]
@@ -435,6 +460,24 @@ _ndim = operator.attrgetter("ndim")
 def _rows_of(y: Any) -> int:
     shape = getattr(y, "shape", None)
     return int(shape[0]) if shape else 1
+
+
+def read_live_metrics(model: str, version: str,
+                      state_dir: Union[str, os.PathLike[str], None] = None, *,
+                      max_age_s: Optional[float] = 10.0) -> Optional[LiveMetrics]:
+    """Live metrics of a version as last written by the predicting process (None if there
+    are none, or they are older than ``max_age_s``). For the sync daemon's probation."""
+    from .outbox import default_state_dir
+
+    path = Path(state_dir if state_dir is not None else default_state_dir()) / "telemetry" / LIVE_NAME
+    try:
+        doc = json.loads(path.read_text())
+        if max_age_s is not None and time.time() - float(doc["updated"]) > max_age_s:
+            return None
+        got = doc["versions"].get(f"{model}@{version}")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return LiveMetrics(**got) if got else None
 
 
 _RECORDERS: dict[str, Recorder] = {}

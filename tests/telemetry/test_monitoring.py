@@ -10,7 +10,7 @@ import numpy as np
 from helpers import deliver, version
 
 from edge_runtime import load
-from edge_runtime.telemetry import MonitoredModel, Recorder
+from edge_runtime.telemetry import MonitoredModel, Recorder, read_live_metrics
 
 SHIFTED = [0, 7, 21]
 
@@ -114,6 +114,10 @@ def test_live_metrics_and_error_kinds(cancer_bundles, cancer_data, tmp_path):
     assert 0 < live.p50_s <= live.p99_s
     last = rec.live_metrics("cancer", "1.0.0", last_n=10)
     assert (last.n, last.errors) == (10, 10)
+    rec.write_live()  # what the drain thread does every second, for other processes
+    other = read_live_metrics("cancer", "1.0.0", tmp_path / "state")
+    assert other == live
+    assert read_live_metrics("cancer", "9.9.9", tmp_path / "state") is None
     rec.close()
     v = version(deliver(tmp_path / "state", tmp_path / "c.db"), "1.0.0")
     assert v["calls"] == 90 and v["errors_by_kind"] == {"InputError": 10}
