@@ -42,7 +42,7 @@ CALL, PROBA_CALL, ERROR, FEEDBACK, SHADOW = range(5)
 ENTRY = 8
 LIVE_NAME = "live.json"
 #: Entries aggregated per GIL hold by the drain thread (bounds the pause it can cause).
-DRAIN_CHUNK = 4096
+DRAIN_CHUNK = 1024
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,24 @@ class LiveMetrics:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    def breaches(self, rules: dict[str, Any]) -> Optional[list[str]]:
+        """Judge these metrics with probation rules (e.g. a device profile's ``probation``
+        table): ``max_error_rate``, ``max_p99_ms``, ``min_predictions``. Other keys are left
+        to their owner. Returns None while fewer than ``min_predictions`` calls were seen
+        (no verdict yet), else one line per breach (empty: healthy)."""
+        if self.n < int(rules.get("min_predictions", 1)):
+            return None
+        out = []
+        limit = rules.get("max_error_rate")
+        if limit is not None and self.error_rate > float(limit):
+            out.append(f"{self.model}@{self.version}: error rate {self.error_rate:.2%} > "
+                       f"{float(limit):.2%} over the last {self.n} calls")
+        limit = rules.get("max_p99_ms")
+        if limit is not None and self.p99_s is not None and self.p99_s * 1000 > float(limit):
+            out.append(f"{self.model}@{self.version}: p99 latency {self.p99_s * 1000:.3g} ms > "
+                       f"{float(limit)} ms over the last {self.n} calls")
+        return out
 
 
 class Stream:

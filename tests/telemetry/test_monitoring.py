@@ -111,6 +111,9 @@ def test_live_metrics_and_error_kinds(cancer_bundles, cancer_data, tmp_path):
             pass
     live = mm.live_metrics()
     assert (live.n, live.errors, live.error_rate) == (100, 10, 0.1)
+    assert live.breaches({"max_error_rate": 0.2, "max_p99_ms": 10_000}) == []
+    assert "error rate" in live.breaches({"max_error_rate": 0.05})[0]
+    assert live.breaches({"max_error_rate": 0.05, "min_predictions": 500}) is None
     assert 0 < live.p50_s <= live.p99_s
     last = rec.live_metrics("cancer", "1.0.0", last_n=10)
     assert (last.n, last.errors) == (10, 10)
