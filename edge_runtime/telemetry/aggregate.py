@@ -12,7 +12,7 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
-from .stats import N_LATENCY_BUCKETS, latency_bucket_counts, output_bucket_keys
+from .stats import N_LATENCY_BUCKETS, feature_drift, latency_bucket_counts, output_bucket_keys
 
 SEGMENT_SCHEMA = 1
 MAX_SAMPLES_PER_WINDOW = 100
@@ -47,6 +47,7 @@ class WindowAccumulator:
         self.shadow: dict[str, dict[str, int]] = {}
         self.samples: list[list[Any]] = []
         feats = (reference or {}).get("features") or []
+        self._ref_feats = feats
         self.feature_names = [f.get("name") for f in feats]
         self._edges = [np.asarray(f.get("edges") or [], dtype=np.float64) for f in feats]
         width = max((e.size for e in self._edges), default=0)
@@ -170,9 +171,17 @@ class WindowAccumulator:
             "shadow": {k: dict(v) for k, v in self.shadow.items()},
         }
         if self.feature_names:
+            bins = self.bins
             seg["features"] = {"names": list(self.feature_names),
-                               "bins": [b.tolist() for b in self.bins],
+                               "bins": [b.tolist() for b in bins],
                                "missing": self.missing.tolist()}
+            # this window's own PSI and drift flags (informational: PSI does not add up, so
+            # merging drops them and the collector recomputes from the summed bins)
+            drift = {name: feature_drift(ref, b, int(miss))
+                     for name, ref, b, miss in zip(self.feature_names, self._ref_feats, bins,
+                                                   self.missing.tolist())}
+            seg["psi"] = {k: d["psi"] for k, d in drift.items()}
+            seg["drifted"] = [k for k, d in drift.items() if d["drift"]]
         if self.samples:
             seg["samples"] = list(self.samples)
         return seg
@@ -209,6 +218,8 @@ def merge_segments(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         out["features"] = ga or gb
         if not out["features"]:
             out.pop("features", None)
+    out.pop("psi", None)
+    out.pop("drifted", None)
     samples = list(a.get("samples") or []) + list(b.get("samples") or [])
     if samples:
         out["samples"] = samples[:MAX_SAMPLES_PER_WINDOW]

@@ -41,6 +41,12 @@ def test_drift_flag_exactly_for_shifted_features(cancer_bundles, cancer_data, tm
     for i in range(0, len(shifted), 100):
         mm.predict(shifted[i:i + 100])
     rec.close()
+    from edge_runtime.telemetry import Outbox
+
+    ob = Outbox(tmp_path / "state2")
+    seg = ob.next_batch().body["segments"][0]  # the window's own flags, computed on the device
+    ob.close()
+    assert sorted(seg["drifted"]) == sorted(names[j] for j in SHIFTED)
     rep = deliver(tmp_path / "state2", tmp_path / "c2.db")
     drift = version(rep, "1.0.0")["drift"]
     assert sorted(k for k, d in drift.items() if d["drift"]) == sorted(names[j] for j in SHIFTED)
