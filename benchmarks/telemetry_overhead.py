@@ -4,13 +4,16 @@ Same model, same rows, same process. Blocks of calls alternate between the bare 
 and the ``MonitoredModel`` wrapper (whose recorder drains in its background thread and
 writes to a real SQLite outbox meanwhile), so machine noise hits both sides alike.
 
-Two figures, both printed:
-- **latency** (the acceptance figure): each call timed on its own, with a short sleep
-  between calls as a device serving requests has (``--pause-us``, default 200 µs, i.e. a few
-  thousand predictions per second). This is what a caller waits for.
-- **saturated throughput**: calls back to back, no pause. Here the background thread's
-  binning competes with the prediction loop for the GIL, so this is the total CPU cost of a
-  recorded call, background work included. Reported, not the target.
+Three figures, all printed:
+- **prediction-thread cost**: calls back to back with the drain thread paused (its buffer
+  emptied between blocks, outside the timing): exactly what recording adds to each call.
+- **latency**: each call timed on its own, with a short sleep between calls as a device
+  serving requests has (``--pause-us``, default 200 µs, i.e. a few thousand predictions per
+  second), drain thread running. This is what a caller waits for; sleeps make it noisy on
+  a busy machine, hence p50 and a trimmed mean.
+- **saturated throughput**: calls back to back, no pause, drain thread running. Here the
+  background binning competes with the prediction loop for the GIL, so this is the total
+  CPU cost of a recorded call, background work included.
 
     PYTHONPATH=. python benchmarks/telemetry_overhead.py [--model logistic|forest] [--rounds 30]
 """
@@ -51,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     model = load(path)
     rec = Recorder(tmp / "state", window_s=5.0)
     monitored = MonitoredModel(model, rec)
+    idle = Recorder(tmp / "state-idle", start=False)  # no drain thread: the hot path alone
+    hot_only = MonitoredModel(model, idle)
     rows = [np.ascontiguousarray(X_te[i:i + 1], dtype=np.float32) for i in range(len(X_te))]
     if args.input == "list":
         rows = [r[0].tolist() for r in rows]
@@ -88,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(3):  # warm-up both
         saturated(model.predict)
         saturated(monitored.predict)
+    h_off, h_on = [], []
+    for r in range(args.rounds):
+        pair = [(model.predict, h_off), (hot_only.predict, h_on)]
+        for fn, out in (pair if r % 2 == 0 else pair[::-1]):
+            out.append(saturated(fn))
+            idle.buf.clear()
     p_off, p_on = alternate(paced, args.rounds)
     lat_off = np.concatenate(p_off)
     lat_on = np.concatenate(p_on)
@@ -105,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
         return float(a[(a >= lo) & (a <= hi)].mean()) * 1e6
 
     print(f"model {args.model}, input {args.input}, one process, blocks alternating off/on")
+    ho, hn = statistics.median(h_off), statistics.median(h_on)
+    print(f"prediction-thread cost, {args.rounds} x {args.block} calls per side, median block:")
+    print(f"  recording off {ho * 1e6:.2f} us/call, on {hn * 1e6:.2f} us/call: "
+          f"{100 * (hn / ho - 1):+.1f}% ({1e9 * (hn - ho):+.0f} ns)")
     print(f"latency, {len(lat_off)} calls per side, {args.pause_us:.0f} us pause between calls:")
     for name, a in (("off", lat_off), ("on ", lat_on)):
         print(f"  recording {name}: p50 {q(a, 50):.2f} us  trimmed mean {trimmed(a):.2f} us  "

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
@@ -53,46 +53,27 @@ class MonitoredModel:
                              width=len(feature_names) if feature_names else None)
         self._sid = recorder.register(self.stream)
         self._rec = recorder
-        self._cap = recorder.buf_cap
-        self._predict = model.predict
-        self._predict_proba = getattr(model, "predict_proba", None)
+        self.predict = _recording(CALL, model.predict, recorder, self._sid, self._error)  # type: ignore[method-assign]
+        proba = getattr(model, "predict_proba", None)
+        if proba is not None:
+            self.predict_proba = _recording(PROBA_CALL, proba, recorder, self._sid,  # type: ignore[method-assign]
+                                            self._error)
+        else:
+            self.predict_proba = self._no_proba  # type: ignore[method-assign]
+
+    def _no_proba(self, X: Any, *, ids: Any = None) -> np.ndarray:
+        raise AttributeError(f"{self.name} {self.version} gives no probabilities")
 
     # --- the hot path -----------------------------------------------------------------------
+    # ``__init__`` replaces both methods on the instance with closures from ``_recording``
+    # (no bound-method call, no attribute lookups per call); these bodies document the API.
     def predict(self, X: Any, *, ids: Any = None) -> np.ndarray:
         """Labels or values, as the wrapped model; ``ids`` (one per row) enable feedback."""
-        t0 = _perf()
-        try:
-            y = self._predict(X)
-        except Exception as exc:
-            self._error(exc, t0)
-            raise
-        lat = _perf() - t0
-        buf = self._rec.buf
-        if len(buf) < self._cap:
-            buf.extend((CALL, self._sid, t0, lat, X, X.tobytes() if type(X) is _ndarray else None,
-                        y, ids))
-        else:
-            self._rec.lost += 1
-        return y
+        return self.__dict__["predict"](X, ids=ids)
 
     def predict_proba(self, X: Any, *, ids: Any = None) -> np.ndarray:
         """Class probabilities, as the wrapped model (the argmax class is what is counted)."""
-        if self._predict_proba is None:
-            raise AttributeError(f"{self.name} {self.version} gives no probabilities")
-        t0 = _perf()
-        try:
-            p = self._predict_proba(X)
-        except Exception as exc:
-            self._error(exc, t0)
-            raise
-        lat = _perf() - t0
-        buf = self._rec.buf
-        if len(buf) < self._cap:
-            buf.extend((PROBA_CALL, self._sid, t0, lat, X,
-                        X.tobytes() if type(X) is _ndarray else None, p, ids))
-        else:
-            self._rec.lost += 1
-        return p
+        return self.__dict__["predict_proba"](X, ids=ids)
 
     def _error(self, exc: BaseException, t0: float) -> None:
         self._rec.buf.extend((ERROR, self._sid, t0, _perf() - t0, type(exc).__name__, None,
@@ -117,6 +98,31 @@ class MonitoredModel:
 
     def __repr__(self) -> str:
         return f"<MonitoredModel {self.name} {self.version} of {self.model!r}>"
+
+
+def _recording(kind: int, call: Callable[[Any], np.ndarray], rec: Recorder, sid: int,
+               error: Callable[[BaseException, float], None]) -> Callable[..., np.ndarray]:
+    """The recording hot path as a closure: every name it uses is a local or a cell."""
+    cap = rec.buf_cap
+    perf = time.perf_counter
+    ndarray = np.ndarray
+
+    def predict(X: Any, *, ids: Any = None) -> np.ndarray:
+        t0 = perf()
+        try:
+            y = call(X)
+        except Exception as exc:
+            error(exc, t0)
+            raise
+        lat = perf() - t0
+        buf = rec.buf
+        if len(buf) < cap:
+            buf.extend((kind, sid, t0, lat, X, X.tobytes() if type(X) is ndarray else None, y, ids))
+        else:
+            rec.lost += 1
+        return y
+
+    return predict
 
 
 def monitor(model: Any, recorder: Optional[Recorder] = None, *,
