@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from telemetry_helpers import N_PREDICTIONS, free_port, wait_port
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
-N_PREDICTIONS = 100_000
 
 
 @pytest.fixture(scope="session")
@@ -30,14 +28,14 @@ def tel_env() -> dict:
 
 @pytest.fixture(scope="session")
 def cancer_bundles(tmp_path_factory) -> dict:
-    import bundles
+    import telemetry_bundles as bundles
 
     return bundles.build(tmp_path_factory.mktemp("bundles"))
 
 
 @pytest.fixture(scope="session")
 def cancer_data():
-    import bundles
+    import telemetry_bundles as bundles
 
     return bundles.data()
 
@@ -70,23 +68,6 @@ def state_100k(outbox_100k, tmp_path) -> Path:
     dst = tmp_path / "state"
     shutil.copytree(outbox_100k["state"], dst)
     return dst
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
 def _mosquitto_binary():

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
-from conftest import free_port, wait_port
+from telemetry_helpers import free_port, wait_port
 
 from edge_runtime import load
 from edge_runtime.telemetry import MonitoredModel, Recorder

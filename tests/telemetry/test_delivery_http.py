@@ -8,8 +8,8 @@ import subprocess
 import sys
 import time
 
-from conftest import N_PREDICTIONS
-from netutil import CuttingProxy
+from telemetry_helpers import N_PREDICTIONS, free_port
+from telemetry_net import CuttingProxy
 
 from edge_runtime.telemetry import HttpSink, Outbox, Uploader
 from edge_runtime.telemetry.collector import Collector
@@ -24,8 +24,6 @@ def _totals(coll: Collector) -> dict:
 
 
 def test_collector_down_then_up_counts_exact(state_100k, outbox_100k, tmp_path, cancer_bundles):
-    from conftest import free_port
-
     port = free_port()
     ob = Outbox(state_100k)
     before = ob.stats()

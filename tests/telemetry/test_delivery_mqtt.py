@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from conftest import N_PREDICTIONS
+from telemetry_helpers import N_PREDICTIONS
 
 from edge_runtime.telemetry import MqttSink, Outbox, Uploader
 from edge_runtime.telemetry.collector import Collector

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
-from helpers import deliver, version
+from telemetry_helpers import deliver, version
 
 from edge_runtime import load
 from edge_runtime.telemetry import MonitoredModel, Recorder, read_live_metrics

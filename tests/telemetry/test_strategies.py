@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 import pytest
-from helpers import deliver, version
+from telemetry_helpers import deliver, version
 
 from edge_runtime import load
 from edge_runtime.errors import IntegrityError

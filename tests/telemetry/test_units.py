@@ -8,9 +8,9 @@ import random
 
 import numpy as np
 import pytest
-from helpers import StoreSink
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from telemetry_helpers import StoreSink
 
 from edge_runtime.telemetry import Outbox, Uploader
 from edge_runtime.telemetry.aggregate import WindowAccumulator, merge_segments

@@ -1,12 +1,33 @@
-"""Small helpers: deliver an outbox straight into a collector store (no network)."""
+"""Helpers for the telemetry tests (module names prefixed so they never shadow other tests' helpers)."""
 
 from __future__ import annotations
 
 import json
+import socket
+import time
 from pathlib import Path
 
 from edge_runtime.telemetry import Outbox, Uploader
 from edge_runtime.telemetry.collector import CollectorStore
+
+N_PREDICTIONS = 100_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
 class StoreSink:
