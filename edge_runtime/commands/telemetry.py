@@ -160,7 +160,9 @@ def report(ctx: click.Context, db: Optional[str], as_json: bool, check: bool, ma
 
 
 def _ms(v: Optional[float]) -> str:
-    return "-" if v is None else f"{v * 1000:.3g}ms"
+    if v is None:
+        return "-"
+    return f"{v * 1e6:.3g}us" if v < 1e-3 else f"{v * 1000:.3g}ms"
 
 
 def _print_report(rep: dict) -> None:
@@ -176,7 +178,11 @@ def _print_report(rep: dict) -> None:
                    f"accuracy {acc}")
         for cand, s in v["shadow"].items():
             click.echo(f"  shadow {cand}: agreement {s['agreement']:.2%} of {s['n']}")
-        drifted = [f"{k} (PSI {d['psi']:.2f})" for k, d in v["drift"].items() if d["drift"]]
         if v["drift"]:
+            drifted = [k for k, d in v["drift"].items() if d["drift"]]
             click.echo(f"  drift: {', '.join(drifted) if drifted else 'none'} "
-                       f"({len(v['drift'])} features checked)")
+                       f"({len(v['drift'])} features checked; PSI per feature, ! = drifted)")
+            cells = [f"{k}={'-' if d['psi'] is None else format(d['psi'], '.3f')}"
+                     f"{'!' if d['drift'] else ''}" for k, d in v["drift"].items()]
+            for i in range(0, len(cells), 4):
+                click.echo("    " + "  ".join(cells[i:i + 4]))
