@@ -81,3 +81,50 @@ def test_cut_connections_and_kill9_mid_flush(state_100k, outbox_100k, tmp_path, 
     finally:
         proxy.close()
         coll.stop()
+
+
+_RECORDING_CHILD = """
+import sys, numpy as np
+from edge_runtime.telemetry import Recorder, MonitoredModel
+
+class Echo:
+    def predict(self, X):
+        return np.zeros(len(X), dtype=int)
+
+rec = Recorder(sys.argv[1], window_s=0.005, drain_interval_s=0.002)
+mm = MonitoredModel(Echo(), rec, name="m", version="1.0.0")
+x = np.ones((1, 4))
+print("ready", flush=True)
+while True:
+    mm.predict(x)
+"""
+
+
+def test_outbox_survives_kill9_while_recording(tmp_path, tel_env):
+    """A process killed -9 while its drain thread commits windows leaves a consistent outbox:
+    every committed window complete, nothing half-written, all of it deliverable."""
+    import sqlite3
+
+    from telemetry_helpers import deliver
+
+    proc = subprocess.Popen([sys.executable, "-c", _RECORDING_CHILD, str(tmp_path / "s")],
+                            env=tel_env, stdout=subprocess.PIPE)
+    assert proc.stdout.readline().strip() == b"ready"
+    outbox = tmp_path / "s" / "telemetry" / "outbox.sqlite"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        try:
+            with sqlite3.connect(outbox) as db:
+                if db.execute("SELECT COUNT(*) FROM segments").fetchone()[0] >= 20:
+                    break
+        except sqlite3.Error:
+            pass
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with sqlite3.connect(outbox) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        calls = db.execute("SELECT SUM(calls) FROM segments").fetchone()[0]
+    (v,) = deliver(tmp_path / "s", tmp_path / "c.db")["versions"]
+    assert v["calls"] == v["rows"] == calls > 0
+    assert v["outputs"] == {"0": calls}  # no classes: a regression-style output histogram
