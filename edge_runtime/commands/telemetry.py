@@ -72,7 +72,8 @@ def flush(state_dir: Optional[str], sink: str, token: Optional[str], max_batches
     finally:
         ob.close()
     echo_json({"batches": res.batches, "segments": res.segments, "calls": res.calls,
-               "failures": res.failures, "remaining_segments": res.remaining_segments,
+               "failures": res.failures, "rejected": res.rejected,
+               "remaining_segments": res.remaining_segments,
                "errors": res.errors[-3:]})
     if res.retry_after_s is not None:
         sys.exit(1)

@@ -339,14 +339,20 @@ class Collector:
             c.subscribe(f"{prefix}/batches/+", qos=1)
 
         def on_message(c: Any, userdata: Any, msg: Any) -> None:
+            device = msg.topic.rsplit("/", 1)[-1]
+            body: Any = None
             try:
-                bid, _ = self.store.ingest(json.loads(msg.payload))
+                body = json.loads(msg.payload)
+                bid, _ = self.store.ingest(body)
             except ValueError as exc:
                 log.warning("rejected MQTT batch on %s: %s", msg.topic, exc)
+                bid = body.get("batch_id") if isinstance(body, dict) else None
+                if isinstance(bid, str):  # tell the device, so it stops resending it
+                    c.publish(f"{prefix}/acks/{device}",
+                              json.dumps({"reject": bid, "error": str(exc)[:500]}), qos=1)
                 return
             if self.delay_s:
                 time.sleep(self.delay_s)
-            device = msg.topic.rsplit("/", 1)[-1]
             c.publish(f"{prefix}/acks/{device}", json.dumps({"ack": bid}), qos=1)
 
         client.on_connect = on_connect

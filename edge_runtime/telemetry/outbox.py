@@ -52,6 +52,10 @@ CREATE TABLE IF NOT EXISTS refs (
     PRIMARY KEY (model, version)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rejected (
+    batch_id TEXT PRIMARY KEY, rejected_at REAL NOT NULL, reason TEXT NOT NULL,
+    body TEXT NOT NULL
+);
 """
 
 
@@ -260,6 +264,15 @@ class Outbox:
             db.execute("DELETE FROM segments WHERE batch_id=?", (batch_id,))
             db.execute("DELETE FROM batches WHERE batch_id=?", (batch_id,))
 
+    def reject(self, batch: Batch, reason: str) -> None:
+        """The collector refuses the batch for good: keep it aside (never silently deleted;
+        ``edgert telemetry status`` counts it) so the batches behind it can go."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO rejected VALUES(?, ?, ?, ?)",
+                       (batch.batch_id, time.time(), reason[:1000], batch.encode().decode()))
+            db.execute("DELETE FROM segments WHERE batch_id=?", (batch.batch_id,))
+            db.execute("DELETE FROM batches WHERE batch_id=?", (batch.batch_id,))
+
     # --- backoff state (kept here so it survives restarts of the daemon) --------------------
     def backoff_state(self) -> tuple[int, float]:
         with self._lock:
@@ -277,9 +290,10 @@ class Outbox:
                 "SELECT COUNT(*), COALESCE(SUM(calls), 0), COALESCE(SUM(bytes), 0) "
                 "FROM segments").fetchone()
             in_flight = db.execute("SELECT COUNT(*) FROM batches").fetchone()[0]
+            rejected = db.execute("SELECT COUNT(*) FROM rejected").fetchone()[0]
             return {"path": str(self.path), "device_id": self.device_id, "segments": segs,
                     "calls": calls, "bytes": size, "max_bytes": self.max_bytes,
-                    "batches_in_flight": in_flight,
+                    "batches_in_flight": in_flight, "rejected_batches": rejected,
                     "dropped_segments_unreported": int(self._meta("dropped_segments")),
                     "dropped_calls_unreported": int(self._meta("dropped_calls")),
                     "failures": int(self._meta("failures"))}

@@ -2,8 +2,9 @@
 
 A sink's ``send(batch)`` returns only when the *collector* has acknowledged that batch id;
 anything else raises :class:`SinkError` and the batch stays in the outbox. Over MQTT the
-broker's PUBACK is not enough by default: the collector publishes the batch id on
-``<prefix>/acks/<device>`` once it has stored it (``ack="broker"`` trusts the PUBACK alone).
+broker's PUBACK is not enough by default: the collector publishes ``{"ack": <batch id>}``
+on ``<prefix>/acks/<device>`` once it has stored it, or ``{"reject": <batch id>}`` when it
+never will (``ack="broker"`` trusts the PUBACK alone).
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ DEFAULT_MQTT_PREFIX = "edgert/telemetry"
 
 class SinkError(EdgeRuntimeError):
     """A batch was not acknowledged (network down, refused, bad answer). Retry later."""
+
+
+class BatchRejected(SinkError):
+    """The collector refuses this batch's content (HTTP 400/422): resending cannot help."""
 
 
 class Sink(Protocol):
@@ -60,6 +65,8 @@ class HttpSink:
             raise SinkError(f"{self.url}: {type(exc).__name__}: {exc}") from None
         finally:
             conn.close()
+        if resp.status in (400, 422):
+            raise BatchRejected(f"{self.url}: HTTP {resp.status}: {body[:200]!r}")
         if resp.status != 200:
             raise SinkError(f"{self.url}: HTTP {resp.status}: {body[:200]!r}")
         try:
@@ -87,6 +94,7 @@ class MqttSink:
         self._client: Any = None
         self._device: Optional[str] = None
         self._acked: set[str] = set()
+        self._rejected: dict[str, str] = {}
         self._cond = threading.Condition()
         self._subscribed = threading.Event()
 
@@ -123,13 +131,16 @@ class MqttSink:
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         try:
-            ack = json.loads(msg.payload).get("ack")
+            doc = json.loads(msg.payload)
+            ack, rej = doc.get("ack"), doc.get("reject")
         except (ValueError, AttributeError):
             return
-        if isinstance(ack, str):
-            with self._cond:
+        with self._cond:
+            if isinstance(ack, str):
                 self._acked.add(ack)
-                self._cond.notify_all()
+            if isinstance(rej, str):
+                self._rejected[rej] = str(doc.get("error", ""))
+            self._cond.notify_all()
 
     def send(self, batch: Batch) -> None:
         device = str(batch.body.get("device_id"))
@@ -148,6 +159,10 @@ class MqttSink:
             return
         with self._cond:
             while batch.batch_id not in self._acked:
+                if batch.batch_id in self._rejected:
+                    raise BatchRejected(f"mqtt://{self.host}:{self.port}: collector rejects "
+                                        f"batch {batch.batch_id}: "
+                                        f"{self._rejected.pop(batch.batch_id)}")
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise SinkError(f"mqtt://{self.host}:{self.port}: collector did not "

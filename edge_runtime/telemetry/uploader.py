@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from .outbox import Outbox
-from .sinks import Sink, SinkError
+from .sinks import BatchRejected, Sink, SinkError
 
 
 @dataclass
@@ -24,6 +24,7 @@ class FlushResult:
     calls: int = 0
     failures: int = 0
     errors: list[str] = field(default_factory=list)
+    rejected: int = 0  # batches the collector refused for good (kept aside in the outbox)
     retry_after_s: Optional[float] = None  # set when it stopped because of a failure/backoff
     remaining_segments: int = 0
 
@@ -77,6 +78,11 @@ class Uploader:
                     break
                 try:
                     self.sink.send(batch)
+                except BatchRejected as exc:
+                    self.outbox.reject(batch, str(exc))
+                    res.rejected += 1
+                    res.errors.append(str(exc))
+                    continue
                 except SinkError as exc:
                     failures += 1
                     attempts += 1

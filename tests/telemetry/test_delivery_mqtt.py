@@ -8,10 +8,13 @@ import subprocess
 import sys
 import time
 
+import pytest
 from telemetry_helpers import N_PREDICTIONS
 
 from edge_runtime.telemetry import MqttSink, Outbox, Uploader
 from edge_runtime.telemetry.collector import Collector
+from edge_runtime.telemetry.outbox import Batch
+from edge_runtime.telemetry.sinks import BatchRejected
 
 
 def _totals(coll: Collector) -> dict:
@@ -61,6 +64,11 @@ def test_mqtt_delivery_exact(mosquitto, state_100k, outbox_100k, tmp_path, tel_e
         time.sleep(0.2)  # let queued duplicates from the broker arrive, to prove they are ignored
         assert coll.store.duplicates > 0
         assert _totals(coll) == want
+        bad = Batch("bad-1", {"batch_id": "bad-1", "device_id": "dev", "segments": [{"x": 1}]})
+        sink = MqttSink("127.0.0.1", mosquitto, timeout_s=5)
+        with pytest.raises(BatchRejected, match="segments"):  # refused for good, said so
+            sink.send(bad)
+        sink.close()
     finally:
         coll.stop()
         ob.close()

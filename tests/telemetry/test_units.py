@@ -258,3 +258,26 @@ def test_late_append_to_a_swapped_buffer_is_taken_next_drain(tmp_path):
     assert rec.drain() == 0
     rec.close()
     assert Outbox(tmp_path / "s").stats()["calls"] == 2
+
+
+def test_a_rejected_batch_is_kept_aside_and_does_not_block_the_rest(tmp_path):
+    from edge_runtime.telemetry.sinks import BatchRejected
+
+    class Picky:
+        def __init__(self):
+            self.sent = 0
+
+        def send(self, batch) -> None:
+            if batch.body["segments"][0]["window_start"] == 0.0:
+                raise BatchRejected("HTTP 400: schema")
+            self.sent += 1
+
+        def close(self) -> None:
+            pass
+
+    ob = Outbox(tmp_path)
+    ob.add_segments([_segment(i) for i in range(3)])
+    sink = Picky()
+    res = Uploader(ob, sink, batch_segments=1).flush()
+    assert (res.rejected, sink.sent, res.complete) == (1, 2, True)
+    assert ob.stats()["rejected_batches"] == 1 and ob.stats()["segments"] == 0
