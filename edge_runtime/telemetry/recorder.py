@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import math
 import operator
 import os
@@ -36,6 +37,8 @@ import numpy as np
 
 from .aggregate import WindowAccumulator
 from .outbox import DEFAULT_MAX_BYTES, Outbox
+
+log = logging.getLogger("edge_runtime.telemetry")
 
 # entry kinds, and the number of values per entry in the flat buffer
 CALL, PROBA_CALL, ERROR, FEEDBACK, SHADOW = range(5)
@@ -157,6 +160,7 @@ class Recorder:
         self._clock_offset = time.time() - time.perf_counter()
         self.live_write_s = 1.0
         self._last_live_write = 0.0
+        self._live_dirty = False
         self._last_stream: Optional[Stream] = None
         self._thread: Optional[threading.Thread] = None
         self._closed = False
@@ -178,13 +182,15 @@ class Recorder:
             self._wake.clear()
             try:
                 self.drain()
-                if time.monotonic() - self._last_live_write >= self.live_write_s:
+                if self._live_dirty and \
+                        time.monotonic() - self._last_live_write >= self.live_write_s:
                     self.write_live()
                 if time.monotonic() - self._last_persist >= self.persist_interval_s:
                     self.persist(all_windows=True)
                 else:
                     self.persist(all_windows=False)
             except Exception:  # noqa: BLE001 - telemetry must never take the process down
+                log.warning("telemetry drain failed; retrying", exc_info=True)
                 time.sleep(self.drain_interval_s)
 
     def flush(self) -> None:
@@ -253,6 +259,7 @@ class Recorder:
         every second, not data to keep across a power loss.
         """
         self._last_live_write = time.monotonic()
+        self._live_dirty = False
         doc = {"updated": time.time(), "pid": os.getpid(), "versions": {
             f"{m}@{v}": self._live_metrics(m, v, None).as_dict() for m, v in list(self._live)}}
         path = self.outbox.dir / LIVE_NAME
@@ -295,7 +302,16 @@ class Recorder:
             for i in range(0, len(flat), step):
                 if i:
                     time.sleep(0)  # let a waiting prediction thread take the GIL
-                self._process(flat[i:i + step])
+                part = flat[i:i + step]
+                try:
+                    self._process(part)
+                except Exception:  # noqa: BLE001 - count what could not be aggregated
+                    log.warning("telemetry: could not aggregate %d entries", len(part) // ENTRY,
+                                exc_info=True)
+                    kinds = part[0::ENTRY]
+                    self.lost += kinds.count(CALL) + kinds.count(PROBA_CALL)
+            if flat:
+                self._live_dirty = True
             lost = self.lost
             if lost != self._lost_seen and self._last_stream is not None:
                 self._window(self._last_stream, time.time()).lost += lost - self._lost_seen
