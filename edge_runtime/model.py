@@ -109,7 +109,11 @@ class Model:
             if key == "prediction" and self.task != "regression":
                 continue
             got = np.asarray(method(x), dtype=np.float64)
-            want = np.asarray(golden[key], dtype=np.float64).reshape(got.shape)
+            try:
+                want = np.asarray(golden[key], dtype=np.float64).reshape(got.shape)
+            except ValueError:
+                raise GoldenMismatchError(f"{where}: golden {key} do not have the model's output "
+                                          f"shape {got.shape}") from None
             diff = float(np.max(np.abs(got - want))) if got.size else 0.0
             figures[f"{key}_max_abs_diff"] = diff
             tol = atol + float(golden.get("rtol", 0.0)) * float(np.max(np.abs(want), initial=0.0))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any, Callable
 
 import numpy as np
@@ -22,7 +22,7 @@ class Case:
     make: Callable[[], Any]
 
 
-@lru_cache(maxsize=None)
+@cache
 def dataset(kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(X_train, y_train, X_test, y_test), float32-representable features."""
     from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris, load_wine
@@ -128,7 +128,7 @@ def _cases() -> list[Case]:
 CASES = _cases()
 
 
-@lru_cache(maxsize=None)
+@cache
 def fitted(case_id: str) -> Any:
     case = next(c for c in CASES if c.id == case_id)
     X, y, _, _ = dataset(case.data)
