@@ -30,6 +30,9 @@ class Model:
         self._proba_out = [outs["probabilities"]] if "probabilities" in outs else None
         self._pred_out = [outs["prediction"]] if "prediction" in outs else None
         self._label_is_index = artifact.extra.get("label_encoding") == "index"
+        if artifact.extra.get("label_from") == "probabilities" and self._proba_out is not None:
+            self._label_out = None  # the converter found argmax(proba) matches the framework
+            self._label_is_index = True
         if self.task == "classification" and self._label_out is None and self._proba_out is None:
             raise EdgeRuntimeError(f"artifact '{artifact.path}' has neither a label nor a "
                                    "probabilities output")
