@@ -38,7 +38,7 @@ from edge_runtime.errors import (
 
 @pytest.fixture(scope="module")
 def good(tmp_path_factory) -> Path:
-    from zoo import dataset, fitted
+    from zoo import dataset
 
     import converters
 
