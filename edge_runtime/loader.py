@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from .model import Model
 
 
-def load(source: Union[str, "os.PathLike[str]", Bundle], backend: str = "auto", *,
+def load(source: Union[str, os.PathLike[str], Bundle], backend: str = "auto", *,
          precision: Optional[str] = None, profile: Union[str, DeviceProfile, None] = None,
          threads: Optional[int] = None, verify: bool = True) -> Model:
     """Load a bundle (directory or ``.tar.gz``) and return a ready :class:`Model`.

@@ -30,6 +30,9 @@ class Model:
         self._proba_out = [outs["probabilities"]] if "probabilities" in outs else None
         self._pred_out = [outs["prediction"]] if "prediction" in outs else None
         self._label_is_index = artifact.extra.get("label_encoding") == "index"
+        if artifact.extra.get("label_from") == "probabilities" and self._proba_out is not None:
+            self._label_out = None  # the converter found argmax(proba) matches the framework
+            self._label_is_index = True
         if self.task == "classification" and self._label_out is None and self._proba_out is None:
             raise EdgeRuntimeError(f"artifact '{artifact.path}' has neither a label nor a "
                                    "probabilities output")
@@ -109,7 +112,11 @@ class Model:
             if key == "prediction" and self.task != "regression":
                 continue
             got = np.asarray(method(x), dtype=np.float64)
-            want = np.asarray(golden[key], dtype=np.float64).reshape(got.shape)
+            try:
+                want = np.asarray(golden[key], dtype=np.float64).reshape(got.shape)
+            except ValueError:
+                raise GoldenMismatchError(f"{where}: golden {key} do not have the model's output "
+                                          f"shape {got.shape}") from None
             diff = float(np.max(np.abs(got - want))) if got.size else 0.0
             figures[f"{key}_max_abs_diff"] = diff
             tol = atol + float(golden.get("rtol", 0.0)) * float(np.max(np.abs(want), initial=0.0))
