@@ -100,8 +100,8 @@ class _Plan:
                     raise BackendUnavailableError(f"backend {name!r} is not installed on this device")
                 continue
             if sync and getattr(cls, "async_only", False):
-                message = (f"{name}: answers only asynchronously; use "
-                           "`model = await edge_runtime.load_async(...)` and `await model.predict_async(rows)`")
+                message = (f"{name}: answers only asynchronously; use `model = await "
+                           "edge_runtime.load_async(...)` and `await model.predict_async(rows)`")
                 if not self.auto:
                     raise BackendError(f"backend {message}")
                 self.reasons.append(message)

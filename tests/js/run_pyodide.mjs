@@ -1,9 +1,10 @@
 // Run edge-runtime inside Pyodide under Node, offline: install our wheel, load a bundle through
 // onnxruntime-web and print predictions and timings as one JSON line.
 //
-//   node tests/js/run_pyodide.mjs <wheel> <bundle-dir> <rows.json>
+//   node tests/js/run_pyodide.mjs <spec.json>
 //
-// rows.json: a list of rows (lists of numbers). Used by tests/test_pyodide.py; handy by hand too.
+// spec.json: {"wheel": path, "cases": [{"bundle": dir, "rows": [[...], ...], "bad_rows": [...]}]}
+// Used by tests/test_pyodide.py; handy by hand too (docs/pyodide.md).
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -11,11 +12,13 @@ import { performance } from "node:perf_hooks";
 import { loadPyodide } from "pyodide";
 import * as ort from "onnxruntime-web";
 
-const [wheel, bundleDir, rowsFile] = process.argv.slice(2);
-if (!rowsFile) {
-  console.error("usage: node run_pyodide.mjs <wheel> <bundle-dir> <rows.json>");
+const specFile = process.argv[2];
+if (!specFile) {
+  console.error("usage: node run_pyodide.mjs <spec.json>");
   process.exit(2);
 }
+const spec = JSON.parse(readFileSync(specFile, "utf8"));
+const wheel = spec.wheel;
 const here = dirname(fileURLToPath(import.meta.url));
 const timings = {};
 let t0 = performance.now();
@@ -53,46 +56,56 @@ function copyTree(src, dst) {
     else pyodide.FS.writeFile(d, new Uint8Array(readFileSync(s)));
   }
 }
-copyTree(bundleDir, "/bundle");
-pyodide.globals.set("rows_json", readFileSync(rowsFile, "utf8"));
+const cases = spec.cases.map((c, i) => {
+  copyTree(c.bundle, `/bundles/${i}`);
+  return { bundle: `/bundles/${i}`, rows: c.rows, bad_rows: c.bad_rows ?? null };
+});
+pyodide.globals.set("cases_json", JSON.stringify(cases));
 
 const out = await pyodide.runPythonAsync(`
 import json, sys, time
 t0 = time.perf_counter()
 import edge_runtime
 import_ms = (time.perf_counter() - t0) * 1e3
-t0 = time.perf_counter()
-model = await edge_runtime.load_async("/bundle")   # creates the session, checks golden rows
-load_ms = (time.perf_counter() - t0) * 1e3
-rows = json.loads(rows_json)
-t0 = time.perf_counter()
-labels = await model.predict_async(rows)            # one bridge call for all rows
-batch_ms = (time.perf_counter() - t0) * 1e3
-proba = await model.predict_proba_async(rows)
-one = rows[:1]
-for _ in range(5):
-    await model.predict_proba_async(one)
-n = 50
-t0 = time.perf_counter()
-for _ in range(n):
-    await model.predict_proba_async(one)
-row_ms = (time.perf_counter() - t0) * 1e3 / n
-sync_error = None
-try:
-    model.predict(one)
-except Exception as exc:
-    sync_error = f"{type(exc).__name__}: {exc}"
+results = []
+for case in json.loads(cases_json):
+    t0 = time.perf_counter()
+    model = await edge_runtime.load_async(case["bundle"])   # session + golden rows, awaited
+    load_ms = (time.perf_counter() - t0) * 1e3
+    rows = case["rows"]
+    t0 = time.perf_counter()
+    labels = await model.predict_async(rows)                 # one bridge call for all rows
+    batch_ms = (time.perf_counter() - t0) * 1e3
+    proba = await model.predict_proba_async(rows) if model.task == "classification" else None
+    one = rows[:1]
+    for _ in range(5):
+        await model.predict_async(one)
+    n = 50
+    t0 = time.perf_counter()
+    for _ in range(n):
+        await model.predict_async(one)
+    row_ms = (time.perf_counter() - t0) * 1e3 / n
+    errors = {}
+    try:
+        model.predict(one)
+    except Exception as exc:
+        errors["sync"] = f"{type(exc).__name__}: {exc}"
+    if case["bad_rows"] is not None:
+        try:
+            await model.predict_async(case["bad_rows"])
+        except Exception as exc:
+            errors["bad_rows"] = f"{type(exc).__name__}: {exc}"
+    results.append({"backend": model.backend.name, "model_class": type(model).__name__,
+                    "labels": labels, "proba": proba, "errors": errors,
+                    "timings": {"load_async_ms": load_ms, "batch_ms": batch_ms,
+                                "batch_rows": len(rows), "single_row_ms": row_ms}})
 json.dumps({
-    "python": sys.version.split()[0], "platform": sys.platform,
-    "numpy_loaded": "numpy" in sys.modules, "onnxruntime_loaded": "onnxruntime" in sys.modules,
-    "click_loaded": "click" in sys.modules,
-    "backend": model.backend.name, "labels": labels, "proba": proba,
-    "sync_error": sync_error,
-    "timings": {"import_ms": import_ms, "load_async_ms": load_ms, "batch_ms": batch_ms,
-                "batch_rows": len(rows), "single_row_ms": row_ms},
+    "python": sys.version.split()[0], "platform": sys.platform, "import_ms": import_ms,
+    "loaded": sorted(m for m in ("numpy", "onnxruntime", "click") if m in sys.modules),
+    "cases": results,
 })
 `);
 const result = JSON.parse(out);
-Object.assign(result.timings, timings);
+result.timings = timings;
 result.installed_with = installedWith;
 console.log(JSON.stringify(result));
