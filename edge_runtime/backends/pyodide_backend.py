@@ -19,7 +19,6 @@ first), and falls back to this one otherwise.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import sys
 from typing import Any, ClassVar, Sequence
 
@@ -57,11 +56,7 @@ class PyodideBackend(Backend):
 
     @classmethod
     def is_available(cls) -> bool:
-        if sys.platform != "emscripten":
-            return False
-        if importlib.util.find_spec(JS_MODULE) is not None:
-            return True
-        return _onnxruntime_web() is not None
+        return sys.platform == "emscripten" and _onnxruntime_web() is not None
 
     def __init__(self, model_bytes: bytes, artifact: Any, options: BackendOptions):
         super().__init__(model_bytes, artifact, options)

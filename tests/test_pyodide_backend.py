@@ -1,0 +1,56 @@
+"""The pyodide backend's place in the registry, checked on the host by pretending to be
+Pyodide (the real bridge runs in tests/test_pyodide.py under Node)."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+import edge_runtime
+from edge_runtime.backends import available_backends, get_backend
+from edge_runtime.errors import BackendError
+
+
+@pytest.fixture
+def fake_pyodide(monkeypatch):
+    monkeypatch.setattr(sys, "platform", "emscripten")
+    monkeypatch.setitem(sys.modules, "onnxruntime_web", types.ModuleType("onnxruntime_web"))
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    from sklearn.linear_model import LogisticRegression
+    from zoo import dataset
+
+    import converters
+
+    X, y, _, _ = dataset("iris")
+    return converters.convert(LogisticRegression(max_iter=500).fit(X, y), X, tmp_path_factory.mktemp("b"))
+
+
+def test_unavailable_off_pyodide():
+    assert not get_backend("pyodide").is_available()
+    assert "pyodide" not in available_backends()
+
+
+def test_auto_ranks_it_after_in_process_engines(fake_pyodide):
+    names = available_backends()
+    assert "pyodide" in names
+    for in_process in ("onnxruntime", "numpy"):
+        if in_process in names:
+            assert names.index(in_process) < names.index("pyodide")
+
+
+def test_sync_load_and_run_say_to_await(fake_pyodide, bundle):
+    with pytest.raises(BackendError, match=r"await edge_runtime\.load_async"):
+        edge_runtime.load(bundle, backend="pyodide")
+    # auto passes over it (onnxruntime answers synchronously here)
+    assert edge_runtime.load(bundle).backend.name != "pyodide"
+    cls = get_backend("pyodide")
+    bundle_obj = edge_runtime.open_bundle(bundle)
+    art = bundle_obj.manifest.artifacts[0]
+    engine = cls(bundle_obj.read_artifact(art), art, edge_runtime.backends.BackendOptions())
+    with pytest.raises(BackendError, match=r"await model\.predict_async\(rows\)"):
+        engine.run(None, ["x"])
