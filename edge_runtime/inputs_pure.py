@@ -57,31 +57,61 @@ class ListInputAdapter:
         self.width = len(self.features)
         self.dtype = dtype
         self._typecode = _TYPECODES[dtype]
+        self._nan_forbidden = any(not f.allow_nan for f in self.features)
+        self._ranges = [(c, float(f.range[0]), float(f.range[1]))
+                        for c, f in enumerate(self.features) if f.range is not None]
 
     def __call__(self, X: Any) -> Rows:
         rows = self._rows(X)
         if not rows:
             raise InputError("no rows to predict (got an empty input)")
-        flat = array(self._typecode)
+        code, width = self._typecode, self.width
+        flat = array(code)
         for r, row in enumerate(rows):
-            if len(row) != self.width:
+            if len(row) != width:
+                self._check_flat(row, r)
                 raise InputError(f"{'row ' + str(r) + ': ' if len(rows) > 1 else ''}wrong number of "
-                                 f"features: expected {self.width} ({self._names_hint()}), got {len(row)}")
-            flat.extend(self._number(v, self.names[c], r) for c, v in enumerate(row))
+                                 f"features: expected {width} ({self._names_hint()}), got {len(row)}")
+            try:
+                part = array(code, row)  # C loop for ints/floats; rounds to float32 like numpy
+            except TypeError:  # None, numeric strings from a form, or junk: value by value
+                self._check_flat(row, r)
+                part = array(code, [self._number(v, self.names[c], r) for c, v in enumerate(row)])
+            flat.extend(part)
         # Checked after the cast, as on the numpy path (a float32 range edge rounds the same way).
+        # sum/min/max run in C; the value-by-value scan runs only to name the culprit.
+        if self._nan_forbidden:
+            total = sum(flat)
+            if total != total:
+                self._raise_nan(flat)
+        for c, lo, hi in self._ranges:
+            col = flat[c::width]
+            low, high = min(col), max(col)
+            if not (lo <= low and high <= hi):  # also when NaN got in the way of min/max
+                self._raise_range(flat)
+        return Rows(flat, (len(rows), width))
+
+    def _check_flat(self, row: Sequence[Any], r: int) -> None:
+        if any(isinstance(v, (list, tuple, Mapping)) for v in row):
+            raise InputError(f"row {r}: input must be 2-D (rows × {self.width} features); got a "
+                             "nested sequence")
+
+    def _raise_nan(self, flat: array) -> None:
         for i, value in enumerate(flat):
             r, c = divmod(i, self.width)
-            f = self.features[c]
-            if value != value:
-                if not f.allow_nan:
-                    raise InputError(f"row {r}, feature '{f.name}': NaN/missing value, and this "
-                                     "model has no imputer for it")
-            elif f.range is not None and not (f.range[0] <= value <= f.range[1]):
-                raise InputError(f"row {r}, feature '{f.name}': {value} is outside the allowed "
-                                 f"range [{f.range[0]}, {f.range[1]}]")
-        return Rows(flat, (len(rows), self.width))
+            if value != value and not self.features[c].allow_nan:
+                raise InputError(f"row {r}, feature '{self.names[c]}': NaN/missing value, and this "
+                                 "model has no imputer for it")
 
-    def _rows(self, X: Any) -> list[Sequence[Any]]:
+    def _raise_range(self, flat: array) -> None:
+        for i, value in enumerate(flat):
+            r, c = divmod(i, self.width)
+            rng = self.features[c].range
+            if rng is not None and value == value and not (rng[0] <= value <= rng[1]):
+                raise InputError(f"row {r}, feature '{self.names[c]}': {value} is outside the allowed "
+                                 f"range [{rng[0]}, {rng[1]}]")
+
+    def _rows(self, X: Any) -> Sequence[Sequence[Any]]:
         if isinstance(X, Rows):
             return X.tolist()
         if isinstance(X, Mapping):
@@ -96,12 +126,7 @@ class ListInputAdapter:
         if all(isinstance(r, Mapping) for r in X):
             return self._from_records(X)
         if all(isinstance(r, (list, tuple)) for r in X):
-            for r, row in enumerate(X):
-                for value in row:
-                    if isinstance(value, (list, tuple, Mapping)):
-                        raise InputError(f"row {r}: input must be 2-D (rows × {self.width} "
-                                         "features); got a nested sequence")
-            return list(X)
+            return X  # nested sequences inside rows are caught where values are converted
         if any(isinstance(r, (list, tuple, Mapping)) for r in X):
             raise InputError("mix of rows and scalars: pass a list of rows or one row")
         return [X]  # one flat row

