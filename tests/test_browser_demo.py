@@ -82,3 +82,44 @@ def test_offline_and_clean(page_run):
     assert out["failed"] == []
     assert out["console"] == []
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+def test_server_maps_prefixes_and_refuses_to_escape(tmp_path):
+    import urllib.error
+    import urllib.request
+
+    nm = tmp_path / "nm"
+    (nm / "pyodide").mkdir(parents=True)
+    (nm / "pyodide" / "pyodide.mjs").write_text("export {}")
+    (nm / "onnxruntime-web" / "dist").mkdir(parents=True)
+    (nm / "onnxruntime-web" / "dist" / "x.wasm").write_bytes(b"\0asm")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "manifest.json").write_text("{}")
+    wheel = tmp_path / "w.whl"
+    wheel.write_bytes(b"PK")
+    (tmp_path / "secret.txt").write_text("no")
+    server = serve.make_server(bundle, wheel, node_modules=nm)
+    serve.serve_in_thread(server)
+    host, port = server.server_address[:2]
+    base = f"http://{host}:{port}"
+
+    def get(path):
+        try:
+            with urllib.request.urlopen(base + path, timeout=10) as r:
+                return r.status, r.headers.get_content_type()
+        except urllib.error.HTTPError as e:
+            return e.code, None
+
+    try:
+        assert get("/") == (200, "text/html")
+        assert get("/pyodide/pyodide.mjs") == (200, "text/javascript")
+        assert get("/ort/x.wasm") == (200, "application/wasm")
+        assert get("/bundle/manifest.json") == (200, "application/json")
+        assert get("/edge_runtime.whl")[0] == 200
+        for escape in ("/bundle/../secret.txt", "/bundle/%2e%2e/secret.txt", "/pyodide/../../secret.txt",
+                       "/bundle/", "/..%2fsecret.txt"):
+            assert get(escape)[0] == 404, escape
+    finally:
+        server.shutdown()
+        server.server_close()
