@@ -54,3 +54,17 @@ def test_sync_load_and_run_say_to_await(fake_pyodide, bundle):
     engine = cls(bundle_obj.read_artifact(art), art, edge_runtime.backends.BackendOptions())
     with pytest.raises(BackendError, match=r"await model\.predict_async\(rows\)"):
         engine.run(None, ["x"])
+
+
+def test_a_backend_module_whose_engine_is_missing_does_not_break_the_registry(tmp_path, monkeypatch):
+    """Inside Pyodide without numpy, a backend module importing numpy at the top must not take
+    load() down for every other backend."""
+    import edge_runtime.backends as registry
+
+    (tmp_path / "needs_missing_engine.py").write_text("import engine_that_is_not_installed\n")
+    monkeypatch.setattr(registry, "__path__", [*registry.__path__, str(tmp_path)])
+    monkeypatch.setattr(registry, "_DISCOVERED", False)
+    monkeypatch.setattr(registry, "_UNIMPORTABLE", {})
+    assert "onnxruntime" in registry.backend_names()
+    with pytest.raises(BackendError, match="needs_missing_engine could not be imported.*engine_that_is_not"):
+        registry.get_backend("needs-missing-engine")
