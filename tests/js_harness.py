@@ -3,6 +3,7 @@ to build our wheel, and the demo bundles both tests compare against the Python r
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,20 @@ def require_node_modules() -> str:
     return node
 
 
+def _can_build_in_place() -> bool:
+    """setuptools ≥ 64 is there, and can make wheels by itself (≥ 70.1) or has ``wheel``
+    (a Python 3.11 venv brings setuptools 65.5 without ``wheel``)."""
+    try:
+        import setuptools
+    except ImportError:
+        return False
+    try:
+        version = tuple(int(p) for p in setuptools.__version__.split(".")[:2])
+    except ValueError:
+        return False
+    return version >= (70, 1) or (version >= (64, 0) and importlib.util.find_spec("wheel") is not None)
+
+
 def build_wheel(out_dir: Path) -> Path:
     """Our pure-Python wheel, built from a copy of the source tree so the checkout stays clean."""
     src = out_dir / "src"
@@ -36,12 +51,10 @@ def build_wheel(out_dir: Path) -> Path:
                                     "__pycache__", "tests", "benchmarks", "examples", ".*cache*")
     shutil.copytree(ROOT, src, ignore=ignore)
     cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", str(src), "-w", str(out_dir)]
-    try:
-        import setuptools  # noqa: F401  (present: build without fetching it from the registry)
-        cmd.insert(4, "--no-build-isolation")
-    except ImportError:
-        pass
-    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+    if _can_build_in_place():
+        cmd.insert(4, "--no-build-isolation")  # no round trip to the registry for setuptools
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, f"building our wheel failed: {r.stderr[-2000:]}"
     wheels = sorted(out_dir.glob("edge_runtime-*.whl"))
     assert len(wheels) == 1, wheels
     return wheels[0]
