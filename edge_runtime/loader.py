@@ -95,9 +95,13 @@ class _Plan:
         for name in self.names:
             cls = get_backend(name)
             if not cls.is_available():
-                self.reasons.append(f"{name}: not installed")
+                why = getattr(cls, "unavailable_reason", None)
+                why = why() if why is not None else "not installed"
+                self.reasons.append(f"{name}: {why}")
                 if not self.auto:
-                    raise BackendUnavailableError(f"backend {name!r} is not installed on this device")
+                    raise BackendUnavailableError(
+                        f"backend {name!r} is not installed on this device" if why == "not installed"
+                        else f"backend {name!r} is not available here: {why}")
                 continue
             if sync and getattr(cls, "async_only", False):
                 message = (f"{name}: answers only asynchronously; use `model = await "

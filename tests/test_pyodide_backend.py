@@ -68,3 +68,10 @@ def test_a_backend_module_whose_engine_is_missing_does_not_break_the_registry(tm
     assert "onnxruntime" in registry.backend_names()
     with pytest.raises(BackendError, match="needs_missing_engine could not be imported.*engine_that_is_not"):
         registry.get_backend("needs-missing-engine")
+
+
+def test_off_pyodide_the_error_says_where_it_runs(bundle):
+    from edge_runtime.errors import BackendUnavailableError
+
+    with pytest.raises(BackendUnavailableError, match="only runs inside Pyodide"):
+        edge_runtime.load(bundle, backend="pyodide")

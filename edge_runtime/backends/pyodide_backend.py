@@ -60,6 +60,14 @@ class PyodideBackend(Backend):
     def is_available(cls) -> bool:
         return sys.platform == "emscripten" and _onnxruntime_web() is not None
 
+    @classmethod
+    def unavailable_reason(cls) -> str:
+        """Why :meth:`is_available` is False, for the loader's error message."""
+        if sys.platform != "emscripten":
+            return "only runs inside Pyodide"
+        return (f"onnxruntime-web was not handed to Pyodide: call "
+                f"pyodide.registerJsModule({JS_MODULE!r}, ort) first")
+
     def __init__(self, model_bytes: bytes, artifact: Any, options: BackendOptions):
         super().__init__(model_bytes, artifact, options)
         self._bytes = bytes(model_bytes)
@@ -97,6 +105,7 @@ class PyodideBackend(Backend):
         except JsException as exc:
             raise UnsupportedModelError(f"onnxruntime-web cannot load '{self.artifact.path}': "
                                         f"{exc}") from None
+        self._bytes = b""  # the session holds its own copy
         self._object_from_entries = js.Object.fromEntries
         self._js_exception = JsException
 
