@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Iterator, Optional, Union
 
-from .backends import available_backends, get_backend
+from .backends import available_backends, backend_names, get_backend
 from .backends.base import Backend, BackendOptions
 from .bundle import Artifact, Bundle, open_bundle
 from .errors import BackendError, BackendUnavailableError, GoldenMismatchError, UnsupportedModelError
@@ -93,6 +93,9 @@ class _Plan:
 
     def candidates(self, sync: bool) -> Iterator[tuple[type[Backend], Artifact]]:
         for name in self.names:
+            if self.auto and name not in backend_names():
+                self.reasons.append(f"{name}: no such backend in this edge-runtime")
+                continue  # a profile may list backends of a newer release
             cls = get_backend(name)
             if not cls.is_available():
                 why = getattr(cls, "unavailable_reason", None)
