@@ -118,7 +118,6 @@ def run_bench(bundle_path: str, cfg: BenchConfig) -> dict[str, Any]:
     bundle = open_bundle(bundle_path)
     threads = cfg.threads or (cfg.profile.threads if cfg.profile else None)
     rows = _rows(bundle, cfg, max(cfg.batches) if cfg.batches else 1)
-    one = rows[:1]
     report: dict[str, Any] = {
         "schema": SCHEMA, "bundle": {"path": str(bundle_path), "name": bundle.manifest.name,
                                      "version": bundle.manifest.version},
@@ -139,14 +138,7 @@ def run_bench(bundle_path: str, cfg: BenchConfig) -> dict[str, Any]:
             report["results"].append(entry)
             cfg.progress(f"{backend}/{precision}: failed: {exc}")
             continue
-        predict = _predictor(model)
-        cfg.progress(f"{backend}/{precision}: warm single-row latency ({cfg.warm_seconds:.1f} s)")
-        entry["warm"] = summarize(sample_latency(lambda: predict(one), seconds=cfg.warm_seconds))
-        entry["throughput"] = []
-        for b in cfg.batches:
-            cfg.progress(f"{backend}/{precision}: batch {b}")
-            chunk = rows[:b]
-            entry["throughput"].append(throughput(lambda: predict(chunk), b, seconds=cfg.batch_seconds))
+        entry.update(warm_and_throughput(_predictor(model), rows, cfg, f"{backend}/{precision}"))
         model.close()
         report["results"].append(entry)
     if cfg.baseline is not None:
@@ -156,6 +148,20 @@ def run_bench(bundle_path: str, cfg: BenchConfig) -> dict[str, Any]:
     if cfg.profile is not None:
         report["budgets"] = check_budgets(report, cfg.profile)
     return report
+
+
+def warm_and_throughput(predict: Callable[[Any], Any], rows: Any, cfg: BenchConfig,
+                        label: str) -> dict[str, Any]:
+    """Warm single-row percentiles and throughput at each batch size, for one predictor."""
+    one = rows[:1]
+    cfg.progress(f"{label}: warm single-row latency ({cfg.warm_seconds:.1f} s)")
+    out: dict[str, Any] = {"warm": summarize(sample_latency(lambda: predict(one), seconds=cfg.warm_seconds))}
+    out["throughput"] = []
+    for b in cfg.batches:
+        cfg.progress(f"{label}: batch {b}")
+        chunk = rows[:b]
+        out["throughput"].append(throughput(lambda c=chunk: predict(c), b, seconds=cfg.batch_seconds))
+    return out
 
 
 def baseline(estimator: Any, rows: Any, cfg: BenchConfig) -> dict[str, Any]:
@@ -200,7 +206,7 @@ def check_budgets(report: dict[str, Any], profile: DeviceProfile) -> list[dict[s
 
 
 def write_json(report: dict[str, Any], path: Path) -> None:
-    from ..fsutil import atomic_write_json
     from ..bundle import json_safe
+    from ..fsutil import atomic_write_json
 
     atomic_write_json(path, json_safe(report))

@@ -29,7 +29,8 @@ def _ints(text: str) -> list[int]:
 @click.option("--backend", "backends", default="all", show_default=True,
               help="Comma-separated backends (onnxruntime,litert,numpy) or 'all'.")
 @click.option("--batch", "batches", default="1,32,1024", show_default=True)
-@click.option("--profile", default=None, help="Device profile name or .toml path: threads, backends, budgets.")
+@click.option("--profile", default=None,
+              help="Device profile name or .toml path: threads, backends, budgets.")
 @click.option("--threads", type=click.IntRange(1, 256), default=None)
 @click.option("--cold-runs", type=click.IntRange(1, 50), default=5, show_default=True)
 @click.option("--seconds", type=click.FloatRange(0.05, 60), default=2.0, show_default=True,
