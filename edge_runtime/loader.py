@@ -17,13 +17,16 @@ if TYPE_CHECKING:
 
 def load(source: Union[str, os.PathLike[str], Bundle], backend: str = "auto", *,
          precision: Optional[str] = None, profile: Union[str, DeviceProfile, None] = None,
-         threads: Optional[int] = None, verify: bool = True) -> Model:
+         threads: Optional[int] = None, verify: bool = True, tune: bool = False) -> Model:
     """Load a bundle (directory or ``.tar.gz``) and return a ready :class:`Model`.
 
     ``backend="auto"`` tries the profile's backends in order (else every installed one by
     preference) and keeps the first that reproduces the golden outputs. Artifact bytes are
-    checked against the manifest's sha256 before any engine parses them. Backends that can
-    only answer asynchronously (``pyodide``: onnxruntime-web) need :func:`load_async`.
+    checked against the manifest's sha256 before any engine parses them. With ``auto`` and no
+    explicit ``threads``, a row-count routing table tuned for this bundle and profile (``tune=True``
+    or ``edgert bench --tune``) sends each call to the engine and thread count measured fastest
+    for its row count (:mod:`edge_runtime.routing`). Backends that can only answer
+    asynchronously (``pyodide``: onnxruntime-web) need :func:`load_async`.
 
     Raises:
         BundleError: the bundle is malformed, unsafe or from a newer schema.
@@ -38,10 +41,27 @@ def load(source: Union[str, os.PathLike[str], Bundle], backend: str = "auto", *,
             model = Model(plan.bundle, cls(plan.bundle.read_artifact(art), art, plan.options), art)
             if verify:
                 model.check_golden()
-            return model
+            return _maybe_routed(model, plan, tune)
         except (GoldenMismatchError, UnsupportedModelError, BackendUnavailableError) as exc:
             plan.passed_over(cls.name, exc)
     raise plan.failure()
+
+
+def _maybe_routed(model: Model, plan: _Plan, tune: bool) -> Model:
+    if not plan.auto or plan.threads is not None or model.artifact.format != "onnx":
+        return model
+    from . import routing
+    from .model import Model
+
+    name = plan.profile.name if plan.profile else None
+    table = (routing.tune(plan.bundle, model.artifact, profile_name=name,
+                          backends=plan.profile.backends if plan.profile else None,
+                          max_threads=plan.profile.cores if plan.profile else None)
+             if tune else routing.cached(model.artifact, name))
+    if not table:
+        return model
+    model.close()
+    return Model(plan.bundle, routing.routed(plan.bundle, model.artifact, table), model.artifact)
 
 
 async def load_async(source: Union[str, os.PathLike[str], Bundle], backend: str = "auto", *,
@@ -80,6 +100,8 @@ class _Plan:
                  threads: Optional[int]):
         self.bundle = source if isinstance(source, Bundle) else open_bundle(source)
         prof = load_profile(profile) if isinstance(profile, str) else profile
+        self.profile = prof
+        self.threads = threads
         self.options = BackendOptions(threads=threads or (prof.threads if prof else None),
                                       optimization=prof.optimization if prof else "all")
         self.explicit = precision

@@ -39,11 +39,13 @@ def _ints(text: str) -> list[int]:
               help="CSV rows to use instead of the bundle's golden rows.")
 @click.option("--baseline", type=click.Path(exists=True, dir_okay=False), default=None,
               help="MODEL.joblib: also time scikit-learn's own predict (trusted files only).")
+@click.option("--tune", is_flag=True,
+              help="Also tune row-count routing for backend=auto and cache it for this bundle + profile.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None)
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None)
 def bench(bundle: str, backends: str, batches: str, profile: Optional[str], threads: Optional[int],
           cold_runs: int, seconds: float, data: Optional[str], baseline: Optional[str],
-          json_out: Optional[str], plot_out: Optional[str]) -> None:
+          tune: bool, json_out: Optional[str], plot_out: Optional[str]) -> None:
     """Measure cold start, warm latency percentiles, throughput and memory of BUNDLE."""
     from ..bench.render import plot_report, print_report
     from ..bench.runner import BenchConfig, run_bench, write_json
@@ -73,6 +75,8 @@ def bench(bundle: str, backends: str, batches: str, profile: Optional[str], thre
     finally:
         stop()
     print_report(report, click.echo)
+    if tune:
+        report["routing"] = _tune(bundle, prof)
     if json_out:
         write_json(report, Path(json_out))
         click.echo(f"wrote {json_out}")
@@ -81,6 +85,23 @@ def bench(bundle: str, backends: str, batches: str, profile: Optional[str], thre
         click.echo(f"wrote {plot_out}")
     if any(not (b["latency_ok"] and b["memory_ok"]) for b in report.get("budgets") or []):
         sys.exit(3)
+
+
+def _tune(bundle: str, prof) -> dict:
+    from ..bundle import open_bundle
+    from ..routing import cache_path, tune
+
+    b = open_bundle(bundle)
+    art = b.artifact_for(("onnx",))
+    if art is None:
+        raise click.UsageError("--tune routes between engines of the ONNX artifact; this bundle has none")
+    table = tune(b, art, profile_name=prof.name if prof else None,
+                 backends=prof.backends if prof else None, max_threads=prof.cores if prof else None)
+    click.echo("routing for backend=auto (fastest engine:threads per row count, median time):")
+    for n, key in table["best"].items():
+        click.echo(f"  {int(n):>6} rows → {key:<16} {table['timings_s'][key][n] * 1e3:.3f} ms")
+    click.echo(f"cached in {cache_path(art, prof.name if prof else None)}")
+    return table
 
 
 def _progress():
