@@ -142,7 +142,8 @@ def run_model(name: str, est: Any, X_tr: np.ndarray, y_tr: np.ndarray, X_te: np.
         bt["scikit-learn"] = batch_time(lambda: est.predict_proba(big64), reps)
     sub = 200 if quick else 1000  # onnx.reference is a Python loop per node: extrapolate linearly
     ref_rows = rb[:sub]
-    bt["onnx.reference"] = batch_time(lambda: ref.run(None, {in_name: ref_rows}), 1 if quick else 2) * BATCH / sub
+    ref_time = batch_time(lambda: ref.run(None, {in_name: ref_rows}), 1 if quick else 2)
+    bt["onnx.reference"] = ref_time * BATCH / sub
     out["batch_ms"] = {k: v * 1e3 for k, v in bt.items()}
     out["routes"] = auto.backend.table["best"] if hasattr(auto.backend, "table") else {}
     out["sizes"] = {a.path: a.size for a in auto.manifest.artifacts}
