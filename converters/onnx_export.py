@@ -31,8 +31,14 @@ class Exported:
 def _classifier_options(estimator: Any) -> dict:
     options = {}
     for step in steps_of(estimator):
+        # Only classifiers with probabilities have a ZipMap (skl2onnx rejects the option on others).
+        try:
+            with_proba = hasattr(step, "predict_proba")
+        except AttributeError:
+            with_proba = False
+        # An empty entry for the others stops skl2onnx's pipeline parser from adding one anyway.
         if hasattr(step, "classes_") and not hasattr(step, "steps"):
-            options[id(step)] = {"zipmap": False}
+            options[id(step)] = {"zipmap": False} if with_proba else {}
     return options
 
 

@@ -47,7 +47,7 @@ def nan_tolerant_features(expected: Any, artifact_runs: Sequence[Any], X: np.nda
     differently from scikit-learn (then NaN is refused on the device rather than mispredicted).
     ``expected(rows)`` and each ``artifact_runs[i](rows)`` return {role: array}.
     """
-    rows = X[: min(64, X.shape[0])].copy()
+    rows = X[: min(256, X.shape[0])].copy()
     out = []
     for j in range(X.shape[1]):
         probe = rows.copy()

@@ -1,0 +1,164 @@
+"""Row-count routing for ``backend="auto"``: the fastest engine for one row is rarely the
+fastest for ten thousand (one-thread onnxruntime wins single rows by far; at 10k rows more
+threads, or another engine, can win). ``tune`` measures every (backend, threads) candidate
+that runs the bundle's ONNX artifact at a few row counts, once per bundle and device profile,
+and caches the verdict; ``load`` then wraps the chosen engines in a :class:`RoutedBackend`
+that dispatches each call on its row count.
+
+Only engines of the same artifact take part, so every route gives the same outputs (each is
+proven on the golden rows before use).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from .backends import available_backends, backend_names, get_backend
+from .backends.base import Backend, BackendOptions
+from .bundle import Artifact, Bundle
+from .fsutil import atomic_write_json
+
+ROW_COUNTS = (1, 32, 1024, 10_000)
+SCHEMA = "edgert-routing/1"
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("EDGERT_CACHE_DIR")
+    if env:
+        return Path(env)
+    try:
+        from platformdirs import user_cache_dir
+    except ImportError:
+        return Path.home() / ".cache" / "edge-runtime"
+    return Path(user_cache_dir("edge-runtime"))
+
+
+def cache_path(artifact: Artifact, profile_name: Optional[str]) -> Path:
+    return cache_dir() / "routing" / f"{artifact.sha256[:20]}-{profile_name or 'default'}.json"
+
+
+def thread_options(max_threads: Optional[int] = None) -> list[int]:
+    cores = max_threads or os.cpu_count() or 1
+    return sorted({1, min(2, cores), min(4, cores), cores} - {0})
+
+
+class RoutedBackend(Backend):
+    """Dispatches each call to the engine tuned fastest for its row count."""
+
+    name = "auto"
+    formats = ("onnx",)
+
+    def __init__(self, routes: Sequence[tuple[int, Backend]], artifact: Artifact, table: dict[str, Any]):
+        # not Backend.__init__: this engine wraps engines that already hold the model
+        self.artifact = artifact
+        self.options = routes[0][1].options
+        self.table = table
+        self._routes = list(routes)  # (max_rows inclusive, engine), ascending; last is unbounded
+        self._one = self._routes[0][1]
+
+    def run(self, x: Any, outputs: Sequence[str]) -> list:
+        n = x.shape[0]
+        if n == 1:
+            return self._one.run(x, outputs)
+        for limit, engine in self._routes:
+            if n <= limit:
+                return engine.run(x, outputs)
+        return self._routes[-1][1].run(x, outputs)
+
+    def close(self) -> None:
+        for _, engine in self._routes:
+            engine.close()
+
+
+def _rows(bundle: Bundle, n: int, dtype: str) -> Any:
+    import numpy as np
+
+    golden = (bundle.manifest.golden or {}).get("inputs") or []
+    base = np.array([[np.nan if v is None else v for v in r] for r in golden], dtype=np.float32)
+    if base.size == 0:
+        base = np.zeros((1, len(bundle.manifest.features)), dtype=np.float32)
+    return np.ascontiguousarray(np.tile(base, (-(-n // base.shape[0]), 1))[:n], dtype=dtype)
+
+
+def _time_call(fn: Any, budget_s: float) -> float:
+    """Median seconds per call, over at least 3 calls, about ``budget_s`` in all."""
+    fn()
+    times = []
+    deadline = time.perf_counter() + budget_s
+    while len(times) < 3 or (time.perf_counter() < deadline and len(times) < 2000):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def tune(bundle: Bundle, artifact: Artifact, *, profile_name: Optional[str] = None,
+         backends: Optional[Sequence[str]] = None, max_threads: Optional[int] = None,
+         row_counts: Sequence[int] = ROW_COUNTS, budget_s: float = 0.3) -> dict[str, Any]:
+    """Measure every candidate at every row count; write and return the routing table."""
+    from .model import Model
+
+    blob = bundle.read_artifact(artifact)
+    names = [b for b in (backends or available_backends()) if b in backend_names()
+             and artifact.format in get_backend(b).formats and get_backend(b).is_available()
+             and not getattr(get_backend(b), "async_only", False)]
+    outputs = list(artifact.outputs.values())
+    timings: dict[str, dict[str, float]] = {}
+    for name in names:
+        for threads in thread_options(max_threads):
+            key = f"{name}:{threads}"
+            try:
+                engine = get_backend(name)(blob, artifact, BackendOptions(threads=threads))
+                Model(bundle, engine, artifact).check_golden()
+            except Exception:  # noqa: BLE001 - a candidate that cannot run simply does not compete
+                continue
+            timings[key] = {}
+            for n in row_counts:
+                x = _rows(bundle, n, artifact.input_dtype)
+                timings[key][str(n)] = _time_call(lambda x=x, e=engine: e.run(x, outputs), budget_s)
+            engine.close()
+            if name != "onnxruntime":  # only onnxruntime takes a thread count
+                break
+    best = {str(n): min(timings, key=lambda k: timings[k][str(n)]) for n in row_counts} if timings else {}
+    table = {"schema": SCHEMA, "artifact": artifact.sha256, "profile": profile_name,
+             "row_counts": list(row_counts), "timings_s": timings, "best": best,
+             "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    atomic_write_json(cache_path(artifact, profile_name), table)
+    return table
+
+
+def cached(artifact: Artifact, profile_name: Optional[str]) -> Optional[dict[str, Any]]:
+    path = cache_path(artifact, profile_name)
+    try:
+        table = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if table.get("schema") != SCHEMA or table.get("artifact") != artifact.sha256 or not table.get("best"):
+        return None
+    return table
+
+
+def routed(bundle: Bundle, artifact: Artifact, table: dict[str, Any]) -> RoutedBackend:
+    """Build the engines the table chose, each proven on the golden rows."""
+    from .model import Model
+
+    counts = [int(n) for n in table["row_counts"]]
+    choice = [table["best"][str(n)] for n in counts]
+    blob = bundle.read_artifact(artifact)
+    engines: dict[str, Backend] = {}
+    for key in dict.fromkeys(choice):
+        name, threads = key.rsplit(":", 1)
+        engine = get_backend(name)(blob, artifact, BackendOptions(threads=int(threads)))
+        Model(bundle, engine, artifact).check_golden()
+        engines[key] = engine
+    # a call of n rows goes to the choice for the nearest measured count (geometric midpoints)
+    routes = []
+    for i, n in enumerate(counts):
+        limit = int((n * counts[i + 1]) ** 0.5) if i + 1 < len(counts) else 2**62
+        routes.append((limit, engines[choice[i]]))
+    return RoutedBackend(routes, artifact, table)

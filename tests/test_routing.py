@@ -1,0 +1,78 @@
+"""Row-count routing for backend="auto": tuned once, cached per bundle and profile, same outputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import edge_runtime
+from edge_runtime import routing
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    from sklearn.ensemble import RandomForestClassifier
+    from zoo import dataset
+
+    import converters
+
+    X, y, X_te, _ = dataset("binary")
+    est = RandomForestClassifier(n_estimators=20, max_depth=6, random_state=0).fit(X, y)
+    return converters.convert(est, X, tmp_path_factory.mktemp("r"), holdout=X_te), X_te
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGERT_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_untuned_auto_is_a_plain_engine(bundle):
+    m = edge_runtime.load(bundle[0])
+    assert m.backend.name == "onnxruntime"
+
+
+def test_tune_caches_and_routes_with_identical_outputs(bundle):
+    path, X_te = bundle
+    tuned = edge_runtime.load(path, tune=True)
+    assert isinstance(tuned.backend, routing.RoutedBackend)
+    table = tuned.backend.table
+    assert set(table["best"]) == {"1", "32", "1024", "10000"}
+    assert all(k in table["timings_s"] for k in table["best"].values())
+    again = edge_runtime.load(path)  # from the cache, no tuning
+    assert isinstance(again.backend, routing.RoutedBackend) and again.backend.table == table
+    plain = edge_runtime.load(path, threads=1)
+    assert not isinstance(plain.backend, routing.RoutedBackend)
+    for n in (1, 7, 300, 5000):
+        X = np.resize(X_te, (n, X_te.shape[1]))
+        assert np.array_equal(again.predict(X), plain.predict(X))
+        assert np.allclose(again.predict_proba(X), plain.predict_proba(X), atol=1e-6)
+
+
+def test_routes_by_row_count(bundle):
+    path, _ = bundle
+    m = edge_runtime.load(path, tune=True)
+    limits = [limit for limit, _ in m.backend._routes]
+    assert limits == sorted(limits) and limits[0] < 32 < limits[1] < 1024 < limits[2] < 10_000 < limits[3]
+
+
+def test_stale_or_foreign_cache_is_ignored(bundle, tmp_path):
+    path, _ = bundle
+    m = edge_runtime.load(path)
+    cache_file = routing.cache_path(m.artifact, None)
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    cache_file.write_text(json.dumps({"schema": routing.SCHEMA, "artifact": "0" * 64, "best": {"1": "x:1"}}))
+    assert not isinstance(edge_runtime.load(path).backend, routing.RoutedBackend)
+    cache_file.write_text("{not json")
+    assert not isinstance(edge_runtime.load(path).backend, routing.RoutedBackend)
+
+
+def test_profile_has_its_own_table(bundle):
+    path, _ = bundle
+    edge_runtime.load(path, tune=True)
+    m = edge_runtime.load(path, profile="rpi4-aarch64")
+    assert not isinstance(m.backend, routing.RoutedBackend)
+    m = edge_runtime.load(path, profile="rpi4-aarch64", tune=True)
+    assert m.backend.table["profile"] == "rpi4-aarch64"
+    assert all(int(k.rsplit(":", 1)[1]) <= 4 for k in m.backend.table["timings_s"])
