@@ -182,12 +182,12 @@ def read_jsonl_chunks(fh: IO[str], *, id_column: Optional[str] = None,
         try:
             obj = json.loads(line)
         except (ValueError, RecursionError) as exc:
-            rejects.append(Reject(n, f"not valid JSON ({getattr(exc, 'msg', exc)})", line))
+            rejects.append(Reject(n, f"JSON line is not valid JSON ({getattr(exc, 'msg', exc)})", line))
             obj = None
         else:
             if not isinstance(obj, (dict, list)):
-                rejects.append(Reject(n, f"a JSON {type(obj).__name__}, expected an object or an array",
-                                      line))
+                rejects.append(Reject(n, f"JSON line holds a {type(obj).__name__}, expected an object "
+                                         "or an array", line))
                 obj = None
         if obj is not None:
             if id_column:
