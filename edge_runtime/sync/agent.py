@@ -108,8 +108,11 @@ class SyncAgent:
                 self._say(decisions, line)
             if offer is None:
                 return SyncResult(rec["current"], False, decisions)
+            _checkpoint("download")
+            archive = client.download(offer)  # TUF: length and hashes from signed metadata; a
+            # failed or tampered download is a SyncError and does not mark the version bad
             try:
-                self._install(client, offer, decisions)
+                self._install(archive, offer, decisions)
             except (UpdateRejected, EdgeRuntimeError) as exc:
                 reason = str(exc)
                 self.mark_bad(offer.version, reason)
@@ -118,11 +121,9 @@ class SyncAgent:
             self.store.prune()
             return SyncResult(offer.version, True, decisions)
 
-    def _install(self, client: RepoClient, offer: Any, decisions: list[str]) -> None:
+    def _install(self, archive: Path, offer: Any, decisions: list[str]) -> None:
         from ..loader import load
 
-        _checkpoint("download")
-        archive = client.download(offer)  # TUF: length and sha256 from signed targets metadata
         _checkpoint("unpack")
         path = self.store.install(offer.version, archive)  # safe members, manifest digests
         _checkpoint("load")
