@@ -295,3 +295,37 @@ def test_rollout_share_is_stable_and_about_right():
     later = Offer(**{**offer.__dict__, "version": "1.2.0"})
     assert {d for d in ids if admitted(later, d)} != set(chosen)  # a new canary per version
     assert np.isclose(len(chosen) / 1000, 0.1, atol=0.05)
+
+
+def test_lock_keeps_a_second_agent_out(installed):
+    from edge_runtime.sync.agent import store_lock
+
+    keys, path, url, state = installed
+    with store_lock(VersionStore(state)):
+        with pytest.raises(SyncError, match="another sync agent holds the lock"):
+            agent(url, keys, state).sync_once()
+
+
+def test_download_policies(bundles, installed):
+    import time
+
+    from edge_runtime.sync.policy import DownloadPolicy, open_model
+
+    keys, path, url, state = installed
+    pub.publish(bundles["1.1.0"], path, keys)
+    metered = DownloadPolicy(mode="latest", required={"unmetered": True}, probes={"unmetered": lambda: False})
+    assert metered.unmet() == ["unmetered"]
+    assert open_model(agent(url, keys, state), metered).version == "1.0.0"  # condition unmet: no download
+    assert open_model(agent(url, keys, state), DownloadPolicy(mode="local_only")).version == "1.0.0"
+    bg = open_model(agent(url, keys, state), DownloadPolicy(mode="background"))
+    assert bg.version in ("1.0.0", "1.1.0")  # serves at once
+    deadline = time.time() + 30
+    while current(state) != "1.1.0" and time.time() < deadline:
+        time.sleep(0.05)
+    bg.refresh(force=True)
+    assert bg.version == "1.1.0"
+    pub.publish(bundles["1.3.0"], path, keys)
+    charging = DownloadPolicy(mode="latest", required={"charging": True}, probes={"charging": lambda: True})
+    assert open_model(agent(url, keys, state), charging).version == "1.3.0"
+    with pytest.raises(SyncError, match="not one of"):
+        DownloadPolicy(mode="sometimes")
