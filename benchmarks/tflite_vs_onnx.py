@@ -8,17 +8,15 @@ MLP 64×64 and a 100-tree forest on breast_cancer.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import compare  # noqa: E402
+from _timing import compare, median_call_s  # noqa: E402
 
 
 def models():
@@ -35,16 +33,6 @@ def models():
         warnings.simplefilter("ignore")
         mlp.fit(X_tr, lr.predict(X_tr))
     return {"logistic": lr, "MLP 64×64": mlp, "forest 100": rf}, X_tr, X_te
-
-
-def batch_ms(fn, reps):
-    fn()
-    t = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        t.append(time.perf_counter() - t0)
-    return statistics.median(t) * 1e3
 
 
 def main() -> None:
@@ -70,8 +58,8 @@ def main() -> None:
             t = compare({"tfl": lambda m=tfl: m.predict_proba(one), "ort": lambda m=ort: m.predict_proba(one)},
                         rounds=5 if args.quick else 15, number=500 if args.quick else 2000)
             reps = 3 if args.quick else 9
-            tb = batch_ms(lambda m=tfl: m.predict_proba(big), reps)
-            ob = batch_ms(lambda m=ort: m.predict_proba(big), reps)
+            tb = median_call_s(lambda m=tfl: m.predict_proba(big), reps) * 1e3
+            ob = median_call_s(lambda m=ort: m.predict_proba(big), reps) * 1e3
             agree = float(np.mean(int8.predict(X_te) == est.predict(X_te)))
         print(f"{name:<11} {t['tfl']:>10.2f} µs {t['ort']:>7.2f} µs {t['tfl'] / t['ort']:>8.2f} {tb:>8.2f} ms "
               f"{ob:>6.2f} ms {sizes['fp32']:>8} {sizes['fp16']:>8} {sizes['int8']:>8} "
