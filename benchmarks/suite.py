@@ -186,9 +186,7 @@ def render(results: dict[str, dict[str, Any]], info: str, seconds: float) -> str
         lines += ["", f"Why {', '.join(misses)} can miss at 10k rows: every engine available here walks the trees "
                   "row by row (onnxruntime's TreeEnsemble kernel, or the numpy backend's per-depth gathers), "
                   "while scikit-learn's gradient boosting predicts one shallow tree at a time over all rows in "
-                  "Cython, which stays in cache for depth-3 trees; routing can only pick the best engine "
-                  "present. A profile from `python -m cProfile` of the onnxruntime call shows all time inside "
-                  "the one TreeEnsembleClassifier node."]
+                  "Cython; routing can only pick the best engine present (its measured times per engine and thread count are in the routing table above)."]
     lines.append("")
     return "\n".join(lines)
 
