@@ -186,7 +186,8 @@ def render(results: dict[str, dict[str, Any]], info: str, seconds: float) -> str
         lines += ["", f"Why {', '.join(misses)} can miss at 10k rows: every engine available here walks the trees "
                   "row by row (onnxruntime's TreeEnsemble kernel, or the numpy backend's per-depth gathers), "
                   "while scikit-learn's gradient boosting predicts one shallow tree at a time over all rows in "
-                  "Cython; routing can only pick the best engine present (its measured times per engine and thread count are in the routing table above)."]
+                  "Cython; routing can only pick the best engine present (the routes above show "
+                  "which engine and thread count measured fastest)."]
     lines.append("")
     return "\n".join(lines)
 
