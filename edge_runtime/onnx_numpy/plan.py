@@ -6,6 +6,7 @@ about the graph is looked at again per call.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -15,12 +16,16 @@ from .ops import OpNode, lookup
 from .proto import Graph, Model, decode_model
 from .tensors import to_array
 
+#: the values of the graph now running, visible to the subgraphs (Scan bodies) it calls
+_SCOPE: ContextVar[Optional[dict[str, Any]]] = ContextVar("onnx_numpy_scope", default=None)
+
 
 class Plan:
     """An executable graph (the main graph, or a Scan body with outer-scope access)."""
 
     def __init__(self, graph: Graph, opset: dict[str, int], outer: Sequence[str] = ()):
         self.opset = opset
+        self.nested = bool(outer)
         self.constants: dict[str, Any] = {t.name: to_array(t) for t in graph.initializers}
         self.inputs = [v.name for v in graph.inputs if v.name not in self.constants]
         self.input_info = {v.name: v for v in graph.inputs}
@@ -58,7 +63,7 @@ class Plan:
         """Run the nodes whose inputs are all constants now, once (shape arithmetic, casts)."""
         kept = []
         for kernel, ins, outs in self.steps:
-            if ins and all(n == "" or n in self.constants for n in ins):
+            if all(n == "" or n in self.constants for n in ins):
                 try:
                     vals = kernel(*[self.constants.get(n) if n else None for n in ins])
                 except Exception:  # leave it to run time, where the error names the input
@@ -74,13 +79,19 @@ class Plan:
     def run(self, feeds: dict[str, Any], wanted: Optional[Sequence[str]] = None,
             outer: Optional[dict[str, Any]] = None) -> list[Any]:
         values: dict[str, Any] = dict(outer) if outer else {}
+        if self.nested and outer is None:
+            values.update(_SCOPE.get() or {})
         values.update(self.constants)
         values.update(feeds)
-        for kernel, ins, outs in self.steps:
-            results = kernel(*[values[n] if n else None for n in ins])
-            for name, val in zip(outs, results):
-                if name:
-                    values[name] = val
+        token = _SCOPE.set(values)
+        try:
+            for kernel, ins, outs in self.steps:
+                results = kernel(*[values[n] if n else None for n in ins])
+                for name, val in zip(outs, results):
+                    if name:
+                        values[name] = val
+        finally:
+            _SCOPE.reset(token)
         names = self.outputs if wanted is None else wanted
         try:
             return [values[n] for n in names]

@@ -29,8 +29,20 @@ def _reducer(name: str, fn) -> None:
         return kernel
 
 
+def _initial(x, sign):
+    """Empty reductions give the identity (-inf for max, +inf for min; int/bool extremes)."""
+    if x.size:
+        return {}
+    if x.dtype == bool:
+        return {"initial": sign > 0}
+    if x.dtype.kind in "iu":
+        info = np.iinfo(x.dtype)
+        return {"initial": info.min if sign < 0 else info.max}
+    return {"initial": sign * np.inf}
+
+
 def _logsumexp(x, axis, keepdims):
-    m = np.max(x, axis=axis, keepdims=True)
+    m = np.max(x, axis=axis, keepdims=True, **_initial(x, -1))
     m = np.where(np.isfinite(m), m, 0)
     out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
     return out if keepdims else np.squeeze(out, axis=axis)
@@ -39,8 +51,8 @@ def _logsumexp(x, axis, keepdims):
 for _name, _fn in {
     "ReduceSum": lambda x, a, k: np.sum(x, axis=a, keepdims=k, dtype=x.dtype),
     "ReduceMean": lambda x, a, k: np.mean(x, axis=a, keepdims=k, dtype=x.dtype),
-    "ReduceMax": lambda x, a, k: np.max(x, axis=a, keepdims=k),
-    "ReduceMin": lambda x, a, k: np.min(x, axis=a, keepdims=k),
+    "ReduceMax": lambda x, a, k: np.max(x, axis=a, keepdims=k, **_initial(x, -1)),
+    "ReduceMin": lambda x, a, k: np.min(x, axis=a, keepdims=k, **_initial(x, 1)),
     "ReduceProd": lambda x, a, k: np.prod(x, axis=a, keepdims=k, dtype=x.dtype),
     "ReduceSumSquare": lambda x, a, k: np.sum(x * x, axis=a, keepdims=k, dtype=x.dtype),
     "ReduceL1": lambda x, a, k: np.sum(np.abs(x), axis=a, keepdims=k, dtype=x.dtype),
