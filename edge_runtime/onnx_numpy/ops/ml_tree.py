@@ -18,6 +18,8 @@ _MODES = {"BRANCH_LEQ": 0, "BRANCH_LT": 1, "BRANCH_GTE": 2, "BRANCH_GT": 3, "BRA
 _LEAF = 6
 #: rows x trees x outputs per chunk when summing leaf weights (caps temporary memory)
 _CHUNK_CELLS = 1 << 22
+#: below this many rows x nodes, decide all nodes up front instead of per level
+_SMALL_BATCH_CELLS = 1 << 16
 
 
 class _Forest:
@@ -70,7 +72,6 @@ class _Forest:
         tree_of_root = tids[roots]
         if np.unique(tree_of_root).size != roots.size or roots.size != np.unique(tids).size:
             raise node.fail("every tree needs exactly one root")
-        self.roots = roots
         self.n_trees = roots.size
         # depth: walk all trees level by level; a cycle never reaches the leaves
         level, depth = roots, 0
@@ -83,12 +84,16 @@ class _Forest:
                 raise node.fail("a tree has a cycle")
             level = np.unique(np.concatenate([tc[level], fc[level]]))
         self.depth = depth
-        self.values = values
+        self.values = values.astype(np.float32)
         self.modes = modes
         self.single_mode = int(modes[~leaf][0]) if (~leaf).any() and \
             np.unique(modes[~leaf]).size == 1 else None
         self.mvtt = mvtt & ~leaf if mvtt.any() else None
-        self.tc, self.fc, self.feats = tc, fc, feats
+        self.n_nodes = n
+        self.kids = np.stack([fc, tc], axis=1).astype(np.int32).ravel()
+        self.feats = feats.astype(np.int32)
+        self._values64 = values.astype(np.float64)
+        self.roots = roots.astype(np.int32)
         # leaf weights
         w_t = node.ints(f"{weights_prefix}_treeids")
         w_n = node.ints(f"{weights_prefix}_nodeids")
@@ -123,30 +128,56 @@ class _Forest:
                              f"input has {x.shape[1]}")
         if x.dtype not in (np.float32, np.float64):
             x = x.astype(np.float32)
-        thr = self.values.astype(x.dtype, copy=False)
+        thr = self.values if x.dtype == np.float32 else self._values64
         n_rows = x.shape[0]
         flat = np.ascontiguousarray(x).ravel()
-        base = (np.arange(n_rows, dtype=np.int64) * x.shape[1])[:, None]
-        idx = np.broadcast_to(self.roots, (n_rows, self.n_trees)).copy()
-        tc, fc, feats, mode, mvtt = self.tc, self.fc, self.feats, self.single_mode, self.mvtt
+        idx = np.empty((n_rows, self.n_trees), dtype=np.int32)
+        idx[:] = self.roots
+        base = (np.arange(n_rows, dtype=np.int32) * np.int32(x.shape[1]))[:, None] \
+            if n_rows > 1 else None
+        kids, feats, mode, mvtt = self.kids, self.feats, self.single_mode, self.mvtt
+        if n_rows * self.n_nodes <= _SMALL_BATCH_CELLS:
+            # few rows: decide every node once (one gather, one compare), then each level is
+            # a single lookup; far fewer numpy calls than gathering per level
+            dec = self._decide(x[:, feats], thr).ravel()
+            off = (np.arange(n_rows, dtype=np.int32) * np.int32(self.n_nodes))[:, None]
+            for _ in range(self.depth):
+                idx = kids.take(idx * 2 + dec.take(idx + off))
+            return idx
         for _ in range(self.depth):
-            v = flat[base + feats[idx]]
-            t = thr[idx]
+            f = feats.take(idx)
+            v = flat.take(f if base is None else f + base)
+            t = thr.take(idx)
             if mode == 0:
                 cond = v <= t
             elif mode is not None:
                 cond = _compare(mode, v, t)
             else:
-                m = self.modes[idx]
+                m = self.modes.take(idx)
                 cond = np.zeros(idx.shape, dtype=bool)
                 for code in range(6):
                     sel = m == code
                     if sel.any():
                         cond[sel] = _compare(code, v[sel], t[sel])
             if mvtt is not None:
-                cond |= np.isnan(v) & mvtt[idx]
-            idx = np.where(cond, tc[idx], fc[idx])
+                cond |= np.isnan(v) & mvtt.take(idx)
+            # kids holds (false child, true child) per node: one gather picks the branch
+            idx = kids.take(idx * 2 + cond)
         return idx
+
+    def _decide(self, v: np.ndarray, thr: np.ndarray) -> np.ndarray:
+        """Branch outcome of every node for the values ``v`` (rows, nodes)."""
+        if self.single_mode is not None:
+            cond = _compare(self.single_mode, v, thr)
+        else:
+            cond = np.zeros(v.shape, dtype=bool)
+            for code in range(6):
+                sel = self.modes == code
+                if sel.any():
+                    cond[:, sel] = _compare(code, v[:, sel], thr[sel])
+        if self.mvtt is not None:
+            cond |= np.isnan(v) & self.mvtt
+        return cond
 
     def scores(self, x: np.ndarray, aggregate: str = "SUM") -> np.ndarray:
         """Leaf weights aggregated over trees, (rows, outputs).
@@ -159,9 +190,16 @@ class _Forest:
         dtype = np.float64 if x.dtype == np.float64 else np.float32
         table = self.table if dtype == np.float64 else self._table32
         if aggregate in ("SUM", "AVERAGE"):
-            out = np.zeros((n_rows, self.n_out), dtype=dtype)
-            for t in range(self.n_trees):
-                out += table[idx[:, t]]
+            if n_rows <= 64:
+                # add.accumulate adds strictly left to right (np.sum would pair up terms)
+                out = np.add.accumulate(table[idx], axis=1)[:, -1]
+            else:  # many rows: one vector add per tree, in tree order
+                out = np.zeros((n_rows, self.n_out), dtype=dtype)
+                cols = [np.ascontiguousarray(table[:, k]) for k in range(self.n_out)]
+                idx_t = np.ascontiguousarray(idx.T)
+                for t in range(self.n_trees):
+                    for k in range(self.n_out):
+                        out[:, k] += cols[k].take(idx_t[t])
             if aggregate == "AVERAGE":
                 out /= dtype(self.n_trees)
             return out.astype(np.float64)
