@@ -77,10 +77,10 @@ def measure(name: str, kind: str, est: Any, data: str, n_rows: int, rounds: int,
             ref_budget_s: float) -> dict[str, Any]:
     import onnxruntime as ort
     from onnx.reference import ReferenceEvaluator
+    from zoo import dataset
 
     import edge_runtime
     from converters import convert
-    from zoo import dataset
 
     X_tr, y_tr, X_te, _ = dataset(data)
     with warnings.catch_warnings():
