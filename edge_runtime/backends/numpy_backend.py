@@ -59,7 +59,10 @@ class NumpyBackend(Backend):
         from ..errors import BackendError
 
         try:
-            return self._plan.run({self._input: np.asarray(x)}, list(outputs))
+            # overflow to inf in exp() etc. is part of the model's arithmetic (onnxruntime
+            # gives the same inf silently): no RuntimeWarnings for the caller
+            with np.errstate(all="ignore"):
+                return self._plan.run({self._input: np.asarray(x)}, list(outputs))
         except (ValueError, IndexError, TypeError) as exc:
             raise BackendError(f"numpy backend failed on '{self.artifact.path}': {exc}") from None
 
