@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 from pathlib import Path
 
@@ -19,10 +20,11 @@ import edge_runtime
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = Path(os.environ.get("EDGE_NP124_PYTHON", ROOT / "build" / "np124" / "bin" / "python"))
 
-_CHILD = r"""
+CHILD = r"""
 import json, sys
 import numpy as np
 import edge_runtime
+import platform
 assert np.__version__.startswith("1.24."), np.__version__
 worst = {}
 for item in json.load(open(sys.argv[1])):
@@ -41,15 +43,14 @@ for item in json.load(open(sys.argv[1])):
         else:
             assert np.array_equal(g, w), item["id"]
     worst[item["id"]] = max(errs) if errs else 0.0
-print(json.dumps({"numpy": np.__version__, "worst": worst}))
+print(json.dumps({"numpy": np.__version__, "machine": platform.machine(), "worst": worst}))
 """
 
 
-def test_zoo_parity_on_numpy_124(tmp_path, cli_env):
-    if not PYTHON.exists():
-        pytest.skip(f"no numpy 1.24 interpreter at {PYTHON}: run scripts/setup.d/40-numpy124.sh")
+def prepare(tmp_path: Path, cases=CASES) -> Path:
+    """Convert the zoo, store onnxruntime's outputs next to each bundle; returns the job file."""
     items = []
-    for case in CASES:
+    for case in cases:
         X, _, X_te, _ = dataset(case.data)
         bundle = converters.convert(fitted(case.id), X, tmp_path / case.id, holdout=X_te)
         ort = edge_runtime.load(bundle, backend="onnxruntime")
@@ -62,14 +63,26 @@ def test_zoo_parity_on_numpy_124(tmp_path, cli_env):
                       "outputs": outs})
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps(items))
-    env = dict(cli_env)
-    proc = subprocess.run([str(PYTHON), "-c", _CHILD, str(plan)], env=env, capture_output=True,
-                          text=True, timeout=300)
+    return plan
+
+
+def check(proc: subprocess.CompletedProcess, cases=CASES) -> dict:
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["numpy"].startswith("1.24.")
-    assert set(result["worst"]) == {c.id for c in CASES}
+    assert set(result["worst"]) == {c.id for c in cases}
     bad = {k: v for k, v in result["worst"].items() if v > 1e-5}
     assert not bad, bad
-    print(f"\nnumpy {result['numpy']}: {len(result['worst'])} bundles, worst relative error "
-          f"{max(result['worst'].values()):.2e}")
+    print(f"\nnumpy {result['numpy']} on {result['machine']}: {len(result['worst'])} bundles, "
+          f"worst relative error {max(result['worst'].values()):.2e}")
+    return result
+
+
+def test_zoo_parity_on_numpy_124(tmp_path, cli_env):
+    if not PYTHON.exists():
+        pytest.skip(f"no numpy 1.24 interpreter at {PYTHON}: run scripts/setup.d/40-numpy124.sh")
+    plan = prepare(tmp_path)
+    proc = subprocess.run([str(PYTHON), "-c", CHILD, str(plan)], env=cli_env, capture_output=True,
+                          text=True, timeout=300)
+    result = check(proc)
+    assert result["machine"] == platform.machine()

@@ -149,7 +149,7 @@ def make_one_hot(node):
 @op("ArrayFeatureExtractor", ML)
 def make_afe(node):
     def kernel(x, idx):
-        index = np.ravel(idx).astype(np.int64)
+        index = np.ravel(idx).astype(np.intp)
         if index.size and (index.max() >= x.shape[-1] or index.min() < -x.shape[-1]):
             raise node.fail(f"index {int(index.max())} out of range for {x.shape[-1]} columns")
         out = x[..., index]

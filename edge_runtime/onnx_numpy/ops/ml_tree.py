@@ -133,7 +133,7 @@ class _Forest:
         flat = np.ascontiguousarray(x).ravel()
         idx = np.empty((n_rows, self.n_trees), dtype=np.int32)
         idx[:] = self.roots
-        base = (np.arange(n_rows, dtype=np.int32) * np.int32(x.shape[1]))[:, None] \
+        base = (np.arange(n_rows, dtype=np.intp) * x.shape[1])[:, None] \
             if n_rows > 1 else None
         kids, feats, mode, mvtt = self.kids, self.feats, self.single_mode, self.mvtt
         if n_rows * self.n_nodes <= _SMALL_BATCH_CELLS:

@@ -132,7 +132,7 @@ def make_size(node):
 @op("Gather")
 def make_gather(node):
     axis = node.int("axis", 0)
-    return lambda x, idx: [np.take(x, idx.astype(np.int64), axis=axis)]
+    return lambda x, idx: [np.take(x, idx.astype(np.intp), axis=axis)]
 
 
 @op("GatherElements")
@@ -141,7 +141,7 @@ def make_gather_elements(node):
 
     def kernel(x, idx):
         idx = np.where(idx < 0, idx + x.shape[axis], idx)
-        return [np.take_along_axis(x, idx.astype(np.int64), axis=axis)]
+        return [np.take_along_axis(x, idx.astype(np.intp), axis=axis)]
 
     return kernel
 
