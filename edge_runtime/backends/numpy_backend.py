@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any, Sequence
 
+from ..errors import BackendError, BackendUnavailableError, UnsupportedModelError
 from . import register
 from .base import Backend, BackendOptions
 
@@ -36,8 +37,6 @@ class NumpyBackend(Backend):
         try:
             import numpy  # noqa: F401
         except ImportError as exc:
-            from ..errors import BackendUnavailableError
-
             raise BackendUnavailableError(f"numpy is not installed ({exc})") from None
         from ..onnx_numpy.plan import load_plan
 
@@ -47,23 +46,24 @@ class NumpyBackend(Backend):
             if len(self._plan.inputs) == 1:
                 self._input = self._plan.inputs[0]
             else:
-                from ..errors import UnsupportedModelError
-
                 raise UnsupportedModelError(
                     f"'{artifact.path}' has no input named '{artifact.input_name}' "
                     f"(inputs: {self._plan.inputs})")
 
     def run(self, x: Any, outputs: Sequence[str]) -> list:
-        import numpy as np
+        """The requested outputs for ``x``.
 
-        from ..errors import BackendError
+        Raises:
+            BackendError: the input does not fit the model (shape, feature count).
+        """
+        import numpy as np
 
         try:
             # overflow to inf in exp() etc. is part of the model's arithmetic (onnxruntime
             # gives the same inf silently): no RuntimeWarnings for the caller
             with np.errstate(all="ignore"):
                 return self._plan.run({self._input: np.asarray(x)}, list(outputs))
-        except (ValueError, IndexError, TypeError) as exc:
+        except (ValueError, IndexError, TypeError, KeyError, ArithmeticError, MemoryError) as exc:
             raise BackendError(f"numpy backend failed on '{self.artifact.path}': {exc}") from None
 
     def close(self) -> None:

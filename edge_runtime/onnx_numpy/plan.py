@@ -6,6 +6,7 @@ about the graph is looked at again per call.
 
 from __future__ import annotations
 
+from collections import deque
 from contextvars import ContextVar
 from typing import Any, Optional, Sequence
 
@@ -122,10 +123,10 @@ def _topological(graph: Graph, known: set[str]) -> list[Any]:
         for j in d:
             users[j].append(i)
     remaining = [len(d) for d in deps]
-    ready = [i for i, r in enumerate(remaining) if r == 0]
+    ready = deque(i for i, r in enumerate(remaining) if r == 0)
     order = []
     while ready:
-        i = ready.pop(0)
+        i = ready.popleft()
         order.append(graph.nodes[i])
         for u in users[i]:
             remaining[u] -= 1
