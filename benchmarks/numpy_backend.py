@@ -12,17 +12,24 @@ interleaved rounds.
 
 from __future__ import annotations
 
-import argparse
-import platform
-import statistics
-import sys
-import tempfile
-import time
-import warnings
-from pathlib import Path
-from typing import Any, Callable
+import os
 
-import numpy as np
+# one thread for every engine: numpy's BLAS too (set before numpy loads), as onnxruntime below;
+# on a busy 2-core machine a second BLAS thread makes matmul timings swing 10x
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any, Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -143,7 +150,7 @@ def main() -> None:
 
     print(f"machine: {platform.machine()} python {platform.python_version()}, numpy "
           f"{np.__version__}, onnxruntime {ort.__version__}, onnx {onnx.__version__}; "
-          f"{args.rows} rows, one thread for onnxruntime")
+          f"{args.rows} rows, one thread for onnxruntime and numpy's BLAS")
     head = ("| model | numpy ms | onnx.reference ms | × vs reference (≥20) | onnxruntime ms | "
             "numpy/ORT (≤3 linear, MLP) | 1 row numpy µs | 1 row ORT µs | 1-row ratio (<10) |")
     print(head)

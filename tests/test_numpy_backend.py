@@ -299,3 +299,41 @@ def test_zoo_artifacts_plan_directly(bundles):
             plan = Plan(decode_model(Path(path).read_bytes()).graph, decode_model(
                 Path(path).read_bytes()).opset)
             assert plan.inputs
+
+
+def _extra_estimators():
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC, SVR
+
+    return [
+        ("svc-noproba-binary", "binary", lambda: make_pipeline(StandardScaler(), SVC())),
+        ("svc-noproba-multiclass", "multiclass", lambda: make_pipeline(StandardScaler(), SVC())),
+        ("svc-poly-iris", "iris", lambda: make_pipeline(StandardScaler(), SVC(kernel="poly",
+                                                                              probability=True))),
+        ("svc-sigmoid-multiclass", "multiclass",
+         lambda: make_pipeline(StandardScaler(), SVC(kernel="sigmoid"))),
+        ("svr-rbf", "regression", lambda: make_pipeline(StandardScaler(), SVR())),
+    ]
+
+
+@pytest.mark.parametrize("name,data,make", _extra_estimators(), ids=[e[0] for e in _extra_estimators()])
+def test_svm_variants_outside_the_zoo(name, data, make):
+    """SVM paths the zoo does not reach (no probabilities, other kernels, regression)."""
+    import warnings
+
+    import onnxruntime as ort
+    from skl2onnx import to_onnx
+
+    X, y, X_te, _ = dataset(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = make().fit(X, y)
+        opts = {id(est.steps[-1][1]): {"zipmap": False}} if data != "regression" else None
+        model = to_onnx(est, X[:1].astype(np.float32), options=opts, target_opset=17)
+    blob = model.SerializeToString()
+    sess = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
+    plan, _ = load_plan(blob)
+    x = X_te.astype(np.float32)
+    for want, got in zip(sess.run(None, {sess.get_inputs()[0].name: x}), plan.run({plan.inputs[0]: x})):
+        _assert_same(want, got, name)

@@ -31,10 +31,40 @@ def _kernel(node):
     return kind, k
 
 
+def _coupling_row(r: list) -> list:
+    """One row of :func:`_coupling` in plain Python: for a handful of rows, a few hundred
+    float operations beat a few hundred numpy calls on tiny arrays."""
+    k = len(r)
+    q = [[0.0] * k for _ in range(k)]
+    for t in range(k):
+        q[t][t] = sum(r[j][t] ** 2 for j in range(t)) + sum(r[j][t] ** 2 for j in range(t + 1, k))
+        for j in range(t):
+            q[t][j] = q[j][t]
+        for j in range(t + 1, k):
+            q[t][j] = -r[j][t] * r[t][j]
+    p = [1.0 / k] * k
+    eps = 0.005 / k
+    for _ in range(max(100, k)):
+        qp = [sum(q[i][j] * p[j] for j in range(k)) for i in range(k)]
+        pqp = sum(p[i] * qp[i] for i in range(k))
+        if max(abs(v - pqp) for v in qp) < eps:
+            break
+        for t in range(k):
+            diff = (pqp - qp[t]) / q[t][t]
+            p[t] += diff
+            scale = 1 + diff
+            pqp = (pqp + diff * (diff * q[t][t] + 2 * qp[t])) / scale / scale
+            qp = [(qp[j] + diff * q[t][j]) / scale for j in range(k)]
+            p = [v / scale for v in p]
+    return p
+
+
 def _coupling(r: np.ndarray) -> np.ndarray:
     """Pairwise-coupled class probabilities (libsvm's multiclass_probability), all rows at
     once; rows that converge stop changing, as in the one-row loop."""
     n, k, _ = r.shape
+    if n <= 4:
+        return np.array([_coupling_row(row) for row in r.tolist()], dtype=np.float64)
     q = np.zeros_like(r)
     for t in range(k):
         q[:, t, t] = (r[:, :t, t] ** 2).sum(1) + (r[:, t + 1:, t] ** 2).sum(1)
@@ -45,21 +75,23 @@ def _coupling(r: np.ndarray) -> np.ndarray:
     p = np.full((n, k), 1.0 / k)
     eps = 0.005 / k
     active = np.ones(n, dtype=bool)
+    diag = [q[:, t, t] for t in range(k)]
+    rows_q = [q[:, t, :] for t in range(k)]
     for _ in range(max(100, k)):
         qp = np.einsum("nij,nj->ni", q, p)
         pqp = (p * qp).sum(1)
-        err = np.abs(qp - pqp[:, None]).max(1)
-        active &= ~(err < eps)
+        active &= np.abs(qp - pqp[:, None]).max(1) >= eps
         if not active.any():
             break
-        a = active
+        on = active.astype(np.float64)
         for t in range(k):
-            diff = (-qp[a, t] + pqp[a]) / q[a, t, t]
-            pa = p[a]
-            pa[:, t] += diff
-            pqp[a] = (pqp[a] + diff * (diff * q[a, t, t] + 2 * qp[a, t])) / (1 + diff) / (1 + diff)
-            qp[a] = (qp[a] + diff[:, None] * q[a, t, :]) / (1 + diff)[:, None]
-            p[a] = pa / (1 + diff)[:, None]
+            # rows already converged get diff = 0, which leaves them exactly as they are
+            diff = (pqp - qp[:, t]) / diag[t] * on
+            p[:, t] += diff
+            scale = 1 + diff
+            pqp = (pqp + diff * (diff * diag[t] + 2 * qp[:, t])) / scale / scale
+            qp = (qp + diff[:, None] * rows_q[t]) / scale[:, None]
+            p /= scale[:, None]
     return p
 
 
@@ -75,7 +107,6 @@ def make_svm_classifier(node):
     vpc = node.ints("vectors_per_class", [])
     n_sv = int(sum(vpc))
     post_name, post = transform(node)
-    all_pos = bool((coefs >= 0).all()) if coefs.size else True
     if n_sv:
         sv = np.array(node.floats("support_vectors"), dtype=np.float64)
         if sv.size % n_sv or coefs.size % n_sv or len(vpc) != k:
@@ -86,6 +117,21 @@ def make_svm_classifier(node):
         pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
         if rho.size < len(pairs) or coefs.shape[0] < k - 1:
             raise node.fail("rho / coefficients too short for the class pairs")
+        # every pairwise decision as one matmul: column e holds the dual coefficients of
+        # the support vectors of classes i and j for pair e = (i, j), zero elsewhere
+        dual = np.zeros((n_sv, len(pairs)))
+        for e, (i, j) in enumerate(pairs):
+            si, sj = starts[i], starts[j]
+            dual[si:si + vpc[i], e] = coefs[j - 1, si:si + vpc[i]]
+            dual[sj:sj + vpc[j], e] = coefs[i, sj:sj + vpc[j]]
+        rho_p = rho[:len(pairs)]
+        win_i = np.zeros((len(pairs), k))
+        win_j = np.zeros((len(pairs), k))
+        pi = np.array([i for i, _ in pairs], dtype=np.intp)
+        pj = np.array([j for _, j in pairs], dtype=np.intp)
+        win_i[np.arange(len(pairs)), pi] = 1
+        win_j[np.arange(len(pairs)), pj] = 1
+        pa, pb = prob_a[:len(pairs)], prob_b[:len(pairs)]
     else:
         if coefs.size % k:
             raise node.fail("coefficients do not divide into the classes")
@@ -102,34 +148,19 @@ def make_svm_classifier(node):
             if rho.size == 1 and len(labels) == 2 and scores.shape[1] == 1:
                 label = np.where(scores[:, 0] > 0, labels[1], labels[0])
             return [label, post(scores).astype(out_dtype)]
-        kx = kern(xd, sv)
-        dec = np.empty((n, len(pairs)))
-        votes = np.zeros((n, k))
-        for e, (i, j) in enumerate(pairs):
-            si, sj = starts[i], starts[j]
-            s = (kx[:, si:si + vpc[i]] @ coefs[j - 1, si:si + vpc[i]]
-                 + kx[:, sj:sj + vpc[j]] @ coefs[i, sj:sj + vpc[j]] + rho[e])
-            dec[:, e] = s
-            votes[:, i] += s > 0
-            votes[:, j] += s <= 0
+        dec = kern(xd, sv) @ dual + rho_p
+        pos = dec > 0
+        votes = pos @ win_i + (~pos) @ win_j
         best = np.argmax(votes, axis=1)
         label = labels[best]
         if prob_a.size:
+            v = np.clip(1 - logistic(dec * pa + pb), 1e-7, 1 - 1e-7)
             r = np.zeros((n, k, k))
-            for e, (i, j) in enumerate(pairs):
-                v = 1 - logistic(dec[:, e] * prob_a[e] + prob_b[e])
-                v = np.clip(v, 1e-7, 1 - 1e-7)
-                r[:, i, j] = v
-                r[:, j, i] = 1 - v
+            r[:, pi, pj] = v
+            r[:, pj, pi] = 1 - v
             return [label, post(_coupling(r)).astype(out_dtype)]
-        if len(pairs) == 1:
+        if len(pairs) == 1:  # the vote decides the label, as onnxruntime does
             s = dec[:, 0]
-            if len(labels) == 2:
-                m = votes[np.arange(n), best]
-                if all_pos:
-                    label = np.where(m >= 0.5, labels[1], labels[best])
-                else:
-                    label = np.where(m > 0, labels[1], labels[best])
             z = np.stack([-s, s], axis=1)
             if post_name == "LOGISTIC":
                 z = np.stack([logistic(-s), logistic(s)], axis=1)
