@@ -24,20 +24,22 @@ def softmax_zero(x):
 
 
 def _erfinv(x):
-    # the same closed-form approximation onnxruntime uses for PROBIT
-    sgn = np.where(x < 0, -1.0, 1.0)
-    y = (1.0 - x) * (1.0 + x)
+    """The closed-form erf^-1 approximation onnxruntime uses, in x's precision."""
+    t = x.dtype.type
+    sgn = np.where(x < 0, t(-1), t(1))
+    y = (t(1) - x) * (t(1) + x)
     with np.errstate(divide="ignore", invalid="ignore"):
         log = np.log(y)
-        v = 2.0 / (np.pi * 0.147) + 0.5 * log
-        v2 = 1.0 / 0.147 * log
+        v = t(2) / (t(np.pi) * t(0.147)) + t(0.5) * log
+        v2 = t(1) / t(0.147) * log
         v3 = -v + np.sqrt(v * v - v2)
-        out = sgn * np.sqrt(v3)
-    return np.where(y == 0, 0.0, out)
+        return (sgn * np.sqrt(v3)).astype(x.dtype)
 
 
 def probit(x):
-    return 1.41421356 * _erfinv(x * 2 - 1)
+    x = np.asarray(x)
+    t = x.dtype.type
+    return (t(1.41421356) * _erfinv(x * t(2) - t(1))).astype(x.dtype)
 
 
 TRANSFORMS = {"NONE": lambda x: x, "LOGISTIC": logistic, "SOFTMAX": softmax,

@@ -91,6 +91,7 @@ class _Forest:
         self.mvtt = mvtt & ~leaf if mvtt.any() else None
         self.n_nodes = n
         self.kids = np.stack([fc, tc], axis=1).astype(np.int32).ravel()
+        self.tc32, self.fc32 = tc.astype(np.int32), fc.astype(np.int32)
         self.feats = feats.astype(np.int32)
         self._values64 = values.astype(np.float64)
         self.roots = roots.astype(np.int32)
@@ -137,12 +138,16 @@ class _Forest:
             if n_rows > 1 else None
         kids, feats, mode, mvtt = self.kids, self.feats, self.single_mode, self.mvtt
         if n_rows * self.n_nodes <= _SMALL_BATCH_CELLS:
-            # few rows: decide every node once (one gather, one compare), then each level is
-            # a single lookup; far fewer numpy calls than gathering per level
-            dec = self._decide(x[:, feats], thr).ravel()
-            off = (np.arange(n_rows, dtype=np.int32) * np.int32(self.n_nodes))[:, None]
-            for _ in range(self.depth):
-                idx = kids.take(idx * 2 + dec.take(idx + off))
+            # few rows: decide every node once and turn the decisions into "next node" per
+            # node; each level is then a single gather (no per-level arithmetic)
+            nxt = np.where(self._decide(x[:, feats], thr), self.tc32, self.fc32).ravel()
+            if n_rows == 1:
+                for _ in range(self.depth):
+                    idx = nxt.take(idx)
+            else:
+                off = (np.arange(n_rows, dtype=np.int32) * np.int32(self.n_nodes))[:, None]
+                for _ in range(self.depth):
+                    idx = nxt.take(idx + off)
             return idx
         for _ in range(self.depth):
             f = feats.take(idx)
@@ -247,24 +252,28 @@ def make_tree_classifier(node):
     all_pos = forest.weights_all_positive
 
     def kernel(x):
-        s = forest.scores(x)
         out_dtype = np.float64 if x.dtype == np.float64 else np.float32
+        # onnxruntime adds base values and post-transforms in the input's precision (float32
+        # for float inputs); PROBIT near 0 or 1 would otherwise differ in the 5th digit
+        s = forest.scores(x).astype(out_dtype)
+        base_ = None if base is None else base.astype(out_dtype)
         if n_classes > 2:
-            if base is not None:
-                s[:, :base.size] += base
-            z = post(s)
-            return [labels[np.argmax(z, axis=1)], z.astype(out_dtype)]
+            if base_ is not None:
+                s[:, :base_.size] += base_
+            # the label comes from the raw scores, before the post-transform (as in onnxruntime;
+            # PROBIT is not monotonic outside (0, 1))
+            return [labels[np.argmax(s, axis=1)], post(s).astype(out_dtype)]
         # two classes: onnxruntime's rules (TreeAggregatorClassifier::FinalizeScores)
         s0, s1 = s[:, 0], s[:, 1]
         two = has1
-        if base is not None and base.size == 2:
+        if base_ is not None and base_.size == 2:
             if has1:
-                s1 = base[1] + s0
+                s1 = base_[1] + s0
                 s0 = -s1
             else:
-                s0, s1, two = s0 + base[0], s1 + base[1], True
-        elif base is not None and base.size == 1:
-            s0 = s0 + base[0]
+                s0, s1, two = s0 + base_[0], s1 + base_[1], True
+        elif base_ is not None and base_.size == 1:
+            s0 = s0 + base_[0]
         pos = s1 if has1 else s0
         if binary_case:
             positive = pos > 0.5 if all_pos else pos > 0
