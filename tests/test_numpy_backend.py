@@ -418,3 +418,19 @@ def test_tree_ensembles_match_onnxruntime(modes, variant):
     for rows in (x[:1], x[:7], x):
         for want, got in zip(sess.run(None, {"x": rows}), plan.run({"x": rows})):
             _assert_same(want, got, f"{variant} {modes} rows={rows.shape[0]}", tol)
+
+
+def test_topk_partition_keeps_stable_tie_order():
+    """TopK's partition shortcut returns exactly what a stable full sort would (lower index
+    first among equal values, NaN rows included), which is onnxruntime's order."""
+    from edge_runtime.onnx_numpy.ops.reduce import _topk_indices
+
+    rng = np.random.default_rng(0)
+    for trial in range(100):
+        n = int(rng.integers(65, 400))
+        k = int(rng.integers(1, n // 4))
+        x = rng.integers(0, 20, size=(20, n)).astype(np.float32)  # many ties
+        if trial % 3 == 0:
+            x[rng.random(x.shape) < 0.01] = np.nan
+        want = np.argsort(x, axis=-1, kind="stable")[:, :k]
+        assert np.array_equal(_topk_indices(x, k), want), trial

@@ -7,6 +7,44 @@ import numpy as np
 
 from . import op
 
+#: elements per chunk when a distance Scan is evaluated for many slices at once
+_CHUNK = 1 << 22
+
+
+def _is_sq_distance_body(node) -> bool:
+    """True for the body scikit-learn's k-NN export uses: state passes through, the output is
+    ReduceSumSquare(state - slice, axes=[1], keepdims=0). That loop is one broadcast here."""
+    g = node.node.attributes["body"].g
+    if g is None or len(g.inputs) != 2 or len(g.outputs) != 2 or g.initializers:
+        return False
+    state, xs = g.inputs[0].name, g.inputs[1].name
+    produced = {}
+    for n in g.nodes:
+        if len(n.outputs) != 1 or n.domain not in ("", "ai.onnx"):
+            return False
+        produced[n.outputs[0]] = n
+
+    def follow(name):
+        n = produced.get(name)
+        while n is not None and n.op_type == "Identity":
+            name = n.inputs[0]
+            n = produced.get(name)
+        return name, n
+
+    src, _ = follow(g.outputs[0].name)
+    if src != state:
+        return False
+    _, red = follow(g.outputs[1].name)
+    if red is None or red.op_type != "ReduceSumSquare" or len(red.inputs) != 1:
+        return False
+    attrs = red.attributes
+    if "axes" not in attrs or list(attrs["axes"].ints) != [1] or \
+            "keepdims" not in attrs or attrs["keepdims"].i != 0:
+        return False
+    sub = produced.get(red.inputs[0])
+    return sub is not None and sub.op_type == "Sub" and list(sub.inputs) == [state, xs] \
+        and len(g.nodes) <= 4
+
 
 @op("Scan", since=9)
 def make_scan(node):
@@ -20,6 +58,18 @@ def make_scan(node):
     if n_state < 0:
         raise node.fail("num_scan_inputs exceeds the body's inputs")
     names = body.inputs
+    plain = not any(in_axes or []) and not any(in_dirs or []) and not any(out_axes or []) \
+        and not any(out_dirs or [])
+    if plain and m == 1 and n_state == 1 and _is_sq_distance_body(node):
+        def distances(state, xs):
+            if state.ndim != 2 or xs.ndim != 2 or state.shape[1] != xs.shape[1]:
+                return kernel(state, xs)
+            out = np.empty((xs.shape[0], state.shape[0]), dtype=np.result_type(state, xs))
+            step = max(1, _CHUNK // max(1, state.size))
+            for s in range(0, xs.shape[0], step):
+                diff = state[None, :, :] - xs[s:s + step, None, :]
+                out[s:s + step] = np.sum(diff * diff, axis=2, dtype=out.dtype)
+            return [state, out]
 
     def kernel(*args):
         states = list(args[:n_state])
@@ -51,4 +101,6 @@ def make_scan(node):
             results.append(y)
         return results
 
+    if plain and m == 1 and n_state == 1 and _is_sq_distance_body(node):
+        return distances
     return kernel

@@ -86,6 +86,28 @@ _arg("ArgMax", np.argmax)
 _arg("ArgMin", np.argmin)
 
 
+def _topk_indices(keys, k):
+    """Indices of the k smallest keys along the last axis, ties to the lower index (a stable
+    sort's order, which is onnxruntime's). Partitions first when k is small; rows where the
+    partition may have broken a tie differently (or that hold NaN) get the full stable sort."""
+    n = keys.shape[-1]
+    if k == 0:
+        return np.zeros(keys.shape[:-1] + (0,), dtype=np.intp)
+    if n <= 64 or k * 4 > n or keys.dtype.kind not in "fiu":
+        return np.argsort(keys, axis=-1, kind="stable")[..., :k]
+    part = np.argpartition(keys, k - 1, axis=-1)[..., :k]
+    vals = np.take_along_axis(keys, part, axis=-1)
+    order = np.lexsort((part, vals), axis=-1)
+    idx = np.take_along_axis(part, order, axis=-1)
+    kth = vals.max(axis=-1, keepdims=True)
+    unsure = (keys == kth).sum(axis=-1) != (vals == kth).sum(axis=-1)
+    if keys.dtype.kind == "f":
+        unsure |= np.isnan(keys).any(axis=-1)
+    if unsure.any():
+        idx[unsure] = np.argsort(keys[unsure], axis=-1, kind="stable")[..., :k]
+    return idx
+
+
 @op("TopK")
 def make_topk(node):
     axis = node.int("axis", -1)
@@ -94,12 +116,10 @@ def make_topk(node):
 
     def kernel(x, k=None):
         kk = k_attr if k_attr is not None else int(np.ravel(k)[0])
-        # stable sort: equal values keep the lower index first, as onnxruntime does
-        keys = -x if largest else x
-        if largest and x.dtype.kind == "u":
-            keys = np.iinfo(x.dtype).max - x
-        idx = np.argsort(keys, axis=axis, kind="stable")
-        idx = np.take(idx, np.arange(kk), axis=axis)
+        keys = np.moveaxis(x, axis, -1)
+        if largest:
+            keys = (np.iinfo(x.dtype).max - keys) if x.dtype.kind == "u" else -keys
+        idx = np.moveaxis(_topk_indices(keys, kk), -1, axis)
         return [np.take_along_axis(x, idx, axis=axis), idx.astype(np.int64)]
 
     return kernel
