@@ -202,8 +202,18 @@ def _seed_models():
                                                                            [None, 1])])
     trees = helper.make_model(g2, opset_imports=[helper.make_opsetid("", 17),
                                                  helper.make_opsetid("ai.onnx.ml", 1)])
+    lin = [helper.make_node("Scaler", ["x"], ["s"], domain="ai.onnx.ml", offset=[0.5, 0.1, 0.2],
+                            scale=[2.0, 1.0, 0.5]),
+           helper.make_node("LinearClassifier", ["s"], ["label", "p"], domain="ai.onnx.ml",
+                            classlabels_int64s=[0, 1, 2], coefficients=[0.1 * i for i in range(9)],
+                            intercepts=[0.1, 0.2, 0.3], post_transform="SOFTMAX"),
+           helper.make_node("Normalizer", ["p"], ["y"], domain="ai.onnx.ml", norm="L1")]
+    g3 = helper.make_graph(lin, "lin", [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT,
+                                                                           [None, 3])])
+    linear = helper.make_model(g3, opset_imports=[helper.make_opsetid("", 17),
+                                                  helper.make_opsetid("ai.onnx.ml", 1)])
     assert onnx
-    return [small, trees.SerializeToString()]
+    return [small, trees.SerializeToString(), linear.SerializeToString()]
 
 
 SEEDS = _seed_models()

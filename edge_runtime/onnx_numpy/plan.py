@@ -43,7 +43,15 @@ class Plan:
                 if label not in unsupported:
                     unsupported.append(label)
                 continue
-            kernel = entry[1](OpNode(node, version, self._subplan))
+            try:
+                kernel = entry[1](OpNode(node, version, self._subplan))
+            except UnsupportedModelError:
+                raise
+            except (ValueError, TypeError, IndexError, KeyError, ArithmeticError,
+                    MemoryError) as exc:  # attribute values that do not fit together
+                raise UnsupportedModelError(
+                    f"{domain or 'ai.onnx'}::{node.op_type} node '{node.name}' has invalid "
+                    f"attributes: {type(exc).__name__}: {exc}") from None
             self.steps.append((kernel, list(node.inputs), list(node.outputs)))
         if unsupported:
             raise UnsupportedModelError(
