@@ -91,7 +91,8 @@ class _Forest:
         self.mvtt = mvtt & ~leaf if mvtt.any() else None
         self.n_nodes = n
         self.kids = np.stack([fc, tc], axis=1).astype(np.int32).ravel()
-        self.tc32, self.fc32 = tc.astype(np.int32), fc.astype(np.int32)
+        self.fc32 = fc.astype(np.int32)
+        self.delta32 = (tc - fc).astype(np.int32)
         self.feats = feats.astype(np.int32)
         self._values64 = values.astype(np.float64)
         self.roots = roots.astype(np.int32)
@@ -140,7 +141,9 @@ class _Forest:
         if n_rows * self.n_nodes <= _SMALL_BATCH_CELLS:
             # few rows: decide every node once and turn the decisions into "next node" per
             # node; each level is then a single gather (no per-level arithmetic)
-            nxt = np.where(self._decide(x[:, feats], thr), self.tc32, self.fc32).ravel()
+            v = flat.take(feats)[None, :] if n_rows == 1 else np.take(x, feats, axis=1)
+            # next = false child + decision * (true - false): cheaper than np.where on ints
+            nxt = (self.fc32 + self._decide(v, thr) * self.delta32).ravel()
             if n_rows == 1:
                 for _ in range(self.depth):
                     idx = nxt.take(idx)
