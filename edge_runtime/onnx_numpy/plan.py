@@ -96,6 +96,9 @@ class Plan:
         try:
             for kernel, ins, outs in self.steps:
                 results = kernel(*[values[n] if n else None for n in ins])
+                if len(outs) == 1:
+                    values[outs[0]] = results[0]
+                    continue
                 for name, val in zip(outs, results):
                     if name:
                         values[name] = val

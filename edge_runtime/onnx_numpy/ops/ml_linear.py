@@ -9,6 +9,12 @@ from . import ML, op
 from ._post import class_labels, transform
 
 
+def _per_dtype(w, b):
+    """(weights, bias) ready for float32 [0] and float64 [1] inputs: cast once, at load."""
+    return [(np.ascontiguousarray(w, dtype=dt), None if b is None else b.astype(dt))
+            for dt in (np.float32, np.float64)]
+
+
 def _float_input(x):
     return x if x.dtype in (np.float32, np.float64) else x.astype(np.float32)
 
@@ -25,12 +31,14 @@ def make_linear_classifier(node):
     intercepts = np.array(icpt, dtype=np.float32) if icpt else None
     name, post = transform(node)
     binary = coef.shape[0] == 1 and len(labels) == 2
+    by_dtype = _per_dtype(coef.T, intercepts)
 
     def kernel(x):
         x = _float_input(x)
-        scores = x @ coef.T.astype(x.dtype)
-        if intercepts is not None:
-            scores = scores + intercepts.astype(x.dtype)
+        w, b = by_dtype[x.dtype == np.float64]
+        scores = x @ w
+        if b is not None:
+            scores = scores + b
         if binary:
             s = scores[:, 0]
             if name in ("NONE", "PROBIT"):
@@ -60,12 +68,14 @@ def make_linear_regressor(node):
     icpt = node.floats("intercepts", None)
     intercepts = np.array(icpt, dtype=np.float32) if icpt else None
     _, post = transform(node)
+    by_dtype = _per_dtype(coef.T, intercepts)
 
     def kernel(x):
         x = _float_input(x)
-        y = x @ coef.T.astype(x.dtype)
-        if intercepts is not None:
-            y = y + intercepts.astype(x.dtype)
+        w, b = by_dtype[x.dtype == np.float64]
+        y = x @ w
+        if b is not None:
+            y = y + b
         return [post(y).astype(x.dtype)]
 
     return kernel
@@ -76,9 +86,12 @@ def make_scaler(node):
     offset = np.array(node.floats("offset", [0.0]), dtype=np.float32)
     scale = np.array(node.floats("scale", [1.0]), dtype=np.float32)
 
+    by_dtype = _per_dtype(offset, scale)
+
     def kernel(x):
         x = _float_input(x)
-        return [((x - offset.astype(x.dtype)) * scale.astype(x.dtype)).astype(np.float32)]
+        off, sc = by_dtype[x.dtype == np.float64]
+        return [((x - off) * sc).astype(np.float32, copy=False)]
 
     return kernel
 
@@ -117,9 +130,8 @@ def make_imputer(node):
     def kernel(x):
         if values.size not in (1, x.shape[-1]):
             raise node.fail(f"{values.size} imputed values for {x.shape[-1]} columns")
-        v = np.broadcast_to(values.astype(x.dtype), x.shape)
         mask = np.isnan(x) if isinstance(replace, float) and np.isnan(replace) else x == replace
-        return [np.where(mask, v, x)]
+        return [np.where(mask, values.astype(x.dtype, copy=False), x)]
 
     return kernel
 
@@ -148,10 +160,17 @@ def make_one_hot(node):
 
 @op("ArrayFeatureExtractor", ML)
 def make_afe(node):
+    checked: list = [None, None, 0]  # the last index array seen, its intp copy, its bound
+
     def kernel(x, idx):
-        index = np.ravel(idx).astype(np.intp)
-        if index.size and (index.max() >= x.shape[-1] or index.min() < -x.shape[-1]):
-            raise node.fail(f"index {int(index.max())} out of range for {x.shape[-1]} columns")
+        if idx is checked[0]:  # indices are usually a constant: validated once
+            index, hi = checked[1], checked[2]
+        else:
+            index = np.ravel(idx).astype(np.intp)
+            hi = max(int(index.max()) + 1, -int(index.min())) if index.size else 0
+            checked[:] = [idx, index, hi]
+        if hi > x.shape[-1]:
+            raise node.fail(f"index {hi - 1} out of range for {x.shape[-1]} columns")
         out = x[..., index]
         if x.ndim == 1:
             return [out.reshape(1, -1)]
