@@ -120,8 +120,9 @@ def measure(name: str, kind: str, est: Any, data: str, n_rows: int, rounds: int,
         else:
             assert np.array_equal(a, b), name
 
-    t_np = _median_s(run_np, rounds)
-    t_ort = _median_s(run_ort, rounds)
+    # interleaved rounds: machine noise hits both engines alike
+    batch = compare({"np": run_np, "ort": run_ort}, rounds=rounds, number=1, warmup=1)
+    t_np, t_ort = batch["np"] / 1e6, batch["ort"] / 1e6
     # reference: time a small slice first, then as many rows as the budget allows
     probe = max(1, min(n_rows, 50))
     t_probe = _median_s(lambda: ref.run(outs, {in_name: X[:probe]}), 1) / probe
