@@ -7,6 +7,7 @@ if ! "$_er_np124/bin/python" -c 'import numpy, sys; sys.exit(not numpy.__version
     >/dev/null 2>&1; then
   echo "setup 40-numpy124: creating $_er_np124 with numpy 1.24"
   python3 -m venv "$_er_np124"
-  "$_er_np124/bin/pip" install -q --disable-pip-version-check 'numpy==1.24.*'
+  # wheels only (numpy 1.24 has them for CPython 3.8-3.11): never a source build on CI
+  "$_er_np124/bin/pip" install -q --disable-pip-version-check --only-binary=:all: 'numpy==1.24.*'
 fi
 unset _er_np124

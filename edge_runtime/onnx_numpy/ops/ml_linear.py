@@ -160,15 +160,18 @@ def make_one_hot(node):
 
 @op("ArrayFeatureExtractor", ML)
 def make_afe(node):
-    checked: list = [None, None, 0]  # the last index array seen, its intp copy, its bound
+    # indices are usually a constant: validated once. One tuple, swapped whole, so threads
+    # sharing the model never pair one call's indices with another's bound
+    last: list = [(None, None, 0)]
 
     def kernel(x, idx):
-        if idx is checked[0]:  # indices are usually a constant: validated once
-            index, hi = checked[1], checked[2]
+        seen = last[0]
+        if idx is seen[0]:
+            index, hi = seen[1], seen[2]
         else:
             index = np.ravel(idx).astype(np.intp)
             hi = max(int(index.max()) + 1, -int(index.min())) if index.size else 0
-            checked[:] = [idx, index, hi]
+            last[0] = (idx, index, hi)
         if hi > x.shape[-1]:
             raise node.fail(f"index {hi - 1} out of range for {x.shape[-1]} columns")
         out = x[..., index]
