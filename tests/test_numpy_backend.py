@@ -388,10 +388,10 @@ def _random_trees(rng, n_trees, depth, n_features, modes, n_out, kind):
 def test_tree_ensembles_match_onnxruntime(modes, variant):
     """Node modes, missing values, aggregates and post-transforms the zoo never emits, on the
     small-batch and the large-batch path."""
+    import zlib
+
     import onnxruntime as ort
     from onnx import TensorProto, helper
-
-    import zlib
 
     rng = np.random.default_rng(zlib.crc32(f"{modes}{variant}".encode()))  # same model every run
     n_features = 4
