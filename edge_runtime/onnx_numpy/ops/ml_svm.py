@@ -4,6 +4,8 @@ coupling of probabilities iterated for all rows at once."""
 
 from __future__ import annotations
 
+from operator import mul
+
 import numpy as np
 
 from . import ML, op
@@ -45,8 +47,8 @@ def _coupling_row(r: list) -> list:
     p = [1.0 / k] * k
     eps = 0.005 / k
     for _ in range(max(100, k)):
-        qp = [sum(q[i][j] * p[j] for j in range(k)) for i in range(k)]
-        pqp = sum(p[i] * qp[i] for i in range(k))
+        qp = [sum(map(mul, row, p)) for row in q]
+        pqp = sum(map(mul, p, qp))
         if max(abs(v - pqp) for v in qp) < eps:
             break
         for t in range(k):
