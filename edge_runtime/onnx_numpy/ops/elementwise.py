@@ -47,7 +47,7 @@ def _sigmoid(x):
 
 _erf = np.frompyfunc(math.erf, 1, 1)
 
-for _name, _fn in {"Relu": lambda x: np.maximum(x, 0).astype(x.dtype), "Sigmoid": _sigmoid,
+for _name, _fn in {"Relu": lambda x: np.maximum(x, x.dtype.type(0)), "Sigmoid": _sigmoid,
                    "Tanh": np.tanh, "Exp": np.exp, "Log": np.log, "Sqrt": np.sqrt,
                    "Abs": np.abs, "Neg": np.negative, "Not": np.logical_not,
                    "Reciprocal": lambda x: (1 / x).astype(x.dtype), "Floor": np.floor,
