@@ -42,7 +42,9 @@ def cache_path(artifact: Artifact, profile_name: Optional[str]) -> Path:
 
 
 def thread_options(max_threads: Optional[int] = None) -> list[int]:
-    cores = max_threads or os.cpu_count() or 1
+    here = os.cpu_count() or 1
+    # never more threads than this machine has: oversubscribed candidates only add noise
+    cores = min(max_threads, here) if max_threads else here
     return sorted({1, min(2, cores), min(4, cores), cores} - {0})
 
 
