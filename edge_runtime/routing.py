@@ -86,23 +86,52 @@ def _rows(bundle: Bundle, n: int, dtype: str) -> Any:
     return np.ascontiguousarray(np.tile(base, (-(-n // base.shape[0]), 1))[:n], dtype=dtype)
 
 
-def _time_call(fn: Any, budget_s: float) -> float:
-    """Median seconds per call, over at least 3 calls, about ``budget_s`` in all."""
-    fn()
-    times = []
-    deadline = time.perf_counter() + budget_s
-    while len(times) < 3 or (time.perf_counter() < deadline and len(times) < 2000):
+#: a candidate with more threads must beat a leaner one by this much to be routed to: on a shared
+#: device extra threads only pay off when the gain is clear, and a near-tie is measurement noise
+MARGIN = 1.10
+
+
+def _interleaved(calls: dict[str, Any], budget_s: float, rounds: int = 7) -> dict[str, float]:
+    """Median seconds per call of each candidate, measured round-robin (each round times every
+    candidate once) so that a burst of load from another process hits all of them alike."""
+    per_call = {}
+    for key, fn in calls.items():  # warm up, and size each candidate's batch of calls
+        fn()
         t0 = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    return times[len(times) // 2]
+        per_call[key] = max(time.perf_counter() - t0, 1e-7)
+    slot = budget_s / rounds
+    number = {k: max(1, min(2000, int(slot / t))) for k, t in per_call.items()}
+    samples: dict[str, list[float]] = {k: [] for k in calls}
+    for _ in range(rounds):
+        for key, fn in calls.items():
+            t0 = time.perf_counter()
+            for _ in range(number[key]):
+                fn()
+            samples[key].append((time.perf_counter() - t0) / number[key])
+    return {k: sorted(v)[len(v) // 2] for k, v in samples.items()}
+
+
+def _threads(key: str) -> int:
+    return int(key.rsplit(":", 1)[1])
+
+
+def pick(times: dict[str, float]) -> str:
+    """The leanest candidate (fewest threads) within ``MARGIN`` of the fastest; then the fastest."""
+    fastest = min(times.values())
+    close = [k for k, t in times.items() if t <= fastest * MARGIN]
+    return min(close, key=lambda k: (_threads(k), times[k]))
 
 
 def tune(bundle: Bundle, artifact: Artifact, *, profile_name: Optional[str] = None,
          backends: Optional[Sequence[str]] = None, max_threads: Optional[int] = None,
          row_counts: Sequence[int] = ROW_COUNTS, budget_s: float = 0.3) -> dict[str, Any]:
-    """Measure every candidate at every row count; write and return the routing table."""
+    """Measure every candidate at every row count; write and return the routing table.
+
+    Candidates are every available backend that runs the artifact's format (any registered
+    backend takes part), onnxruntime at each thread count up to the profile's cores (never more
+    than this machine has); each is proven on the golden rows first.
+    """
     from .model import Model
 
     blob = bundle.read_artifact(artifact)
@@ -110,23 +139,27 @@ def tune(bundle: Bundle, artifact: Artifact, *, profile_name: Optional[str] = No
              and artifact.format in get_backend(b).formats and get_backend(b).is_available()
              and not getattr(get_backend(b), "async_only", False)]
     outputs = list(artifact.outputs.values())
-    timings: dict[str, dict[str, float]] = {}
+    engines: dict[str, Backend] = {}
     for name in names:
-        for threads in thread_options(max_threads):
-            key = f"{name}:{threads}"
+        # only onnxruntime takes a thread count; other engines compete once, single-threaded
+        for threads in thread_options(max_threads) if name == "onnxruntime" else [1]:
             try:
                 engine = get_backend(name)(blob, artifact, BackendOptions(threads=threads))
                 Model(bundle, engine, artifact).check_golden()
             except Exception:  # noqa: BLE001 - a candidate that cannot run simply does not compete
                 continue
-            timings[key] = {}
-            for n in row_counts:
-                x = _rows(bundle, n, artifact.input_dtype)
-                timings[key][str(n)] = _time_call(lambda x=x, e=engine: e.run(x, outputs), budget_s)
+            engines[f"{name}:{threads}"] = engine
+    timings: dict[str, dict[str, float]] = {k: {} for k in engines}
+    try:
+        for n in row_counts:
+            x = _rows(bundle, n, artifact.input_dtype)
+            calls = {k: (lambda x=x, e=e: e.run(x, outputs)) for k, e in engines.items()}
+            for key, t in _interleaved(calls, budget_s * len(calls)).items():
+                timings[key][str(n)] = t
+    finally:
+        for engine in engines.values():
             engine.close()
-            if name != "onnxruntime":  # only onnxruntime takes a thread count
-                break
-    best = {str(n): min(timings, key=lambda k: timings[k][str(n)]) for n in row_counts} if timings else {}
+    best = {str(n): pick({k: v[str(n)] for k, v in timings.items()}) for n in row_counts} if timings else {}
     table = {"schema": SCHEMA, "artifact": artifact.sha256, "profile": profile_name,
              "row_counts": list(row_counts), "timings_s": timings, "best": best,
              "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -76,3 +76,16 @@ def test_profile_has_its_own_table(bundle):
     m = edge_runtime.load(path, profile="rpi4-aarch64", tune=True)
     assert m.backend.table["profile"] == "rpi4-aarch64"
     assert all(int(k.rsplit(":", 1)[1]) <= 4 for k in m.backend.table["timings_s"])
+
+
+def test_pick_prefers_fewer_threads_on_a_near_tie_and_the_fastest_otherwise():
+    assert routing.pick({"onnxruntime:1": 1.05, "onnxruntime:2": 1.0}) == "onnxruntime:1"
+    assert routing.pick({"onnxruntime:1": 1.5, "onnxruntime:2": 1.0}) == "onnxruntime:2"
+    assert routing.pick({"onnxruntime:2": 1.0, "numpy:1": 1.08, "onnxruntime:1": 1.09}) == "numpy:1"
+
+
+def test_thread_candidates_never_exceed_this_machine(monkeypatch):
+    monkeypatch.setattr(routing.os, "cpu_count", lambda: 2)
+    assert routing.thread_options(4) == [1, 2]
+    assert routing.thread_options(1) == [1]
+    assert routing.thread_options() == [1, 2]

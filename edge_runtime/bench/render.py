@@ -95,8 +95,12 @@ def plot_report(report: dict[str, Any], path: Path) -> None:
     ax1.bar([x - 0.2 for x in xs], p50, width=0.4, label="p50")
     ax1.bar([x + 0.2 for x in xs], p99, width=0.4, label="p99")
     ax1.set_xticks(list(xs), labels)
-    ax1.set_yscale("log")
-    ax1.set_ylabel("single-row latency (µs, log)")
+    if max(p99) > 10 * min(p50):  # log only when the bars span orders of magnitude
+        ax1.set_yscale("log")
+        ax1.set_ylabel("single-row latency (µs, log)")
+    else:
+        ax1.set_ylim(0, max(p99) * 1.15)
+        ax1.set_ylabel("single-row latency (µs)")
     ax1.legend()
     ax1.set_title("warm single-row latency")
     for e in entries:
