@@ -88,7 +88,7 @@ def _rows(bundle: Bundle, n: int, dtype: str) -> Any:
 
 #: a candidate with more threads must beat a leaner one by this much to be routed to: on a shared
 #: device extra threads only pay off when the gain is clear, and a near-tie is measurement noise
-MARGIN = 1.10
+MARGIN = 1.20
 
 
 def _interleaved(calls: dict[str, Any], budget_s: float, rounds: int = 7) -> dict[str, float]:
