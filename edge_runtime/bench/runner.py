@@ -138,6 +138,7 @@ def run_bench(bundle_path: str, cfg: BenchConfig) -> dict[str, Any]:
             report["results"].append(entry)
             cfg.progress(f"{backend}/{precision}: failed: {exc}")
             continue
+        entry["threads"] = engine_threads(model.backend)
         entry.update(warm_and_throughput(_predictor(model), rows, cfg, f"{backend}/{precision}"))
         model.close()
         report["results"].append(entry)
@@ -148,6 +149,16 @@ def run_bench(bundle_path: str, cfg: BenchConfig) -> dict[str, Any]:
     if cfg.profile is not None:
         report["budgets"] = check_budgets(report, cfg.profile)
     return report
+
+
+def engine_threads(engine: Any) -> Optional[int]:
+    """The thread count the engine really runs with (read back from the onnxruntime session, so
+    the report proves a profile's setting took effect); else what it was asked for."""
+    session = getattr(engine, "_session", None)
+    if session is not None and hasattr(session, "get_session_options"):
+        n = session.get_session_options().intra_op_num_threads
+        return n or None
+    return engine.options.threads
 
 
 def warm_and_throughput(predict: Callable[[Any], Any], rows: Any, cfg: BenchConfig,
