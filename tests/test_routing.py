@@ -89,3 +89,16 @@ def test_thread_candidates_never_exceed_this_machine(monkeypatch):
     assert routing.thread_options(4) == [1, 2]
     assert routing.thread_options(1) == [1]
     assert routing.thread_options() == [1, 2]
+
+
+def test_tuning_rows_follow_the_training_histograms_not_tiled_golden_rows(bundle):
+    from edge_runtime.bundle import open_bundle
+
+    b = open_bundle(bundle[0])
+    x = routing._rows(b, 2000, "float32")
+    feats = b.manifest.reference["features"]
+    assert x.shape == (2000, len(feats)) and x.dtype == np.float32
+    assert len({tuple(r) for r in x.tolist()}) > 1900  # not a few golden rows repeated
+    for j, f in enumerate(feats):
+        assert f["min"] - 1e-3 <= x[:, j].min() and x[:, j].max() <= f["max"] + 1e-3
+    assert np.array_equal(x, routing._rows(b, 2000, "float32"))  # seeded: same rows every tuning
