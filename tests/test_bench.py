@@ -63,6 +63,7 @@ def test_profile_sets_threads_and_reports_budgets(demo, cli_env):
     report = json.loads((demo / "p.json").read_text())
     assert report["threads"] == 2 and report["budgets"][0]["latency_budget_ms"] == 20
     assert report["results"][0]["threads"] == 2  # read back from the engine the bench timed
+    assert report["inputs"].startswith("golden rows")
     model = edge_runtime.load(demo / "bundle", profile="rpi4-aarch64")
     assert model.backend._session.get_session_options().intra_op_num_threads == 2
 
