@@ -26,3 +26,14 @@ def compare(contenders: dict[str, Callable[[], Any]], *, rounds: int = 15, numbe
         for name, fn in contenders.items():
             samples[name].append(per_call_us(fn, number))
     return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def median_call_s(fn: Callable[[], Any], repeats: int) -> float:
+    """Median seconds of one call (after one warm-up call): for slow, batch-sized calls."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)

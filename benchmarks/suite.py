@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ from typing import Any, Callable
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import compare  # noqa: E402
+from _timing import compare, median_call_s  # noqa: E402
 
 BATCH = 10_000
 
@@ -48,16 +47,6 @@ def models() -> dict[str, Any]:
         "MLP 64×64": make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(64, 64),
                                                                    max_iter=500, random_state=0)),
     }
-
-
-def batch_time(fn: Callable[[], Any], repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def _load_average() -> str:
@@ -156,7 +145,7 @@ def run_model(name: str, est: Any, X_tr: np.ndarray, y_tr: np.ndarray, X_te: np.
         bt = {k: us * 1e-6 for k, us in compare(batch, rounds=reps * 2, number=1, warmup=1).items()}
     sub = 200 if quick else 1000  # onnx.reference is a Python loop per node: extrapolate linearly
     ref_rows = rb[:sub]
-    ref_time = batch_time(lambda: ref.run(None, {in_name: ref_rows}), 1 if quick else 2)
+    ref_time = median_call_s(lambda: ref.run(None, {in_name: ref_rows}), 1 if quick else 2)
     bt["onnx.reference"] = ref_time * BATCH / sub
     out["batch_ms"] = {k: v * 1e3 for k, v in bt.items()}
     table = auto.backend.table if hasattr(auto.backend, "table") else {}

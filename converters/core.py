@@ -205,7 +205,7 @@ def _versions() -> dict[str, str]:
 
 def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] = None,
             version: str = "1.0.0", formats: Sequence[str] = ("onnx",), holdout: Any = None,
-            precisions: Sequence[str] = ("fp32",), tolerance: float = 1e-4,
+            precisions: Any = ("fp32",), tolerance: float = 1e-4,
             min_label_agreement: float = 1.0, force: bool = False,
             feature_names: Optional[Sequence[str]] = None, n_golden: int = 8,
             double_fallback: bool = True, feature_ranges: Optional[dict] = None) -> Path:
@@ -243,7 +243,7 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
             _load_optional_exporters()
         if fmt not in EXPORTERS:
             raise ConversionError(f"unknown format {fmt!r}; known: {', '.join(sorted(EXPORTERS))}")
-        for prec in precisions:
+        for prec in (precisions.get(fmt, ("fp32",)) if isinstance(precisions, dict) else precisions):
             tol = tolerance_for(prec, tolerance, min_label_agreement)
             exported = EXPORTERS[fmt](ctx, prec)
             parity = measure_parity(exported, H, expected, ctx, tol)
@@ -279,6 +279,13 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
     else:
         golden["prediction"] = g_out["prediction"].reshape(-1).tolist()
         golden["rtol"] = atol
+    for exported, _ in produced:
+        if exported.precision in QUANTIZED:  # the device proves the engine on the artifact's own outputs
+            own = run_exported(exported, g, classes)
+            exported.extra["golden"] = json_safe({
+                **{role: np.asarray(v).reshape(g.shape[0], -1).tolist() if role == "probabilities"
+                   else np.asarray(v).reshape(-1).tolist() for role, v in own.items()},
+                "atol": 1e-4, "rtol": 1e-4, "min_label_agreement": 1.0})
     allow_nan = nan_tolerant_features(
         lambda rows: _expected(estimator, rows, names, task, has_proba),
         [lambda rows, e=e: run_exported(e, rows, classes) for e, _ in produced], X)

@@ -19,6 +19,19 @@ from .errors import InputError
 _TYPECODES = {"float32": "f", "float64": "d"}
 
 
+
+def record_values(rec: Mapping[str, Any], row: int, names: Sequence[str], index: Mapping[str, int],
+                  hint: Any) -> list[Any]:
+    """A record's values in feature order; unknown or missing names are an InputError naming them.
+    Shared by the numpy and the pure-Python adapters so both say the same thing."""
+    unknown = [k for k in rec if k not in index]
+    if unknown:
+        raise InputError(f"row {row}: unknown feature name(s) {unknown[:5]}; expected {hint()}")
+    missing = [n for n in names if n not in rec]
+    if missing:
+        raise InputError(f"row {row}: missing feature(s) {missing[:5]}")
+    return [rec[n] for n in names]
+
 class Rows:
     """A 2-D float matrix without numpy: ``data`` (flat, row-major ``array.array``) and ``shape``."""
 
@@ -144,14 +157,7 @@ class ListInputAdapter:
     def _from_records(self, records: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
         out = []
         for r, rec in enumerate(records):
-            unknown = [k for k in rec if k not in self.index]
-            if unknown:
-                raise InputError(f"row {r}: unknown feature name(s) {unknown[:5]}; expected "
-                                 f"{self._names_hint()}")
-            missing = [n for n in self.names if n not in rec]
-            if missing:
-                raise InputError(f"row {r}: missing feature(s) {missing[:5]}")
-            out.append([rec[n] for n in self.names])
+            out.append(record_values(rec, r, self.names, self.index, self._names_hint))
         return out
 
     def _names_hint(self) -> str:

@@ -21,20 +21,14 @@ from .backends import available_backends, backend_names, get_backend
 from .backends.base import Backend, BackendOptions
 from .bundle import Artifact, Bundle
 from .fsutil import atomic_write_json
+from .paths import user_dir
 
 ROW_COUNTS = (1, 32, 1024, 10_000)
 SCHEMA = "edgert-routing/1"
 
 
 def cache_dir() -> Path:
-    env = os.environ.get("EDGERT_CACHE_DIR")
-    if env:
-        return Path(env)
-    try:
-        from platformdirs import user_cache_dir
-    except ImportError:
-        return Path.home() / ".cache" / "edge-runtime"
-    return Path(user_cache_dir("edge-runtime"))
+    return user_dir("cache", "EDGERT_CACHE_DIR")
 
 
 def cache_path(artifact: Artifact, profile_name: Optional[str]) -> Path:

@@ -13,20 +13,14 @@ from typing import Any, Optional, Union
 
 from ..bundle import parse_semver, unpack_bundle
 from ..fsutil import atomic_write_json, fsync_dir
+from ..paths import user_dir
 
 ACTIVE = "active.json"
 HISTORY_LIMIT = 200
 
 
 def default_state_dir() -> Path:
-    env = os.environ.get("EDGERT_STATE_DIR")
-    if env:
-        return Path(env)
-    try:
-        from platformdirs import user_data_dir
-    except ImportError:
-        return Path.home() / ".local" / "share" / "edge-runtime"
-    return Path(user_data_dir("edge-runtime"))
+    return user_dir("data", "EDGERT_STATE_DIR")
 
 
 class VersionStore:
