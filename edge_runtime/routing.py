@@ -1,12 +1,13 @@
 """Row-count routing for ``backend="auto"``: the fastest engine for one row is rarely the
 fastest for ten thousand (one-thread onnxruntime wins single rows by far; at 10k rows more
-threads, or another engine, can win). ``tune`` measures every (backend, threads) candidate
-that runs the bundle's ONNX artifact at a few row counts, once per bundle and device profile,
-and caches the verdict; ``load`` then wraps the chosen engines in a :class:`RoutedBackend`
-that dispatches each call on its row count.
+threads, or another engine, can win). ``tune`` measures every (backend, threads) candidate at a
+few row counts, once per bundle and device profile, and caches the verdict; ``load`` then wraps
+the chosen engines in a :class:`RoutedBackend` that dispatches each call on its row count.
 
-Only engines of the same artifact take part, so every route gives the same outputs (each is
-proven on the golden rows before use).
+Candidates: every backend that runs the bundle's ONNX artifact, and backends of the bundle's
+other formats at the same precision (LiteRT on the ``.tflite`` twin) through :class:`ViaArtifact`,
+which answers in the ONNX artifact's tensor names. Each candidate is proven on the golden rows
+(through that adapter) before it competes and again before it is used.
 """
 
 from __future__ import annotations
@@ -68,6 +69,82 @@ class RoutedBackend(Backend):
     def close(self) -> None:
         for _, engine in self._routes:
             engine.close()
+
+
+class ViaArtifact(Backend):
+    """An engine of *another* artifact of the same bundle (e.g. LiteRT on the ``.tflite`` twin of
+    the ``.onnx``) answering in the primary artifact's tensor names, so one ``Model`` can route
+    between formats. Roles map by name; an index-encoded label is turned into the class value the
+    primary artifact would give. Every such route is proven on the golden rows *through* this
+    adapter before it is used."""
+
+    def __init__(self, engine: Backend, primary: Artifact, own: Artifact, classes: Optional[Sequence[Any]]):
+        # not Backend.__init__: the wrapped engine already holds the model
+        self.artifact = primary
+        self.options = engine.options
+        self.name = engine.name
+        self._engine = engine
+        self._names = {primary.outputs[r]: own.outputs[r] for r in primary.outputs}
+        self._dtype = own.input_dtype
+        index = "index"
+        own_index = own.extra.get("label_encoding") == index
+        primary_index = primary.extra.get("label_encoding") == index
+        self._label = primary.outputs.get("label")
+        self._classes = None
+        if own_index and not primary_index and classes is not None:
+            import numpy as np
+
+            self._classes = np.asarray(classes)
+
+    @staticmethod
+    def compatible(primary: Artifact, own: Artifact, classes: Optional[Sequence[Any]]) -> bool:
+        if not all(r in own.outputs for r in primary.outputs):
+            return False
+        own_index = own.extra.get("label_encoding") == "index"
+        primary_index = primary.extra.get("label_encoding") == "index"
+        if "label" in primary.outputs and own_index != primary_index:
+            return own_index and classes is not None  # index -> class value is a lookup
+        return True
+
+    def run(self, x: Any, outputs: Sequence[str]) -> list:
+        if str(x.dtype) != self._dtype:
+            x = x.astype(self._dtype)
+        res = self._engine.run(x, [self._names[o] for o in outputs])
+        if self._classes is not None and self._label in outputs:
+            i = list(outputs).index(self._label)
+            res[i] = self._classes[res[i].astype("int64").ravel()]
+        return res
+
+    def close(self) -> None:
+        self._engine.close()
+
+
+def _candidates(bundle: Bundle, artifact: Artifact, backends: Optional[Sequence[str]]
+                ) -> list[tuple[str, Artifact]]:
+    """(backend, artifact) pairs that may compete: the primary artifact on every backend of its
+    format, and same-precision artifacts of other formats whose outputs map onto the primary's."""
+    out = []
+    classes = bundle.manifest.classes
+    for b in backends or available_backends():
+        if b not in backend_names():
+            continue
+        cls = get_backend(b)
+        if not cls.is_available() or getattr(cls, "async_only", False):
+            continue
+        if artifact.format in cls.formats:
+            out.append((b, artifact))
+            continue
+        own = bundle.artifact_for(cls.formats, artifact.precision)
+        if own is not None and ViaArtifact.compatible(artifact, own, classes):
+            out.append((b, own))
+    return out
+
+
+def _engine(bundle: Bundle, name: str, threads: int, primary: Artifact, own: Artifact) -> Backend:
+    engine = get_backend(name)(bundle.read_artifact(own), own, BackendOptions(threads=threads))
+    if own is not primary:
+        engine = ViaArtifact(engine, primary, own, bundle.manifest.classes)
+    return engine
 
 
 def _rows(bundle: Bundle, n: int, dtype: str) -> Any:
@@ -155,21 +232,19 @@ def tune(bundle: Bundle, artifact: Artifact, *, profile_name: Optional[str] = No
     """
     from .model import Model
 
-    blob = bundle.read_artifact(artifact)
-    names = [b for b in (backends or available_backends()) if b in backend_names()
-             and artifact.format in get_backend(b).formats and get_backend(b).is_available()
-             and not getattr(get_backend(b), "async_only", False)]
     outputs = list(artifact.outputs.values())
     engines: dict[str, Backend] = {}
-    for name in names:
+    sources: dict[str, str] = {}
+    for name, own in _candidates(bundle, artifact, backends):
         # only onnxruntime takes a thread count; other engines compete once, single-threaded
         for threads in thread_options(max_threads) if name == "onnxruntime" else [1]:
             try:
-                engine = get_backend(name)(blob, artifact, BackendOptions(threads=threads))
-                Model(bundle, engine, artifact).check_golden()
+                engine = _engine(bundle, name, threads, artifact, own)
+                Model(bundle, engine, artifact).check_golden()  # through the adapter, if any
             except Exception:  # noqa: BLE001 - a candidate that cannot run simply does not compete
                 continue
             engines[f"{name}:{threads}"] = engine
+            sources[f"{name}:{threads}"] = own.path
     timings: dict[str, dict[str, float]] = {k: {} for k in engines}
     try:
         for n in row_counts:
@@ -182,7 +257,7 @@ def tune(bundle: Bundle, artifact: Artifact, *, profile_name: Optional[str] = No
             engine.close()
     best = {str(n): pick({k: v[str(n)] for k, v in timings.items()}) for n in row_counts} if timings else {}
     table = {"schema": SCHEMA, "artifact": artifact.sha256, "profile": profile_name,
-             "row_counts": list(row_counts), "timings_s": timings, "best": best,
+             "row_counts": list(row_counts), "timings_s": timings, "best": best, "artifacts": sources,
              "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     atomic_write_json(cache_path(artifact, profile_name), table)
     return table
@@ -205,11 +280,13 @@ def routed(bundle: Bundle, artifact: Artifact, table: dict[str, Any]) -> RoutedB
 
     counts = [int(n) for n in table["row_counts"]]
     choice = [table["best"][str(n)] for n in counts]
-    blob = bundle.read_artifact(artifact)
+    paths = table.get("artifacts") or {}
+    by_path = {a.path: a for a in bundle.manifest.artifacts}
     engines: dict[str, Backend] = {}
     for key in dict.fromkeys(choice):
         name, threads = key.rsplit(":", 1)
-        engine = get_backend(name)(blob, artifact, BackendOptions(threads=int(threads)))
+        own = by_path.get(paths.get(key, artifact.path), artifact)
+        engine = _engine(bundle, name, int(threads), artifact, own)
         Model(bundle, engine, artifact).check_golden()
         engines[key] = engine
     # a call of n rows goes to the choice for the nearest measured count (geometric midpoints)
