@@ -24,6 +24,7 @@ def schema() -> Any:
 
 
 _TYPES = {np.dtype(np.float32): "FLOAT32", np.dtype(np.int32): "INT32", np.dtype(np.int64): "INT64",
+          np.dtype(np.int16): "INT16",
           np.dtype(np.bool_): "BOOL", np.dtype(np.int8): "INT8", np.dtype(np.float16): "FLOAT16"}
 
 
