@@ -62,6 +62,8 @@ def test_profile_sets_threads_and_reports_budgets(demo, cli_env):
     assert "onnxruntime/fp32 on rpi4-aarch64: p99" in r.stdout and "(budget 20 ms)" in r.stdout
     report = json.loads((demo / "p.json").read_text())
     assert report["threads"] == 2 and report["budgets"][0]["latency_budget_ms"] == 20
+    assert report["results"][0]["threads"] == 2  # read back from the engine the bench timed
+    assert report["inputs"].startswith("golden rows")
     model = edge_runtime.load(demo / "bundle", profile="rpi4-aarch64")
     assert model.backend._session.get_session_options().intra_op_num_threads == 2
 

@@ -15,11 +15,11 @@ def table_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     batches = []
     for e in report["results"]:
         batches = [t["batch"] for t in e.get("throughput", [])] or batches
-    head = ["backend", "prec", "size", "import", "create", "1st pred", "peak RSS", "p50", "p90", "p99",
-            "max"] + [f"rows/s @{b}" for b in batches]
+    head = ["backend", "prec", "size", "import", "create", "1st pred", "cold total (min–max)", "peak RSS",
+            "p50", "p90", "p99", "max"] + [f"rows/s @{b}" for b in batches]
     has_base = report.get("baseline") is not None
     if has_base:
-        head += ["p50 vs sklearn"]
+        head += ["p50 / p99 vs sklearn"]
     rows = []
     for e in report["results"]:
         if "error" in e:
@@ -29,15 +29,20 @@ def table_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         row = [e["backend"], e["precision"], f"{e['size_bytes']:,} B",
                f"{cs['import_s']['median'] * 1e3:.0f} ms", f"{cs['load_s']['median'] * 1e3:.1f} ms",
                f"{cs['first_predict_s']['median'] * 1e3:.2f} ms",
+               f"{cs['total_s']['median'] * 1e3:.0f} ms ({cs['total_s']['min'] * 1e3:.0f}–"
+               f"{cs['total_s']['max'] * 1e3:.0f})",
                f"{cs['peak_rss_mb']['median']:.0f} MiB",
                _fmt_ms(w["p50_ms"]), _fmt_ms(w["p90_ms"]), _fmt_ms(w["p99_ms"]), _fmt_ms(w["max_ms"])]
-        row += [f"{t['rows_per_s']:,.0f}" for t in e["throughput"]]
+        speed = (e.get("vs_baseline") or {}).get("throughput_speedup", {})
+        row += [f"{t['rows_per_s']:,.0f}" + (f" ({speed[str(t['batch'])]:.1f}×)" if str(t["batch"]) in speed else "")
+                for t in e["throughput"]]
         if has_base:
-            row += [f"{e['vs_baseline']['warm_p50_speedup']:.0f}× faster"]
+            vs = e["vs_baseline"]
+            row += [f"{vs['warm_p50_speedup']:.0f}× / {vs['warm_p99_speedup']:.0f}× faster"]
         rows.append(row)
     if has_base:
         b = report["baseline"]
-        rows.append([b["name"], "fp64", "-", "-", "-", "-", "-", _fmt_ms(b["warm"]["p50_ms"]),
+        rows.append([b["name"], "fp64", "-", "-", "-", "-", "-", "-", _fmt_ms(b["warm"]["p50_ms"]),
                      _fmt_ms(b["warm"]["p90_ms"]), _fmt_ms(b["warm"]["p99_ms"]), _fmt_ms(b["warm"]["max_ms"])]
                     + [f"{t['rows_per_s']:,.0f}" for t in b["throughput"]] + ["1×"])
     return head, rows
@@ -64,7 +69,7 @@ def print_report(report: dict[str, Any], echo: Callable[[str], None]) -> None:
             t.add_column(h, justify="left" if h in ("backend", "prec") else "right")
         for r in rows:
             t.add_row(*r)
-        Console(width=max(160, 12 * len(head))).print(t)
+        Console(width=max(200, 15 * len(head))).print(t)
     for b in report.get("budgets") or []:
         verdict = "PASS" if b["latency_ok"] and b["memory_ok"] else "FAIL"
         echo(f"{verdict} {b['backend']}/{b['precision']} on {report['profile']}: p99 {b['p99_ms']:.3f} ms "
@@ -95,8 +100,12 @@ def plot_report(report: dict[str, Any], path: Path) -> None:
     ax1.bar([x - 0.2 for x in xs], p50, width=0.4, label="p50")
     ax1.bar([x + 0.2 for x in xs], p99, width=0.4, label="p99")
     ax1.set_xticks(list(xs), labels)
-    ax1.set_yscale("log")
-    ax1.set_ylabel("single-row latency (µs, log)")
+    if max(p99) > 10 * min(p50):  # log only when the bars span orders of magnitude
+        ax1.set_yscale("log")
+        ax1.set_ylabel("single-row latency (µs, log)")
+    else:
+        ax1.set_ylim(0, max(p99) * 1.15)
+        ax1.set_ylabel("single-row latency (µs)")
     ax1.legend()
     ax1.set_title("warm single-row latency")
     for e in entries:

@@ -98,17 +98,37 @@ def _predictor(model: Any) -> Callable[[Any], Any]:
 
 
 def _rows(bundle: Bundle, cfg: BenchConfig, need: int) -> Any:
+    return _rows_and_source(bundle, cfg, need)[0]
+
+
+def _rows_and_source(bundle: Bundle, cfg: BenchConfig, need: int) -> tuple[Any, str]:
+    """``--data`` rows (tiled), else the golden rows topped up with rows drawn from the manifest's
+    training histograms: a few golden rows tiled to 1024 would replay the same tree paths, which
+    the branch predictor learns, and tree ensembles would look faster than on real data."""
     import numpy as np
 
     if cfg.data is not None:
         base = np.asarray(cfg.data, dtype=np.float32)
+        source = f"--data ({base.shape[0]} rows{', tiled' if base.shape[0] < need else ''})"
     else:
         golden = (bundle.manifest.golden or {}).get("inputs") or []
         if not golden:
             raise EdgeRuntimeError("the bundle has no golden rows: pass --data X.csv")
         base = np.array([[np.nan if v is None else v for v in r] for r in golden], dtype=np.float32)
+        source = f"golden rows ({base.shape[0]})"
+        feats = (bundle.manifest.reference or {}).get("features") or []
+        if need > base.shape[0] and len(feats) == base.shape[1]:
+            from ..routing import _sample_reference
+
+            try:
+                extra = _sample_reference(feats, need - base.shape[0]).astype(np.float32)
+            except (KeyError, TypeError, ValueError):
+                extra = None
+            if extra is not None:
+                base = np.concatenate([base, extra])
+                source += f" + {extra.shape[0]} drawn from the training histograms"
     reps = -(-need // base.shape[0])
-    return np.ascontiguousarray(np.tile(base, (reps, 1))[:need])
+    return np.ascontiguousarray(np.tile(base, (reps, 1))[:need]), source
 
 
 def run_bench(bundle_path: str, cfg: BenchConfig) -> dict[str, Any]:
@@ -117,12 +137,13 @@ def run_bench(bundle_path: str, cfg: BenchConfig) -> dict[str, Any]:
 
     bundle = open_bundle(bundle_path)
     threads = cfg.threads or (cfg.profile.threads if cfg.profile else None)
-    rows = _rows(bundle, cfg, max(cfg.batches) if cfg.batches else 1)
+    rows, source = _rows_and_source(bundle, cfg, max(cfg.batches) if cfg.batches else 1)
     report: dict[str, Any] = {
         "schema": SCHEMA, "bundle": {"path": str(bundle_path), "name": bundle.manifest.name,
                                      "version": bundle.manifest.version},
         "machine": machine_info(), "threads": threads,
-        "profile": cfg.profile.name if cfg.profile else None, "results": [], "baseline": None}
+        "profile": cfg.profile.name if cfg.profile else None, "inputs": source, "results": [],
+        "baseline": None}
     for backend, precision in _targets(bundle, cfg):
         cfg.progress(f"{backend}/{precision}: cold start ×{cfg.cold_runs}")
         art = bundle.artifact_for(get_backend(backend).formats, precision)
@@ -138,6 +159,7 @@ def run_bench(bundle_path: str, cfg: BenchConfig) -> dict[str, Any]:
             report["results"].append(entry)
             cfg.progress(f"{backend}/{precision}: failed: {exc}")
             continue
+        entry["threads"] = engine_threads(model.backend)
         entry.update(warm_and_throughput(_predictor(model), rows, cfg, f"{backend}/{precision}"))
         model.close()
         report["results"].append(entry)
@@ -148,6 +170,16 @@ def run_bench(bundle_path: str, cfg: BenchConfig) -> dict[str, Any]:
     if cfg.profile is not None:
         report["budgets"] = check_budgets(report, cfg.profile)
     return report
+
+
+def engine_threads(engine: Any) -> Optional[int]:
+    """The thread count the engine really runs with (read back from the onnxruntime session, so
+    the report proves a profile's setting took effect); else what it was asked for."""
+    session = getattr(engine, "_session", None)
+    if session is not None and hasattr(session, "get_session_options"):
+        n = session.get_session_options().intra_op_num_threads
+        return n or None
+    return engine.options.threads
 
 
 def warm_and_throughput(predict: Callable[[Any], Any], rows: Any, cfg: BenchConfig,
