@@ -131,7 +131,9 @@ def run_exported(exported: Exported, X: np.ndarray, classes: Optional[list]) -> 
     roles = [r for r in ("label", "probabilities", "prediction") if r in exported.outputs]
     got = dict(zip(roles, (np.asarray(v) for v in engine.run(x, [exported.outputs[r] for r in roles]))))
     engine.close()
-    if "label" in got:
+    if exported.extra.get("label_from") == "probabilities":
+        got["label"] = np.asarray(classes, dtype=object)[got["probabilities"].argmax(axis=1)]
+    elif "label" in got:
         got["label"] = got["label"].reshape(-1)
         if exported.extra.get("label_encoding") == "index":
             got["label"] = np.asarray(classes, dtype=object)[got["label"].astype(np.intp)]
@@ -147,7 +149,17 @@ def measure_parity(exported: Exported, X: np.ndarray, expected: dict, ctx: Expor
                            "tolerance": tol["atol"], "min_label_agreement": tol["min_label_agreement"]}
     reasons = []
     if "label" in got:
-        agree = float(np.mean(got["label"].astype(str) == expected["label"].astype(str)))
+        want_labels = expected["label"].astype(str)
+        agree = float(np.mean(got["label"].astype(str) == want_labels))
+        if agree < 1.0 and "probabilities" in got and ctx.classes is not None:
+            # Engines break exact probability ties their own way (a 20-tree forest at 10 votes
+            # each); where scikit-learn's label is argmax(proba), decode it the same way.
+            alt = np.asarray(ctx.classes, dtype=object)[got["probabilities"].argmax(axis=1)]
+            alt_agree = float(np.mean(alt.astype(str) == want_labels))
+            if alt_agree > agree:
+                exported.extra["label_from"] = "probabilities"
+                fig["label_source"] = "argmax(probabilities)"
+                agree = alt_agree
         fig["label_agreement"] = agree
         if agree < tol["min_label_agreement"]:
             reasons.append(f"label agreement {agree:.2%} < {tol['min_label_agreement']:.2%}")
@@ -193,7 +205,7 @@ def _versions() -> dict[str, str]:
 
 def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] = None,
             version: str = "1.0.0", formats: Sequence[str] = ("onnx",), holdout: Any = None,
-            precisions: Sequence[str] = ("fp32",), tolerance: float = 1e-4,
+            precisions: Any = ("fp32",), tolerance: float = 1e-4,
             min_label_agreement: float = 1.0, force: bool = False,
             feature_names: Optional[Sequence[str]] = None, n_golden: int = 8,
             double_fallback: bool = True, feature_ranges: Optional[dict] = None) -> Path:
@@ -231,7 +243,7 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
             _load_optional_exporters()
         if fmt not in EXPORTERS:
             raise ConversionError(f"unknown format {fmt!r}; known: {', '.join(sorted(EXPORTERS))}")
-        for prec in precisions:
+        for prec in (precisions.get(fmt, ("fp32",)) if isinstance(precisions, dict) else precisions):
             tol = tolerance_for(prec, tolerance, min_label_agreement)
             exported = EXPORTERS[fmt](ctx, prec)
             parity = measure_parity(exported, H, expected, ctx, tol)
@@ -254,14 +266,26 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
 
     g = H[:n_golden]
     g_out = _expected(estimator, g, names, task, has_proba)
-    golden: dict[str, Any] = {"inputs": json_safe(g.tolist()), "atol": tolerance}
+    atol = tolerance
+    if failures:  # forced: the device must still accept what its owner chose to ship
+        worst = max((p.get(k, 0.0) for _, p in produced
+                     for k in ("probabilities_max_abs_diff", "prediction_max_abs_diff")), default=0.0)
+        atol = max(tolerance, 2.0 * worst)
+    golden: dict[str, Any] = {"inputs": json_safe(g.tolist()), "atol": atol}
     if task == "classification":
         golden["label"] = g_out["label"].tolist()
         if has_proba:
             golden["probabilities"] = g_out["probabilities"].tolist()
     else:
         golden["prediction"] = g_out["prediction"].reshape(-1).tolist()
-        golden["rtol"] = tolerance
+        golden["rtol"] = atol
+    for exported, _ in produced:
+        if exported.precision in QUANTIZED:  # the device proves the engine on the artifact's own outputs
+            own = run_exported(exported, g, classes)
+            exported.extra["golden"] = json_safe({
+                **{role: np.asarray(v).reshape(g.shape[0], -1).tolist() if role == "probabilities"
+                   else np.asarray(v).reshape(-1).tolist() for role, v in own.items()},
+                "atol": 1e-4, "rtol": 1e-4, "min_label_agreement": 1.0})
     allow_nan = nan_tolerant_features(
         lambda rows: _expected(estimator, rows, names, task, has_proba),
         [lambda rows, e=e: run_exported(e, rows, classes) for e, _ in produced], X)
@@ -272,7 +296,7 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
                   "estimator_class": f"{type(estimator).__module__}.{type(estimator).__name__}",
                   "converter": "edge-runtime converters (skl2onnx for ONNX)",
                   "versions": _versions(), "holdout_rows": int(H.shape[0]),
-                  "sample_rows": int(X.shape[0])}
+                  "sample_rows": int(X.shape[0]), "forced": bool(failures)}
     manifest = new_manifest(name=name or _default_name(estimator), version=version, task=task,
                             features=features, classes=classes, golden=golden,
                             reference=reference_statistics(X, names), provenance=provenance)

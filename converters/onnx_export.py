@@ -31,8 +31,14 @@ class Exported:
 def _classifier_options(estimator: Any) -> dict:
     options = {}
     for step in steps_of(estimator):
+        # Only classifiers with probabilities have a ZipMap (skl2onnx rejects the option on others).
+        try:
+            with_proba = hasattr(step, "predict_proba")
+        except AttributeError:
+            with_proba = False
+        # An empty entry for the others stops skl2onnx's pipeline parser from adding one anyway.
         if hasattr(step, "classes_") and not hasattr(step, "steps"):
-            options[id(step)] = {"zipmap": False}
+            options[id(step)] = {"zipmap": False} if with_proba else {}
     return options
 
 
@@ -44,9 +50,11 @@ def export_onnx(estimator: Any, n_features: int, *, task: str, has_proba: bool,
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 
+    if precision == "int8":
+        return quantize_int8(export_onnx(estimator, n_features, task=task, has_proba=has_proba))
     if precision not in ("fp32", "fp64"):
-        raise ConversionError(f"ONNX export at precision {precision!r}: use fp32 or fp64 here "
-                              "(int8/fp16 come from converters.quantize)")
+        raise ConversionError(f"ONNX export at precision {precision!r}: use fp32, fp64 or int8 "
+                              "(fp16 is available for TFLite)")
     tensor = FloatTensorType if precision == "fp32" else DoubleTensorType
     try:
         onx = convert_sklearn(estimator, initial_types=[(INPUT_NAME, tensor([None, n_features]))],
@@ -69,3 +77,25 @@ def export_onnx(estimator: Any, n_features: int, *, task: str, has_proba: bool,
                     input_name=INPUT_NAME, input_dtype="float32" if precision == "fp32" else "float64",
                     outputs=outputs, opset=opset,
                     extra={"ir_version": int(onx.ir_version), "onnx_version": onnx.__version__})
+
+
+def quantize_int8(fp32: Exported) -> Exported:
+    """Dynamic int8 quantization (onnxruntime.quantization): weights of MatMul/Gemm stored as
+    int8, activations quantized per call. Tree ensembles have no weights to quantize."""
+    import tempfile
+    from pathlib import Path
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        src.write_bytes(fp32.data)
+        try:
+            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+        except ValueError as exc:  # no ai.onnx MatMul/Gemm to quantize (ai.onnx.ml-only graphs)
+            raise ConversionError(f"onnxruntime cannot quantize this model to int8 ({exc}); it uses "
+                                  "ai.onnx.ml operators only. Use --format tflite --precision int8") from None
+        data = dst.read_bytes()
+    return Exported(data=data, format="onnx", precision="int8", input_name=fp32.input_name,
+                    input_dtype=fp32.input_dtype, outputs=dict(fp32.outputs), opset=dict(fp32.opset),
+                    extra={**fp32.extra, "quantization": "onnxruntime dynamic int8 (weights)"})

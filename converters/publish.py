@@ -1,235 +1,253 @@
-"""Publish bundles into a TUF repository of static files (workstation side).
+"""Publishing signed model updates: a TUF repository of plain static files (python-tuf's
+Metadata API), served by any web server or copied onto a USB stick.
 
-Layout of ``--repo``: ``metadata/`` (``1.root.json``, ``root.json``, ``targets.json``,
-``snapshot.json``, ``timestamp.json``) and ``targets/`` (packed bundles). Any web server serves
-it, or it is copied to a USB stick. Keys live in ``--keys`` as PEM files, one per role.
+Layout: ``metadata/{N.root.json, N.targets.json, N.snapshot.json, timestamp.json}`` and
+``targets/<model>/<sha256>.<model>-<version>.tar.gz`` (consistent snapshots, hash-prefixed
+targets), plus a signed target ``index.json`` listing the model targets so devices can
+enumerate them without reading TUF internals. Rollout rules live in each target's signed
+``custom`` field, never in unsigned files (the share in basis points: canonical JSON has no
+floats).
 """
 
 from __future__ import annotations
 
-import os
+import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Optional
 
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
-from securesystemslib.signer import CryptoSigner
-from tuf.api.metadata import (
-    Metadata,
-    MetaFile,
-    Root,
-    Snapshot,
-    TargetFile,
-    Targets,
-    Timestamp,
-)
-from tuf.api.serialization.json import JSONSerializer
-
 from edge_runtime.bundle import open_bundle, pack_bundle, parse_semver
 from edge_runtime.fsutil import atomic_write_bytes
 
+from .errors import ConversionError
+
 ROLES = ("root", "targets", "snapshot", "timestamp")
-EXPIRY_DAYS = {"root": 365, "targets": 90, "snapshot": 7, "timestamp": 1}
+EXPIRY = {"root": timedelta(days=365), "targets": timedelta(days=90), "snapshot": timedelta(days=30),
+          "timestamp": timedelta(days=7)}
+INDEX = "index.json"
 
 
-class PublishError(Exception):
-    """The repository or keys are missing or inconsistent."""
+class PublishError(ConversionError):
+    """The repository or the keys are not in a state we can publish from."""
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0)
 
 
-def _expiry(role: str, days: Optional[float] = None) -> datetime:
-    return _now() + timedelta(days=EXPIRY_DAYS[role] if days is None else days)
+def _signer_from_pem(path: Path) -> Any:
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    from securesystemslib.signer import CryptoSigner
+
+    return CryptoSigner(load_pem_private_key(path.read_bytes(), password=None))
 
 
-def _write_key(keys_dir: Path, role: str, signer: CryptoSigner, index: int = 0) -> None:
-    name = f"{role}.pem" if index == 0 else f"{role}.{index}.pem"
-    atomic_write_bytes(keys_dir / name, signer.private_bytes, mode=0o600)
+def _new_key(keys_dir: Path, name: str) -> Any:
+    from cryptography.hazmat.primitives import serialization
+    from securesystemslib.signer import CryptoSigner
+
+    signer = CryptoSigner.generate_ed25519()
+    pem = signer._private_key.private_bytes(  # noqa: SLF001 - the only way to persist it
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    atomic_write_bytes(keys_dir / f"{name}.pem", pem, mode=0o600)
+    return signer
 
 
-def load_signers(keys_dir: os.PathLike[str] | str, role: str) -> list[CryptoSigner]:
-    """All private keys for ``role`` in ``keys_dir`` (``role.pem``, ``role.1.pem`` ...)."""
-    out = []
-    for path in sorted(Path(keys_dir).glob(f"{role}*.pem")):
-        if path.name.split(".")[0] != role:
-            continue
-        out.append(CryptoSigner(load_pem_private_key(path.read_bytes(), None)))
-    if not out:
-        raise PublishError(f"no key for role '{role}' in {keys_dir}")
-    return out
+def _signers(keys_dir: Path, role: str) -> list[Any]:
+    files = sorted(keys_dir.glob(f"{role}-*.pem"))
+    if not files:
+        raise PublishError(f"{keys_dir}: no {role} keys ({role}-*.pem); run `edgert keys init`")
+    return [_signer_from_pem(f) for f in files]
 
 
-def _save(repo: Path, md: Metadata[Any], signers: list[CryptoSigner], name: str) -> None:
+def _write(repo: Path, md: Any, name: str) -> None:
+    from tuf.api.serialization.json import JSONSerializer
+
+    atomic_write_bytes(repo / "metadata" / name, md.to_bytes(JSONSerializer(compact=False)))
+
+
+def _sign(md: Any, signers: list[Any]) -> None:
     md.signatures.clear()
     for s in signers:
         md.sign(s, append=True)
-    data = md.to_bytes(JSONSerializer(compact=False))
-    atomic_write_bytes(repo / "metadata" / name, data)
 
 
-def keys_init(keys_dir: os.PathLike[str] | str, repo_dir: os.PathLike[str] | str, *,
-              thresholds: Optional[dict[str, int]] = None) -> Path:
-    """Generate Ed25519 keys for the four roles and write version 1 of every metadata file.
+def init_keys(keys_dir: Path, repo: Path, *, thresholds: Optional[dict[str, int]] = None,
+              expiry: Optional[dict[str, timedelta]] = None) -> Path:
+    """Create Ed25519 keys for the four top-level roles (``threshold`` keys each) and an empty,
+    signed repository. Returns the trusted ``root.json`` to ship with the app."""
+    from tuf.api.metadata import Metadata, Root, Snapshot, Targets, Timestamp
 
-    ``thresholds`` maps role -> signatures needed (default 1); that many keys are generated.
-    Returns the path of ``root.json`` to ship with the app as its trusted root.
-    """
-    keys, repo = Path(keys_dir), Path(repo_dir)
-    if any(keys.glob("*.pem")):
-        raise PublishError(f"{keys} already holds keys; refusing to overwrite them")
-    keys.mkdir(parents=True, exist_ok=True)
-    (repo / "targets").mkdir(parents=True, exist_ok=True)
-    thresholds = {r: 1 for r in ROLES} | dict(thresholds or {})
-    root = Root(expires=_expiry("root"), consistent_snapshot=False)
-    signers: dict[str, list[CryptoSigner]] = {}
+    keys_dir, repo = Path(keys_dir), Path(repo)
+    if any(keys_dir.glob("*.pem")):
+        raise PublishError(f"{keys_dir} already holds keys; refusing to overwrite them")
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    thresholds = {r: 1 for r in ROLES} | (thresholds or {})
+    expiry = EXPIRY | (expiry or {})
+    root = Root(expires=_now() + expiry["root"], consistent_snapshot=True)
     for role in ROLES:
-        n = int(thresholds[role])
-        if n < 1:
-            raise PublishError(f"threshold for {role} must be >= 1, got {n}")
-        signers[role] = [CryptoSigner.generate_ed25519() for _ in range(n)]
-        for i, s in enumerate(signers[role]):
-            root.add_key(s.public_key, role)
-            _write_key(keys, role, s, i)
-        root.roles[role].threshold = n
-    root_md = Metadata(root)
-    _save(repo, root_md, signers["root"], "1.root.json")
-    _save(repo, root_md, signers["root"], "root.json")
-    targets_md = Metadata(Targets(expires=_expiry("targets")))
-    _save(repo, targets_md, signers["targets"], "targets.json")
-    _resign_online(repo, keys, bump_targets=False)
-    return repo / "metadata" / "root.json"
+        for i in range(thresholds[role]):
+            root.add_key(_new_key(keys_dir, f"{role}-{i}").public_key, role)
+        root.roles[role].threshold = thresholds[role]
+    md_root = Metadata(root)
+    _sign(md_root, _signers(keys_dir, "root"))
+    _write(repo, md_root, "1.root.json")
+    targets = Metadata(Targets(expires=_now() + expiry["targets"]))
+    _commit(repo, keys_dir, targets, expiry, snapshot=Metadata(Snapshot(expires=_now())),
+            timestamp=Metadata(Timestamp(expires=_now())))
+    (keys_dir / "expiry.json").write_text(json.dumps({k: v.total_seconds() for k, v in expiry.items()}))
+    trusted = keys_dir / "root.json"
+    atomic_write_bytes(trusted, (repo / "metadata" / "1.root.json").read_bytes())
+    return trusted
 
 
-def _resign_online(repo: Path, keys: Path, *, bump_targets: bool = True,
-                   targets_md: Optional[Metadata[Targets]] = None,
-                   timestamp_days: Optional[float] = None) -> None:
-    """Re-sign targets (if changed), then snapshot and timestamp with fresh versions."""
+def _expiry(keys_dir: Path) -> dict[str, timedelta]:
+    try:
+        saved = json.loads((keys_dir / "expiry.json").read_text())
+    except (OSError, ValueError):
+        return dict(EXPIRY)
+    return {k: timedelta(seconds=v) for k, v in saved.items()}
+
+
+def _latest(repo: Path, role: str) -> tuple[Any, int]:
+    from tuf.api.metadata import Metadata
+
     meta = repo / "metadata"
-    if targets_md is not None:
-        if bump_targets:
-            targets_md.signed.version += 1
-        targets_md.signed.expires = _expiry("targets")
-        _save(repo, targets_md, load_signers(keys, "targets"), "targets.json")
-    tversion = Metadata.from_file(str(meta / "targets.json")).signed.version
-    snap_path = meta / "snapshot.json"
-    if snap_path.exists():
-        snap_md = Metadata.from_file(str(snap_path))
-        snap_md.signed.version += 1
-    else:
-        snap_md = Metadata(Snapshot(expires=_expiry("snapshot")))
-    snap_md.signed.meta["targets.json"] = MetaFile(version=tversion)
-    snap_md.signed.expires = _expiry("snapshot")
-    _save(repo, snap_md, load_signers(keys, "snapshot"), "snapshot.json")
-    ts_path = meta / "timestamp.json"
-    if ts_path.exists():
-        ts_md = Metadata.from_file(str(ts_path))
-        ts_md.signed.version += 1
-    else:
-        ts_md = Metadata(Timestamp(expires=_expiry("timestamp")))
-    ts_md.signed.snapshot_meta = MetaFile(version=snap_md.signed.version)
-    ts_md.signed.expires = _expiry("timestamp", timestamp_days)
-    _save(repo, ts_md, load_signers(keys, "timestamp"), "timestamp.json")
+    if role == "timestamp":
+        return Metadata.from_file(str(meta / "timestamp.json")), 0
+    versions = sorted(int(p.name.split(".")[0]) for p in meta.glob(f"*.{role}.json"))
+    if not versions:
+        raise PublishError(f"{repo}: no {role} metadata; run `edgert keys init` first")
+    return Metadata.from_file(str(meta / f"{versions[-1]}.{role}.json")), versions[-1]
 
 
-def parse_share(text: str | float | int) -> float:
-    """'10%' / '0.1' / 10 -> 0.1 (share of devices in [0, 1])."""
-    s = str(text).strip()
-    value = float(s[:-1]) / 100 if s.endswith("%") else float(s)
-    if not s.endswith("%") and value > 1:
-        value /= 100
-    if not 0.0 <= value <= 1.0:
-        raise PublishError(f"rollout share must be between 0% and 100%, got {text!r}")
-    return value
+def _commit(repo: Path, keys_dir: Path, targets: Any, expiry: dict[str, timedelta], *,
+            snapshot: Any = None, timestamp: Any = None) -> None:
+    """Sign and write a new targets version, then snapshot and timestamp pointing at it
+    (targets first, timestamp last: a client never sees a timestamp for files not yet there)."""
+    from tuf.api.metadata import MetaFile
+
+    keys_dir = Path(keys_dir)
+    if snapshot is None:
+        snapshot, _ = _latest(repo, "snapshot")
+    if timestamp is None:
+        timestamp, _ = _latest(repo, "timestamp")
+    targets.signed.expires = _now() + expiry["targets"]
+    _sign(targets, _signers(keys_dir, "targets"))
+    _write(repo, targets, f"{targets.signed.version}.targets.json")
+    snap = snapshot.signed
+    snap.meta["targets.json"] = MetaFile(version=targets.signed.version)
+    snap.version += 1 if (repo / "metadata" / f"{snap.version}.snapshot.json").exists() else 0
+    snap.expires = _now() + expiry["snapshot"]
+    _sign(snapshot, _signers(keys_dir, "snapshot"))
+    _write(repo, snapshot, f"{snap.version}.snapshot.json")
+    ts = timestamp.signed
+    ts.snapshot_meta = MetaFile(version=snap.version)
+    ts.version += 1 if (repo / "metadata" / "timestamp.json").exists() else 0
+    ts.expires = _now() + expiry["timestamp"]
+    _sign(timestamp, _signers(keys_dir, "timestamp"))
+    _write(repo, timestamp, "timestamp.json")
 
 
-def publish(bundle: os.PathLike[str] | str, repo_dir: os.PathLike[str] | str,
-            keys_dir: os.PathLike[str] | str, *, channel: str = "stable",
-            rollout: str | float = "100%", min_runtime: str = "0.0.0",
-            pin_hint: Optional[str] = None) -> str:
-    """Add a bundle (dir or .tar.gz) as a TUF target with rollout metadata; returns its path.
+def _add_target(repo: Path, targets: Any, path: str, data: bytes, custom: Optional[dict] = None) -> None:
+    from tuf.api.metadata import TargetFile
 
-    The rollout share is stored in basis points (canonical JSON has no floats).
+    tf = TargetFile.from_data(path, data, ["sha256"])
+    if custom is not None:
+        tf.unrecognized_fields["custom"] = custom
+    digest = tf.hashes["sha256"]
+    dirname, _, base = path.rpartition("/")
+    atomic_write_bytes(repo / "targets" / dirname / f"{digest}.{base}", data)
+    targets.signed.targets[path] = tf
+
+
+def _index(targets: Any) -> bytes:
+    models: dict[str, list[str]] = {}
+    for path, tf in targets.signed.targets.items():
+        info = (tf.unrecognized_fields.get("custom") or {}).get("edge_runtime")
+        if info:
+            models.setdefault(info["name"], []).append(path)
+    return json.dumps({"models": {k: sorted(v) for k, v in sorted(models.items())}}, sort_keys=True).encode()
+
+
+def publish(bundle: Any, repo: Path, keys_dir: Path, *, channel: str = "stable", rollout: float = 1.0,
+            min_runtime: Optional[str] = None, expiry: Optional[dict[str, timedelta]] = None) -> str:
+    """Add a bundle (directory or .tar.gz) as a signed target; returns its target path.
+
+    Raises:
+        PublishError: bad rollout share, missing keys/metadata, or that version already published.
     """
-    repo, keys = Path(repo_dir), Path(keys_dir)
-    b = open_bundle(bundle)
-    b.verify()
-    m = b.manifest
-    parse_semver(m.data["version"])
-    target_name = f"{m.data['name']}-{m.data['version']}.tar.gz"
-    out = repo / "targets" / target_name
+    import tempfile
+
+    repo, keys_dir = Path(repo), Path(keys_dir)
+    if not 0.0 < rollout <= 1.0:
+        raise PublishError(f"rollout must be in (0, 1], got {rollout}")
     src = Path(bundle)
     if src.is_dir():
-        pack_bundle(src, out)
+        with tempfile.TemporaryDirectory() as tmp:
+            data = pack_bundle(src, Path(tmp) / "b.tar.gz").read_bytes()
     else:
-        atomic_write_bytes(out, src.read_bytes())
-    custom = {"edge_runtime": {
-        "name": m.data["name"], "version": m.data["version"], "channel": channel,
-        "rollout_bp": round(parse_share(rollout) * 10000), "min_runtime": min_runtime,
-    }}
-    if pin_hint:
-        custom["edge_runtime"]["note"] = pin_hint
-    tf = TargetFile.from_file(target_name, str(out))
-    tf.unrecognized_fields["custom"] = custom
-    targets_md = Metadata[Targets].from_file(str(repo / "metadata" / "targets.json"))
-    targets_md.signed.targets[target_name] = tf
-    _resign_online(repo, keys, targets_md=targets_md)
-    return target_name
+        data = src.read_bytes()
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "b.tar.gz").write_bytes(data)
+        b = open_bundle(Path(tmp) / "b.tar.gz")
+        b.verify()
+    m = b.manifest
+    if min_runtime is not None:
+        parse_semver(min_runtime)
+    path = f"{m.name}/{m.name}-{m.version}.tar.gz"
+    targets, _ = _latest(repo, "targets")
+    if path in targets.signed.targets:
+        raise PublishError(f"{m.name} {m.version} is already published; bump the version")
+    targets.signed.version += 1
+    custom = {"edge_runtime": {"name": m.name, "version": m.version, "channel": channel,
+                               "rollout_bp": round(rollout * 10_000), "min_runtime": min_runtime,
+                               "published": _now().isoformat()}}
+    _add_target(repo, targets, path, data, custom)
+    _add_target(repo, targets, INDEX, _index(targets))
+    _commit(repo, keys_dir, targets, _expiry(keys_dir) | (expiry or {}))
+    return path
 
 
-def revoke(version: str, repo_dir: os.PathLike[str] | str, keys_dir: os.PathLike[str] | str,
-           *, name: Optional[str] = None) -> list[str]:
-    """Remove every target of ``version`` (optionally only model ``name``); devices drop it."""
-    repo, keys = Path(repo_dir), Path(keys_dir)
-    targets_md = Metadata[Targets].from_file(str(repo / "metadata" / "targets.json"))
-    gone = []
-    for path, tf in list(targets_md.signed.targets.items()):
-        info = (tf.unrecognized_fields.get("custom") or {}).get("edge_runtime") or {}
-        if info.get("version") == version and (name is None or info.get("name") == name):
-            del targets_md.signed.targets[path]
-            gone.append(path)
-    if not gone:
-        raise PublishError(f"no published target has version {version}")
-    revoked = targets_md.signed.unrecognized_fields.setdefault("custom", {}).setdefault(
-        "revoked", [])
-    revoked.append(version)
-    _resign_online(repo, keys, targets_md=targets_md)
-    return gone
+def revoke(name: str, version: str, repo: Path, keys_dir: Path) -> None:
+    """Withdraw a version: its target leaves the signed metadata, so no device installs it."""
+    repo, keys_dir = Path(repo), Path(keys_dir)
+    targets, _ = _latest(repo, "targets")
+    path = f"{name}/{name}-{version}.tar.gz"
+    if path not in targets.signed.targets:
+        raise PublishError(f"{name} {version} is not published")
+    del targets.signed.targets[path]
+    targets.signed.version += 1
+    _add_target(repo, targets, INDEX, _index(targets))
+    _commit(repo, keys_dir, targets, _expiry(keys_dir))
 
 
-def refresh(repo_dir: os.PathLike[str] | str, keys_dir: os.PathLike[str] | str, *,
-            timestamp_days: Optional[float] = None) -> None:
-    """Re-sign snapshot and timestamp (run often: timestamp expires in a day)."""
-    _resign_online(Path(repo_dir), Path(keys_dir), timestamp_days=timestamp_days)
+def refresh_timestamp(repo: Path, keys_dir: Path, *, expires_in: Optional[timedelta] = None) -> None:
+    """Re-sign the timestamp (it expires first: run this from cron on the online signer)."""
+    repo, keys_dir = Path(repo), Path(keys_dir)
+    ts, _ = _latest(repo, "timestamp")
+    ts.signed.version += 1
+    ts.signed.expires = _now() + (expires_in if expires_in is not None else _expiry(keys_dir)["timestamp"])
+    _sign(ts, _signers(keys_dir, "timestamp"))
+    _write(repo, ts, "timestamp.json")
 
 
-def rotate_key(role: str, repo_dir: os.PathLike[str] | str,
-               keys_dir: os.PathLike[str] | str) -> str:
-    """Replace the key of an online role (targets/snapshot/timestamp) with a new one.
-
-    Writes root version N+1 signed by the root keys, then re-signs the online metadata with
-    the new key. Devices follow the root chain, so old keys stop being trusted. Returns the
-    new key id.
-    """
+def rotate_key(role: str, repo: Path, keys_dir: Path) -> None:
+    """Replace an online role's keys (snapshot, timestamp or targets) by a fresh one: a new root
+    version, signed by the root keys, names the new key; the role's metadata is re-signed."""
     if role not in ("targets", "snapshot", "timestamp"):
-        raise PublishError(f"only online roles rotate here, not '{role}'")
-    repo, keys = Path(repo_dir), Path(keys_dir)
-    root_md = Metadata[Root].from_file(str(repo / "metadata" / "root.json"))
-    for keyid in list(root_md.signed.roles[role].keyids):
-        root_md.signed.revoke_key(keyid, role)
-    new = CryptoSigner.generate_ed25519()
-    root_md.signed.add_key(new.public_key, role)
-    root_md.signed.roles[role].threshold = 1
-    root_md.signed.version += 1
-    root_md.signed.expires = _expiry("root")
-    root_signers = load_signers(keys, "root")
-    _save(repo, root_md, root_signers, f"{root_md.signed.version}.root.json")
-    _save(repo, root_md, root_signers, "root.json")
-    for old in Path(keys).glob(f"{role}*.pem"):
-        if old.name.split(".")[0] == role:
-            old.unlink()
-    _write_key(keys, role, new)
-    targets_md = Metadata[Targets].from_file(str(repo / "metadata" / "targets.json"))
-    _resign_online(repo, keys, targets_md=targets_md)
-    return new.public_key.keyid
+        raise PublishError(f"rotate_key handles online roles; {role!r} is not one")
+    repo, keys_dir = Path(repo), Path(keys_dir)
+    root, version = _latest(repo, "root")
+    for keyid in list(root.signed.roles[role].keyids):
+        root.signed.revoke_key(keyid, role)
+    for old in keys_dir.glob(f"{role}-*.pem"):
+        old.rename(old.with_suffix(".pem.retired"))
+    root.signed.add_key(_new_key(keys_dir, f"{role}-0").public_key, role)
+    root.signed.roles[role].threshold = 1
+    root.signed.version = version + 1
+    _sign(root, _signers(keys_dir, "root"))
+    _write(repo, root, f"{version + 1}.root.json")
+    targets, _ = _latest(repo, "targets")
+    targets.signed.version += 1
+    _commit(repo, keys_dir, targets, _expiry(keys_dir))

@@ -26,13 +26,14 @@ from .errors import (
 )
 
 __all__ = [
-    "__version__", "load", "Model", "open_bundle", "pack_bundle", "unpack_bundle",
+    "__version__", "load", "load_async", "Model", "open_bundle", "pack_bundle", "unpack_bundle",
     "EdgeRuntimeError", "InputError", "BundleError", "IntegrityError", "SchemaVersionError",
     "UnsafeArchiveError", "BackendError", "GoldenMismatchError",
 ]
 
 _LAZY = {
     "load": ("loader", "load"),
+    "load_async": ("loader", "load_async"),
     "Model": ("model", "Model"),
     "open_bundle": ("bundle", "open_bundle"),
     "pack_bundle": ("bundle", "pack_bundle"),

@@ -74,6 +74,38 @@ def _require(obj: Mapping[str, Any], key: str, kind: Any, where: str) -> Any:
     return value
 
 
+def _is_number(v: Any) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _check_golden(golden: Any, width: int, where: str, inputs_required: bool = True) -> None:
+    """Golden rows drive the on-device smoke test, so their shape is checked like the rest."""
+    if not isinstance(golden, dict):
+        raise BundleError(f"manifest: '{where}' is not an object")
+    rows = golden.get("inputs")
+    if rows is None and not inputs_required:
+        n = None
+    else:
+        if not isinstance(rows, list) or not all(
+                isinstance(r, list) and len(r) == width and all(map(_is_number, r)) for r in rows):
+            raise BundleError(f"manifest: '{where}.inputs' must be rows of {width} numbers")
+        n = len(rows)
+    for key in ("label", "prediction", "probabilities"):
+        value = golden.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, list) or (n is not None and len(value) != n):
+            raise BundleError(f"manifest: '{where}.{key}' must be a list with one entry per golden row")
+        if key == "probabilities" and not all(
+                isinstance(r, list) and all(map(_is_number, r)) for r in value):
+            raise BundleError(f"manifest: '{where}.probabilities' must be rows of numbers")
+        if key == "prediction" and not all(map(_is_number, value)):
+            raise BundleError(f"manifest: '{where}.prediction' must be numbers")
+    for key in ("atol", "rtol", "min_label_agreement"):
+        if key in golden and not (_is_number(golden[key]) and golden[key] is not None):
+            raise BundleError(f"manifest: '{where}.{key}' must be a number")
+
+
 @dataclass(frozen=True)
 class Feature:
     """One input column: its name, whether NaN may reach the model, and optional allowed range."""
@@ -196,8 +228,11 @@ class Manifest:
             raise BundleError("manifest: two artifacts share one path")
         golden = data.get("golden")
         if golden is not None:
-            if not isinstance(golden, dict) or not isinstance(golden.get("inputs"), list):
-                raise BundleError("manifest: 'golden.inputs' must be a list of rows")
+            _check_golden(golden, len(self.features), "golden")
+        for i, art in enumerate(self.artifacts):
+            if art.extra.get("golden") is not None:
+                _check_golden(art.extra["golden"], len(self.features), f"artifacts[{i}].golden",
+                              inputs_required=False)
         self.golden: Optional[dict[str, Any]] = golden
         self.reference: Optional[dict[str, Any]] = data.get("reference")
         self.provenance: dict[str, Any] = dict(data.get("provenance") or {})

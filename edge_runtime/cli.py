@@ -20,7 +20,10 @@ from .errors import EdgeRuntimeError
 _COMMAND_MODULES: list[str] = [
     "edge_runtime.commands.predict",
     "edge_runtime.commands.workstation",
+    "edge_runtime.commands.bench",
     "edge_runtime.commands.sync",
+    "edge_runtime.commands.telemetry",
+    "edge_runtime.commands.serve",
 ]
 
 

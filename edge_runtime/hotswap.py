@@ -1,8 +1,10 @@
-"""A model holder that follows the store's active version without a restart (blue-green).
+"""A model that follows the sync store without a restart (blue-green): the old version keeps
+serving until the newly activated one has loaded and passed its golden rows, then one
+reference is swapped. While a version is on probation, every prediction is observed; a failed
+probation rolls the store back and this holder swaps back to the previous version.
 
-The old model keeps serving until the new one has loaded and passed its golden-row smoke
-test; then one reference swap makes it visible. A version that fails is marked bad in the
-store (with rollback) and the old model stays.
+    model = HotSwapModel(state_dir)        # loads the store's current version
+    model.predict(rows)                    # picks up new versions as the agent activates them
 """
 
 from __future__ import annotations
@@ -12,108 +14,158 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from .sync.probation import ProbationMonitor, ProbationThresholds
-from .sync.store import VersionStore
+from .errors import EdgeRuntimeError
+from .sync.agent import finish_probation, rollback_store, store_lock
+from .sync.probation import ProbationMonitor
+from .sync.store import ACTIVE, VersionStore
+
+MAX_STARTS_ON_PROBATION = 3
 
 
 class HotSwapModel:
-    """Thread-safe holder: ``predict``/``predict_proba`` always use one complete model."""
+    """Thread-safe holder of the store's current model."""
 
-    def __init__(self, state_dir: Optional[Path] = None, *, backend: str = "auto",
-                 probation: Optional[dict[str, Any]] = None, profile: Any = None):
-        if probation is None and profile is not None:
-            from .profiles import DeviceProfile, load_profile
-            prof = profile if isinstance(profile, DeviceProfile) else load_profile(profile)
-            probation = dict(prof.probation or {})
+    def __init__(self, state_dir: Any = None, *, backend: str = "auto", profile: Any = None,
+                 check_every_s: float = 1.0):
+        from .profiles import load_profile
+
         self.store = VersionStore(state_dir)
-        self.updater_thread: Optional[threading.Thread] = None
         self.backend = backend
-        self.thresholds = ProbationThresholds.from_profile(probation)
+        self.profile = load_profile(profile) if isinstance(profile, str) else profile
+        self.check_every_s = check_every_s
         self._lock = threading.Lock()
+        self._next_check = 0.0
+        self._stamp: Optional[tuple] = None
         self._model: Any = None
-        self._in_use: dict[int, int] = {}  # id(model) -> calls running on it
-        self._retired: list[Any] = []  # swapped-out models closed once idle
-        self.version: Optional[str] = None
-        self.monitor: Optional[ProbationMonitor] = None
-        self.refresh()
+        self._version: Optional[str] = None
+        self._monitor: Optional[ProbationMonitor] = None
+        self._count_start()
+        self.refresh(force=True)
+        if self._model is None:
+            raise EdgeRuntimeError(f"{self.store.root}: no loadable model version in the store")
 
-    def _load(self, version: str) -> Any:
-        from .loader import load
-        model = load(self.store.path_of(version), backend=self.backend, verify=True)
-        model.check_golden()
-        return model
+    @property
+    def version(self) -> Optional[str]:
+        return self._version
 
-    def refresh(self) -> bool:
-        """Load the store's current version if it changed; returns True when swapped."""
-        state = self.store.read()
-        want = state["current"]
-        if want is None or want == self.version:
+    @property
+    def model(self) -> Any:
+        return self._model
+
+    def _count_start(self) -> None:
+        """A version that keeps crashing its process on start never commits: roll it back."""
+        with store_lock(self.store):
+            rec = self.store.read_active()
+            prob = rec.get("probation")
+            if not prob or prob.get("version") != rec["current"]:
+                return
+            prob["starts"] = int(prob.get("starts", 0)) + 1
+            if prob["starts"] > MAX_STARTS_ON_PROBATION:
+                rollback_store(self.store, reason=f"failed probation: {prob['starts'] - 1} starts "
+                                                   "without reaching commit (crash on start)")
+            else:
+                self.store.write_active(rec)
+
+    def refresh(self, force: bool = False) -> bool:
+        """Swap to the store's current version if it changed. Returns True on a swap."""
+        now = time.monotonic()
+        if not force and now < self._next_check:
             return False
+        self._next_check = now + self.check_every_s
         try:
-            new = self._load(want)
-        except Exception as exc:  # noqa: BLE001 - a bad version never replaces a good one
-            self.store.mark_bad(want, f"failed to load in server: {type(exc).__name__}: {exc}")
-            return self.refresh() if self.store.read()["current"] not in (want, None) else False
+            st = (self.store.root / ACTIVE).stat()
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except OSError:
+            stamp = None
+        if not force and stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        rec = self.store.read_active()
+        target = rec["current"]
+        if target is None or target == self._version:
+            self._sync_probation(rec)
+            return False
+        from .loader import load
+
+        try:
+            new = load(self.store.path(target), backend=self.backend, profile=self.profile)
+        except EdgeRuntimeError as exc:
+            if self._model is None and rec["previous"]:  # nothing serving yet: fall back now
+                with store_lock(self.store):
+                    rollback_store(self.store, reason=f"does not load on this device: {exc}")
+                return self.refresh(force=True)
+            return False
         with self._lock:
-            old, self._model, self.version = self._model, new, want
-            on_probation = (state.get("probation") or {}).get("version") == want
-            self.monitor = ProbationMonitor(self.thresholds) if on_probation else None
-            if old is not None:
-                self._retired.append(old)
-            idle = self._collect_idle()
-        for m in idle:
-            m.close()
+            old, self._model, self._version = self._model, new, target
+        if old is not None:
+            old.close()
+        self._sync_probation(rec)
         return True
 
-    def _collect_idle(self) -> list[Any]:
-        """Retired models no call is using any more (call with the lock held)."""
-        idle = [m for m in self._retired if not self._in_use.get(id(m))]
-        self._retired = [m for m in self._retired if self._in_use.get(id(m))]
-        return idle
+    def _sync_probation(self, rec: dict) -> None:
+        prob = rec.get("probation")
+        if prob and prob.get("version") == self._version:
+            if self._monitor is None:
+                cfg = self.profile.probation if self.profile else None
+                self._monitor = ProbationMonitor.from_profile(cfg, started=prob.get("started"))
+        else:
+            self._monitor = None
 
     def _call(self, method: str, X: Any) -> Any:
-        with self._lock:
-            model, monitor, version = self._model, self.monitor, self.version
-            if model is not None:
-                self._in_use[id(model)] = self._in_use.get(id(model), 0) + 1
-        if model is None:
-            raise LookupError(f"no active model in {self.store.root}")
+        self.refresh()
+        model, monitor, version = self._model, self._monitor, self._version
         t0 = time.perf_counter()
         try:
             out = getattr(model, method)(X)
         except Exception:
-            if monitor:
-                monitor.observe((time.perf_counter() - t0) * 1e3, error=True)
+            if monitor is not None:
+                monitor.observe(time.perf_counter() - t0, error=True)
                 self._judge(monitor, version)
             raise
-        finally:
-            with self._lock:
-                self._in_use[id(model)] -= 1
-                if not self._in_use[id(model)]:
-                    del self._in_use[id(model)]
-                idle = self._collect_idle()
-            for m in idle:
-                m.close()
-        if monitor:
-            monitor.observe((time.perf_counter() - t0) * 1e3)
+        if monitor is not None:
+            monitor.observe(time.perf_counter() - t0)
             self._judge(monitor, version)
         return out
 
     def _judge(self, monitor: ProbationMonitor, version: Optional[str]) -> None:
-        from .sync.agent import end_probation
-        verdict = monitor.verdict()
-        if verdict is None or version is None:
+        if version is None or monitor.verdict()[0] == "pending":
             return
-        with self._lock:
-            if self.monitor is not monitor:
-                return
-            self.monitor = None
-        end_probation(self.store, version, verdict)
-        if verdict != "pass":
-            self.refresh()
+        verdict = finish_probation(self.store, monitor, version)
+        self._monitor = None
+        if verdict == "fail":
+            self.refresh(force=True)
 
     def predict(self, X: Any) -> Any:
         return self._call("predict", X)
 
     def predict_proba(self, X: Any) -> Any:
         return self._call("predict_proba", X)
+
+    def report_error(self, kind: str = "app") -> None:
+        """Count an error the app saw downstream (e.g. an implausible output) against probation."""
+        monitor, version = self._monitor, self._version
+        if monitor is not None:
+            monitor.observe(0.0, error=True)
+            self._judge(monitor, version)
+
+    def close(self) -> None:
+        if self._model is not None:
+            self._model.close()
+
+
+def store_versions(state_dir: Any = None) -> list[dict]:
+    """Installed versions with their state, for ``edgert versions``."""
+    store = VersionStore(state_dir)
+    rec = store.read_active()
+    out = []
+    for v in store.installed():
+        state = ("current" if v == rec["current"] else "previous" if v == rec["previous"] else
+                 "bad" if v in rec["known_bad"] else "installed")
+        if v == rec["current"] and rec.get("probation"):
+            state += " (probation)"
+        out.append({"version": v, "state": state, "reason": rec["known_bad"].get(v, ""),
+                    "path": str(Path(store.path(v)))})
+    for v, why in rec["known_bad"].items():
+        if v not in {o["version"] for o in out}:
+            out.append({"version": v, "state": "bad (removed)", "reason": why, "path": ""})
+    return out

@@ -14,6 +14,7 @@ import numpy as np
 
 from .bundle import Feature
 from .errors import InputError
+from .inputs_pure import record_values
 
 
 class InputAdapter:
@@ -108,15 +109,9 @@ class InputAdapter:
     def _from_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         out = np.empty((len(records), self.width), dtype=np.float64)
         for r, rec in enumerate(records):
-            unknown = [k for k in rec if k not in self.index]
-            if unknown:
-                raise InputError(f"row {r}: unknown feature name(s) {unknown[:5]}; expected "
-                                 f"{self._names_hint()}")
-            missing = [n for n in self.names if n not in rec]
-            if missing:
-                raise InputError(f"row {r}: missing feature(s) {missing[:5]}")
+            values = record_values(rec, r, self.names, self.index, self._names_hint)
             for c, name in enumerate(self.names):
-                out[r, c] = self._number(rec[name], name, r)
+                out[r, c] = self._number(values[c], name, r)
         return out.astype(self.dtype)
 
     def _from_frame(self, frame: Any) -> np.ndarray:

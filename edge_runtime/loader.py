@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING, Iterator, Optional, Union
 
-from .backends import available_backends, get_backend
-from .backends.base import BackendOptions
-from .bundle import Bundle, open_bundle
+from .backends import available_backends, backend_names, get_backend
+from .backends.base import Backend, BackendOptions
+from .bundle import Artifact, Bundle, open_bundle
 from .errors import BackendError, BackendUnavailableError, GoldenMismatchError, UnsupportedModelError
 from .profiles import DeviceProfile, load_profile
 
@@ -15,14 +15,18 @@ if TYPE_CHECKING:
     from .model import Model
 
 
-def load(source: Union[str, "os.PathLike[str]", Bundle], backend: str = "auto", *,
+def load(source: Union[str, os.PathLike[str], Bundle], backend: str = "auto", *,
          precision: Optional[str] = None, profile: Union[str, DeviceProfile, None] = None,
-         threads: Optional[int] = None, verify: bool = True) -> Model:
+         threads: Optional[int] = None, verify: bool = True, tune: bool = False) -> Model:
     """Load a bundle (directory or ``.tar.gz``) and return a ready :class:`Model`.
 
     ``backend="auto"`` tries the profile's backends in order (else every installed one by
     preference) and keeps the first that reproduces the golden outputs. Artifact bytes are
-    checked against the manifest's sha256 before any engine parses them.
+    checked against the manifest's sha256 before any engine parses them. With ``auto`` and no
+    explicit ``threads``, a row-count routing table tuned for this bundle and profile (``tune=True``
+    or ``edgert bench --tune``) sends each call to the engine and thread count measured fastest
+    for its row count (:mod:`edge_runtime.routing`). Backends that can only answer
+    asynchronously (``pyodide``: onnxruntime-web) need :func:`load_async`.
 
     Raises:
         BundleError: the bundle is malformed, unsafe or from a newer schema.
@@ -31,40 +35,120 @@ def load(source: Union[str, "os.PathLike[str]", Bundle], backend: str = "auto", 
     """
     from .model import Model
 
-    bundle = source if isinstance(source, Bundle) else open_bundle(source)
-    prof = load_profile(profile) if isinstance(profile, str) else profile
-    options = BackendOptions(threads=threads or (prof.threads if prof else None),
-                             optimization=prof.optimization if prof else "all")
-    want_precision = precision or (prof.precision if prof else None)
-    if backend == "auto":
-        candidates = list(prof.backends) if prof else available_backends()
-    else:
-        candidates = [backend]
-    reasons = []
-    for name in candidates:
-        cls = get_backend(name)
-        if not cls.is_available():
-            reasons.append(f"{name}: not installed")
-            if backend != "auto":
-                raise BackendUnavailableError(f"backend {name!r} is not installed on this device")
-            continue
-        art = bundle.artifact_for(cls.formats, want_precision)
-        if art is None and want_precision and precision is None:
-            art = bundle.artifact_for(cls.formats)  # the profile's precision is a preference only
-        if art is None:
-            reasons.append(f"{name}: bundle has no {'/'.join(cls.formats)} artifact"
-                           + (f" at precision {want_precision}" if want_precision else ""))
-            continue
-        blob = bundle.read_artifact(art)
+    plan = _Plan(source, backend, precision, profile, threads)
+    for cls, art in plan.candidates(sync=True):
         try:
-            engine = cls(blob, art, options)
-            model = Model(bundle, engine, art)
+            model = Model(plan.bundle, cls(plan.bundle.read_artifact(art), art, plan.options), art)
             if verify:
                 model.check_golden()
+            return _maybe_routed(model, plan, tune)
+        except (GoldenMismatchError, UnsupportedModelError, BackendUnavailableError) as exc:
+            plan.passed_over(cls.name, exc)
+    raise plan.failure()
+
+
+def _maybe_routed(model: Model, plan: _Plan, tune: bool) -> Model:
+    if not plan.auto or plan.threads is not None or model.artifact.format != "onnx":
+        return model
+    from . import routing
+    from .model import Model
+
+    name = plan.profile.name if plan.profile else None
+    table = (routing.tune(plan.bundle, model.artifact, profile_name=name,
+                          backends=plan.profile.backends if plan.profile else None,
+                          max_threads=plan.profile.cores if plan.profile else None)
+             if tune else routing.cached(model.artifact, name))
+    if not table:
+        return model
+    model.close()
+    return Model(plan.bundle, routing.routed(plan.bundle, model.artifact, table), model.artifact)
+
+
+async def load_async(source: Union[str, os.PathLike[str], Bundle], backend: str = "auto", *,
+                     precision: Optional[str] = None, profile: Union[str, DeviceProfile, None] = None,
+                     threads: Optional[int] = None, verify: bool = True) -> Model:
+    """Awaitable :func:`load` that works with every backend, including those that answer only
+    asynchronously (``pyodide``, i.e. onnxruntime-web through Pyodide's JS bridge, where
+    nothing can block on a JS promise). Golden rows are checked with ``await``.
+
+    Raises:
+        BundleError, IntegrityError, BackendError: as :func:`load`.
+    """
+    from .model import Model
+
+    plan = _Plan(source, backend, precision, profile, threads)
+    for cls, art in plan.candidates(sync=False):
+        try:
+            engine = cls(plan.bundle.read_artifact(art), art, plan.options)
+            opener = getattr(engine, "open_async", None)
+            if opener is not None:
+                await opener()
+            model = Model(plan.bundle, engine, art)
+            if verify:
+                await model.check_golden_async()
             return model
         except (GoldenMismatchError, UnsupportedModelError, BackendUnavailableError) as exc:
-            if backend != "auto":
-                raise
-            reasons.append(f"{name}: {exc}")
-    raise BackendError(f"{bundle.origin}: no backend can run this bundle ("
-                       + "; ".join(reasons or ["no backend installed"]) + ")")
+            plan.passed_over(cls.name, exc)
+    raise plan.failure()
+
+
+class _Plan:
+    """The backends to try for one bundle, in order, and why each one was passed over."""
+
+    def __init__(self, source: Union[str, os.PathLike[str], Bundle], backend: str,
+                 precision: Optional[str], profile: Union[str, DeviceProfile, None],
+                 threads: Optional[int]):
+        self.bundle = source if isinstance(source, Bundle) else open_bundle(source)
+        prof = load_profile(profile) if isinstance(profile, str) else profile
+        self.profile = prof
+        self.threads = threads
+        self.options = BackendOptions(threads=threads or (prof.threads if prof else None),
+                                      optimization=prof.optimization if prof else "all")
+        self.explicit = precision
+        self.precision = precision or (prof.precision if prof else None)
+        self.auto = backend == "auto"
+        if self.auto:
+            self.names = list(prof.backends) if prof else available_backends()
+        else:
+            self.names = [backend]
+        self.reasons: list[str] = []
+
+    def candidates(self, sync: bool) -> Iterator[tuple[type[Backend], Artifact]]:
+        for name in self.names:
+            if self.auto and name not in backend_names():
+                self.reasons.append(f"{name}: no such backend in this edge-runtime")
+                continue  # a profile may list backends of a newer release
+            cls = get_backend(name)
+            if not cls.is_available():
+                why = getattr(cls, "unavailable_reason", None)
+                why = why() if why is not None else "not installed"
+                self.reasons.append(f"{name}: {why}")
+                if not self.auto:
+                    raise BackendUnavailableError(
+                        f"backend {name!r} is not installed on this device" if why == "not installed"
+                        else f"backend {name!r} is not available here: {why}")
+                continue
+            if sync and getattr(cls, "async_only", False):
+                message = (f"{name}: answers only asynchronously; use `model = await "
+                           "edge_runtime.load_async(...)` and `await model.predict_async(rows)`")
+                if not self.auto:
+                    raise BackendError(f"backend {message}")
+                self.reasons.append(message)
+                continue
+            art = self.bundle.artifact_for(cls.formats, self.precision)
+            if art is None and self.precision and self.explicit is None:
+                art = self.bundle.artifact_for(cls.formats)  # the profile's precision is a preference only
+            if art is None:
+                self.reasons.append(f"{name}: bundle has no {'/'.join(cls.formats)} artifact"
+                                    + (f" at precision {self.precision}" if self.precision else ""))
+                continue
+            yield cls, art
+
+    def passed_over(self, name: str, exc: Exception) -> None:
+        if not self.auto:
+            raise exc
+        self.reasons.append(f"{name}: {exc}")
+
+    def failure(self) -> BackendError:
+        return BackendError(f"{self.bundle.origin}: no backend can run this bundle ("
+                            + "; ".join(self.reasons or ["no backend installed"]) + ")")

@@ -1,19 +1,35 @@
-"""``Model``: validated inputs in, labels / probabilities / predictions out, on any backend."""
+"""``Model``: validated inputs in, labels / probabilities / predictions out, on any backend.
+
+numpy is optional: where it cannot be imported (Pyodide's core, tiny Pythons) ``Model(...)``
+builds a :class:`edge_runtime.model_pure.ListModel`, the same API on plain lists. The choice is
+made once, at construction, so the numpy path pays nothing per call for it.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
+import math
+from typing import Any, Optional
 
 from .backends.base import Backend
 from .bundle import Artifact, Bundle
 from .errors import EdgeRuntimeError, GoldenMismatchError
-from .inputs import InputAdapter
+
+try:
+    import numpy as np
+except ImportError:  # the core runs without numpy (Pyodide offline): see model_pure
+    np = None  # type: ignore[assignment]
+else:
+    from .inputs import InputAdapter
 
 
 class Model:
     """A loaded bundle bound to one backend. Build it with :func:`edge_runtime.load`."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Model:
+        if cls is Model and np is None:
+            from .model_pure import ListModel
+            cls = ListModel
+        return super().__new__(cls)
 
     def __init__(self, bundle: Bundle, backend: Backend, artifact: Artifact):
         m = bundle.manifest
@@ -23,18 +39,29 @@ class Model:
         self.artifact = artifact
         self.task = m.task
         self.feature_names = m.feature_names
-        self.classes = np.asarray(m.classes) if m.classes is not None else None
-        self._adapt = InputAdapter(m.features, artifact.input_dtype)
+        self.classes = self._make_classes(m.classes)
+        self._adapt = self._make_adapter(m.features, artifact.input_dtype)
         outs = artifact.outputs
         self._label_out = [outs["label"]] if "label" in outs else None
         self._proba_out = [outs["probabilities"]] if "probabilities" in outs else None
         self._pred_out = [outs["prediction"]] if "prediction" in outs else None
         self._label_is_index = artifact.extra.get("label_encoding") == "index"
+        if artifact.extra.get("label_from") == "probabilities" and self._proba_out is not None:
+            self._label_out = None  # the converter found argmax(proba) matches the framework
+            self._label_is_index = True
         if self.task == "classification" and self._label_out is None and self._proba_out is None:
             raise EdgeRuntimeError(f"artifact '{artifact.path}' has neither a label nor a "
                                    "probabilities output")
         if self.task == "regression" and self._pred_out is None:
             raise EdgeRuntimeError(f"artifact '{artifact.path}' has no 'prediction' output")
+
+    @staticmethod
+    def _make_classes(classes: Optional[list[Any]]) -> Any:
+        return np.asarray(classes) if classes is not None else None
+
+    @staticmethod
+    def _make_adapter(features: Any, dtype: str) -> Any:
+        return InputAdapter(features, dtype)
 
     # --- prediction -------------------------------------------------------------------------
     def predict(self, X: Any) -> np.ndarray:
@@ -87,32 +114,64 @@ class Model:
         Raises:
             GoldenMismatchError: a label differs or a value is off by more than the tolerance.
         """
+        golden, x, wanted = self._golden_plan()
+        got: dict[str, Any] = {}
+        for key in wanted:
+            got[key] = self.predict_proba(x) if key == "probabilities" else self.predict(x)
+        return self._compare_golden(golden, got)
+
+    async def check_golden_async(self) -> dict[str, float]:
+        """Awaitable :meth:`check_golden`, for backends that only answer asynchronously.
+
+        Raises:
+            GoldenMismatchError: a label differs or a value is off by more than the tolerance.
+        """
+        golden, x, wanted = self._golden_plan()
+        got: dict[str, Any] = {}
+        for key in wanted:
+            got[key] = await (self.predict_proba_async(x) if key == "probabilities"
+                              else self.predict_async(x))
+        return self._compare_golden(golden, got)
+
+    def _golden_plan(self) -> tuple[dict[str, Any], list[list[float]], list[str]]:
         golden = dict(self.manifest.golden or {})
         golden.update(self.artifact.extra.get("golden") or {})
         if not golden.get("inputs"):
-            return {}
-        x = np.array([[np.nan if v is None else v for v in row] for row in golden["inputs"]],
-                     dtype=np.float64)
+            return golden, [], []
+        x = [[math.nan if v is None else float(v) for v in row] for row in golden["inputs"]]
+        wanted = []
+        if golden.get("label") is not None and self.task == "classification":
+            wanted.append("label")
+        if golden.get("probabilities") is not None and self._proba_out is not None:
+            wanted.append("probabilities")
+        if golden.get("prediction") is not None and self.task == "regression":
+            wanted.append("prediction")
+        return golden, x, wanted
+
+    def _compare_golden(self, golden: dict[str, Any], got: dict[str, Any]) -> dict[str, float]:
+        """Pure-Python comparison (a handful of rows), shared by the numpy and list paths."""
         atol = float(golden.get("atol", 1e-4))
         where = f"backend '{self.backend.name}' on '{self.artifact.path}'"
         figures: dict[str, float] = {}
-        if golden.get("label") is not None and self.task == "classification":
-            got = self.predict(x)
-            want = np.asarray(golden["label"], dtype=got.dtype if got.dtype.kind != "O" else object)
-            agree = float(np.mean(got.astype(str) == want.astype(str)))
+        if "label" in got:
+            have = [str(v) for v in _flat(got["label"])]
+            want = [str(v) for v in golden["label"]]
+            agree = sum(a == b for a, b in zip(have, want)) / len(want) if len(have) == len(want) else 0.0
             figures["label_agreement"] = agree
             if agree < float(golden.get("min_label_agreement", 1.0)):
                 raise GoldenMismatchError(f"{where}: golden labels agree on {agree:.1%} of rows")
-        for key, method in (("probabilities", self.predict_proba), ("prediction", self.predict)):
-            if golden.get(key) is None or (key == "probabilities" and self._proba_out is None):
+        for key in ("probabilities", "prediction"):
+            if key not in got:
                 continue
-            if key == "prediction" and self.task != "regression":
-                continue
-            got = np.asarray(method(x), dtype=np.float64)
-            want = np.asarray(golden[key], dtype=np.float64).reshape(got.shape)
-            diff = float(np.max(np.abs(got - want))) if got.size else 0.0
+            have = [float(v) for v in _flat(got[key])]
+            want = [float(v) for v in _flat(golden[key])]
+            if len(have) != len(want):
+                raise GoldenMismatchError(f"{where}: golden {key} do not have the model's output "
+                                          f"shape ({len(have)} values, golden has {len(want)})")
+            diffs = [abs(a - b) for a, b in zip(have, want)]
+            diff = math.nan if any(d != d for d in diffs) else max(diffs, default=0.0)
             figures[f"{key}_max_abs_diff"] = diff
-            tol = atol + float(golden.get("rtol", 0.0)) * float(np.max(np.abs(want), initial=0.0))
+            tol = atol + float(golden.get("rtol", 0.0)) * max((abs(w) for w in want), default=0.0)
             if not diff <= tol:
                 raise GoldenMismatchError(f"{where}: golden {key} differ by {diff:.3g} "
                                           f"(tolerance {tol:.3g})")
@@ -140,3 +199,15 @@ class Model:
         return (f"<Model {m.name} {m.version} {m.task} on {self.backend.name} "
                 f"({self.artifact.format}/{self.artifact.precision})>")
 
+
+
+def _flat(values: Any) -> list[Any]:
+    """Row-major flattening of an array, a list of rows or a flat list."""
+    if hasattr(values, "tolist"):
+        values = values.tolist()
+    if not isinstance(values, (list, tuple)):
+        return [values]
+    out: list[Any] = []
+    for v in values:
+        out.extend(_flat(v) if isinstance(v, (list, tuple)) or hasattr(v, "tolist") else [v])
+    return out

@@ -19,4 +19,5 @@ for step in scripts/setup.d/*.sh; do
   source "$step"
 done
 "$VENV/bin/python" -m ruff check edge_runtime converters tests benchmarks
+"$VENV/bin/lint-imports"
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"

@@ -15,6 +15,9 @@ __all__ = ["Backend", "BackendOptions", "register", "get_backend", "backend_name
            "available_backends"]
 
 _REGISTRY: Dict[str, Type[Backend]] = {}
+#: backend modules that could not be imported here (module name -> why): a backend whose engine
+#: is missing (numpy inside Pyodide) must not take the registry down with it
+_UNIMPORTABLE: Dict[str, str] = {}
 _DISCOVERED = False
 
 
@@ -30,7 +33,10 @@ def _discover() -> None:
         return
     for info in pkgutil.iter_modules(__path__):
         if info.name != "base" and not info.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{info.name}")
+            try:
+                importlib.import_module(f"{__name__}.{info.name}")
+            except ImportError as exc:
+                _UNIMPORTABLE[info.name] = str(exc)
     _DISCOVERED = True
 
 
@@ -53,4 +59,5 @@ def get_backend(name: str) -> Type[Backend]:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise BackendError(f"unknown backend {name!r}; known: {', '.join(backend_names())}") from None
+        broken = "".join(f"; {m} could not be imported ({why})" for m, why in _UNIMPORTABLE.items())
+        raise BackendError(f"unknown backend {name!r}; known: {', '.join(backend_names())}{broken}") from None

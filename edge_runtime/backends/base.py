@@ -55,5 +55,5 @@ class Backend(abc.ABC):
         (onnxruntime-web in Pyodide) override this one instead."""
         return self.run(x, outputs)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release engine resources (sessions, interpreters)."""

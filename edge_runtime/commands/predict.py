@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Iterator, Optional
 
 import click
 
@@ -22,49 +22,135 @@ def register(cli: click.Group) -> None:
 @click.option("-o", "--output", default=None, help="Output file ('-' or absent: stdout).")
 @click.option("--proba", is_flag=True, help="Also write class probabilities.")
 @click.option("--backend", default="auto", show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default=None,
-              help="Input/output format (default: from the file name; stdin is CSV).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "parquet"]), default=None,
+              help="Input format (default: from the file name; stdin is CSV).")
+@click.option("--output-format", "out_fmt", type=click.Choice(["csv", "jsonl", "parquet"]), default=None,
+              help="Output format (default: from the output name, else the input's; stdout: CSV "
+                   "for Parquet input).")
 @click.option("--id-column", default=None, help="Column passed through to the output unchanged.")
 @click.option("--chunk-rows", default=4096, show_default=True, type=click.IntRange(1, 1_000_000))
+@click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+              help="Bad rows: stop with the row number, or leave them out and write them to the "
+                   "reject file.")
+@click.option("--reject-file", default=None,
+              help="Where skipped rows go (JSON lines: row, reason, input). Default: OUTPUT.rejects.jsonl.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="Processes scoring chunks in parallel (each loads the bundle once); pass the "
+                   "core count to use all cores.")
+@click.option("--threads", default=None, type=click.IntRange(1, 256),
+              help="Engine threads per process (default: the backend's). --threads 1, like every "
+                   "--workers process, gives results that do not depend on the chunk size.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar on stderr (default: only when stderr is a terminal; needs tqdm).")
 def predict(bundle: str, input: str, output: Optional[str], proba: bool, backend: str,
-            fmt: Optional[str], id_column: Optional[str], chunk_rows: int) -> None:
-    """Score INPUT (CSV with a header, or JSON lines; '-' for stdin) in chunks."""
+            fmt: Optional[str], out_fmt: Optional[str], id_column: Optional[str], chunk_rows: int,
+            on_error: str, reject_file: Optional[str], workers: int, threads: Optional[int],
+            progress: Optional[bool]) -> None:
+    """Score INPUT (CSV with a header, JSON lines, or Parquet; '-' for stdin) in chunks.
+
+    Memory stays flat: CHUNK_ROWS rows are read, scored and written at a time. Output rows keep
+    the input order; with --on-error skip, bad rows are left out and listed in the reject file.
+    """
     from .. import load
-    from ..errors import InputError
     from ..scoring import (
+        RejectWriter,
         ResultWriter,
+        TextJob,
         detect_format,
         open_text_in,
         open_text_out,
+        parquet_row_count,
+        position_reader,
+        progress_bar,
         read_csv_chunks,
         read_jsonl_chunks,
+        read_parquet_chunks,
+        score_stream,
+        score_text_parallel,
     )
 
-    model = load(bundle, backend=backend)
+    model = load(bundle, backend=backend, threads=1 if workers > 1 else threads)
     fmt = detect_format(input, fmt)
-    features = model.feature_names
+    if fmt == "parquet" and input == "-":
+        raise click.UsageError("Parquet input must be a file, not stdin")
+    if out_fmt is None:
+        out_fmt = detect_format(output, None) if output not in (None, "-") else fmt
+        if out_fmt == "parquet" and output in (None, "-"):
+            out_fmt = "csv"
+    if out_fmt == "parquet" and output in (None, "-"):
+        raise click.UsageError("Parquet output needs a file (-o out.parquet)")
     if proba and model.task != "classification":
         raise click.UsageError("--proba needs a classification model")
-    fin = open_text_in(input)
-    fout = open_text_out(output)
+    if on_error == "skip" and reject_file is None:
+        if output in (None, "-"):
+            raise click.UsageError("--on-error skip writing to stdout needs --reject-file")
+        reject_file = f"{output}.rejects.jsonl"
+    features = model.feature_names
+    fin = None if fmt == "parquet" else open_text_in(input)
+    fout = (open(output, "wb") if out_fmt == "parquet" else open_text_out(output))  # type: ignore[arg-type]
+    frej = open(reject_file, "w", encoding="utf-8") if reject_file else None
+    bar = None
+    writer = None
     try:
-        chunks = (read_csv_chunks(fin, features, id_column=id_column, chunk_rows=chunk_rows)
-                  if fmt == "csv" else read_jsonl_chunks(fin, id_column=id_column, chunk_rows=chunk_rows))
-        writer = ResultWriter(fout, fmt, classes=model.manifest.classes, proba=proba,
+        if fin is None:
+            chunks = read_parquet_chunks(input, features, id_column=id_column, chunk_rows=chunk_rows)
+            bar = progress_bar(progress, total=parquet_row_count(input), unit="row")
+            pos = None
+        else:
+            chunks = (read_csv_chunks(fin, features, id_column=id_column, chunk_rows=chunk_rows)
+                      if fmt == "csv" else
+                      read_jsonl_chunks(fin, id_column=id_column, chunk_rows=chunk_rows))
+            size = Path(input).stat().st_size if input != "-" else None
+            bar = progress_bar(progress, total=size, unit="B")
+            pos = position_reader(fin)
+        writer = ResultWriter(fout, out_fmt, classes=model.manifest.classes, proba=proba,
                               task=model.task, id_column=id_column)
-        for chunk in chunks:
-            try:
-                values = model.predict(chunk.rows)
-                probs = model.predict_proba(chunk.rows) if proba else None
-            except InputError as exc:
-                raise InputError(f"input rows {chunk.first_row + 1}–{chunk.first_row + len(chunk.rows)}"
-                                 f": {exc}") from None
-            writer.write(chunk, values, probs)
+        rejects = RejectWriter(frej) if frej else None
+        if workers > 1 and fin is not None:
+            # text input: workers parse, score and format; this process splits lines and writes
+            job = TextJob(bundle=bundle, backend=backend, fmt=fmt, out_fmt=out_fmt, header_line="",
+                          features=features, id_column=id_column, proba=proba, on_error=on_error)
+            results: Iterator[tuple[Any, list[Any], int, int]] = score_text_parallel(
+                fin, job, workers=workers, chunk_rows=chunk_rows)
+        else:
+            results = ((sc, sc.rejects, sc.rows_in, len(sc.values)) for sc in score_stream(
+                chunks, model=model, bundle=bundle, backend=backend, workers=workers, proba=proba,
+                on_error=on_error))
+        seen = 0
+        for result, bad, rows_in, rows_out in results:
+            if isinstance(result, str):
+                writer.write_text(result, rows_out)
+            elif rows_out:
+                writer.write(result, result.values, result.probabilities)
+            if rejects is not None and bad:
+                rejects.write(bad)
+            seen += rows_in
+            if bar is not None:
+                if pos is None:
+                    bar.update(rows_in)
+                else:
+                    at = pos()
+                    if at is not None:
+                        bar.update(max(0, min(at, bar.total or at) - bar.n))
+                bar.set_postfix(rows=seen, refresh=False)
+        writer.close()
+        if bar is not None:
+            bar.close()
+            bar = None
+        if rejects is not None:
+            click.echo(f"edgert: scored {writer.rows} of {seen} rows; {rejects.count} bad row(s) "
+                       f"skipped -> {reject_file}", err=True)
     finally:
-        if fin is not click.get_text_stream("stdin"):
+        if writer is not None:
+            writer.close()
+        if bar is not None:
+            bar.close()
+        if fin is not None and fin is not click.get_text_stream("stdin"):
             fin.close()
         if output not in (None, "-"):
             fout.close()
+        if frej is not None:
+            frej.close()
 
 
 @click.command()

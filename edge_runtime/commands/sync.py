@@ -1,105 +1,167 @@
-"""`edgert keys init`, `publish`, `sync`, `rollback`, `versions`."""
+"""Signed updates: ``keys init`` and ``publish`` (workstation), ``sync``, ``rollback``,
+``versions`` (device)."""
 
 from __future__ import annotations
 
-import logging
-import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import click
 
 from ._util import echo_json, require_converters
 
 
-def _publish_mod() -> Any:
-    require_converters()
-    import converters.publish as p
-    return p
-
-
 def register(cli: click.Group) -> None:
-    @cli.group("keys")
-    def keys() -> None:
-        """Signing keys of a TUF model repository."""
+    cli.add_command(keys)
+    cli.add_command(publish)
+    cli.add_command(sync)
+    cli.add_command(rollback)
+    cli.add_command(versions)
 
-    @keys.command("init")
-    @click.argument("keys_dir", type=click.Path(path_type=Path))
-    @click.option("--repo", "repo", type=click.Path(path_type=Path), required=True)
-    @click.option("--threshold", multiple=True, help="role=N, e.g. root=2")
-    def keys_init(keys_dir: Path, repo: Path, threshold: tuple[str, ...]) -> None:
-        """Generate Ed25519 keys and an empty repository; prints the root to ship."""
-        th = {k: int(v) for k, v in (t.split("=", 1) for t in threshold)}
-        click.echo(str(_publish_mod().keys_init(keys_dir, repo, thresholds=th)))
 
-    @cli.command("publish")
-    @click.argument("bundle", required=False, type=click.Path(path_type=Path))
-    @click.option("--repo", type=click.Path(path_type=Path), required=True)
-    @click.option("--keys", "keys_dir", type=click.Path(path_type=Path), required=True)
-    @click.option("--channel", default="stable")
-    @click.option("--rollout", default="100%")
-    @click.option("--min-runtime", default="0.0.0")
-    @click.option("--revoke", metavar="VERSION")
-    @click.option("--rotate", type=click.Choice(["targets", "snapshot", "timestamp"]))
-    @click.option("--refresh", "do_refresh", is_flag=True, help="re-sign snapshot/timestamp")
-    def publish(bundle: Optional[Path], repo: Path, keys_dir: Path, channel: str, rollout: str,
-                min_runtime: str, revoke: Optional[str], rotate: Optional[str],
-                do_refresh: bool) -> None:
-        """Add a bundle as a signed TUF target (or revoke / rotate / refresh)."""
-        p = _publish_mod()
-        if revoke:
-            click.echo("revoked " + ", ".join(p.revoke(revoke, repo, keys_dir)))
-        elif rotate:
-            click.echo(f"new {rotate} key {p.rotate_key(rotate, repo, keys_dir)}")
-        elif do_refresh:
-            p.refresh(repo, keys_dir)
-        elif bundle is not None:
-            click.echo(p.publish(bundle, repo, keys_dir, channel=channel, rollout=rollout,
-                                 min_runtime=min_runtime))
-        else:
-            raise click.UsageError("give a BUNDLE, --revoke, --rotate or --refresh")
+@click.group()
+def keys() -> None:
+    """Signing keys of a model repository."""
 
-    @cli.command("sync")
-    @click.option("--source", required=True, help="http(s) base URL or repository directory")
-    @click.option("--root", "root", type=click.Path(exists=True, path_type=Path),
-                  required=True, help="trusted root.json shipped with the app")
-    @click.option("--state", type=click.Path(path_type=Path), default=None)
-    @click.option("--channel", default="stable")
-    @click.option("--pin", default=None)
-    @click.option("--once", "mode", flag_value="once", default=True)
-    @click.option("--daemon", "mode", flag_value="daemon")
-    @click.option("--interval", default="1h", help="time between checks: 90, 30s, 15m, 1h")
-    def sync(source: str, root: Path, state: Optional[Path], channel: str, pin: Optional[str],
-             mode: str, interval: str) -> None:
-        """Fetch, verify, smoke-test and activate the newest admitted version."""
-        from ..sync.agent import SyncConfig, daemon, parse_interval, sync_once
-        from ..sync.store import default_state_dir
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                            format="edgert sync: %(message)s")
-        cfg = SyncConfig(source=source, state_dir=state or default_state_dir(),
-                         trusted_root=root.read_bytes(), channel=channel, pinned=pin)
-        if mode == "daemon":
-            daemon(cfg, parse_interval(interval))
-        else:
-            res = sync_once(cfg)
-            echo_json({"action": res.action, "version": res.version, "log": res.log})
 
-    @cli.command("rollback")
-    @click.option("--state", type=click.Path(path_type=Path), default=None)
-    @click.option("--to", "to", default=None)
-    def rollback(state: Optional[Path], to: Optional[str]) -> None:
-        """Switch back to the previous (or a given) installed version."""
-        from ..sync.store import VersionStore
-        data = VersionStore(state).rollback(to)
-        click.echo(f"active: {data['current']}")
+@keys.command("init")
+@click.argument("keys_dir", type=click.Path(file_okay=False))
+@click.option("--repo", required=True, type=click.Path(file_okay=False), help="Repository directory to create.")
+@click.option("--threshold", "thresholds", multiple=True, metavar="ROLE=N",
+              help="Keys (and signatures needed) per role, e.g. --threshold root=2.")
+def keys_init(keys_dir: str, repo: str, thresholds: tuple[str, ...]) -> None:
+    """Create Ed25519 keys for root/targets/snapshot/timestamp and an empty signed repository."""
+    require_converters()
+    from converters.publish import init_keys
 
-    @cli.command("versions")
-    @click.option("--state", type=click.Path(path_type=Path), default=None)
-    def versions(state: Optional[Path]) -> None:
-        """Installed versions and the active record."""
-        from ..sync.store import VersionStore
-        s = VersionStore(state)
-        d = s.read()
-        echo_json({"installed": s.installed(), "current": d["current"],
-                   "previous": d["previous"], "known_bad": d["known_bad"],
-                   "history": d["history"][-10:]})
+    th = {}
+    for item in thresholds:
+        role, _, n = item.partition("=")
+        if role not in ("root", "targets", "snapshot", "timestamp") or not n.isdigit() or int(n) < 1:
+            raise click.BadParameter(f"{item!r}: expected ROLE=N with ROLE one of root, targets, "
+                                     "snapshot, timestamp")
+        th[role] = int(n)
+    trusted = init_keys(Path(keys_dir), Path(repo), thresholds=th)
+    click.echo(f"keys in {keys_dir} (keep root-*.pem offline); repository in {repo}")
+    click.echo(f"ship {trusted} with your app as its trusted root")
+
+
+def _share(text: str) -> float:
+    t = text.strip()
+    try:
+        v = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected a share such as 10% or 0.1") from None
+    if not 0 < v <= 1:
+        raise click.BadParameter(f"{text!r}: the share must be in (0, 100%]")
+    return v
+
+
+@click.command()
+@click.argument("bundle", required=False, type=click.Path(exists=True))
+@click.option("--repo", required=True, type=click.Path(file_okay=False))
+@click.option("--keys", "keys_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--channel", default="stable", show_default=True)
+@click.option("--rollout", default="100%", show_default=True, help="Share of devices, e.g. 10%.")
+@click.option("--min-runtime", default=None, help="Oldest edge-runtime version that may install it.")
+@click.option("--revoke", "revoke_version", default=None, metavar="NAME@VERSION",
+              help="Withdraw a published version instead of publishing.")
+@click.option("--rotate", type=click.Choice(["targets", "snapshot", "timestamp"]), default=None,
+              help="Replace an online role's key (new root version).")
+@click.option("--refresh-timestamp", is_flag=True, help="Only re-sign the timestamp (cron).")
+def publish(bundle: Optional[str], repo: str, keys_dir: str, channel: str, rollout: str,
+            min_runtime: Optional[str], revoke_version: Optional[str], rotate: Optional[str],
+            refresh_timestamp: bool) -> None:
+    """Add BUNDLE (directory or .tar.gz) to the signed repository as a model target."""
+    require_converters()
+    from converters import publish as pub
+
+    if revoke_version:
+        name, _, version = revoke_version.partition("@")
+        if not version:
+            raise click.BadParameter("--revoke takes NAME@VERSION")
+        pub.revoke(name, version, Path(repo), Path(keys_dir))
+        click.echo(f"revoked {name} {version}")
+    elif rotate:
+        pub.rotate_key(rotate, Path(repo), Path(keys_dir))
+        click.echo(f"rotated the {rotate} key; devices trust it through the new root version")
+    elif refresh_timestamp:
+        pub.refresh_timestamp(Path(repo), Path(keys_dir))
+        click.echo("timestamp re-signed")
+    else:
+        if not bundle:
+            raise click.UsageError("BUNDLE is required (or --revoke / --rotate / --refresh-timestamp)")
+        path = pub.publish(bundle, Path(repo), Path(keys_dir), channel=channel, rollout=_share(rollout),
+                           min_runtime=min_runtime)
+        click.echo(f"published {path} (channel {channel}, rollout {rollout})")
+
+
+def _state(state: Optional[str]) -> Optional[Path]:
+    return Path(state) if state else None
+
+
+@click.command()
+@click.option("--repo", "repo", required=True, help="Repository base URL (https://…) or directory.")
+@click.option("--root", "root_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The trusted root.json shipped with the app.")
+@click.option("--state", default=None, help="State directory (default: the platform's data dir).")
+@click.option("--model", default=None, help="Model name to follow (default: any).")
+@click.option("--channel", default="stable", show_default=True)
+@click.option("--device-id", default=None, help="Stable id for rollout buckets (default: random, kept).")
+@click.option("--profile", default=None)
+@click.option("--once", "mode", flag_value="once", default=True)
+@click.option("--daemon", "mode", flag_value="daemon")
+@click.option("--interval", default="1h", show_default=True, help="Daemon interval: 30s, 15m, 1h.")
+def sync(repo: str, root_file: str, state: Optional[str], model: Optional[str], channel: str,
+         device_id: Optional[str], profile: Optional[str], mode: str, interval: str) -> None:
+    """Fetch, verify, activate the newest admitted model version (one line per decision)."""
+    from ..profiles import load_profile
+    from ..sync.agent import SyncAgent, trusted_root_bytes
+
+    agent = SyncAgent(repo, trusted_root_bytes(Path(root_file)), _state(state), model=model,
+                      channel=channel, device_id=device_id,
+                      profile=load_profile(profile) if profile else None,
+                      echo=lambda line: click.echo(f"sync: {line}"))
+    if mode == "daemon":
+        units = {"s": 1, "m": 60, "h": 3600}
+        try:
+            seconds = float(interval[:-1]) * units[interval[-1]] if interval[-1] in units else float(interval)
+        except ValueError:
+            raise click.BadParameter(f"--interval {interval!r}: use e.g. 30s, 15m, 1h") from None
+        agent.daemon(seconds)
+        return
+    result = agent.sync_once()
+    click.echo(f"sync: current version {result.version or 'none'}"
+               + (" (updated)" if result.changed else ""))
+
+
+@click.command()
+@click.option("--state", default=None)
+@click.option("--to", "to", default=None, help="Version to return to (default: the previous one).")
+def rollback(state: Optional[str], to: Optional[str]) -> None:
+    """Return to the previous (or a given) version; the abandoned one is marked bad."""
+    from ..sync.agent import rollback_store, store_lock
+    from ..sync.store import VersionStore
+
+    store = VersionStore(_state(state))
+    with store_lock(store):
+        now = rollback_store(store, to=to, reason="manual rollback")
+    click.echo(f"rolled back: current version {now}")
+
+
+@click.command()
+@click.option("--state", default=None)
+@click.option("--json", "as_json", is_flag=True)
+def versions(state: Optional[str], as_json: bool) -> None:
+    """Installed versions: current, previous, bad (with why), and the recent history."""
+    from ..hotswap import store_versions
+    from ..sync.store import VersionStore
+
+    rows = store_versions(_state(state))
+    if as_json:
+        echo_json({"versions": rows, "history": VersionStore(_state(state)).read_active()["history"][-20:]})
+        return
+    for r in rows:
+        click.echo(f"{r['version']:<14} {r['state']:<20} {r['reason']}")
+    for h in VersionStore(_state(state)).read_active()["history"][-5:]:
+        click.echo(f"  {h['time']} {h['event']:<9} {h['version']} {h['reason']}")

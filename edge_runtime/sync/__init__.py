@@ -1,6 +1,6 @@
-"""Device-side sync: TUF-verified downloads, a version store and safe activation."""
+"""The sync agent: signed model updates (python-tuf ngclient), a power-safe version store, an
+explicit activation state machine with smoke test and probation, and local rollback."""
 
-from .probation import ProbationMonitor, ProbationThresholds
-from .store import VersionStore
+from .errors import SyncError, UpdateRejected
 
-__all__ = ["VersionStore", "ProbationMonitor", "ProbationThresholds"]
+__all__ = ["SyncError", "UpdateRejected"]

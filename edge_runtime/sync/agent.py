@@ -1,228 +1,236 @@
-"""The update state machine: download -> verify -> unpack -> load -> smoke -> switch -> probation.
+"""The update state machine (Mender's install → verify → commit / rollback, made explicit):
 
-Each step is named; ``EDGERT_KILL_AT=<step>`` makes the process SIGKILL itself there (tests).
+    refresh → choose → download → unpack → load → smoke → switch → probation → commit
+                                   any failure before switch: mark bad, keep the current version
+                                   probation failure: roll back to previous, mark bad
+
+Only the ``switch`` step changes what is served, and it is one atomic replace of
+``active.json``; every earlier step works on files no reader looks at. A crash anywhere leaves
+the previous record, whose version passed its own smoke test.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
-import shutil
 import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
-from .._version import __version__
-from ..bundle import open_bundle, unpack_bundle
-from .client import TufSource, choose, device_id
-from .errors import SyncError
-from .store import StoreLock, VersionStore
+from ..errors import EdgeRuntimeError
+from .client import RepoClient, choose, device_id_default
+from .errors import SyncError, UpdateRejected
+from .probation import ProbationMonitor
+from .store import VersionStore
 
+STEPS = ("refresh", "choose", "download", "unpack", "load", "smoke", "switch", "probation")
 log = logging.getLogger("edge_runtime.sync")
 
-STEPS = ("refresh", "download", "verify", "unpack", "install", "load", "smoke",
-         "switch", "prune", "done")
-MAX_BYTES = 200 * 1024 * 1024
 
-
-def _step(name: str) -> None:
-    log.debug("step %s", name)
-    if os.environ.get("EDGERT_KILL_AT") == name:
+def _checkpoint(step: str) -> None:
+    """Test hook: ``EDGERT_SYNC_KILL_AT=<step>`` kills this process (SIGKILL) right there, to
+    prove that a power cut at any step leaves a loadable store."""
+    if os.environ.get("EDGERT_SYNC_KILL_AT") == step:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def smoke_test(path: Path, backend: str = "auto") -> None:
-    """Load the bundle and check its golden rows; raise on any failure."""
-    from ..loader import load
-    model = load(path, backend=backend, verify=True)
+@contextlib.contextmanager
+def store_lock(store: VersionStore) -> Iterator[None]:
+    """One writer per store; a second agent fails fast instead of interleaving an update."""
+    path = store.root / "sync.lock"
+    fh = open(path, "a+")  # noqa: SIM115
     try:
-        model.check_golden()
+        try:
+            import fcntl
+
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # Windows: best effort
+            pass
+        except OSError:
+            raise SyncError(f"{store.root}: another sync agent holds the lock") from None
+        yield
     finally:
-        model.close()
-
-
-@dataclass
-class SyncConfig:
-    source: str
-    state_dir: Path
-    trusted_root: bytes
-    channel: str = "stable"
-    pinned: Optional[str] = None
-    model_name: Optional[str] = None
-    keep: int = 3
-    max_bytes: int = MAX_BYTES
-    conditions: dict[str, Callable[[], bool]] = field(default_factory=dict)
-    backend: str = "auto"
-    max_seconds: float = 600.0  # per downloaded file
+        fh.close()
 
 
 @dataclass
 class SyncResult:
-    action: str  # "updated" | "up-to-date" | "refused" | "skipped"
-    version: Optional[str]
-    log: list[str]
+    version: Optional[str]  # what is current after the sync
+    changed: bool
+    decisions: list[str] = field(default_factory=list)
 
 
-def sync_once(cfg: SyncConfig) -> SyncResult:
-    """One update attempt under the store lock. Never leaves the store without its old model."""
-    store = VersionStore(cfg.state_dir, keep=cfg.keep)
-    lines: list[str] = []
+class SyncAgent:
+    """Keeps one device's store in step with a signed repository."""
 
-    def say(msg: str) -> None:
-        lines.append(msg)
-        log.info(msg)
+    def __init__(self, repo: str, trusted_root: bytes, state_dir: Any = None, *,
+                 model: Optional[str] = None, channel: str = "stable", device_id: Optional[str] = None,
+                 profile: Any = None, keep: int = 3, max_target_bytes: int = 512 * 1024 * 1024,
+                 echo: Callable[[str], None] = log.info):
+        self.store = VersionStore(state_dir, keep=keep)
+        self.repo = repo
+        self.trusted_root = trusted_root
+        self.model = model
+        self.channel = channel
+        self.device_id = device_id or device_id_default(self.store.root)
+        self.profile = profile
+        self.max_target_bytes = max_target_bytes
+        self.echo = echo
 
-    with StoreLock(store.root):
-        for name, cond in cfg.conditions.items():
-            if not cond():
-                say(f"skip update: condition '{name}' not met")
-                return SyncResult("skipped", store.read()["current"], lines)
-        state = store.read()
-        if (state.get("probation") or {}).get("version") == state["current"] and state["current"]:
-            before = state["current"]
-            if check_startup(store, cfg.backend) != before:
-                say(f"rolled back from {before}: it no longer loads (crash on start)")
-        _step("refresh")
-        try:
-            src = TufSource(cfg.source, store.root / "tuf", cfg.trusted_root,
-                            cfg.max_seconds)
-            cands = src.refresh()
-        except Exception as exc:  # noqa: BLE001 - network or TUF refusal: keep the old model
-            say(f"metadata refused: {type(exc).__name__}: {exc}")
-            raise SyncError(f"metadata refused: {type(exc).__name__}: {exc}") from exc
-        state = store.read()
-        fresh = [v for v in src.revoked if v not in state["known_bad"]]
-        for v in fresh:  # signed revocation: never run it again, leave it if it is current
-            state["known_bad"][v] = "revoked by the publisher"
-            store.event(state, "revoked", v, "listed as revoked in signed targets metadata")
-            say(f"{v} revoked by the publisher")
-        if fresh:
-            store.write(state)
-        chosen, why = choose(cands, device_id=device_id(store.root), channel=cfg.channel,
-                             known_bad=state["known_bad"], pinned=cfg.pinned,
-                             runtime_version=__version__, max_bytes=cfg.max_bytes,
-                             model_name=cfg.model_name)
-        for w in why:
-            say(w)
-        if chosen is None:
-            return SyncResult("up-to-date", state["current"], lines)
-        if chosen.version == state["current"]:
-            say(f"already running {chosen.version}")
-            return SyncResult("up-to-date", chosen.version, lines)
-        v = chosen.version
-        if v in store.installed():  # e.g. back to an older kept version: no re-download
+    def _say(self, decisions: list[str], line: str) -> None:
+        decisions.append(line)
+        self.echo(line)
+
+    def sync_once(self) -> SyncResult:
+        """One pass of the state machine.
+
+        Raises:
+            SyncError: the repository could not be reached or its metadata was rejected (the
+                device keeps serving its current version).
+        """
+        decisions: list[str] = []
+        with store_lock(self.store):
+            self.store.remove_leftovers()
+            rec = self.store.read_active()
+            client = RepoClient(self.repo, self.trusted_root, self.store.root / "tuf",
+                                max_target_bytes=self.max_target_bytes)
+            _checkpoint("refresh")
+            client.refresh()
+            _checkpoint("choose")
+            offer, lines = choose(client.offers(self.model), name=self.model, channel=self.channel,
+                                  device_id=self.device_id, known_bad=rec["known_bad"],
+                                  current=rec["current"], pinned=rec.get("pinned"))
+            for line in lines:
+                self._say(decisions, line)
+            if offer is None:
+                return SyncResult(rec["current"], False, decisions)
+            _checkpoint("download")
+            archive = client.download(offer)  # TUF: length and hashes from signed metadata; a
+            # failed or tampered download is a SyncError and does not mark the version bad
             try:
-                smoke_test(store.path_of(v), cfg.backend)
-            except Exception as exc:  # noqa: BLE001
-                reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
-                say(f"refuse installed {v}: {reason}")
-                store.mark_bad(v, reason, rollback=False)
-                return SyncResult("refused", state["current"], lines)
-            return _switch(store, v, say, lines)
+                self._install(archive, offer, decisions)
+            except (UpdateRejected, EdgeRuntimeError) as exc:
+                reason = str(exc)
+                self.mark_bad(offer.version, reason)
+                self._say(decisions, f"reject {offer.version}: {reason}; staying on {rec['current']}")
+                return SyncResult(rec["current"], False, decisions)
+            self.store.prune()
+            return SyncResult(offer.version, True, decisions)
+
+    def _install(self, archive: Path, offer: Any, decisions: list[str]) -> None:
+        from ..loader import load
+
+        _checkpoint("unpack")
+        path = self.store.install(offer.version, archive)  # safe members, manifest digests
+        _checkpoint("load")
+        model = load(path, profile=self.profile, verify=False)
+        m = model.manifest
+        if (m.name, m.version) != (offer.name, offer.version):
+            raise UpdateRejected(f"bundle says {m.name} {m.version}, signed metadata says "
+                                 f"{offer.name} {offer.version}")
+        _checkpoint("smoke")
         try:
-            _step("download")
-            archive = src.download(chosen.target)  # TUF: length + sha256 from signed targets
-        except Exception as exc:  # noqa: BLE001 - a bad mirror/network: retry later, not bad
-            say(f"refuse {v} for now: download failed verification: {type(exc).__name__}: {exc}")
-            return SyncResult("refused", state["current"], lines)
-        try:
-            _step("verify")
-            staging = store.staging_dir(v)
-            _step("unpack")
-            unpack_bundle(archive, staging)
-            bundle = open_bundle(staging)
-            bundle.verify()  # manifest digests of every artifact
-            if bundle.manifest.data.get("version") != v:
-                raise SyncError(f"bundle says version {bundle.manifest.data.get('version')}, "
-                                f"signed metadata says {v}")
-            _step("install")
-            path = store.install_dir(v, staging)
-            _step("load")
-            _step("smoke")
-            smoke_test(path, cfg.backend)
-        except Exception as exc:  # noqa: BLE001 - every failure refuses the version
-            reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            say(f"refuse {v}: {reason}")
-            store.mark_bad(v, reason, rollback=False)
-            shutil.rmtree(store.path_of(v), ignore_errors=True)
-            store.prune()
-            return SyncResult("refused", store.read()["current"], lines)
-        return _switch(store, v, say, lines)
+            figures = model.check_golden()
+        finally:
+            model.close()
+        self._say(decisions, f"smoke test of {offer.version} passed on {model.backend.name}: "
+                  + ", ".join(f"{k}={v:.3g}" for k, v in figures.items()))
+        _checkpoint("switch")
+        rec = self.store.read_active()
+        rec["previous"], rec["current"] = rec["current"], offer.version
+        rec["probation"] = {"version": offer.version, "started": time.time(), "starts": 0}
+        VersionStore.event(rec, "activate", offer.version, "smoke test passed")
+        self.store.write_active(rec)
+        self._say(decisions, f"activated {offer.version} (previous {rec['previous']}); probation begins")
+        _checkpoint("probation")
+
+    # --- local decisions --------------------------------------------------------------------
+    def mark_bad(self, version: str, reason: str) -> None:
+        rec = self.store.read_active()
+        rec["known_bad"][version] = reason
+        VersionStore.event(rec, "reject", version, reason)
+        self.store.write_active(rec)
+        if version not in (rec["current"], rec["previous"]):
+            import shutil
+
+            shutil.rmtree(self.store.path(version), ignore_errors=True)
+
+    def rollback(self, to: Optional[str] = None, reason: str = "manual rollback") -> str:
+        """Switch back (to ``to`` or the previous version) and mark the abandoned one bad so the
+        agent does not install it again. Returns the version now current.
+
+        Raises:
+            SyncError: nothing to roll back to, or ``to`` is not installed / is known bad.
+        """
+        with store_lock(self.store):
+            return rollback_store(self.store, to=to, reason=reason)
+
+    def daemon(self, interval_s: float, *, max_backoff_s: Optional[float] = None,
+               stop: Callable[[], bool] = lambda: False) -> None:
+        """sync_once forever: ``interval_s`` (±10% jitter) between passes; after failures,
+        exponential backoff with full jitter, capped at ``max_backoff_s`` (default: interval)."""
+        failures = 0
+        cap = max_backoff_s or interval_s
+        while not stop():
+            try:
+                self.sync_once()
+                failures = 0
+                delay = interval_s * random.uniform(0.9, 1.1)
+            except SyncError as exc:
+                failures += 1
+                delay = random.uniform(0, min(cap, 5.0 * 2 ** min(failures, 16)))
+                self.echo(f"sync failed ({exc}); retry in {delay:.0f} s")
+            time.sleep(delay)
 
 
-def _switch(store: VersionStore, v: str, say: Callable[[str], None],
-            lines: list[str]) -> SyncResult:
-    _step("switch")
-    state = store.read()
-    if state["current"] != v:
-        state["previous"], state["current"] = state["current"], v
-    store.event(state, "activate", v, "passed smoke test; probation started")
-    state["probation"] = {"version": v, "started": time.time()}
-    store.write(state)  # one atomic replace: pointer and probation flip together
-    say(f"activated {v} (previous {state['previous']})")
-    _step("prune")
-    removed = store.prune()
-    if removed:
-        say(f"pruned {', '.join(removed)}")
-    _step("done")
-    return SyncResult("updated", v, lines)
+def rollback_store(store: VersionStore, *, to: Optional[str] = None, reason: str) -> str:
+    rec = store.read_active()
+    target = to or rec["previous"]
+    if not target:
+        raise SyncError("no previous version to roll back to")
+    if target == rec["current"]:
+        raise SyncError(f"{target} is already current")
+    if not (store.path(target) / "manifest.json").exists():
+        raise SyncError(f"{target} is not installed here (installed: {', '.join(store.installed())})")
+    if target in rec["known_bad"]:
+        raise SyncError(f"{target} is marked bad: {rec['known_bad'][target]}")
+    abandoned = rec["current"]
+    if abandoned:
+        rec["known_bad"][abandoned] = reason
+    rec["current"] = target
+    rec["previous"] = next((v for v in reversed(store.installed())
+                            if v not in (target, abandoned) and v not in rec["known_bad"]), None)
+    rec["probation"] = None
+    VersionStore.event(rec, "rollback", target, f"from {abandoned}: {reason}")
+    store.write_active(rec)
+    return target
 
 
-def end_probation(store: VersionStore, version: str, verdict: str) -> dict[str, Any]:
-    """Record a probation verdict: pass keeps it, fail rolls back and marks it bad."""
-    if verdict == "pass":
-        state = store.read()
-        state.pop("probation", None)
-        store.event(state, "probation_passed", version)
-        store.write(state)
-        return state
-    return store.mark_bad(version, verdict.removeprefix("fail: "), rollback=True)
-
-
-def check_startup(store: VersionStore, backend: str = "auto") -> Optional[str]:
-    """On start: if the active version is on probation and no longer loads, roll back."""
-    state = store.read()
-    cur = state["current"]
-    if not cur:
+def finish_probation(store: VersionStore, monitor: ProbationMonitor, version: str) -> Optional[str]:
+    """Apply a probation verdict for ``version``: commit it, or roll back and mark it bad.
+    Returns the verdict acted on ("pass"/"fail") or None while pending."""
+    verdict, reason = monitor.verdict()
+    if verdict == "pending":
         return None
+    with store_lock(store):
+        rec = store.read_active()
+        if (rec.get("probation") or {}).get("version") != version or rec["current"] != version:
+            return None
+        if verdict == "pass":
+            rec["probation"] = None
+            VersionStore.event(rec, "commit", version, reason)
+            store.write_active(rec)
+        else:
+            rollback_store(store, reason=f"failed probation: {reason}")
+    return verdict
+
+
+def trusted_root_bytes(path: Path) -> bytes:
     try:
-        smoke_test(store.path_of(cur), backend)
-    except Exception as exc:  # noqa: BLE001
-        store.mark_bad(cur, f"crash on start: {type(exc).__name__}: {exc}", rollback=True)
-    return store.read()["current"]
-
-
-def parse_interval(text: str | float) -> float:
-    """'90', '30s', '15m', '1h', '1d' -> seconds."""
-    s = str(text).strip().lower()
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    mult = units.get(s[-1:], None)
-    value = float(s[:-1] if mult else s) * (mult or 1)
-    if value <= 0:
-        raise ValueError(f"interval must be positive, got {text!r}")
-    return value
-
-
-def daemon(cfg: SyncConfig, interval: float, *, max_backoff: float = 3600.0,
-           retry_base: float = 30.0,
-           iterations: Optional[int] = None) -> None:
-    """Sync forever (or ``iterations`` times); after a failure retry in 30 s, 60 s, ...
-
-    (capped at ``interval``), each delay jittered to 50-100% so a fleet doesn't sync in step.
-    """
-    failures = 0
-    n = 0
-    while iterations is None or n < iterations:
-        n += 1
-        try:
-            sync_once(cfg)
-            failures = 0
-            delay = interval
-        except Exception as exc:  # noqa: BLE001 - keep the agent alive
-            failures += 1
-            delay = min(max_backoff, interval, retry_base * 2 ** min(failures - 1, 16))
-            log.warning("sync failed (%s: %s); retry in ~%.0f s", type(exc).__name__, exc, delay)
-        time.sleep(delay * random.uniform(0.5, 1.0) if failures else delay)
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise SyncError(f"cannot read the trusted root {path}: {exc.strerror}") from None

@@ -1,172 +1,156 @@
-"""TUF client: ngclient Updater over HTTP or a local directory (USB), and version choice."""
+"""The TUF side of the device: refresh the signed metadata from an HTTP(S) base URL or a
+local directory, list the model versions offered (through the signed ``index.json`` target and
+each target's signed custom fields), pick one, download it verified."""
 
 from __future__ import annotations
 
 import hashlib
-import logging
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional
-from urllib.parse import unquote, urlparse
+from typing import Any, Optional
 
+from .._version import __version__
 from ..bundle import parse_semver
+from .errors import SyncError
 
-log = logging.getLogger("edge_runtime.sync")
-
-
-def rollout_bucket(device_id: str, version: str) -> float:
-    """Stable share in [0, 1) for a device and version: the same devices every time."""
-    h = hashlib.sha256(f"{device_id}\0{version}".encode()).digest()
-    return int.from_bytes(h[:8], "big") / 2**64
+INDEX = "index.json"
 
 
-def admitted(device_id: str, version: str, share: float) -> bool:
-    return rollout_bucket(device_id, version) < share
+@dataclass(frozen=True)
+class Offer:
+    """A model version offered by the repository (all fields come from signed metadata)."""
 
-
-@dataclass
-class Candidate:
-    target: str
+    path: str
     name: str
     version: str
     channel: str
-    rollout: float
-    min_runtime: str
+    rollout_bp: int
+    min_runtime: Optional[str]
     length: int
 
 
-def _fetcher(is_file: bool, max_seconds: float) -> Any:
-    """A fetcher for files (USB) or HTTP that gives up after ``max_seconds`` per file."""
-    import time
-
-    from tuf.api.exceptions import DownloadError, DownloadHTTPError
-    from tuf.ngclient import FetcherInterface, Urllib3Fetcher
-
-    class BoundedFetcher(FetcherInterface):
-        """Same TUF checks for both sources; bounded time (TUF bounds the length)."""
-
-        def __init__(self) -> None:
-            self._http = None if is_file else Urllib3Fetcher(socket_timeout=30)
-
-        def _chunks(self, url: str) -> Iterator[bytes]:
-            if self._http is not None:
-                yield from self._http._fetch(url)
-                return
-            path = Path(unquote(urlparse(url).path))
-            try:
-                fh = open(path, "rb")
-            except FileNotFoundError:
-                raise DownloadHTTPError(f"{path} not found", 404) from None
-            with fh:
-                while chunk := fh.read(65536):
-                    yield chunk
-
-        def _fetch(self, url: str) -> Iterator[bytes]:
-            deadline = time.monotonic() + max_seconds
-            for chunk in self._chunks(url):
-                if time.monotonic() > deadline:
-                    raise DownloadError(f"{url}: took longer than {max_seconds:.0f} s")
-                yield chunk
-
-    return BoundedFetcher()
+def rollout_bucket(device_id: str, name: str, version: str) -> int:
+    """Stable 0…9999 bucket: the same devices are in a 10% canary on every run and every device."""
+    digest = hashlib.sha256(f"{device_id}\0{name}\0{version}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 10_000
 
 
-class TufSource:
-    """One repository (``http(s)://...`` base URL or a directory) seen through TUF."""
+def admitted(offer: Offer, device_id: str) -> bool:
+    return rollout_bucket(device_id, offer.name, offer.version) < offer.rollout_bp
 
-    def __init__(self, source: str, cache_dir: Path, trusted_root: bytes,
-                 max_seconds: float = 600.0):
+
+class RepoClient:
+    """ngclient.Updater with the app's trusted root as bootstrap (never the cache alone)."""
+
+    def __init__(self, repo: str, trusted_root: bytes, cache_dir: Path, *,
+                 max_target_bytes: int = 512 * 1024 * 1024):
         from tuf.ngclient import Updater, UpdaterConfig
-        self.cache_dir = Path(cache_dir)
-        meta_dir = self.cache_dir / "metadata"
-        self.target_dir = self.cache_dir / "downloads"
-        meta_dir.mkdir(parents=True, exist_ok=True)
-        self.target_dir.mkdir(parents=True, exist_ok=True)
-        if "://" in source and not source.startswith("file://"):
-            base = source.rstrip("/")
-            fetcher = _fetcher(False, max_seconds)
-        else:
-            base = Path(source.removeprefix("file://")).resolve().as_uri()
-            fetcher = _fetcher(True, max_seconds)
-        config = UpdaterConfig(prefix_targets_with_hash=False)
-        self.updater = Updater(str(meta_dir), f"{base}/metadata/", str(self.target_dir),
-                               f"{base}/targets/", fetcher=fetcher, config=config,
+
+        if "://" not in repo:
+            repo = Path(repo).resolve().as_uri()
+        repo = repo.rstrip("/")
+        fetcher = None
+        if repo.startswith("file://"):
+            from .fetcher import FileFetcher
+
+            fetcher = FileFetcher()
+        self.metadata_dir = cache_dir / "metadata"
+        self.targets_dir = cache_dir / "targets"
+        self.metadata_dir.mkdir(parents=True, exist_ok=True)
+        self.targets_dir.mkdir(parents=True, exist_ok=True)
+        self.max_target_bytes = max_target_bytes
+        self.updater = Updater(str(self.metadata_dir), f"{repo}/metadata/", str(self.targets_dir),
+                               f"{repo}/targets/", fetcher=fetcher, config=UpdaterConfig(),
                                bootstrap=trusted_root)
-        self.meta_dir = meta_dir
-        self.revoked: list[str] = []
 
-    def refresh(self) -> list[Candidate]:
-        """Fetch and verify top-level metadata; list the published model versions."""
-        from tuf.api.metadata import Metadata
-        self.updater.refresh()
-        targets = Metadata.from_file(str(self.meta_dir / "targets.json")).signed
-        custom = targets.unrecognized_fields.get("custom") or {}
-        self.revoked = [str(v) for v in custom.get("revoked", [])]
-        out = []
-        for path, tf in targets.targets.items():
-            info = (tf.unrecognized_fields.get("custom") or {}).get("edge_runtime")
-            if not isinstance(info, dict):
-                continue
-            out.append(Candidate(path, str(info.get("name")), str(info.get("version")),
-                                 str(info.get("channel", "stable")),
-                                 int(info.get("rollout_bp", 10000)) / 10000,
-                                 str(info.get("min_runtime", "0.0.0")), tf.length))
-        return out
+    def refresh(self) -> None:
+        """Raises the TUF error (expired, bad signature, rollback, …) wrapped as SyncError."""
+        try:
+            self.updater.refresh()
+        except Exception as exc:  # tuf.api.exceptions.* and transport errors
+            raise SyncError(f"repository metadata rejected: {type(exc).__name__}: {exc}") from exc
 
-    def download(self, target: str) -> Path:
-        """Download and verify (length + hashes from signed metadata) one target."""
-        info = self.updater.get_targetinfo(target)
+    def offers(self, name: Optional[str] = None) -> list[Offer]:
+        info = self.updater.get_targetinfo(INDEX)
         if info is None:
-            raise LookupError(f"target {target} is not in the signed metadata")
-        cached = self.updater.find_cached_target(info)
-        if cached:
-            return Path(cached)
-        return Path(self.updater.download_target(info))
+            return []
+        index = json.loads(Path(self._download(info)).read_text())
+        out = []
+        for model, paths in index.get("models", {}).items():
+            if name and model != name:
+                continue
+            for path in paths:
+                ti = self.updater.get_targetinfo(path)
+                if ti is None:  # listed but not signed: ignore
+                    continue
+                c = (ti.custom or {}).get("edge_runtime") or {}
+                try:
+                    parse_semver(c["version"])
+                    out.append(Offer(path=path, name=c["name"], version=c["version"],
+                                     channel=c.get("channel", "stable"), rollout_bp=int(c.get("rollout_bp", 10_000)),
+                                     min_runtime=c.get("min_runtime"), length=ti.length))
+                except (KeyError, TypeError, ValueError, Exception):  # noqa: BLE001
+                    continue
+        return sorted(out, key=lambda o: parse_semver(o.version))
+
+    def _download(self, info: Any) -> str:
+        if info.length > self.max_target_bytes:
+            raise SyncError(f"{info.path} is {info.length} bytes, over the {self.max_target_bytes} limit")
+        try:
+            return self.updater.find_cached_target(info) or self.updater.download_target(info)
+        except Exception as exc:
+            raise SyncError(f"download of {info.path} rejected: {type(exc).__name__}: {exc}") from exc
+
+    def download(self, offer: Offer) -> Path:
+        info = self.updater.get_targetinfo(offer.path)
+        if info is None:
+            raise SyncError(f"{offer.path} is no longer offered")
+        return Path(self._download(info))
 
 
-def choose(candidates: list[Candidate], *, device_id: str, channel: str,
-           known_bad: dict[str, str], pinned: Optional[str], runtime_version: str,
-           max_bytes: int, model_name: Optional[str] = None
-           ) -> tuple[Optional[Candidate], list[str]]:
-    """Pick the version to run; returns it and one log line per decision."""
-    lines = []
-    ok = []
-    for c in sorted(candidates, key=lambda c: parse_semver(c.version), reverse=True):
+def choose(offers: list[Offer], *, name: Optional[str], channel: str, device_id: str,
+           known_bad: dict, current: Optional[str], pinned: Optional[str]) -> tuple[Optional[Offer], list[str]]:
+    """The version to run and one log line per offer explaining the decision."""
+    log = []
+    best = None
+    runtime = parse_semver(__version__)
+    for o in offers:
         why = None
-        if model_name and c.name != model_name:
-            why = f"model {c.name} is not {model_name}"
-        elif pinned and c.version != pinned:
+        if name and o.name != name:
+            why = "other model"
+        elif pinned and o.version != pinned:
             why = f"pinned to {pinned}"
-        elif c.channel != channel:
-            why = f"channel {c.channel} != {channel}"
-        elif c.version in known_bad:
-            why = f"marked bad locally: {known_bad[c.version]}"
-        elif parse_semver(c.min_runtime) > parse_semver(runtime_version):
-            why = f"needs runtime >= {c.min_runtime}"
-        elif c.length > max_bytes:
-            why = f"{c.length} bytes exceeds the {max_bytes}-byte limit"
-        elif not pinned and not admitted(device_id, c.version, c.rollout):
-            why = f"outside the {c.rollout:.0%} rollout"
+        elif o.channel != channel:
+            why = f"channel {o.channel} (device follows {channel})"
+        elif o.version in known_bad:
+            why = f"marked bad on this device: {known_bad[o.version]}"
+        elif o.min_runtime and parse_semver(o.min_runtime) > runtime:
+            why = f"needs edge-runtime ≥ {o.min_runtime} (have {__version__})"
+        elif not pinned and not admitted(o, device_id):
+            why = f"not in its {o.rollout_bp / 100:g}% rollout (bucket {rollout_bucket(device_id, o.name, o.version)})"
         if why:
-            lines.append(f"skip {c.version}: {why}")
-        else:
-            ok.append(c)
-    if ok:
-        lines.append(f"choose {ok[0].version}: newest admitted for channel {channel}")
-        return ok[0], lines
-    return None, lines
+            log.append(f"skip {o.name} {o.version}: {why}")
+            continue
+        if best is None or parse_semver(o.version) > parse_semver(best.version):
+            best = o
+    if best is not None and current and not pinned and parse_semver(best.version) <= parse_semver(current):
+        log.append(f"stay on {current}: nothing newer admitted (newest admitted {best.version})")
+        return None, log
+    if best is not None:
+        log.append(f"choose {best.name} {best.version} (channel {best.channel}, rollout {best.rollout_bp / 100:g}%)")
+    return best, log
 
 
-def device_id(state_dir: Path) -> str:
-    """A random id kept in the state dir (``EDGERT_DEVICE_ID`` overrides)."""
-    env = os.environ.get("EDGERT_DEVICE_ID")
-    if env:
-        return env
-    path = Path(state_dir) / "device_id"
-    if path.exists():
-        return path.read_text().strip()
-    from ..fsutil import atomic_write_bytes
-    value = os.urandom(16).hex()
-    atomic_write_bytes(path, value.encode())
-    return value
+def device_id_default(state_dir: Path) -> str:
+    """A random id made once per store (no hardware identifiers leave the device)."""
+    f = state_dir / "device_id"
+    try:
+        return f.read_text().strip()
+    except OSError:
+        from ..fsutil import atomic_write_bytes
+
+        new = os.urandom(16).hex()
+        atomic_write_bytes(f, new.encode())
+        return new

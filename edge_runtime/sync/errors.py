@@ -1,15 +1,14 @@
-"""Typed errors of the sync agent."""
+"""Errors of the sync agent."""
+
+from __future__ import annotations
 
 from ..errors import EdgeRuntimeError
 
 
 class SyncError(EdgeRuntimeError):
-    """An update could not be fetched, verified or activated."""
+    """The agent could not complete a sync (network, repository, lock); the device keeps its model."""
 
 
-class StoreLockedError(SyncError):
-    """Another agent holds the store lock."""
-
-
-class NoVersionError(SyncError):
-    """The store has no usable version."""
+class UpdateRejected(SyncError):
+    """A candidate version failed a check (TUF, digests, load, smoke test, probation) and was
+    marked bad; the previous version stays active."""

@@ -1,70 +1,58 @@
-"""Probation of a freshly activated version: fed (latency, error) observations."""
+"""Probation after an activation: the new version must serve N predictions (or T minutes)
+under the profile's error-rate and p99-latency limits, else it is rolled back and marked bad."""
 
 from __future__ import annotations
 
-import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
-DEFAULTS = {"predictions": 100, "minutes": 10.0, "max_error_rate": 0.05, "max_p99_ms": 0.0}
+DEFAULTS = {"predictions": 200, "minutes": 60.0, "max_error_rate": 0.05, "max_p99_ms": 1000.0}
 
 
 @dataclass
-class ProbationThresholds:
-    predictions: int = 100
-    minutes: float = 10.0
+class ProbationMonitor:
+    """Fed with (latency, error) observations; :meth:`verdict` says pass / fail / pending."""
+
+    predictions: int = 200
+    minutes: float = 60.0
     max_error_rate: float = 0.05
-    max_p99_ms: float = 0.0  # 0 = no latency limit
+    max_p99_ms: float = 1000.0
+    started: float = field(default_factory=time.time)
+    _latencies: list = field(default_factory=list)
+    errors: int = 0
+    count: int = 0
 
     @classmethod
-    def from_profile(cls, table: Optional[Mapping[str, Any]]) -> ProbationThresholds:
-        d = dict(DEFAULTS)
-        for k, v in (table or {}).items():
-            if k not in d:
-                raise ValueError(f"probation: unknown key '{k}' (known: {', '.join(d)})")
-            d[k] = type(DEFAULTS[k])(v)
-        return cls(**d)
+    def from_profile(cls, probation: Optional[dict[str, Any]] = None, started: Optional[float] = None
+                     ) -> ProbationMonitor:
+        cfg = {**DEFAULTS, **(probation or {})}
+        return cls(predictions=int(cfg["predictions"]), minutes=float(cfg["minutes"]),
+                   max_error_rate=float(cfg["max_error_rate"]), max_p99_ms=float(cfg["max_p99_ms"]),
+                   started=started if started is not None else time.time())
 
+    def observe(self, latency_s: float, error: bool = False) -> None:
+        self.count += 1
+        self.errors += bool(error)
+        if not error:
+            self._latencies.append(latency_s)
 
-class ProbationMonitor:
-    """Decides pass/fail from observations; ``verdict()`` is None while undecided."""
+    def p99_ms(self) -> float:
+        if not self._latencies:
+            return 0.0
+        s = sorted(self._latencies)
+        return s[min(len(s) - 1, int(0.99 * (len(s) - 1) + 0.5))] * 1e3
 
-    def __init__(self, thresholds: ProbationThresholds, clock: Any = time.monotonic):
-        self.t = thresholds
-        self._clock = clock
-        self._start = clock()
-        self._lat: list[float] = []
-        self._errors = 0
-        self._lock = threading.Lock()
-        self.failure: Optional[str] = None
-
-    def observe(self, latency_ms: float, error: bool = False) -> None:
-        with self._lock:
-            self._lat.append(float(latency_ms))
-            self._errors += bool(error)
-
-    def fail(self, reason: str) -> None:
-        self.failure = reason
-
-    def verdict(self) -> Optional[str]:
-        """'pass', 'fail: <why>', or None (keep watching)."""
-        with self._lock:
-            if self.failure:
-                return f"fail: {self.failure}"
-            n = len(self._lat)
-            enough = n >= self.t.predictions
-            elapsed = (self._clock() - self._start) / 60.0 >= self.t.minutes
-            if n:
-                rate = self._errors / n
-                if rate > self.t.max_error_rate and (enough or self._errors > self.t.predictions
-                                                     * self.t.max_error_rate):
-                    return f"fail: error rate {rate:.1%} > {self.t.max_error_rate:.1%}"
-            if not (enough or elapsed):
-                return None
-            if n and self.t.max_p99_ms > 0:
-                lat = sorted(self._lat)
-                p99 = lat[min(n - 1, int(0.99 * n))]
-                if p99 > self.t.max_p99_ms:
-                    return f"fail: p99 latency {p99:.2f} ms > {self.t.max_p99_ms} ms"
-            return "pass"
+    def verdict(self) -> tuple[str, str]:
+        """("pass" | "fail" | "pending", reason)."""
+        if self.count:
+            rate = self.errors / self.count
+            if self.count >= min(20, self.predictions) and rate > self.max_error_rate:
+                return "fail", f"error rate {rate:.1%} > {self.max_error_rate:.1%} over {self.count} predictions"
+            if len(self._latencies) >= min(50, self.predictions) and self.p99_ms() > self.max_p99_ms:
+                return "fail", f"p99 latency {self.p99_ms():.2f} ms > {self.max_p99_ms:g} ms"
+        if self.count >= self.predictions:
+            return "pass", f"{self.count} predictions within limits"
+        if time.time() - self.started >= self.minutes * 60 and self.count > 0:
+            return "pass", f"{self.minutes:g} minutes within limits"
+        return "pending", f"{self.count}/{self.predictions} predictions"

@@ -1,0 +1,39 @@
+"""Shared timing helpers for the benchmark scripts: interleaved rounds, so machine noise hits
+every contender alike, and medians rather than means."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any, Callable
+
+
+def per_call_us(fn: Callable[[], Any], number: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - t0) / number * 1e6
+
+
+def compare(contenders: dict[str, Callable[[], Any]], *, rounds: int = 15, number: int = 2000,
+            warmup: int = 200) -> dict[str, float]:
+    """Median µs per call of each contender over ``rounds`` interleaved rounds."""
+    for fn in contenders.values():
+        for _ in range(warmup):
+            fn()
+    samples: dict[str, list[float]] = {k: [] for k in contenders}
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            samples[name].append(per_call_us(fn, number))
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def median_call_s(fn: Callable[[], Any], repeats: int) -> float:
+    """Median seconds of one call (after one warm-up call): for slow, batch-sized calls."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)

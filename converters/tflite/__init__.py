@@ -1,0 +1,39 @@
+"""scikit-learn -> TFLite without TensorFlow: registers the "tflite" exporter.
+
+Precisions: fp32; fp16 and int8 store the large weight tensors compressed (fp16, or symmetric
+int8 with a scale) and expand them with DEQUANTIZE at load, so the arithmetic stays float32 and
+stock interpreters run it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core import EXPORTERS, ExportContext
+from ..errors import ConversionError
+from ..onnx_export import Exported
+from .builder import Graph
+from .compile import LINEAR, MLP, SUPPORTED, TREES, compile_linear, compile_mlp, compile_trees, split
+
+__all__ = ["export_tflite", "SUPPORTED"]
+
+
+def export_tflite(ctx: ExportContext, precision: str) -> Exported:
+    if precision not in ("fp32", "fp16", "int8"):
+        raise ConversionError(f"TFLite precision {precision!r}: use fp32, fp16 or int8")
+    pre, last = split(ctx.estimator)
+    g = Graph(weight_precision=precision)
+    name = type(last).__name__
+    compiler = compile_linear if name in LINEAR else compile_mlp if name in MLP else compile_trees
+    assert name in LINEAR + MLP + TREES
+    x, outs = compiler(g, last, pre, ctx.n_features, ctx.has_proba)
+    roles = list(outs)
+    data = g.build([x], [outs[r] for r in roles], f"edge-runtime {type(ctx.estimator).__name__}")
+    names = {r: g.tensors[outs[r]].name.decode() for r in roles}
+    extra: dict[str, Any] = {"label_encoding": "index"} if "label" in names else {}
+    extra["strategy"] = "tree-traversal" if name in TREES else "dense"
+    return Exported(data=data, format="tflite", precision=precision, input_name="input", input_dtype="float32",
+                    outputs=names, opset={"tflite_schema": 3}, extra=extra)
+
+
+EXPORTERS["tflite"] = export_tflite

@@ -1,0 +1,61 @@
+"""LiteRT (TFLite) through ``ai-edge-litert``, or ``tflite-runtime`` where only that exists
+(its last release needs numpy<2). Tensors are allocated once per batch shape; a single-row call
+reuses them without reallocation."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any, Sequence
+
+from ..errors import BackendUnavailableError, UnsupportedModelError
+from . import register
+from .base import Backend, BackendOptions
+
+
+def _interpreter_class() -> Any:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
+        except ImportError:
+            raise BackendUnavailableError("no TFLite interpreter: pip install ai-edge-litert "
+                                          "(or tflite-runtime with numpy<2)") from None
+    return Interpreter
+
+
+@register
+class LiteRTBackend(Backend):
+    name = "litert"
+    formats = ("tflite",)
+    priority = 20
+
+    @classmethod
+    def is_available(cls) -> bool:
+        return any(importlib.util.find_spec(m) is not None for m in ("ai_edge_litert", "tflite_runtime"))
+
+    def __init__(self, model_bytes: bytes, artifact: Any, options: BackendOptions):
+        super().__init__(model_bytes, artifact, options)
+        Interpreter = _interpreter_class()
+        try:
+            self._it = Interpreter(model_content=model_bytes, num_threads=options.threads or 1)
+            self._it.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise UnsupportedModelError(f"LiteRT cannot load '{artifact.path}': {exc}") from None
+        self._in = self._it.get_input_details()[0]["index"]
+        self._out = {d["name"]: d["index"] for d in self._it.get_output_details()}
+        self._rows = 1
+
+    def run(self, x: Any, outputs: Sequence[str]) -> list:
+        it = self._it
+        n = x.shape[0]
+        if n != self._rows:
+            it.resize_tensor_input(self._in, x.shape, strict=False)
+            it.allocate_tensors()
+            self._rows = n
+        it.set_tensor(self._in, x)
+        it.invoke()
+        return [it.get_tensor(self._out[name]) for name in outputs]
+
+    def close(self) -> None:
+        self._it = None

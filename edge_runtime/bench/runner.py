@@ -1,0 +1,244 @@
+"""Runs every measurement of ``edgert bench`` for one bundle and returns one JSON-able report
+(schema: docs/bench.md). Each (backend, precision) pair is measured the same way, in one run,
+so ratios between them, and to an optional scikit-learn baseline, are fair on a noisy machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from .._version import __version__
+from ..backends import available_backends, backend_names, get_backend
+from ..bundle import Bundle, open_bundle
+from ..errors import EdgeRuntimeError
+from ..profiles import DeviceProfile
+from .stats import sample_latency, summarize, throughput
+
+SCHEMA = "edgert-bench/1"
+
+
+@dataclass
+class BenchConfig:
+    backends: Sequence[str] = ("all",)
+    batches: Sequence[int] = (1, 32, 1024)
+    cold_runs: int = 5
+    warm_seconds: float = 2.0
+    batch_seconds: float = 0.5
+    threads: Optional[int] = None
+    profile: Optional[DeviceProfile] = None
+    data: Optional[Any] = None  # 2-D rows; default: the bundle's golden rows
+    baseline: Optional[Any] = None  # a fitted estimator (workstation only)
+    progress: Callable[[str], None] = field(default=lambda msg: None)
+
+
+def machine_info() -> dict[str, Any]:
+    info = {"machine": platform.machine(), "system": platform.system(),
+            "python": platform.python_version(), "cpu_count": os.cpu_count(),
+            "edge_runtime": __version__, "processor": platform.processor()}
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return info
+
+
+def _targets(bundle: Bundle, cfg: BenchConfig) -> list[tuple[str, str]]:
+    wanted = list(cfg.backends)
+    if wanted == ["all"]:
+        wanted = list(cfg.profile.backends) if cfg.profile else available_backends()
+    out = []
+    for name in wanted:
+        if list(cfg.backends) == ["all"] and name not in backend_names():
+            cfg.progress(f"skip {name}: no such backend in this edge-runtime")
+            continue
+        cls = get_backend(name)
+        if not cls.is_available():
+            cfg.progress(f"skip {name}: not installed")
+            continue
+        for art in bundle.manifest.artifacts:
+            if art.format in cls.formats and (name, art.precision) not in out:
+                out.append((name, art.precision))
+    return out
+
+
+def cold_start(bundle_path: str, backend: str, precision: str, threads: Optional[int],
+               runs: int) -> dict[str, Any]:
+    """Median and spread over ``runs`` fresh processes."""
+    results = []
+    for _ in range(runs):
+        r = subprocess.run([sys.executable, "-m", "edge_runtime.bench.coldstart", bundle_path,
+                            backend, precision, str(threads or 0)],
+                           capture_output=True, text=True, timeout=300)
+        if r.returncode != 0:
+            raise EdgeRuntimeError(f"cold start of {backend}/{precision} failed: "
+                                   + (r.stderr.strip().splitlines() or ["?"])[-1])
+        results.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    out: dict[str, Any] = {"runs": runs}
+    for key in ("import_s", "load_s", "first_predict_s", "total_s", "peak_rss_mb"):
+        vals = [r[key] for r in results]
+        out[key] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
+    return out
+
+
+def _predictor(model: Any) -> Callable[[Any], Any]:
+    if model.task == "classification" and "probabilities" in model.artifact.outputs:
+        return model.predict_proba
+    return model.predict
+
+
+def _rows(bundle: Bundle, cfg: BenchConfig, need: int) -> Any:
+    return _rows_and_source(bundle, cfg, need)[0]
+
+
+def _rows_and_source(bundle: Bundle, cfg: BenchConfig, need: int) -> tuple[Any, str]:
+    """``--data`` rows (tiled), else the golden rows topped up with rows drawn from the manifest's
+    training histograms: a few golden rows tiled to 1024 would replay the same tree paths, which
+    the branch predictor learns, and tree ensembles would look faster than on real data."""
+    import numpy as np
+
+    if cfg.data is not None:
+        base = np.asarray(cfg.data, dtype=np.float32)
+        source = f"--data ({base.shape[0]} rows{', tiled' if base.shape[0] < need else ''})"
+    else:
+        golden = (bundle.manifest.golden or {}).get("inputs") or []
+        if not golden:
+            raise EdgeRuntimeError("the bundle has no golden rows: pass --data X.csv")
+        base = np.array([[np.nan if v is None else v for v in r] for r in golden], dtype=np.float32)
+        source = f"golden rows ({base.shape[0]})"
+        feats = (bundle.manifest.reference or {}).get("features") or []
+        if need > base.shape[0] and len(feats) == base.shape[1]:
+            from ..routing import _sample_reference
+
+            try:
+                extra = _sample_reference(feats, need - base.shape[0]).astype(np.float32)
+            except (KeyError, TypeError, ValueError):
+                extra = None
+            if extra is not None:
+                base = np.concatenate([base, extra])
+                source += f" + {extra.shape[0]} drawn from the training histograms"
+    reps = -(-need // base.shape[0])
+    return np.ascontiguousarray(np.tile(base, (reps, 1))[:need]), source
+
+
+def run_bench(bundle_path: str, cfg: BenchConfig) -> dict[str, Any]:
+    """Measure every (backend, precision) of the bundle; returns the report dict."""
+    from .. import load
+
+    bundle = open_bundle(bundle_path)
+    threads = cfg.threads or (cfg.profile.threads if cfg.profile else None)
+    rows, source = _rows_and_source(bundle, cfg, max(cfg.batches) if cfg.batches else 1)
+    report: dict[str, Any] = {
+        "schema": SCHEMA, "bundle": {"path": str(bundle_path), "name": bundle.manifest.name,
+                                     "version": bundle.manifest.version},
+        "machine": machine_info(), "threads": threads,
+        "profile": cfg.profile.name if cfg.profile else None, "inputs": source, "results": [],
+        "baseline": None}
+    for backend, precision in _targets(bundle, cfg):
+        cfg.progress(f"{backend}/{precision}: cold start ×{cfg.cold_runs}")
+        art = bundle.artifact_for(get_backend(backend).formats, precision)
+        entry: dict[str, Any] = {"backend": backend, "precision": precision,
+                                 "artifact": art.path if art else None,
+                                 "size_bytes": art.size if art else None}
+        try:
+            entry["cold_start"] = cold_start(str(bundle_path), backend, precision, threads,
+                                             cfg.cold_runs)
+            model = load(bundle, backend=backend, precision=precision, threads=threads)
+        except EdgeRuntimeError as exc:
+            entry["error"] = str(exc)
+            report["results"].append(entry)
+            cfg.progress(f"{backend}/{precision}: failed: {exc}")
+            continue
+        entry["threads"] = engine_threads(model.backend)
+        entry.update(warm_and_throughput(_predictor(model), rows, cfg, f"{backend}/{precision}"))
+        model.close()
+        report["results"].append(entry)
+    if cfg.baseline is not None:
+        report["baseline"] = baseline(cfg.baseline, rows, cfg)
+        for entry in report["results"]:
+            add_ratios(entry, report["baseline"])
+    if cfg.profile is not None:
+        report["budgets"] = check_budgets(report, cfg.profile)
+    return report
+
+
+def engine_threads(engine: Any) -> Optional[int]:
+    """The thread count the engine really runs with (read back from the onnxruntime session, so
+    the report proves a profile's setting took effect); else what it was asked for."""
+    session = getattr(engine, "_session", None)
+    if session is not None and hasattr(session, "get_session_options"):
+        n = session.get_session_options().intra_op_num_threads
+        return n or None
+    return engine.options.threads
+
+
+def warm_and_throughput(predict: Callable[[Any], Any], rows: Any, cfg: BenchConfig,
+                        label: str) -> dict[str, Any]:
+    """Warm single-row percentiles and throughput at each batch size, for one predictor."""
+    one = rows[:1]
+    cfg.progress(f"{label}: warm single-row latency ({cfg.warm_seconds:.1f} s)")
+    out: dict[str, Any] = {"warm": summarize(sample_latency(lambda: predict(one), seconds=cfg.warm_seconds))}
+    out["throughput"] = []
+    for b in cfg.batches:
+        cfg.progress(f"{label}: batch {b}")
+        chunk = rows[:b]
+        out["throughput"].append(throughput(lambda c=chunk: predict(c), b, seconds=cfg.batch_seconds))
+    return out
+
+
+def baseline(estimator: Any, rows: Any, cfg: BenchConfig) -> dict[str, Any]:
+    """scikit-learn's own predict on the same rows, measured the same way."""
+    import warnings
+
+    rows64 = rows.astype("float64")
+    fn = estimator.predict_proba if hasattr(estimator, "predict_proba") else estimator.predict
+    cfg.progress("scikit-learn baseline")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warm = summarize(sample_latency(lambda: fn(rows64[:1]), seconds=cfg.warm_seconds,
+                                        warmup=5, min_samples=30))
+        tp = [throughput(lambda b=b: fn(rows64[:b]), b, seconds=cfg.batch_seconds) for b in cfg.batches]
+    return {"name": f"scikit-learn {type(estimator).__name__}", "warm": warm, "throughput": tp}
+
+
+def add_ratios(entry: dict[str, Any], base: dict[str, Any]) -> None:
+    """speedup = baseline time / our time (> 1: we are faster)."""
+    if "warm" not in entry:
+        return
+    entry["vs_baseline"] = {
+        "warm_p50_speedup": base["warm"]["p50_ms"] / entry["warm"]["p50_ms"],
+        "warm_p99_speedup": base["warm"]["p99_ms"] / entry["warm"]["p99_ms"],
+        "throughput_speedup": {str(t["batch"]): t["rows_per_s"] / bt["rows_per_s"]
+                               for t, bt in zip(entry["throughput"], base["throughput"])}}
+
+
+def check_budgets(report: dict[str, Any], profile: DeviceProfile) -> list[dict[str, Any]]:
+    out = []
+    for entry in report["results"]:
+        if "warm" not in entry:
+            continue
+        p99 = entry["warm"]["p99_ms"]
+        rss = entry["cold_start"]["peak_rss_mb"]["max"]
+        out.append({"backend": entry["backend"], "precision": entry["precision"],
+                    "p99_ms": p99, "latency_budget_ms": profile.latency_budget_ms,
+                    "latency_ok": p99 <= profile.latency_budget_ms,
+                    "peak_rss_mb": rss, "memory_budget_mb": profile.memory_budget_mb,
+                    "memory_ok": rss <= profile.memory_budget_mb})
+    return out
+
+
+def write_json(report: dict[str, Any], path: Path) -> None:
+    from ..bundle import json_safe
+    from ..fsutil import atomic_write_json
+
+    atomic_write_json(path, json_safe(report))

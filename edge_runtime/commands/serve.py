@@ -1,0 +1,56 @@
+"""``edgert serve``: the local prediction service (see docs/serve.md)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from typing import Optional
+
+import click
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(serve)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@click.command()
+@click.argument("source", metavar="BUNDLE_OR_STORE", type=click.Path(exists=True))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind. Keep 127.0.0.1 unless other machines must reach it.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              help="Port (0 = any free port; the bound address is printed).")
+@click.option("--backend", default="auto", show_default=True)
+@click.option("--threads", "http_threads", default=4, show_default=True, type=click.IntRange(1, 256),
+              help="Request threads (waitress).")
+@click.option("--model-threads", default=None, type=click.IntRange(1, 256),
+              help="Threads per model call (default: the backend's).")
+@click.option("--max-body", default=1024 * 1024, show_default=True, type=click.IntRange(1),
+              help="Largest accepted request body in bytes (larger: 413).")
+@click.option("--max-rows", default=10_000, show_default=True, type=click.IntRange(1),
+              help="Most rows in one request (more: 413).")
+@click.option("--poll-interval", default=0.5, show_default=True, type=click.FloatRange(0.01),
+              help="Seconds between checks of a sync store's active.json.")
+def serve(source: str, host: str, port: int, backend: str, http_threads: int,
+          model_threads: Optional[int], max_body: int, max_rows: int, poll_interval: float) -> None:
+    """Serve BUNDLE_OR_STORE over HTTP: POST /predict, GET /healthz /readyz /metrics /model /openapi.json.
+
+    Given a sync store (a directory with active.json and versions/), it follows active.json and
+    swaps to each newly activated version after loading and golden-checking it, without
+    failing or dropping a request.
+    """
+    from ..server.run import serve as run
+
+    logging.basicConfig(level=logging.INFO, format="edgert: %(levelname)s %(message)s", stream=sys.stderr)
+    # SIGTERM (systemd, docker, tests) stops the server the same way Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        run(source, host=host, port=port, backend=backend, model_threads=model_threads,
+            http_threads=http_threads, max_body=max_body, max_rows=max_rows,
+            poll_interval=poll_interval, announce=lambda line: click.echo(line, err=True))
+    except ImportError as exc:
+        raise click.ClickException(str(exc)) from None

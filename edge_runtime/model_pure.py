@@ -1,0 +1,102 @@
+"""``ListModel``: :class:`edge_runtime.model.Model` for Pythons without numpy (Pyodide's core).
+
+Same methods, same errors; results are plain lists: ``predict`` gives one label or value per
+row, ``predict_proba`` one list of class probabilities per row. Backends receive a
+:class:`edge_runtime.inputs_pure.Rows` matrix and may answer with lists, array-likes with
+``tolist()`` or flat buffers plus the row count. ``Model(...)`` builds one of these by itself
+when numpy cannot be imported; nothing here is on the numpy path.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from .errors import EdgeRuntimeError
+from .inputs_pure import ListInputAdapter
+from .model import Model
+
+
+class ListModel(Model):
+    """A loaded bundle bound to one backend, answering in plain Python lists."""
+
+    @staticmethod
+    def _make_classes(classes: Optional[list[Any]]) -> Any:
+        return list(classes) if classes is not None else None
+
+    @staticmethod
+    def _make_adapter(features: Any, dtype: str) -> Any:
+        return ListInputAdapter(features, dtype)
+
+    def predict(self, X: Any) -> list[Any]:
+        """Class labels (classification) or predicted values (regression), one per row."""
+        x = self._adapt(X)
+        return self._finish_predict(x.shape[0], self.backend.run(x, self._predict_outputs()))
+
+    def predict_proba(self, X: Any) -> list[list[float]]:
+        """Class probabilities, one row per input row, columns in ``self.classes`` order."""
+        self._require_proba()
+        x = self._adapt(X)
+        return _rows(self.backend.run(x, self._proba_out)[0], x.shape[0])
+
+    async def predict_async(self, X: Any) -> list[Any]:
+        """Awaitable :meth:`predict`: all rows go to the backend in one call."""
+        x = self._adapt(X)
+        outs = await self.backend.run_async(x, self._predict_outputs())
+        return self._finish_predict(x.shape[0], outs)
+
+    async def predict_proba_async(self, X: Any) -> list[list[float]]:
+        """Awaitable :meth:`predict_proba`: all rows go to the backend in one call."""
+        self._require_proba()
+        x = self._adapt(X)
+        return _rows((await self.backend.run_async(x, self._proba_out))[0], x.shape[0])
+
+    # --- helpers ----------------------------------------------------------------------------
+    def _predict_outputs(self) -> list[str]:
+        return self._pred_out or self._label_out or self._proba_out  # type: ignore[return-value]
+
+    def _require_proba(self) -> None:
+        if self._proba_out is None:
+            raise EdgeRuntimeError(f"model '{self.manifest.name}' gives no probabilities "
+                                   f"(task {self.task}); use predict()")
+
+    def _finish_predict(self, n: int, outs: list[Any]) -> list[Any]:
+        if self._pred_out is not None:
+            return _flat_values(outs[0])
+        if self._label_out is not None:
+            return self._labels(outs[0])
+        proba = _rows(outs[0], n)
+        return self._labels([max(range(len(p)), key=p.__getitem__) for p in proba])
+
+    def _labels(self, raw: Any) -> list[Any]:  # type: ignore[override]
+        flat = _flat_values(raw)
+        if self._label_is_index and self.classes is not None:
+            return [self.classes[int(i)] for i in flat]
+        return flat
+
+
+def _tolist(values: Any) -> Any:
+    return values.tolist() if hasattr(values, "tolist") else values
+
+
+def _flat_values(raw: Any) -> list[Any]:
+    """One value per row from a column (n,), a (n, 1) matrix or nested lists."""
+    raw = _tolist(raw)
+    if not isinstance(raw, (list, tuple)):
+        return [raw]
+    if raw and isinstance(raw[0], (list, tuple)):
+        if any(len(r) != 1 for r in raw):
+            raise EdgeRuntimeError("backend returned several values per row where one was expected")
+        return [r[0] for r in raw]
+    return list(raw)
+
+
+def _rows(raw: Any, n: int) -> list[list[float]]:
+    """A list of rows from nested lists or a flat row-major list of ``n`` rows."""
+    raw = _tolist(raw)
+    if raw and isinstance(raw[0], (list, tuple)):
+        return [list(r) for r in raw]
+    raw = list(raw)
+    if n <= 0 or len(raw) % n:
+        raise EdgeRuntimeError(f"backend returned {len(raw)} values for {n} rows")
+    d = len(raw) // n
+    return [raw[i * d:(i + 1) * d] for i in range(n)]

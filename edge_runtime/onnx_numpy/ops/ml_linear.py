@@ -1,0 +1,188 @@
+"""ai.onnx.ml linear models and preprocessing: LinearClassifier/Regressor, Scaler, Normalizer,
+Imputer, OneHotEncoder, ArrayFeatureExtractor, Binarizer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import ML, op
+from ._post import class_labels, transform
+
+
+def _per_dtype(w, b):
+    """(weights, bias) ready for float32 [0] and float64 [1] inputs: cast once, at load."""
+    return [(np.ascontiguousarray(w, dtype=dt), None if b is None else b.astype(dt))
+            for dt in (np.float32, np.float64)]
+
+
+def _float_input(x):
+    return x if x.dtype in (np.float32, np.float64) else x.astype(np.float32)
+
+
+@op("LinearClassifier", ML)
+def make_linear_classifier(node):
+    labels, _ = class_labels(node)
+    coef = np.array(node.floats("coefficients"), dtype=np.float32)
+    icpt = node.floats("intercepts", None)
+    n_rows = len(icpt) if icpt else max(1, len(labels) if len(labels) > 2 else 1)
+    if coef.size % n_rows:
+        raise node.fail("coefficients do not divide into the classes")
+    coef = coef.reshape(n_rows, -1)
+    intercepts = np.array(icpt, dtype=np.float32) if icpt else None
+    name, post = transform(node)
+    binary = coef.shape[0] == 1 and len(labels) == 2
+    by_dtype = _per_dtype(coef.T, intercepts)
+
+    def kernel(x):
+        x = _float_input(x)
+        w, b = by_dtype[x.dtype == np.float64]
+        scores = x @ w
+        if b is not None:
+            scores = scores + b
+        if binary:
+            s = scores[:, 0]
+            if name in ("NONE", "PROBIT"):
+                label = np.where(s > 0, labels[1], labels[0])
+            else:
+                label = np.where(post(s) > 0.5, labels[1], labels[0])
+            scores = np.stack([-s, s], axis=1)
+            if name == "LOGISTIC":
+                scores = np.stack([1 - post(s), post(s)], axis=1)
+            else:
+                scores = post(scores)
+            return [label, scores.astype(x.dtype)]
+        scores = post(scores).astype(x.dtype)
+        if scores.shape[1] == 1:
+            label = np.where(scores[:, 0] > (0 if name == "NONE" else 0.5), labels[-1], labels[0])
+        else:
+            label = labels[np.argmax(scores, axis=1)]
+        return [label, scores]
+
+    return kernel
+
+
+@op("LinearRegressor", ML)
+def make_linear_regressor(node):
+    targets = node.int("targets", 1)
+    coef = np.array(node.floats("coefficients"), dtype=np.float32).reshape(targets, -1)
+    icpt = node.floats("intercepts", None)
+    intercepts = np.array(icpt, dtype=np.float32) if icpt else None
+    _, post = transform(node)
+    by_dtype = _per_dtype(coef.T, intercepts)
+
+    def kernel(x):
+        x = _float_input(x)
+        w, b = by_dtype[x.dtype == np.float64]
+        y = x @ w
+        if b is not None:
+            y = y + b
+        return [post(y).astype(x.dtype)]
+
+    return kernel
+
+
+@op("Scaler", ML)
+def make_scaler(node):
+    offset = np.array(node.floats("offset", [0.0]), dtype=np.float32)
+    scale = np.array(node.floats("scale", [1.0]), dtype=np.float32)
+
+    by_dtype = _per_dtype(offset, scale)
+
+    def kernel(x):
+        x = _float_input(x)
+        off, sc = by_dtype[x.dtype == np.float64]
+        return [((x - off) * sc).astype(np.float32, copy=False)]
+
+    return kernel
+
+
+@op("Normalizer", ML)
+def make_normalizer(node):
+    norm = node.str("norm", "MAX")
+    if norm not in ("MAX", "L1", "L2"):
+        raise node.fail(f"unknown norm '{norm}'")
+
+    def kernel(x):
+        x = _float_input(x)
+        if norm == "MAX":
+            d = np.abs(x).max(axis=1, keepdims=True)
+        elif norm == "L1":
+            d = np.abs(x).sum(axis=1, keepdims=True)
+        else:
+            d = np.sqrt((x * x).sum(axis=1, keepdims=True))
+        return [(x / np.maximum(d, 1e-30)).astype(np.float32)]
+
+    return kernel
+
+
+@op("Imputer", ML)
+def make_imputer(node):
+    floats = node.floats("imputed_value_floats", None)
+    if floats:
+        values = np.array(floats, dtype=np.float32)
+        replace = node.float("replaced_value_float", 0.0)
+    else:
+        values = np.array(node.ints("imputed_value_int64s", []), dtype=np.int64)
+        replace = node.int("replaced_value_int64", 0)
+    if values.size == 0:
+        raise node.fail("no imputed values")
+
+    def kernel(x):
+        if values.size not in (1, x.shape[-1]):
+            raise node.fail(f"{values.size} imputed values for {x.shape[-1]} columns")
+        mask = np.isnan(x) if isinstance(replace, float) and np.isnan(replace) else x == replace
+        return [np.where(mask, values.astype(x.dtype, copy=False), x)]
+
+    return kernel
+
+
+@op("OneHotEncoder", ML)
+def make_one_hot(node):
+    ints = node.ints("cats_int64s", None)
+    cats = np.array(ints, dtype=np.int64) if ints else np.array(
+        node.strings("cats_strings", []), dtype=object)
+    if cats.size == 0:
+        raise node.fail("no categories")
+    zeros = node.int("zeros", 1)
+
+    def kernel(x):
+        if cats.dtype == object:
+            hot = x.astype(object)[..., None] == cats
+        else:
+            xv = x.astype(np.float64) if x.dtype.kind == "f" else x
+            hot = xv[..., None] == cats
+        if not zeros and not hot.any(axis=-1).all():
+            raise node.fail("a value matches no category (zeros=0)")
+        return [hot.astype(np.float32)]
+
+    return kernel
+
+
+@op("ArrayFeatureExtractor", ML)
+def make_afe(node):
+    # indices are usually a constant: validated once. One tuple, swapped whole, so threads
+    # sharing the model never pair one call's indices with another's bound
+    last: list = [(None, None, 0)]
+
+    def kernel(x, idx):
+        seen = last[0]
+        if idx is seen[0]:
+            index, hi = seen[1], seen[2]
+        else:
+            index = np.ravel(idx).astype(np.intp)
+            hi = max(int(index.max()) + 1, -int(index.min())) if index.size else 0
+            last[0] = (idx, index, hi)
+        if hi > x.shape[-1]:
+            raise node.fail(f"index {hi - 1} out of range for {x.shape[-1]} columns")
+        out = x[..., index]
+        if x.ndim == 1:
+            return [out.reshape(1, -1)]
+        return [out.reshape(*x.shape[:-1], index.size)]
+
+    return kernel
+
+
+@op("Binarizer", ML)
+def make_binarizer(node):
+    threshold = node.float("threshold", 0.0)
+    return lambda x: [(x > threshold).astype(x.dtype)]

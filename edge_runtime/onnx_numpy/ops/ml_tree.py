@@ -1,0 +1,322 @@
+"""TreeEnsembleClassifier / TreeEnsembleRegressor, vectorised over rows and trees.
+
+At load every tree is flattened into shared node arrays (feature, threshold, mode, true/false
+child as global indices; leaves point at themselves). Prediction walks all rows through all
+trees at once, one depth level per step: a handful of array gathers per level, never a Python
+loop per node or per row. Scores are then the leaf weight rows summed over trees.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import ML, op
+from ._post import TRANSFORMS, class_labels, logistic, probit
+
+_MODES = {"BRANCH_LEQ": 0, "BRANCH_LT": 1, "BRANCH_GTE": 2, "BRANCH_GT": 3, "BRANCH_EQ": 4,
+          "BRANCH_NEQ": 5, "LEAF": 6}
+_LEAF = 6
+#: rows x trees x outputs per chunk when summing leaf weights (caps temporary memory)
+_CHUNK_CELLS = 1 << 22
+#: below this many rows x nodes, decide all nodes up front instead of per level
+_SMALL_BATCH_CELLS = 1 << 16
+
+
+class _Forest:
+    """The flattened trees plus a dense leaf-weight table (one row per node, one column per
+    class/target)."""
+
+    def __init__(self, node, weights_prefix: str, n_out: int):
+        tids = np.array(node.ints("nodes_treeids"), dtype=np.int64)
+        nids = np.array(node.ints("nodes_nodeids"), dtype=np.int64)
+        n = tids.size
+        feats = np.array(node.ints("nodes_featureids"), dtype=np.int64)
+        if node.has("nodes_values_as_tensor"):
+            values = node.tensor("nodes_values_as_tensor").ravel()
+        else:
+            values = np.array(node.floats("nodes_values"), dtype=np.float32)
+        modes_s = node.strings("nodes_modes")
+        trues = np.array(node.ints("nodes_truenodeids"), dtype=np.int64)
+        falses = np.array(node.ints("nodes_falsenodeids"), dtype=np.int64)
+        mvtt = np.array(node.ints("nodes_missing_value_tracks_true", [0] * n), dtype=bool)
+        if not all(a.size == n for a in (nids, feats, values, trues, falses, mvtt)) or \
+                len(modes_s) != n or n == 0:
+            raise node.fail("node attribute lists differ in length (or are empty)")
+        try:
+            modes = np.array([_MODES[m] for m in modes_s], dtype=np.int8)
+        except KeyError as exc:
+            raise node.fail(f"unknown node mode {exc}") from None
+        index = {(int(t), int(i)): g for g, (t, i) in enumerate(zip(tids.tolist(), nids.tolist()))}
+        if len(index) != n:
+            raise node.fail("duplicate (tree, node) ids")
+        leaf = modes == _LEAF
+        own = np.arange(n, dtype=np.int64)
+        try:
+            tc = np.array([g if lf else index[(t, c)] for g, (t, c, lf) in
+                           enumerate(zip(tids.tolist(), trues.tolist(), leaf.tolist()))],
+                          dtype=np.int64)
+            fc = np.array([g if lf else index[(t, c)] for g, (t, c, lf) in
+                           enumerate(zip(tids.tolist(), falses.tolist(), leaf.tolist()))],
+                          dtype=np.int64)
+        except KeyError as exc:
+            raise node.fail(f"a branch points at a missing node {exc}") from None
+        feats = np.where(leaf, 0, feats)
+        if feats.size and feats.min() < 0:
+            raise node.fail("negative feature id")
+        self.n_features_needed = int(feats.max()) + 1 if (~leaf).any() else 0
+        # roots: the nodes of each tree that no branch points at
+        is_child = np.zeros(n, dtype=bool)
+        is_child[tc[~leaf]] = True
+        is_child[fc[~leaf]] = True
+        roots = own[~is_child]
+        tree_of_root = tids[roots]
+        if np.unique(tree_of_root).size != roots.size or roots.size != np.unique(tids).size:
+            raise node.fail("every tree needs exactly one root")
+        self.n_trees = roots.size
+        # depth: walk all trees level by level; a cycle never reaches the leaves
+        level, depth = roots, 0
+        while True:
+            level = level[~leaf[level]]
+            if level.size == 0:
+                break
+            depth += 1
+            if depth > n:
+                raise node.fail("a tree has a cycle")
+            level = np.unique(np.concatenate([tc[level], fc[level]]))
+        self.depth = depth
+        self.values = values.astype(np.float32)
+        self.modes = modes
+        self.single_mode = int(modes[~leaf][0]) if (~leaf).any() and \
+            np.unique(modes[~leaf]).size == 1 else None
+        self.mvtt = mvtt & ~leaf if mvtt.any() else None
+        self.n_nodes = n
+        self.kids = np.stack([fc, tc], axis=1).astype(np.int32).ravel()
+        self.fc32 = fc.astype(np.int32)
+        self.delta32 = (tc - fc).astype(np.int32)
+        self.feats = feats.astype(np.int32)
+        self._values64 = values.astype(np.float64)
+        self.roots = roots.astype(np.int32)
+        # leaf weights
+        w_t = node.ints(f"{weights_prefix}_treeids")
+        w_n = node.ints(f"{weights_prefix}_nodeids")
+        w_i = node.ints(f"{weights_prefix}_ids")
+        if node.has(f"{weights_prefix}_weights_as_tensor"):
+            w_v = node.tensor(f"{weights_prefix}_weights_as_tensor").ravel().astype(np.float64)
+        else:
+            w_v = np.array(node.floats(f"{weights_prefix}_weights"), dtype=np.float64)
+        if not (len(w_t) == len(w_n) == len(w_i) == w_v.size):
+            raise node.fail("weight attribute lists differ in length")
+        self.used_ids = sorted(set(w_i))
+        if w_i and (min(w_i) < 0 or max(w_i) >= n_out):
+            raise node.fail(f"a weight names output {max(w_i)} of {n_out}")
+        self.weights_all_positive = bool((w_v >= 0).all())
+        table = np.zeros((n, n_out), dtype=np.float64)
+        try:
+            rows = np.array([index[(t, i)] for t, i in zip(w_t, w_n)], dtype=np.int64)
+        except KeyError as exc:
+            raise node.fail(f"a weight points at a missing node {exc}") from None
+        if rows.size:
+            np.add.at(table, (rows, np.array(w_i, dtype=np.int64)), w_v)
+        self.table = table
+        self._table32 = table.astype(np.float32)
+        self.n_out = n_out
+
+    def leaves(self, x: np.ndarray) -> np.ndarray:
+        """Global index of the leaf each row reaches in each tree: (rows, trees)."""
+        if x.ndim != 2:
+            x = x.reshape(x.shape[0], -1) if x.ndim > 2 else x.reshape(1, -1)
+        if x.shape[1] < self.n_features_needed:
+            raise ValueError(f"tree ensemble reads feature {self.n_features_needed - 1}, "
+                             f"input has {x.shape[1]}")
+        if x.dtype not in (np.float32, np.float64):
+            x = x.astype(np.float32)
+        thr = self.values if x.dtype == np.float32 else self._values64
+        n_rows = x.shape[0]
+        flat = np.ascontiguousarray(x).ravel()
+        idx = np.empty((n_rows, self.n_trees), dtype=np.int32)
+        idx[:] = self.roots
+        base = (np.arange(n_rows, dtype=np.intp) * x.shape[1])[:, None] \
+            if n_rows > 1 else None
+        kids, feats, mode, mvtt = self.kids, self.feats, self.single_mode, self.mvtt
+        if n_rows * self.n_nodes <= _SMALL_BATCH_CELLS:
+            # few rows: decide every node once and turn the decisions into "next node" per
+            # node; each level is then a single gather (no per-level arithmetic)
+            v = flat.take(feats)[None, :] if n_rows == 1 else np.take(x, feats, axis=1)
+            # next = false child + decision * (true - false): cheaper than np.where on ints
+            nxt = (self.fc32 + self._decide(v, thr) * self.delta32).ravel()
+            if n_rows == 1:
+                for _ in range(self.depth):
+                    idx = nxt.take(idx)
+            else:
+                off = (np.arange(n_rows, dtype=np.int32) * np.int32(self.n_nodes))[:, None]
+                for _ in range(self.depth):
+                    idx = nxt.take(idx + off)
+            return idx
+        for _ in range(self.depth):
+            f = feats.take(idx)
+            v = flat.take(f if base is None else f + base)
+            t = thr.take(idx)
+            if mode == 0:
+                cond = v <= t
+            elif mode is not None:
+                cond = _compare(mode, v, t)
+            else:
+                m = self.modes.take(idx)
+                cond = np.zeros(idx.shape, dtype=bool)
+                for code in range(6):
+                    sel = m == code
+                    if sel.any():
+                        cond[sel] = _compare(code, v[sel], t[sel])
+            if mvtt is not None:
+                cond |= np.isnan(v) & mvtt.take(idx)
+            # kids holds (false child, true child) per node: one gather picks the branch
+            idx = kids.take(idx * 2 + cond)
+        return idx
+
+    def _decide(self, v: np.ndarray, thr: np.ndarray) -> np.ndarray:
+        """Branch outcome of every node for the values ``v`` (rows, nodes)."""
+        if self.single_mode is not None:
+            cond = _compare(self.single_mode, v, thr)
+        else:
+            cond = np.zeros(v.shape, dtype=bool)
+            for code in range(6):
+                sel = self.modes == code
+                if sel.any():
+                    cond[:, sel] = _compare(code, v[:, sel], thr[sel])
+        if self.mvtt is not None:
+            cond |= np.isnan(v) & self.mvtt
+        return cond
+
+    def scores(self, x: np.ndarray, aggregate: str = "SUM") -> np.ndarray:
+        """Leaf weights aggregated over trees, (rows, outputs).
+
+        Sums run tree by tree in the input's precision, the order onnxruntime adds them in, so
+        a probability that lands exactly on a decision threshold (0.5) ties the same way.
+        """
+        idx = self.leaves(x)
+        n_rows = idx.shape[0]
+        dtype = np.float64 if x.dtype == np.float64 else np.float32
+        table = self.table if dtype == np.float64 else self._table32
+        if aggregate in ("SUM", "AVERAGE"):
+            if n_rows <= 64:
+                # add.accumulate adds strictly left to right (np.sum would pair up terms)
+                out = np.add.accumulate(table[idx], axis=1)[:, -1]
+            else:  # many rows: one vector add per tree, in tree order
+                out = np.zeros((n_rows, self.n_out), dtype=dtype)
+                cols = [np.ascontiguousarray(table[:, k]) for k in range(self.n_out)]
+                idx_t = np.ascontiguousarray(idx.T)
+                for t in range(self.n_trees):
+                    for k in range(self.n_out):
+                        out[:, k] += cols[k].take(idx_t[t])
+            if aggregate == "AVERAGE":
+                out /= dtype(self.n_trees)
+            return out.astype(np.float64)
+        reduce = np.min if aggregate == "MIN" else np.max
+        out64 = np.empty((n_rows, self.n_out), dtype=np.float64)
+        step = max(1, _CHUNK_CELLS // max(1, self.n_trees * self.n_out))
+        for s in range(0, n_rows, step):
+            out64[s:s + step] = reduce(table[idx[s:s + step]], axis=1)
+        return out64
+
+
+def _compare(code: int, v, t):
+    if code == 0:
+        return v <= t
+    if code == 1:
+        return v < t
+    if code == 2:
+        return v >= t
+    if code == 3:
+        return v > t
+    if code == 4:
+        return v == t
+    return v != t
+
+
+def _base_values(node):
+    if node.has("base_values_as_tensor"):
+        return node.tensor("base_values_as_tensor").ravel().astype(np.float64)
+    b = node.floats("base_values", None)
+    return np.array(b, dtype=np.float64) if b else None
+
+
+@op("TreeEnsembleClassifier", ML)
+def make_tree_classifier(node):
+    labels, _ = class_labels(node)
+    n_classes = len(labels)
+    forest = _Forest(node, "class", max(n_classes, 2))
+    base = _base_values(node)
+    post_name = node.str("post_transform", "NONE")
+    if post_name not in TRANSFORMS:
+        raise node.fail(f"unknown post_transform '{post_name}'")
+    post = TRANSFORMS[post_name]
+    has1 = 1 in forest.used_ids
+    binary_case = n_classes == 2 and len(forest.used_ids) == 1
+    all_pos = forest.weights_all_positive
+
+    def kernel(x):
+        out_dtype = np.float64 if x.dtype == np.float64 else np.float32
+        # onnxruntime adds base values and post-transforms in the input's precision (float32
+        # for float inputs); PROBIT near 0 or 1 would otherwise differ in the 5th digit
+        s = forest.scores(x).astype(out_dtype)
+        base_ = None if base is None else base.astype(out_dtype)
+        if n_classes > 2:
+            if base_ is not None:
+                s[:, :base_.size] += base_
+            # the label comes from the raw scores, before the post-transform (as in onnxruntime;
+            # PROBIT is not monotonic outside (0, 1))
+            return [labels[np.argmax(s, axis=1)], post(s).astype(out_dtype)]
+        # two classes: onnxruntime's rules (TreeAggregatorClassifier::FinalizeScores)
+        s0, s1 = s[:, 0], s[:, 1]
+        two = has1
+        if base_ is not None and base_.size == 2:
+            if has1:
+                s1 = base_[1] + s0
+                s0 = -s1
+            else:
+                s0, s1, two = s0 + base_[0], s1 + base_[1], True
+        elif base_ is not None and base_.size == 1:
+            s0 = s0 + base_[0]
+        pos = s1 if has1 else s0
+        if binary_case:
+            positive = pos > 0.5 if all_pos else pos > 0
+        else:
+            positive = pos > 0
+        label = np.where(positive, labels[1], labels[0])
+        if two:
+            z = post(np.stack([s0, s1], axis=1))
+        elif post_name == "PROBIT":
+            z = probit(s0)[:, None]
+        elif binary_case and all_pos:
+            z = np.stack([1 - s0, s0], axis=1)
+        elif post_name == "LOGISTIC":
+            z = np.stack([logistic(-s0), logistic(s0)], axis=1)
+        else:
+            z = np.stack([np.where(positive, -s0, s0), np.where(positive, s0, -s0)], axis=1)
+        return [label, z.astype(out_dtype)]
+
+    return kernel
+
+
+@op("TreeEnsembleRegressor", ML)
+def make_tree_regressor(node):
+    n_targets = node.int("n_targets", 1)
+    forest = _Forest(node, "target", n_targets)
+    base = _base_values(node)
+    aggregate = node.str("aggregate_function", "SUM")
+    if aggregate not in ("SUM", "AVERAGE", "MIN", "MAX"):
+        raise node.fail(f"unknown aggregate_function '{aggregate}'")
+    post_name = node.str("post_transform", "NONE")
+    if post_name not in TRANSFORMS:
+        raise node.fail(f"unknown post_transform '{post_name}'")
+    post = TRANSFORMS[post_name]
+
+    def kernel(x):
+        s = forest.scores(x, aggregate)
+        if base is not None:
+            s = s + base[:n_targets]
+        if n_targets > 1 or post_name == "PROBIT":
+            s = post(s)
+        return [s.astype(np.float64 if x.dtype == np.float64 else np.float32)]
+
+    return kernel

@@ -1,0 +1,125 @@
+"""Reductions, ArgMax/ArgMin and TopK."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import op
+
+_SINCE_INPUT = {"ReduceSum": 13}  # the others moved axes from attribute to input at opset 18
+
+
+def _reducer(name: str, fn) -> None:
+    @op(name)
+    def make(node):
+        keepdims = bool(node.int("keepdims", 1))
+        from_input = node.opset >= _SINCE_INPUT.get(name, 18)
+        attr_axes = None if from_input else node.ints("axes", None)
+        noop = bool(node.int("noop_with_empty_axes", 0))
+
+        def kernel(x, axes=None):
+            ax = attr_axes if not from_input else (
+                None if axes is None else [int(v) for v in np.ravel(axes)])
+            if not ax:
+                if noop and from_input:
+                    return [x]
+                ax = None
+            return [np.asarray(fn(x, tuple(ax) if ax is not None else None, keepdims))]
+
+        return kernel
+
+
+def _initial(x, sign):
+    """Empty reductions give the identity (-inf for max, +inf for min; int/bool extremes)."""
+    if x.size:
+        return {}
+    if x.dtype == bool:
+        return {"initial": sign > 0}
+    if x.dtype.kind in "iu":
+        info = np.iinfo(x.dtype)
+        return {"initial": info.min if sign < 0 else info.max}
+    return {"initial": sign * np.inf}
+
+
+def _logsumexp(x, axis, keepdims):
+    m = np.max(x, axis=axis, keepdims=True, **_initial(x, -1))
+    m = np.where(np.isfinite(m), m, 0)
+    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+for _name, _fn in {
+    "ReduceSum": lambda x, a, k: np.sum(x, axis=a, keepdims=k, dtype=x.dtype),
+    "ReduceMean": lambda x, a, k: np.mean(x, axis=a, keepdims=k, dtype=x.dtype),
+    "ReduceMax": lambda x, a, k: np.max(x, axis=a, keepdims=k, **_initial(x, -1)),
+    "ReduceMin": lambda x, a, k: np.min(x, axis=a, keepdims=k, **_initial(x, 1)),
+    "ReduceProd": lambda x, a, k: np.prod(x, axis=a, keepdims=k, dtype=x.dtype),
+    "ReduceSumSquare": lambda x, a, k: np.sum(x * x, axis=a, keepdims=k, dtype=x.dtype),
+    "ReduceL1": lambda x, a, k: np.sum(np.abs(x), axis=a, keepdims=k, dtype=x.dtype),
+    "ReduceL2": lambda x, a, k: np.sqrt(np.sum(x * x, axis=a, keepdims=k, dtype=x.dtype)),
+    "ReduceLogSum": lambda x, a, k: np.log(np.sum(x, axis=a, keepdims=k, dtype=x.dtype)),
+    "ReduceLogSumExp": _logsumexp,
+}.items():
+    _reducer(_name, _fn)
+
+
+def _arg(name: str, fn) -> None:
+    @op(name)
+    def make(node):
+        axis = node.int("axis", 0)
+        keepdims = bool(node.int("keepdims", 1))
+        last = bool(node.int("select_last_index", 0))
+
+        def kernel(x):
+            if last:
+                flipped = np.flip(x, axis=axis)
+                idx = x.shape[axis] - 1 - fn(flipped, axis=axis)
+            else:
+                idx = fn(x, axis=axis)
+            idx = idx.astype(np.int64)
+            return [np.expand_dims(idx, axis) if keepdims else idx]
+
+        return kernel
+
+
+_arg("ArgMax", np.argmax)
+_arg("ArgMin", np.argmin)
+
+
+def _topk_indices(keys, k):
+    """Indices of the k smallest keys along the last axis, ties to the lower index (a stable
+    sort's order, which is onnxruntime's). Partitions first when k is small; rows where the
+    partition may have broken a tie differently (or that hold NaN) get the full stable sort."""
+    n = keys.shape[-1]
+    if k == 0:
+        return np.zeros(keys.shape[:-1] + (0,), dtype=np.intp)
+    if n <= 64 or k * 4 > n or keys.dtype.kind not in "fiu":
+        return np.argsort(keys, axis=-1, kind="stable")[..., :k]
+    part = np.argpartition(keys, k - 1, axis=-1)[..., :k]
+    vals = np.take_along_axis(keys, part, axis=-1)
+    order = np.lexsort((part, vals), axis=-1)
+    idx = np.take_along_axis(part, order, axis=-1)
+    kth = vals.max(axis=-1, keepdims=True)
+    unsure = (keys == kth).sum(axis=-1) != (vals == kth).sum(axis=-1)
+    if keys.dtype.kind == "f":
+        unsure |= np.isnan(keys).any(axis=-1)
+    if unsure.any():
+        idx[unsure] = np.argsort(keys[unsure], axis=-1, kind="stable")[..., :k]
+    return idx
+
+
+@op("TopK")
+def make_topk(node):
+    axis = node.int("axis", -1)
+    largest = bool(node.int("largest", 1))
+    k_attr = node.int("k", 0) if node.opset < 10 else None
+
+    def kernel(x, k=None):
+        kk = k_attr if k_attr is not None else int(np.ravel(k)[0])
+        keys = np.moveaxis(x, axis, -1)
+        if largest:
+            keys = (np.iinfo(x.dtype).max - keys) if x.dtype.kind == "u" else -keys
+        idx = np.moveaxis(_topk_indices(keys, kk), -1, axis)
+        return [np.take_along_axis(x, idx, axis=axis), idx.astype(np.int64)]
+
+    return kernel

@@ -1,0 +1,163 @@
+"""The graph, planned once at load: checked, topologically ordered, constants pre-built.
+
+Running a plan is then a flat loop over prepared kernels with a dict of live arrays; nothing
+about the graph is looked at again per call.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from contextvars import ContextVar
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from ..errors import UnsupportedModelError
+from .ops import OpNode, lookup
+from .proto import Graph, Model, decode_model
+from .tensors import to_array
+
+#: the values of the graph now running, visible to the subgraphs (Scan bodies) it calls
+_SCOPE: ContextVar[Optional[dict[str, Any]]] = ContextVar("onnx_numpy_scope", default=None)
+
+
+class Plan:
+    """An executable graph (the main graph, or a Scan body with outer-scope access)."""
+
+    def __init__(self, graph: Graph, opset: dict[str, int], outer: Sequence[str] = ()):
+        self.opset = opset
+        self.nested = bool(outer)
+        self.constants: dict[str, Any] = {t.name: to_array(t) for t in graph.initializers}
+        self.inputs = [v.name for v in graph.inputs if v.name not in self.constants]
+        self.input_info = {v.name: v for v in graph.inputs}
+        self.outputs = [v.name for v in graph.outputs]
+        known = set(self.constants) | set(self.inputs) | set(outer) | {""}
+        self.steps: list[tuple[Any, list[str], list[str]]] = []
+        unsupported: list[str] = []
+        for node in _topological(graph, known):
+            domain = "" if node.domain == "ai.onnx" else node.domain
+            version = opset.get(domain)
+            entry = lookup(domain, node.op_type)
+            if entry is None or version is None or version < entry[0]:
+                label = f"{domain or 'ai.onnx'}::{node.op_type} (opset {version})"
+                if label not in unsupported:
+                    unsupported.append(label)
+                continue
+            try:
+                kernel = entry[1](OpNode(node, version, self._subplan))
+            except UnsupportedModelError:
+                raise
+            except (ValueError, TypeError, IndexError, KeyError, ArithmeticError,
+                    MemoryError) as exc:  # attribute values that do not fit together
+                raise UnsupportedModelError(
+                    f"{domain or 'ai.onnx'}::{node.op_type} node '{node.name}' has invalid "
+                    f"attributes: {type(exc).__name__}: {exc}") from None
+            self.steps.append((kernel, list(node.inputs), list(node.outputs)))
+        if unsupported:
+            raise UnsupportedModelError(
+                "the numpy backend does not support operator(s) " + ", ".join(unsupported)
+                + "; use backend='onnxruntime' where it is available")
+        self._fold_constants()
+
+    def _subplan(self, graph: Graph) -> Plan:
+        return Plan(graph, self.opset, outer=self._visible())
+
+    def _visible(self) -> list[str]:
+        names = list(self.constants) + self.inputs
+        for _, _, outs in self.steps:
+            names.extend(outs)
+        return names
+
+    def _fold_constants(self) -> None:
+        """Run the nodes whose inputs are all constants now, once (shape arithmetic, casts)."""
+        kept = []
+        for kernel, ins, outs in self.steps:
+            if all(n == "" or n in self.constants for n in ins):
+                try:
+                    vals = kernel(*[self.constants.get(n) if n else None for n in ins])
+                except Exception:  # leave it to run time, where the error names the input
+                    kept.append((kernel, ins, outs))
+                    continue
+                for name, val in zip(outs, vals):
+                    if name:
+                        self.constants[name] = val
+            else:
+                kept.append((kernel, ins, outs))
+        self.steps = kept
+
+    def run(self, feeds: dict[str, Any], wanted: Optional[Sequence[str]] = None,
+            outer: Optional[dict[str, Any]] = None) -> list[Any]:
+        values: dict[str, Any] = dict(outer) if outer else {}
+        if self.nested and outer is None:
+            values.update(_SCOPE.get() or {})
+        values.update(self.constants)
+        values.update(feeds)
+        token = _SCOPE.set(values)
+        try:
+            for kernel, ins, outs in self.steps:
+                results = kernel(*[values[n] if n else None for n in ins])
+                if len(outs) == 1:
+                    values[outs[0]] = results[0]
+                    continue
+                for name, val in zip(outs, results):
+                    if name:
+                        values[name] = val
+        finally:
+            _SCOPE.reset(token)
+        names = self.outputs if wanted is None else wanted
+        try:
+            return [values[n] for n in names]
+        except KeyError as exc:
+            raise UnsupportedModelError(f"the model has no output named {exc}") from None
+
+
+def _topological(graph: Graph, known: set[str]) -> list[Any]:
+    """Nodes in an order where every input is produced before use (Kahn's algorithm)."""
+    producers: dict[str, int] = {}
+    for i, node in enumerate(graph.nodes):
+        for out in node.outputs:
+            if out:
+                producers[out] = i
+    deps = []
+    for node in graph.nodes:
+        d = set()
+        for name in node.inputs:
+            if name in known and name not in producers:
+                continue
+            if name not in producers:
+                raise UnsupportedModelError(f"node '{node.name or node.op_type}' reads "
+                                            f"'{name}', which nothing produces")
+            d.add(producers[name])
+        deps.append(d)
+    users: dict[int, list[int]] = {i: [] for i in range(len(graph.nodes))}
+    for i, d in enumerate(deps):
+        for j in d:
+            users[j].append(i)
+    remaining = [len(d) for d in deps]
+    ready = deque(i for i, r in enumerate(remaining) if r == 0)
+    order = []
+    while ready:
+        i = ready.popleft()
+        order.append(graph.nodes[i])
+        for u in users[i]:
+            remaining[u] -= 1
+            if remaining[u] == 0:
+                ready.append(u)
+    if len(order) != len(graph.nodes):
+        raise UnsupportedModelError("the model's graph has a cycle")
+    return order
+
+
+def load_plan(model_bytes: bytes) -> tuple[Plan, Model]:
+    """Decode and plan a model.
+
+    Raises:
+        ModelDecodeError: malformed bytes.
+        UnsupportedModelError: operators the numpy backend does not implement (all named).
+    """
+    model = decode_model(model_bytes)
+    assert model.graph is not None
+    return Plan(model.graph, model.opset), model
+
+
+__all__ = ["Plan", "load_plan", "np"]

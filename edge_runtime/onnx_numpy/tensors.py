@@ -1,0 +1,67 @@
+"""TensorProto -> numpy array, with the element count checked against the declared dims."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .proto import (
+    BOOL,
+    DOUBLE,
+    DTYPES,
+    FLOAT,
+    FLOAT16,
+    INT64,
+    MAX_ELEMENTS,
+    STRING,
+    UINT32,
+    UINT64,
+    ModelDecodeError,
+    Tensor,
+)
+
+
+def to_array(t: Tensor) -> np.ndarray:
+    """The tensor's values as a numpy array of its declared type and shape.
+
+    Raises:
+        ModelDecodeError: unknown type, external data, or a size that does not match the dims.
+    """
+    if t.external:
+        raise ModelDecodeError(f"tensor '{t.name}' keeps its data in an external file")
+    dtype = DTYPES.get(t.data_type)
+    if dtype is None:
+        raise ModelDecodeError(f"tensor '{t.name}' has unsupported data type {t.data_type}")
+    count = 1
+    for d in t.dims:
+        count *= d
+        if count > MAX_ELEMENTS:
+            raise ModelDecodeError(f"tensor '{t.name}' declares too many elements")
+    if t.data_type == STRING:
+        arr = np.array([s.decode("utf-8", "replace") for s in t.string_data], dtype=object)
+    elif t.raw_data is not None:
+        itemsize = np.dtype(dtype).itemsize
+        if len(t.raw_data) != count * itemsize:
+            raise ModelDecodeError(f"tensor '{t.name}': raw_data has {len(t.raw_data)} bytes, "
+                                   f"dims {t.dims} need {count * itemsize}")
+        arr = np.frombuffer(t.raw_data, dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype)
+    elif t.data_type == FLOAT:
+        arr = np.frombuffer(t.float_data or b"", dtype="<f4").astype(np.float32)
+    elif t.data_type == DOUBLE:
+        arr = np.frombuffer(t.double_data or b"", dtype="<f8").astype(np.float64)
+    elif t.data_type == INT64:
+        arr = np.array(t.int64_data, dtype=np.int64)
+    elif t.data_type in (UINT32, UINT64):
+        arr = np.array(t.uint64_data, dtype=dtype)
+    elif t.data_type == FLOAT16:
+        arr = np.array(t.int32_data, dtype=np.uint16).view(np.float16)
+    elif t.data_type == BOOL:
+        arr = np.array(t.int32_data, dtype=np.int64) != 0
+    else:
+        try:
+            arr = np.array(t.int32_data, dtype=np.int64).astype(dtype)
+        except OverflowError:
+            raise ModelDecodeError(f"tensor '{t.name}' holds out-of-range values") from None
+    if arr.size != count:
+        raise ModelDecodeError(f"tensor '{t.name}' holds {arr.size} values, dims {t.dims} "
+                               f"need {count}")
+    return arr.reshape(t.dims)

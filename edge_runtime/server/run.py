@@ -1,0 +1,80 @@
+"""Build the slot for a bundle or a sync store and serve it with waitress."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from .app import DEFAULT_MAX_BODY, DEFAULT_MAX_ROWS, make_app
+from .metrics import Metrics
+from .slot import LoadedModel, ModelSlot, StoreWatcher, is_sync_store, load_checked
+
+log = logging.getLogger("edge_runtime.server")
+
+
+def build_slot(source: str, *, backend: str = "auto", threads: Optional[int] = None,
+               metrics: Optional[Metrics] = None, poll_interval: float = 0.5
+               ) -> tuple[ModelSlot, Optional[StoreWatcher]]:
+    """A slot serving ``source``: a bundle (dir or .tar.gz), or a sync store, then with a watcher
+    (not yet started) that follows its ``active.json``.
+
+    Raises:
+        EdgeRuntimeError: nothing servable (bad bundle, golden mismatch, empty store).
+    """
+    from ..loader import load
+
+    def loader(path: Path) -> Any:
+        return load(path, backend=backend, threads=threads, verify=True)
+
+    slot = ModelSlot()
+    if is_sync_store(source):
+        watcher = StoreWatcher(Path(source), slot, loader, interval=poll_interval,
+                               on_swap=metrics.swap if metrics else None)
+        watcher.start_model()
+        return slot, watcher
+    loaded: LoadedModel = load_checked(loader, Path(source))
+    slot.set_initial(loaded)
+    return slot, None
+
+
+def serve(source: str, *, host: str = "127.0.0.1", port: int = 8080, backend: str = "auto",
+          model_threads: Optional[int] = None, http_threads: int = 4,
+          max_body: int = DEFAULT_MAX_BODY, max_rows: int = DEFAULT_MAX_ROWS,
+          poll_interval: float = 0.5, announce: Callable[[str], None] = print) -> None:
+    """Serve until interrupted. ``announce`` gets one line with the bound address (port 0 picks a
+    free port; tests and the load benchmark read it).
+
+    Raises:
+        ImportError: waitress is not installed (``pip install 'edge-runtime[serve]'``).
+    """
+    try:
+        from waitress.server import create_server
+    except ImportError as exc:
+        raise ImportError("edgert serve needs waitress: pip install 'edge-runtime[serve]'") from exc
+    metrics = Metrics()
+    slot, watcher = build_slot(source, backend=backend, threads=model_threads, metrics=metrics,
+                               poll_interval=poll_interval)
+    app = make_app(slot, metrics=metrics, max_body=max_body, max_rows=max_rows)
+    # waitress refuses bodies past its own limit before the app runs (a plain-text 413); keep it
+    # at four times ours so most oversized requests get the app's JSON 413, which names the option
+    # (waitress spools large bodies to a temporary file, not to memory).
+    server = create_server(app, host=host, port=port, threads=http_threads,
+                           max_request_body_size=4 * max_body + 1, ident="edgert",
+                           clear_untrusted_proxy_headers=True)
+    cur = slot.current
+    announce(f"edgert: serving {cur.model.manifest.name} {cur.version} on "  # type: ignore[union-attr]
+             f"http://{server.effective_host}:{server.effective_port}"  # type: ignore[union-attr]
+             + (f" (following store {watcher.store})" if watcher else ""))
+    sys.stdout.flush()
+    if watcher:
+        watcher.start()
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if watcher:
+            watcher.stop()
+        server.close()

@@ -1,0 +1,30 @@
+"""Deferred telemetry: record off the prediction path, keep in an outbox, upload later.
+
+Pieces, each in its own module: :mod:`.stats` (fixed histograms, PSI), :mod:`.aggregate`
+(mergeable window figures), :mod:`.recorder` (queue + background drain), :mod:`.monitored`
+(``MonitoredModel`` wrapper with feedback), :mod:`.outbox` (SQLite WAL with a size cap),
+:mod:`.sinks` (HTTP JSON, MQTT), :mod:`.uploader` (batches, acks, backoff) and
+:mod:`.collector` (the reference receiver and its report). Imported lazily.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "Recorder": "recorder", "get_recorder": "recorder", "LiveMetrics": "recorder",
+    "read_live_metrics": "recorder",
+    "MonitoredModel": "monitored", "monitor": "monitored",
+    "Outbox": "outbox", "OutboxError": "outbox", "default_state_dir": "outbox",
+    "Uploader": "uploader", "FlushResult": "uploader",
+    "HttpSink": "sinks", "MqttSink": "sinks", "SinkError": "sinks", "sink_from_url": "sinks",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,331 @@
+"""Signed updates end to end: a real repository served by a real HTTP server on 127.0.0.1 (and a
+file source), the real CLI, TUF's threat model, kill -9 at every step, rollout buckets."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from datetime import timedelta
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import edge_runtime
+from converters import publish as pub
+from edge_runtime.hotswap import HotSwapModel
+from edge_runtime.sync.agent import STEPS, SyncAgent
+from edge_runtime.sync.client import Offer, admitted
+from edge_runtime.sync.errors import SyncError
+from edge_runtime.sync.store import VersionStore
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory):
+    """iris logistic bundles 1.0.0 … 1.3.0; 1.2.0's golden rows disagree with its model."""
+    from sklearn.linear_model import LogisticRegression
+    from zoo import dataset
+
+    import converters
+
+    X, y, X_te, _ = dataset("iris")
+    d = tmp_path_factory.mktemp("bundles")
+    out = {}
+    for i, v in enumerate(["1.0.0", "1.1.0", "1.2.0", "1.3.0", "2.0.0"]):
+        est = LogisticRegression(C=0.5 + i, max_iter=1000).fit(X, y)
+        out[v] = converters.convert(est, X, d / v, name="iris", version=v, holdout=X_te)
+    m = json.loads((out["1.2.0"] / "manifest.json").read_text())
+    m["golden"]["probabilities"] = [list(reversed(r)) for r in m["golden"]["probabilities"]]
+    m["golden"]["label"] = [(lab + 1) % 3 for lab in m["golden"]["label"]]
+    (out["1.2.0"] / "manifest.json").write_text(json.dumps(m))
+    return out
+
+
+@pytest.fixture()
+def repo(tmp_path):
+    keys, repo = tmp_path / "keys", tmp_path / "repo"
+    pub.init_keys(keys, repo)
+    return keys, repo
+
+
+@pytest.fixture()
+def http_repo(repo):
+    keys, path = repo
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(path)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield keys, path, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def agent(url: str, keys: Path, state: Path, **kw) -> SyncAgent:
+    return SyncAgent(url, (keys / "root.json").read_bytes(), state, device_id="device-1", **kw)
+
+
+def current(state: Path) -> str:
+    return VersionStore(state).read_active()["current"]
+
+
+def assert_serving(state: Path, version: str) -> None:
+    rec = VersionStore(state).read_active()
+    assert rec["current"] == version
+    m = edge_runtime.load(VersionStore(state).path(version))  # golden rows re-checked
+    assert m.predict([[5.1, 3.5, 1.4, 0.2]]).shape == (1,)
+
+
+def test_update_path_refusal_and_probation_rollback(bundles, http_repo, tmp_path):
+    keys, path, url = http_repo
+    state = tmp_path / "state"
+    pub.publish(bundles["1.0.0"], path, keys)
+    r = agent(url, keys, state).sync_once()
+    assert r.changed and r.version == "1.0.0"
+    hot = HotSwapModel(state, profile=_profile(tmp_path, predictions=5))
+    assert hot.version == "1.0.0"
+    for _ in range(5):
+        hot.predict([[5.1, 3.5, 1.4, 0.2]])
+    assert VersionStore(state).read_active()["probation"] is None  # committed
+
+    pub.publish(bundles["1.1.0"], path, keys, rollout=1.0)
+    assert agent(url, keys, state).sync_once().version == "1.1.0"
+    hot.refresh(force=True)
+    assert hot.version == "1.1.0"  # swapped without restart
+    for _ in range(5):
+        hot.predict([[5.1, 3.5, 1.4, 0.2]])
+
+    pub.publish(bundles["1.2.0"], path, keys)
+    r = agent(url, keys, state).sync_once()
+    assert not r.changed and current(state) == "1.1.0"
+    assert any("reject 1.2.0" in d and "golden" in d for d in r.decisions)
+    assert "1.2.0" in VersionStore(state).read_active()["known_bad"]
+
+    pub.publish(bundles["1.3.0"], path, keys)
+    assert agent(url, keys, state).sync_once().version == "1.3.0"
+    strict = HotSwapModel(state, profile=_profile(tmp_path, predictions=60, max_p99_ms=1e-6))
+    assert strict.version == "1.3.0"
+    for _ in range(60):
+        strict.predict([[5.1, 3.5, 1.4, 0.2]])
+    rec = VersionStore(state).read_active()
+    assert rec["current"] == "1.1.0" and "failed probation" in rec["known_bad"]["1.3.0"]
+    assert strict.version == "1.1.0"
+    r = agent(url, keys, state).sync_once()  # never retried
+    assert not r.changed and any("skip iris 1.3.0: marked bad" in d for d in r.decisions)
+    assert_serving(state, "1.1.0")
+
+
+def _profile(tmp_path: Path, **probation):
+    from edge_runtime.profiles import load_profile
+
+    base = load_profile("laptop-x86_64")
+    return type(base)(**{**base.__dict__, "probation": {"predictions": 5, "max_error_rate": 0.5,
+                                                        "max_p99_ms": 1000.0, **probation}})
+
+
+def test_file_source_usb_stick(bundles, repo, tmp_path):
+    keys, path = repo
+    pub.publish(bundles["1.0.0"], path, keys)
+    stick = tmp_path / "usb"
+    shutil.copytree(path, stick)
+    state = tmp_path / "state"
+    assert agent(str(stick), keys, state).sync_once().version == "1.0.0"
+    pub.refresh_timestamp(path, keys, expires_in=timedelta(seconds=-60))
+    shutil.rmtree(stick)
+    shutil.copytree(path, stick)
+    with pytest.raises(SyncError, match="Expired"):
+        agent(str(stick), keys, state).sync_once()  # same expiry checks as HTTP
+    assert_serving(state, "1.0.0")
+
+
+@pytest.fixture()
+def installed(bundles, http_repo, tmp_path):
+    keys, path, url = http_repo
+    state = tmp_path / "state"
+    pub.publish(bundles["1.0.0"], path, keys)
+    assert agent(url, keys, state).sync_once().version == "1.0.0"
+    return keys, path, url, state
+
+
+def test_attack_tampered_target(bundles, installed):
+    keys, path, url, state = installed
+    pub.publish(bundles["1.1.0"], path, keys)
+    (target,) = (path / "targets" / "iris").glob("*iris-1.1.0.tar.gz")
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    target.write_bytes(bytes(data))
+    with pytest.raises(SyncError, match="download of iris/iris-1.1.0.tar.gz rejected"):
+        agent(url, keys, state).sync_once()
+    assert_serving(state, "1.0.0")
+    assert "1.1.0" not in VersionStore(state).read_active()["known_bad"]  # a good mirror may follow
+
+
+def test_attack_wrong_signing_key(bundles, installed, tmp_path):
+    keys, path, url, state = installed
+    evil = tmp_path / "evil-keys"
+    pub.init_keys(evil, tmp_path / "evil-repo")
+    for role in ("targets", "snapshot", "timestamp"):  # attacker re-signs with keys of their own
+        for f in keys.glob(f"{role}-*.pem"):
+            shutil.copy(evil / f.name, f)
+    pub.publish(bundles["1.1.0"], path, keys)
+    with pytest.raises(SyncError, match="rejected"):
+        agent(url, keys, state).sync_once()
+    assert_serving(state, "1.0.0")
+
+
+def test_attack_replayed_metadata(bundles, installed):
+    keys, path, url, state = installed
+    old_ts = (path / "metadata" / "timestamp.json").read_bytes()
+    pub.publish(bundles["1.1.0"], path, keys)
+    assert agent(url, keys, state).sync_once().version == "1.1.0"
+    (path / "metadata" / "timestamp.json").write_bytes(old_ts)  # mirror replays an old timestamp
+    with pytest.raises(SyncError, match="rejected"):
+        agent(url, keys, state).sync_once()
+    assert_serving(state, "1.1.0")
+
+
+def test_attack_freeze_expired_timestamp(bundles, installed):
+    keys, path, url, state = installed
+    pub.publish(bundles["1.1.0"], path, keys)
+    pub.refresh_timestamp(path, keys, expires_in=timedelta(seconds=-1))
+    with pytest.raises(SyncError, match="Expired"):
+        agent(url, keys, state).sync_once()
+    assert_serving(state, "1.0.0")
+
+
+def test_attack_endless_data(bundles, installed):
+    keys, path, url, state = installed
+    (path / "metadata" / "timestamp.json").write_bytes(b"{" + b" " * (5 * 1024 * 1024))
+    with pytest.raises(SyncError):
+        agent(url, keys, state).sync_once()
+    assert_serving(state, "1.0.0")
+
+
+def test_attack_oversized_target(bundles, installed):
+    keys, path, url, state = installed
+    pub.publish(bundles["1.1.0"], path, keys)
+    (target,) = (path / "targets" / "iris").glob("*iris-1.1.0.tar.gz")
+    with open(target, "ab") as fh:
+        fh.write(os.urandom(1 << 20))  # more bytes than the signed length
+    with pytest.raises(SyncError):
+        agent(url, keys, state).sync_once()
+    with pytest.raises(SyncError, match="over the"):
+        agent(url, keys, state, max_target_bytes=100).sync_once()
+    assert_serving(state, "1.0.0")
+
+
+def test_attack_mix_and_match(bundles, installed):
+    keys, path, url, state = installed
+    pub.publish(bundles["1.1.0"], path, keys)
+    meta = path / "metadata"
+    versions = sorted(int(p.name.split(".")[0]) for p in meta.glob("*.targets.json"))
+    newest, older = versions[-1], versions[-2]
+    (meta / f"{newest}.targets.json").write_bytes((meta / f"{older}.targets.json").read_bytes())
+    with pytest.raises(SyncError, match="rejected"):
+        agent(url, keys, state).sync_once()
+    assert_serving(state, "1.0.0")
+
+
+def test_cli_sync_rollback_versions(bundles, http_repo, tmp_path, cli_env):
+    keys, path, url = http_repo
+    state = tmp_path / "state"
+
+    def edgert(*args, env=cli_env):
+        return subprocess.run([sys.executable, "-m", "edge_runtime", *args], capture_output=True, text=True,
+                              env=env, timeout=120)
+
+    for v in ("1.0.0", "1.1.0"):
+        r = edgert("publish", str(bundles[v]), "--repo", str(path), "--keys", str(keys))
+        assert r.returncode == 0, r.stderr
+        r = edgert("sync", "--once", "--repo", url, "--root", str(keys / "root.json"), "--state", str(state))
+        assert r.returncode == 0 and f"current version {v} (updated)" in r.stdout, r.stderr
+    r = edgert("rollback", "--state", str(state))
+    assert r.returncode == 0 and "current version 1.0.0" in r.stdout
+    r = edgert("versions", "--state", str(state))
+    assert "1.0.0" in r.stdout and "current" in r.stdout and "manual rollback" in r.stdout
+    r = edgert("rollback", "--state", str(state), "--to", "9.9.9")
+    assert r.returncode != 0 and "9.9.9 is not installed" in r.stderr
+    r = edgert("publish", "--repo", str(path), "--keys", str(keys), "--revoke", "iris@1.1.0")
+    assert r.returncode == 0
+    r = edgert("publish", "--repo", str(path), "--keys", str(keys), "--rotate", "timestamp")
+    assert r.returncode == 0
+    pub.publish(bundles["1.3.0"], path, keys)
+    r = edgert("sync", "--once", "--repo", url, "--root", str(keys / "root.json"), "--state", str(state))
+    assert r.returncode == 0 and "current version 1.3.0" in r.stdout, r.stdout + r.stderr  # new root trusted
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_kill_9_at_every_step_leaves_a_loadable_store(bundles, installed, cli_env, step):
+    keys, path, url, state = installed
+    pub.publish(bundles["1.1.0"], path, keys)
+    for attempt in range(2):
+        env = {**cli_env, "EDGERT_SYNC_KILL_AT": step}
+        r = subprocess.run([sys.executable, "-m", "edge_runtime", "sync", "--once", "--repo", url, "--root",
+                            str(keys / "root.json"), "--state", str(state), "--device-id", "d"],
+                           capture_output=True, text=True, env=env, timeout=120)
+        # once the switch happened, the next run has nothing to do and is not killed
+        assert r.returncode == -9 or (attempt and current(state) == "1.1.0"), (step, r.stdout, r.stderr)
+        rec = VersionStore(state).read_active()  # parses: never half-written
+        assert rec["current"] in ("1.0.0", "1.1.0")
+        assert_serving(state, rec["current"])
+        assert not any(p.name.endswith(".tmp") for p in state.rglob("*") if p.parent == state)
+    r = agent(url, keys, state).sync_once()  # and the next run finishes the job
+    assert current(state) == "1.1.0"
+    assert not [p for p in (state / "versions").iterdir() if p.name.startswith(".")]
+
+
+def test_rollout_share_is_stable_and_about_right():
+    offer = Offer(path="m/m-1.1.0.tar.gz", name="m", version="1.1.0", channel="stable", rollout_bp=1000,
+                  min_runtime=None, length=1)
+    ids = [f"device-{i:04d}" for i in range(1000)]
+    chosen = [d for d in ids if admitted(offer, d)]
+    assert 50 <= len(chosen) <= 150
+    assert chosen == [d for d in ids if admitted(offer, d)]
+    later = Offer(**{**offer.__dict__, "version": "1.2.0"})
+    assert {d for d in ids if admitted(later, d)} != set(chosen)  # a new canary per version
+    assert np.isclose(len(chosen) / 1000, 0.1, atol=0.05)
+
+
+def test_lock_keeps_a_second_agent_out(installed):
+    from edge_runtime.sync.agent import store_lock
+
+    keys, path, url, state = installed
+    with store_lock(VersionStore(state)):
+        with pytest.raises(SyncError, match="another sync agent holds the lock"):
+            agent(url, keys, state).sync_once()
+
+
+def test_download_policies(bundles, installed):
+    import time
+
+    from edge_runtime.sync.policy import DownloadPolicy, open_model
+
+    keys, path, url, state = installed
+    pub.publish(bundles["1.1.0"], path, keys)
+    metered = DownloadPolicy(mode="latest", required={"unmetered": True}, probes={"unmetered": lambda: False})
+    assert metered.unmet() == ["unmetered"]
+    assert open_model(agent(url, keys, state), metered).version == "1.0.0"  # condition unmet: no download
+    assert open_model(agent(url, keys, state), DownloadPolicy(mode="local_only")).version == "1.0.0"
+    bg = open_model(agent(url, keys, state), DownloadPolicy(mode="background"))
+    assert bg.version in ("1.0.0", "1.1.0")  # serves at once
+    deadline = time.time() + 30
+    while current(state) != "1.1.0" and time.time() < deadline:
+        time.sleep(0.05)
+    bg.refresh(force=True)
+    assert bg.version == "1.1.0"
+    pub.publish(bundles["1.3.0"], path, keys)
+    charging = DownloadPolicy(mode="latest", required={"charging": True}, probes={"charging": lambda: True})
+    assert open_model(agent(url, keys, state), charging).version == "1.3.0"
+    with pytest.raises(SyncError, match="not one of"):
+        DownloadPolicy(mode="sometimes")

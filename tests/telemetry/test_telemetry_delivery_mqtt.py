@@ -1,0 +1,74 @@
+"""Acceptance through a real Mosquitto broker (started by the fixture on 127.0.0.1):
+collector down then up, the uploader killed -9 mid-flush, the collector cut off and back."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from telemetry_helpers import N_PREDICTIONS
+
+from edge_runtime.telemetry import MqttSink, Outbox, Uploader
+from edge_runtime.telemetry.collector import Collector
+from edge_runtime.telemetry.outbox import Batch
+from edge_runtime.telemetry.sinks import BatchRejected
+
+
+def _totals(coll: Collector) -> dict:
+    (v,) = coll.store.report()["versions"]
+    return {"calls": v["calls"], "rows": v["rows"], "classes": v["classes"]}
+
+
+def test_mqtt_delivery_exact(mosquitto, state_100k, outbox_100k, tmp_path, tel_env):
+    want = {"calls": N_PREDICTIONS, "rows": N_PREDICTIONS, "classes": outbox_100k["classes"]}
+    ob = Outbox(state_100k)
+    up = Uploader(ob, MqttSink("127.0.0.1", mosquitto, timeout_s=0.5), batch_segments=1,
+                  base_delay_s=0.001)
+    res = up.flush(max_batches=3)  # broker up, collector down: no ack, nothing deleted
+    assert res.batches == 0 and res.failures == 1
+    assert ob.stats()["calls"] == N_PREDICTIONS
+    ob.close()
+
+    coll = Collector(tmp_path / "c.db", http=False, mqtt=("127.0.0.1", mosquitto)).start()
+    coll.delay_s = 0.02
+    url = f"mqtt://127.0.0.1:{mosquitto}/edgert/telemetry"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge_runtime", "telemetry", "flush", "--state-dir",
+         str(state_100k), "--sink", url, "--batch-segments", "1", "--max-attempts", "1000",
+         "--base-delay", "0.001", "--timeout", "5"],
+        env=tel_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while coll.store.counts()["batches"] < 8 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGKILL)  # kill -9 mid-flush
+    proc.wait()
+    coll.stop()  # and the collector drops off the broker (its session stays, QoS 1 queued)
+
+    ob = Outbox(state_100k)
+    assert 0 < ob.stats()["calls"] < N_PREDICTIONS
+    up = Uploader(ob, MqttSink("127.0.0.1", mosquitto, timeout_s=0.5), batch_segments=1,
+                  base_delay_s=0.001)
+    res = up.flush(max_batches=2)  # collector away: unacknowledged, kept
+    assert res.batches == 0
+
+    coll = Collector(tmp_path / "c.db", http=False, mqtt=("127.0.0.1", mosquitto)).start()
+    try:
+        up = Uploader(ob, MqttSink("127.0.0.1", mosquitto, timeout_s=5), batch_segments=9,
+                      base_delay_s=0.001)
+        res = up.flush(max_attempts=100, respect_backoff=False)
+        assert res.complete, res.errors[-3:]
+        time.sleep(0.2)  # let queued duplicates from the broker arrive, to prove they are ignored
+        assert coll.store.duplicates > 0
+        assert _totals(coll) == want
+        bad = Batch("bad-1", {"batch_id": "bad-1", "device_id": "dev", "segments": [{"x": 1}]})
+        sink = MqttSink("127.0.0.1", mosquitto, timeout_s=5)
+        with pytest.raises(BatchRejected, match="segments"):  # refused for good, said so
+            sink.send(bad)
+        sink.close()
+    finally:
+        coll.stop()
+        ob.close()

@@ -1,0 +1,151 @@
+"""Row-count routing for backend="auto": tuned once, cached per bundle and profile, same outputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import edge_runtime
+from edge_runtime import routing
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    from sklearn.ensemble import RandomForestClassifier
+    from zoo import dataset
+
+    import converters
+
+    X, y, X_te, _ = dataset("binary")
+    est = RandomForestClassifier(n_estimators=20, max_depth=6, random_state=0).fit(X, y)
+    return converters.convert(est, X, tmp_path_factory.mktemp("r"), holdout=X_te), X_te
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGERT_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_untuned_auto_is_a_plain_engine(bundle):
+    m = edge_runtime.load(bundle[0])
+    assert m.backend.name == "onnxruntime"
+
+
+def test_tune_caches_and_routes_with_identical_outputs(bundle):
+    path, X_te = bundle
+    tuned = edge_runtime.load(path, tune=True)
+    assert isinstance(tuned.backend, routing.RoutedBackend)
+    table = tuned.backend.table
+    assert set(table["best"]) == {"1", "32", "1024", "10000"}
+    assert all(k in table["timings_s"] for k in table["best"].values())
+    again = edge_runtime.load(path)  # from the cache, no tuning
+    assert isinstance(again.backend, routing.RoutedBackend) and again.backend.table == table
+    plain = edge_runtime.load(path, threads=1)
+    assert not isinstance(plain.backend, routing.RoutedBackend)
+    for n in (1, 7, 300, 5000):
+        X = np.resize(X_te, (n, X_te.shape[1]))
+        assert np.array_equal(again.predict(X), plain.predict(X))
+        assert np.allclose(again.predict_proba(X), plain.predict_proba(X), atol=1e-6)
+
+
+def test_routes_by_row_count(bundle):
+    path, _ = bundle
+    m = edge_runtime.load(path, tune=True)
+    limits = [limit for limit, _ in m.backend._routes]
+    assert limits == sorted(limits) and limits[0] < 32 < limits[1] < 1024 < limits[2] < 10_000 < limits[3]
+
+
+def test_stale_or_foreign_cache_is_ignored(bundle, tmp_path):
+    path, _ = bundle
+    m = edge_runtime.load(path)
+    cache_file = routing.cache_path(m.artifact, None)
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    cache_file.write_text(json.dumps({"schema": routing.SCHEMA, "artifact": "0" * 64, "best": {"1": "x:1"}}))
+    assert not isinstance(edge_runtime.load(path).backend, routing.RoutedBackend)
+    cache_file.write_text("{not json")
+    assert not isinstance(edge_runtime.load(path).backend, routing.RoutedBackend)
+
+
+def test_profile_has_its_own_table(bundle):
+    path, _ = bundle
+    edge_runtime.load(path, tune=True)
+    m = edge_runtime.load(path, profile="rpi4-aarch64")
+    assert not isinstance(m.backend, routing.RoutedBackend)
+    m = edge_runtime.load(path, profile="rpi4-aarch64", tune=True)
+    assert m.backend.table["profile"] == "rpi4-aarch64"
+    assert all(int(k.rsplit(":", 1)[1]) <= 4 for k in m.backend.table["timings_s"])
+
+
+def test_pick_prefers_fewer_threads_on_a_near_tie_and_the_fastest_otherwise():
+    assert routing.pick({"onnxruntime:1": 1.15, "onnxruntime:2": 1.0}) == "onnxruntime:1"
+    assert routing.pick({"onnxruntime:1": 1.5, "onnxruntime:2": 1.0}) == "onnxruntime:2"
+    assert routing.pick({"onnxruntime:2": 1.0, "numpy:1": 1.08, "onnxruntime:1": 1.09}) == "numpy:1"
+
+
+def test_thread_candidates_never_exceed_this_machine(monkeypatch):
+    monkeypatch.setattr(routing.os, "cpu_count", lambda: 2)
+    assert routing.thread_options(4) == [1, 2]
+    assert routing.thread_options(1) == [1]
+    assert routing.thread_options() == [1, 2]
+
+
+def test_tuning_rows_follow_the_training_histograms_not_tiled_golden_rows(bundle):
+    from edge_runtime.bundle import open_bundle
+
+    b = open_bundle(bundle[0])
+    x = routing._rows(b, 2000, "float32")
+    feats = b.manifest.reference["features"]
+    assert x.shape == (2000, len(feats)) and x.dtype == np.float32
+    assert len({tuple(r) for r in x.tolist()}) > 1900  # not a few golden rows repeated
+    for j, f in enumerate(feats):
+        assert f["min"] - 1e-3 <= x[:, j].min() and x[:, j].max() <= f["max"] + 1e-3
+    assert np.array_equal(x, routing._rows(b, 2000, "float32"))  # seeded: same rows every tuning
+
+
+@pytest.fixture(scope="module")
+def two_format_bundle(tmp_path_factory):
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    import converters
+    from edge_runtime.backends import get_backend
+
+    if not get_backend("litert").is_available():
+        pytest.skip("needs the litert backend (ai-edge-litert)")
+    X, y = load_iris(return_X_y=True)
+    X = X.astype(np.float32).astype(np.float64)
+    y = np.array([10, 20, 30])[y]  # class values that are not indices: the label must be mapped
+    est = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X, y)
+    path = converters.convert(est, X, tmp_path_factory.mktemp("two"), holdout=X[::4],
+                              formats=("onnx", "tflite"))
+    return path, X
+
+
+def test_routes_may_cross_formats_and_answer_like_the_onnx_artifact(two_format_bundle):
+    path, X = two_format_bundle
+    plain = edge_runtime.load(path, backend="onnxruntime", threads=1)
+    onnx_art, tfl = plain.artifact, next(a for a in plain.manifest.artifacts if a.format == "tflite")
+    # a table that sends large calls to LiteRT on the .tflite twin, whatever this machine measures
+    table = {"schema": routing.SCHEMA, "artifact": onnx_art.sha256, "profile": None,
+             "row_counts": [1, 32], "timings_s": {}, "best": {"1": "onnxruntime:1", "32": "litert:1"},
+             "artifacts": {"onnxruntime:1": onnx_art.path, "litert:1": tfl.path}}
+    routing.cache_path(onnx_art, None).parent.mkdir(parents=True, exist_ok=True)
+    routing.cache_path(onnx_art, None).write_text(json.dumps(table))
+    auto = edge_runtime.load(path)
+    assert isinstance(auto.backend, routing.RoutedBackend)
+    big = auto.backend._routes[-1][1]
+    assert isinstance(big, routing.ViaArtifact) and big.name == "litert"
+    Xb = np.resize(X, (200, X.shape[1]))
+    assert np.array_equal(auto.predict(Xb), plain.predict(Xb))  # 10/20/30, not 0/1/2
+    assert set(auto.predict(Xb).tolist()) <= {10, 20, 30}
+    assert np.allclose(auto.predict_proba(Xb), plain.predict_proba(Xb), atol=1e-5)
+
+
+def test_tuning_lets_other_formats_compete(two_format_bundle):
+    path, _ = two_format_bundle
+    table = edge_runtime.load(path, tune=True).backend.table
+    assert "litert:1" in table["timings_s"] and table["artifacts"]["litert:1"].endswith(".tflite")

@@ -1,0 +1,83 @@
+"""``edgert serve`` through the real CLI on 127.0.0.1: a bounded load from this (second) process
+with a version swap halfway through must show zero failed requests, and schema-driven tests
+generated from our OpenAPI document must never get a 5xx. No timing thresholds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from serve_support import serve_bench, two_bundles  # noqa: F401
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("waitress")
+schemathesis = pytest.importorskip("schemathesis")
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def store_server(tmp_path_factory: pytest.TempPathFactory, two_bundles: tuple[Path, Path],  # noqa: F811
+                 serve_bench: Any) -> Iterator[tuple[str, Path]]:  # noqa: F811
+    b1, b2 = two_bundles
+    store = serve_bench.make_store(tmp_path_factory.mktemp("store") / "store",
+                                   {"1.0.0": b1, "1.1.0": b2}, "1.0.0")
+    # 500 rows of 30 numbers always fit the 1 MiB body limit, so every request the served
+    # OpenAPI document allows is one the server can accept
+    with serve_bench.server_process(store, threads=4, poll_interval=0.05,
+                                    extra=("--max-rows", "500")) as url:
+        yield url, store
+
+
+def test_load_with_a_version_swap_mid_load_has_zero_failed_requests(
+        store_server: tuple[str, Path], serve_bench: Any) -> None:  # noqa: F811
+    url, store = store_server
+    steady = serve_bench.run_load(url, 400, concurrency=8)
+    assert steady.failures == [] and steady.ok == 400
+    assert steady.versions == {"1.0.0": 400}
+    swap = serve_bench.run_load(url, 800, concurrency=8,
+                                at_half=lambda: serve_bench.activate(store, "1.1.0", "1.0.0"))
+    assert swap.failures == [], swap.failures[:5]
+    assert swap.ok == 800 and sum(swap.versions.values()) == 800
+    # the swap happened during the load: both versions answered
+    serve_bench.wait_for_version(url, "1.1.0")
+    after = serve_bench.run_load(url, 50, concurrency=4)
+    assert after.failures == [] and after.versions == {"1.1.0": 50}
+    text = httpx.get(url + "/metrics").text
+    assert "edgert_model_swaps_total 1" in text
+    assert 'edgert_predict_requests_total{version="1.1.0",code="200"}' in text
+    model = httpx.get(url + "/model").json()
+    assert model["version"] == "1.1.0" and model["swaps"] == 1 and model["store"] == str(store)
+
+
+def test_bad_requests_do_not_stop_the_real_server(store_server: tuple[str, Path]) -> None:
+    url, _ = store_server
+    r = httpx.post(url + "/predict", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]
+    big = b"[" + b"1," * 700_000 + b"1]"  # 1.4 MB: over the 1 MiB default
+    r = httpx.post(url + "/predict", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "the limit is 1048576 bytes" in r.json()["error"]
+    huge = b"[" + b"1," * 2_500_000 + b"1]"  # past four times the limit: waitress refuses it unread
+    r = httpx.post(url + "/predict", content=huge, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "exceeds max_body" in r.text
+    assert httpx.get(url + "/readyz").json()["ready"] is True
+
+
+@pytest.fixture(scope="module")
+def api_schema(store_server: tuple[str, Path]) -> Any:
+    url, _ = store_server
+    return schemathesis.openapi.from_url(url + "/openapi.json")
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+@settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
+def test_api_from_openapi_spec_never_gives_a_5xx(case: Any) -> None:
+    response = case.call()
+    assert response.status_code < 500, response.text
+    case.validate_response(response)
+    json.loads(response.text) if response.headers.get("content-type", [""])[0].startswith(
+        "application/json") else None

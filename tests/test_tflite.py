@@ -1,0 +1,133 @@
+"""TFLite compiled without TensorFlow: fp32 parity with scikit-learn for every supported family
+through LiteRT, int8/fp16 label agreement, clear errors, and a build with TensorFlow blocked."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+from zoo import CASES, dataset, fitted
+
+import converters
+import edge_runtime
+from converters import UnsupportedEstimatorError
+from converters.tflite.compile import LINEAR, MLP, TREES
+
+pytest.importorskip("ai_edge_litert")
+
+
+def supported(case) -> bool:
+    est = fitted(case.id)
+    last = est.steps[-1][1] if hasattr(est, "steps") else est
+    pre_ok = all(type(s).__name__ in ("StandardScaler", "MinMaxScaler", "SimpleImputer")
+                 for _, s in getattr(est, "steps", [])[:-1])
+    return pre_ok and type(last).__name__ in LINEAR + MLP + TREES
+
+
+TFL = [c for c in CASES if supported(c)]
+OTHER = [c for c in CASES if not supported(c)]
+
+
+@pytest.mark.parametrize("case", TFL, ids=[c.id for c in TFL])
+def test_fp32_tflite_matches_sklearn(case, tmp_path):
+    X, _, X_te, _ = dataset(case.data)
+    est = fitted(case.id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bundle = converters.convert(est, X, tmp_path / "b", holdout=X_te, formats=("tflite",))
+        want = est.predict(X_te)
+    model = edge_runtime.load(bundle, backend="litert")  # golden rows checked on LiteRT
+    assert model.artifact.format == "tflite" and model.artifact.parity["passed"]
+    got = model.predict(X_te if all(f.allow_nan for f in model.manifest.features) else np.nan_to_num(X_te))
+    if case.data == "mixed":
+        return  # NaN rows: parity figures above were measured on them by the converter
+    if case.task == "classification":
+        assert np.array_equal(got.astype(str), want.astype(str))
+        if "probabilities" in model.artifact.outputs:
+            assert np.max(np.abs(model.predict_proba(X_te) - est.predict_proba(X_te))) <= 1e-4
+    else:
+        assert np.allclose(got, want, atol=1e-4 * (1 + np.abs(want).max()), rtol=0)
+
+
+@pytest.mark.parametrize("case", OTHER[:4], ids=[c.id for c in OTHER[:4]])
+def test_unsupported_families_get_a_clear_error(case, tmp_path):
+    X, _, _, _ = dataset(case.data)
+    with pytest.raises(UnsupportedEstimatorError, match="cannot be compiled to TFLite. Supported"):
+        converters.convert(fitted(case.id), X, tmp_path / "b", formats=("tflite",))
+
+
+@pytest.mark.parametrize("kind", ["logistic", "forest", "mlp"])
+def test_quantized_keep_labels_and_shrink(kind, tmp_path):
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from converters.demo import train_demo_model
+
+    est, X_tr, X_te, _ = train_demo_model("forest" if kind == "forest" else "logistic")
+    if kind == "mlp":
+        est = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(64, 64), max_iter=500,
+                                                            random_state=0)).fit(X_tr, est.predict(X_tr))
+    b = converters.convert(est, X_tr, tmp_path / "b", holdout=X_te, formats=("tflite",),
+                           precisions=("fp32", "fp16", "int8"))
+    sizes = {}
+    for prec in ("fp32", "fp16", "int8"):
+        m = edge_runtime.load(b, backend="litert", precision=prec)
+        assert m.artifact.precision == prec and m.artifact.parity["label_agreement"] >= 0.99
+        assert np.mean(m.predict(X_te) == est.predict(X_te)) >= 0.99
+        sizes[prec] = m.artifact.size
+    if kind != "logistic":  # a 30-weight model is all flatbuffer overhead
+        assert sizes["int8"] < sizes["fp32"]
+
+
+def test_builds_every_model_with_tensorflow_blocked(cli_env):
+    script = textwrap.dedent("""
+        import sys, importlib.abc, warnings
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("tensorflow", "keras", "tf_keras", "tensorflow_lite"):
+                    raise ImportError("blocked: " + name)
+        sys.meta_path.insert(0, Block())
+        sys.path.insert(0, "tests")
+        warnings.simplefilter("ignore")
+        from zoo import dataset, fitted
+        from test_tflite import TFL
+        from converters.core import ExportContext
+        from converters.tflite import export_tflite
+        n = 0
+        for case in TFL:
+            X = dataset(case.data)[0]
+            est = fitted(case.id)
+            for prec in ("fp32", "int8"):
+                data = export_tflite(ExportContext(est, X.shape[1], case.task, hasattr(est, "predict_proba"),
+                                                   None, X, []), prec).data
+                assert data[4:8] == b"TFL3"
+                n += 1
+        assert not [m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras")]
+        print(n)
+    """)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=cli_env, timeout=300,
+                       cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert int(r.stdout.strip()) == 2 * len(TFL)
+
+
+def test_cli_convert_onnx_and_tflite(tmp_path, cli_env):
+    import joblib
+    from test_cli import write_csv
+
+    est, X_tr, X_te, names = __import__("converters.demo", fromlist=["x"]).train_demo_model("logistic")
+    joblib.dump(est, tmp_path / "m.joblib")
+    write_csv(tmp_path / "s.csv", X_tr, names)
+    r = subprocess.run([sys.executable, "-m", "edge_runtime", "convert", str(tmp_path / "m.joblib"), "--sample",
+                        str(tmp_path / "s.csv"), "-o", str(tmp_path / "b"), "--format", "onnx,tflite",
+                        "--precision", "fp32"], capture_output=True, text=True, env=cli_env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "model.onnx onnx/fp32" in r.stdout and "model.tflite tflite/fp32" in r.stdout
+    a = edge_runtime.load(tmp_path / "b", backend="litert").predict(X_te)
+    b = edge_runtime.load(tmp_path / "b", backend="onnxruntime").predict(X_te)
+    assert np.array_equal(a, b)
