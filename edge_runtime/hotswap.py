@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 from .errors import EdgeRuntimeError
 from .sync.agent import finish_probation, rollback_store, store_lock
+from .sync.errors import SyncError
 from .sync.probation import ProbationMonitor
 from .sync.store import ACTIVE, VersionStore
 
@@ -34,11 +35,14 @@ class HotSwapModel:
         self.profile = load_profile(profile) if isinstance(profile, str) else profile
         self.check_every_s = check_every_s
         self._lock = threading.Lock()
+        self._judging = threading.Lock()
         self._next_check = 0.0
         self._stamp: Optional[tuple] = None
         self._model: Any = None
         self._version: Optional[str] = None
         self._monitor: Optional[ProbationMonitor] = None
+        self._in_use: dict[int, int] = {}  # id(model) -> calls running on it right now
+        self._retired: list[Any] = []  # swapped-out models, closed once no call uses them
         self._count_start()
         self.refresh(force=True)
         if self._model is None:
@@ -97,10 +101,19 @@ class HotSwapModel:
             return False
         with self._lock:
             old, self._model, self._version = self._model, new, target
-        if old is not None:
-            old.close()
+            if old is not None:
+                self._retired.append(old)
+            idle = self._take_idle()
+        for m in idle:  # a call still running on the old model keeps it open until it returns
+            m.close()
         self._sync_probation(rec)
         return True
+
+    def _take_idle(self) -> list[Any]:
+        """Retired models no call uses any more (caller holds ``self._lock``)."""
+        idle = [m for m in self._retired if not self._in_use.get(id(m))]
+        self._retired = [m for m in self._retired if self._in_use.get(id(m))]
+        return idle
 
     def _sync_probation(self, rec: dict) -> None:
         prob = rec.get("probation")
@@ -113,7 +126,9 @@ class HotSwapModel:
 
     def _call(self, method: str, X: Any) -> Any:
         self.refresh()
-        model, monitor, version = self._model, self._monitor, self._version
+        with self._lock:
+            model, monitor, version = self._model, self._monitor, self._version
+            self._in_use[id(model)] = self._in_use.get(id(model), 0) + 1
         t0 = time.perf_counter()
         try:
             out = getattr(model, method)(X)
@@ -122,6 +137,14 @@ class HotSwapModel:
                 monitor.observe(time.perf_counter() - t0, error=True)
                 self._judge(monitor, version)
             raise
+        finally:
+            with self._lock:
+                self._in_use[id(model)] -= 1
+                if not self._in_use[id(model)]:
+                    del self._in_use[id(model)]
+                idle = self._take_idle()
+            for m in idle:
+                m.close()
         if monitor is not None:
             monitor.observe(time.perf_counter() - t0)
             self._judge(monitor, version)
@@ -130,7 +153,14 @@ class HotSwapModel:
     def _judge(self, monitor: ProbationMonitor, version: Optional[str]) -> None:
         if version is None or monitor.verdict()[0] == "pending":
             return
-        verdict = finish_probation(self.store, monitor, version)
+        if not self._judging.acquire(blocking=False):
+            return  # another thread is recording this verdict
+        try:
+            verdict = finish_probation(self.store, monitor, version)
+        except SyncError:
+            return  # the agent holds the store lock: record the verdict on a later call
+        finally:
+            self._judging.release()
         self._monitor = None
         if verdict == "fail":
             self.refresh(force=True)

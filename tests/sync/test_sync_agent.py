@@ -329,3 +329,34 @@ def test_download_policies(bundles, installed):
     assert open_model(agent(url, keys, state), charging).version == "1.3.0"
     with pytest.raises(SyncError, match="not one of"):
         DownloadPolicy(mode="sometimes")
+
+
+def test_hot_swap_under_concurrent_predictions(bundles, installed):
+    """Threads predicting while the holder swaps versions never hit a closed model."""
+    from edge_runtime.hotswap import HotSwapModel
+
+    keys, path, url, state = installed
+    holder = HotSwapModel(state, check_every_s=3600)
+    errors: list = []
+    stop = threading.Event()
+
+    def hammer():
+        while not stop.is_set():
+            try:
+                holder.predict([[5.1, 3.5, 1.4, 0.2]])
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for version in ("1.1.0", "1.3.0"):
+            pub.publish(bundles[version], path, keys)
+            assert agent(url, keys, state).sync_once().version == version
+            assert holder.refresh(force=True) and holder.version == version
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert not errors, errors[:3]
