@@ -441,7 +441,6 @@ def score_stream(chunks: Iterator[Chunk], *, model: Any = None, bundle: Optional
             yield score_chunk(model, chunk, proba=proba, on_error=on_error)
         return
     import multiprocessing as mp
-    from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
     if bundle is None:
@@ -450,17 +449,7 @@ def score_stream(chunks: Iterator[Chunk], *, model: Any = None, bundle: Optional
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
                              initargs=(bundle, backend)) as pool:
-        pending: deque[Any] = deque()
-        try:
-            for chunk in chunks:
-                pending.append(pool.submit(_worker_score, chunk, proba, on_error))
-                if len(pending) >= 2 * workers:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for fut in pending:
-                fut.cancel()
+        yield from _in_order(pool, workers, ((_worker_score, chunk, proba, on_error) for chunk in chunks))
 
 
 def read_text_blocks(fh: IO[str], chunk_rows: int, *, quoted: bool) -> Iterator[tuple[int, str]]:
@@ -553,7 +542,6 @@ def score_text_parallel(fh: IO[str], job: TextJob, *, workers: int, chunk_rows: 
             CSV header.
     """
     import multiprocessing as mp
-    from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
     if job.fmt == "csv":
@@ -565,17 +553,8 @@ def score_text_parallel(fh: IO[str], job: TextJob, *, workers: int, chunk_rows: 
     ctx = mp.get_context("spawn")  # not fork: a forked child would inherit engine thread pools
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_text_worker_init,
                              initargs=(job,)) as pool:
-        pending: deque[Any] = deque()
-        try:
-            for before, text in read_text_blocks(fh, chunk_rows, quoted=job.fmt == "csv"):
-                pending.append(pool.submit(_text_worker_score, before, text))
-                if len(pending) >= 2 * workers:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for fut in pending:
-                fut.cancel()
+        yield from _in_order(pool, workers, ((_text_worker_score, before, text) for before, text
+                                             in read_text_blocks(fh, chunk_rows, quoted=job.fmt == "csv")))
 
 
 def progress_bar(enabled: Optional[bool], *, total: Optional[int], unit: str,
@@ -607,3 +586,21 @@ def position_reader(fh: Any) -> Callable[[], Optional[int]]:
         except (OSError, ValueError):
             return None
     return pos
+
+
+def _in_order(pool: Any, workers: int, calls: Iterator[tuple]) -> Iterator[Any]:
+    """Results of ``pool.submit(*call)`` for each call, in input order, with at most
+    2 × workers in flight so memory stays flat; unstarted calls are cancelled on exit."""
+    from collections import deque
+
+    pending: deque[Any] = deque()
+    try:
+        for fn, *args in calls:
+            pending.append(pool.submit(fn, *args))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for fut in pending:
+            fut.cancel()
