@@ -31,3 +31,22 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     if report.skipped and os.environ.get("CI") and "setup.d" in str(report.longrepr):
         report.outcome = "failed"
+
+
+@pytest.fixture(scope="session")
+def bundles(tmp_path_factory):
+    """Zoo case -> its converted bundle, converted once per session for every suite that needs it."""
+    from zoo import dataset, fitted
+
+    import converters
+
+    cache = {}
+
+    def get(case):
+        if case.id not in cache:
+            X, _, X_te, _ = dataset(case.data)
+            cache[case.id] = converters.convert(fitted(case.id), X, tmp_path_factory.mktemp(case.id),
+                                                holdout=X_te)
+        return cache[case.id]
+
+    return get

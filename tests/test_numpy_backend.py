@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from zoo import CASES, dataset, fitted
+from zoo import CASES, dataset
 
-import converters
 import edge_runtime
 from edge_runtime.errors import UnsupportedModelError
 from edge_runtime.onnx_numpy import ModelDecodeError, decode_model
@@ -25,20 +24,6 @@ from edge_runtime.onnx_numpy.ops import supported
 from edge_runtime.onnx_numpy.plan import Plan, load_plan
 
 TOL = 1e-5
-
-
-@pytest.fixture(scope="module")
-def bundles(tmp_path_factory):
-    cache = {}
-
-    def get(case):
-        if case.id not in cache:
-            X, _, X_te, _ = dataset(case.data)
-            cache[case.id] = converters.convert(fitted(case.id), X, tmp_path_factory.mktemp(case.id),
-                                                holdout=X_te)
-        return cache[case.id]
-
-    return get
 
 
 def _assert_same(want, got, what, tol=TOL):

@@ -7,22 +7,7 @@ import numpy as np
 import pytest
 from zoo import CASES, dataset, fitted
 
-import converters
 import edge_runtime
-
-
-@pytest.fixture(scope="module")
-def bundles(tmp_path_factory):
-    cache = {}
-
-    def get(case):
-        if case.id not in cache:
-            X, _, X_te, _ = dataset(case.data)
-            cache[case.id] = converters.convert(fitted(case.id), X, tmp_path_factory.mktemp(case.id),
-                                                holdout=X_te)
-        return cache[case.id]
-
-    return get
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
