@@ -13,7 +13,8 @@ from ..core import EXPORTERS, ExportContext
 from ..errors import ConversionError
 from ..onnx_export import Exported
 from .builder import Graph
-from .compile import LINEAR, MLP, SUPPORTED, TREES, compile_linear, compile_mlp, compile_trees, split
+from .compile import LINEAR, MLP, SUPPORTED, TREES, compile_linear, compile_mlp, split
+from .trees import compile_trees
 
 __all__ = ["export_tflite", "SUPPORTED"]
 
@@ -28,6 +29,8 @@ def export_tflite(ctx: ExportContext, precision: str) -> Exported:
     assert name in LINEAR + MLP + TREES
     x, outs = compiler(g, last, pre, ctx.n_features, ctx.has_proba)
     roles = list(outs)
+    for role in roles:  # outputs are found by name: name them by what they hold
+        g.tensors[outs[role]].name = role.encode()
     data = g.build([x], [outs[r] for r in roles], f"edge-runtime {type(ctx.estimator).__name__}")
     names = {r: g.tensors[outs[r]].name.decode() for r in roles}
     extra: dict[str, Any] = {"label_encoding": "index"} if "label" in names else {}

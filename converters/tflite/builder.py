@@ -4,6 +4,7 @@ only. No TensorFlow. Weights can be stored as fp16 or int8 and expanded by DEQUA
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -28,26 +29,42 @@ _TYPES = {np.dtype(np.float32): "FLOAT32", np.dtype(np.int32): "INT32", np.dtype
           np.dtype(np.bool_): "BOOL", np.dtype(np.int8): "INT8", np.dtype(np.float16): "FLOAT16"}
 
 
+#: below this many weights, int8 costs more in quantization parameters than it saves
+HYBRID_MIN = 64
+
 #: operator versions above 1 that our uses need (DEQUANTIZE of int8 is version 2)
 _VERSIONS = {"DEQUANTIZE": 2, "GATHER": 2, "ARG_MAX": 2, "SELECT_V2": 1}
 
 
 class Graph:
-    """One subgraph; tensor ids are plain ints. Batch-shaped tensors use -1 in shapeSignature."""
+    """One subgraph; tensor ids are plain ints. Batch-shaped tensors use -1 in shapeSignature.
 
-    def __init__(self, weight_precision: str = "fp32"):
+    The first Graph is the model's main subgraph; ``subgraph()`` adds another (a WHILE body or
+    condition) that shares the model's buffers and operator codes."""
+
+    def __init__(self, weight_precision: str = "fp32", parent: Optional[Graph] = None):
         self.s = schema()
         self.tensors: list[Any] = []
-        self.buffers: list[Any] = [self.s.BufferT()]  # buffer 0: the empty sentinel
         self.operators: list[Any] = []
-        self.opcodes: dict[int, int] = {}
-        self.codes: list[Any] = []
         self.weight_precision = weight_precision
-        self._n = 0
+        self.inputs: list[int] = []
+        self.outputs: list[int] = []
+        if parent is None:
+            self.buffers: list[Any] = [self.s.BufferT()]  # buffer 0: the empty sentinel
+            self.opcodes: dict[int, int] = {}
+            self.codes: list[Any] = []
+            self.subgraphs: list[Graph] = [self]
+        else:
+            self.buffers, self.opcodes, self.codes = parent.buffers, parent.opcodes, parent.codes
+            self.subgraphs = parent.subgraphs
+            self.subgraphs.append(self)
 
-    def _name(self, prefix: str) -> str:
-        self._n += 1
-        return f"{prefix}_{self._n}"
+    def subgraph(self) -> Graph:
+        return Graph(self.weight_precision, parent=self)
+
+    @property
+    def index(self) -> int:
+        return self.subgraphs.index(self)
 
     def tensor(self, shape: Sequence[int], dtype: Any = np.float32, name: Optional[str] = None,
                buffer: int = 0, quant: Any = None) -> int:
@@ -57,7 +74,7 @@ class Graph:
         if any(v < 0 for v in sig):
             t.shapeSignature = sig
         t.type = getattr(self.s.TensorType, _TYPES[np.dtype(dtype)])
-        t.name = (name or self._name("t")).encode()
+        t.name = name.encode() if name else None  # unnamed: no string in the file
         t.buffer = buffer
         t.quantization = quant
         self.tensors.append(t)
@@ -71,25 +88,37 @@ class Graph:
         b = self.s.BufferT()
         b.data = np.frombuffer(arr.tobytes(), dtype=np.uint8)
         self.buffers.append(b)
-        return self.tensor(arr.shape, arr.dtype, name or self._name("c"), buffer=len(self.buffers) - 1)
+        return self.tensor(arr.shape, arr.dtype, name, buffer=len(self.buffers) - 1)
 
     def _compressed(self, arr: np.ndarray, name: Optional[str]) -> int:
         if self.weight_precision == "fp16":
             src = self.const(arr.astype(np.float16), np.float16, (name or "w") + "_fp16")
-        else:  # symmetric per-tensor int8
-            scale = float(np.max(np.abs(arr))) / 127.0 or 1.0
-            q = np.clip(np.round(arr / scale), -127, 127).astype(np.int8)
-            qp = self.s.QuantizationParametersT()
-            qp.scale = [scale]
-            qp.zeroPoint = [0]
-            b = self.s.BufferT()
-            b.data = np.frombuffer(q.tobytes(), dtype=np.uint8)
-            self.buffers.append(b)
-            src = self.tensor(q.shape, np.int8, (name or "w") + "_int8", buffer=len(self.buffers) - 1, quant=qp)
+        else:
+            src = self.int8(arr, name)
         return self.op("DEQUANTIZE", [src], arr.shape, np.float32)
+
+    def int8(self, arr: np.ndarray, name: Optional[str] = None) -> int:
+        """Symmetric per-tensor int8 (zero point 0, scale max|w|/127): the layout DEQUANTIZE and
+        the hybrid FULLY_CONNECTED kernel both read."""
+        scale = float(np.max(np.abs(arr))) / 127.0 or 1.0
+        q = np.clip(np.round(arr / scale), -127, 127).astype(np.int8)
+        qp = self.s.QuantizationParametersT()
+        qp.scale = [scale]
+        qp.zeroPoint = [0]
+        b = self.s.BufferT()
+        b.data = np.frombuffer(q.tobytes(), dtype=np.uint8)
+        self.buffers.append(b)
+        return self.tensor(q.shape, np.int8, (name or "w") + "_int8", buffer=len(self.buffers) - 1, quant=qp)
 
     def op(self, kind: str, inputs: Sequence[int], out_shape: Sequence[int], out_dtype: Any = np.float32,
            options: Optional[tuple[str, Any]] = None, name: Optional[str] = None) -> int:
+        out = self.tensor(out_shape, out_dtype, name)
+        self.op_into(kind, inputs, [out], options)
+        return out
+
+    def op_into(self, kind: str, inputs: Sequence[int], outputs: Sequence[int],
+                options: Optional[tuple[str, Any]] = None) -> None:
+        """An operator writing into tensors made beforehand (for several outputs, as WHILE has)."""
         code = getattr(self.s.BuiltinOperator, kind)
         if code not in self.opcodes:
             oc = self.s.OperatorCodeT()
@@ -98,24 +127,54 @@ class Graph:
             oc.version = _VERSIONS.get(kind, 1)
             self.opcodes[code] = len(self.codes)
             self.codes.append(oc)
-        out = self.tensor(out_shape, out_dtype, name or self._name(kind.lower()))
         o = self.s.OperatorT()
         o.opcodeIndex = self.opcodes[code]
         o.inputs = list(inputs)
-        o.outputs = [out]
+        o.outputs = list(outputs)
         if options is not None:
             o.builtinOptionsType = getattr(self.s.BuiltinOptions, options[0])
             o.builtinOptions = options[1]
         self.operators.append(o)
-        return out
+
+    def while_loop(self, cond: Graph, body: Graph, inputs: Sequence[int]) -> list[int]:
+        """WHILE cond(vars): vars = body(vars). One copy of the body instead of one per
+        iteration: the file stays small however many steps run. Returns the final vars."""
+        outs = [self.tensor(self._sig(i), self._dtype(i)) for i in inputs]
+        opts = self.s.WhileOptionsT()
+        opts.condSubgraphIndex, opts.bodySubgraphIndex = cond.index, body.index
+        self.op_into("WHILE", inputs, outs, ("WhileOptions", opts))
+        return outs
+
+    def like(self, graph: Graph, tensor: int) -> int:
+        """A tensor in this subgraph with the shape and type of ``tensor`` in ``graph``."""
+        return self.tensor(graph._sig(tensor), graph._dtype(tensor))
+
+    def _sig(self, tensor: int) -> list[int]:
+        t = self.tensors[tensor]
+        return list(t.shapeSignature) if t.shapeSignature is not None else list(t.shape)
+
+    def _dtype(self, tensor: int) -> Any:
+        code = self.tensors[tensor].type
+        return next(dt for dt, nm in _TYPES.items() if getattr(self.s.TensorType, nm) == code)
 
     # --- common operators -------------------------------------------------------------------
     def fully_connected(self, x: int, weights: np.ndarray, bias: np.ndarray, activation: str = "NONE") -> int:
         """x [N, in] @ weights.T [in, out] + bias -> [N, out] (weights given as [out, in])."""
         opts = self.s.FullyConnectedOptionsT()
         opts.fusedActivationFunction = getattr(self.s.ActivationFunctionType, activation)
-        w = self.const(np.asarray(weights, np.float32), weight=True, name="weights")
-        b = self.const(np.asarray(bias, np.float32), name="bias", weight=True)
+        weights = np.asarray(weights, np.float32)
+        if self.weight_precision != "int8":
+            w = self.const(weights, weight=True, name="weights")
+            b = self.const(np.asarray(bias, np.float32), name="bias", weight=True)
+        elif weights.size >= HYBRID_MIN:
+            # int8 weights read directly by FULLY_CONNECTED's hybrid kernel (float in, float out,
+            # the bias stays float32): no DEQUANTIZE operator and no float copy of the weights
+            w = self.int8(weights, "weights")
+            b = self.const(np.asarray(bias, np.float32), name="bias")
+            opts.asymmetricQuantizeInputs = True  # per-row zero point: offsets and ReLU outputs keep 8 bits
+        else:  # a handful of weights: float32 costs less than quantization parameters would
+            w = self.const(weights, name="weights")
+            b = self.const(np.asarray(bias, np.float32), name="bias")
         return self.op("FULLY_CONNECTED", [x, w, b], (-1, weights.shape[0]),
                        options=("FullyConnectedOptions", opts))
 
@@ -154,19 +213,34 @@ class Graph:
         ax = self.const(np.array([axis], np.int32), np.int32)
         return self.op("SUM", [x, ax], shape, options=("ReducerOptions", opts))
 
+    def _subgraph_t(self) -> Any:
+        """The subgraph as written: operator outputs inside the graph carry no name and no shape
+        signature (kernels compute their shapes when the input is sized; XNNPACK still wants the
+        static shape). Inputs and outputs keep their signatures."""
+        keep = set(self.inputs) | set(self.outputs)
+        written = []
+        for i, t in enumerate(self.tensors):
+            if t.buffer == 0 and i not in keep:
+                t = copy.copy(t)
+                t.shapeSignature = None
+            written.append(t)
+        sg = self.s.SubGraphT()
+        sg.tensors = written
+        sg.operators = self.operators
+        sg.inputs = list(self.inputs)
+        sg.outputs = list(self.outputs)
+        sg.name = b"main" if self.index == 0 else f"sub{self.index}".encode()
+        return sg
+
     def build(self, inputs: Sequence[int], outputs: Sequence[int], description: str) -> bytes:
         import flatbuffers
 
-        sg = self.s.SubGraphT()
-        sg.tensors = self.tensors
-        sg.operators = self.operators
-        sg.inputs = list(inputs)
-        sg.outputs = list(outputs)
-        sg.name = b"main"
+        assert self.index == 0, "build the main subgraph"
+        self.inputs, self.outputs = list(inputs), list(outputs)
         model = self.s.ModelT()
         model.version = 3
         model.operatorCodes = self.codes
-        model.subgraphs = [sg]
+        model.subgraphs = [g._subgraph_t() for g in self.subgraphs]
         model.buffers = self.buffers
         model.description = description.encode()
         fb = flatbuffers.Builder(1024)
