@@ -25,7 +25,7 @@ from edge_runtime.bundle import Artifact, Feature, json_safe, new_manifest, writ
 from .errors import ConversionError, ParityError
 from .onnx_export import Exported, export_onnx
 from .registry import check_supported
-from .stats import nan_tolerant_features, reference_statistics
+from .stats import nan_tolerant_features, r2_score, reference_statistics
 
 #: Which runtime backend proves an artifact of each format at conversion time.
 FORMAT_BACKEND = {"onnx": "onnxruntime", "tflite": "litert"}
@@ -113,10 +113,13 @@ def _expected(estimator: Any, X: np.ndarray, names: list[str], task: str, has_pr
     return out
 
 
-def tolerance_for(precision: str, tolerance: float, min_label_agreement: float) -> dict[str, Any]:
-    """Full precision must match values and labels; quantized artifacts are judged on labels."""
+def tolerance_for(precision: str, tolerance: float, min_label_agreement: float,
+                  quantized_agreement: float = 0.99) -> dict[str, Any]:
+    """Full precision must match values and labels. Quantized artifacts are judged on what they
+    are for: classifiers on label agreement, regressors on R² against the original predictions
+    (the share of their variance kept), both at ``quantized_agreement``."""
     if precision in QUANTIZED:
-        return {"atol": None, "min_label_agreement": max(0.99, min(min_label_agreement, 0.99))}
+        return {"atol": None, "min_label_agreement": quantized_agreement, "min_r2": quantized_agreement}
     return {"atol": tolerance, "min_label_agreement": min_label_agreement}
 
 
@@ -168,6 +171,11 @@ def measure_parity(exported: Exported, X: np.ndarray, expected: dict, ctx: Expor
             want = expected[role].astype(np.float64)
             diff = float(np.max(np.abs(np.asarray(got[role], np.float64).reshape(want.shape) - want)))
             fig[f"{role}_max_abs_diff"] = diff
+            if role == "prediction" and tol.get("min_r2") is not None:
+                r2 = r2_score(want, np.asarray(got[role], np.float64).reshape(want.shape))
+                fig["prediction_r2"] = r2
+                if not r2 >= tol["min_r2"]:
+                    reasons.append(f"R² against the original predictions {r2:.4f} < {tol['min_r2']:.4f}")
             if tol["atol"] is not None:
                 limit = tol["atol"] * (1.0 + float(np.max(np.abs(want)))) if role == "prediction" \
                     else tol["atol"]
@@ -206,13 +214,15 @@ def _versions() -> dict[str, str]:
 def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] = None,
             version: str = "1.0.0", formats: Sequence[str] = ("onnx",), holdout: Any = None,
             precisions: Any = ("fp32",), tolerance: float = 1e-4,
-            min_label_agreement: float = 1.0, force: bool = False,
+            min_label_agreement: float = 1.0, quantized_agreement: float = 0.99, force: bool = False,
             feature_names: Optional[Sequence[str]] = None, n_golden: int = 8,
             double_fallback: bool = True, feature_ranges: Optional[dict] = None) -> Path:
     """Convert a fitted estimator into a bundle directory and return its path.
 
     ``sample_X`` characterises the input (reference statistics, calibration); parity is
-    measured on ``holdout`` when given, else on a seeded 25% of ``sample_X``.
+    measured on ``holdout`` when given, else on a seeded 25% of ``sample_X``. fp16/int8
+    artifacts must keep ``quantized_agreement`` of the labels (classifiers) or R² against the
+    original predictions (regressors).
 
     Raises:
         UnsupportedEstimatorError: a step has no converter (the message says how to add one).
@@ -244,7 +254,7 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
         if fmt not in EXPORTERS:
             raise ConversionError(f"unknown format {fmt!r}; known: {', '.join(sorted(EXPORTERS))}")
         for prec in (precisions.get(fmt, ("fp32",)) if isinstance(precisions, dict) else precisions):
-            tol = tolerance_for(prec, tolerance, min_label_agreement)
+            tol = tolerance_for(prec, tolerance, min_label_agreement, quantized_agreement)
             exported = EXPORTERS[fmt](ctx, prec)
             parity = measure_parity(exported, H, expected, ctx, tol)
             if not parity["passed"] and fmt == "onnx" and prec == "fp32" and double_fallback:
@@ -288,7 +298,8 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
                 "atol": 1e-4, "rtol": 1e-4, "min_label_agreement": 1.0})
     allow_nan = nan_tolerant_features(
         lambda rows: _expected(estimator, rows, names, task, has_proba),
-        [lambda rows, e=e: run_exported(e, rows, classes) for e, _ in produced], X)
+        [lambda rows, e=e: run_exported(e, rows, classes) for e, _ in produced], X,
+        quantized=[e.precision in QUANTIZED for e, _ in produced], min_agreement=quantized_agreement)
     ranges = feature_ranges or {}
     features = [Feature(name=n, allow_nan=a, range=tuple(ranges[n]) if n in ranges else None)
                 for n, a in zip(names, allow_nan)]

@@ -38,14 +38,17 @@ def reference_statistics(X: np.ndarray, names: Sequence[str], n_bins: int = N_BI
                       "features": feats})
 
 
-def nan_tolerant_features(expected: Any, artifact_runs: Sequence[Any], X: np.ndarray) -> list[bool]:
+def nan_tolerant_features(expected: Any, artifact_runs: Sequence[Any], X: np.ndarray,
+                          quantized: Sequence[bool] = (), min_agreement: float = 0.99) -> list[bool]:
     """Which features may be NaN: blank each column and see whether the estimator accepts it
     *and* every artifact gives the same outputs on those rows.
 
     Exact for any pipeline (imputers, HistGradientBoosting's or trees' native missing-value
     handling) without knowing each estimator's rules, and it catches converters that route NaN
     differently from scikit-learn (then NaN is refused on the device rather than mispredicted).
-    ``expected(rows)`` and each ``artifact_runs[i](rows)`` return {role: array}.
+    ``expected(rows)`` and each ``artifact_runs[i](rows)`` return {role: array}. A quantized
+    artifact (``quantized[i]``) is held to its own bar: ``min_agreement`` of the labels, or R² of
+    the predictions, since its probabilities never match to 1e-4.
     """
     rows = X[: min(256, X.shape[0])].copy()
     out = []
@@ -60,20 +63,38 @@ def nan_tolerant_features(expected: Any, artifact_runs: Sequence[Any], X: np.nda
             out.append(False)
             continue
         ok = all(v.dtype.kind not in "fc" or not np.isnan(v).any() for v in want.values())
-        for run in artifact_runs if ok else ():
+        for i, run in enumerate(artifact_runs if ok else ()):
             try:
                 got = run(probe)
             except Exception:  # noqa: BLE001 - an engine that fails on NaN does not accept it
                 ok = False
                 break
+            lossy = i < len(quantized) and quantized[i]
             for role, w in want.items():
-                if role not in got:
+                if role not in got or (lossy and role == "probabilities"):
                     continue
                 g = np.asarray(got[role])
-                if w.dtype.kind in "fc":
+                if lossy:
+                    ok = ok and _kept(w, g, min_agreement)
+                elif w.dtype.kind in "fc":
                     ok = ok and bool(np.allclose(g.astype(np.float64).reshape(w.shape), w,
                                                  atol=1e-4, rtol=1e-4))
                 else:
                     ok = ok and bool(np.all(g.astype(str).reshape(-1) == w.astype(str).reshape(-1)))
         out.append(bool(ok))
     return out
+
+
+def r2_score(want: np.ndarray, got: np.ndarray) -> float:
+    """1 - SSE / SST over all outputs; a constant target counts as kept only when matched."""
+    sse = float(np.sum((got - want) ** 2))
+    sst = float(np.sum((want - want.mean(axis=0)) ** 2))
+    if not np.isfinite(sse):
+        return float("-inf")
+    return 1.0 - sse / sst if sst > 0 else (1.0 if sse == 0 else float("-inf"))
+
+
+def _kept(want: np.ndarray, got: np.ndarray, bar: float) -> bool:
+    if want.dtype.kind in "fc":  # a regressor: R² of the artifact against the estimator
+        return r2_score(want.astype(np.float64), got.astype(np.float64).reshape(want.shape)) >= bar
+    return float(np.mean(got.astype(str).reshape(-1) == want.astype(str).reshape(-1))) >= bar

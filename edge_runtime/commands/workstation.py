@@ -32,10 +32,13 @@ def register(cli: click.Group) -> None:
               help="CSV of held-out rows for parity (default: 25% of --sample).")
 @click.option("--target", default=None, help="Column of the CSVs to ignore (the label).")
 @click.option("--tolerance", default=1e-4, show_default=True, type=float)
+@click.option("--min-quantized-agreement", "quantized_agreement", default=0.99, show_default=True,
+              type=click.FloatRange(0.0, 1.0),
+              help="fp16/int8 artifacts are refused below this label agreement (R² for regressors).")
 @click.option("--force", is_flag=True, help="Write the bundle even when parity is missed.")
 def convert(model: str, sample: str, out_dir: str, name: Optional[str], version: str, formats: str,
             precisions: str, holdout: Optional[str], target: Optional[str], tolerance: float,
-            force: bool) -> None:
+            quantized_agreement: float, force: bool) -> None:
     """Convert a fitted scikit-learn MODEL (.joblib/.pkl, trusted files only) into a bundle."""
     conv = require_converters()
     import joblib  # workstation only: the device never unpickles anything
@@ -49,7 +52,7 @@ def convert(model: str, sample: str, out_dir: str, name: Optional[str], version:
     out = conv.convert(estimator, X, out_dir, name=name, version=version,
                        formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
                        precisions=tuple(p.strip() for p in precisions.split(",") if p.strip()),
-                       holdout=H, tolerance=tolerance, force=force,
+                       holdout=H, tolerance=tolerance, quantized_agreement=quantized_agreement, force=force,
                        feature_names=None if fitted is not None else names)
     _summary(out)
 
@@ -64,7 +67,8 @@ def _summary(out: Path) -> None:
         figs = [f"labels {p['label_agreement']:.2%}" if "label_agreement" in p else None,
                 f"max |Δp| {p['probabilities_max_abs_diff']:.2e}" if "probabilities_max_abs_diff" in p
                 else None,
-                f"max |Δy| {p['prediction_max_abs_diff']:.2e}" if "prediction_max_abs_diff" in p else None]
+                f"max |Δy| {p['prediction_max_abs_diff']:.2e}" if "prediction_max_abs_diff" in p else None,
+                f"R² {p['prediction_r2']:.4f}" if "prediction_r2" in p else None]
         click.echo(f"  {a.path} {a.format}/{a.precision} {a.size} B: parity on {p.get('rows', '?')} rows: "
                    + ", ".join(f for f in figs if f)
                    + ("" if p.get("passed", True) else "  [FAILED, forced]"))
