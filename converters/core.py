@@ -43,13 +43,17 @@ class ExportContext:
     classes: Optional[list]
     sample: np.ndarray  # float32-representable rows, float64 dtype (calibration for int8)
     feature_names: list[str]
+    #: int8 scheme: "dynamic" (int8 weights, float activations quantized per call) or "static"
+    #: (full-integer: activation ranges calibrated once on ``sample``)
+    quantization: str = "dynamic"
 
 
 Exporter = Callable[[ExportContext, str], Exported]
 #: format -> exporter(ctx, precision). Other modules add theirs (e.g. "tflite").
 EXPORTERS: dict[str, Exporter] = {
     "onnx": lambda ctx, precision: export_onnx(ctx.estimator, ctx.n_features, task=ctx.task,
-                                               has_proba=ctx.has_proba, precision=precision),
+                                               has_proba=ctx.has_proba, precision=precision,
+                                               quantization=ctx.quantization, calibration=ctx.sample),
 }
 
 
@@ -214,7 +218,8 @@ def _versions() -> dict[str, str]:
 def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] = None,
             version: str = "1.0.0", formats: Sequence[str] = ("onnx",), holdout: Any = None,
             precisions: Any = ("fp32",), tolerance: float = 1e-4,
-            min_label_agreement: float = 1.0, quantized_agreement: float = 0.99, force: bool = False,
+            min_label_agreement: float = 1.0, quantized_agreement: float = 0.99,
+            quantization: str = "dynamic", force: bool = False,
             feature_names: Optional[Sequence[str]] = None, n_golden: int = 8,
             double_fallback: bool = True, feature_ranges: Optional[dict] = None) -> Path:
     """Convert a fitted estimator into a bundle directory and return its path.
@@ -222,7 +227,8 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
     ``sample_X`` characterises the input (reference statistics, calibration); parity is
     measured on ``holdout`` when given, else on a seeded 25% of ``sample_X``. fp16/int8
     artifacts must keep ``quantized_agreement`` of the labels (classifiers) or R² against the
-    original predictions (regressors).
+    original predictions (regressors). ``quantization`` picks the int8 scheme: "dynamic" (int8
+    weights) or "static" (full-integer, activation ranges calibrated on ``sample_X``).
 
     Raises:
         UnsupportedEstimatorError: a step has no converter (the message says how to add one).
@@ -230,6 +236,8 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
         ConversionError: bad arguments or a converter failure.
     """
     check_supported(estimator)
+    if quantization not in ("dynamic", "static"):
+        raise ConversionError(f"quantization {quantization!r}: use dynamic or static")
     task = _task_of(estimator)
     has_proba = task == "classification" and _has_proba(estimator)
     X, names = _matrix(sample_X, estimator, feature_names)
@@ -243,7 +251,7 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
         H = X[np.sort(rng.choice(X.shape[0], size=k, replace=False))]
     classes = np.asarray(estimator.classes_).tolist() if task == "classification" else None
     ctx = ExportContext(estimator=estimator, n_features=X.shape[1], task=task, has_proba=has_proba,
-                        classes=classes, sample=X, feature_names=names)
+                        classes=classes, sample=X, feature_names=names, quantization=quantization)
     expected = _expected(estimator, H, names, task, has_proba)
 
     produced: list[tuple[Exported, dict]] = []

@@ -4,7 +4,9 @@ plain probability tensors (no ZipMap), a fixed opset the oldest supported onnxru
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
+
+import numpy as np
 
 from .errors import ConversionError, UnsupportedEstimatorError
 from .registry import HOW_TO_REGISTER, steps_of
@@ -43,15 +45,17 @@ def _classifier_options(estimator: Any) -> dict:
 
 
 def export_onnx(estimator: Any, n_features: int, *, task: str, has_proba: bool,
-                precision: str = "fp32") -> Exported:
-    """Convert a fitted estimator. ``precision`` is fp32 or fp64 (double input, for models
-    whose float32 arithmetic flips a tree branch; see sklearn-onnx #1192)."""
+                precision: str = "fp32", quantization: str = "dynamic", calibration: Any = None) -> Exported:
+    """Convert a fitted estimator. ``precision`` is fp32, fp64 (double input, for models
+    whose float32 arithmetic flips a tree branch; see sklearn-onnx #1192) or int8
+    (``quantization`` dynamic, or static with ``calibration`` rows)."""
     import onnx
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 
     if precision == "int8":
-        return quantize_int8(export_onnx(estimator, n_features, task=task, has_proba=has_proba))
+        return quantize_int8(export_onnx(estimator, n_features, task=task, has_proba=has_proba),
+                             quantization, calibration)
     if precision not in ("fp32", "fp64"):
         raise ConversionError(f"ONNX export at precision {precision!r}: use fp32, fp64 or int8 "
                               "(fp16 is available for TFLite)")
@@ -79,23 +83,45 @@ def export_onnx(estimator: Any, n_features: int, *, task: str, has_proba: bool,
                     extra={"ir_version": int(onx.ir_version), "onnx_version": onnx.__version__})
 
 
-def quantize_int8(fp32: Exported) -> Exported:
-    """Dynamic int8 quantization (onnxruntime.quantization): weights of MatMul/Gemm stored as
-    int8, activations quantized per call. Tree ensembles have no weights to quantize."""
+class _CalibrationRows:
+    """onnxruntime's CalibrationDataReader over the sample rows, 64 rows a batch, 1,024 at most."""
+
+    def __init__(self, input_name: str, rows: np.ndarray):
+        rows = np.ascontiguousarray(rows[:1024], dtype=np.float32)
+        self._batches = iter([{input_name: rows[i:i + 64]} for i in range(0, len(rows), 64)])
+
+    def get_next(self) -> Optional[dict]:
+        return next(self._batches, None)
+
+
+def quantize_int8(fp32: Exported, quantization: str = "dynamic", calibration: Any = None) -> Exported:
+    """int8 through onnxruntime.quantization. dynamic: MatMul/Gemm weights stored as int8,
+    activations quantized per call. static: QDQ with per-channel weights and activation ranges
+    calibrated on the sample rows once (full-integer kernels where onnxruntime has them).
+    ai.onnx.ml operators (trees, LinearClassifier) have no int8 kernels: refused, naming why."""
     import tempfile
     from pathlib import Path
 
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 
+    if quantization == "static" and calibration is None:
+        raise ConversionError("static int8 quantization needs calibration rows (the sample)")
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(fp32.data)
         try:
-            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+            if quantization == "static":
+                quantize_static(str(src), str(dst), _CalibrationRows(fp32.input_name, np.asarray(calibration)),
+                                quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
+                                weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul", "Gemm"])
+            else:
+                quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
         except ValueError as exc:  # no ai.onnx MatMul/Gemm to quantize (ai.onnx.ml-only graphs)
             raise ConversionError(f"onnxruntime cannot quantize this model to int8 ({exc}); it uses "
                                   "ai.onnx.ml operators only. Use --format tflite --precision int8") from None
         data = dst.read_bytes()
+    scheme = ("onnxruntime static int8 (QDQ, calibrated on the sample rows)" if quantization == "static"
+              else "onnxruntime dynamic int8 (weights)")
     return Exported(data=data, format="onnx", precision="int8", input_name=fp32.input_name,
                     input_dtype=fp32.input_dtype, outputs=dict(fp32.outputs), opset=dict(fp32.opset),
-                    extra={**fp32.extra, "quantization": "onnxruntime dynamic int8 (weights)"})
+                    extra={**fp32.extra, "quantization": scheme})
