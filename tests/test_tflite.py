@@ -183,3 +183,75 @@ def test_cli_convert_onnx_and_tflite(tmp_path, cli_env):
     a = edge_runtime.load(tmp_path / "b", backend="litert").predict(X_te)
     b = edge_runtime.load(tmp_path / "b", backend="onnxruntime").predict(X_te)
     assert np.array_equal(a, b)
+    r = subprocess.run([sys.executable, "-m", "edge_runtime", "convert", str(tmp_path / "m.joblib"), "--sample",
+                        str(tmp_path / "s.csv"), "-o", str(tmp_path / "q"), "--format", "tflite", "--precision",
+                        "fp32,int8", "--quantization", "static", "--min-quantized-agreement", "0.98"],
+                       capture_output=True, text=True, env=cli_env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "tflite/int8" in r.stdout and "labels" in r.stdout
+    assert edge_runtime.load(tmp_path / "q", precision="int8").artifact.extra["quantization"].startswith("static")
+
+
+def _fc_input_types(data: bytes) -> list[str]:
+    from ai_edge_litert import schema_py_generated as s
+
+    m = s.ModelT.InitFromObj(s.Model.GetRootAsModel(data, 0))
+    names = {v: k for k, v in vars(s.TensorType).items() if not k.startswith("_")}
+    sg = m.subgraphs[0]
+    return [names[sg.tensors[op.inputs[0]].type] for op in sg.operators
+            if m.operatorCodes[op.opcodeIndex].builtinCode == s.BuiltinOperator.FULLY_CONNECTED]
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "logistic"])
+def test_static_int8_runs_integer_layers_and_keeps_labels(activation, tmp_path):
+    """--quantization static: every FULLY_CONNECTED reads int8 activations (ranges calibrated on
+    the sample), TANH/LOGISTIC at their fixed int8 scales; labels kept at the 99% bar."""
+    lr, mlp, X_tr, X_te = _demo_mlp(activation)
+    for est in (lr, mlp):
+        b = converters.convert(est, X_tr, tmp_path / type(est[-1]).__name__, holdout=X_te, formats=("tflite",),
+                               precisions=("int8",), quantization="static")
+        m = edge_runtime.load(b, backend="litert", precision="int8")
+        assert m.artifact.extra["quantization"].startswith("static int8")
+        assert set(_fc_input_types(open_artifact(b, m.artifact))) == {"INT8"}
+        assert np.mean(m.predict(X_te) == est.predict(X_te)) >= 0.99
+
+
+def open_artifact(bundle, artifact) -> bytes:
+    from edge_runtime.bundle import open_bundle
+
+    return open_bundle(bundle).read_artifact(artifact)
+
+
+def test_dynamic_int8_layers_read_float_inputs(tmp_path):
+    mlp = fitted("mlp-binary")
+    X, _, X_te, _ = dataset("binary")
+    b = converters.convert(mlp, X, tmp_path / "b", holdout=X_te, formats=("tflite",), precisions=("int8",))
+    m = edge_runtime.load(b, backend="litert", precision="int8")
+    assert m.artifact.extra["quantization"].startswith("dynamic int8")
+    assert "FLOAT32" in _fc_input_types(open_artifact(b, m.artifact))
+
+
+def _demo_mlp(activation: str = "relu"):
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from converters.demo import train_demo_model
+
+    lr, X_tr, X_te, _ = train_demo_model("logistic")
+    mlp = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(32, 16), activation=activation,
+                                                        max_iter=800, random_state=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlp.fit(X_tr, lr.predict(X_tr))
+    return lr, mlp, X_tr, X_te
+
+
+def test_onnx_static_int8_is_calibrated_qdq(tmp_path):
+    _, est, X, X_te = _demo_mlp()
+    b = converters.convert(est, X, tmp_path / "b", holdout=X_te, formats=("onnx",), precisions=("int8",),
+                           quantization="static")
+    m = edge_runtime.load(b, backend="onnxruntime", precision="int8")
+    assert "static" in m.artifact.extra["quantization"]
+    assert b"QuantizeLinear" in open_artifact(b, m.artifact)
+    assert np.mean(m.predict(X_te) == est.predict(X_te)) >= 0.99

@@ -23,8 +23,9 @@ def export_tflite(ctx: ExportContext, precision: str) -> Exported:
     if precision not in ("fp32", "fp16", "int8"):
         raise ConversionError(f"TFLite precision {precision!r}: use fp32, fp16 or int8")
     pre, last = split(ctx.estimator)
-    g = Graph(weight_precision=precision)
     name = type(last).__name__
+    static = precision == "int8" and ctx.quantization == "static"
+    g = Graph(weight_precision=precision, integer=static and name in LINEAR + MLP, calibration=ctx.sample)
     compiler = compile_linear if name in LINEAR else compile_mlp if name in MLP else compile_trees
     assert name in LINEAR + MLP + TREES
     x, outs = compiler(g, last, pre, ctx.n_features, ctx.has_proba)
@@ -35,6 +36,11 @@ def export_tflite(ctx: ExportContext, precision: str) -> Exported:
     names = {r: g.tensors[outs[r]].name.decode() for r in roles}
     extra: dict[str, Any] = {"label_encoding": "index"} if "label" in names else {}
     extra["strategy"] = "tree-traversal" if name in TREES else "dense"
+    if precision == "int8":
+        extra["quantization"] = (
+            f"static int8: integer dense layers, activation ranges calibrated on {len(ctx.sample)} sample rows"
+            if g.integer else "int8 node data (fp16 thresholds), float comparisons" if name in TREES
+            else "dynamic int8: int8 weights, inputs quantized per row (hybrid kernels)")
     return Exported(data=data, format="tflite", precision=precision, input_name="input", input_dtype="float32",
                     outputs=names, opset={"tflite_schema": 3}, extra=extra)
 

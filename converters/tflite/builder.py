@@ -33,7 +33,7 @@ _TYPES = {np.dtype(np.float32): "FLOAT32", np.dtype(np.int32): "INT32", np.dtype
 HYBRID_MIN = 64
 
 #: operator versions above 1 that our uses need (DEQUANTIZE of int8 is version 2)
-_VERSIONS = {"DEQUANTIZE": 2, "GATHER": 2, "ARG_MAX": 2, "SELECT_V2": 1}
+_VERSIONS = {"DEQUANTIZE": 2, "QUANTIZE": 2, "GATHER": 2, "ARG_MAX": 2, "SELECT_V2": 1}
 
 
 class Graph:
@@ -42,8 +42,12 @@ class Graph:
     The first Graph is the model's main subgraph; ``subgraph()`` adds another (a WHILE body or
     condition) that shares the model's buffers and operator codes."""
 
-    def __init__(self, weight_precision: str = "fp32", parent: Optional[Graph] = None):
+    def __init__(self, weight_precision: str = "fp32", parent: Optional[Graph] = None, integer: bool = False,
+                 calibration: Optional[np.ndarray] = None):
         self.s = schema()
+        #: static int8: dense layers in integer arithmetic, ranges calibrated on these rows
+        self.integer = integer
+        self.calibration = calibration
         self.tensors: list[Any] = []
         self.operators: list[Any] = []
         self.weight_precision = weight_precision
@@ -60,7 +64,7 @@ class Graph:
             self.subgraphs.append(self)
 
     def subgraph(self) -> Graph:
-        return Graph(self.weight_precision, parent=self)
+        return Graph(self.weight_precision, parent=self, integer=self.integer)
 
     @property
     def index(self) -> int:
@@ -80,7 +84,8 @@ class Graph:
         self.tensors.append(t)
         return len(self.tensors) - 1
 
-    def const(self, value: Any, dtype: Any = np.float32, name: Optional[str] = None, weight: bool = False) -> int:
+    def const(self, value: Any, dtype: Any = np.float32, name: Optional[str] = None, weight: bool = False,
+              quant: Any = None) -> int:
         """A constant; ``weight=True`` lets fp16/int8 precision store it compressed."""
         arr = np.ascontiguousarray(np.asarray(value, dtype=dtype))
         if weight and arr.dtype == np.float32 and self.weight_precision in ("fp16", "int8") and arr.size >= 16:
@@ -88,7 +93,7 @@ class Graph:
         b = self.s.BufferT()
         b.data = np.frombuffer(arr.tobytes(), dtype=np.uint8)
         self.buffers.append(b)
-        return self.tensor(arr.shape, arr.dtype, name, buffer=len(self.buffers) - 1)
+        return self.tensor(arr.shape, arr.dtype, name, buffer=len(self.buffers) - 1, quant=quant)
 
     def _compressed(self, arr: np.ndarray, name: Optional[str]) -> int:
         if self.weight_precision == "fp16":
@@ -102,17 +107,21 @@ class Graph:
         the hybrid FULLY_CONNECTED kernel both read."""
         scale = float(np.max(np.abs(arr))) / 127.0 or 1.0
         q = np.clip(np.round(arr / scale), -127, 127).astype(np.int8)
-        qp = self.s.QuantizationParametersT()
-        qp.scale = [scale]
-        qp.zeroPoint = [0]
+        qp = self.qparams(scale, 0)
         b = self.s.BufferT()
         b.data = np.frombuffer(q.tobytes(), dtype=np.uint8)
         self.buffers.append(b)
         return self.tensor(q.shape, np.int8, (name or "w") + "_int8", buffer=len(self.buffers) - 1, quant=qp)
 
+    def qparams(self, scale: float, zero_point: int) -> Any:
+        qp = self.s.QuantizationParametersT()
+        qp.scale = [float(scale)]
+        qp.zeroPoint = [int(zero_point)]
+        return qp
+
     def op(self, kind: str, inputs: Sequence[int], out_shape: Sequence[int], out_dtype: Any = np.float32,
-           options: Optional[tuple[str, Any]] = None, name: Optional[str] = None) -> int:
-        out = self.tensor(out_shape, out_dtype, name)
+           options: Optional[tuple[str, Any]] = None, name: Optional[str] = None, quant: Any = None) -> int:
+        out = self.tensor(out_shape, out_dtype, name, quant=quant)
         self.op_into(kind, inputs, [out], options)
         return out
 

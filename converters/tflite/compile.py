@@ -7,12 +7,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
 
 from ..errors import UnsupportedEstimatorError
 from .builder import HYBRID_MIN, Graph
+from .integer import integer_dense
 
 LINEAR = ("LogisticRegression", "LinearRegression", "Ridge", "SGDClassifier", "LinearSVC", "SGDRegressor",
           "Lasso", "ElasticNet")
@@ -71,19 +73,53 @@ def _input(g: Graph, d: int, fill: Optional[np.ndarray]) -> tuple[int, int]:
     return x, g.select(isnan, g.const(fill.astype(np.float32), name="fill"), x, (-1, d))
 
 
+@dataclass
+class Dense:
+    """One layer: act(x @ w.T + b); ``act`` RELU | TANH | LOGISTIC | None."""
+
+    w: np.ndarray
+    b: np.ndarray
+    act: Optional[str] = None
+
+
 def _first_layer(g: Graph, h: int, w: np.ndarray, b: np.ndarray, a: np.ndarray, c: np.ndarray,
-                 d: int) -> tuple[int, np.ndarray, np.ndarray]:
+                 d: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """Fold the scalers into the first layer: w·(x·a + c) + b = (w·a)·x + (b + w·c).
 
     int8 weights then get one scale per input column, applied as a float MUL on the input:
     folded scalers spread the columns over orders of magnitude and one per-tensor int8 scale
-    would erase the small ones; with ``w·a = q·s`` every column of q spans the full int8 range."""
+    would erase the small ones; with ``w·a = q·s`` every column of q spans the full int8 range.
+    Returns the (scaled) input, the weights, the bias and the column scales."""
     w, b = w * a, b + w @ c
-    if g.weight_precision != "int8" or w.size < HYBRID_MIN:
-        return h, w, b
+    if g.weight_precision != "int8" or (w.size < HYBRID_MIN and not g.integer):
+        return h, w, b, np.ones(d)
     s = np.max(np.abs(w), axis=0)
     s[s == 0] = 1.0
-    return g.binary("MUL", h, g.const(s.astype(np.float32), name="column_scale"), (-1, d)), w / s, b
+    return g.binary("MUL", h, g.const(s.astype(np.float32), name="column_scale"), (-1, d)), w / s, b, s
+
+
+def _dense(g: Graph, h: int, layers: list[Dense], rows: np.ndarray) -> int:
+    """The layers as FULLY_CONNECTED operators: float or hybrid int8 weights, or integer
+    arithmetic throughout (``g.integer``) with ranges calibrated on ``rows`` (the sample rows
+    as the first layer sees them)."""
+    if g.integer:
+        return integer_dense(g, h, layers, rows)
+    for layer in layers:
+        n = layer.w.shape[0]
+        if layer.act == "RELU":
+            h = g.fully_connected(h, layer.w, layer.b, activation="RELU")
+        else:
+            h = g.fully_connected(h, layer.w, layer.b)
+            if layer.act:
+                h = g.unary(layer.act, h, (-1, n))
+    return h
+
+
+def _calibration(g: Graph, fill: Optional[np.ndarray], s: np.ndarray) -> np.ndarray:
+    rows = np.array(g.calibration[:4096], dtype=np.float64)  # ranges settle long before this
+    if fill is not None:
+        rows = np.where(np.isnan(rows), fill, rows)
+    return np.nan_to_num(rows) * s
 
 
 def _two_class(w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -112,15 +148,14 @@ def compile_linear(g: Graph, est: Any, pre: list[Any], d: int, has_proba: bool) 
     x, h = _input(g, d, fill)
     w = np.atleast_2d(np.asarray(est.coef_, dtype=np.float64))
     b = np.atleast_1d(np.asarray(est.intercept_, dtype=np.float64)) * np.ones(w.shape[0])
-    h, w, b = _first_layer(g, h, w, b, a, c, d)
-    name = type(est).__name__
+    h, w, b, s = _first_layer(g, h, w, b, a, c, d)
+    kind = "regression"
     if hasattr(est, "classes_"):
-        kind = "ovr" if name == "SGDClassifier" and w.shape[0] > 1 else "softmax"
+        kind = "ovr" if type(est).__name__ == "SGDClassifier" and w.shape[0] > 1 else "softmax"
         if w.shape[0] == 1:
             w, b = _two_class(w[0], b)
-        z = g.fully_connected(h, w, b)
-        return x, _head(g, z, w.shape[0], kind, has_proba)
-    return x, _head(g, g.fully_connected(h, w, b), w.shape[0], "regression", False)
+    z = _dense(g, h, [Dense(w, b)], _calibration(g, fill, s))
+    return x, _head(g, z, w.shape[0], kind, has_proba)
 
 
 def compile_mlp(g: Graph, est: Any, pre: list[Any], d: int, has_proba: bool) -> tuple[int, dict[str, int]]:
@@ -129,20 +164,15 @@ def compile_mlp(g: Graph, est: Any, pre: list[Any], d: int, has_proba: bool) -> 
     acts = {"relu": "RELU", "tanh": "TANH", "logistic": "LOGISTIC", "identity": None}
     if est.activation not in acts:
         raise unsupported(f"MLP activation {est.activation!r}")
-    layers = list(zip(est.coefs_, est.intercepts_))
-    for i, (W, B) in enumerate(layers):
+    pairs = list(zip(est.coefs_, est.intercepts_))
+    layers, s = [], np.ones(d)
+    for i, (W, B) in enumerate(pairs):
         w, b = np.asarray(W, np.float64).T, np.asarray(B, np.float64)
         if i == 0:
-            h, w, b = _first_layer(g, h, w, b, a, c, d)
-        last = i == len(layers) - 1
+            h, w, b, s = _first_layer(g, h, w, b, a, c, d)
+        last = i == len(pairs) - 1
         if last and hasattr(est, "classes_") and w.shape[0] == 1:
             w, b = _two_class(w[0], b)
-        act = acts[est.activation] if not last else None
-        if act == "RELU":
-            h = g.fully_connected(h, w, b, activation="RELU")
-        else:
-            h = g.fully_connected(h, w, b)
-            if act:
-                h = g.unary(act, h, (-1, w.shape[0]))
-    k = w.shape[0]
-    return x, _head(g, h, k, "softmax" if hasattr(est, "classes_") else "regression", has_proba)
+        layers.append(Dense(w, b, None if last else acts[est.activation]))
+    z = _dense(g, h, layers, _calibration(g, fill, s))
+    return x, _head(g, z, layers[-1].w.shape[0], "softmax" if hasattr(est, "classes_") else "regression", has_proba)

@@ -35,10 +35,12 @@ def register(cli: click.Group) -> None:
 @click.option("--min-quantized-agreement", "quantized_agreement", default=0.99, show_default=True,
               type=click.FloatRange(0.0, 1.0),
               help="fp16/int8 artifacts are refused below this label agreement (R² for regressors).")
+@click.option("--quantization", type=click.Choice(["dynamic", "static"]), default="dynamic", show_default=True,
+              help="int8 scheme: dynamic (int8 weights) or static (integer layers, ranges calibrated on --sample).")
 @click.option("--force", is_flag=True, help="Write the bundle even when parity is missed.")
 def convert(model: str, sample: str, out_dir: str, name: Optional[str], version: str, formats: str,
             precisions: str, holdout: Optional[str], target: Optional[str], tolerance: float,
-            quantized_agreement: float, force: bool) -> None:
+            quantized_agreement: float, quantization: str, force: bool) -> None:
     """Convert a fitted scikit-learn MODEL (.joblib/.pkl, trusted files only) into a bundle."""
     conv = require_converters()
     import joblib  # workstation only: the device never unpickles anything
@@ -52,7 +54,8 @@ def convert(model: str, sample: str, out_dir: str, name: Optional[str], version:
     out = conv.convert(estimator, X, out_dir, name=name, version=version,
                        formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
                        precisions=tuple(p.strip() for p in precisions.split(",") if p.strip()),
-                       holdout=H, tolerance=tolerance, quantized_agreement=quantized_agreement, force=force,
+                       holdout=H, tolerance=tolerance, quantized_agreement=quantized_agreement,
+                       quantization=quantization, force=force,
                        feature_names=None if fitted is not None else names)
     _summary(out)
 
