@@ -4,6 +4,8 @@
 #
 #   bash benchmarks/arm/run.sh [aarch64]       # default
 #   bash benchmarks/arm/run.sh armv7           # 32-bit Raspberry Pi OS: numpy backend only
+#   bash benchmarks/arm/run.sh ARCH --python ARGS...   # that emulated interpreter, this checkout on
+#                                                      # its path (e.g. -c CODE, or a script)
 #
 # What it does (recipe and pitfalls: ../shared/FIELD-NOTES.md, "ARM under emulation"):
 #  1. Debian's qemu-user-static (apt-get, once);
@@ -21,6 +23,10 @@
 # Everything is cached in benchmarks/arm/.cache (git-ignored); a second run takes seconds.
 set -euo pipefail
 ARCH=${1:-aarch64}
+MODE=${2:-subset}
+if [ "$MODE" = --python ]; then shift 2; fi
+exec 3>&1
+[ "$MODE" = --python ] && exec 1>&2  # setup chatter on stderr: the child's stdout stays clean
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 CACHE="$HERE/.cache/$ARCH"
@@ -95,6 +101,12 @@ if [ ! -f "$SITE/.complete" ]; then
   fi
   for w in "$CACHE"/wheels/*.whl; do "$PY" -m zipfile -e "$w" "$SITE"; done
   touch "$SITE/.complete"
+fi
+
+if [ "$MODE" = --python ]; then
+  exec 1>&3
+  PYTHONPATH="$REPO:$SITE" PYTHONNOUSERSITE=1 PYTHONDONTWRITEBYTECODE=1 exec "$QEMU" -L "$ROOT" \
+      "$ROOT/usr/bin/python3.11" "$@"
 fi
 
 echo "== building demo bundles and expected outputs on the host"
