@@ -11,19 +11,13 @@ import sys
 import textwrap
 
 import pytest
+from blocking import blocker
 
 BLOCKED = ["numpy", "onnxruntime", "click", "pandas", "scipy", "sklearn", "skl2onnx", "onnx",
            "converters", "ai_edge_litert"]
 
 SCRIPT = textwrap.dedent("""
-    import sys, importlib.abc, json, math, asyncio
-    BLOCKED = {blocked!r}
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in BLOCKED:
-                raise ImportError(f"blocked for this test: {{name}}")
-            return None
-    sys.meta_path.insert(0, Block())
+    import sys, json, math, asyncio
 
     import edge_runtime
     from edge_runtime.backends import Backend, register
@@ -103,7 +97,7 @@ def test_load_predict_and_validate_without_numpy_onnxruntime_click(logistic, cli
     import edge_runtime
 
     est, bundle, X = logistic
-    script = SCRIPT.format(blocked=BLOCKED, coef=est.coef_.tolist(), intercept=est.intercept_.tolist(),
+    script = blocker(BLOCKED) + SCRIPT.format(coef=est.coef_.tolist(), intercept=est.intercept_.tolist(),
                            bundle=str(bundle), rows=X.tolist())
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=cli_env,
                        timeout=120)

@@ -8,21 +8,11 @@ import sys
 import textwrap
 
 import pytest
-
-BLOCKER = textwrap.dedent("""
-    import sys, importlib.abc
-    BLOCKED = {blocked!r}
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in BLOCKED:
-                raise ImportError(f"blocked for this test: {{name}}")
-            return None
-    sys.meta_path.insert(0, Block())
-""")
+from blocking import blocker
 
 
 def run_blocked(code: str, blocked: list[str], env: dict) -> subprocess.CompletedProcess:
-    script = BLOCKER.format(blocked=blocked) + textwrap.dedent(code)
+    script = blocker(blocked) + textwrap.dedent(code)
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
                           timeout=120)
 

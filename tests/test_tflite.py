@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
+from blocking import blocker
 from zoo import CASES, dataset, fitted
 
 import converters
@@ -137,13 +138,8 @@ def test_trees_route_nan_as_learned_in_every_layout(tmp_path):
 
 
 def test_builds_every_model_with_tensorflow_blocked(cli_env):
-    script = textwrap.dedent("""
-        import sys, importlib.abc, warnings
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("tensorflow", "keras", "tf_keras", "tensorflow_lite"):
-                    raise ImportError("blocked: " + name)
-        sys.meta_path.insert(0, Block())
+    script = blocker(["tensorflow", "keras", "tf_keras", "tensorflow_lite"]) + textwrap.dedent("""
+        import sys, warnings
         sys.path.insert(0, "tests")
         warnings.simplefilter("ignore")
         from zoo import dataset, fitted
