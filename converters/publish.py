@@ -161,13 +161,29 @@ def _add_target(repo: Path, targets: Any, path: str, data: bytes, custom: Option
     targets.signed.targets[path] = tf
 
 
-def _index(targets: Any) -> bytes:
+def _index(repo: Path, targets: Any, revoke: Optional[tuple[str, str, str]] = None) -> bytes:
+    """The signed catalogue: model -> target paths, and the revocation list carried over from
+    the previous index (plus ``revoke`` = (name, version, reason)), which devices act on."""
     models: dict[str, list[str]] = {}
     for path, tf in targets.signed.targets.items():
         info = (tf.unrecognized_fields.get("custom") or {}).get("edge_runtime")
         if info:
             models.setdefault(info["name"], []).append(path)
-    return json.dumps({"models": {k: sorted(v) for k, v in sorted(models.items())}}, sort_keys=True).encode()
+    revoked = _previous_index(repo, targets).get("revoked", {})
+    if revoke:
+        revoked.setdefault(revoke[0], {})[revoke[1]] = revoke[2]
+    return json.dumps({"models": {k: sorted(v) for k, v in sorted(models.items())}, "revoked": revoked},
+                      sort_keys=True).encode()
+
+
+def _previous_index(repo: Path, targets: Any) -> dict:
+    tf = targets.signed.targets.get(INDEX)
+    if tf is None:
+        return {}
+    try:
+        return json.loads((repo / "targets" / f"{tf.hashes['sha256']}.{INDEX}").read_bytes())
+    except (OSError, ValueError) as exc:
+        raise PublishError(f"cannot read the current {INDEX} of {repo}: {exc}") from None
 
 
 def publish(bundle: Any, repo: Path, keys_dir: Path, *, channel: str = "stable", rollout: float = 1.0,
@@ -204,13 +220,18 @@ def publish(bundle: Any, repo: Path, keys_dir: Path, *, channel: str = "stable",
                                "rollout_bp": round(rollout * 10_000), "min_runtime": min_runtime,
                                "published": _now().isoformat()}}
     _add_target(repo, targets, path, data, custom)
-    _add_target(repo, targets, INDEX, _index(targets))
+    _add_target(repo, targets, INDEX, _index(repo, targets))
     _commit(repo, keys_dir, targets, _expiry(keys_dir) | (expiry or {}))
     return path
 
 
-def revoke(name: str, version: str, repo: Path, keys_dir: Path) -> None:
-    """Withdraw a version: its target leaves the signed metadata, so no device installs it."""
+def revoke(name: str, version: str, repo: Path, keys_dir: Path, reason: str = "revoked by the publisher") -> None:
+    """Withdraw a version: its target leaves the signed metadata, so no device installs it, and
+    the signed index lists it as revoked, so devices running it roll back and never return to it.
+
+    Raises:
+        PublishError: that version is not published, or the repository cannot be read.
+    """
     repo, keys_dir = Path(repo), Path(keys_dir)
     targets, _ = _latest(repo, "targets")
     path = f"{name}/{name}-{version}.tar.gz"
@@ -218,7 +239,7 @@ def revoke(name: str, version: str, repo: Path, keys_dir: Path) -> None:
         raise PublishError(f"{name} {version} is not published")
     del targets.signed.targets[path]
     targets.signed.version += 1
-    _add_target(repo, targets, INDEX, _index(targets))
+    _add_target(repo, targets, INDEX, _index(repo, targets, (name, version, reason)))
     _commit(repo, keys_dir, targets, _expiry(keys_dir))
 
 

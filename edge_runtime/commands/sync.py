@@ -66,11 +66,13 @@ def _share(text: str) -> float:
 @click.option("--min-runtime", default=None, help="Oldest edge-runtime version that may install it.")
 @click.option("--revoke", "revoke_version", default=None, metavar="NAME@VERSION",
               help="Withdraw a published version instead of publishing.")
+@click.option("--reason", default="revoked by the publisher", show_default=True,
+              help="With --revoke: why, as devices will log it.")
 @click.option("--rotate", type=click.Choice(["targets", "snapshot", "timestamp"]), default=None,
               help="Replace an online role's key (new root version).")
 @click.option("--refresh-timestamp", is_flag=True, help="Only re-sign the timestamp (cron).")
 def publish(bundle: Optional[str], repo: str, keys_dir: str, channel: str, rollout: str,
-            min_runtime: Optional[str], revoke_version: Optional[str], rotate: Optional[str],
+            min_runtime: Optional[str], revoke_version: Optional[str], reason: str, rotate: Optional[str],
             refresh_timestamp: bool) -> None:
     """Add BUNDLE (directory or .tar.gz) to the signed repository as a model target."""
     require_converters()
@@ -80,7 +82,7 @@ def publish(bundle: Optional[str], repo: str, keys_dir: str, channel: str, rollo
         name, _, version = revoke_version.partition("@")
         if not version:
             raise click.BadParameter("--revoke takes NAME@VERSION")
-        pub.revoke(name, version, Path(repo), Path(keys_dir))
+        pub.revoke(name, version, Path(repo), Path(keys_dir), reason=reason)
         click.echo(f"revoked {name} {version}")
     elif rotate:
         pub.rotate_key(rotate, Path(repo), Path(keys_dir))
@@ -112,8 +114,11 @@ def _state(state: Optional[str]) -> Optional[Path]:
 @click.option("--once", "mode", flag_value="once", default=True)
 @click.option("--daemon", "mode", flag_value="daemon")
 @click.option("--interval", default="1h", show_default=True, help="Daemon interval: 30s, 15m, 1h.")
+@click.option("--download-timeout", default=600.0, show_default=True, type=click.FloatRange(min=1.0),
+              help="Seconds one file may take to download before the pass gives up.")
 def sync(repo: str, root_file: str, state: Optional[str], model: Optional[str], channel: str,
-         device_id: Optional[str], profile: Optional[str], mode: str, interval: str) -> None:
+         device_id: Optional[str], profile: Optional[str], mode: str, interval: str,
+         download_timeout: float) -> None:
     """Fetch, verify, activate the newest admitted model version (one line per decision)."""
     from ..profiles import load_profile
     from ..sync.agent import SyncAgent, trusted_root_bytes
@@ -121,7 +126,7 @@ def sync(repo: str, root_file: str, state: Optional[str], model: Optional[str], 
     agent = SyncAgent(repo, trusted_root_bytes(Path(root_file)), _state(state), model=model,
                       channel=channel, device_id=device_id,
                       profile=load_profile(profile) if profile else None,
-                      echo=lambda line: click.echo(f"sync: {line}"))
+                      download_timeout_s=download_timeout, echo=lambda line: click.echo(f"sync: {line}"))
     if mode == "daemon":
         units = {"s": 1, "m": 60, "h": 3600}
         try:

@@ -12,6 +12,7 @@ the previous record, whose version passed its own smoke test.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import random
@@ -70,7 +71,7 @@ class SyncAgent:
     def __init__(self, repo: str, trusted_root: bytes, state_dir: Any = None, *,
                  model: Optional[str] = None, channel: str = "stable", device_id: Optional[str] = None,
                  profile: Any = None, keep: int = 3, max_target_bytes: int = 512 * 1024 * 1024,
-                 echo: Callable[[str], None] = log.info):
+                 download_timeout_s: float = 600.0, echo: Callable[[str], None] = log.info):
         self.store = VersionStore(state_dir, keep=keep)
         self.repo = repo
         self.trusted_root = trusted_root
@@ -79,6 +80,7 @@ class SyncAgent:
         self.device_id = device_id or device_id_default(self.store.root)
         self.profile = profile
         self.max_target_bytes = max_target_bytes
+        self.download_timeout_s = download_timeout_s
         self.echo = echo
 
     def _say(self, decisions: list[str], line: str) -> None:
@@ -97,13 +99,18 @@ class SyncAgent:
             self.store.remove_leftovers()
             rec = self.store.read_active()
             client = RepoClient(self.repo, self.trusted_root, self.store.root / "tuf",
-                                max_target_bytes=self.max_target_bytes)
+                                max_target_bytes=self.max_target_bytes,
+                                download_timeout_s=self.download_timeout_s)
             _checkpoint("refresh")
             client.refresh()
             _checkpoint("choose")
-            offer, lines = choose(client.offers(self.model), name=self.model, channel=self.channel,
+            offers = client.offers(self.model)
+            rec = self._apply_revocations(client, decisions)
+            # a revoked current version with nothing to fall back on: any admitted offer replaces it
+            current = None if rec["current"] in rec["known_bad"] else rec["current"]
+            offer, lines = choose(offers, name=self.model, channel=self.channel,
                                   device_id=self.device_id, known_bad=rec["known_bad"],
-                                  current=rec["current"], pinned=rec.get("pinned"))
+                                  current=current, pinned=rec.get("pinned"))
             for line in lines:
                 self._say(decisions, line)
             if offer is None:
@@ -147,6 +154,35 @@ class SyncAgent:
         self.store.write_active(rec)
         self._say(decisions, f"activated {offer.version} (previous {rec['previous']}); probation begins")
         _checkpoint("probation")
+
+    def _apply_revocations(self, client: RepoClient, decisions: list[str]) -> dict:
+        """Versions on this device that the publisher revoked become known bad; a revoked current
+        version is rolled back to the newest good one installed, or, with none, kept serving
+        (never no model) until a replacement installs. Returns the store record after."""
+        rec = self.store.read_active()
+        for version in self.store.installed():
+            name = _model_name(self.store.path(version))
+            reason = client.revoked(name).get(version) if name else None
+            if reason is None or version in rec["known_bad"]:
+                continue
+            why = f"revoked by the publisher: {reason}"
+            if version != rec["current"]:
+                self.mark_bad(version, why)
+                self._say(decisions, f"revoked {name} {version}: {reason}; removed")
+            else:
+                fallback = next((v for v in reversed(self.store.installed())
+                                 if v != version and v not in rec["known_bad"]), None)
+                if fallback:
+                    rollback_store(self.store, to=fallback, reason=why)
+                    self._say(decisions, f"revoked {name} {version}: {reason}; rolled back to {fallback}")
+                else:
+                    rec["known_bad"][version] = why
+                    VersionStore.event(rec, "reject", version, why)
+                    self.store.write_active(rec)
+                    self._say(decisions, f"revoked {name} {version}: {reason}; nothing else installed, "
+                                         "serving it until a replacement installs")
+            rec = self.store.read_active()
+        return rec
 
     # --- local decisions --------------------------------------------------------------------
     def mark_bad(self, version: str, reason: str) -> None:
@@ -227,6 +263,13 @@ def finish_probation(store: VersionStore, monitor: ProbationMonitor, version: st
         else:
             rollback_store(store, reason=f"failed probation: {reason}")
     return verdict
+
+
+def _model_name(bundle_dir: Path) -> Optional[str]:
+    try:
+        return str(json.loads((bundle_dir / "manifest.json").read_text())["name"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def trusted_root_bytes(path: Path) -> bytes:

@@ -45,22 +45,22 @@ class RepoClient:
     """ngclient.Updater with the app's trusted root as bootstrap (never the cache alone)."""
 
     def __init__(self, repo: str, trusted_root: bytes, cache_dir: Path, *,
-                 max_target_bytes: int = 512 * 1024 * 1024):
+                 max_target_bytes: int = 512 * 1024 * 1024, download_timeout_s: float = 600.0):
         from tuf.ngclient import Updater, UpdaterConfig
+
+        from .fetcher import DeadlineFetcher, FileFetcher, http_fetcher
 
         if "://" not in repo:
             repo = Path(repo).resolve().as_uri()
         repo = repo.rstrip("/")
-        fetcher = None
-        if repo.startswith("file://"):
-            from .fetcher import FileFetcher
-
-            fetcher = FileFetcher()
+        inner = FileFetcher() if repo.startswith("file://") else http_fetcher(socket_timeout=30)
+        fetcher = DeadlineFetcher(inner, download_timeout_s)
         self.metadata_dir = cache_dir / "metadata"
         self.targets_dir = cache_dir / "targets"
         self.metadata_dir.mkdir(parents=True, exist_ok=True)
         self.targets_dir.mkdir(parents=True, exist_ok=True)
         self.max_target_bytes = max_target_bytes
+        self._catalogue: Optional[dict] = None
         self.updater = Updater(str(self.metadata_dir), f"{repo}/metadata/", str(self.targets_dir),
                                f"{repo}/targets/", fetcher=fetcher, config=UpdaterConfig(),
                                bootstrap=trusted_root)
@@ -72,11 +72,19 @@ class RepoClient:
         except Exception as exc:  # tuf.api.exceptions.* and transport errors
             raise SyncError(f"repository metadata rejected: {type(exc).__name__}: {exc}") from exc
 
+    def _index(self) -> dict:
+        if self._catalogue is None:
+            info = self.updater.get_targetinfo(INDEX)
+            self._catalogue = {} if info is None else json.loads(Path(self._download(info)).read_text())
+        return self._catalogue
+
+    def revoked(self, name: str) -> dict[str, str]:
+        """Versions of ``name`` the publisher revoked (signed, in the index), with the reason."""
+        entries = (self._index().get("revoked") or {}).get(name) or {}
+        return {str(v): str(r) for v, r in entries.items()} if isinstance(entries, dict) else {}
+
     def offers(self, name: Optional[str] = None) -> list[Offer]:
-        info = self.updater.get_targetinfo(INDEX)
-        if info is None:
-            return []
-        index = json.loads(Path(self._download(info)).read_text())
+        index = self._index()
         out = []
         for model, paths in index.get("models", {}).items():
             if name and model != name:

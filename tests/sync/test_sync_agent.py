@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from datetime import timedelta
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -360,3 +361,75 @@ def test_hot_swap_under_concurrent_predictions(bundles, installed):
         for t in threads:
             t.join()
     assert not errors, errors[:3]
+
+
+def test_revocation_rolls_devices_back_and_keeps_them_off(bundles, installed, cli_env):
+    keys, path, url, state = installed
+    pub.publish(bundles["1.1.0"], path, keys)
+    assert agent(url, keys, state).sync_once().version == "1.1.0"
+    r = subprocess.run([sys.executable, "-m", "edge_runtime", "publish", "--repo", str(path), "--keys", str(keys),
+                        "--revoke", "iris@1.1.0", "--reason", "miscalibrated on site B"],
+                       capture_output=True, text=True, env=cli_env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    result = agent(url, keys, state).sync_once()
+    assert result.version == "1.0.0"
+    assert any("revoked iris 1.1.0: miscalibrated on site B; rolled back to 1.0.0" in d for d in result.decisions)
+    assert_serving(state, "1.0.0")
+    assert "miscalibrated on site B" in VersionStore(state).read_active()["known_bad"]["1.1.0"]
+    pub.publish(bundles["1.3.0"], path, keys)  # the revocation survives later publishes
+    assert json.loads(_index_bytes(path))["revoked"] == {"iris": {"1.1.0": "miscalibrated on site B"}}
+    assert agent(url, keys, state).sync_once().version == "1.3.0"
+
+
+def test_revoked_only_version_keeps_serving_until_a_replacement(bundles, installed):
+    keys, path, url, state = installed
+    pub.revoke("iris", "1.0.0", path, keys, reason="recall")
+    result = agent(url, keys, state).sync_once()
+    assert result.version == "1.0.0" and not result.changed  # never left without a model
+    assert any("nothing else installed" in d for d in result.decisions)
+    pub.publish(bundles["1.1.0"], path, keys)
+    assert agent(url, keys, state).sync_once().version == "1.1.0"
+    assert_serving(state, "1.1.0")
+
+
+def _index_bytes(repo: Path) -> bytes:
+    from tuf.api.metadata import Metadata
+
+    meta = repo / "metadata"
+    newest = max(meta.glob("*.targets.json"), key=lambda p: int(p.name.split(".")[0]))
+    digest = Metadata.from_bytes(newest.read_bytes()).signed.targets["index.json"].hashes["sha256"]
+    return (repo / "targets" / f"{digest}.index.json").read_bytes()
+
+
+class _Dripping(_Quiet):
+    """A mirror that sends model archives 64 bytes at a time, 10 times a second."""
+
+    def copyfile(self, source, outputfile):
+        if not self.path.endswith(".tar.gz"):
+            return super().copyfile(source, outputfile)
+        try:
+            while chunk := source.read(64):
+                outputfile.write(chunk)
+                outputfile.flush()
+                time.sleep(0.1)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+def test_attack_slow_mirror_is_cut_off(bundles, installed):
+    keys, path, _, state = installed
+    pub.publish(bundles["1.1.0"], path, keys)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Dripping, directory=str(path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        slow = f"http://127.0.0.1:{server.server_address[1]}"
+        started = time.monotonic()
+        with pytest.raises(SyncError, match="took longer than 1 s"):
+            agent(slow, keys, state, download_timeout_s=1.0).sync_once()
+        # cut off as the bytes trickle in, not once the whole (~4 s) archive has arrived
+        assert time.monotonic() - started < 3.0
+        assert_serving(state, "1.0.0")
+        assert "1.1.0" not in VersionStore(state).read_active()["known_bad"]  # a faster mirror may follow
+    finally:
+        server.shutdown()
+        server.server_close()
