@@ -1,11 +1,14 @@
 """Probation after an activation: the new version must serve N predictions (or T minutes)
-under the profile's error-rate and p99-latency limits, else it is rolled back and marked bad."""
+under the profile's error-rate and p99-latency limits, else it is rolled back and marked bad.
+The limits are judged by :meth:`LiveMetrics.breaches`, as telemetry's live metrics are."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
+
+from ..health import LiveMetrics
 
 DEFAULTS = {"predictions": 200, "minutes": 60.0, "max_error_rate": 0.05, "max_p99_ms": 1000.0}
 
@@ -43,14 +46,20 @@ class ProbationMonitor:
         s = sorted(self._latencies)
         return s[min(len(s) - 1, int(0.99 * (len(s) - 1) + 0.5))] * 1e3
 
+    def metrics(self, model: str = "model", version: str = "new") -> LiveMetrics:
+        """These observations as live metrics; a p99 only once 50 latencies (or all the
+        predictions probation asks for) make it meaningful."""
+        enough = len(self._latencies) >= min(50, self.predictions)
+        p50 = sorted(self._latencies)[len(self._latencies) // 2] if self._latencies else None
+        return LiveMetrics(model, version, self.count, self.errors, self.errors / self.count if self.count else 0.0,
+                           p50, self.p99_ms() / 1e3 if enough else None)
+
     def verdict(self) -> tuple[str, str]:
         """("pass" | "fail" | "pending", reason)."""
-        if self.count:
-            rate = self.errors / self.count
-            if self.count >= min(20, self.predictions) and rate > self.max_error_rate:
-                return "fail", f"error rate {rate:.1%} > {self.max_error_rate:.1%} over {self.count} predictions"
-            if len(self._latencies) >= min(50, self.predictions) and self.p99_ms() > self.max_p99_ms:
-                return "fail", f"p99 latency {self.p99_ms():.2f} ms > {self.max_p99_ms:g} ms"
+        breaches = self.metrics().breaches({"max_error_rate": self.max_error_rate, "max_p99_ms": self.max_p99_ms,
+                                            "min_predictions": min(20, self.predictions)})
+        if breaches:
+            return "fail", "; ".join(b.split(": ", 1)[1] for b in breaches)
         if self.count >= self.predictions:
             return "pass", f"{self.count} predictions within limits"
         if time.time() - self.started >= self.minutes * 60 and self.count > 0:

@@ -433,3 +433,28 @@ def test_attack_slow_mirror_is_cut_off(bundles, installed):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_probation_judges_with_the_same_rules_as_live_telemetry():
+    from edge_runtime.health import LiveMetrics
+    from edge_runtime.sync.probation import ProbationMonitor
+
+    rules = {"predictions": 100, "max_error_rate": 0.05, "max_p99_ms": 50.0}
+    m = ProbationMonitor.from_profile(rules)
+    for i in range(19):
+        m.observe(0.001, error=i % 2 == 0)
+    assert m.verdict()[0] == "pending"  # 10 errors in 19 calls: too few calls to judge
+    m.observe(0.001, error=True)
+    verdict, reason = m.verdict()
+    assert verdict == "fail" and reason.startswith("error rate 55.00% > 5.00% over the last 20 calls")
+    slow = ProbationMonitor.from_profile(rules)
+    for _ in range(49):
+        slow.observe(0.2)
+    assert slow.verdict()[0] == "pending" and slow.metrics().p99_s is None  # p99 needs 50 latencies
+    slow.observe(0.2)
+    assert slow.verdict() == ("fail", "p99 latency 200 ms > 50 ms over the last 50 calls")
+    assert isinstance(slow.metrics(), LiveMetrics)
+    ok = ProbationMonitor.from_profile(rules)
+    for _ in range(100):
+        ok.observe(0.001)
+    assert ok.verdict() == ("pass", "100 predictions within limits")
