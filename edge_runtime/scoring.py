@@ -106,29 +106,54 @@ def read_csv_chunks(fh: IO[str], features: list[str], *, id_column: Optional[str
     order = [header.index(f) for f in features]
     id_idx = header.index(id_column) if id_column else None
     width = len(header)
-    rows: list[Any] = []
-    ids: list[Any] = []
-    numbers: list[int] = []
-    rejects: list[Reject] = []
-    first = n = first_row  # rows before this text (a block of a bigger file, see read_text_blocks)
+    out = _Chunker(first_row, chunk_rows, id_idx is not None, _csv_values)
+    n = first_row  # rows before this text (a block of a bigger file, see read_text_blocks)
     for rec in reader:
         n += 1
         if len(rec) != width:
             if not rec:  # a blank line
                 n -= 1
                 continue
-            rejects.append(Reject(n, f"{len(rec)} fields, the header has {width}", rec))
+            out.rejects.append(Reject(n, f"{len(rec)} fields, the header has {width}", rec))
         else:
-            rows.append([rec[i] for i in order])
-            numbers.append(n)
-            if id_idx is not None:
-                ids.append(rec[id_idx])
-        if len(rows) + len(rejects) >= chunk_rows:
-            yield Chunk(first, _csv_values(rows), ids if id_idx is not None else None, numbers, rejects)
-            first = n
-            rows, ids, numbers, rejects = [], [], [], []
-    if rows or rejects:
-        yield Chunk(first, _csv_values(rows), ids if id_idx is not None else None, numbers, rejects)
+            out.add(n, [rec[i] for i in order], rec[id_idx] if id_idx is not None else None)
+        if out.full():
+            yield out.take(n)
+    if out:
+        yield out.take(n)
+
+
+class _Chunker:
+    """Rows (with their numbers and ids) and rejects of one input, cut into chunks."""
+
+    def __init__(self, first_row: int, chunk_rows: int, with_ids: bool, finish: Any = list):
+        self.first, self.size, self.with_ids, self.finish = first_row, chunk_rows, with_ids, finish
+        self._reset()
+
+    def _reset(self) -> None:
+        self.rows: list[Any] = []
+        self.ids: list[Any] = []
+        self.numbers: list[int] = []
+        self.rejects: list[Reject] = []
+
+    def add(self, number: int, row: Any, row_id: Any = None) -> None:
+        self.rows.append(row)
+        self.numbers.append(number)
+        if self.with_ids:
+            self.ids.append(row_id)
+
+    def full(self) -> bool:
+        return len(self.rows) + len(self.rejects) >= self.size
+
+    def __bool__(self) -> bool:
+        return bool(self.rows or self.rejects)
+
+    def take(self, last_row: int) -> Chunk:
+        chunk = Chunk(self.first, self.finish(self.rows), self.ids if self.with_ids else None, self.numbers,
+                      self.rejects)
+        self.first = last_row
+        self._reset()
+        return chunk
 
 
 def _csv_values(rows: list[list[str]]) -> Any:
@@ -169,11 +194,8 @@ def read_jsonl_chunks(fh: IO[str], *, id_column: Optional[str] = None,
                       chunk_rows: int = CHUNK_ROWS, first_row: int = 0) -> Iterator[Chunk]:
     """JSON lines: each line an object keyed by feature name, or an array in feature order.
     A line that does not parse, or parses to something else, becomes a reject."""
-    rows: list[Any] = []
-    ids: list[Any] = []
-    numbers: list[int] = []
-    rejects: list[Reject] = []
-    first = n = first_row  # rows before this text (a block of a bigger file, see read_text_blocks)
+    out = _Chunker(first_row, chunk_rows, bool(id_column))
+    n = first_row  # rows before this text (a block of a bigger file, see read_text_blocks)
     for line in fh:
         line = line.strip()
         if not line:
@@ -182,24 +204,20 @@ def read_jsonl_chunks(fh: IO[str], *, id_column: Optional[str] = None,
         try:
             obj = json.loads(line)
         except (ValueError, RecursionError) as exc:
-            rejects.append(Reject(n, f"JSON line is not valid JSON ({getattr(exc, 'msg', exc)})", line))
+            out.rejects.append(Reject(n, f"JSON line is not valid JSON ({getattr(exc, 'msg', exc)})", line))
             obj = None
         else:
             if not isinstance(obj, (dict, list)):
-                rejects.append(Reject(n, f"JSON line holds a {type(obj).__name__}, expected an object "
+                out.rejects.append(Reject(n, f"JSON line holds a {type(obj).__name__}, expected an object "
                                          "or an array", line))
                 obj = None
         if obj is not None:
-            if id_column:
-                ids.append(obj.pop(id_column, None) if isinstance(obj, dict) else None)
-            rows.append(obj)
-            numbers.append(n)
-        if len(rows) + len(rejects) >= chunk_rows:
-            yield Chunk(first, rows, ids if id_column else None, numbers, rejects)
-            first = n
-            rows, ids, numbers, rejects = [], [], [], []
-    if rows or rejects:
-        yield Chunk(first, rows, ids if id_column else None, numbers, rejects)
+            row_id = obj.pop(id_column, None) if id_column and isinstance(obj, dict) else None
+            out.add(n, obj, row_id)
+        if out.full():
+            yield out.take(n)
+    if out:
+        yield out.take(n)
 
 
 def parquet_row_count(path: str) -> int:
