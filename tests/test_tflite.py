@@ -251,3 +251,32 @@ def test_onnx_static_int8_is_calibrated_qdq(tmp_path):
     assert "static" in m.artifact.extra["quantization"]
     assert b"QuantizeLinear" in open_artifact(b, m.artifact)
     assert np.mean(m.predict(X_te) == est.predict(X_te)) >= 0.99
+
+
+def test_small_trees_compile_to_gemm_and_route_nan(tmp_path):
+    """A small tree takes the GEMM strategy (about 8 operators whatever the depth): the same
+    leaves as scikit-learn on rows with NaN the tree learned to route, in fp32 and fp16 (whose
+    path matrix of ±1 is exact); larger ensembles keep the traversal."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(1500, 5))
+    y = (X[:, 0] - np.where(np.isnan(X[:, 2]), -1.5, X[:, 2]) > 0.2).astype(int)
+    X[rng.random(X.shape) < 0.15] = np.nan
+    est = DecisionTreeClassifier(max_depth=5, random_state=0).fit(X[:1000], y[:1000])
+    bundle = converters.convert(est, X[:1000], tmp_path / "b", holdout=X[1000:], formats=("tflite",),
+                                precisions=("fp32", "fp16"))
+    for prec in ("fp32", "fp16"):
+        m = edge_runtime.load(bundle, backend="litert", precision=prec)
+        assert m.artifact.extra["strategy"] == "gemm"
+        assert np.array_equal(m.predict(X[1000:]), est.predict(X[1000:]))  # exact routing, NaN included
+        tol = 1e-4 if prec == "fp32" else 1e-3  # fp16 leaf values
+        assert np.max(np.abs(m.predict_proba(X[1000:]) - est.predict_proba(X[1000:]))) <= tol
+    forest = fitted("forest-binary")
+    Xf = dataset("binary")[0]
+    from converters.core import ExportContext
+    from converters.tflite import export_tflite
+
+    ctx = ExportContext(forest, Xf.shape[1], "classification", True, None, Xf, [])
+    assert export_tflite(ctx, "fp32").extra["strategy"] == "tree-traversal"
+    assert export_tflite(ctx, "int8").extra["strategy"] == "tree-traversal (compact)"

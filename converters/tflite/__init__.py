@@ -35,11 +35,12 @@ def export_tflite(ctx: ExportContext, precision: str) -> Exported:
     data = g.build([x], [outs[r] for r in roles], f"edge-runtime {type(ctx.estimator).__name__}")
     names = {r: g.tensors[outs[r]].name.decode() for r in roles}
     extra: dict[str, Any] = {"label_encoding": "index"} if "label" in names else {}
-    extra["strategy"] = "tree-traversal" if name in TREES else "dense"
+    extra["strategy"] = g.strategy
     if precision == "int8":
         extra["quantization"] = (
             f"static int8: integer dense layers, activation ranges calibrated on {len(ctx.sample)} sample rows"
-            if g.integer else "int8 node data (fp16 thresholds), float comparisons" if name in TREES
+            if g.integer else "int8 node data (fp16 thresholds), float comparisons" if g.strategy.endswith("(compact)")
+            else "float32 trees (too small to gain from int8)" if name in TREES
             else "dynamic int8: int8 weights, inputs quantized per row (hybrid kernels)")
     return Exported(data=data, format="tflite", precision=precision, input_name="input", input_dtype="float32",
                     outputs=names, opset={"tflite_schema": 3}, extra=extra)

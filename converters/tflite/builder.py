@@ -48,6 +48,8 @@ class Graph:
         #: static int8: dense layers in integer arithmetic, ranges calibrated on these rows
         self.integer = integer
         self.calibration = calibration
+        #: how the model was compiled, for the manifest (the tree compiler names its strategy)
+        self.strategy = "dense"
         self.tensors: list[Any] = []
         self.operators: list[Any] = []
         self.weight_precision = weight_precision
@@ -167,21 +169,23 @@ class Graph:
         return next(dt for dt, nm in _TYPES.items() if getattr(self.s.TensorType, nm) == code)
 
     # --- common operators -------------------------------------------------------------------
-    def fully_connected(self, x: int, weights: np.ndarray, bias: np.ndarray, activation: str = "NONE") -> int:
-        """x [N, in] @ weights.T [in, out] + bias -> [N, out] (weights given as [out, in])."""
+    def fully_connected(self, x: int, weights: np.ndarray, bias: np.ndarray, activation: str = "NONE",
+                        exact: bool = False) -> int:
+        """x [N, in] @ weights.T [in, out] + bias -> [N, out] (weights given as [out, in]).
+        ``exact``: the result must be exact (small integers), so int8 precision keeps float32."""
         opts = self.s.FullyConnectedOptionsT()
         opts.fusedActivationFunction = getattr(self.s.ActivationFunctionType, activation)
         weights = np.asarray(weights, np.float32)
-        if self.weight_precision != "int8":
+        if self.weight_precision != "int8":  # fp16 stores them compressed (±1 and small integers stay exact)
             w = self.const(weights, weight=True, name="weights")
             b = self.const(np.asarray(bias, np.float32), name="bias", weight=True)
-        elif weights.size >= HYBRID_MIN:
+        elif weights.size >= HYBRID_MIN and not exact:
             # int8 weights read directly by FULLY_CONNECTED's hybrid kernel (float in, float out,
             # the bias stays float32): no DEQUANTIZE operator and no float copy of the weights
             w = self.int8(weights, "weights")
             b = self.const(np.asarray(bias, np.float32), name="bias")
             opts.asymmetricQuantizeInputs = True  # per-row zero point: offsets and ReLU outputs keep 8 bits
-        else:  # a handful of weights: float32 costs less than quantization parameters would
+        else:  # exact, or a handful of weights (float32 costs less than quantization parameters would)
             w = self.const(weights, name="weights")
             b = self.const(np.asarray(bias, np.float32), name="bias")
         return self.op("FULLY_CONNECTED", [x, w, b], (-1, weights.shape[0]),
@@ -203,7 +207,7 @@ class Graph:
 
     def binary(self, kind: str, a: int, b: int, shape: Sequence[int], dtype: Any = np.float32) -> int:
         opt_name = {"ADD": "AddOptions", "SUB": "SubOptions", "MUL": "MulOptions", "DIV": "DivOptions",
-                    "LESS_EQUAL": "LessEqualOptions", "NOT_EQUAL": "NotEqualOptions"}[kind]
+                    "LESS_EQUAL": "LessEqualOptions", "NOT_EQUAL": "NotEqualOptions", "EQUAL": "EqualOptions"}[kind]
         return self.op(kind, [a, b], shape, dtype, options=(opt_name, getattr(self.s, opt_name + "T")()))
 
     def select(self, cond: int, a: int, b: int, shape: Sequence[int], dtype: Any = np.float32) -> int:

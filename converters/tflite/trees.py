@@ -90,6 +90,51 @@ class Forest:
         return bool(np.all(L[~leaf] == at[~leaf] + 1) and F.max(initial=0) < 127
                     and np.all(R - at < 32_768))
 
+    def sizes(self) -> tuple[int, int]:
+        """(internal nodes, leaves) over all trees."""
+        leaves = int(sum(int(m.sum()) for m in self.leaf))
+        return self.offset - leaves, leaves
+
+    def emit_gemm(self, g: Graph, x: int) -> int:
+        """Hummingbird's GEMM strategy, for small ensembles: every condition at once (GATHER +
+        LESS_EQUAL), then one matrix product with the path matrix C (+1 where a leaf lies left
+        of a node, -1 right) minus each leaf's count of left turns D; the leaf reached is where
+        that is exactly 0, and a second product sums its values. ~8 operators whatever the
+        depth, so single rows are fast; C has internal × leaves entries, so only small models."""
+        leaf = np.concatenate(self.leaf)
+        inner, leaves = np.flatnonzero(~leaf), np.flatnonzero(leaf)
+        col = {int(n): j for j, n in enumerate(leaves)}
+        row = {int(n): i for i, n in enumerate(inner)}
+        L, R = np.concatenate(self.left), np.concatenate(self.right)
+        C = np.zeros((len(leaves), len(inner)), np.float32)  # stored as FULLY_CONNECTED weights [L, I]
+        D = np.zeros(len(leaves), np.float32)
+        for root in self.roots:
+            stack: list[tuple[int, list[tuple[int, bool]]]] = [(root, [])]
+            while stack:
+                node, path = stack.pop()
+                if leaf[node]:
+                    for anc, went_left in path:
+                        C[col[node], row[anc]] = 1.0 if went_left else -1.0
+                    D[col[node]] = sum(went_left for _, went_left in path)
+                else:
+                    stack += [(int(L[node]), path + [(node, True)]), (int(R[node]), path + [(node, False)])]
+        F = np.concatenate(self.feature)[inner]
+        n_in = len(inner)
+        xs = g.gather(x, g.const(F.astype(np.int32), np.int32, "node_feature"), (-1, n_in), np.float32, axis=1)
+        cond = g.binary("LESS_EQUAL", xs, g.const(down32(np.concatenate(self.threshold)[inner]), np.float32,
+                                                  "node_threshold"), (-1, n_in), np.bool_)
+        ml = np.concatenate(self.missing_left)[inner]
+        if ml.any():  # NaN fails every comparison: route it as the model learned
+            isnan = g.binary("NOT_EQUAL", xs, xs, (-1, n_in), np.bool_)
+            nan_left = g.op("LOGICAL_AND", [isnan, g.const(ml, np.bool_, "node_missing_left")], (-1, n_in), np.bool_)
+            cond = g.op("LOGICAL_OR", [cond, nan_left], (-1, n_in), np.bool_)
+        turns = g.op("CAST", [cond], (-1, n_in), np.float32)
+        miss = g.fully_connected(turns, C, -D, exact=True)  # 0 exactly at the leaf each tree reaches
+        hit = g.op("CAST", [g.binary("EQUAL", miss, g.const(np.zeros(1, np.float32)), (-1, len(leaves)),
+                                     np.bool_)], (-1, len(leaves)), np.float32)
+        values = np.concatenate(self.value)[leaves].astype(np.float32)
+        return g.fully_connected(hit, values.T, np.zeros(self.k))
+
     def emit(self, g: Graph, x: int, compact: bool) -> int:
         """Sum over trees of the leaf values reached: [N, k]."""
         T = len(self.roots)
@@ -269,9 +314,23 @@ def _concat(g: Graph) -> Any:
     return o
 
 
+#: the GEMM strategy's path matrix (internal nodes × leaves) above this many entries costs
+#: more file and more arithmetic than the traversal saves (one depth-7 tree: 127 × 128)
+GEMM_MAX_ENTRIES = 16_384
+
+
 def _emit(g: Graph, forest: Forest, h: int) -> int:
-    """int8 is the small-device artifact: the compact layout whenever the trees fit it."""
-    return forest.emit(g, h, g.weight_precision == "int8" and forest.compact_fits())
+    """Strategy per model size and precision: int8 (the small-device artifact) the compact
+    traversal whenever the trees fit it; small ensembles GEMM; the rest the plain traversal."""
+    inner, leaves = forest.sizes()
+    if g.weight_precision == "int8" and forest.compact_fits():
+        g.strategy = "tree-traversal (compact)"
+        return forest.emit(g, h, True)
+    if 0 < inner * leaves <= GEMM_MAX_ENTRIES:
+        g.strategy = "gemm"
+        return forest.emit_gemm(g, h)
+    g.strategy = "tree-traversal"
+    return forest.emit(g, h, False)
 
 
 def _gb(g: Graph, h: int, est: Any, n_classes: int, classifier: bool, has_proba: bool) -> dict[str, int]:
