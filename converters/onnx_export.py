@@ -3,8 +3,10 @@ plain probability tensors (no ZipMap), a fixed opset the oldest supported onnxru
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
@@ -83,6 +85,19 @@ def export_onnx(estimator: Any, n_features: int, *, task: str, has_proba: bool,
                     extra={"ir_version": int(onx.ir_version), "onnx_version": onnx.__version__})
 
 
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """onnxruntime.quantization advises image-model pre-processing through the root logger on
+    every call; for these graphs it is noise in the converter's output."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 class _CalibrationRows:
     """onnxruntime's CalibrationDataReader over the sample rows, 64 rows a batch, 1,024 at most."""
 
@@ -106,7 +121,7 @@ def quantize_int8(fp32: Exported, quantization: str = "dynamic", calibration: An
 
     if quantization == "static" and calibration is None:
         raise ConversionError("static int8 quantization needs calibration rows (the sample)")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _quiet_root_logger():
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(fp32.data)
         try:

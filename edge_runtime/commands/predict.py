@@ -178,11 +178,15 @@ def inspect(bundle: str, as_json: bool) -> None:
         p = a.parity
         figs = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                          for k, v in p.items() if k in ("label_agreement", "probabilities_max_abs_diff",
-                                                         "prediction_max_abs_diff", "rows", "passed"))
+                                                         "prediction_max_abs_diff", "prediction_r2", "rows",
+                                                         "passed"))
         opset = ", ".join(f"{d or 'ai.onnx'}={v}" for d, v in sorted(a.opset.items()))
         click.echo(f"  {a.path:<20} {a.format}/{a.precision:<5} {a.size:>9} B  sha256 {a.sha256[:12]}…"
                    f"  opset [{opset}]")
         click.echo(f"    parity: {figs or 'n/a'}")
+        how = [f"{k}: {a.extra[k]}" for k in ("strategy", "quantization") if a.extra.get(k)]
+        if how:
+            click.echo(f"    build: {'; '.join(how)}")
     golden = m.golden or {}
     click.echo(f"golden rows: {len(golden.get('inputs', []))} (atol {golden.get('atol', 'n/a')})")
     versions = m.provenance.get("versions", {})
