@@ -86,13 +86,46 @@ _arg("ArgMax", np.argmax)
 _arg("ArgMin", np.argmin)
 
 
+#: k up to which TopK selects by repeated argmin (k passes over cache-sized chunks) rather
+#: than by partitioning (the k-NN graphs: k = n_neighbors)
+_ARGMIN_MAX_K = 8
+#: keys per chunk of the argmin selection (256 KiB of float32: stays in cache)
+_ARGMIN_CHUNK = 1 << 16
+
+
+def _smallest_by_argmin(flat: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k smallest floats of each row, in stable-sort order: argmin returns the
+    first of equal minima, and a taken key is then set to +inf. Only right for rows whose k
+    picks are all below +inf (no NaN, which argmin would pick first): the caller checks."""
+    n_rows, n = flat.shape
+    out = np.empty((n_rows, k), dtype=np.intp)
+    step = max(1, _ARGMIN_CHUNK // max(1, n))
+    for s in range(0, n_rows, step):
+        y = flat[s:s + step].copy()
+        rows = np.arange(y.shape[0])
+        o = out[s:s + step]
+        for j in range(k):
+            a = y.argmin(axis=1)
+            o[:, j] = a
+            y[rows, a] = np.inf
+    return out
+
+
 def _topk_indices(keys, k):
     """Indices of the k smallest keys along the last axis, ties to the lower index (a stable
-    sort's order, which is onnxruntime's). Partitions first when k is small; rows where the
-    partition may have broken a tie differently (or that hold NaN) get the full stable sort."""
+    sort's order, which is onnxruntime's). Small k: repeated argmin; else partition first when
+    k is small relative to the axis. Rows where either shortcut may have ordered ties or NaN
+    differently get the full stable sort."""
     n = keys.shape[-1]
     if k == 0:
         return np.zeros(keys.shape[:-1] + (0,), dtype=np.intp)
+    if keys.dtype.kind == "f" and k <= _ARGMIN_MAX_K and keys.size:
+        flat = keys.reshape(-1, n)
+        idx = _smallest_by_argmin(flat, k)
+        unsure = ~(np.take_along_axis(flat, idx, axis=-1) < np.inf).all(axis=-1)
+        if unsure.any():
+            idx[unsure] = np.argsort(flat[unsure], axis=-1, kind="stable")[:, :k]
+        return idx.reshape(keys.shape[:-1] + (k,))
     if n <= 64 or k * 4 > n or keys.dtype.kind not in "fiu":
         return np.argsort(keys, axis=-1, kind="stable")[..., :k]
     part = np.argpartition(keys, k - 1, axis=-1)[..., :k]
