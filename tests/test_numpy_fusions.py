@@ -139,3 +139,213 @@ def test_topk_argmin_selection_is_a_stable_sort(k):
     x = rng.integers(0, 50, size=(3000, 200)).astype(np.float64)
     want = np.argsort(x, axis=-1, kind="stable")[:, :k]
     assert np.array_equal(reduce._topk_indices(x, k), want)
+
+
+# --- Scaler folded into the linear step, MatMul + Add + activation as one Dense step ----------
+
+def _model(nodes, inits, n_in, outputs, ml: bool = True) -> bytes:
+    from onnx import TensorProto, helper, numpy_helper
+
+    g = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, n_in])],
+        [helper.make_tensor_value_info(name, TensorProto.INT64 if name == "label"
+                                       else TensorProto.FLOAT, None) for name in outputs],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
+    ops = [helper.make_opsetid("", 17)] + ([helper.make_opsetid("ai.onnx.ml", 1)] if ml else [])
+    m = helper.make_model(g, opset_imports=ops)
+    m.ir_version = 8
+    return m.SerializeToString()
+
+
+def _scaler(rng, d, centred: bool):
+    """Scaler attributes and matching data: features near their offsets (the fold of the offset
+    applies) or far from zero with a small spread (a year-like feature: it must not)."""
+    from onnx import helper
+
+    mean = rng.normal(size=d) * (0.3 if centred else 1) + (0 if centred else 2000)
+    std = np.abs(rng.normal(size=d)) + 0.5
+    x = (rng.normal(size=(400, d)) * std + mean).astype(np.float32)
+    node = helper.make_node("Scaler", ["x"], ["s"], domain="ai.onnx.ml",
+                            offset=[float(v) for v in mean.astype(np.float32)],
+                            scale=[float(v) for v in (1 / std).astype(np.float32)])
+    return node, x
+
+
+def _compare_fused(blob: bytes, x: np.ndarray, n_out: int):
+    """Fused plan vs the node-by-node plan (1e-6) and vs onnxruntime (1e-5); the fused steps."""
+    fused, _ = load_plan(blob)
+    plain, _ = load_plan(blob, fuse=False)
+    for rows in (x, x[:1]):
+        got, want = fused.run({"x": rows}), plain.run({"x": rows})
+        ort = _ort(blob, {"x": rows})
+        for k in range(n_out):
+            _close(want[k], got[k], what=f"fused vs plain, output {k}, {rows.shape[0]} rows")
+            _close(ort[k], got[k], tol=1e-5, what=f"vs onnxruntime, output {k}")
+    return fused.step_ops
+
+
+def _linear_classifier(rng, d, classes, post):
+    from onnx import helper
+
+    rows = 1 if classes == 2 and post == "LOGISTIC-1" else classes
+    return helper.make_node(
+        "LinearClassifier", ["s"], ["label", "proba"], domain="ai.onnx.ml",
+        classlabels_ints=list(range(classes)), post_transform=post.split("-")[0],
+        coefficients=[float(v) for v in (rng.normal(size=rows * d) * 0.5).astype(np.float32)],
+        intercepts=[float(v) for v in rng.normal(size=rows).astype(np.float32)])
+
+
+@pytest.mark.parametrize("centred", [True, False], ids=["centred", "off-centre"])
+@pytest.mark.parametrize("classes,post", [(2, "LOGISTIC"), (2, "LOGISTIC-1"), (3, "SOFTMAX"),
+                                          (4, "NONE"), (2, "NONE")])
+def test_scaler_folds_into_linear_classifier(centred, classes, post):
+    rng = np.random.default_rng(classes + 10 * centred)
+    scaler, x = _scaler(rng, 7, centred)
+    blob = _model([scaler, _linear_classifier(rng, 7, classes, post)], {}, 7, ["label", "proba"])
+    ops = _compare_fused(blob, x, 2)
+    assert "ai.onnx.ml::Scaler" not in ops
+    # the offset is folded into the intercepts only for roughly centred features
+    assert ("Sub" in ops) == (not centred), ops
+
+
+@pytest.mark.parametrize("centred", [True, False], ids=["centred", "off-centre"])
+def test_scaler_folds_into_linear_regressor(centred):
+    from onnx import helper
+
+    rng = np.random.default_rng(3 + centred)
+    scaler, x = _scaler(rng, 5, centred)
+    reg = helper.make_node("LinearRegressor", ["s"], ["y"], domain="ai.onnx.ml", targets=2,
+                           coefficients=[float(v) for v in rng.normal(size=10)],
+                           intercepts=[0.5, -1.5])
+    ops = _compare_fused(_model([scaler, reg], {}, 5, ["y"]), x, 1)
+    assert ops == (["Cast", "ai.onnx.ml::LinearRegressor"] if centred else
+                   ["Cast", "Sub", "ai.onnx.ml::LinearRegressor"])
+
+
+@pytest.mark.parametrize("centred", [True, False], ids=["centred", "off-centre"])
+def test_mlp_folds_scaler_and_fuses_dense_layers(centred):
+    """scikit-learn's MLP export: Scaler -> Cast -> (MatMul -> Add -> Relu) x2 -> Sigmoid."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(5 + centred)
+    scaler, x = _scaler(rng, 6, centred)
+    w = {"w1": rng.normal(size=(6, 8)), "b1": rng.normal(size=(1, 8)),
+         "w2": rng.normal(size=(8, 4)), "b2": rng.normal(size=(4,)),
+         "w3": rng.normal(size=(4, 1)), "b3": rng.normal(size=(1, 1))}
+    w = {k: v.astype(np.float32) for k, v in w.items()}
+    nodes = [scaler, helper.make_node("Cast", ["s"], ["c"], to=TensorProto.FLOAT),
+             helper.make_node("MatMul", ["c", "w1"], ["m1"]),
+             helper.make_node("Add", ["m1", "b1"], ["a1"]),
+             helper.make_node("Relu", ["a1"], ["h1"]),
+             helper.make_node("MatMul", ["h1", "w2"], ["m2"]),
+             helper.make_node("Add", ["b2", "m2"], ["a2"]),  # bias first: still fused
+             helper.make_node("Tanh", ["a2"], ["h2"]),
+             helper.make_node("MatMul", ["h2", "w3"], ["m3"]),
+             helper.make_node("Add", ["m3", "b3"], ["a3"]),
+             helper.make_node("Sigmoid", ["a3"], ["y"])]
+    ops = _compare_fused(_model(nodes, w, 6, ["y"]), x, 1)
+    dense = "edge_runtime.fused::Dense"
+    assert ops == (["Cast", dense, dense, dense] if centred else
+                   ["Cast", "Sub", dense, dense, dense]), ops
+
+
+@pytest.mark.parametrize("centred", [True, False], ids=["centred", "off-centre"])
+@pytest.mark.parametrize("trans_b,with_c", [(0, True), (1, True), (1, False)])
+def test_scaler_folds_into_gemm(centred, trans_b, with_c):
+    from onnx import helper
+
+    rng = np.random.default_rng(trans_b + 2 * with_c + 4 * centred)
+    scaler, x = _scaler(rng, 5, centred)
+    b = rng.normal(size=(3, 5) if trans_b else (5, 3)).astype(np.float32)
+    inits = {"B": b}
+    ins = ["s", "B"]
+    if with_c:
+        inits["C"] = rng.normal(size=(3,)).astype(np.float32)
+        ins.append("C")
+    gemm = helper.make_node("Gemm", ins, ["y"], alpha=0.5, beta=2.0, transB=trans_b)
+    ops = _compare_fused(_model([scaler, gemm], inits, 5, ["y"]), x, 1)
+    assert "ai.onnx.ml::Scaler" not in ops and ("Sub" in ops) == (not centred)
+
+
+def test_fusions_leave_shared_and_visible_values_alone():
+    """No fold where the scaled values are a graph output or read twice, no Dense where the
+    weights are computed at run time or the bias would grow the product."""
+    from onnx import helper
+
+    rng = np.random.default_rng(11)
+    scaler, x = _scaler(rng, 4, True)
+    lin = _linear_classifier(rng, 4, 3, "SOFTMAX")
+    # the Scaler's output is also a graph output
+    ops = _compare_fused(_model([scaler, lin], {}, 4, ["label", "proba", "s"]), x, 3)
+    assert "ai.onnx.ml::Scaler" in ops
+    # the Scaler's output has two readers
+    w = rng.normal(size=(4, 2)).astype(np.float32)
+    nodes = [scaler, lin, helper.make_node("MatMul", ["s", "w"], ["m"])]
+    ops = _compare_fused(_model(nodes, {"w": w}, 4, ["label", "proba", "m"]), x, 3)
+    assert "ai.onnx.ml::Scaler" in ops and "MatMul" in ops
+    # weights from the graph (x @ x^T-like): no Dense; a bias with more rows than one: no Dense
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"]),
+             helper.make_node("MatMul", ["x", "w"], ["m"]),
+             helper.make_node("Add", ["m", "bias"], ["y"]),
+             helper.make_node("MatMul", ["x", "xt"], ["m2"]),
+             helper.make_node("Add", ["m2", "b2"], ["y2"])]
+    inits = {"w": w, "bias": rng.normal(size=(400, 2)).astype(np.float32),
+             "b2": rng.normal(size=(1,)).astype(np.float32)}
+    blob = _model(nodes, inits, 4, ["y", "y2"], ml=False)
+    fused, _ = load_plan(blob)
+    assert "edge_runtime.fused::Dense" not in fused.step_ops
+    for want, got in zip(_ort(blob, {"x": x}), fused.run({"x": x})):
+        _close(want, got, tol=1e-5)
+
+
+def test_dense_with_a_one_dimensional_input():
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(2)
+    w, b = rng.normal(size=(3, 2)).astype(np.float32), rng.normal(size=(1, 2)).astype(np.float32)
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["m"]),
+                           helper.make_node("Add", ["m", "b"], ["a"]),
+                           helper.make_node("Relu", ["a"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    blob = m.SerializeToString()
+    plan, _ = load_plan(blob)
+    assert plan.step_ops == ["edge_runtime.fused::Dense"]
+    x = rng.normal(size=3).astype(np.float32)
+    _close(_ort(blob, {"x": x})[0], plan.run({"x": x})[0])
+
+
+def test_model_files_cannot_use_the_planner_domain():
+    from onnx import TensorProto, helper
+
+    g = helper.make_graph([helper.make_node("Dense", ["x", "x", "x"], ["y"],
+                                            domain="edge_runtime.fused")], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17),
+                                            helper.make_opsetid("edge_runtime.fused", 1)])
+    from edge_runtime.errors import UnsupportedModelError
+
+    with pytest.raises(UnsupportedModelError, match="planner"):
+        load_plan(m.SerializeToString())
+
+
+# --- row reductions of tall, narrow matrices ------------------------------------------------------
+
+@pytest.mark.parametrize("cols", [1, 2, 3, 8])
+def test_row_reductions_match_numpy(cols):
+    from edge_runtime.onnx_numpy.ops import _rows
+
+    rng = np.random.default_rng(cols)
+    x = rng.integers(-3, 3, size=(500, cols)).astype(np.float32)  # ties
+    x[::7] += rng.normal(size=(x[::7].shape)).astype(np.float32)
+    x[5, -1] = np.nan
+    x[9, 0] = np.nan
+    x[11] = np.nan
+    assert _rows.narrow(x, 1)
+    assert np.array_equal(_rows.row_argmax(x), np.argmax(x, axis=1))
+    np.testing.assert_array_equal(_rows.row_max(x), x.max(axis=1))
+    np.testing.assert_allclose(_rows.row_sum(x), x.sum(axis=1), rtol=1e-6, atol=1e-6)  # an ulp

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import op
+from ._rows import narrow, row_argmax, row_max, row_sum
 
 _SINCE_INPUT = {"ReduceSum": 13}  # the others moved axes from attribute to input at opset 18
 
@@ -16,6 +17,7 @@ def _reducer(name: str, fn) -> None:
         from_input = node.opset >= _SINCE_INPUT.get(name, 18)
         attr_axes = None if from_input else node.ints("axes", None)
         noop = bool(node.int("noop_with_empty_axes", 0))
+        row = _ROWS.get(name)
 
         def kernel(x, axes=None):
             ax = attr_axes if not from_input else (
@@ -24,6 +26,9 @@ def _reducer(name: str, fn) -> None:
                 if noop and from_input:
                     return [x]
                 ax = None
+            if row is not None and ax is not None and len(ax) == 1 and narrow(x, ax[0]):
+                out = row(x)
+                return [out[:, None] if keepdims else out]
             return [np.asarray(fn(x, tuple(ax) if ax is not None else None, keepdims))]
 
         return kernel
@@ -39,6 +44,16 @@ def _initial(x, sign):
         info = np.iinfo(x.dtype)
         return {"initial": info.min if sign < 0 else info.max}
     return {"initial": sign * np.inf}
+
+
+def _row_logsumexp(x):
+    m = row_max(x)
+    m = np.where(np.isfinite(m), m, 0)
+    return np.log(row_sum(np.exp(x - m[:, None]))) + m
+
+
+#: the reductions that have a column-loop form for tall, narrow inputs (``_rows``)
+_ROWS = {"ReduceSum": row_sum, "ReduceMax": row_max, "ReduceLogSumExp": _row_logsumexp}
 
 
 def _logsumexp(x, axis, keepdims):
@@ -71,6 +86,9 @@ def _arg(name: str, fn) -> None:
         last = bool(node.int("select_last_index", 0))
 
         def kernel(x):
+            if not last and narrow(x, axis):
+                idx = row_argmax(x).astype(np.int64)
+                return [idx[:, None] if keepdims else idx]
             if last:
                 flipped = np.flip(x, axis=axis)
                 idx = x.shape[axis] - 1 - fn(flipped, axis=axis)

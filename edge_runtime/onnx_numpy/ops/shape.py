@@ -37,7 +37,8 @@ def make_cast(node):
         raise node.fail(f"cannot cast to data type {node.int('to')}")
     if to == "object":
         return lambda x: [x.astype(str).astype(object)]
-    return lambda x: [x.astype(to)]
+    # no copy when the value already has the type (the converters cast float to float)
+    return lambda x: [x.astype(to, copy=False)]
 
 
 @op("CastLike")
