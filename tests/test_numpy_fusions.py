@@ -349,3 +349,43 @@ def test_row_reductions_match_numpy(cols):
     assert np.array_equal(_rows.row_argmax(x), np.argmax(x, axis=1))
     np.testing.assert_array_equal(_rows.row_max(x), x.max(axis=1))
     np.testing.assert_allclose(_rows.row_sum(x), x.sum(axis=1), rtol=1e-6, atol=1e-6)  # an ulp
+
+
+# --- per-call caches of constant operands ----------------------------------------------------------
+
+def test_constant_reshape_and_feature_indices_repeat_correctly():
+    """Reshape and ArrayFeatureExtractor convert a constant operand once; a run-time operand
+    (indices from ArgMax) is checked every call, out-of-range ones with a clear error."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edge_runtime.errors import UnsupportedModelError
+
+    nodes = [helper.make_node("Reshape", ["x", "shape0"], ["r0"]),  # 0 keeps that dimension
+             helper.make_node("Reshape", ["x", "shape1"], ["r1"]),
+             helper.make_node("ArgMax", ["x"], ["am"], axis=1),
+             helper.make_node("ArrayFeatureExtractor", ["classes", "am"], ["lab"],
+                              domain="ai.onnx.ml"),
+             helper.make_node("ArrayFeatureExtractor", ["x", "cols"], ["picked"],
+                              domain="ai.onnx.ml")]
+    inits = [numpy_helper.from_array(np.array([0, 2, 2], dtype=np.int64), "shape0"),
+             numpy_helper.from_array(np.array([-1, 2], dtype=np.int64), "shape1"),
+             numpy_helper.from_array(np.array([10, 20, 30], dtype=np.int64), "classes"),
+             numpy_helper.from_array(np.array([3, 0, -1], dtype=np.int64), "cols")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                     [None, 4])],
+                          [helper.make_tensor_value_info(n, TensorProto.UNDEFINED, None)
+                           for n in ("r0", "r1", "lab", "picked")], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17),
+                                            helper.make_opsetid("ai.onnx.ml", 1)])
+    plan, _ = load_plan(m.SerializeToString())
+    rng = np.random.default_rng(0)
+    for n in (5, 1, 5):
+        x = rng.normal(size=(n, 4)).astype(np.float32)
+        x[:, 3] = -9  # ArgMax never picks column 3 ...
+        r0, r1, lab, picked = plan.run({"x": x})
+        assert r0.shape == (n, 2, 2) and r1.shape == (2 * n, 2)
+        assert np.array_equal(lab.ravel(), np.array([10, 20, 30])[np.argmax(x, axis=1)])
+        assert np.array_equal(picked, x[:, [3, 0, -1]])
+    x[0, 3] = 9  # ... until it does: index 3 of 3 classes
+    with pytest.raises(UnsupportedModelError, match="out of range"):
+        plan.run({"x": x})

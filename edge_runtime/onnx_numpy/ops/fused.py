@@ -7,7 +7,7 @@ import numpy as np
 
 from ..fuse import FUSED_DOMAIN
 from . import op
-from .elementwise import _sigmoid
+from ._post import logistic_
 
 
 def _relu(y: np.ndarray) -> np.ndarray:
@@ -18,7 +18,7 @@ def _tanh(y: np.ndarray) -> np.ndarray:
     return np.tanh(y, out=y)
 
 
-_IN_PLACE = {"": lambda y: y, "Relu": _relu, "Tanh": _tanh, "Sigmoid": _sigmoid}
+_IN_PLACE = {"": lambda y: y, "Relu": _relu, "Tanh": _tanh, "Sigmoid": logistic_}
 
 
 @op("Dense", domain=FUSED_DOMAIN)

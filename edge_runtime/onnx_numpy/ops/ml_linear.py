@@ -168,24 +168,25 @@ def make_one_hot(node):
 
 @op("ArrayFeatureExtractor", ML)
 def make_afe(node):
-    # indices are usually a constant: validated once. One tuple, swapped whole, so threads
-    # sharing the model never pair one call's indices with another's bound
-    last: list = [(None, None, 0)]
+    # indices are usually a constant: converted once. One tuple, swapped whole, so threads
+    # sharing the model never pair one call's indices with another's conversion
+    last: list = [(None, None)]
 
     def kernel(x, idx):
         seen = last[0]
         if idx is seen[0]:
-            index, hi = seen[1], seen[2]
+            index = seen[1]
         else:
-            index = np.ravel(idx).astype(np.intp)
-            hi = max(int(index.max()) + 1, -int(index.min())) if index.size else 0
-            last[0] = (idx, index, hi)
-        if hi > x.shape[-1]:
-            raise node.fail(f"index {hi - 1} out of range for {x.shape[-1]} columns")
-        out = x[..., index]
+            index = np.ravel(idx).astype(np.intp, copy=False)
+            last[0] = (idx, index)
+        try:
+            out = x.take(index, axis=-1)  # bounds checked by take (negative ones count back)
+        except IndexError:
+            raise node.fail(f"an index in {index.tolist()[:10]} is out of range for "
+                            f"{x.shape[-1]} columns") from None
         if x.ndim == 1:
             return [out.reshape(1, -1)]
-        return [out.reshape(*x.shape[:-1], index.size)]
+        return [out]
 
     return kernel
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ML, op
-from ._post import TRANSFORMS, class_labels, logistic, probit
+from ._post import TRANSFORMS, class_labels, logistic_, probit
 
 _MODES = {"BRANCH_LEQ": 0, "BRANCH_LT": 1, "BRANCH_GTE": 2, "BRANCH_GT": 3, "BRANCH_EQ": 4,
           "BRANCH_NEQ": 5, "LEAF": 6}
@@ -145,8 +145,15 @@ class _Forest:
             # next = false child + decision * (true - false): cheaper than np.where on ints
             nxt = (self.fc32 + self._decide(v, thr) * self.delta32).ravel()
             if n_rows == 1:
-                for _ in range(self.depth):
-                    idx = nxt.take(idx)
+                # depth steps of "next node" by repeated squaring of the step table: a few
+                # gathers over the nodes instead of one per level
+                step, d = nxt, self.depth
+                while d:
+                    if d & 1:
+                        idx = step.take(idx)
+                    d >>= 1
+                    if d:
+                        step = step.take(step)
             else:
                 off = (np.arange(n_rows, dtype=np.int32) * np.int32(self.n_nodes))[:, None]
                 for _ in range(self.depth):
@@ -187,8 +194,9 @@ class _Forest:
             cond |= np.isnan(v) & self.mvtt
         return cond
 
-    def scores(self, x: np.ndarray, aggregate: str = "SUM") -> np.ndarray:
-        """Leaf weights aggregated over trees, (rows, outputs).
+    def scores(self, x: np.ndarray, aggregate: str = "SUM", native: bool = False) -> np.ndarray:
+        """Leaf weights aggregated over trees, (rows, outputs): float64, or with ``native`` the
+        precision the sums ran in (SUM / AVERAGE: the input's).
 
         Sums run tree by tree in the input's precision, the order onnxruntime adds them in, so
         a probability that lands exactly on a decision threshold (0.5) ties the same way.
@@ -210,7 +218,7 @@ class _Forest:
                         out[:, k] += cols[k].take(idx_t[t])
             if aggregate == "AVERAGE":
                 out /= dtype(self.n_trees)
-            return out.astype(np.float64)
+            return out if native else out.astype(np.float64)
         reduce = np.min if aggregate == "MIN" else np.max
         out64 = np.empty((n_rows, self.n_out), dtype=np.float64)
         step = max(1, _CHUNK_CELLS // max(1, self.n_trees * self.n_out))
@@ -254,18 +262,21 @@ def make_tree_classifier(node):
     binary_case = n_classes == 2 and len(forest.used_ids) == 1
     all_pos = forest.weights_all_positive
 
+    # base values per precision, cast once
+    bases = {dt: None if base is None else base.astype(dt) for dt in (np.float32, np.float64)}
+
     def kernel(x):
         out_dtype = np.float64 if x.dtype == np.float64 else np.float32
         # onnxruntime adds base values and post-transforms in the input's precision (float32
         # for float inputs); PROBIT near 0 or 1 would otherwise differ in the 5th digit
-        s = forest.scores(x).astype(out_dtype)
-        base_ = None if base is None else base.astype(out_dtype)
+        s = forest.scores(x, native=True).astype(out_dtype, copy=False)
+        base_ = bases[out_dtype]
         if n_classes > 2:
             if base_ is not None:
                 s[:, :base_.size] += base_
             # the label comes from the raw scores, before the post-transform (as in onnxruntime;
             # PROBIT is not monotonic outside (0, 1))
-            return [labels[np.argmax(s, axis=1)], post(s).astype(out_dtype)]
+            return [labels.take(np.argmax(s, axis=1)), post(s).astype(out_dtype, copy=False)]
         # two classes: onnxruntime's rules (TreeAggregatorClassifier::FinalizeScores)
         s0, s1 = s[:, 0], s[:, 1]
         two = has1
@@ -282,7 +293,7 @@ def make_tree_classifier(node):
             positive = pos > 0.5 if all_pos else pos > 0
         else:
             positive = pos > 0
-        label = np.where(positive, labels[1], labels[0])
+        label = labels.take(positive.view(np.int8))
         if two:
             z = post(np.stack([s0, s1], axis=1))
         elif post_name == "PROBIT":
@@ -290,10 +301,16 @@ def make_tree_classifier(node):
         elif binary_case and all_pos:
             z = np.stack([1 - s0, s0], axis=1)
         elif post_name == "LOGISTIC":
-            z = np.stack([logistic(-s0), logistic(s0)], axis=1)
+            # [logistic(-s), logistic(s)] = [1 - p, p]: onnxruntime's logistic is 1 - v for
+            # negative scores too, so one evaluation matches it as closely as two. s0 is this
+            # call's own array (or a column of it): computed in place
+            p = logistic_(s0)
+            z = np.empty((p.shape[0], 2), dtype=p.dtype)
+            z[:, 1] = p
+            np.subtract(1, p, out=z[:, 0])
         else:
             z = np.stack([np.where(positive, -s0, s0), np.where(positive, s0, -s0)], axis=1)
-        return [label, z.astype(out_dtype)]
+        return [label, z.astype(out_dtype, copy=False)]
 
     return kernel
 

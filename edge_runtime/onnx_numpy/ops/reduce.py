@@ -87,15 +87,18 @@ def _arg(name: str, fn) -> None:
 
         def kernel(x):
             if not last and narrow(x, axis):
-                idx = row_argmax(x).astype(np.int64)
+                idx = row_argmax(x).astype(np.int64, copy=False)
                 return [idx[:, None] if keepdims else idx]
             if last:
                 flipped = np.flip(x, axis=axis)
                 idx = x.shape[axis] - 1 - fn(flipped, axis=axis)
             else:
                 idx = fn(x, axis=axis)
-            idx = idx.astype(np.int64)
-            return [np.expand_dims(idx, axis) if keepdims else idx]
+            idx = idx.astype(np.int64, copy=False)
+            if not keepdims:
+                return [idx]
+            a = axis % x.ndim
+            return [idx.reshape(idx.shape[:a] + (1,) + idx.shape[a:])]
 
         return kernel
 

@@ -59,7 +59,23 @@ def make_reshape(node):
         shape = node.ints("shape")
         return lambda x: [_reshape_to(x, shape, 0)]
     allowzero = node.int("allowzero", 0)
-    return lambda x, shape: [_reshape_to(x, shape, allowzero)]
+    # the shape is usually a constant: read into ints once (one tuple, swapped whole, as in
+    # ArrayFeatureExtractor); a shape without 0 entries is then used as it is
+    last: list = [(None, None)]
+
+    def kernel(x, shape):
+        seen = last[0]
+        if shape is seen[0]:
+            plain = seen[1]
+        else:
+            ints = [int(s) for s in shape]
+            plain = ints if allowzero or 0 not in ints else None
+            last[0] = (shape, plain)
+        if plain is not None:
+            return [x.reshape(plain)]
+        return [_reshape_to(x, shape, allowzero)]
+
+    return kernel
 
 
 @op("Flatten")
