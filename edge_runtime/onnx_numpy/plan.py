@@ -108,8 +108,12 @@ class Plan:
         self.steps, self.step_ops = kept, kept_ops
 
     def _run_steps(self, values: dict[str, Any]) -> None:
+        # the hot loop: inputs fetched by the dict's own __getitem__ (absent optional inputs,
+        # named "", read None), a single output stored without a zip
+        values[""] = None
+        get = values.__getitem__
         for kernel, ins, outs in self.steps:
-            results = kernel(*[values[n] if n else None for n in ins])
+            results = kernel(*map(get, ins))
             if len(outs) == 1:
                 values[outs[0]] = results[0]
                 continue
@@ -119,10 +123,13 @@ class Plan:
 
     def run(self, feeds: dict[str, Any], wanted: Optional[Sequence[str]] = None,
             outer: Optional[dict[str, Any]] = None) -> list[Any]:
-        values: dict[str, Any] = dict(outer) if outer else {}
-        if self.nested and outer is None:
-            values.update(_SCOPE.get() or {})
-        values.update(self.constants)
+        if outer is None and not self.nested:
+            values: dict[str, Any] = self.constants.copy()
+        else:
+            values = dict(outer) if outer else {}
+            if self.nested and outer is None:
+                values.update(_SCOPE.get() or {})
+            values.update(self.constants)
         values.update(feeds)
         if self.has_subgraphs:  # the Scan bodies read this plan's values through the scope
             token = _SCOPE.set(values)

@@ -20,6 +20,8 @@ _LEAF = 6
 _CHUNK_CELLS = 1 << 22
 #: below this many rows x nodes, decide all nodes up front instead of per level
 _SMALL_BATCH_CELLS = 1 << 16
+#: up to this many nodes a gather over all of them costs about what one per level does
+_SQUARING_MAX_NODES = 1024
 
 
 class _Forest:
@@ -144,9 +146,9 @@ class _Forest:
             v = flat.take(feats)[None, :] if n_rows == 1 else np.take(x, feats, axis=1)
             # next = false child + decision * (true - false): cheaper than np.where on ints
             nxt = (self.fc32 + self._decide(v, thr) * self.delta32).ravel()
-            if n_rows == 1:
+            if n_rows == 1 and self.n_nodes <= _SQUARING_MAX_NODES:
                 # depth steps of "next node" by repeated squaring of the step table: a few
-                # gathers over the nodes instead of one per level
+                # gathers over the (few) nodes instead of one per level
                 step, d = nxt, self.depth
                 while d:
                     if d & 1:
@@ -154,6 +156,9 @@ class _Forest:
                     d >>= 1
                     if d:
                         step = step.take(step)
+            elif n_rows == 1:
+                for _ in range(self.depth):
+                    idx = nxt.take(idx)
             else:
                 off = (np.arange(n_rows, dtype=np.int32) * np.int32(self.n_nodes))[:, None]
                 for _ in range(self.depth):
