@@ -389,3 +389,74 @@ def test_constant_reshape_and_feature_indices_repeat_correctly():
     x[0, 3] = 9  # ... until it does: index 3 of 3 classes
     with pytest.raises(UnsupportedModelError, match="out of range"):
         plan.run({"x": x})
+
+
+# --- element-wise runs in place -------------------------------------------------------------------
+
+def test_elementwise_runs_fuse_in_place_and_match():
+    """GaussianNB's Sub -> Pow -> Div -> ReduceSum, plus runs whose later ops cannot write into
+    the first result (a bias that grows it, another type) and integer division."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(4)
+    theta = rng.normal(size=(1, 3, 5)).astype(np.float32)
+    sigma = (rng.random((1, 3, 5)) + 0.5).astype(np.float32)
+    nodes = [helper.make_node("Reshape", ["x", "shape"], ["x3"]),
+             helper.make_node("Sub", ["x3", "theta"], ["d"]),
+             helper.make_node("Pow", ["d", "two"], ["d2"]),
+             helper.make_node("Div", ["d2", "sigma"], ["q"]),
+             helper.make_node("ReduceSum", ["q", "axis"], ["ll"], keepdims=0),
+             # the running value second (Sub, Pow), an activation, a bias that grows it
+             helper.make_node("Sub", ["half", "ll"], ["n1"]),
+             helper.make_node("Exp", ["n1"], ["n2"]),
+             helper.make_node("Pow", ["onepointone", "n2"], ["n3"]),
+             helper.make_node("Add", ["n3", "wide"], ["n4"]),
+             helper.make_node("Sigmoid", ["n4"], ["y"]),
+             # integers: Div truncates, never in place
+             helper.make_node("Cast", ["x"], ["xi"], to=TensorProto.INT64),
+             helper.make_node("Mul", ["xi", "seven"], ["i1"]),
+             helper.make_node("Div", ["i1", "three"], ["i2"]),
+             helper.make_node("Abs", ["i2"], ["yi"]),
+             # a run whose second op reads a value made after its first op (the fused step
+             # must sit where the run ends)
+             helper.make_node("Add", ["x", "x"], ["p1"]),
+             helper.make_node("Exp", ["x"], ["late"]),
+             # a value read twice by one op ends the run before that op
+             helper.make_node("Exp", ["late2"], ["e1"]),
+             helper.make_node("Mul", ["e1", "e1"], ["e2"]),
+             helper.make_node("Div", ["p1", "late"], ["r"]),
+             helper.make_node("Abs", ["x"], ["late2"]),
+             # a run cut where a value is also a graph output
+             helper.make_node("Mul", ["x", "x"], ["sq"]),
+             helper.make_node("Sqrt", ["sq"], ["ax"]),
+             helper.make_node("Neg", ["ax"], ["nax"])]
+    inits = {"shape": np.array([-1, 1, 5], dtype=np.int64), "theta": theta, "sigma": sigma,
+             "two": np.array(2.0, dtype=np.float32), "axis": np.array([2], dtype=np.int64),
+             "half": np.array([0.5], dtype=np.float32),
+             "onepointone": np.array(1.1, dtype=np.float32),
+             "wide": rng.normal(size=(2, 1, 3)).astype(np.float32),
+             "seven": np.array(7, dtype=np.int64), "three": np.array([3], dtype=np.int64)}
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                     [None, 5])],
+                          [helper.make_tensor_value_info(n, TensorProto.INT64 if n == "yi" else
+                                                         TensorProto.FLOAT, None)
+                           for n in ("y", "yi", "sq", "nax", "r", "e2")],
+                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    blob = m.SerializeToString()
+    fused, _ = load_plan(blob)
+    plain, _ = load_plan(blob, fuse=False)
+    chains = fused.step_ops.count("edge_runtime.fused::Chain")
+    # Sub-Pow-Div, Sub..Sigmoid, Mul-Div-Abs, Add-Div, Abs-Exp, Sqrt-Neg
+    assert chains == 6, fused.step_ops
+    assert fused.step_ops.count("Mul") == 2  # x * x (a graph output) and e1 * e1
+    assert "Mul" in fused.step_ops  # x * x stays: its result is a graph output
+    x = (rng.normal(size=(300, 5)) * 3).astype(np.float32)
+    for rows in (x, x[:1]):
+        want, got = plain.run({"x": rows}), fused.run({"x": rows})
+        for w, v in zip(want, got):
+            _close(w, v)
+            assert np.asarray(w).dtype == np.asarray(v).dtype
+        for w, v in zip(_ort(blob, {"x": rows}), got):
+            _close(w, v, tol=1e-5)

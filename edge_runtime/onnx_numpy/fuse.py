@@ -13,6 +13,9 @@ emit, each only where its result stays within float32 rounding of the plain eval
 - **MatMul(W) → Add(b) → [Relu | Tanh | Sigmoid]** with constant ``W`` and bias: one ``Dense``
   step that adds the bias and applies the activation in place on the product's fresh buffer
   (same arithmetic, two fewer full-size temporaries).
+- **Element-wise runs** (Add/Sub/Mul/Div/Pow and float activations, each reading the one
+  before): one ``Chain`` step; the first op makes a new array, the others write into it where
+  shape and type allow (GaussianNB's Sub → Pow → Div, MinMaxScaler's Mul → Add).
 
 Only values nothing else reads are fused away: graph outputs, values with more than one
 reader and values a subgraph reads stay as they are.
@@ -25,7 +28,18 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .proto import A_FLOAT, A_FLOATS, A_INT, A_STRING, FLOAT, Attribute, Graph, Node
+from .proto import (
+    A_FLOAT,
+    A_FLOATS,
+    A_INT,
+    A_INTS,
+    A_STRING,
+    A_STRINGS,
+    FLOAT,
+    Attribute,
+    Graph,
+    Node,
+)
 
 #: the domain of the steps only the planner creates (never read from a model file)
 FUSED_DOMAIN = "edge_runtime.fused"
@@ -79,7 +93,7 @@ def fuse(nodes: list[Node], constants: dict[str, np.ndarray], keep: set[str]) ->
                 return name
 
     nodes = list(nodes)
-    for rewrite in (_fold_scaler, _dense):
+    for rewrite in (_fold_scaler, _dense, _chain):
         i = 0
         while i < len(nodes):
             replaced = rewrite(_Graph(nodes, keep), i, constants, fresh)
@@ -87,14 +101,15 @@ def fuse(nodes: list[Node], constants: dict[str, np.ndarray], keep: set[str]) ->
                 i += 1
                 continue
             drop, new = replaced
-            first = min(drop)
+            last = max(drop)
             nodes = [n for j, n in enumerate(nodes) if j not in drop]
-            # the new nodes take the place of the first dropped one: their inputs come from
-            # before it (the pattern's own inputs) and every reader of the pattern's output
-            # sat after its last node
-            at = first - sum(1 for j in drop if j < first)
+            # the new nodes take the place of the last dropped one: every input of the pattern
+            # is produced before the node that reads it, so before the last one, and every
+            # reader of the pattern's output comes after it
+            at = last - (len(drop) - 1)
             nodes[at:at] = new
-            i = at + len(new)
+            i = min(drop)  # nodes between the pattern's first and last are still to be seen
+            # (the new nodes are seen again too: no rewrite matches its own output)
     return nodes
 
 
@@ -322,3 +337,50 @@ def _dense(g: _Graph, i: int, constants: dict,
                 attributes={"activation": Attribute(name="activation", type=A_STRING,
                                                     s=act.encode())})
     return drop, [node]
+
+
+# --- element-wise runs ----------------------------------------------------------------------------
+
+_CHAIN_BINARY = ("Add", "Sub", "Mul", "Div", "Pow")
+_CHAIN_UNARY = ("Relu", "Tanh", "Sigmoid", "Exp", "Log", "Sqrt", "Abs", "Neg")
+
+
+def _chain_op(node: Node, value: Optional[str] = None) -> bool:
+    """True for an op a run can hold; after the first (``value``: the run's value so far) it
+    must read that value once, as one operand."""
+    if node.domain or len(node.outputs) != 1:
+        return False
+    if node.op_type in _CHAIN_BINARY:
+        return len(node.inputs) == 2 and (value is None or node.inputs.count(value) == 1)
+    return node.op_type in _CHAIN_UNARY and len(node.inputs) == 1
+
+
+def _chain(g: _Graph, i: int, constants: dict,
+           fresh: Callable[[str], str]) -> Optional[tuple[set, list]]:
+    start = g.nodes[i]
+    if not _chain_op(start):
+        return None
+    drop, ops, slots = [i], [start.op_type], []
+    inputs = list(start.inputs)
+    value = start.outputs[0]
+    while True:
+        j = g.only_reader(value)
+        if j is None or not _chain_op(g.nodes[j], value):
+            break
+        nxt = g.nodes[j]
+        if nxt.op_type in _CHAIN_BINARY:
+            slot = nxt.inputs.index(value)
+            inputs.append(nxt.inputs[1 - slot])
+        else:
+            slot = -1
+        drop.append(j)
+        ops.append(nxt.op_type)
+        slots.append(slot)
+        value = nxt.outputs[0]
+    if len(ops) < 2:
+        return None
+    node = Node(op_type="Chain", domain=FUSED_DOMAIN, name=start.name, inputs=inputs,
+                outputs=[value], attributes={
+                    "ops": Attribute(name="ops", type=A_STRINGS, strings=[o.encode() for o in ops]),
+                    "slots": Attribute(name="slots", type=A_INTS, ints=slots)})
+    return set(drop), [node]
