@@ -61,6 +61,8 @@ def _fits_into(y: np.ndarray, other: np.ndarray) -> bool:
     """True when ``op(y, other)`` has ``y``'s shape and type, so it can be written into y."""
     if not _writable(y) or other.dtype != y.dtype or other.ndim > y.ndim:
         return False
+    if other.size == 1 or other.shape == y.shape:
+        return True
     return all(o in (1, d) for o, d in zip(other.shape[::-1], y.shape[::-1]))
 
 

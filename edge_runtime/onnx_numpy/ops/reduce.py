@@ -18,18 +18,26 @@ def _reducer(name: str, fn) -> None:
         attr_axes = None if from_input else node.ints("axes", None)
         noop = bool(node.int("noop_with_empty_axes", 0))
         row = _ROWS.get(name)
+        # axes from an input are usually a constant: read into a tuple once (one tuple,
+        # swapped whole, so threads sharing the model never mix two calls' axes)
+        last: list = [(None, None)]
 
         def kernel(x, axes=None):
-            ax = attr_axes if not from_input else (
-                None if axes is None else [int(v) for v in np.ravel(axes)])
-            if not ax:
-                if noop and from_input:
-                    return [x]
+            if not from_input:
+                ax = tuple(attr_axes) if attr_axes else None
+            elif axes is None:
                 ax = None
+            elif axes is last[0][0]:
+                ax = last[0][1]
+            else:
+                ax = tuple(int(v) for v in np.ravel(axes)) or None
+                last[0] = (axes, ax)
+            if ax is None and noop and from_input:
+                return [x]
             if row is not None and ax is not None and len(ax) == 1 and narrow(x, ax[0]):
                 out = row(x)
                 return [out[:, None] if keepdims else out]
-            return [np.asarray(fn(x, tuple(ax) if ax is not None else None, keepdims))]
+            return [np.asarray(fn(x, ax, keepdims))]
 
         return kernel
 
@@ -64,7 +72,8 @@ def _logsumexp(x, axis, keepdims):
 
 
 for _name, _fn in {
-    "ReduceSum": lambda x, a, k: np.sum(x, axis=a, keepdims=k, dtype=x.dtype),
+    # ufunc.reduce directly: np.sum's Python wrapper is most of the time on a single row
+    "ReduceSum": lambda x, a, k: np.add.reduce(x, axis=a, keepdims=k, dtype=x.dtype),
     "ReduceMean": lambda x, a, k: np.mean(x, axis=a, keepdims=k, dtype=x.dtype),
     "ReduceMax": lambda x, a, k: np.max(x, axis=a, keepdims=k, **_initial(x, -1)),
     "ReduceMin": lambda x, a, k: np.min(x, axis=a, keepdims=k, **_initial(x, 1)),
