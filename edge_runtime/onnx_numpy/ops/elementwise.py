@@ -44,7 +44,7 @@ def _unary(name: str, fn) -> None:
 def _sigmoid(x):
     # exp(-|x|) never overflows; same value as 1 / (1 + exp(-x))
     e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
 _erf = np.frompyfunc(math.erf, 1, 1)

@@ -83,7 +83,7 @@ def make_linear_regressor(node):
         y = x @ w
         if b is not None:
             y = y + b
-        return [post(y).astype(x.dtype)]
+        return [post(y).astype(x.dtype, copy=False)]
 
     return kernel
 

@@ -161,7 +161,7 @@ def make_svm_classifier(node):
         kern = prepare(coefs)
 
     def kernel(x):
-        xd = x.astype(np.float64)
+        xd = x.astype(np.float64, copy=False)  # only read
         n = xd.shape[0]
         out_dtype = np.float64 if x.dtype == np.float64 else np.float32
         if not n_sv:  # liblinear mode
@@ -170,7 +170,7 @@ def make_svm_classifier(node):
             label = labels[best]
             if rho.size == 1 and len(labels) == 2 and scores.shape[1] == 1:
                 label = np.where(scores[:, 0] > 0, labels[1], labels[0])
-            return [label, post(scores).astype(out_dtype)]
+            return [label, post(scores).astype(out_dtype, copy=False)]
         dec = kern(xd) @ dual
         dec += rho_p
         pos = dec > 0
@@ -187,14 +187,14 @@ def make_svm_classifier(node):
             r = np.zeros((n, k, k))
             r[:, pi, pj] = v
             r[:, pj, pi] = 1 - v
-            return [label, post(_coupling(r)).astype(out_dtype)]
+            return [label, post(_coupling(r)).astype(out_dtype, copy=False)]
         if len(pairs) == 1:  # the vote decides the label, as onnxruntime does
             s = dec[:, 0]
             z = np.stack([-s, s], axis=1)
             if post_name == "LOGISTIC":
                 z = np.stack([logistic(-s), logistic(s)], axis=1)
-            return [label, z.astype(out_dtype)]
-        return [label, post(dec).astype(out_dtype)]
+            return [label, z.astype(out_dtype, copy=False)]
+        return [label, post(dec).astype(out_dtype, copy=False)]
 
     return kernel
 
@@ -215,7 +215,7 @@ def make_svm_regressor(node):
         kern = prepare(sv)
 
     def kernel(x):
-        xd = x.astype(np.float64)
+        xd = x.astype(np.float64, copy=False)  # only read
         if n_sv:
             s = kern(xd) @ coefs + rho[0]
         else:
@@ -223,6 +223,6 @@ def make_svm_regressor(node):
         if one_class:
             s = np.where(s > 0, 1.0, -1.0)
         s = post(s[:, None])
-        return [s.astype(np.float64 if x.dtype == np.float64 else np.float32)]
+        return [s.astype(np.float64 if x.dtype == np.float64 else np.float32, copy=False)]
 
     return kernel

@@ -339,6 +339,6 @@ def make_tree_regressor(node):
             s = s + base[:n_targets]
         if n_targets > 1 or post_name == "PROBIT":
             s = post(s)
-        return [s.astype(np.float64 if x.dtype == np.float64 else np.float32)]
+        return [s.astype(np.float64 if x.dtype == np.float64 else np.float32, copy=False)]
 
     return kernel

@@ -183,6 +183,6 @@ def make_topk(node):
         if largest:
             keys = (np.iinfo(x.dtype).max - keys) if x.dtype.kind == "u" else -keys
         idx = np.moveaxis(_topk_indices(keys, kk), -1, axis)
-        return [np.take_along_axis(x, idx, axis=axis), idx.astype(np.int64)]
+        return [np.take_along_axis(x, idx, axis=axis), idx.astype(np.int64, copy=False)]
 
     return kernel

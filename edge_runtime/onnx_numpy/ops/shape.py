@@ -43,7 +43,7 @@ def make_cast(node):
 
 @op("CastLike")
 def make_castlike(node):
-    return lambda x, like: [x.astype(like.dtype)]
+    return lambda x, like: [x.astype(like.dtype, copy=False)]
 
 
 def _reshape_to(x, shape, allowzero):
@@ -149,7 +149,7 @@ def make_size(node):
 @op("Gather")
 def make_gather(node):
     axis = node.int("axis", 0)
-    return lambda x, idx: [np.take(x, idx.astype(np.intp), axis=axis)]
+    return lambda x, idx: [np.take(x, idx.astype(np.intp, copy=False), axis=axis)]
 
 
 @op("GatherElements")
@@ -158,7 +158,7 @@ def make_gather_elements(node):
 
     def kernel(x, idx):
         idx = np.where(idx < 0, idx + x.shape[axis], idx)
-        return [np.take_along_axis(x, idx.astype(np.intp), axis=axis)]
+        return [np.take_along_axis(x, idx.astype(np.intp, copy=False), axis=axis)]
 
     return kernel
 
