@@ -94,22 +94,31 @@ def fuse(nodes: list[Node], constants: dict[str, np.ndarray], keep: set[str]) ->
 
     nodes = list(nodes)
     for rewrite in (_fold_scaler, _dense, _chain):
-        i = 0
-        while i < len(nodes):
-            replaced = rewrite(_Graph(nodes, keep), i, constants, fresh)
-            if replaced is None:
-                i += 1
+        # one scan per rewrite over the list as it is, then one rebuild: load time stays
+        # linear in the graph's size
+        g = _Graph(nodes, keep)
+        consumed: set[int] = set()
+        placed: dict[int, list[Node]] = {}
+        for i in range(len(nodes)):
+            if i in consumed:
+                continue
+            replaced = rewrite(g, i, constants, fresh)
+            if replaced is None or replaced[0] & consumed:
                 continue
             drop, new = replaced
-            last = max(drop)
-            nodes = [n for j, n in enumerate(nodes) if j not in drop]
-            # the new nodes take the place of the last dropped one: every input of the pattern
-            # is produced before the node that reads it, so before the last one, and every
-            # reader of the pattern's output comes after it
-            at = last - (len(drop) - 1)
-            nodes[at:at] = new
-            i = min(drop)  # nodes between the pattern's first and last are still to be seen
-            # (the new nodes are seen again too: no rewrite matches its own output)
+            consumed |= drop
+            # the new nodes take the place of the last dropped one: every input of the
+            # pattern is made before the node that reads it, so before the last one (also
+            # when another pattern makes it), and every reader of its output comes after
+            placed[max(drop)] = new
+        if placed:
+            rebuilt: list[Node] = []
+            for j, node in enumerate(nodes):
+                if j in placed:
+                    rebuilt.extend(placed[j])
+                elif j not in consumed:
+                    rebuilt.append(node)
+            nodes = rebuilt
     return nodes
 
 
