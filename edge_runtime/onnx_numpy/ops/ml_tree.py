@@ -139,7 +139,7 @@ class _Forest:
         idx[:] = self.roots
         base = (np.arange(n_rows, dtype=np.intp) * x.shape[1])[:, None] \
             if n_rows > 1 else None
-        kids, feats, mode, mvtt = self.kids, self.feats, self.single_mode, self.mvtt
+        feats, mode, mvtt = self.feats, self.single_mode, self.mvtt
         if n_rows * self.n_nodes <= _SMALL_BATCH_CELLS:
             # few rows: decide every node once and turn the decisions into "next node" per
             # node; each level is then a single gather (no per-level arithmetic)
@@ -164,26 +164,46 @@ class _Forest:
                 for _ in range(self.depth):
                     idx = nxt.take(idx + off)
             return idx
+        if mvtt is not None and not np.isnan(flat).any():
+            mvtt = None  # no missing values in this batch: two passes a level saved
+        # the walk keeps 2 * node: the per-node tables are stored twice over (slots 2n and
+        # 2n + 1 alike) and the child table holds 2 * child, so the branch is picked by
+        # adding the decision, with no doubling pass per level
+        d2 = self._doubled(x.dtype)
+        feats2, thr2, kids2 = d2["feats"], d2["thr"], d2["kids"]
+        idx = idx * 2
         for _ in range(self.depth):
-            f = feats.take(idx)
+            f = feats2.take(idx)
             v = flat.take(f if base is None else f + base)
-            t = thr.take(idx)
+            t = thr2.take(idx)
             if mode == 0:
                 cond = v <= t
             elif mode is not None:
                 cond = _compare(mode, v, t)
             else:
-                m = self.modes.take(idx)
+                m = d2["modes"].take(idx)
                 cond = np.zeros(idx.shape, dtype=bool)
                 for code in range(6):
                     sel = m == code
                     if sel.any():
                         cond[sel] = _compare(code, v[sel], t[sel])
             if mvtt is not None:
-                cond |= np.isnan(v) & mvtt.take(idx)
-            # kids holds (false child, true child) per node: one gather picks the branch
-            idx = kids.take(idx * 2 + cond)
-        return idx
+                cond |= np.isnan(v) & d2["mvtt"].take(idx)
+            idx = kids2.take(idx + cond)
+        return idx >> 1
+
+    def _doubled(self, dtype: np.dtype) -> dict:
+        """The per-node tables indexed by 2 * node (see ``leaves``), built on first use."""
+        key = "_d64" if dtype == np.float64 else "_d32"
+        tables = getattr(self, key, None)
+        if tables is None:
+            tables = {"feats": np.repeat(self.feats, 2),
+                      "thr": np.repeat(self._values64 if key == "_d64" else self.values, 2),
+                      "kids": self.kids * np.int32(2),  # (false, true) child per node, doubled
+                      "modes": np.repeat(self.modes, 2),
+                      "mvtt": None if self.mvtt is None else np.repeat(self.mvtt, 2)}
+            setattr(self, key, tables)  # same content whichever thread builds it
+        return tables
 
     def _decide(self, v: np.ndarray, thr: np.ndarray) -> np.ndarray:
         """Branch outcome of every node for the values ``v`` (rows, nodes)."""
