@@ -13,6 +13,8 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ..errors import UnsupportedModelError
+from .fuse import FUSED_DOMAIN, subgraph_reads
+from .fuse import fuse as fuse_nodes
 from .ops import OpNode, lookup
 from .proto import Graph, Model, decode_model
 from .tensors import to_array
@@ -24,7 +26,10 @@ _SCOPE: ContextVar[Optional[dict[str, Any]]] = ContextVar("onnx_numpy_scope", de
 class Plan:
     """An executable graph (the main graph, or a Scan body with outer-scope access)."""
 
-    def __init__(self, graph: Graph, opset: dict[str, int], outer: Sequence[str] = ()):
+    def __init__(self, graph: Graph, opset: dict[str, int], outer: Sequence[str] = (),
+                 fuse: bool = True):
+        """``fuse``: apply the plan-time rewrites of :mod:`.fuse` (main graph only); False
+        runs every node as written (the tests compare the two)."""
         self.opset = opset
         self.nested = bool(outer)
         self.constants: dict[str, Any] = {t.name: to_array(t) for t in graph.initializers}
@@ -33,8 +38,22 @@ class Plan:
         self.outputs = [v.name for v in graph.outputs]
         known = set(self.constants) | set(self.inputs) | set(outer) | {""}
         self.steps: list[tuple[Any, list[str], list[str]]] = []
+        #: "domain::op_type" of each step, in step order (for tests and profiling)
+        self.step_ops: list[str] = []
         unsupported: list[str] = []
-        for node in _topological(graph, known):
+        nodes = _topological(graph, known)
+        if any(n.domain == FUSED_DOMAIN for n in nodes):
+            raise UnsupportedModelError(f"domain '{FUSED_DOMAIN}' is the planner's own; a model "
+                                        "file cannot use it")
+        inner = subgraph_reads(nodes)
+        self.has_subgraphs = bool(inner) or any(
+            a.g is not None for n in nodes for a in n.attributes.values())
+        if fuse and not self.nested:
+            nodes = fuse_nodes(nodes, self.constants, set(self.outputs) | inner)
+            opset = {**opset, FUSED_DOMAIN: 1}
+            read = inner | set(self.outputs) | {v for n in nodes for v in n.inputs}
+            self.constants = {k: v for k, v in self.constants.items() if k in read}
+        for node in nodes:
             domain = "" if node.domain == "ai.onnx" else node.domain
             version = opset.get(domain)
             entry = lookup(domain, node.op_type)
@@ -53,6 +72,7 @@ class Plan:
                     f"{domain or 'ai.onnx'}::{node.op_type} node '{node.name}' has invalid "
                     f"attributes: {type(exc).__name__}: {exc}") from None
             self.steps.append((kernel, list(node.inputs), list(node.outputs)))
+            self.step_ops.append(f"{domain}::{node.op_type}" if domain else node.op_type)
         if unsupported:
             raise UnsupportedModelError(
                 "the numpy backend does not support operator(s) " + ", ".join(unsupported)
@@ -70,40 +90,55 @@ class Plan:
 
     def _fold_constants(self) -> None:
         """Run the nodes whose inputs are all constants now, once (shape arithmetic, casts)."""
-        kept = []
-        for kernel, ins, outs in self.steps:
+        kept, kept_ops = [], []
+        for (kernel, ins, outs), op_name in zip(self.steps, self.step_ops):
             if all(n == "" or n in self.constants for n in ins):
                 try:
                     vals = kernel(*[self.constants.get(n) if n else None for n in ins])
                 except Exception:  # leave it to run time, where the error names the input
                     kept.append((kernel, ins, outs))
+                    kept_ops.append(op_name)
                     continue
                 for name, val in zip(outs, vals):
                     if name:
                         self.constants[name] = val
             else:
                 kept.append((kernel, ins, outs))
-        self.steps = kept
+                kept_ops.append(op_name)
+        self.steps, self.step_ops = kept, kept_ops
+
+    def _run_steps(self, values: dict[str, Any]) -> None:
+        # the hot loop: inputs fetched by the dict's own __getitem__ (absent optional inputs,
+        # named "", read None), a single output stored without a zip
+        values[""] = None
+        get = values.__getitem__
+        for kernel, ins, outs in self.steps:
+            results = kernel(*map(get, ins))
+            if len(outs) == 1:
+                values[outs[0]] = results[0]
+                continue
+            for name, val in zip(outs, results):
+                if name:
+                    values[name] = val
 
     def run(self, feeds: dict[str, Any], wanted: Optional[Sequence[str]] = None,
             outer: Optional[dict[str, Any]] = None) -> list[Any]:
-        values: dict[str, Any] = dict(outer) if outer else {}
-        if self.nested and outer is None:
-            values.update(_SCOPE.get() or {})
-        values.update(self.constants)
+        if outer is None and not self.nested:
+            values: dict[str, Any] = self.constants.copy()
+        else:
+            values = dict(outer) if outer else {}
+            if self.nested and outer is None:
+                values.update(_SCOPE.get() or {})
+            values.update(self.constants)
         values.update(feeds)
-        token = _SCOPE.set(values)
-        try:
-            for kernel, ins, outs in self.steps:
-                results = kernel(*[values[n] if n else None for n in ins])
-                if len(outs) == 1:
-                    values[outs[0]] = results[0]
-                    continue
-                for name, val in zip(outs, results):
-                    if name:
-                        values[name] = val
-        finally:
-            _SCOPE.reset(token)
+        if self.has_subgraphs:  # the Scan bodies read this plan's values through the scope
+            token = _SCOPE.set(values)
+            try:
+                self._run_steps(values)
+            finally:
+                _SCOPE.reset(token)
+        else:
+            self._run_steps(values)
         names = self.outputs if wanted is None else wanted
         try:
             return [values[n] for n in names]
@@ -148,8 +183,8 @@ def _topological(graph: Graph, known: set[str]) -> list[Any]:
     return order
 
 
-def load_plan(model_bytes: bytes) -> tuple[Plan, Model]:
-    """Decode and plan a model.
+def load_plan(model_bytes: bytes, fuse: bool = True) -> tuple[Plan, Model]:
+    """Decode and plan a model (``fuse``: see :class:`Plan`).
 
     Raises:
         ModelDecodeError: malformed bytes.
@@ -157,7 +192,7 @@ def load_plan(model_bytes: bytes) -> tuple[Plan, Model]:
     """
     model = decode_model(model_bytes)
     assert model.graph is not None
-    return Plan(model.graph, model.opset), model
+    return Plan(model.graph, model.opset, fuse=fuse), model
 
 
 __all__ = ["Plan", "load_plan", "np"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._rows import narrow, row_max, row_sum
+
 
 def logistic(x):
     e = np.exp(-np.abs(x))
@@ -11,6 +13,10 @@ def logistic(x):
 
 
 def softmax(x):
+    if narrow(x, 1):
+        e = np.exp(x - row_max(x)[:, None])
+        e /= row_sum(e)[:, None]
+        return e
     e = np.exp(x - x.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
 
@@ -42,6 +48,29 @@ def probit(x):
     return (t(1.41421356) * _erfinv(x * t(2) - t(1))).astype(x.dtype)
 
 
+def logistic_(x):
+    """``logistic`` computed in ``x``'s own buffer (the caller owns ``x``): 1 / (1 + exp(-x)),
+    accurate to an ulp for either sign; -x is capped below exp's overflow (the result there is
+    under 1e-34 either way), so no overflow warning and no inf."""
+    np.negative(x, out=x)
+    np.minimum(x, 80.0 if x.dtype == np.float32 else 700.0, out=x)
+    np.exp(x, out=x)
+    x += 1
+    return np.reciprocal(x, out=x)
+
+
+def softmax_(x):
+    """``softmax`` along axis 1 in ``x``'s own buffer (the caller owns ``x``)."""
+    tall = narrow(x, 1)
+    x -= row_max(x)[:, None] if tall else x.max(axis=1, keepdims=True)
+    np.exp(x, out=x)
+    x /= row_sum(x)[:, None] if tall else x.sum(axis=1, keepdims=True)
+    return x
+
+
+#: post-transforms that may overwrite their (caller-owned) argument
+IN_PLACE = {"LOGISTIC": logistic_, "SOFTMAX": softmax_}
+
 TRANSFORMS = {"NONE": lambda x: x, "LOGISTIC": logistic, "SOFTMAX": softmax,
               "SOFTMAX_ZERO": softmax_zero, "PROBIT": probit}
 
@@ -51,6 +80,12 @@ def transform(node, default: str = "NONE"):
     if name not in TRANSFORMS:
         raise node.fail(f"unknown post_transform '{name}'")
     return name, TRANSFORMS[name]
+
+
+def transform_(node, default: str = "NONE"):
+    """Like :func:`transform`, but the function may overwrite its argument."""
+    name, fn = transform(node, default)
+    return name, IN_PLACE.get(name, fn)
 
 
 def class_labels(node):

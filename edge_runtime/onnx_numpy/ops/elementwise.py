@@ -26,8 +26,10 @@ def _pow(a, b):
     return out.astype(a.dtype) if out.dtype != a.dtype else out
 
 
-for _name, _fn in {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": _div,
-                   "Pow": _pow, "Equal": np.equal, "Less": np.less, "Greater": np.greater,
+#: the arithmetic ops (also used by the fused in-place chains of ``fused.py``)
+ARITHMETIC = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": _div, "Pow": _pow}
+
+for _name, _fn in {**ARITHMETIC, "Equal": np.equal, "Less": np.less, "Greater": np.greater,
                    "LessOrEqual": np.less_equal, "GreaterOrEqual": np.greater_equal,
                    "And": np.logical_and, "Or": np.logical_or, "Xor": np.logical_xor}.items():
     _binary(_name, _fn)
@@ -42,14 +44,17 @@ def _unary(name: str, fn) -> None:
 def _sigmoid(x):
     # exp(-|x|) never overflows; same value as 1 / (1 + exp(-x))
     e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
 _erf = np.frompyfunc(math.erf, 1, 1)
 
-for _name, _fn in {"Relu": lambda x: np.maximum(x, x.dtype.type(0)), "Sigmoid": _sigmoid,
-                   "Tanh": np.tanh, "Exp": np.exp, "Log": np.log, "Sqrt": np.sqrt,
-                   "Abs": np.abs, "Neg": np.negative, "Not": np.logical_not,
+#: the float activations and functions (also used by the fused in-place chains)
+ACTIVATIONS = {"Relu": lambda x: np.maximum(x, x.dtype.type(0)), "Sigmoid": _sigmoid,
+               "Tanh": np.tanh, "Exp": np.exp, "Log": np.log, "Sqrt": np.sqrt,
+               "Abs": np.abs, "Neg": np.negative}
+
+for _name, _fn in {**ACTIVATIONS, "Not": np.logical_not,
                    "Reciprocal": lambda x: (1 / x).astype(x.dtype), "Floor": np.floor,
                    "Ceil": np.ceil, "Sign": np.sign, "IsNaN": np.isnan,
                    "Softplus": lambda x: np.logaddexp(0, x).astype(x.dtype),

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import ML, op
-from ._post import class_labels, transform
+from ._post import class_labels, transform, transform_
+from ._rows import narrow, row_max, row_sum
 
 
 def _per_dtype(w, b):
@@ -29,36 +30,42 @@ def make_linear_classifier(node):
         raise node.fail("coefficients do not divide into the classes")
     coef = coef.reshape(n_rows, -1)
     intercepts = np.array(icpt, dtype=np.float32) if icpt else None
-    name, post = transform(node)
+    name, post = transform_(node)
     binary = coef.shape[0] == 1 and len(labels) == 2
     by_dtype = _per_dtype(coef.T, intercepts)
+    # the label is the sign of the score (NONE, PROBIT) or of its probability - 0.5
+    by_sign = name in ("NONE", "PROBIT")
+
+    def scores_of(x):
+        w, b = by_dtype[x.dtype == np.float64]
+        scores = x @ w  # a fresh array: the bias and post-transform go in place
+        if b is not None:
+            scores += b
+        return scores
+
+    def binary_kernel(x):
+        x = _float_input(x)
+        s = scores_of(x)
+        if name == "LOGISTIC":
+            z = np.empty((s.shape[0], 2), dtype=s.dtype)
+            p = post(s)[:, 0]
+            z[:, 1] = p
+            np.subtract(1, p, out=z[:, 0])
+            return [labels.take(p > 0.5), z]
+        s = s[:, 0]
+        positive = s > 0 if by_sign else post(s.copy()) > 0.5
+        return [labels.take(positive), post(np.stack([-s, s], axis=1))]
 
     def kernel(x):
         x = _float_input(x)
-        w, b = by_dtype[x.dtype == np.float64]
-        scores = x @ w
-        if b is not None:
-            scores = scores + b
-        if binary:
-            s = scores[:, 0]
-            if name in ("NONE", "PROBIT"):
-                label = np.where(s > 0, labels[1], labels[0])
-            else:
-                label = np.where(post(s) > 0.5, labels[1], labels[0])
-            scores = np.stack([-s, s], axis=1)
-            if name == "LOGISTIC":
-                scores = np.stack([1 - post(s), post(s)], axis=1)
-            else:
-                scores = post(scores)
-            return [label, scores.astype(x.dtype)]
-        scores = post(scores).astype(x.dtype)
+        scores = post(scores_of(x))
         if scores.shape[1] == 1:
             label = np.where(scores[:, 0] > (0 if name == "NONE" else 0.5), labels[-1], labels[0])
         else:
-            label = labels[np.argmax(scores, axis=1)]
+            label = labels.take(np.argmax(scores, axis=1))
         return [label, scores]
 
-    return kernel
+    return binary_kernel if binary else kernel
 
 
 @op("LinearRegressor", ML)
@@ -76,7 +83,7 @@ def make_linear_regressor(node):
         y = x @ w
         if b is not None:
             y = y + b
-        return [post(y).astype(x.dtype)]
+        return [post(y).astype(x.dtype, copy=False)]
 
     return kernel
 
@@ -104,13 +111,14 @@ def make_normalizer(node):
 
     def kernel(x):
         x = _float_input(x)
+        tall = narrow(x, 1)
         if norm == "MAX":
-            d = np.abs(x).max(axis=1, keepdims=True)
+            d = row_max(np.abs(x))[:, None] if tall else np.abs(x).max(axis=1, keepdims=True)
         elif norm == "L1":
-            d = np.abs(x).sum(axis=1, keepdims=True)
+            d = row_sum(np.abs(x))[:, None] if tall else np.abs(x).sum(axis=1, keepdims=True)
         else:
-            d = np.sqrt((x * x).sum(axis=1, keepdims=True))
-        return [(x / np.maximum(d, 1e-30)).astype(np.float32)]
+            d = np.sqrt(row_sum(x * x)[:, None] if tall else (x * x).sum(axis=1, keepdims=True))
+        return [(x / np.maximum(d, 1e-30)).astype(np.float32, copy=False)]
 
     return kernel
 
@@ -160,24 +168,25 @@ def make_one_hot(node):
 
 @op("ArrayFeatureExtractor", ML)
 def make_afe(node):
-    # indices are usually a constant: validated once. One tuple, swapped whole, so threads
-    # sharing the model never pair one call's indices with another's bound
-    last: list = [(None, None, 0)]
+    # indices are usually a constant: converted once. One tuple, swapped whole, so threads
+    # sharing the model never pair one call's indices with another's conversion
+    last: list = [(None, None)]
 
     def kernel(x, idx):
         seen = last[0]
         if idx is seen[0]:
-            index, hi = seen[1], seen[2]
+            index = seen[1]
         else:
-            index = np.ravel(idx).astype(np.intp)
-            hi = max(int(index.max()) + 1, -int(index.min())) if index.size else 0
-            last[0] = (idx, index, hi)
-        if hi > x.shape[-1]:
-            raise node.fail(f"index {hi - 1} out of range for {x.shape[-1]} columns")
-        out = x[..., index]
+            index = np.ravel(idx).astype(np.intp, copy=False)
+            last[0] = (idx, index)
+        try:
+            out = x.take(index, axis=-1)  # bounds checked by take (negative ones count back)
+        except IndexError:
+            raise node.fail(f"an index in {index.tolist()[:10]} is out of range for "
+                            f"{x.shape[-1]} columns") from None
         if x.ndim == 1:
             return [out.reshape(1, -1)]
-        return [out.reshape(*x.shape[:-1], index.size)]
+        return [out]
 
     return kernel
 

@@ -9,28 +9,47 @@ from operator import mul
 import numpy as np
 
 from . import ML, op
-from ._post import class_labels, logistic, transform
+from ._post import class_labels, logistic, logistic_, transform
 
 
 def _kernel(node):
+    """(kernel name, prepare): ``prepare(sv)`` returns ``k(x)``, the kernel matrix of the rows
+    of ``x`` against the fixed vectors ``sv``, with everything about ``sv`` computed once."""
     kind = node.str("kernel_type", "LINEAR").upper()
     params = node.floats("kernel_params", []) or [0.0, 0.0, 0.0]
     gamma, coef0, degree = (list(params) + [0.0, 0.0, 0.0])[:3]
     if kind not in ("LINEAR", "POLY", "RBF", "SIGMOID"):
         raise node.fail(f"unknown kernel_type '{kind}'")
 
-    def k(x, sv):
+    def prepare(sv):
+        svt = np.ascontiguousarray(sv.T)
         if kind == "RBF":
-            d = (x * x).sum(1)[:, None] + (sv * sv).sum(1)[None, :] - 2 * (x @ sv.T)
-            return np.exp(-gamma * np.maximum(d, 0))
-        dot = x @ sv.T
-        if kind == "LINEAR":
-            return dot
-        if kind == "POLY":
-            return (gamma * dot + coef0) ** degree
-        return np.tanh(gamma * dot + coef0)
+            # |x - v|^2 = |x|^2 + |v|^2 - 2 x.v; -2 scales exactly, |v|^2 is a constant
+            svt_m2 = -2.0 * svt
+            sv_sq = np.einsum("ij,ij->i", sv, sv)
+            neg_gamma = -gamma
 
-    return kind, k
+            def rbf(x):
+                d = x @ svt_m2
+                d += np.einsum("ij,ij->i", x, x)[:, None]
+                d += sv_sq
+                np.maximum(d, 0, out=d)
+                d *= neg_gamma
+                return np.exp(d, out=d)
+
+            return rbf
+
+        def k(x):
+            dot = x @ svt
+            if kind == "LINEAR":
+                return dot
+            if kind == "POLY":
+                return (gamma * dot + coef0) ** degree
+            return np.tanh(gamma * dot + coef0)
+
+        return k
+
+    return kind, prepare
 
 
 def _coupling_row(r: list) -> list:
@@ -101,7 +120,7 @@ def _coupling(r: np.ndarray) -> np.ndarray:
 def make_svm_classifier(node):
     labels, _ = class_labels(node)
     k = max(len(labels), 1)
-    kind, kern = _kernel(node)
+    kind, prepare = _kernel(node)
     coefs = np.array(node.floats("coefficients"), dtype=np.float64)
     rho = np.array(node.floats("rho"), dtype=np.float64)
     prob_a = np.array(node.floats("prob_a", []), dtype=np.float64)
@@ -134,47 +153,55 @@ def make_svm_classifier(node):
         win_i[np.arange(len(pairs)), pi] = 1
         win_j[np.arange(len(pairs)), pj] = 1
         pa, pb = prob_a[:len(pairs)], prob_b[:len(pairs)]
+        kern = prepare(sv)
     else:
         if coefs.size % k:
             raise node.fail("coefficients do not divide into the classes")
         coefs = coefs.reshape(k, -1)
+        kern = prepare(coefs)
 
     def kernel(x):
-        xd = x.astype(np.float64)
+        xd = x.astype(np.float64, copy=False)  # only read
         n = xd.shape[0]
         out_dtype = np.float64 if x.dtype == np.float64 else np.float32
         if not n_sv:  # liblinear mode
-            scores = kern(xd, coefs) + rho[0]
+            scores = kern(xd) + rho[0]
             best = np.argmax(scores, axis=1)
             label = labels[best]
             if rho.size == 1 and len(labels) == 2 and scores.shape[1] == 1:
                 label = np.where(scores[:, 0] > 0, labels[1], labels[0])
-            return [label, post(scores).astype(out_dtype)]
-        dec = kern(xd, sv) @ dual + rho_p
+            return [label, post(scores).astype(out_dtype, copy=False)]
+        dec = kern(xd) @ dual
+        dec += rho_p
         pos = dec > 0
         votes = pos @ win_i + (~pos) @ win_j
         best = np.argmax(votes, axis=1)
-        label = labels[best]
+        label = labels.take(best)
         if prob_a.size:
-            v = np.clip(1 - logistic(dec * pa + pb), 1e-7, 1 - 1e-7)
+            # libsvm's sigmoid_predict: 1 / (1 + exp(dec * A + B)), kept in [1e-7, 1 - 1e-7]
+            t = dec * pa
+            t += pb
+            v = logistic_(np.negative(t, out=t))
+            np.maximum(v, 1e-7, out=v)
+            np.minimum(v, 1 - 1e-7, out=v)
             r = np.zeros((n, k, k))
             r[:, pi, pj] = v
             r[:, pj, pi] = 1 - v
-            return [label, post(_coupling(r)).astype(out_dtype)]
+            return [label, post(_coupling(r)).astype(out_dtype, copy=False)]
         if len(pairs) == 1:  # the vote decides the label, as onnxruntime does
             s = dec[:, 0]
             z = np.stack([-s, s], axis=1)
             if post_name == "LOGISTIC":
                 z = np.stack([logistic(-s), logistic(s)], axis=1)
-            return [label, z.astype(out_dtype)]
-        return [label, post(dec).astype(out_dtype)]
+            return [label, z.astype(out_dtype, copy=False)]
+        return [label, post(dec).astype(out_dtype, copy=False)]
 
     return kernel
 
 
 @op("SVMRegressor", ML)
 def make_svm_regressor(node):
-    kind, kern = _kernel(node)
+    kind, prepare = _kernel(node)
     coefs = np.array(node.floats("coefficients"), dtype=np.float64)
     rho = np.array(node.floats("rho", [0.0]), dtype=np.float64)
     n_sv = node.int("n_supports", 0)
@@ -185,16 +212,17 @@ def make_svm_regressor(node):
         if sv.size % n_sv or coefs.size != n_sv:
             raise node.fail("support vectors do not match n_supports")
         sv = sv.reshape(n_sv, -1)
+        kern = prepare(sv)
 
     def kernel(x):
-        xd = x.astype(np.float64)
+        xd = x.astype(np.float64, copy=False)  # only read
         if n_sv:
-            s = kern(xd, sv) @ coefs + rho[0]
+            s = kern(xd) @ coefs + rho[0]
         else:
             s = xd @ coefs + rho[0]
         if one_class:
             s = np.where(s > 0, 1.0, -1.0)
         s = post(s[:, None])
-        return [s.astype(np.float64 if x.dtype == np.float64 else np.float32)]
+        return [s.astype(np.float64 if x.dtype == np.float64 else np.float32, copy=False)]
 
     return kernel

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ML, op
-from ._post import TRANSFORMS, class_labels, logistic, probit
+from ._post import TRANSFORMS, class_labels, logistic_, probit
 
 _MODES = {"BRANCH_LEQ": 0, "BRANCH_LT": 1, "BRANCH_GTE": 2, "BRANCH_GT": 3, "BRANCH_EQ": 4,
           "BRANCH_NEQ": 5, "LEAF": 6}
@@ -20,6 +20,8 @@ _LEAF = 6
 _CHUNK_CELLS = 1 << 22
 #: below this many rows x nodes, decide all nodes up front instead of per level
 _SMALL_BATCH_CELLS = 1 << 16
+#: up to this many nodes a gather over all of them costs about what one per level does
+_SQUARING_MAX_NODES = 1024
 
 
 class _Forest:
@@ -137,14 +139,24 @@ class _Forest:
         idx[:] = self.roots
         base = (np.arange(n_rows, dtype=np.intp) * x.shape[1])[:, None] \
             if n_rows > 1 else None
-        kids, feats, mode, mvtt = self.kids, self.feats, self.single_mode, self.mvtt
+        feats, mode, mvtt = self.feats, self.single_mode, self.mvtt
         if n_rows * self.n_nodes <= _SMALL_BATCH_CELLS:
             # few rows: decide every node once and turn the decisions into "next node" per
             # node; each level is then a single gather (no per-level arithmetic)
             v = flat.take(feats)[None, :] if n_rows == 1 else np.take(x, feats, axis=1)
             # next = false child + decision * (true - false): cheaper than np.where on ints
             nxt = (self.fc32 + self._decide(v, thr) * self.delta32).ravel()
-            if n_rows == 1:
+            if n_rows == 1 and self.n_nodes <= _SQUARING_MAX_NODES:
+                # depth steps of "next node" by repeated squaring of the step table: a few
+                # gathers over the (few) nodes instead of one per level
+                step, d = nxt, self.depth
+                while d:
+                    if d & 1:
+                        idx = step.take(idx)
+                    d >>= 1
+                    if d:
+                        step = step.take(step)
+            elif n_rows == 1:
                 for _ in range(self.depth):
                     idx = nxt.take(idx)
             else:
@@ -152,26 +164,46 @@ class _Forest:
                 for _ in range(self.depth):
                     idx = nxt.take(idx + off)
             return idx
+        if mvtt is not None and not np.isnan(flat).any():
+            mvtt = None  # no missing values in this batch: two passes a level saved
+        # the walk keeps 2 * node: the per-node tables are stored twice over (slots 2n and
+        # 2n + 1 alike) and the child table holds 2 * child, so the branch is picked by
+        # adding the decision, with no doubling pass per level
+        d2 = self._doubled(x.dtype)
+        feats2, thr2, kids2 = d2["feats"], d2["thr"], d2["kids"]
+        idx = idx * 2
         for _ in range(self.depth):
-            f = feats.take(idx)
+            f = feats2.take(idx)
             v = flat.take(f if base is None else f + base)
-            t = thr.take(idx)
+            t = thr2.take(idx)
             if mode == 0:
                 cond = v <= t
             elif mode is not None:
                 cond = _compare(mode, v, t)
             else:
-                m = self.modes.take(idx)
+                m = d2["modes"].take(idx)
                 cond = np.zeros(idx.shape, dtype=bool)
                 for code in range(6):
                     sel = m == code
                     if sel.any():
                         cond[sel] = _compare(code, v[sel], t[sel])
             if mvtt is not None:
-                cond |= np.isnan(v) & mvtt.take(idx)
-            # kids holds (false child, true child) per node: one gather picks the branch
-            idx = kids.take(idx * 2 + cond)
-        return idx
+                cond |= np.isnan(v) & d2["mvtt"].take(idx)
+            idx = kids2.take(idx + cond)
+        return idx >> 1
+
+    def _doubled(self, dtype: np.dtype) -> dict:
+        """The per-node tables indexed by 2 * node (see ``leaves``), built on first use."""
+        key = "_d64" if dtype == np.float64 else "_d32"
+        tables = getattr(self, key, None)
+        if tables is None:
+            tables = {"feats": np.repeat(self.feats, 2),
+                      "thr": np.repeat(self._values64 if key == "_d64" else self.values, 2),
+                      "kids": self.kids * np.int32(2),  # (false, true) child per node, doubled
+                      "modes": np.repeat(self.modes, 2),
+                      "mvtt": None if self.mvtt is None else np.repeat(self.mvtt, 2)}
+            setattr(self, key, tables)  # same content whichever thread builds it
+        return tables
 
     def _decide(self, v: np.ndarray, thr: np.ndarray) -> np.ndarray:
         """Branch outcome of every node for the values ``v`` (rows, nodes)."""
@@ -187,8 +219,9 @@ class _Forest:
             cond |= np.isnan(v) & self.mvtt
         return cond
 
-    def scores(self, x: np.ndarray, aggregate: str = "SUM") -> np.ndarray:
-        """Leaf weights aggregated over trees, (rows, outputs).
+    def scores(self, x: np.ndarray, aggregate: str = "SUM", native: bool = False) -> np.ndarray:
+        """Leaf weights aggregated over trees, (rows, outputs): float64, or with ``native`` the
+        precision the sums ran in (SUM / AVERAGE: the input's).
 
         Sums run tree by tree in the input's precision, the order onnxruntime adds them in, so
         a probability that lands exactly on a decision threshold (0.5) ties the same way.
@@ -210,7 +243,7 @@ class _Forest:
                         out[:, k] += cols[k].take(idx_t[t])
             if aggregate == "AVERAGE":
                 out /= dtype(self.n_trees)
-            return out.astype(np.float64)
+            return out if native else out.astype(np.float64)
         reduce = np.min if aggregate == "MIN" else np.max
         out64 = np.empty((n_rows, self.n_out), dtype=np.float64)
         step = max(1, _CHUNK_CELLS // max(1, self.n_trees * self.n_out))
@@ -254,18 +287,21 @@ def make_tree_classifier(node):
     binary_case = n_classes == 2 and len(forest.used_ids) == 1
     all_pos = forest.weights_all_positive
 
+    # base values per precision, cast once
+    bases = {dt: None if base is None else base.astype(dt) for dt in (np.float32, np.float64)}
+
     def kernel(x):
         out_dtype = np.float64 if x.dtype == np.float64 else np.float32
         # onnxruntime adds base values and post-transforms in the input's precision (float32
         # for float inputs); PROBIT near 0 or 1 would otherwise differ in the 5th digit
-        s = forest.scores(x).astype(out_dtype)
-        base_ = None if base is None else base.astype(out_dtype)
+        s = forest.scores(x, native=True).astype(out_dtype, copy=False)
+        base_ = bases[out_dtype]
         if n_classes > 2:
             if base_ is not None:
                 s[:, :base_.size] += base_
             # the label comes from the raw scores, before the post-transform (as in onnxruntime;
             # PROBIT is not monotonic outside (0, 1))
-            return [labels[np.argmax(s, axis=1)], post(s).astype(out_dtype)]
+            return [labels.take(np.argmax(s, axis=1)), post(s).astype(out_dtype, copy=False)]
         # two classes: onnxruntime's rules (TreeAggregatorClassifier::FinalizeScores)
         s0, s1 = s[:, 0], s[:, 1]
         two = has1
@@ -282,7 +318,7 @@ def make_tree_classifier(node):
             positive = pos > 0.5 if all_pos else pos > 0
         else:
             positive = pos > 0
-        label = np.where(positive, labels[1], labels[0])
+        label = labels.take(positive.view(np.int8))
         if two:
             z = post(np.stack([s0, s1], axis=1))
         elif post_name == "PROBIT":
@@ -290,10 +326,16 @@ def make_tree_classifier(node):
         elif binary_case and all_pos:
             z = np.stack([1 - s0, s0], axis=1)
         elif post_name == "LOGISTIC":
-            z = np.stack([logistic(-s0), logistic(s0)], axis=1)
+            # [logistic(-s), logistic(s)] = [1 - p, p]: onnxruntime's logistic is 1 - v for
+            # negative scores too, so one evaluation matches it as closely as two. s0 is this
+            # call's own array (or a column of it): computed in place
+            p = logistic_(s0)
+            z = np.empty((p.shape[0], 2), dtype=p.dtype)
+            z[:, 1] = p
+            np.subtract(1, p, out=z[:, 0])
         else:
             z = np.stack([np.where(positive, -s0, s0), np.where(positive, s0, -s0)], axis=1)
-        return [label, z.astype(out_dtype)]
+        return [label, z.astype(out_dtype, copy=False)]
 
     return kernel
 
@@ -317,6 +359,6 @@ def make_tree_regressor(node):
             s = s + base[:n_targets]
         if n_targets > 1 or post_name == "PROBIT":
             s = post(s)
-        return [s.astype(np.float64 if x.dtype == np.float64 else np.float32)]
+        return [s.astype(np.float64 if x.dtype == np.float64 else np.float32, copy=False)]
 
     return kernel

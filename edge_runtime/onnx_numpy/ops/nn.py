@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import op
+from ._rows import narrow, row_max, row_sum
 
 
 @op("MatMul")
@@ -33,6 +34,10 @@ def make_gemm(node):
 
 
 def _softmax(x, axis):
+    if narrow(x, axis):
+        e = np.exp(x - row_max(x)[:, None])
+        e /= row_sum(e)[:, None]
+        return e
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import op
+from ._rows import narrow, row_argmax, row_max, row_sum
 
 _SINCE_INPUT = {"ReduceSum": 13}  # the others moved axes from attribute to input at opset 18
 
@@ -16,15 +17,27 @@ def _reducer(name: str, fn) -> None:
         from_input = node.opset >= _SINCE_INPUT.get(name, 18)
         attr_axes = None if from_input else node.ints("axes", None)
         noop = bool(node.int("noop_with_empty_axes", 0))
+        row = _ROWS.get(name)
+        # axes from an input are usually a constant: read into a tuple once (one tuple,
+        # swapped whole, so threads sharing the model never mix two calls' axes)
+        last: list = [(None, None)]
 
         def kernel(x, axes=None):
-            ax = attr_axes if not from_input else (
-                None if axes is None else [int(v) for v in np.ravel(axes)])
-            if not ax:
-                if noop and from_input:
-                    return [x]
+            if not from_input:
+                ax = tuple(attr_axes) if attr_axes else None
+            elif axes is None:
                 ax = None
-            return [np.asarray(fn(x, tuple(ax) if ax is not None else None, keepdims))]
+            elif axes is last[0][0]:
+                ax = last[0][1]
+            else:
+                ax = tuple(int(v) for v in np.ravel(axes)) or None
+                last[0] = (axes, ax)
+            if ax is None and noop and from_input:
+                return [x]
+            if row is not None and ax is not None and len(ax) == 1 and narrow(x, ax[0]):
+                out = row(x)
+                return [out[:, None] if keepdims else out]
+            return [np.asarray(fn(x, ax, keepdims))]
 
         return kernel
 
@@ -41,6 +54,16 @@ def _initial(x, sign):
     return {"initial": sign * np.inf}
 
 
+def _row_logsumexp(x):
+    m = row_max(x)
+    m = np.where(np.isfinite(m), m, 0)
+    return np.log(row_sum(np.exp(x - m[:, None]))) + m
+
+
+#: the reductions that have a column-loop form for tall, narrow inputs (``_rows``)
+_ROWS = {"ReduceSum": row_sum, "ReduceMax": row_max, "ReduceLogSumExp": _row_logsumexp}
+
+
 def _logsumexp(x, axis, keepdims):
     m = np.max(x, axis=axis, keepdims=True, **_initial(x, -1))
     m = np.where(np.isfinite(m), m, 0)
@@ -49,7 +72,8 @@ def _logsumexp(x, axis, keepdims):
 
 
 for _name, _fn in {
-    "ReduceSum": lambda x, a, k: np.sum(x, axis=a, keepdims=k, dtype=x.dtype),
+    # ufunc.reduce directly: np.sum's Python wrapper is most of the time on a single row
+    "ReduceSum": lambda x, a, k: np.add.reduce(x, axis=a, keepdims=k, dtype=x.dtype),
     "ReduceMean": lambda x, a, k: np.mean(x, axis=a, keepdims=k, dtype=x.dtype),
     "ReduceMax": lambda x, a, k: np.max(x, axis=a, keepdims=k, **_initial(x, -1)),
     "ReduceMin": lambda x, a, k: np.min(x, axis=a, keepdims=k, **_initial(x, 1)),
@@ -71,13 +95,19 @@ def _arg(name: str, fn) -> None:
         last = bool(node.int("select_last_index", 0))
 
         def kernel(x):
+            if not last and narrow(x, axis):
+                idx = row_argmax(x).astype(np.int64, copy=False)
+                return [idx[:, None] if keepdims else idx]
             if last:
                 flipped = np.flip(x, axis=axis)
                 idx = x.shape[axis] - 1 - fn(flipped, axis=axis)
             else:
                 idx = fn(x, axis=axis)
-            idx = idx.astype(np.int64)
-            return [np.expand_dims(idx, axis) if keepdims else idx]
+            idx = idx.astype(np.int64, copy=False)
+            if not keepdims:
+                return [idx]
+            a = axis % x.ndim
+            return [idx.reshape(idx.shape[:a] + (1,) + idx.shape[a:])]
 
         return kernel
 
@@ -86,13 +116,46 @@ _arg("ArgMax", np.argmax)
 _arg("ArgMin", np.argmin)
 
 
+#: k up to which TopK selects by repeated argmin (k passes over cache-sized chunks) rather
+#: than by partitioning (the k-NN graphs: k = n_neighbors)
+_ARGMIN_MAX_K = 8
+#: keys per chunk of the argmin selection (256 KiB of float32: stays in cache)
+_ARGMIN_CHUNK = 1 << 16
+
+
+def _smallest_by_argmin(flat: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k smallest floats of each row, in stable-sort order: argmin returns the
+    first of equal minima, and a taken key is then set to +inf. Only right for rows whose k
+    picks are all below +inf (no NaN, which argmin would pick first): the caller checks."""
+    n_rows, n = flat.shape
+    out = np.empty((n_rows, k), dtype=np.intp)
+    step = max(1, _ARGMIN_CHUNK // max(1, n))
+    for s in range(0, n_rows, step):
+        y = flat[s:s + step].copy()
+        rows = np.arange(y.shape[0])
+        o = out[s:s + step]
+        for j in range(k):
+            a = y.argmin(axis=1)
+            o[:, j] = a
+            y[rows, a] = np.inf
+    return out
+
+
 def _topk_indices(keys, k):
     """Indices of the k smallest keys along the last axis, ties to the lower index (a stable
-    sort's order, which is onnxruntime's). Partitions first when k is small; rows where the
-    partition may have broken a tie differently (or that hold NaN) get the full stable sort."""
+    sort's order, which is onnxruntime's). Small k: repeated argmin; else partition first when
+    k is small relative to the axis. Rows where either shortcut may have ordered ties or NaN
+    differently get the full stable sort."""
     n = keys.shape[-1]
     if k == 0:
         return np.zeros(keys.shape[:-1] + (0,), dtype=np.intp)
+    if keys.dtype.kind == "f" and k <= _ARGMIN_MAX_K and keys.size:
+        flat = keys.reshape(-1, n)
+        idx = _smallest_by_argmin(flat, k)
+        unsure = ~(np.take_along_axis(flat, idx, axis=-1) < np.inf).all(axis=-1)
+        if unsure.any():
+            idx[unsure] = np.argsort(flat[unsure], axis=-1, kind="stable")[:, :k]
+        return idx.reshape(keys.shape[:-1] + (k,))
     if n <= 64 or k * 4 > n or keys.dtype.kind not in "fiu":
         return np.argsort(keys, axis=-1, kind="stable")[..., :k]
     part = np.argpartition(keys, k - 1, axis=-1)[..., :k]
@@ -120,6 +183,6 @@ def make_topk(node):
         if largest:
             keys = (np.iinfo(x.dtype).max - keys) if x.dtype.kind == "u" else -keys
         idx = np.moveaxis(_topk_indices(keys, kk), -1, axis)
-        return [np.take_along_axis(x, idx, axis=axis), idx.astype(np.int64)]
+        return [np.take_along_axis(x, idx, axis=axis), idx.astype(np.int64, copy=False)]
 
     return kernel

@@ -37,12 +37,13 @@ def make_cast(node):
         raise node.fail(f"cannot cast to data type {node.int('to')}")
     if to == "object":
         return lambda x: [x.astype(str).astype(object)]
-    return lambda x: [x.astype(to)]
+    # no copy when the value already has the type (the converters cast float to float)
+    return lambda x: [x.astype(to, copy=False)]
 
 
 @op("CastLike")
 def make_castlike(node):
-    return lambda x, like: [x.astype(like.dtype)]
+    return lambda x, like: [x.astype(like.dtype, copy=False)]
 
 
 def _reshape_to(x, shape, allowzero):
@@ -58,7 +59,23 @@ def make_reshape(node):
         shape = node.ints("shape")
         return lambda x: [_reshape_to(x, shape, 0)]
     allowzero = node.int("allowzero", 0)
-    return lambda x, shape: [_reshape_to(x, shape, allowzero)]
+    # the shape is usually a constant: read into ints once (one tuple, swapped whole, as in
+    # ArrayFeatureExtractor); a shape without 0 entries is then used as it is
+    last: list = [(None, None)]
+
+    def kernel(x, shape):
+        seen = last[0]
+        if shape is seen[0]:
+            plain = seen[1]
+        else:
+            ints = [int(s) for s in shape]
+            plain = ints if allowzero or 0 not in ints else None
+            last[0] = (shape, plain)
+        if plain is not None:
+            return [x.reshape(plain)]
+        return [_reshape_to(x, shape, allowzero)]
+
+    return kernel
 
 
 @op("Flatten")
@@ -132,7 +149,7 @@ def make_size(node):
 @op("Gather")
 def make_gather(node):
     axis = node.int("axis", 0)
-    return lambda x, idx: [np.take(x, idx.astype(np.intp), axis=axis)]
+    return lambda x, idx: [np.take(x, idx.astype(np.intp, copy=False), axis=axis)]
 
 
 @op("GatherElements")
@@ -141,7 +158,7 @@ def make_gather_elements(node):
 
     def kernel(x, idx):
         idx = np.where(idx < 0, idx + x.shape[axis], idx)
-        return [np.take_along_axis(x, idx.astype(np.intp), axis=axis)]
+        return [np.take_along_axis(x, idx.astype(np.intp, copy=False), axis=axis)]
 
     return kernel
 
