@@ -46,6 +46,11 @@ FUSED_DOMAIN = "edge_runtime.fused"
 ML = "ai.onnx.ml"
 _ACTIVATIONS = ("Relu", "Tanh", "Sigmoid")
 
+#: store(x, W', b'): the consumer's replacement nodes reading ``x`` (``b'`` None: bias as is)
+Store = Callable[[str, np.ndarray, Optional[np.ndarray]], list[Node]]
+#: (W as (features, outputs) float64, bias float64, store, more node indices to drop)
+Weights = Optional[tuple[np.ndarray, np.ndarray, Store, set[int]]]
+
 
 class _Graph:
     """The node list with, per value name, the indices of the nodes that read it."""
@@ -213,7 +218,8 @@ def _fold_scaler(g: _Graph, i: int, constants: dict,
     return drop, [cast, sub] + store(centred, w_scaled, None)
 
 
-def _consumer_weights(g: _Graph, user: Node, constants: dict, fresh: Callable[[str], str]):
+def _consumer_weights(g: _Graph, user: Node, constants: dict,
+                      fresh: Callable[[str], str]) -> Weights:
     """(W as (features, outputs) float64, bias float64, store, more nodes to drop) for a linear
     consumer, where ``store(x, W', b')`` gives its replacement nodes (``b'`` None: bias as is).
     A MatMul's bias is the constant of the Add after it, if one follows."""
@@ -263,7 +269,7 @@ def _bias_after(g: _Graph, node: Node, m: int, constants: dict) -> Optional[tupl
 
 
 def _matmul_weights(g: _Graph, user: Node, wt: np.ndarray, constants: dict,
-                    fresh: Callable[[str], str]):
+                    fresh: Callable[[str], str]) -> Weights:
     m = wt.shape[1]
     bias = _bias_after(g, user, m, constants)
     if bias is not None and constants[bias[1]].dtype != np.float32:
@@ -286,7 +292,8 @@ def _matmul_weights(g: _Graph, user: Node, wt: np.ndarray, constants: dict,
     return wt.astype(np.float64), b, store_matmul, set() if bias is None else {bias[0]}
 
 
-def _gemm_weights(user: Node, wt: np.ndarray, constants: dict, fresh: Callable[[str], str]):
+def _gemm_weights(user: Node, wt: np.ndarray, constants: dict,
+                  fresh: Callable[[str], str]) -> Weights:
     def attr(name: str, default: float) -> float:
         a = user.attributes.get(name)
         return default if a is None else (a.f if a.type == A_FLOAT else a.i)

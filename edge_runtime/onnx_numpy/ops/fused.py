@@ -52,7 +52,7 @@ _UNARY_IN_PLACE = {"Relu": _relu, "Tanh": _tanh, "Sigmoid": logistic_,
                    "Neg": lambda y: np.negative(y, out=y)}
 
 
-def _writable(y) -> bool:
+def _writable(y: object) -> bool:
     """A float array (0-d results of numpy ops are scalars, which nothing can write into)."""
     return isinstance(y, np.ndarray) and y.dtype.kind == "f"
 
