@@ -143,11 +143,12 @@ def test_topk_argmin_selection_is_a_stable_sort(k):
 
 # --- Scaler folded into the linear step, MatMul + Add + activation as one Dense step ----------
 
-def _model(nodes, inits, n_in, outputs, ml: bool = True) -> bytes:
+def _model(nodes, inits, n_in, outputs, ml: bool = True, double: bool = False) -> bytes:
     from onnx import TensorProto, helper, numpy_helper
 
+    x_type = TensorProto.DOUBLE if double else TensorProto.FLOAT
     g = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, n_in])],
+        nodes, "g", [helper.make_tensor_value_info("x", x_type, [None, n_in])],
         [helper.make_tensor_value_info(name, TensorProto.INT64 if name == "label"
                                        else TensorProto.FLOAT, None) for name in outputs],
         [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
@@ -277,6 +278,10 @@ def test_fusions_leave_shared_and_visible_values_alone():
     lin = _linear_classifier(rng, 4, 3, "SOFTMAX")
     # the Scaler's output is also a graph output
     ops = _compare_fused(_model([scaler, lin], {}, 4, ["label", "proba", "s"]), x, 3)
+    assert "ai.onnx.ml::Scaler" in ops
+    # a double input: the Scaler subtracts in float64 first, the fold would round x first
+    blob = _model([scaler, lin], {}, 4, ["label", "proba"], double=True)
+    ops = _compare_fused(blob, x.astype(np.float64) + 1e-4, 2)
     assert "ai.onnx.ml::Scaler" in ops
     # the Scaler's output has two readers
     w = rng.normal(size=(4, 2)).astype(np.float32)

@@ -55,14 +55,19 @@ Weights = Optional[tuple[np.ndarray, np.ndarray, Store, set[int]]]
 class _Graph:
     """The node list with, per value name, the indices of the nodes that read it."""
 
-    def __init__(self, nodes: list[Node], keep: set[str]):
+    def __init__(self, nodes: list[Node], keep: set[str], float32: set[str]):
         self.nodes = nodes
         self.keep = keep
         self.readers: dict[str, list[int]] = {}
+        #: values known to be float32: declared float inputs, outputs of Cast(to=FLOAT)
+        self.float32 = set(float32)
         for i, n in enumerate(nodes):
             for name in n.inputs:
                 if name:
                     self.readers.setdefault(name, []).append(i)
+            to = n.attributes.get("to")
+            if n.op_type == "Cast" and not n.domain and to is not None and to.i == FLOAT:
+                self.float32.update(n.outputs)
 
     def only_reader(self, name: str) -> Optional[int]:
         """The single node reading ``name`` if nothing else (graph output, subgraph) needs it."""
@@ -84,9 +89,12 @@ def subgraph_reads(nodes: list[Node]) -> set[str]:
     return names
 
 
-def fuse(nodes: list[Node], constants: dict[str, np.ndarray], keep: set[str]) -> list[Node]:
+def fuse(nodes: list[Node], constants: dict[str, np.ndarray], keep: set[str],
+         float32: Optional[set[str]] = None) -> list[Node]:
     """The rewritten node list (in a valid order if ``nodes`` was); folded weights are added to
-    ``constants`` under fresh names. ``keep``: names that must stay observable."""
+    ``constants`` under fresh names. ``keep``: names that must stay observable; ``float32``:
+    graph inputs declared float (a Scaler is folded only where its input is float32)."""
+    float32 = float32 or set()
     counter = itertools.count()
     taken = set(constants) | keep | {v for n in nodes for v in (*n.inputs, *n.outputs)}
 
@@ -101,7 +109,7 @@ def fuse(nodes: list[Node], constants: dict[str, np.ndarray], keep: set[str]) ->
     for rewrite in (_fold_scaler, _dense, _chain):
         # one scan per rewrite over the list as it is, then one rebuild: load time stays
         # linear in the graph's size
-        g = _Graph(nodes, keep)
+        g = _Graph(nodes, keep, float32)
         consumed: set[int] = set()
         placed: dict[int, list[Node]] = {}
         for i in range(len(nodes)):
@@ -193,6 +201,10 @@ def _fold_scaler(g: _Graph, i: int, constants: dict,
         return None
     offset, scale = _floats(scaler, "offset"), _floats(scaler, "scale")
     x = scaler.inputs[0]
+    if x not in g.float32:
+        # a double input: the Scaler subtracts in float64 before rounding to float, which
+        # the fold (rounding x first) would not reproduce for off-centre features
+        return None
     as_float = fresh(x)
     cast = Node(op_type="Cast", name=f"{scaler.name}_as_float", inputs=[x], outputs=[as_float],
                 attributes={"to": Attribute(name="to", type=A_INT, i=FLOAT)})
