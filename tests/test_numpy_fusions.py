@@ -37,8 +37,11 @@ def _kernel_names(plan) -> list[str]:
 
 # --- k-NN: the squared-distance Scan -------------------------------------------------------------
 
-def _knn_model(points: np.ndarray, k: int, body: str = "sq") -> bytes:
-    """skl2onnx's k-NN graph: Scan(state=X, scan=points) -> Transpose -> Sqrt -> TopK."""
+def _knn_model(points: np.ndarray, k: int, body: str = "sq", expose: bool = True,
+               transpose_state: bool = False) -> bytes:
+    """skl2onnx's k-NN graph: Scan(state=X, scan=points) -> Transpose -> Sqrt -> TopK;
+    ``expose``: the transposed distances are a graph output too; ``transpose_state``: the
+    Transpose reads the Scan's passed-through state instead (not an array the Scan made)."""
     from onnx import TensorProto, helper, numpy_helper
 
     d = points.shape[1]
@@ -57,15 +60,21 @@ def _knn_model(points: np.ndarray, k: int, body: str = "sq") -> bytes:
          helper.make_tensor_value_info("next", TensorProto.FLOAT, [None])],
         [helper.make_tensor_value_info("next_out", TensorProto.FLOAT, [None, d]),
          helper.make_tensor_value_info("scan_out", TensorProto.FLOAT, [None])], inits)
+    nodes = [helper.make_node("Scan", ["x", "pts"], ["st", "dist"], body=body_g,
+                              num_scan_inputs=1),
+             helper.make_node("Transpose", ["dist"], ["dt"], perm=[1, 0]),
+             helper.make_node("Sqrt", ["dt"], ["ds"]),
+             helper.make_node("TopK", ["ds", "k"], ["vals", "idx"], largest=0, sorted=1)]
+    outputs = [helper.make_tensor_value_info("vals", TensorProto.FLOAT, [None, k]),
+               helper.make_tensor_value_info("idx", TensorProto.INT64, [None, k])]
+    if expose:
+        outputs.insert(0, helper.make_tensor_value_info("dt", TensorProto.FLOAT, [None, None]))
+    if transpose_state:
+        nodes += [helper.make_node("Transpose", ["st"], ["stt"]),
+                  helper.make_node("Abs", ["stt"], ["sta"])]
+        outputs.append(helper.make_tensor_value_info("sta", TensorProto.FLOAT, [d, None]))
     g = helper.make_graph(
-        [helper.make_node("Scan", ["x", "pts"], ["st", "dist"], body=body_g, num_scan_inputs=1),
-         helper.make_node("Transpose", ["dist"], ["dt"], perm=[1, 0]),
-         helper.make_node("Sqrt", ["dt"], ["ds"]),
-         helper.make_node("TopK", ["ds", "k"], ["vals", "idx"], largest=0, sorted=1)],
-        "knn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, d])],
-        [helper.make_tensor_value_info("dt", TensorProto.FLOAT, [None, None]),
-         helper.make_tensor_value_info("vals", TensorProto.FLOAT, [None, k]),
-         helper.make_tensor_value_info("idx", TensorProto.INT64, [None, k])],
+        nodes, "knn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, d])], outputs,
         [numpy_helper.from_array(points.astype(np.float32), "pts"),
          numpy_helper.from_array(np.array([k], dtype=np.int64), "k")])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
@@ -143,11 +152,12 @@ def test_topk_argmin_selection_is_a_stable_sort(k):
 
 # --- Scaler folded into the linear step, MatMul + Add + activation as one Dense step ----------
 
-def _model(nodes, inits, n_in, outputs, ml: bool = True) -> bytes:
+def _model(nodes, inits, n_in, outputs, ml: bool = True, double: bool = False) -> bytes:
     from onnx import TensorProto, helper, numpy_helper
 
+    x_type = TensorProto.DOUBLE if double else TensorProto.FLOAT
     g = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, n_in])],
+        nodes, "g", [helper.make_tensor_value_info("x", x_type, [None, n_in])],
         [helper.make_tensor_value_info(name, TensorProto.INT64 if name == "label"
                                        else TensorProto.FLOAT, None) for name in outputs],
         [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
@@ -277,6 +287,10 @@ def test_fusions_leave_shared_and_visible_values_alone():
     lin = _linear_classifier(rng, 4, 3, "SOFTMAX")
     # the Scaler's output is also a graph output
     ops = _compare_fused(_model([scaler, lin], {}, 4, ["label", "proba", "s"]), x, 3)
+    assert "ai.onnx.ml::Scaler" in ops
+    # a double input: the Scaler subtracts in float64 first, the fold would round x first
+    blob = _model([scaler, lin], {}, 4, ["label", "proba"], double=True)
+    ops = _compare_fused(blob, x.astype(np.float64) + 1e-4, 2)
     assert "ai.onnx.ml::Scaler" in ops
     # the Scaler's output has two readers
     w = rng.normal(size=(4, 2)).astype(np.float32)
@@ -460,3 +474,25 @@ def test_elementwise_runs_fuse_in_place_and_match():
             assert np.asarray(w).dtype == np.asarray(v).dtype
         for w, v in zip(_ort(blob, {"x": rows}), got):
             _close(w, v, tol=1e-5)
+
+
+def test_knn_sqrt_runs_in_place_on_the_scan_output():
+    """Transpose -> Sqrt on the Scan's distance matrix writes into that matrix (one step); not
+    where the transposed matrix is a graph output, nor on the Scan's passed-through state."""
+    rng = np.random.default_rng(9)
+    pts, x = _knn_data(rng)
+    x_before = x.copy()
+    blob = _knn_model(pts, 5, expose=False, transpose_state=True)
+    fused, _ = load_plan(blob)
+    plain, _ = load_plan(blob, fuse=False)
+    assert fused.step_ops.count("edge_runtime.fused::TransposeInPlace") == 1, fused.step_ops
+    assert "Abs" in fused.step_ops  # the state is the caller's x: never written
+    for rows in (x, x[:1]):
+        got, want = fused.run({"x": rows}), plain.run({"x": rows})
+        for w, v in zip(want, got):
+            _close(w, v)
+        for w, v in zip(_ort(blob, {"x": rows}), got):
+            _close(w, v, tol=1e-5)
+    assert np.array_equal(x, x_before)
+    exposed, _ = load_plan(_knn_model(pts, 5))
+    assert "edge_runtime.fused::TransposeInPlace" not in exposed.step_ops

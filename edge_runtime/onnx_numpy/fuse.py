@@ -16,6 +16,9 @@ emit, each only where its result stays within float32 rounding of the plain eval
 - **Element-wise runs** (Add/Sub/Mul/Div/Pow and float activations, each reading the one
   before): one ``Chain`` step; the first op makes a new array, the others write into it where
   shape and type allow (GaussianNB's Sub → Pow → Div, MinMaxScaler's Mul → Add).
+- **Scan output → Transpose → one-input float ops** (k-NN's distances → Sqrt): a Scan's scan
+  outputs are new arrays, so the ops after the Transpose (a view) write into them: one
+  ``TransposeInPlace`` step, no second distance matrix (tens of MB at 10k rows).
 
 Only values nothing else reads are fused away: graph outputs, values with more than one
 reader and values a subgraph reads stay as they are.
@@ -55,14 +58,19 @@ Weights = Optional[tuple[np.ndarray, np.ndarray, Store, set[int]]]
 class _Graph:
     """The node list with, per value name, the indices of the nodes that read it."""
 
-    def __init__(self, nodes: list[Node], keep: set[str]):
+    def __init__(self, nodes: list[Node], keep: set[str], float32: set[str]):
         self.nodes = nodes
         self.keep = keep
         self.readers: dict[str, list[int]] = {}
+        #: values known to be float32: declared float inputs, outputs of Cast(to=FLOAT)
+        self.float32 = set(float32)
         for i, n in enumerate(nodes):
             for name in n.inputs:
                 if name:
                     self.readers.setdefault(name, []).append(i)
+            to = n.attributes.get("to")
+            if n.op_type == "Cast" and not n.domain and to is not None and to.i == FLOAT:
+                self.float32.update(n.outputs)
 
     def only_reader(self, name: str) -> Optional[int]:
         """The single node reading ``name`` if nothing else (graph output, subgraph) needs it."""
@@ -84,9 +92,12 @@ def subgraph_reads(nodes: list[Node]) -> set[str]:
     return names
 
 
-def fuse(nodes: list[Node], constants: dict[str, np.ndarray], keep: set[str]) -> list[Node]:
+def fuse(nodes: list[Node], constants: dict[str, np.ndarray], keep: set[str],
+         float32: Optional[set[str]] = None) -> list[Node]:
     """The rewritten node list (in a valid order if ``nodes`` was); folded weights are added to
-    ``constants`` under fresh names. ``keep``: names that must stay observable."""
+    ``constants`` under fresh names. ``keep``: names that must stay observable; ``float32``:
+    graph inputs declared float (a Scaler is folded only where its input is float32)."""
+    float32 = float32 or set()
     counter = itertools.count()
     taken = set(constants) | keep | {v for n in nodes for v in (*n.inputs, *n.outputs)}
 
@@ -98,10 +109,10 @@ def fuse(nodes: list[Node], constants: dict[str, np.ndarray], keep: set[str]) ->
                 return name
 
     nodes = list(nodes)
-    for rewrite in (_fold_scaler, _dense, _chain):
+    for rewrite in (_fold_scaler, _dense, _chain, _transpose_in_place):
         # one scan per rewrite over the list as it is, then one rebuild: load time stays
         # linear in the graph's size
-        g = _Graph(nodes, keep)
+        g = _Graph(nodes, keep, float32)
         consumed: set[int] = set()
         placed: dict[int, list[Node]] = {}
         for i in range(len(nodes)):
@@ -193,6 +204,10 @@ def _fold_scaler(g: _Graph, i: int, constants: dict,
         return None
     offset, scale = _floats(scaler, "offset"), _floats(scaler, "scale")
     x = scaler.inputs[0]
+    if x not in g.float32:
+        # a double input: the Scaler subtracts in float64 before rounding to float, which
+        # the fold (rounding x first) would not reproduce for off-centre features
+        return None
     as_float = fresh(x)
     cast = Node(op_type="Cast", name=f"{scaler.name}_as_float", inputs=[x], outputs=[as_float],
                 attributes={"to": Attribute(name="to", type=A_INT, i=FLOAT)})
@@ -399,4 +414,44 @@ def _chain(g: _Graph, i: int, constants: dict,
                 outputs=[value], attributes={
                     "ops": Attribute(name="ops", type=A_STRINGS, strings=[o.encode() for o in ops]),
                     "slots": Attribute(name="slots", type=A_INTS, ints=slots)})
+    return set(drop), [node]
+
+
+# --- Scan output → Transpose → one-input ops, in place ---------------------------------------
+
+def _scan_output(g: _Graph, name: str) -> bool:
+    """True when ``name`` is a scan output (not a passed-through state) of a Scan node: an
+    array the Scan made for this call."""
+    for n in g.nodes:
+        if n.op_type == "Scan" and not n.domain and name in n.outputs:
+            body, m = n.attributes.get("body"), n.attributes.get("num_scan_inputs")
+            if body is None or body.g is None or m is None:
+                return False
+            n_state = len(body.g.inputs) - m.i
+            return 0 <= n_state <= n.outputs.index(name)
+    return False
+
+
+def _transpose_in_place(g: _Graph, i: int, constants: dict,
+                        fresh: Callable[[str], str]) -> Optional[tuple[set, list]]:
+    tr = g.nodes[i]
+    if tr.op_type != "Transpose" or tr.domain or len(tr.inputs) != 1 or \
+            g.only_reader(tr.inputs[0]) != i or not _scan_output(g, tr.inputs[0]):
+        return None
+    drop, ops, value = [i], [], tr.outputs[0]
+    while True:
+        j = g.only_reader(value)
+        if j is None or g.nodes[j].op_type not in _CHAIN_UNARY or \
+                not _chain_op(g.nodes[j], value):
+            break
+        drop.append(j)
+        ops.append(g.nodes[j].op_type)
+        value = g.nodes[j].outputs[0]
+    if not ops:
+        return None
+    attrs = {"ops": Attribute(name="ops", type=A_STRINGS, strings=[o.encode() for o in ops])}
+    if "perm" in tr.attributes:
+        attrs["perm"] = tr.attributes["perm"]
+    node = Node(op_type="TransposeInPlace", domain=FUSED_DOMAIN, name=tr.name,
+                inputs=[tr.inputs[0]], outputs=[value], attributes=attrs)
     return set(drop), [node]

@@ -16,7 +16,7 @@ from ..errors import UnsupportedModelError
 from .fuse import FUSED_DOMAIN, subgraph_reads
 from .fuse import fuse as fuse_nodes
 from .ops import OpNode, lookup
-from .proto import Graph, Model, decode_model
+from .proto import FLOAT, Graph, Model, decode_model
 from .tensors import to_array
 
 #: the values of the graph now running, visible to the subgraphs (Scan bodies) it calls
@@ -49,7 +49,8 @@ class Plan:
         self.has_subgraphs = bool(inner) or any(
             a.g is not None for n in nodes for a in n.attributes.values())
         if fuse and not self.nested:
-            nodes = fuse_nodes(nodes, self.constants, set(self.outputs) | inner)
+            declared_float = {v.name for v in graph.inputs if v.elem_type == FLOAT}
+            nodes = fuse_nodes(nodes, self.constants, set(self.outputs) | inner, declared_float)
             opset = {**opset, FUSED_DOMAIN: 1}
             read = inner | set(self.outputs) | {v for n in nodes for v in n.inputs}
             self.constants = {k: v for k, v in self.constants.items() if k in read}

@@ -1,6 +1,7 @@
 """Steps only the planner creates (``fuse.py``), never read from a model file: ``Dense`` is
 MatMul + bias + activation with the bias and activation applied in place on the product;
-``Chain`` is a run of element-wise ops applied in place on the first one's result."""
+``Chain`` is a run of element-wise ops applied in place on the first one's result;
+``TransposeInPlace`` transposes a Scan's new output and applies one-input ops to it in place."""
 
 from __future__ import annotations
 
@@ -53,8 +54,9 @@ _UNARY_IN_PLACE = {"Relu": _relu, "Tanh": _tanh, "Sigmoid": logistic_,
 
 
 def _writable(y: object) -> bool:
-    """A float array (0-d results of numpy ops are scalars, which nothing can write into)."""
-    return isinstance(y, np.ndarray) and y.dtype.kind == "f"
+    """A writable float array (0-d results of numpy ops are scalars, which nothing can write
+    into)."""
+    return isinstance(y, np.ndarray) and y.dtype.kind == "f" and y.flags.writeable
 
 
 def _fits_into(y: np.ndarray, other: np.ndarray) -> bool:
@@ -95,6 +97,25 @@ def make_chain(node):
                 _UFUNCS[name](a, b, out=y)
             else:
                 y = plain(y, other) if slot == 0 else plain(other, y)
+        return [y]
+
+    return kernel
+
+
+@op("TransposeInPlace", domain=FUSED_DOMAIN)
+def make_transpose_in_place(node):
+    """``perm`` as Transpose's; ``ops``: one-input float ops applied in order. The planner
+    makes this step only for an array nothing else reads (a Scan's scan output)."""
+    perm = node.ints("perm", None)
+    ops = node.strings("ops")
+    if not ops or any(o not in _UNARY_IN_PLACE for o in ops):
+        raise node.fail("malformed in-place transpose")
+    steps = [(_UNARY_IN_PLACE[o], ACTIVATIONS[o]) for o in ops]
+
+    def kernel(x):
+        y = np.transpose(x, perm)
+        for in_place, plain in steps:
+            y = in_place(y) if _writable(y) else plain(y)
         return [y]
 
     return kernel
