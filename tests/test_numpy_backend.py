@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -441,3 +442,27 @@ def test_topk_partition_keeps_stable_tie_order():
             x[rng.random(x.shape) < 0.01] = np.nan
         want = np.argsort(x, axis=-1, kind="stable")[:, :k]
         assert np.array_equal(_topk_indices(x, k), want), trial
+
+
+@pytest.mark.parametrize("scheme", ["dynamic", "static"])
+def test_int8_onnx_runs_on_the_numpy_backend(scheme, tmp_path):
+    """onnxruntime.quantization's graphs (DynamicQuantizeLinear → MatMulInteger, or QDQ) run
+    where onnxruntime does not: same outputs as onnxruntime, golden rows checked at load."""
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    import converters
+    from converters.demo import train_demo_model
+
+    lr, X, X_te, _ = train_demo_model("logistic")
+    mlp = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(32, 16), max_iter=800, random_state=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlp.fit(X, lr.predict(X))
+    b = converters.convert(mlp, X, tmp_path / "b", holdout=X_te, formats=("onnx",), precisions=("int8",),
+                           quantization=scheme)
+    ort = edge_runtime.load(b, backend="onnxruntime", precision="int8")
+    npy = edge_runtime.load(b, backend="numpy", precision="int8")  # verify=True: its golden rows
+    np.testing.assert_allclose(npy.predict_proba(X_te), ort.predict_proba(X_te), atol=1e-5)
+    assert np.array_equal(npy.predict(X_te), ort.predict(X_te))
