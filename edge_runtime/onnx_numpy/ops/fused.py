@@ -1,4 +1,4 @@
-"""Steps only the planner creates (``fuse.py``), never read from a model file: ``Dense`` is
+"""Steps only the planner creates (``fuse/``), never read from a model file: ``Dense`` is
 MatMul + bias + activation with the bias and activation applied in place on the product;
 ``Chain`` is a run of element-wise ops applied in place on the first one's result;
 ``TransposeInPlace`` transposes a Scan's new output and applies one-input ops to it in place."""
