@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from edge_runtime.telemetry import Outbox, Uploader
 from edge_runtime.telemetry.collector import CollectorStore
@@ -17,6 +21,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def kill_flush_midway(state_dir: Path, sink_url: str, collector: Any, env: dict, *, min_batches: int = 8) -> None:
+    """Run the real ``edgert telemetry flush`` one segment a batch, and kill -9 it once the
+    collector has stored ``min_batches`` batches (the flush still running)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge_runtime", "telemetry", "flush", "--state-dir", str(state_dir),
+         "--sink", sink_url, "--batch-segments", "1", "--max-attempts", "1000", "--base-delay", "0.001",
+         "--timeout", "5"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while collector.store.counts()["batches"] < min_batches and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
 
 
 def wait_port(port: int, timeout: float = 10.0) -> None:

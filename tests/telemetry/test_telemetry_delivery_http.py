@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from telemetry_helpers import N_PREDICTIONS, free_port
+from telemetry_helpers import N_PREDICTIONS, free_port, kill_flush_midway
 from telemetry_net import CuttingProxy
 
 from edge_runtime.telemetry import HttpSink, Outbox, Uploader
@@ -55,17 +55,7 @@ def test_cut_connections_and_kill9_mid_flush(state_100k, outbox_100k, tmp_path, 
     proxy = CuttingProxy(coll.port, cut=lambda n: n % 3 == 0)  # every 3rd answer is lost
     url = f"http://127.0.0.1:{proxy.port}/v1/batches"
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "edge_runtime", "telemetry", "flush", "--state-dir",
-             str(state_100k), "--sink", url, "--batch-segments", "1", "--max-attempts", "1000",
-             "--base-delay", "0.001", "--timeout", "5"],
-            env=tel_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 30
-        while coll.store.counts()["batches"] < 8 and time.monotonic() < deadline:
-            time.sleep(0.005)
-        assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signal.SIGKILL)  # kill -9 in the middle of the flush
-        proc.wait()
+        kill_flush_midway(state_100k, url, coll, tel_env)  # kill -9 in the middle of the flush
         stored_at_kill = coll.store.counts()["batches"]
         assert 8 <= stored_at_kill
         ob = Outbox(state_100k)

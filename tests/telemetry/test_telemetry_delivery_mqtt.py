@@ -3,13 +3,10 @@ collector down then up, the uploader killed -9 mid-flush, the collector cut off 
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
-from telemetry_helpers import N_PREDICTIONS
+from telemetry_helpers import N_PREDICTIONS, kill_flush_midway
 
 from edge_runtime.telemetry import MqttSink, Outbox, Uploader
 from edge_runtime.telemetry.collector import Collector
@@ -35,17 +32,7 @@ def test_mqtt_delivery_exact(mosquitto, state_100k, outbox_100k, tmp_path, tel_e
     coll = Collector(tmp_path / "c.db", http=False, mqtt=("127.0.0.1", mosquitto)).start()
     coll.delay_s = 0.02
     url = f"mqtt://127.0.0.1:{mosquitto}/edgert/telemetry"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edge_runtime", "telemetry", "flush", "--state-dir",
-         str(state_100k), "--sink", url, "--batch-segments", "1", "--max-attempts", "1000",
-         "--base-delay", "0.001", "--timeout", "5"],
-        env=tel_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while coll.store.counts()["batches"] < 8 and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert proc.poll() is None, proc.communicate()
-    proc.send_signal(signal.SIGKILL)  # kill -9 mid-flush
-    proc.wait()
+    kill_flush_midway(state_100k, url, coll, tel_env)  # kill -9 mid-flush
     coll.stop()  # and the collector drops off the broker (its session stays, QoS 1 queued)
 
     ob = Outbox(state_100k)
