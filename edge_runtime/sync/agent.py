@@ -166,21 +166,18 @@ class SyncAgent:
             if reason is None or version in rec["known_bad"]:
                 continue
             why = f"revoked by the publisher: {reason}"
-            if version != rec["current"]:
-                self.mark_bad(version, why)
-                self._say(decisions, f"revoked {name} {version}: {reason}; removed")
-            else:
+            fallback = None
+            if version == rec["current"]:
                 fallback = next((v for v in reversed(self.store.installed())
                                  if v != version and v not in rec["known_bad"]), None)
-                if fallback:
-                    rollback_store(self.store, to=fallback, reason=why)
-                    self._say(decisions, f"revoked {name} {version}: {reason}; rolled back to {fallback}")
-                else:
-                    rec["known_bad"][version] = why
-                    VersionStore.event(rec, "reject", version, why)
-                    self.store.write_active(rec)
-                    self._say(decisions, f"revoked {name} {version}: {reason}; nothing else installed, "
-                                         "serving it until a replacement installs")
+            if fallback:
+                rollback_store(self.store, to=fallback, reason=why)
+                self._say(decisions, f"revoked {name} {version}: {reason}; rolled back to {fallback}")
+            else:  # mark_bad removes it, unless it is the one serving (nothing else installed)
+                self.mark_bad(version, why)
+                self._say(decisions, f"revoked {name} {version}: {reason}; " + (
+                    "nothing else installed, serving it until a replacement installs"
+                    if version == rec["current"] else "removed"))
             rec = self.store.read_active()
         return rec
 

@@ -40,19 +40,20 @@ class ProbationMonitor:
         if not error:
             self._latencies.append(latency_s)
 
-    def p99_ms(self) -> float:
+    def _percentiles(self) -> tuple[Optional[float], Optional[float]]:
+        """(p50, p99) in seconds from one sort (this runs on every call during probation)."""
         if not self._latencies:
-            return 0.0
+            return None, None
         s = sorted(self._latencies)
-        return s[min(len(s) - 1, int(0.99 * (len(s) - 1) + 0.5))] * 1e3
+        return s[len(s) // 2], s[min(len(s) - 1, int(0.99 * (len(s) - 1) + 0.5))]
 
     def metrics(self, model: str = "model", version: str = "new") -> LiveMetrics:
         """These observations as live metrics; a p99 only once 50 latencies (or all the
         predictions probation asks for) make it meaningful."""
+        p50, p99 = self._percentiles()
         enough = len(self._latencies) >= min(50, self.predictions)
-        p50 = sorted(self._latencies)[len(self._latencies) // 2] if self._latencies else None
         return LiveMetrics(model, version, self.count, self.errors, self.errors / self.count if self.count else 0.0,
-                           p50, self.p99_ms() / 1e3 if enough else None)
+                           p50, p99 if enough else None)
 
     def verdict(self) -> tuple[str, str]:
         """("pass" | "fail" | "pending", reason)."""
