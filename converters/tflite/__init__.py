@@ -37,13 +37,20 @@ def export_tflite(ctx: ExportContext, precision: str) -> Exported:
     extra: dict[str, Any] = {"label_encoding": "index"} if "label" in names else {}
     extra["strategy"] = g.strategy
     if precision == "int8":
-        extra["quantization"] = (
-            f"static int8: integer dense layers, activation ranges calibrated on {len(ctx.sample)} sample rows"
-            if g.integer else "int8 node data (fp16 thresholds), float comparisons" if g.strategy.endswith("(compact)")
-            else "float32 trees (too small to gain from int8)" if name in TREES
-            else "dynamic int8: int8 weights, inputs quantized per row (hybrid kernels)")
+        extra["quantization"] = _int8_scheme(g, name in TREES, len(ctx.sample))
     return Exported(data=data, format="tflite", precision=precision, input_name="input", input_dtype="float32",
                     outputs=names, opset={"tflite_schema": 3}, extra=extra)
+
+
+def _int8_scheme(g: Graph, trees: bool, calibration_rows: int) -> str:
+    """What int8 means in this artifact, for the manifest and ``edgert inspect``."""
+    if g.integer:
+        return f"static int8: integer dense layers, activation ranges calibrated on {calibration_rows} sample rows"
+    if not trees:
+        return "dynamic int8: int8 weights, inputs quantized per row (hybrid kernels)"
+    if g.strategy.endswith("(compact)"):
+        return "int8 node data (fp16 thresholds), float comparisons"
+    return "float32 trees (the compact layout does not fit them)"
 
 
 EXPORTERS["tflite"] = export_tflite

@@ -98,12 +98,12 @@ def _first_layer(g: Graph, h: int, w: np.ndarray, b: np.ndarray, a: np.ndarray, 
     return g.binary("MUL", h, g.const(s.astype(np.float32), name="column_scale"), (-1, d)), w / s, b, s
 
 
-def _dense(g: Graph, h: int, layers: list[Dense], rows: np.ndarray) -> int:
+def _dense(g: Graph, h: int, layers: list[Dense], fill: Optional[np.ndarray], s: np.ndarray) -> int:
     """The layers as FULLY_CONNECTED operators: float or hybrid int8 weights, or integer
-    arithmetic throughout (``g.integer``) with ranges calibrated on ``rows`` (the sample rows
-    as the first layer sees them)."""
+    arithmetic throughout (``g.integer``) with ranges calibrated on the sample rows as the first
+    layer sees them (imputed with ``fill``, scaled by the column scales ``s``)."""
     if g.integer:
-        return integer_dense(g, h, layers, rows)
+        return integer_dense(g, h, layers, _calibration(g, fill, s))
     for layer in layers:
         n = layer.w.shape[0]
         if layer.act == "RELU":
@@ -154,7 +154,7 @@ def compile_linear(g: Graph, est: Any, pre: list[Any], d: int, has_proba: bool) 
         kind = "ovr" if type(est).__name__ == "SGDClassifier" and w.shape[0] > 1 else "softmax"
         if w.shape[0] == 1:
             w, b = _two_class(w[0], b)
-    z = _dense(g, h, [Dense(w, b)], _calibration(g, fill, s))
+    z = _dense(g, h, [Dense(w, b)], fill, s)
     return x, _head(g, z, w.shape[0], kind, has_proba)
 
 
@@ -174,5 +174,5 @@ def compile_mlp(g: Graph, est: Any, pre: list[Any], d: int, has_proba: bool) -> 
         if last and hasattr(est, "classes_") and w.shape[0] == 1:
             w, b = _two_class(w[0], b)
         layers.append(Dense(w, b, None if last else acts[est.activation]))
-    z = _dense(g, h, layers, _calibration(g, fill, s))
+    z = _dense(g, h, layers, fill, s)
     return x, _head(g, z, layers[-1].w.shape[0], "softmax" if hasattr(est, "classes_") else "regression", has_proba)

@@ -124,10 +124,8 @@ class Forest:
         cond = g.binary("LESS_EQUAL", xs, g.const(down32(np.concatenate(self.threshold)[inner]), np.float32,
                                                   "node_threshold"), (-1, n_in), np.bool_)
         ml = np.concatenate(self.missing_left)[inner]
-        if ml.any():  # NaN fails every comparison: route it as the model learned
-            isnan = g.binary("NOT_EQUAL", xs, xs, (-1, n_in), np.bool_)
-            nan_left = g.op("LOGICAL_AND", [isnan, g.const(ml, np.bool_, "node_missing_left")], (-1, n_in), np.bool_)
-            cond = g.op("LOGICAL_OR", [cond, nan_left], (-1, n_in), np.bool_)
+        if ml.any():
+            cond = _nan_left(g, xs, cond, g.const(ml, np.bool_, "node_missing_left"), (-1, n_in))
         turns = g.op("CAST", [cond], (-1, n_in), np.float32)
         miss = g.fully_connected(turns, C, -D, exact=True)  # 0 exactly at the leaf each tree reaches
         hit = g.op("CAST", [g.binary("EQUAL", miss, g.const(np.zeros(1, np.float32)), (-1, len(leaves)),
@@ -150,6 +148,13 @@ class Forest:
                 idx = layout.step(g, idx, x)
         leaf_vals = g.gather(layout.values(g), idx, (-1, T, layout.k), np.float32)
         return g.reduce_sum(leaf_vals, 1, (-1, layout.k))
+
+
+def _nan_left(g: Graph, xv: int, go_left: int, missing_left: int, shape: tuple[int, int]) -> int:
+    """NaN fails every comparison: where ``xv`` is NaN, go left where the model learned to
+    (``missing_left``, bool per node reached), else as the comparison says."""
+    nan_left = g.op("LOGICAL_AND", [g.binary("NOT_EQUAL", xv, xv, shape, np.bool_), missing_left], shape, np.bool_)
+    return g.op("LOGICAL_OR", [go_left, nan_left], shape, np.bool_)
 
 
 def _loop(g: Graph, layout: _Layout, idx: int, x: int, depth: int) -> int:
@@ -198,10 +203,8 @@ class _Plain(_Layout):
         T = g._sig(idx)[1]
         xv = g.gather(x, g.gather(feat, idx, (-1, T), np.int32), (-1, T), np.float32, axis=1, batch_dims=1)
         go_left = g.binary("LESS_EQUAL", xv, g.gather(thr, idx, (-1, T), np.float32), (-1, T), np.bool_)
-        if mleft is not None:  # NaN fails every comparison: route it as the model learned
-            isnan = g.binary("NOT_EQUAL", xv, xv, (-1, T), np.bool_)
-            nan_left = g.op("LOGICAL_AND", [isnan, g.gather(mleft, idx, (-1, T), np.bool_)], (-1, T), np.bool_)
-            go_left = g.op("LOGICAL_OR", [go_left, nan_left], (-1, T), np.bool_)
+        if mleft is not None:
+            go_left = _nan_left(g, xv, go_left, g.gather(mleft, idx, (-1, T), np.bool_), (-1, T))
         return g.select(go_left, g.gather(left, idx, (-1, T), np.int32), g.gather(right, idx, (-1, T), np.int32),
                         (-1, T), np.int32)
 
@@ -237,11 +240,9 @@ class _Compact(_Layout):
         thr = g.op("DEQUANTIZE", [g.gather(g.const(self.threshold, np.float16, "node_threshold_fp16"), idx, shape,
                                            np.float16)], shape, np.float32)
         go_left = g.binary("LESS_EQUAL", xv, thr, shape, np.bool_)
-        if self.has_missing:
-            nan_left = g.op("LOGICAL_AND", [g.binary("NOT_EQUAL", xv, xv, shape, np.bool_),
-                                            g.op("LESS", [feat, g.const(np.array(0, np.int32), np.int32)], shape,
-                                                 np.bool_)], shape, np.bool_)
-            go_left = g.op("LOGICAL_OR", [go_left, nan_left], shape, np.bool_)
+        if self.has_missing:  # a negative feature code: NaN goes left
+            learned = g.op("LESS", [feat, g.const(np.array(0, np.int32), np.int32)], shape, np.bool_)
+            go_left = _nan_left(g, xv, go_left, learned, shape)
         right = g.op("CAST", [g.gather(g.const(self.right, np.int16, "node_right_i16"), idx, shape, np.int16)],
                      shape, np.int32)
         move = g.select(go_left, g.const(np.array(1, np.int32), np.int32), right, shape, np.int32)
