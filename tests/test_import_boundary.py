@@ -80,3 +80,20 @@ def test_convert_without_converters_says_what_to_install(cli_env, tmp_path):
     """, WORKSTATION, cli_env)
     assert r.returncode != 0
     assert "pip install 'edge-runtime[convert]'" in r.stderr
+
+
+@pytest.mark.parametrize("argv", [["sync", "--once", "--repo", "REPO", "--root", "ROOT", "--state", "STATE"],
+                                  ["publish", "--repo", "REPO", "--keys", "KEYS", "--refresh-timestamp"]])
+def test_sync_commands_without_tuf_say_what_to_install(argv, cli_env, tmp_path):
+    root = tmp_path / "root.json"
+    root.write_text("{}")
+    argv = [str(tmp_path / a.lower()) if a.isupper() else a for a in argv]
+    argv = [str(root) if a.endswith("/root") else a for a in argv]
+    r = run_blocked(f"""
+        import sys
+        from edge_runtime.cli import main
+        sys.argv = ["edgert", *{argv!r}]
+        main()
+    """, ["tuf"], cli_env)
+    assert r.returncode != 0
+    assert "pip install 'edge-runtime[sync]'" in r.stderr and "Traceback" not in r.stderr, r.stderr

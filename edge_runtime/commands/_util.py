@@ -10,14 +10,19 @@ from typing import Any, Optional
 import click
 
 
-def require_converters() -> Any:
-    """Import the workstation side, or fail with the install command."""
+def require_extra(module: str, extra: str) -> Any:
+    """Import ``module``, or fail with the install command of the extra that brings it."""
     try:
-        return importlib.import_module("converters")
+        return importlib.import_module(module)
     except ImportError as exc:
         raise click.ClickException(
-            f"this command needs the workstation extras ({exc.name or exc} is missing): "
-            "pip install 'edge-runtime[convert]'") from None
+            f"this command needs the {extra} extra ({exc.name or exc} is missing): "
+            f"pip install 'edge-runtime[{extra}]'") from None
+
+
+def require_converters() -> Any:
+    """Import the workstation side, or fail with the install command."""
+    return require_extra("converters", "convert")
 
 
 def echo_json(obj: Any, out: Optional[Path] = None) -> None:

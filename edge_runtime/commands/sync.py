@@ -8,7 +8,7 @@ from typing import Optional
 
 import click
 
-from ._util import echo_json, require_converters
+from ._util import echo_json, require_converters, require_extra
 
 
 def register(cli: click.Group) -> None:
@@ -32,6 +32,7 @@ def keys() -> None:
 def keys_init(keys_dir: str, repo: str, thresholds: tuple[str, ...]) -> None:
     """Create Ed25519 keys for root/targets/snapshot/timestamp and an empty signed repository."""
     require_converters()
+    require_extra("tuf", "sync")
     from converters.publish import init_keys
 
     th = {}
@@ -76,6 +77,7 @@ def publish(bundle: Optional[str], repo: str, keys_dir: str, channel: str, rollo
             refresh_timestamp: bool) -> None:
     """Add BUNDLE (directory or .tar.gz) to the signed repository as a model target."""
     require_converters()
+    require_extra("tuf", "sync")
     from converters import publish as pub
 
     if revoke_version:

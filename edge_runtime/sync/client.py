@@ -46,9 +46,13 @@ class RepoClient:
 
     def __init__(self, repo: str, trusted_root: bytes, cache_dir: Path, *,
                  max_target_bytes: int = 512 * 1024 * 1024, download_timeout_s: float = 600.0):
-        from tuf.ngclient import Updater, UpdaterConfig
+        try:
+            from tuf.ngclient import Updater, UpdaterConfig
 
-        from .fetcher import DeadlineFetcher, FileFetcher, http_fetcher
+            from .fetcher import DeadlineFetcher, FileFetcher, http_fetcher
+        except ImportError as exc:
+            raise SyncError(f"the sync agent needs python-tuf ({exc.name or exc} is missing): "
+                            "pip install 'edge-runtime[sync]'") from None
 
         if "://" not in repo:
             repo = Path(repo).resolve().as_uri()
