@@ -1,113 +1,211 @@
-"""A model that follows the sync store without a restart (blue-green): the old version keeps
-serving until the newly activated one has loaded and passed its golden rows, then one
-reference is swapped. While a version is on probation, every prediction is observed; a failed
-probation rolls the store back and this holder swaps back to the previous version.
+"""The one hot-swap implementation over a version store, used by the library and by
+``edgert serve STORE`` (blue-green): the old version keeps serving until the newly activated one
+has been re-verified at rest, loaded and has passed its golden rows, then one reference is
+swapped. Calls in flight finish on the model they started on (it is closed once idle). While a
+version is on probation every call is observed and the verdict is recorded through the store
+(commit, or roll back and mark bad); a version that cannot be served is marked bad and the
+record rolled back to the version still serving, so ``active.json`` never names a version that
+is not served.
 
-    model = HotSwapModel(state_dir)        # loads the store's current version
+    model = HotSwapModel(state_dir)        # the store's current version, else the newest good one
     model.predict(rows)                    # picks up new versions as the agent activates them
+
+The server uses :meth:`HotSwapModel.lease` + :meth:`HotSwapModel.run` (one model for a whole
+request) and :meth:`HotSwapModel.follow` (a watcher thread, so no request waits for a load).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Iterator, Optional
 
-from .errors import EdgeRuntimeError
-from .sync.agent import finish_probation, rollback_store, store_lock
-from .sync.errors import SyncError
+from .errors import EdgeRuntimeError, InputError
+from .sync.errors import StoreError, TransitionError
 from .sync.probation import ProbationMonitor
 from .sync.store import ACTIVE, VersionStore
 
 MAX_STARTS_ON_PROBATION = 3
+MAX_FALLBACKS = 32
+log = logging.getLogger("edge_runtime.hotswap")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model that passed its golden check, with where it came from."""
+
+    model: Any  # edge_runtime.model.Model (typed loosely: importable without numpy)
+    version: str
+    source: str
+    loaded_at: float = field(default_factory=time.time)
 
 
 class HotSwapModel:
-    """Thread-safe holder of the store's current model."""
+    """Thread-safe holder of the store's current model.
+
+    Raises (from the constructor):
+        EdgeRuntimeError: no version in the store can be verified, loaded and golden-checked.
+    """
 
     def __init__(self, state_dir: Any = None, *, backend: str = "auto", profile: Any = None,
-                 check_every_s: float = 1.0):
+                 threads: Optional[int] = None, check_every_s: float = 1.0,
+                 on_swap: Optional[Callable[[bool], None]] = None):
         from .profiles import load_profile
 
         self.store = VersionStore(state_dir)
         self.backend = backend
         self.profile = load_profile(profile) if isinstance(profile, str) else profile
+        self.threads = threads
         self.check_every_s = check_every_s
-        self._lock = threading.Lock()
+        self.on_swap = on_swap
+        self.swaps = 0
+        self.last_swap_error: Optional[str] = None
+        self._lock = threading.Lock()  # guards _current, _in_use, _retired
+        self._refreshing = threading.Lock()
         self._judging = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._watcher: Optional[threading.Thread] = None
         self._next_check = 0.0
-        self._stamp: Optional[tuple] = None
-        self._model: Any = None
-        self._version: Optional[str] = None
-        self._monitor: Optional[ProbationMonitor] = None
+        self._stamp: Optional[tuple[int, int, int]] = None
+        self._current: Optional[LoadedModel] = None
+        self._monitor: Optional[tuple[str, ProbationMonitor]] = None
         self._in_use: dict[int, int] = {}  # id(model) -> calls running on it right now
         self._retired: list[Any] = []  # swapped-out models, closed once no call uses them
-        self._count_start()
+        try:
+            self.store.count_start(MAX_STARTS_ON_PROBATION)
+        except StoreError as exc:
+            log.warning("start not counted: %s", exc)
         self.refresh(force=True)
-        if self._model is None:
-            raise EdgeRuntimeError(f"{self.store.root}: no loadable model version in the store")
+        if self._current is None:
+            raise EdgeRuntimeError(f"{self.store.root}: no loadable model version in the store"
+                                   + (f" ({self.last_swap_error})" if self.last_swap_error else ""))
+
+    # --- what is served ---------------------------------------------------------------------
+    @property
+    def current(self) -> Optional[LoadedModel]:
+        return self._current
 
     @property
     def version(self) -> Optional[str]:
-        return self._version
+        cur = self._current
+        return cur.version if cur else None
 
     @property
     def model(self) -> Any:
-        return self._model
+        cur = self._current
+        return cur.model if cur else None
 
-    def _count_start(self) -> None:
-        """A version that keeps crashing its process on start never commits: roll it back."""
-        with store_lock(self.store):
-            rec = self.store.read_active()
-            prob = rec.get("probation")
-            if not prob or prob.get("version") != rec["current"]:
-                return
-            prob["starts"] = int(prob.get("starts", 0)) + 1
-            if prob["starts"] > MAX_STARTS_ON_PROBATION:
-                rollback_store(self.store, reason=f"failed probation: {prob['starts'] - 1} starts "
-                                                   "without reaching commit (crash on start)")
-            else:
-                self.store.write_active(rec)
+    @property
+    def store_root(self) -> Path:
+        return self.store.root
 
+    # --- following the store ----------------------------------------------------------------
     def refresh(self, force: bool = False) -> bool:
-        """Swap to the store's current version if it changed. Returns True on a swap."""
-        now = time.monotonic()
-        if not force and now < self._next_check:
+        """Swap to the store's current version if it changed (checked at most every
+        ``check_every_s`` unless ``force``). Returns True on a swap."""
+        if not force and time.monotonic() < self._next_check:
             return False
-        self._next_check = now + self.check_every_s
+        return self.poll(force=force)
+
+    def poll(self, force: bool = False) -> bool:
+        """Check ``active.json`` now; a version refused once is not retried until the record
+        changes (or ``force``). Returns True on a swap."""
+        if not self._refreshing.acquire(blocking=force):
+            return False  # another thread is loading: keep serving meanwhile
+        try:
+            self._next_check = time.monotonic() + self.check_every_s
+            stamp = self._record_stamp()
+            if not force and stamp == self._stamp and self._current is not None:
+                return False
+            self._stamp = stamp
+            return self._reconcile()
+        finally:
+            self._refreshing.release()
+
+    def _record_stamp(self) -> Optional[tuple[int, int, int]]:
         try:
             st = (self.store.root / ACTIVE).stat()
-            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         except OSError:
-            stamp = None
-        if not force and stamp == self._stamp:
-            return False
-        self._stamp = stamp
-        rec = self.store.read_active()
-        target = rec["current"]
-        if target is None or target == self._version:
-            self._sync_probation(rec)
-            return False
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _reconcile(self) -> bool:
+        """Make what is served and what the record calls current the same version."""
+        for _ in range(MAX_FALLBACKS):
+            rec = self.store.read_active()
+            target, serving = rec["current"], self.version
+            if target is None or target == serving:
+                self._sync_probation(rec)
+                return False
+            try:
+                loaded = self._open(target)
+            except EdgeRuntimeError as exc:
+                self.last_swap_error = f"version {target}: {exc}"
+                log.error("not serving %s: %s", target, exc)
+                if serving is not None and self.on_swap:
+                    self.on_swap(False)
+                if not self._refuse(target, exc, serving) or serving is not None:
+                    return False
+                continue  # nothing serving yet: try the version the store returned to
+            self._swap(loaded)
+            return True
+        return False
+
+    def _open(self, version: str) -> LoadedModel:
+        """Verify ``version`` at rest, load it and check its golden rows.
+
+        Raises:
+            EdgeRuntimeError: tampered at rest, wrong manifest version, no backend, golden mismatch.
+        """
         from .loader import load
 
+        path = self.store.verify_at_rest(version)
+        model = load(path, backend=self.backend, profile=self.profile, threads=self.threads)
+        return LoadedModel(model, version, str(path))
+
+    def _refuse(self, version: str, exc: Exception, serving: Optional[str]) -> bool:
+        """``version`` cannot be served: mark it bad and roll the record back to the version
+        still serving (or, at start, the newest good one). Returns True if the record moved."""
+        text = str(exc)
+        reason = text if text.startswith("tampered at rest") else f"does not load on this device: {text}"
         try:
-            new = load(self.store.path(target), backend=self.backend, profile=self.profile)
-        except EdgeRuntimeError as exc:
-            if self._model is None and rec["previous"]:  # nothing serving yet: fall back now
-                with store_lock(self.store):
-                    rollback_store(self.store, reason=f"does not load on this device: {exc}")
-                return self.refresh(force=True)
+            self.store.rollback(reason, to=serving, expect_current=version)
+            self._stamp = self._record_stamp()
+            return True
+        except TransitionError as why:
+            if serving is None:  # nothing to return to: leave the record, report the error
+                log.error("cannot roll back from %s: %s", version, why)
+                return False
+            try:  # the record moved on meanwhile, or the serving version is gone: at least
+                self.store.mark_bad(version, reason)  # never retry this one
+            except StoreError:
+                pass
+            return True
+        except (StoreError, OSError) as why:  # busy or read-only store: retry on the next poll
+            log.warning("could not record that %s is bad: %s", version, why)
+            self._stamp = None
             return False
+
+    def _swap(self, loaded: LoadedModel) -> None:
         with self._lock:
-            old, self._model, self._version = self._model, new, target
+            old, self._current = self._current, loaded
             if old is not None:
-                self._retired.append(old)
+                self._retired.append(old.model)
             idle = self._take_idle()
         for m in idle:  # a call still running on the old model keeps it open until it returns
             m.close()
-        self._sync_probation(rec)
-        return True
+        if old is not None:
+            self.swaps += 1
+            self.last_swap_error = None
+            log.info("swapped %s -> %s", old.version, loaded.version)
+            if self.on_swap:
+                self.on_swap(True)
+        self._sync_probation(self.store.read_active())
 
     def _take_idle(self) -> list[Any]:
         """Retired models no call uses any more (caller holds ``self._lock``)."""
@@ -115,55 +213,115 @@ class HotSwapModel:
         self._retired = [m for m in self._retired if self._in_use.get(id(m))]
         return idle
 
-    def _sync_probation(self, rec: dict) -> None:
+    def follow(self, interval_s: Optional[float] = None) -> None:
+        """Poll the store on a daemon thread every ``interval_s`` (default ``check_every_s``),
+        so loads and swaps happen off the callers' path."""
+        interval = self.check_every_s if interval_s is None else interval_s
+
+        def run() -> None:
+            while not self._stop.is_set():
+                self._wake.wait(interval)
+                self._wake.clear()
+                if self._stop.is_set():
+                    break
+                try:
+                    self.poll()
+                except Exception:  # noqa: BLE001 - the watcher must outlive any one bad version
+                    log.exception("store watcher")
+
+        self._watcher = threading.Thread(target=run, name="edgert-store-watcher", daemon=True)
+        self._watcher.start()
+
+    # --- probation --------------------------------------------------------------------------
+    def _sync_probation(self, rec: dict[str, Any]) -> None:
         prob = rec.get("probation")
-        if prob and prob.get("version") == self._version:
-            if self._monitor is None:
-                cfg = self.profile.probation if self.profile else None
-                self._monitor = ProbationMonitor.from_profile(cfg, started=prob.get("started"))
+        version = self.version
+        if prob and version is not None and prob.get("version") == version == rec["current"]:
+            if self._monitor is None or self._monitor[0] != version:
+                self._monitor = (version, self._new_monitor(rec, prob))
         else:
             self._monitor = None
 
-    def _call(self, method: str, X: Any) -> Any:
-        self.refresh()
+    def _new_monitor(self, rec: dict[str, Any], prob: dict[str, Any]) -> ProbationMonitor:
+        """The judge of the version on probation (``prob``: the store's probation record, with
+        the publisher's signed ``expect`` when the offer carried it; ``rec["previous"]`` is the
+        good version it would roll back to)."""
+        cfg = self.profile.probation if self.profile else None
+        return ProbationMonitor.from_profile(cfg, started=prob.get("started"))
+
+    def _monitor_for(self, version: str) -> Optional[ProbationMonitor]:
+        mon = self._monitor
+        return mon[1] if mon is not None and mon[0] == version else None
+
+    def _judge(self, monitor: ProbationMonitor, version: str) -> None:
+        verdict, reason = monitor.verdict()
+        if verdict == "pending" or not self._judging.acquire(blocking=False):
+            return  # no verdict yet, or another thread is recording it
+        try:
+            if verdict == "pass":
+                self.store.commit(version, reason)
+            else:
+                self.store.rollback(f"failed probation: {reason}", expect_current=version)
+        except TransitionError as exc:  # the record moved on: this verdict is void
+            log.info("probation verdict on %s not recorded: %s", version, exc)
+        except (StoreError, OSError) as exc:  # busy: judged again on a later call
+            log.warning("probation verdict on %s deferred: %s", version, exc)
+            return
+        finally:
+            self._judging.release()
+        if self._monitor is not None and self._monitor[1] is monitor:
+            self._monitor = None
+        if verdict == "fail":
+            if self._watcher is not None:
+                self._wake.set()  # the watcher swaps back, off this caller's path
+            else:
+                self.refresh(force=True)
+
+    # --- calls ------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lease(self) -> Iterator[Optional[LoadedModel]]:
+        """The model serving now, kept open until the block ends even if a swap happens."""
         with self._lock:
-            model, monitor, version = self._model, self._monitor, self._version
-            self._in_use[id(model)] = self._in_use.get(id(model), 0) + 1
+            cur = self._current
+            if cur is not None:
+                self._in_use[id(cur.model)] = self._in_use.get(id(cur.model), 0) + 1
+        try:
+            yield cur
+        finally:
+            if cur is not None:
+                with self._lock:
+                    self._in_use[id(cur.model)] -= 1
+                    if not self._in_use[id(cur.model)]:
+                        del self._in_use[id(cur.model)]
+                    idle = self._take_idle()
+                for m in idle:
+                    m.close()
+
+    def run(self, served: LoadedModel, method: str, X: Any) -> Any:
+        """Call ``method`` of a leased model; the one place where calls are observed for
+        probation (an :class:`InputError` is the caller's fault and is not counted)."""
+        monitor = self._monitor_for(served.version)
         t0 = time.perf_counter()
         try:
-            out = getattr(model, method)(X)
+            out = getattr(served.model, method)(X)
+        except InputError:
+            raise
         except Exception:
             if monitor is not None:
                 monitor.observe(time.perf_counter() - t0, error=True)
-                self._judge(monitor, version)
+                self._judge(monitor, served.version)
             raise
-        finally:
-            with self._lock:
-                self._in_use[id(model)] -= 1
-                if not self._in_use[id(model)]:
-                    del self._in_use[id(model)]
-                idle = self._take_idle()
-            for m in idle:
-                m.close()
         if monitor is not None:
             monitor.observe(time.perf_counter() - t0)
-            self._judge(monitor, version)
+            self._judge(monitor, served.version)
         return out
 
-    def _judge(self, monitor: ProbationMonitor, version: Optional[str]) -> None:
-        if version is None or monitor.verdict()[0] == "pending":
-            return
-        if not self._judging.acquire(blocking=False):
-            return  # another thread is recording this verdict
-        try:
-            verdict = finish_probation(self.store, monitor, version)
-        except SyncError:
-            return  # the agent holds the store lock: record the verdict on a later call
-        finally:
-            self._judging.release()
-        self._monitor = None
-        if verdict == "fail":
-            self.refresh(force=True)
+    def _call(self, method: str, X: Any) -> Any:
+        self.refresh()
+        with self.lease() as served:
+            if served is None:
+                raise EdgeRuntimeError(f"{self.store.root}: no model is being served")
+            return self.run(served, method, X)
 
     def predict(self, X: Any) -> Any:
         return self._call("predict", X)
@@ -173,29 +331,20 @@ class HotSwapModel:
 
     def report_error(self, kind: str = "app") -> None:
         """Count an error the app saw downstream (e.g. an implausible output) against probation."""
-        monitor, version = self._monitor, self._version
-        if monitor is not None:
+        version = self.version
+        monitor = self._monitor_for(version) if version else None
+        if monitor is not None and version is not None:
             monitor.observe(0.0, error=True)
             self._judge(monitor, version)
 
     def close(self) -> None:
-        if self._model is not None:
-            self._model.close()
-
-
-def store_versions(state_dir: Any = None) -> list[dict]:
-    """Installed versions with their state, for ``edgert versions``."""
-    store = VersionStore(state_dir)
-    rec = store.read_active()
-    out = []
-    for v in store.installed():
-        state = ("current" if v == rec["current"] else "previous" if v == rec["previous"] else
-                 "bad" if v in rec["known_bad"] else "installed")
-        if v == rec["current"] and rec.get("probation"):
-            state += " (probation)"
-        out.append({"version": v, "state": state, "reason": rec["known_bad"].get(v, ""),
-                    "path": str(Path(store.path(v)))})
-    for v, why in rec["known_bad"].items():
-        if v not in {o["version"] for o in out}:
-            out.append({"version": v, "state": "bad (removed)", "reason": why, "path": ""})
-    return out
+        """Stop the watcher and close every model this holder opened."""
+        self._stop.set()
+        self._wake.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+        with self._lock:
+            models = [*self._retired, *([self._current.model] if self._current else [])]
+            self._retired = []
+        for m in models:
+            m.close()

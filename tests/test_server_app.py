@@ -17,9 +17,11 @@ from hypothesis import strategies as st
 from serve_support import serve_bench, two_bundles  # noqa: F401
 
 from edge_runtime import load
-from edge_runtime.server import ModelSlot, StoreWatcher, make_app
+from edge_runtime.hotswap import HotSwapModel
+from edge_runtime.server import ModelSlot, make_app
 from edge_runtime.server.app import single_model_slot
 from edge_runtime.server.metrics import Metrics
+from edge_runtime.sync.store import VersionStore
 
 
 def call(app: Any, method: str, path: str, body: Optional[bytes] = None, query: str = "",
@@ -190,10 +192,6 @@ def test_fuzzed_bodies_never_give_a_5xx(app: Any, body: bytes, query: str) -> No
 
 
 # --- swap -------------------------------------------------------------------------------------
-def _loader(path: Path) -> Any:
-    return load(path)
-
-
 def test_store_watcher_swaps_after_golden_check_and_refuses_bad_versions(
         tmp_path: Path, two_bundles: tuple[Path, Path], serve_bench: Any) -> None:  # noqa: F811
     b1, b2 = two_bundles
@@ -211,26 +209,30 @@ def test_store_watcher_swaps_after_golden_check_and_refuses_bad_versions(
     shutil.copytree(b2, store / "versions" / "1.3.0")
 
     metrics = Metrics()
-    slot = ModelSlot()
-    w = StoreWatcher(store, slot, _loader, on_swap=metrics.swap)
-    assert w.start_model().version == "1.0.0"
+    slot = HotSwapModel(store, on_swap=metrics.swap)
+    assert slot.version == "1.0.0"
     old = slot.current
-    assert w.poll_once() is False  # nothing changed
+    assert slot.poll() is False  # nothing changed
 
     serve_bench.activate(store, "1.2.0", "1.0.0")
-    assert w.poll_once() is False
+    assert slot.poll() is False
     assert slot.current is old and "sha256" in (slot.last_swap_error or "")
-    assert w.poll_once() is False  # not retried while active.json stays the same
+    # honest state: the record names the version still serving, the refused one is bad
+    rec = VersionStore(store).read_active()
+    assert rec["current"] == "1.0.0" and rec["known_bad"]["1.2.0"].startswith("tampered at rest: ")
+    assert slot.poll() is False  # not retried
 
     serve_bench.activate(store, "1.3.0", "1.0.0")
-    assert w.poll_once() is False and "does not match" in (slot.last_swap_error or "")
+    assert slot.poll() is False and "does not match" in (slot.last_swap_error or "")
+    assert "does not match" in VersionStore(store).read_active()["known_bad"]["1.3.0"]
 
     serve_bench.activate(store, "1.1.0", "1.0.0")
-    assert w.poll_once() is True
-    assert slot.current is not old and slot.current.version == "1.1.0"
-    assert slot.last_swap_error is None
-    # the old model object is untouched: a request that read it before the swap still finishes
-    assert old.model.predict(np.zeros((1, 30))).shape == (1,)
+    with slot.lease() as in_flight:  # a request that started before the swap
+        assert slot.poll() is True
+        assert slot.current is not old and slot.current.version == "1.1.0"
+        assert slot.last_swap_error is None
+        # the old model stays open until that request ends
+        assert in_flight is old and old.model.predict(np.zeros((1, 30))).shape == (1,)
     text = metrics.render()
     assert "edgert_model_swaps_total 1" in text and "edgert_model_swap_failures_total 2" in text
 
@@ -241,9 +243,11 @@ def test_store_start_falls_back_to_previous_when_current_is_broken(
     store = serve_bench.make_store(tmp_path / "store", {"1.0.0": b1}, "1.0.0")
     (store / "versions" / "2.0.0").mkdir()
     serve_bench.activate(store, "2.0.0", "1.0.0")
-    slot = ModelSlot()
-    assert StoreWatcher(store, slot, _loader).start_model().version == "1.0.0"
+    slot = HotSwapModel(store)
+    assert slot.version == "1.0.0"
     assert "2.0.0" in (slot.last_swap_error or "")
+    rec = VersionStore(store).read_active()
+    assert rec["current"] == "1.0.0" and "does not load" in rec["known_bad"]["2.0.0"]
 
 
 def test_unsafe_version_names_are_refused(tmp_path: Path, two_bundles: tuple[Path, Path],  # noqa: F811

@@ -118,9 +118,12 @@ def _state(state: Optional[str]) -> Optional[Path]:
 @click.option("--interval", default="1h", show_default=True, help="Daemon interval: 30s, 15m, 1h.")
 @click.option("--download-timeout", default=600.0, show_default=True, type=click.FloatRange(min=1.0),
               help="Seconds one file may take to download before the pass gives up.")
+@click.option("--keep", default=3, show_default=True, type=click.IntRange(min=2),
+              help="Versions kept on disk (bad ones are deleted first; the current version and "
+                   "the one a rollback returns to are always kept).")
 def sync(repo: str, root_file: str, state: Optional[str], model: Optional[str], channel: str,
          device_id: Optional[str], profile: Optional[str], mode: str, interval: str,
-         download_timeout: float) -> None:
+         download_timeout: float, keep: int) -> None:
     """Fetch, verify, activate the newest admitted model version (one line per decision)."""
     from ..profiles import load_profile
     from ..sync.agent import SyncAgent, trusted_root_bytes
@@ -128,7 +131,7 @@ def sync(repo: str, root_file: str, state: Optional[str], model: Optional[str], 
     agent = SyncAgent(repo, trusted_root_bytes(Path(root_file)), _state(state), model=model,
                       channel=channel, device_id=device_id,
                       profile=load_profile(profile) if profile else None,
-                      download_timeout_s=download_timeout, echo=lambda line: click.echo(f"sync: {line}"))
+                      download_timeout_s=download_timeout, keep=keep, echo=lambda line: click.echo(f"sync: {line}"))
     if mode == "daemon":
         units = {"s": 1, "m": 60, "h": 3600}
         try:
@@ -144,15 +147,14 @@ def sync(repo: str, root_file: str, state: Optional[str], model: Optional[str], 
 
 @click.command()
 @click.option("--state", default=None)
-@click.option("--to", "to", default=None, help="Version to return to (default: the previous one).")
-def rollback(state: Optional[str], to: Optional[str]) -> None:
-    """Return to the previous (or a given) version; the abandoned one is marked bad."""
-    from ..sync.agent import rollback_store, store_lock
+@click.option("--to", "to", default=None, help="Version to return to (default: the newest good one).")
+@click.option("--reason", default="manual rollback", show_default=True,
+              help="Why the abandoned version is bad (kept in active.json, shown by versions).")
+def rollback(state: Optional[str], to: Optional[str], reason: str) -> None:
+    """Return to the newest good (or a given) version; the abandoned one is marked bad."""
     from ..sync.store import VersionStore
 
-    store = VersionStore(_state(state))
-    with store_lock(store):
-        now = rollback_store(store, to=to, reason="manual rollback")
+    now = VersionStore(_state(state)).rollback(reason, to=to)
     click.echo(f"rolled back: current version {now}")
 
 
@@ -160,15 +162,19 @@ def rollback(state: Optional[str], to: Optional[str]) -> None:
 @click.option("--state", default=None)
 @click.option("--json", "as_json", is_flag=True)
 def versions(state: Optional[str], as_json: bool) -> None:
-    """Installed versions: current, previous, bad (with why), and the recent history."""
-    from ..hotswap import store_versions
+    """Installed versions: state (installed, probation, good, bad), which one is current and
+    which one a rollback returns to, why each bad one is bad, and the recent history."""
     from ..sync.store import VersionStore
 
-    rows = store_versions(_state(state))
+    store = VersionStore(_state(state))
+    rows = store.describe()
+    history = store.read_active()["history"]
     if as_json:
-        echo_json({"versions": rows, "history": VersionStore(_state(state)).read_active()["history"][-20:]})
+        echo_json({"versions": rows, "history": history[-20:]})
         return
     for r in rows:
-        click.echo(f"{r['version']:<14} {r['state']:<20} {r['reason']}")
-    for h in VersionStore(_state(state)).read_active()["history"][-5:]:
-        click.echo(f"  {h['time']} {h['event']:<9} {h['version']} {h['reason']}")
+        role = "current" if r["current"] else "rollback target" if r["rollback_target"] else ""
+        where = "" if r["path"] or r["current"] else " (removed)"
+        click.echo(f"{r['version']:<14} {r['state'] + where:<14} {role:<16} {r['reason']}".rstrip())
+    for h in history[-5:]:
+        click.echo(f"  {h['time']} {h['event']:<9} {h['version']} {h['reason']}".rstrip())

@@ -1,7 +1,8 @@
 """Local prediction service: a plain WSGI app (:func:`make_app`) served by waitress.
 
-``edgert serve BUNDLE_OR_STORE`` builds a :class:`ModelSlot` (one model, or the active version of
-a sync store, swapped without dropping a request), wraps it in the WSGI app and runs it.
+``edgert serve BUNDLE_OR_STORE`` serves one model (:class:`ModelSlot`) or the active version of
+a sync store through :class:`edge_runtime.hotswap.HotSwapModel` (swapped without dropping a
+request, probation judged), wraps it in the WSGI app and runs it.
 Importing this package needs only the standard library; waitress is imported by :func:`run`.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from .app import OPENAPI_PATH, PredictionApp, make_app
 from .metrics import Metrics
-from .slot import LoadedModel, ModelSlot, StoreWatcher, is_sync_store, resolve_version_dir
+from .slot import LoadedModel, ModelSlot, is_sync_store, resolve_version_dir
 
-__all__ = ["OPENAPI_PATH", "LoadedModel", "Metrics", "ModelSlot", "PredictionApp", "StoreWatcher",
+__all__ = ["OPENAPI_PATH", "LoadedModel", "Metrics", "ModelSlot", "PredictionApp",
            "is_sync_store", "make_app", "resolve_version_dir"]

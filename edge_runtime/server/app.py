@@ -17,12 +17,15 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Union
 from urllib.parse import parse_qs
 
 from ..errors import EdgeRuntimeError, InputError
 from .metrics import Metrics
 from .slot import ModelSlot
+
+if TYPE_CHECKING:
+    from ..hotswap import HotSwapModel
 
 log = logging.getLogger("edge_runtime.server")
 
@@ -64,7 +67,7 @@ def _finite(value: Any) -> Any:
 class PredictionApp:
     """Routes: POST /predict, GET /healthz, /readyz, /metrics, /model, /openapi.json."""
 
-    def __init__(self, slot: ModelSlot, *, metrics: Optional[Metrics] = None,
+    def __init__(self, slot: Union[ModelSlot, HotSwapModel], *, metrics: Optional[Metrics] = None,
                  max_body: int = DEFAULT_MAX_BODY, max_rows: int = DEFAULT_MAX_ROWS):
         self.slot = slot
         self.metrics = metrics or Metrics()
@@ -120,9 +123,12 @@ class PredictionApp:
 
     # --- /predict ---------------------------------------------------------------------------
     def _predict(self, environ: dict[str, Any]) -> tuple[int, str, bytes]:
-        loaded = self.slot.current  # read once: this request uses this model to the end
-        if loaded is None:
-            raise HTTPError(503, "no model is loaded")
+        with self.slot.lease() as loaded:  # this request uses this model to the end
+            if loaded is None:
+                raise HTTPError(503, "no model is loaded")
+            return self._predict_with(loaded, environ)
+
+    def _predict_with(self, loaded: Any, environ: dict[str, Any]) -> tuple[int, str, bytes]:
         t0 = time.perf_counter()
         code, kind, rows = 200, None, 0
         try:
@@ -133,9 +139,9 @@ class PredictionApp:
             if proba and model.task != "classification":
                 raise HTTPError(400, f"proba=1: model '{model.manifest.name}' is a {model.task} model "
                                      "and gives no probabilities")
-            try:
-                values = model.predict(rows_in)
-                probs = model.predict_proba(rows_in) if proba else None
+            try:  # through the slot: a store's version on probation is judged on these calls
+                values = self.slot.run(loaded, "predict", rows_in)
+                probs = self.slot.run(loaded, "predict_proba", rows_in) if proba else None
             except InputError as exc:
                 raise HTTPError(422, f"input: {exc}") from None
             key = "labels" if model.task == "classification" else "predictions"
@@ -278,7 +284,7 @@ class PredictionApp:
                           "range": list(f.range) if f.range is not None else None}
                          for f in m.manifest.features],
             "source": loaded.source, "loaded_at": loaded.loaded_at,
-            "store": str(self.slot.store) if self.slot.store else None,
+            "store": str(self.slot.store_root) if self.slot.store_root else None,
             "swaps": self.slot.swaps, "last_swap_error": self.slot.last_swap_error,
         }
         return self._json(200, summary)
@@ -320,7 +326,7 @@ def openapi_for_model(doc: dict[str, Any], manifest: Any, max_rows: int = DEFAUL
     return doc
 
 
-def make_app(slot: ModelSlot, **kwargs: Any) -> PredictionApp:
+def make_app(slot: Union[ModelSlot, HotSwapModel], **kwargs: Any) -> PredictionApp:
     """The WSGI callable for ``slot`` (keyword arguments: ``metrics``, ``max_body``, ``max_rows``)."""
     return PredictionApp(slot, **kwargs)
 

@@ -1,42 +1,40 @@
-"""Build the slot for a bundle or a sync store and serve it with waitress."""
+"""Build what the server serves (a bundle, or a sync store through the hot-swap core) and serve
+it with waitress."""
 
 from __future__ import annotations
 
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
+from ..hotswap import HotSwapModel
 from .app import DEFAULT_MAX_BODY, DEFAULT_MAX_ROWS, make_app
 from .metrics import Metrics
-from .slot import LoadedModel, ModelSlot, StoreWatcher, is_sync_store, load_checked
+from .slot import ModelSlot, is_sync_store, load_checked
 
 log = logging.getLogger("edge_runtime.server")
 
 
 def build_slot(source: str, *, backend: str = "auto", threads: Optional[int] = None,
                metrics: Optional[Metrics] = None, poll_interval: float = 0.5
-               ) -> tuple[ModelSlot, Optional[StoreWatcher]]:
-    """A slot serving ``source``: a bundle (dir or .tar.gz), or a sync store, then with a watcher
-    (not yet started) that follows its ``active.json``.
+               ) -> Union[ModelSlot, HotSwapModel]:
+    """What to serve for ``source``: a :class:`ModelSlot` for a bundle (dir or .tar.gz), or for a
+    sync store a :class:`HotSwapModel` (its watcher not yet started: call ``follow()``), which
+    starts on the newest good version when the current one cannot be served.
 
     Raises:
-        EdgeRuntimeError: nothing servable (bad bundle, golden mismatch, empty store).
+        EdgeRuntimeError: nothing servable (bad bundle, golden mismatch, no loadable version).
     """
+    if is_sync_store(source):
+        return HotSwapModel(source, backend=backend, threads=threads, check_every_s=poll_interval,
+                            on_swap=metrics.swap if metrics else None)
     from ..loader import load
 
     def loader(path: Path) -> Any:
         return load(path, backend=backend, threads=threads, verify=True)
 
-    slot = ModelSlot()
-    if is_sync_store(source):
-        watcher = StoreWatcher(Path(source), slot, loader, interval=poll_interval,
-                               on_swap=metrics.swap if metrics else None)
-        watcher.start_model()
-        return slot, watcher
-    loaded: LoadedModel = load_checked(loader, Path(source))
-    slot.set_initial(loaded)
-    return slot, None
+    return ModelSlot(load_checked(loader, Path(source)))
 
 
 def serve(source: str, *, host: str = "127.0.0.1", port: int = 8080, backend: str = "auto",
@@ -54,8 +52,8 @@ def serve(source: str, *, host: str = "127.0.0.1", port: int = 8080, backend: st
     except ImportError as exc:
         raise ImportError("edgert serve needs waitress: pip install 'edge-runtime[serve]'") from exc
     metrics = Metrics()
-    slot, watcher = build_slot(source, backend=backend, threads=model_threads, metrics=metrics,
-                               poll_interval=poll_interval)
+    slot = build_slot(source, backend=backend, threads=model_threads, metrics=metrics,
+                      poll_interval=poll_interval)
     app = make_app(slot, metrics=metrics, max_body=max_body, max_rows=max_rows)
     # waitress refuses bodies past its own limit before the app runs (a plain-text 413); keep it
     # at four times ours so most oversized requests get the app's JSON 413, which names the option
@@ -64,17 +62,20 @@ def serve(source: str, *, host: str = "127.0.0.1", port: int = 8080, backend: st
                            max_request_body_size=4 * max_body + 1, ident="edgert",
                            clear_untrusted_proxy_headers=True)
     cur = slot.current
+    following = isinstance(slot, HotSwapModel)
+    if following and slot.last_swap_error:
+        log.warning("started on %s: %s", cur.version if cur else None, slot.last_swap_error)
     announce(f"edgert: serving {cur.model.manifest.name} {cur.version} on "  # type: ignore[union-attr]
              f"http://{server.effective_host}:{server.effective_port}"  # type: ignore[union-attr]
-             + (f" (following store {watcher.store})" if watcher else ""))
+             + (f" (following store {slot.store_root})" if following else ""))
     sys.stdout.flush()
-    if watcher:
-        watcher.start()
+    if isinstance(slot, HotSwapModel):
+        slot.follow()
     try:
         server.run()
     except KeyboardInterrupt:
         pass
     finally:
-        if watcher:
-            watcher.stop()
+        if isinstance(slot, HotSwapModel):
+            slot.close()
         server.close()

@@ -1,12 +1,14 @@
-"""The update state machine (Mender's install → verify → commit / rollback, made explicit):
+"""The update pass (Mender's install → verify → commit / rollback, made explicit):
 
-    refresh → choose → download → unpack → load → smoke → switch → probation → commit
+    refresh → choose → download → unpack → load → smoke → switch → probation … → prune
                                    any failure before switch: mark bad, keep the current version
-                                   probation failure: roll back to previous, mark bad
+                                   probation verdicts (commit / rollback): the hot-swap core
 
-Only the ``switch`` step changes what is served, and it is one atomic replace of
-``active.json``; every earlier step works on files no reader looks at. A crash anywhere leaves
-the previous record, whose version passed its own smoke test.
+Every change of state goes through :class:`~edge_runtime.sync.store.VersionStore`, which owns
+the transitions and their one record; this module decides *when* to ask for them. Only the
+``switch`` step changes what is served (one atomic replace of ``active.json``); every earlier
+step works on files no reader looks at. A crash anywhere leaves the previous record, whose
+version passed its own smoke test. Downloaded archives are deleted once installed or refused.
 """
 
 from __future__ import annotations
@@ -14,9 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import random
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,18 +25,11 @@ from typing import Any, Callable, Iterator, Optional
 from ..errors import EdgeRuntimeError
 from .client import RepoClient, choose, device_id_default
 from .errors import SyncError, UpdateRejected
-from .probation import ProbationMonitor
-from .store import VersionStore
+from .store import VersionStore, checkpoint
 
-STEPS = ("refresh", "choose", "download", "unpack", "load", "smoke", "switch", "probation")
+#: kill -9 test hooks of one pass (``prune`` fires inside ``VersionStore.prune``)
+STEPS = ("refresh", "choose", "download", "unpack", "load", "smoke", "switch", "probation", "prune")
 log = logging.getLogger("edge_runtime.sync")
-
-
-def _checkpoint(step: str) -> None:
-    """Test hook: ``EDGERT_SYNC_KILL_AT=<step>`` kills this process (SIGKILL) right there, to
-    prove that a power cut at any step leaves a loadable store."""
-    if os.environ.get("EDGERT_SYNC_KILL_AT") == step:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @contextlib.contextmanager
@@ -88,7 +81,7 @@ class SyncAgent:
         self.echo(line)
 
     def sync_once(self) -> SyncResult:
-        """One pass of the state machine.
+        """One pass of the state machine, then retention (:meth:`VersionStore.prune`).
 
         Raises:
             SyncError: the repository could not be reached or its metadata was rejected (the
@@ -97,63 +90,81 @@ class SyncAgent:
         decisions: list[str] = []
         with store_lock(self.store):
             self.store.remove_leftovers()
-            rec = self.store.read_active()
-            client = RepoClient(self.repo, self.trusted_root, self.store.root / "tuf",
-                                max_target_bytes=self.max_target_bytes,
-                                download_timeout_s=self.download_timeout_s)
-            _checkpoint("refresh")
-            client.refresh()
-            _checkpoint("choose")
-            offers = client.offers(self.model)
-            rec = self._apply_revocations(client, decisions)
-            # a revoked current version with nothing to fall back on: any admitted offer replaces it
-            current = None if rec["current"] in rec["known_bad"] else rec["current"]
-            offer, lines = choose(offers, name=self.model, channel=self.channel,
-                                  device_id=self.device_id, known_bad=rec["known_bad"],
-                                  current=current, pinned=rec.get("pinned"))
-            for line in lines:
-                self._say(decisions, line)
-            if offer is None:
-                return SyncResult(rec["current"], False, decisions)
-            _checkpoint("download")
-            archive = client.download(offer)  # TUF: length and hashes from signed metadata; a
-            # failed or tampered download is a SyncError and does not mark the version bad
-            try:
-                self._install(archive, offer, decisions)
-            except (UpdateRejected, EdgeRuntimeError) as exc:
-                reason = str(exc)
-                self.mark_bad(offer.version, reason)
-                self._say(decisions, f"reject {offer.version}: {reason}; staying on {rec['current']}")
-                return SyncResult(rec["current"], False, decisions)
-            self.store.prune()
-            return SyncResult(offer.version, True, decisions)
+            result = self._pass(decisions)
+            gone = self.store.prune()
+            if gone:
+                self._say(decisions, f"pruned {', '.join(gone)} (keeping {self.store.keep} versions)")
+            result.decisions = decisions
+            return result
+
+    def _pass(self, decisions: list[str]) -> SyncResult:
+        rec = self.store.read_active()
+        client = RepoClient(self.repo, self.trusted_root, self.store.root / "tuf",
+                            max_target_bytes=self.max_target_bytes,
+                            download_timeout_s=self.download_timeout_s)
+        checkpoint("refresh")
+        client.refresh()
+        checkpoint("choose")
+        offers = client.offers(self.model)
+        rec = self._apply_revocations(client, decisions)
+        # a revoked current version with nothing to fall back on: any admitted offer replaces it
+        current = None if rec["current"] in rec["known_bad"] else rec["current"]
+        offer, lines = choose(offers, name=self.model, channel=self.channel,
+                              device_id=self.device_id, known_bad=rec["known_bad"],
+                              current=current, pinned=rec.get("pinned"))
+        for line in lines:
+            self._say(decisions, line)
+        if offer is None:
+            return SyncResult(rec["current"], False)
+        client.purge_archives()  # at most one download on disk at any time
+        checkpoint("download")
+        archive = client.download(offer)  # TUF: length and hashes from signed metadata; a
+        # failed or tampered download is a SyncError and does not mark the version bad
+        try:
+            self._install(archive, offer, decisions)
+        except (UpdateRejected, EdgeRuntimeError) as exc:
+            reason = str(exc)
+            self.store.mark_bad(offer.version, reason)
+            self._say(decisions, f"reject {offer.version}: {reason}; staying on {rec['current']}")
+            return SyncResult(self.store.read_active()["current"], False)
+        finally:
+            archive.unlink(missing_ok=True)  # installed or refused: the archive is not needed
+        return SyncResult(offer.version, True)
 
     def _install(self, archive: Path, offer: Any, decisions: list[str]) -> None:
+        checkpoint("unpack")
+        path = self.store.install(offer.version, archive)  # safe members, manifest digests
+        checkpoint("load")
+        figures = self._trial(path, offer)
+        self._say(decisions, f"smoke test of {offer.version} passed: " + ", ".join(
+            f"{k}={v:.3g}" if isinstance(v, (int, float)) else f"{k}={v}" for k, v in figures.items()))
+        checkpoint("switch")
+        rec = self.store.activate(offer.version, reason="smoke test passed",
+                                  expect=getattr(offer, "expect", None))
+        prev = rec["previous"]
+        self._say(decisions, f"activated {offer.version} (rollback target {prev}); probation begins")
+        checkpoint("probation")
+
+    def _trial(self, path: Path, offer: Any) -> dict[str, float]:
+        """Load the candidate at ``path``, check it is the signed name and version, and run its
+        golden rows. Returns the golden figures.
+
+        Raises:
+            UpdateRejected: the bundle is not the version the signed metadata offered.
+            EdgeRuntimeError: it does not load or fails its golden rows.
+        """
         from ..loader import load
 
-        _checkpoint("unpack")
-        path = self.store.install(offer.version, archive)  # safe members, manifest digests
-        _checkpoint("load")
         model = load(path, profile=self.profile, verify=False)
-        m = model.manifest
-        if (m.name, m.version) != (offer.name, offer.version):
-            raise UpdateRejected(f"bundle says {m.name} {m.version}, signed metadata says "
-                                 f"{offer.name} {offer.version}")
-        _checkpoint("smoke")
         try:
-            figures = model.check_golden()
+            m = model.manifest
+            if (m.name, m.version) != (offer.name, offer.version):
+                raise UpdateRejected(f"bundle says {m.name} {m.version}, signed metadata says "
+                                     f"{offer.name} {offer.version}")
+            checkpoint("smoke")
+            return dict(model.check_golden())
         finally:
             model.close()
-        self._say(decisions, f"smoke test of {offer.version} passed on {model.backend.name}: "
-                  + ", ".join(f"{k}={v:.3g}" for k, v in figures.items()))
-        _checkpoint("switch")
-        rec = self.store.read_active()
-        rec["previous"], rec["current"] = rec["current"], offer.version
-        rec["probation"] = {"version": offer.version, "started": time.time(), "starts": 0}
-        VersionStore.event(rec, "activate", offer.version, "smoke test passed")
-        self.store.write_active(rec)
-        self._say(decisions, f"activated {offer.version} (previous {rec['previous']}); probation begins")
-        _checkpoint("probation")
 
     def _apply_revocations(self, client: RepoClient, decisions: list[str]) -> dict:
         """Versions on this device that the publisher revoked become known bad; a revoked current
@@ -166,15 +177,12 @@ class SyncAgent:
             if reason is None or version in rec["known_bad"]:
                 continue
             why = f"revoked by the publisher: {reason}"
-            fallback = None
-            if version == rec["current"]:
-                fallback = next((v for v in reversed(self.store.installed())
-                                 if v != version and v not in rec["known_bad"]), None)
+            fallback = self.store.rollback_target(rec) if version == rec["current"] else None
             if fallback:
-                rollback_store(self.store, to=fallback, reason=why)
+                self.store.rollback(why, to=fallback)
                 self._say(decisions, f"revoked {name} {version}: {reason}; rolled back to {fallback}")
-            else:  # mark_bad removes it, unless it is the one serving (nothing else installed)
-                self.mark_bad(version, why)
+            else:  # pruned at the end of the pass, unless it is the one serving (nothing else)
+                self.store.mark_bad(version, why)
                 self._say(decisions, f"revoked {name} {version}: {reason}; " + (
                     "nothing else installed, serving it until a replacement installs"
                     if version == rec["current"] else "removed"))
@@ -182,25 +190,14 @@ class SyncAgent:
         return rec
 
     # --- local decisions --------------------------------------------------------------------
-    def mark_bad(self, version: str, reason: str) -> None:
-        rec = self.store.read_active()
-        rec["known_bad"][version] = reason
-        VersionStore.event(rec, "reject", version, reason)
-        self.store.write_active(rec)
-        if version not in (rec["current"], rec["previous"]):
-            import shutil
-
-            shutil.rmtree(self.store.path(version), ignore_errors=True)
-
     def rollback(self, to: Optional[str] = None, reason: str = "manual rollback") -> str:
-        """Switch back (to ``to`` or the previous version) and mark the abandoned one bad so the
+        """Switch back (to ``to`` or the rollback target) and mark the abandoned one bad so the
         agent does not install it again. Returns the version now current.
 
         Raises:
-            SyncError: nothing to roll back to, or ``to`` is not installed / is known bad.
+            TransitionError: nothing to roll back to, or ``to`` is not installed / is known bad.
         """
-        with store_lock(self.store):
-            return rollback_store(self.store, to=to, reason=reason)
+        return self.store.rollback(reason, to=to)
 
     def daemon(self, interval_s: float, *, max_backoff_s: Optional[float] = None,
                stop: Callable[[], bool] = lambda: False) -> None:
@@ -218,48 +215,6 @@ class SyncAgent:
                 delay = random.uniform(0, min(cap, 5.0 * 2 ** min(failures, 16)))
                 self.echo(f"sync failed ({exc}); retry in {delay:.0f} s")
             time.sleep(delay)
-
-
-def rollback_store(store: VersionStore, *, to: Optional[str] = None, reason: str) -> str:
-    rec = store.read_active()
-    target = to or rec["previous"]
-    if not target:
-        raise SyncError("no previous version to roll back to")
-    if target == rec["current"]:
-        raise SyncError(f"{target} is already current")
-    if not (store.path(target) / "manifest.json").exists():
-        raise SyncError(f"{target} is not installed here (installed: {', '.join(store.installed())})")
-    if target in rec["known_bad"]:
-        raise SyncError(f"{target} is marked bad: {rec['known_bad'][target]}")
-    abandoned = rec["current"]
-    if abandoned:
-        rec["known_bad"][abandoned] = reason
-    rec["current"] = target
-    rec["previous"] = next((v for v in reversed(store.installed())
-                            if v not in (target, abandoned) and v not in rec["known_bad"]), None)
-    rec["probation"] = None
-    VersionStore.event(rec, "rollback", target, f"from {abandoned}: {reason}")
-    store.write_active(rec)
-    return target
-
-
-def finish_probation(store: VersionStore, monitor: ProbationMonitor, version: str) -> Optional[str]:
-    """Apply a probation verdict for ``version``: commit it, or roll back and mark it bad.
-    Returns the verdict acted on ("pass"/"fail") or None while pending."""
-    verdict, reason = monitor.verdict()
-    if verdict == "pending":
-        return None
-    with store_lock(store):
-        rec = store.read_active()
-        if (rec.get("probation") or {}).get("version") != version or rec["current"] != version:
-            return None
-        if verdict == "pass":
-            rec["probation"] = None
-            VersionStore.event(rec, "commit", version, reason)
-            store.write_active(rec)
-        else:
-            rollback_store(store, reason=f"failed probation: {reason}")
-    return verdict
 
 
 def _model_name(bundle_dir: Path) -> Optional[str]:

@@ -115,6 +115,12 @@ class RepoClient:
         except Exception as exc:
             raise SyncError(f"download of {info.path} rejected: {type(exc).__name__}: {exc}") from exc
 
+    def purge_archives(self) -> None:
+        """Delete every downloaded model archive from the TUF cache (ngclient would keep each one
+        forever): the agent downloads one at a time and deletes it once installed or refused."""
+        for p in self.targets_dir.rglob("*.tar.gz"):
+            p.unlink(missing_ok=True)
+
     def download(self, offer: Offer) -> Path:
         info = self.updater.get_targetinfo(offer.path)
         if info is None:

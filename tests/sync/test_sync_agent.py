@@ -24,7 +24,7 @@ from edge_runtime.hotswap import HotSwapModel
 from edge_runtime.sync.agent import STEPS, SyncAgent
 from edge_runtime.sync.client import Offer, admitted
 from edge_runtime.sync.errors import SyncError
-from edge_runtime.sync.store import VersionStore
+from edge_runtime.sync.store import VERDICT_STEPS, VersionStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -266,9 +266,20 @@ def test_cli_sync_rollback_versions(bundles, http_repo, tmp_path, cli_env):
     assert r.returncode == 0 and "current version 1.3.0" in r.stdout, r.stdout + r.stderr  # new root trusted
 
 
+def _add_version(state: Path, bundle: Path, version: str) -> None:
+    """Copy ``bundle`` into the store as ``version`` (as if installed earlier)."""
+    dst = state / "versions" / version
+    shutil.copytree(bundle, dst)
+    m = json.loads((dst / "manifest.json").read_text())
+    m["version"] = version
+    (dst / "manifest.json").write_text(json.dumps(m))
+
+
 @pytest.mark.parametrize("step", STEPS)
 def test_kill_9_at_every_step_leaves_a_loadable_store(bundles, installed, cli_env, step):
     keys, path, url, state = installed
+    _add_version(state, bundles["1.0.0"], "0.9.0")  # a bad version left on disk: the pass prunes it
+    VersionStore(state).mark_bad("0.9.0", "bad leftover")
     pub.publish(bundles["1.1.0"], path, keys)
     for attempt in range(2):
         env = {**cli_env, "EDGERT_SYNC_KILL_AT": step}
@@ -284,6 +295,54 @@ def test_kill_9_at_every_step_leaves_a_loadable_store(bundles, installed, cli_en
     r = agent(url, keys, state).sync_once()  # and the next run finishes the job
     assert current(state) == "1.1.0"
     assert not [p for p in (state / "versions").iterdir() if p.name.startswith(".")]
+    assert VersionStore(state).installed() == ["1.0.0", "1.1.0"]  # the bad one pruned ...
+    assert VersionStore(state).read_active()["known_bad"]["0.9.0"] == "bad leftover"  # ... its reason kept
+
+
+_JUDGE = """
+import sys
+from edge_runtime.hotswap import HotSwapModel
+from edge_runtime.profiles import load_profile
+base = load_profile("laptop-x86_64")
+rules = {"predictions": 5, "max_error_rate": 0.5, "max_p99_ms": float(sys.argv[2])}
+m = HotSwapModel(sys.argv[1], profile=type(base)(**{**base.__dict__, "probation": rules}))
+for _ in range(5):
+    m.predict([[5.1, 3.5, 1.4, 0.2]])
+print(m.version)
+"""
+
+
+@pytest.mark.parametrize("step", VERDICT_STEPS)
+def test_kill_9_at_a_probation_verdict_leaves_a_loadable_store(bundles, installed, cli_env, step):
+    """A power cut while the judge records commit / rollback: the old record, whole, and the
+    verdict is reached again on the next start."""
+    keys, path, url, state = installed
+    pub.publish(bundles["1.1.0"], path, keys)
+    assert agent(url, keys, state).sync_once().version == "1.1.0"  # on probation
+    p99_ms = "1000" if step == "commit" else "1e-9"  # "rollback": every call is too slow
+
+    def judge(kill: bool) -> subprocess.CompletedProcess:
+        env = {**cli_env, "EDGERT_SYNC_KILL_AT": step} if kill else cli_env
+        return subprocess.run([sys.executable, "-c", _JUDGE, str(state), p99_ms], capture_output=True,
+                              text=True, env=env, timeout=120)
+
+    for _ in range(2):
+        r = judge(kill=True)
+        assert r.returncode == -9, (r.stdout, r.stderr)
+        rec = VersionStore(state).read_active()
+        assert rec["current"] == "1.1.0" and rec["probation"]["version"] == "1.1.0"
+        assert_serving(state, "1.1.0")
+    r = judge(kill=False)
+    assert r.returncode == 0, r.stderr
+    store = VersionStore(state)
+    rec = store.read_active()
+    if step == "commit":
+        assert r.stdout.strip() == "1.1.0" and rec["probation"] is None
+        assert store.state_of("1.1.0") == "good"
+    else:
+        assert r.stdout.strip() == "1.0.0" and rec["current"] == "1.0.0"
+        assert rec["known_bad"]["1.1.0"].startswith("failed probation: p99 latency")
+    assert_serving(state, rec["current"])
 
 
 def test_rollout_share_is_stable_and_about_right():
