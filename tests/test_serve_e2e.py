@@ -81,3 +81,51 @@ def test_api_from_openapi_spec_never_gives_a_5xx(case: Any) -> None:
     case.validate_response(response)
     json.loads(response.text) if response.headers.get("content-type", [""])[0].startswith(
         "application/json") else None
+
+
+def test_serve_store_starts_on_the_newest_good_version_and_judges_probation(
+        tmp_path: Path, two_bundles: tuple[Path, Path], serve_bench: Any, cli_env: dict) -> None:  # noqa: F811
+    """The real ``edgert serve STORE``: a current version changed at rest is marked bad and the
+    previous good one serves (it used to exit 1); a version activated while serving is swapped
+    in and judged by the server's own calls, and the verdict lands in the store."""
+    import shutil
+    import subprocess
+    import sys
+
+    from edge_runtime.bundle import pack_bundle
+    from edge_runtime.sync.store import VersionStore
+
+    b1, b2 = two_bundles
+    store = VersionStore(tmp_path / "store")
+    for version, bundle in (("1.0.0", b1), ("1.1.0", b2)):
+        store.install(version, pack_bundle(bundle, tmp_path / f"{version}.tar.gz"))
+        store.activate(version)
+        store.commit(version, "judged good")
+    art = next(p for p in store.path("1.1.0").iterdir() if p.name != "manifest.json")
+    blob = bytearray(art.read_bytes())
+    blob[len(blob) // 2] ^= 0x01
+    art.write_bytes(bytes(blob))
+    third = shutil.copytree(b2, tmp_path / "src-1.2.0")
+    man = json.loads((third / "manifest.json").read_text())
+    man["version"] = "1.2.0"
+    (third / "manifest.json").write_text(json.dumps(man))
+
+    with serve_bench.server_process(store.root, poll_interval=0.05) as url:
+        model = httpx.get(url + "/model").json()
+        assert model["version"] == "1.0.0" and "tampered at rest" in model["last_swap_error"]
+        rec = store.read_active()
+        assert rec["current"] == "1.0.0"
+        assert rec["known_bad"]["1.1.0"].startswith(f"tampered at rest: {art.name} digest mismatch")
+        r = subprocess.run([sys.executable, "-m", "edge_runtime", "versions", "--state", str(store.root)],
+                           capture_output=True, text=True, env=cli_env, timeout=60)
+        assert "tampered at rest" in next(line for line in r.stdout.splitlines() if line.startswith("1.1.0"))
+
+        store.install("1.2.0", pack_bundle(third, tmp_path / "1.2.0.tar.gz"))
+        store.activate("1.2.0")  # as the agent beside the server does
+        serve_bench.wait_for_version(url, "1.2.0")
+        assert store.read_active()["probation"]["version"] == "1.2.0"
+        load = serve_bench.run_load(url, 220, concurrency=4)  # probation's default: 200 calls
+        assert load.failures == [] and load.versions == {"1.2.0": 220}
+        rec = store.read_active()
+        assert rec["probation"] is None and store.state_of("1.2.0") == "good"
+        assert rec["history"][-1]["event"] == "commit" and "predictions within limits" in rec["history"][-1]["reason"]

@@ -266,13 +266,18 @@ def test_cli_sync_rollback_versions(bundles, http_repo, tmp_path, cli_env):
     assert r.returncode == 0 and "current version 1.3.0" in r.stdout, r.stdout + r.stderr  # new root trusted
 
 
-def _add_version(state: Path, bundle: Path, version: str) -> None:
-    """Copy ``bundle`` into the store as ``version`` (as if installed earlier)."""
-    dst = state / "versions" / version
+def _copy_as(bundle: Path, dst: Path, version: str) -> Path:
+    """A copy of ``bundle`` at ``dst`` whose manifest says ``version``."""
     shutil.copytree(bundle, dst)
     m = json.loads((dst / "manifest.json").read_text())
     m["version"] = version
     (dst / "manifest.json").write_text(json.dumps(m))
+    return dst
+
+
+def _add_version(state: Path, bundle: Path, version: str) -> None:
+    """Copy ``bundle`` into the store as ``version`` (as if installed earlier)."""
+    _copy_as(bundle, state / "versions" / version, version)
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -517,3 +522,24 @@ def test_probation_judges_with_the_same_rules_as_live_telemetry():
     for _ in range(100):
         ok.observe(0.001)
     assert ok.verdict() == ("pass", "100 predictions within limits")
+
+
+def test_five_bad_versions_in_a_row_keep_the_way_back_and_one_download_at_most(
+        bundles, installed, cli_env, tmp_path):
+    keys, path, url, state = installed
+    pub.publish(bundles["1.1.0"], path, keys)
+    assert agent(url, keys, state).sync_once().version == "1.1.0"
+    cache = state / "tuf" / "targets"
+    for i in range(5):  # 1.2.0 … 1.2.4: signed, but their golden rows disagree with their model
+        pub.publish(_copy_as(bundles["1.2.0"], tmp_path / f"bad-1.2.{i}", f"1.2.{i}"), path, keys)
+        r = agent(url, keys, state).sync_once()
+        assert not r.changed and any(f"reject 1.2.{i}" in d for d in r.decisions), r.decisions
+        assert len(list(cache.rglob("*.tar.gz"))) <= 1  # installed or refused: deleted
+    store = VersionStore(state)
+    assert store.installed() == ["1.0.0", "1.1.0"] and current(state) == "1.1.0"
+    assert all(f"1.2.{i}" in store.read_active()["known_bad"] for i in range(5))
+    r = subprocess.run([sys.executable, "-m", "edge_runtime", "rollback", "--state", str(state)],
+                       capture_output=True, text=True, env=cli_env, timeout=60)
+    assert r.returncode == 0 and "current version 1.0.0" in r.stdout, r.stderr
+    assert_serving(state, "1.0.0")
+    assert list(cache.rglob("*.tar.gz")) == []
