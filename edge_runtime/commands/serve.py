@@ -39,9 +39,10 @@ def serve(source: str, host: str, port: int, backend: str, http_threads: int,
           model_threads: Optional[int], max_body: int, max_rows: int, poll_interval: float) -> None:
     """Serve BUNDLE_OR_STORE over HTTP: POST /predict, GET /healthz /readyz /metrics /model /openapi.json.
 
-    Given a sync store (a directory with active.json and versions/), it follows active.json and
-    swaps to each newly activated version after loading and golden-checking it, without
-    failing or dropping a request.
+    Given a sync store (a directory with active.json and versions/), it serves the current
+    version (or, if that cannot be served, marks it bad and serves the newest good one), swaps
+    to each newly activated version after verifying and golden-checking it, without failing or
+    dropping a request, and judges a version on probation by the calls it serves.
     """
     from ..server.run import serve as run
 
