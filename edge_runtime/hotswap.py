@@ -261,7 +261,7 @@ class HotSwapModel:
             if verdict == "pass":
                 self.store.commit(version, reason)
             else:
-                self.store.rollback(f"failed probation: {reason}", expect_current=version)
+                self._record_failure(version, f"failed probation: {reason}")
         except TransitionError as exc:  # the record moved on: this verdict is void
             log.info("probation verdict on %s not recorded: %s", version, exc)
         except (StoreError, OSError) as exc:  # busy: judged again on a later call
@@ -276,6 +276,20 @@ class HotSwapModel:
                 self._wake.set()  # the watcher swaps back, off this caller's path
             else:
                 self.refresh(force=True)
+
+    def _record_failure(self, version: str, reason: str) -> None:
+        """Roll back from a version that failed probation; with no good version to return to it
+        is still marked bad (it serves until a replacement installs: never no model).
+
+        Raises:
+            TransitionError: ``version`` is no longer current (the verdict is void).
+        """
+        try:
+            self.store.rollback(reason, expect_current=version)
+        except TransitionError:
+            if self.store.read_active()["current"] != version or self.store.rollback_target():
+                raise
+            self.store.mark_bad(version, reason)
 
     # --- calls ------------------------------------------------------------------------------
     @contextlib.contextmanager

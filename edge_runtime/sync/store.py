@@ -119,9 +119,10 @@ class VersionStore:
             data.setdefault(key, default)
         if not isinstance(data.get("known_bad"), dict):
             data["known_bad"] = {}
+        history = data.get("history")
         data["history"] = [h if isinstance(h, dict) else
                            {"time": "", "event": "legacy", "version": str(h), "reason": ""}
-                           for h in data.get("history") or [] if h is not None]
+                           for h in (history if isinstance(history, list) else []) if h is not None]
         if not isinstance(data.get("probation"), dict):
             data["probation"] = None
         if not isinstance(data.get("states"), dict):
@@ -273,6 +274,7 @@ class VersionStore:
             self.remove_leftovers()
         path = unpack_bundle(archive, dst)
         with self._locked() as rec:
+            self._require("install", version, rec)  # nobody marked it bad meanwhile
             rec["states"][version] = "installed"
             self._write(rec, "install", version)
         return path

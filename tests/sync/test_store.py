@@ -272,3 +272,41 @@ def test_cli_rollback_with_a_reason_and_versions_say_why(store: VersionStore, ar
     r = edgert("rollback")
     assert r.returncode == 1 and "no previous version to roll back to" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def _strict_profile() -> object:
+    """Probation that every call fails (p99 above 1 ns after 5 calls)."""
+    from edge_runtime.profiles import load_profile
+
+    base = load_profile("laptop-x86_64")
+    rules = {"predictions": 5, "max_error_rate": 0.5, "max_p99_ms": 1e-6}
+    return type(base)(**{**base.__dict__, "probation": rules})
+
+
+def test_a_failed_probation_is_recorded_in_the_store_and_swapped_back(store: VersionStore,
+                                                                       archive) -> None:
+    served(store, archive, "1.0.0")
+    served(store, archive, "1.1.0", commit=False)
+    model = HotSwapModel(store.root, profile=_strict_profile())
+    try:
+        assert model.version == "1.1.0"
+        for _ in range(5):
+            model.predict(ROW)
+        assert model.version == "1.0.0" and store.read_active()["current"] == "1.0.0"
+        assert store.read_active()["known_bad"]["1.1.0"].startswith("failed probation: p99 latency")
+    finally:
+        model.close()
+
+
+def test_a_first_version_failing_probation_is_marked_bad_and_keeps_serving(store: VersionStore,
+                                                                            archive) -> None:
+    served(store, archive, "1.0.0", commit=False)  # nothing to roll back to
+    model = HotSwapModel(store.root, profile=_strict_profile())
+    try:
+        for _ in range(6):
+            assert model.predict(ROW).shape == (1,)  # never no model
+        rec = store.read_active()
+        assert rec["current"] == "1.0.0" and store.state_of("1.0.0") == "bad"
+        assert rec["probation"] is None and rec["known_bad"]["1.0.0"].startswith("failed probation")
+    finally:
+        model.close()
