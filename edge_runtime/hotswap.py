@@ -78,7 +78,7 @@ class HotSwapModel:
         self._retired: list[Any] = []  # swapped-out models, closed once no call uses them
         try:
             self.store.count_start(MAX_STARTS_ON_PROBATION)
-        except StoreError as exc:
+        except (StoreError, OSError) as exc:  # busy or read-only store: serve anyway
             log.warning("start not counted: %s", exc)
         self.refresh(force=True)
         if self._current is None:
