@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 from .errors import EdgeRuntimeError, InputError
-from .sync.errors import StoreError, TransitionError
+from .sync.errors import StoreBusy, StoreError, TransitionError
 from .sync.probation import ProbationMonitor
 from .sync.store import ACTIVE, VersionStore
 
@@ -170,26 +170,31 @@ class HotSwapModel:
 
     def _refuse(self, version: str, exc: Exception, serving: Optional[str]) -> bool:
         """``version`` cannot be served: mark it bad and roll the record back to the version
-        still serving (or, at start, the newest good one). Returns True if the record moved."""
+        still serving (else, or at start, to the newest good one). Returns True if the record
+        moved (at start: look again at what it names now)."""
         text = str(exc)
         reason = text if text.startswith("tampered at rest") else f"does not load on this device: {text}"
-        try:
-            self.store.rollback(reason, to=serving, expect_current=version)
-            self._stamp = self._record_stamp()
-            return True
-        except TransitionError as why:
-            if serving is None:  # nothing to return to: leave the record, report the error
-                log.error("cannot roll back from %s: %s", version, why)
+        for to in dict.fromkeys([serving, None]):
+            try:
+                self.store.rollback(reason, to=to, expect_current=version)
+                return True
+            except TransitionError:
+                continue  # that version is gone or bad, or the record moved on
+            except StoreBusy as why:  # retry on the next poll
+                log.warning("could not record that %s is bad: %s", version, why)
+                self._stamp = None
                 return False
-            try:  # the record moved on meanwhile, or the serving version is gone: at least
-                self.store.mark_bad(version, reason)  # never retry this one
-            except StoreError:
-                pass
-            return True
-        except (StoreError, OSError) as why:  # busy or read-only store: retry on the next poll
-            log.warning("could not record that %s is bad: %s", version, why)
-            self._stamp = None
+            except (StoreError, OSError) as why:  # e.g. a read-only store: serve, do not retry
+                log.warning("could not record that %s is bad: %s", version, why)
+                return False
+        if serving is None and self.store.read_active()["current"] == version:
+            log.error("%s cannot be served and there is no good version to return to", version)
             return False
+        try:
+            self.store.mark_bad(version, reason)  # never retried
+        except (StoreError, OSError) as why:
+            log.warning("could not record that %s is bad: %s", version, why)
+        return True
 
     def _swap(self, loaded: LoadedModel) -> None:
         with self._lock:

@@ -274,13 +274,39 @@ def test_cli_rollback_with_a_reason_and_versions_say_why(store: VersionStore, ar
     assert "Traceback" not in r.stderr
 
 
-def _strict_profile() -> object:
-    """Probation that every call fails (p99 above 1 ns after 5 calls)."""
+def _profile(max_p99_ms: float) -> object:
+    """Probation over 5 calls with a p99 limit (1e-6 ms: every call fails)."""
     from edge_runtime.profiles import load_profile
 
     base = load_profile("laptop-x86_64")
-    rules = {"predictions": 5, "max_error_rate": 0.5, "max_p99_ms": 1e-6}
+    rules = {"predictions": 5, "max_error_rate": 0.5, "max_p99_ms": max_p99_ms}
     return type(base)(**{**base.__dict__, "probation": rules})
+
+
+def _strict_profile() -> object:
+    return _profile(1e-6)
+
+
+def test_a_verdict_while_the_record_is_locked_is_recorded_on_a_later_call(
+        store: VersionStore, archive, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fcntl
+
+    from edge_runtime.sync import store as store_module
+
+    monkeypatch.setattr(store_module, "LOCK_TIMEOUT_S", 0.05)
+    served(store, archive, "1.0.0")
+    served(store, archive, "1.1.0", commit=False)
+    model = HotSwapModel(store.root, profile=_profile(1000.0))
+    try:
+        with open(store.root / store_module.LOCK, "a+") as held:  # another process's transition
+            fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+            for _ in range(5):
+                model.predict(ROW)
+            assert store.state_of("1.1.0") == "probation"  # deferred, the caller was not failed
+        model.predict(ROW)
+        assert store.state_of("1.1.0") == "good" and store.read_active()["probation"] is None
+    finally:
+        model.close()
 
 
 def test_a_failed_probation_is_recorded_in_the_store_and_swapped_back(store: VersionStore,
