@@ -72,10 +72,13 @@ def _share(text: str) -> float:
 @click.option("--rotate", type=click.Choice(["targets", "snapshot", "timestamp"]), default=None,
               help="Replace an online role's key (new root version).")
 @click.option("--refresh-timestamp", is_flag=True, help="Only re-sign the timestamp (cron).")
+@click.option("--backend", default="auto", show_default=True,
+              help="Backend the golden rows are checked on before signing (as `edgert verify`).")
 def publish(bundle: Optional[str], repo: str, keys_dir: str, channel: str, rollout: str,
             min_runtime: Optional[str], revoke_version: Optional[str], reason: str, rotate: Optional[str],
-            refresh_timestamp: bool) -> None:
-    """Add BUNDLE (directory or .tar.gz) to the signed repository as a model target."""
+            refresh_timestamp: bool, backend: str) -> None:
+    """Add BUNDLE (directory or .tar.gz) to the signed repository as a model target, once it
+    passes the checks of `edgert verify` (a bundle a device would refuse is never signed)."""
     require_converters()
     require_extra("tuf", "sync")
     from converters import publish as pub
@@ -96,7 +99,7 @@ def publish(bundle: Optional[str], repo: str, keys_dir: str, channel: str, rollo
         if not bundle:
             raise click.UsageError("BUNDLE is required (or --revoke / --rotate / --refresh-timestamp)")
         path = pub.publish(bundle, Path(repo), Path(keys_dir), channel=channel, rollout=_share(rollout),
-                           min_runtime=min_runtime)
+                           min_runtime=min_runtime, backend=backend)
         click.echo(f"published {path} (channel {channel}, rollout {rollout})")
 
 
