@@ -12,6 +12,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from device_support import iris_bundle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,15 +21,7 @@ from converters import publish as pub
 
 @pytest.fixture(scope="module")
 def good(tmp_path_factory) -> Path:
-    from sklearn.linear_model import LogisticRegression
-    from zoo import dataset
-
-    import converters
-
-    X, y, X_te, _ = dataset("iris")
-    est = LogisticRegression(max_iter=1000).fit(X, y)
-    return converters.convert(est, X, tmp_path_factory.mktemp("b") / "iris", name="iris", version="1.0.0",
-                              holdout=X_te)
+    return iris_bundle(tmp_path_factory.mktemp("b") / "iris")
 
 
 @pytest.fixture()

@@ -14,6 +14,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from device_support import iris_bundle
 
 from converters import publish as pub
 from edge_runtime.sync.agent import SyncAgent
@@ -108,21 +109,13 @@ class _StallArchives(SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def iris_bundle(tmp_path_factory):
-    from sklearn.linear_model import LogisticRegression
-    from zoo import dataset
-
-    import converters
-
-    X, y, X_te, _ = dataset("iris")
-    est = LogisticRegression(max_iter=1000).fit(X, y)
-    return converters.convert(est, X, tmp_path_factory.mktemp("b") / "iris", name="iris", version="1.0.0",
-                              holdout=X_te)
+def iris(tmp_path_factory):
+    return iris_bundle(tmp_path_factory.mktemp("b") / "iris")
 
 
-def test_a_stalled_archive_is_a_sync_error_and_not_a_bad_version(keys, tmp_path, iris_bundle):
+def test_a_stalled_archive_is_a_sync_error_and_not_a_bad_version(keys, tmp_path, iris):
     repo = tmp_path / "repo"
-    pub.publish(iris_bundle, repo, keys)
+    pub.publish(iris, repo, keys)
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_StallArchives, directory=str(repo)))
     server.release = threading.Event()  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, daemon=True).start()
