@@ -96,3 +96,48 @@ def status_of(lines: list[str], prefix: str) -> Optional[str]:
     """The last ``STATUS=`` line starting with ``prefix`` (without ``STATUS=``)."""
     found = [ln[len("STATUS="):] for ln in lines if ln.startswith("STATUS=" + prefix)]
     return found[-1] if found else None
+
+
+class DirectoryServer:
+    """A real HTTP server on 127.0.0.1 serving ``root`` (a TUF repository), on a thread."""
+
+    def __init__(self, root: Path):
+        import functools
+        from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+        class Quiet(SimpleHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def http_json(url: str, body: Optional[object] = None, timeout: float = 10.0) -> object:
+    """GET (or POST ``body`` as JSON) and decode the JSON answer."""
+    import json
+    import urllib.request
+
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310 - 127.0.0.1 in tests
+        return json.load(r)
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str,
+               proc: Optional[subprocess.Popen] = None) -> None:
+    """Poll ``check`` until true; fail naming ``what`` on timeout or if ``proc`` has exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"{what}: process exited {proc.returncode}: "
+                                 f"{proc.stderr.read() if proc.stderr else ''}")
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not within {timeout} s")

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import click
 
@@ -107,38 +107,74 @@ def _state(state: Optional[str]) -> Optional[Path]:
     return Path(state) if state else None
 
 
-@click.command()
-@click.option("--repo", "repo", required=True, help="Repository base URL (https://…) or directory.")
-@click.option("--root", "root_file", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="The trusted root.json shipped with the app.")
-@click.option("--state", default=None, help="State directory (default: the platform's data dir).")
-@click.option("--model", default=None, help="Model name to follow (default: any).")
-@click.option("--channel", default="stable", show_default=True)
-@click.option("--device-id", default=None, help="Stable id for rollout buckets (default: random, kept).")
-@click.option("--profile", default=None)
-@click.option("--once", "mode", flag_value="once", default=True)
-@click.option("--daemon", "mode", flag_value="daemon")
-@click.option("--interval", default="1h", show_default=True, help="Daemon interval: 30s, 15m, 1h.")
-@click.option("--download-timeout", default=600.0, show_default=True, type=click.FloatRange(min=1.0),
-              help="Seconds one file may take to download before the pass gives up.")
-def sync(repo: str, root_file: str, state: Optional[str], model: Optional[str], channel: str,
-         device_id: Optional[str], profile: Optional[str], mode: str, interval: str,
-         download_timeout: float) -> None:
-    """Fetch, verify, activate the newest admitted model version (one line per decision)."""
+#: The options that build a SyncAgent, shared by ``edgert sync`` and ``edgert agent``.
+_AGENT_OPTIONS = [
+    click.option("--repo", "repo", required=True, help="Repository base URL (https://…) or directory."),
+    click.option("--root", "root_file", required=True, type=click.Path(exists=True, dir_okay=False),
+                 help="The trusted root.json shipped with the app."),
+    click.option("--state", default=None, help="State directory (default: the platform's data dir)."),
+    click.option("--model", default=None, help="Model name to follow (default: any)."),
+    click.option("--channel", default="stable", show_default=True),
+    click.option("--device-id", default=None, help="Stable id for rollout buckets (default: random, kept)."),
+    click.option("--profile", default=None),
+    click.option("--download-timeout", default=600.0, show_default=True, type=click.FloatRange(min=1.0),
+                 help="Seconds one file (metadata or model) may take to download, silence included, "
+                      "before the pass gives up."),
+]
+interval_option = click.option("--interval", default="1h", show_default=True,
+                         help="Daemon interval: 30s, 15m, 1h.")
+
+
+def agent_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a command with the SyncAgent options (see :func:`build_agent`)."""
+    for option in reversed(_AGENT_OPTIONS):
+        f = option(f)
+    return f
+
+
+def build_agent(*, repo: str, root_file: str, state: Optional[str], model: Optional[str], channel: str,
+                device_id: Optional[str], profile: Optional[str], download_timeout: float,
+                echo: Callable[[str], None]) -> Any:
+    """The SyncAgent those options describe.
+
+    Raises:
+        SyncError: the trusted root cannot be read, or python-tuf is missing.
+    """
     from ..profiles import load_profile
     from ..sync.agent import SyncAgent, trusted_root_bytes
 
-    agent = SyncAgent(repo, trusted_root_bytes(Path(root_file)), _state(state), model=model,
-                      channel=channel, device_id=device_id,
-                      profile=load_profile(profile) if profile else None,
-                      download_timeout_s=download_timeout, echo=lambda line: click.echo(f"sync: {line}"))
+    return SyncAgent(repo, trusted_root_bytes(Path(root_file)), _state(state), model=model,
+                     channel=channel, device_id=device_id,
+                     profile=load_profile(profile) if profile else None,
+                     download_timeout_s=download_timeout, echo=echo)
+
+
+def parse_interval(interval: str) -> float:
+    """``30s``, ``15m``, ``1h`` or plain seconds.
+
+    Raises:
+        click.BadParameter: anything else, or not positive.
+    """
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        seconds = float(interval[:-1]) * units[interval[-1]] if interval[-1:] in units else float(interval)
+    except (ValueError, IndexError):
+        seconds = -1.0
+    if not seconds > 0:
+        raise click.BadParameter(f"--interval {interval!r}: use e.g. 30s, 15m, 1h")
+    return seconds
+
+
+@click.command()
+@agent_options
+@click.option("--once", "mode", flag_value="once", default=True)
+@click.option("--daemon", "mode", flag_value="daemon")
+@interval_option
+def sync(mode: str, interval: str, **options: Any) -> None:
+    """Fetch, verify, activate the newest admitted model version (one line per decision)."""
+    agent = build_agent(**options, echo=lambda line: click.echo(f"sync: {line}"))
     if mode == "daemon":
-        units = {"s": 1, "m": 60, "h": 3600}
-        try:
-            seconds = float(interval[:-1]) * units[interval[-1]] if interval[-1] in units else float(interval)
-        except ValueError:
-            raise click.BadParameter(f"--interval {interval!r}: use e.g. 30s, 15m, 1h") from None
-        agent.daemon(seconds)
+        agent.daemon(parse_interval(interval))
         return
     result = agent.sync_once()
     click.echo(f"sync: current version {result.version or 'none'}"

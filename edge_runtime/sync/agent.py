@@ -203,9 +203,11 @@ class SyncAgent:
             return rollback_store(self.store, to=to, reason=reason)
 
     def daemon(self, interval_s: float, *, max_backoff_s: Optional[float] = None,
-               stop: Callable[[], bool] = lambda: False) -> None:
+               stop: Callable[[], bool] = lambda: False,
+               wait: Callable[[float], Any] = time.sleep) -> None:
         """sync_once forever: ``interval_s`` (±10% jitter) between passes; after failures,
-        exponential backoff with full jitter, capped at ``max_backoff_s`` (default: interval)."""
+        exponential backoff with full jitter, capped at ``max_backoff_s`` (default: interval).
+        ``wait`` sleeps between passes (``threading.Event.wait`` ends it early on a stop)."""
         failures = 0
         cap = max_backoff_s or interval_s
         while not stop():
@@ -217,7 +219,7 @@ class SyncAgent:
                 failures += 1
                 delay = random.uniform(0, min(cap, 5.0 * 2 ** min(failures, 16)))
                 self.echo(f"sync failed ({exc}); retry in {delay:.0f} s")
-            time.sleep(delay)
+            wait(delay)
 
 
 def rollback_store(store: VersionStore, *, to: Optional[str] = None, reason: str) -> str:
