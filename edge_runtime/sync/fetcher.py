@@ -19,6 +19,7 @@ from typing import Any, Optional
 from urllib.parse import unquote, urlparse
 
 from tuf.api import exceptions
+from tuf.ngclient import Urllib3Fetcher
 from tuf.ngclient.fetcher import FetcherInterface
 
 CHUNK = 64 * 1024
@@ -56,19 +57,19 @@ class FileFetcher(FetcherInterface):
                 yield block
 
 
-class HttpFetcher(FetcherInterface):
-    """HTTP(S) through urllib3 with python-tuf's proxy handling (proxies from the environment,
-    TLS), each file bounded by ``max_seconds`` in all: the socket timeouts follow the time left,
-    so a silent mirror is cut off at the deadline, not after the next packet that never comes."""
+class HttpFetcher(Urllib3Fetcher):
+    """HTTP(S) through python-tuf's urllib3 fetcher (proxies from the environment, TLS), each
+    file bounded by ``max_seconds`` in all: the socket timeouts follow the time left, so a
+    silent mirror is cut off at the deadline, not after the next packet that never comes."""
 
     def __init__(self, max_seconds: float, *, gap_s: float = GAP_S, chunk_size: int = CHUNK):
-        import tuf
-        from tuf.ngclient._internal.proxy import ProxyEnvironment
-
+        super().__init__(socket_timeout=int(gap_s), chunk_size=chunk_size, app_user_agent="edge-runtime")
         self.max_seconds = float(max_seconds)
         self.gap_s = float(gap_s)
-        self.chunk_size = chunk_size
-        self._proxy_env = ProxyEnvironment(headers={"User-Agent": f"edge-runtime python-tuf/{tuf.__version__}"})
+        if getattr(self, "_proxy_env", None) is None:  # python-tuf's proxy-aware pool, if it has one
+            import urllib3
+
+            self._proxy_env = urllib3.PoolManager()
 
     def _timeout(self, url: str, deadline: float) -> float:
         left = deadline - time.monotonic()
@@ -102,9 +103,9 @@ class HttpFetcher(FetcherInterface):
             response.close()
             raise exceptions.DownloadHTTPError(f"HTTP error occurred with status {response.status}",
                                                response.status)
-        return self._chunks(url, response, deadline)
+        return self._read_within(url, response, deadline)
 
-    def _chunks(self, url: str, response: Any, deadline: float) -> Iterator[bytes]:
+    def _read_within(self, url: str, response: Any, deadline: float) -> Iterator[bytes]:
         """What each packet brings (``read1``), each read bounded by the time left."""
         import urllib3
 
