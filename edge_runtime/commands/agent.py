@@ -47,15 +47,13 @@ class _Worker:
         return self.thread.is_alive()
 
 
-def _upload_loop(stop: threading.Event, collector: str, token: Optional[str], telemetry_dir: Optional[str],
-                 every_s: float, echo: Callable[[str], None]) -> None:
-    """Flush the telemetry outbox to ``collector`` now and every ``every_s`` (±10%), respecting
+def _upload_loop(stop: threading.Event, sink: Any, telemetry_dir: Optional[str], every_s: float,
+                 echo: Callable[[str], None]) -> None:
+    """Flush the telemetry outbox through ``sink`` now and every ``every_s`` (±10%), respecting
     the uploader's stored backoff, until ``stop``."""
     from ..telemetry.outbox import Outbox
-    from ..telemetry.sinks import sink_from_url
     from ..telemetry.uploader import Uploader
 
-    sink = sink_from_url(collector, token=token)
     outbox = Outbox(telemetry_dir)  # opened on this thread: SQLite connections stay on theirs
     try:
         uploader = Uploader(outbox, sink)
@@ -105,13 +103,17 @@ def agent(interval: str, port: Optional[int], host: str, backend: str, http_thre
         click.echo(line, err=True)
 
     sync_agent = build_agent(**options, echo=lambda line: echo(f"sync: {line}"))
+    sink = None
+    if collector:
+        from ..telemetry.sinks import sink_from_url
+
+        sink = sink_from_url(collector, token=token)  # a bad URL fails here, before anything runs
     service = Service()
     stop = service.stop_requested
     service.install_signal_handlers(interrupt=port is not None)
     workers = [_Worker("sync", lambda: sync_agent.daemon(sync_s, stop=stop.is_set, wait=stop.wait))]
-    if collector:
-        workers.append(_Worker("telemetry", lambda: _upload_loop(stop, collector, token, telemetry_dir,
-                                                                 upload_s, echo)))
+    if sink is not None:
+        workers.append(_Worker("telemetry", lambda: _upload_loop(stop, sink, telemetry_dir, upload_s, echo)))
     for w in workers:
         w.thread.start()
 

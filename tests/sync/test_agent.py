@@ -132,9 +132,11 @@ def test_agent_without_a_server_syncs_and_stops_on_ctrl_c(versions, device, tmp_
     assert "STOPPING=1" in sock.lines() and "STATUS=stopping on SIGINT" in sock.lines()
 
 
-def test_agent_refuses_a_bad_interval_with_a_clear_error(device, cli_env):
+@pytest.mark.parametrize("args, says", [(["--interval", "soon"], "--interval 'soon'"),
+                                        (["--collector", "ftp://x"], "scheme must be http, https or mqtt")])
+def test_agent_refuses_bad_options_with_a_clear_error(device, tmp_path, args, says):
     keys, _, url, env = device
     r = subprocess.run([sys.executable, "-m", "edge_runtime", "agent", "--repo", url, "--root",
-                        str(keys / "root.json"), "--interval", "soon"], env=env, capture_output=True,
-                       text=True, timeout=60)
-    assert r.returncode == 2 and "--interval 'soon'" in r.stderr and "Traceback" not in r.stderr
+                        str(keys / "root.json"), "--state", str(tmp_path / "s"), *args], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, r.stderr
