@@ -78,25 +78,28 @@ def _watchdog_seconds(env: Mapping[str, str]) -> Optional[float]:
 
 
 class Watchdog:
-    """Pings ``WATCHDOG=1`` every half of the watchdog interval while ``healthy()`` is true.
-    A failing or raising check skips the ping (and says why in STATUS once)."""
+    """Runs ``healthy()`` every half of the watchdog interval and pings ``WATCHDOG=1`` only when
+    it is true (a failing or raising check says so in STATUS once). Without a watchdog interval
+    the check still runs every ``check_every_s`` for its own STATUS updates, with no pings."""
 
-    def __init__(self, notifier: Notifier, healthy: Callable[[], bool]):
+    def __init__(self, notifier: Notifier, healthy: Callable[[], bool], *, check_every_s: float = 5.0):
         self.notifier = notifier
         self.healthy = healthy
+        self.check_every_s = check_every_s
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
     def start(self) -> bool:
-        """Start the thread if systemd asked for a watchdog; returns whether it runs."""
-        if not self.notifier.enabled or not self.notifier.watchdog_s:
+        """Start the thread when under systemd (``NOTIFY_SOCKET``); returns whether it runs."""
+        if not self.notifier.enabled:
             return False
         self._thread = threading.Thread(target=self._run, name="edgert-watchdog", daemon=True)
         self._thread.start()
         return True
 
     def _run(self) -> None:
-        period = self.notifier.watchdog_s / 2  # type: ignore[operator]
+        wd = self.notifier.watchdog_s
+        period = wd / 2 if wd else self.check_every_s
         was_ok = True
         while True:
             try:
@@ -104,7 +107,7 @@ class Watchdog:
             except Exception as exc:  # noqa: BLE001 - a broken check means unhealthy, not a dead thread
                 log.warning("health check failed: %s", exc)
                 ok = False
-            if ok:
+            if ok and wd:
                 self.notifier.notify("WATCHDOG=1")
             elif was_ok:
                 self.notifier.status("unhealthy: watchdog pings withheld")

@@ -74,6 +74,22 @@ def test_watchdog_pings_only_while_healthy():
         sock.close()
 
 
+def test_without_a_watchdog_interval_the_check_runs_but_never_pings():
+    sock = NotifySocket()
+    calls: list[int] = []
+    try:
+        dog = Watchdog(Notifier({"NOTIFY_SOCKET": sock.address}), lambda: calls.append(1) is None,
+                       check_every_s=0.02)
+        assert dog.start()
+        wait = time.monotonic() + 10
+        while len(calls) < 5 and time.monotonic() < wait:
+            time.sleep(0.02)
+        dog.stop()
+        assert len(calls) >= 5 and "WATCHDOG=1" not in sock.lines()
+    finally:
+        sock.close()
+
+
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
     return iris_bundle(tmp_path_factory.mktemp("b") / "iris")
@@ -90,7 +106,8 @@ def test_serve_speaks_sd_notify(bundle, clean_env):
         url = status.split(" on ", 1)[1].split()[0]
         with urllib.request.urlopen(f"{url}/healthz", timeout=10) as r:  # READY means it answers
             assert json.load(r) == {"status": "ok"}
-        sock.wait_for(lambda lines: lines.count("WATCHDOG=1") >= 3, proc=proc)  # every 0.2 s
+        lines = sock.wait_for(lambda lines: lines.count("WATCHDOG=1") >= 3, proc=proc)  # every 0.2 s
+        assert f"STATUS=serving iris 1.0.0 on {url}" in lines  # what /readyz says is served
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err

@@ -5,6 +5,7 @@ clean stop on SIGTERM/SIGINT."""
 from __future__ import annotations
 
 import http.client
+import json
 import signal
 import threading
 from typing import Any, Callable, Optional
@@ -56,15 +57,17 @@ class Service:
         self.notifier.close()
 
 
-def http_healthy(host: str, port: int, timeout_s: float = 5.0) -> bool:
-    """Whether the server at ``host:port`` answers ``GET /healthz`` with 200 (a wildcard bind is
-    probed on loopback; no proxy from the environment is used)."""
+def http_ready(host: str, port: int, timeout_s: float = 5.0) -> Optional[dict[str, Any]]:
+    """The server's ``GET /readyz`` answer (model, version, backend) when it is ready, else None
+    (a wildcard bind is probed on loopback; no proxy from the environment is used)."""
     host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
     try:
-        conn.request("GET", "/healthz")
-        return conn.getresponse().status == 200
-    except (OSError, http.client.HTTPException):
-        return False
+        conn.request("GET", "/readyz")
+        resp = conn.getresponse()
+        body = json.loads(resp.read(64 * 1024) or b"null")
+        return body if resp.status == 200 and isinstance(body, dict) else None
+    except (OSError, http.client.HTTPException, ValueError):
+        return None
     finally:
         conn.close()

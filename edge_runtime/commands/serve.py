@@ -58,17 +58,29 @@ def serve(source: str, host: str, port: int, backend: str, http_threads: int,
 def serve_with(service: Any, run: Callable[..., None], *,
                also_healthy: Callable[[], bool] = lambda: True, **options: Any) -> None:
     """``run`` (``server.run.serve``) with its announce line on stderr and as the READY=1
-    status, and the watchdog probing the bound address's ``/healthz`` (and ``also_healthy``)."""
-    from ._service import http_healthy
+    status; then the service's periodic check asks the bound address's ``/readyz`` (and
+    ``also_healthy``), and keeps STATUS naming the version actually served after each swap."""
+    from ._service import http_ready
 
     lines: list[str] = []
+    said: list[str] = []
 
     def announce(line: str) -> None:
         lines.append(line)
         click.echo(line, err=True)
 
     def ready(host: str, port: int) -> None:
+        def check() -> bool:
+            answer = http_ready(host, port)
+            if answer is None:
+                return False
+            now = f"serving {answer.get('model')} {answer.get('version')} on http://{host}:{port}"
+            if not said or said[-1] != now:
+                said.append(now)
+                service.status(now)
+            return also_healthy()
+
         service.ready(lines[-1].removeprefix("edgert: ") if lines else f"serving on {host}:{port}",
-                      healthy=lambda: also_healthy() and http_healthy(host, port))
+                      healthy=check)
 
     run(announce=announce, on_ready=ready, **options)

@@ -93,6 +93,7 @@ def test_agent_syncs_serves_swaps_uploads_and_stops(versions, device, tmp_path):
         wait_until(lambda: http_json(f"{base}/model")["version"] == "1.1.0", 60, "swap to 1.1.0", agent)
         assert VersionStore(state).read_active()["current"] == "1.1.0"
         assert http_json(f"{base}/predict", {"rows": [ROW]})["version"] == "1.1.0"
+        sock.wait_for(lambda lines: f"STATUS=serving iris 1.1.0 on {base}" in lines, proc=agent)  # honest
 
         wait_until(lambda: _outbox_calls(tele) == 0, 60, "telemetry upload", agent)
         sock.wait_for(lambda lines: lines.count("WATCHDOG=1") >= 2, proc=agent)
