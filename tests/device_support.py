@@ -14,14 +14,18 @@ from pathlib import Path
 from typing import Callable, Optional
 
 
-def iris_bundle(dest: Path, version: str = "1.0.0", C: float = 1.0) -> Path:
-    """A converted iris LogisticRegression bundle named ``iris`` at ``dest``."""
+def iris_bundle(dest: Path, version: str = "1.0.0", C: float = 1.0, shuffled: bool = False) -> Path:
+    """A converted iris LogisticRegression bundle named ``iris`` at ``dest``; ``shuffled`` trains
+    it on permuted labels (its own golden rows still pass: only judging its answers catches it)."""
+    import numpy as np
     from sklearn.linear_model import LogisticRegression
     from zoo import dataset
 
     import converters
 
     X, y, X_te, _ = dataset("iris")
+    if shuffled:
+        y = np.random.default_rng(7).permutation(y)
     est = LogisticRegression(C=C, max_iter=1000).fit(X, y)
     return converters.convert(est, X, dest, name="iris", version=version, holdout=X_te)
 
