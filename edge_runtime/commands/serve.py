@@ -8,6 +8,8 @@ from typing import Any, Callable, Optional
 
 import click
 
+from ._service import Service
+
 
 def register(cli: click.Group) -> None:
     cli.add_command(serve)
@@ -39,7 +41,6 @@ def serve(source: str, host: str, port: int, backend: str, http_threads: int,
     failing or dropping a request.
     """
     from ..server.run import serve as run
-    from ._service import Service
 
     logging.basicConfig(level=logging.INFO, format="edgert: %(levelname)s %(message)s", stream=sys.stderr)
     service = Service()
@@ -55,7 +56,7 @@ def serve(source: str, host: str, port: int, backend: str, http_threads: int,
         service.close()
 
 
-def serve_with(service: Any, run: Callable[..., None], *,
+def serve_with(service: Service, run: Callable[..., None], *,
                also_healthy: Callable[[], bool] = lambda: True, **options: Any) -> None:
     """``run`` (``server.run.serve``) with its announce line on stderr and as the READY=1
     status; then the service's periodic check asks the bound address's ``/readyz`` (and

@@ -65,6 +65,7 @@ def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> tuple[int, str]:
     return proc.returncode, err
 
 
+@pytest.mark.slow
 def test_agent_syncs_serves_swaps_uploads_and_stops(versions, device, tmp_path):
     keys, repo, url, env = device
     state, tele = tmp_path / "state", tmp_path / "telemetry"
@@ -133,6 +134,7 @@ def test_agent_without_a_server_syncs_and_stops_on_ctrl_c(versions, device, tmp_
     assert "STOPPING=1" in sock.lines() and "STATUS=stopping on SIGINT" in sock.lines()
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="INTEGRATOR: issue 13's acceptance for `edgert agent`; passes once "
                    "`serve STORE` judges probation through HotSwapModel (A) with the agreement verdict (C): "
                    "then remove this mark")
@@ -155,7 +157,7 @@ def test_agent_rolls_back_a_model_trained_on_shuffled_labels(versions, device, t
         for i in range(500):  # rolled back within 500 served predictions
             if http_json(f"{base}/predict", {"rows": [rows[i % len(rows)]]})["version"] == "1.0.0":
                 break
-        wait_until(lambda: http_json(f"{base}/model")["version"] == "1.0.0", 10, "rollback to 1.0.0", agent)
+        wait_until(lambda: http_json(f"{base}/model")["version"] == "1.0.0", 3, "rollback to 1.0.0", agent)
     finally:
         _stop(agent)
         sock.close()
