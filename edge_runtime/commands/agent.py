@@ -17,6 +17,7 @@ import click
 
 from ..errors import EdgeRuntimeError
 from ._service import Service
+from ._util import require_extra
 from .sync import agent_options, build_agent, interval_option, parse_interval
 
 log = logging.getLogger("edge_runtime.agent")
@@ -102,6 +103,9 @@ def agent(interval: str, port: Optional[int], host: str, backend: str, http_thre
     def echo(line: str) -> None:
         click.echo(line, err=True)
 
+    require_extra("tuf", "sync")  # fail now, not on every pass of the daemon thread
+    if port is not None:
+        require_extra("waitress", "serve")  # fail now, not once a first version has arrived
     sync_agent = build_agent(**options, echo=lambda line: echo(f"sync: {line}"))
     sink = None
     if collector:
