@@ -12,6 +12,7 @@ floats).
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Optional
@@ -25,6 +26,8 @@ ROLES = ("root", "targets", "snapshot", "timestamp")
 EXPIRY = {"root": timedelta(days=365), "targets": timedelta(days=90), "snapshot": timedelta(days=30),
           "timestamp": timedelta(days=7)}
 INDEX = "index.json"
+#: Model names become a directory and file names in the repository and on every device.
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 class PublishError(ConversionError):
@@ -187,11 +190,18 @@ def _previous_index(repo: Path, targets: Any) -> dict:
 
 
 def publish(bundle: Any, repo: Path, keys_dir: Path, *, channel: str = "stable", rollout: float = 1.0,
-            min_runtime: Optional[str] = None, expiry: Optional[dict[str, timedelta]] = None) -> str:
+            min_runtime: Optional[str] = None, expiry: Optional[dict[str, timedelta]] = None,
+            backend: str = "auto", verify: bool = True) -> str:
     """Add a bundle (directory or .tar.gz) as a signed target; returns its target path.
 
+    The exact archive that will be signed is verified first as ``edgert verify`` does (manifest
+    schema, safe members, digests, golden rows on ``backend``): a bundle a device would refuse is
+    never signed. ``verify=False`` (no CLI option) exists for tests of the devices' own refusals:
+    it signs what a buggy or compromised publisher would; the name is checked either way.
+
     Raises:
-        PublishError: bad rollout share, missing keys/metadata, or that version already published.
+        PublishError: the bundle fails verification or its name is not a plain file name, bad
+            rollout share, missing keys/metadata, or that version already published.
     """
     import tempfile
 
@@ -199,16 +209,10 @@ def publish(bundle: Any, repo: Path, keys_dir: Path, *, channel: str = "stable",
     if not 0.0 < rollout <= 1.0:
         raise PublishError(f"rollout must be in (0, 1], got {rollout}")
     src = Path(bundle)
-    if src.is_dir():
-        with tempfile.TemporaryDirectory() as tmp:
-            data = pack_bundle(src, Path(tmp) / "b.tar.gz").read_bytes()
-    else:
-        data = src.read_bytes()
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "b.tar.gz").write_bytes(data)
-        b = open_bundle(Path(tmp) / "b.tar.gz")
-        b.verify()
-    m = b.manifest
+        archive = Path(tmp) / "b.tar.gz"
+        m = _verified_archive(src, archive, backend if verify else None)
+        data = archive.read_bytes()
     if min_runtime is not None:
         parse_semver(min_runtime)
     path = f"{m.name}/{m.name}-{m.version}.tar.gz"
@@ -225,6 +229,37 @@ def publish(bundle: Any, repo: Path, keys_dir: Path, *, channel: str = "stable",
     return path
 
 
+def _verified_archive(src: Path, archive: Path, backend: Optional[str]) -> Any:
+    """Write ``src`` (directory or archive) as the archive to sign; return its manifest once it
+    passes ``edgert verify`` on ``backend`` (None: only opened) and names a plain file name.
+
+    Raises:
+        PublishError: verification failed (the message names the check) or a bad name.
+    """
+    from edge_runtime.verify import verify_bundle
+
+    try:
+        if src.is_dir():
+            pack_bundle(src, archive)
+        else:
+            archive.write_bytes(src.read_bytes())
+        b = open_bundle(archive)
+        if backend is not None:
+            verify_bundle(b, backend=backend)
+    except Exception as exc:  # any failure a device would also hit: refuse, say which check
+        raise PublishError(f"{src}: not published: `edgert verify` fails: {type(exc).__name__}: {exc}"
+                           ) from exc
+    _check_name(b.manifest.name, "model name")
+    return b.manifest
+
+
+def _check_name(name: str, what: str) -> None:
+    """Raises PublishError unless ``name`` is one plain file name (no ``/``, ``..``, spaces)."""
+    if not _PLAIN_NAME.match(name):
+        raise PublishError(f"{what} {name!r} is not a plain file name (letters, digits, '.', '_', '-'; "
+                           "starting with a letter or digit): it names a directory in the repository")
+
+
 def revoke(name: str, version: str, repo: Path, keys_dir: Path, reason: str = "revoked by the publisher") -> None:
     """Withdraw a version: its target leaves the signed metadata, so no device installs it, and
     the signed index lists it as revoked, so devices running it roll back and never return to it.
@@ -233,6 +268,7 @@ def revoke(name: str, version: str, repo: Path, keys_dir: Path, reason: str = "r
         PublishError: that version is not published, or the repository cannot be read.
     """
     repo, keys_dir = Path(repo), Path(keys_dir)
+    _check_name(name, "model name")
     targets, _ = _latest(repo, "targets")
     path = f"{name}/{name}-{version}.tar.gz"
     if path not in targets.signed.targets:

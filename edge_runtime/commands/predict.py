@@ -200,13 +200,9 @@ def inspect(bundle: str, as_json: bool) -> None:
               help="Also load it on this backend and check the golden rows.")
 def verify(bundle: str, backend: str) -> None:
     """Check digests and sizes of every artifact, then the golden rows on a backend."""
-    from .. import load
-    from ..bundle import open_bundle
+    from ..verify import verify_bundle
 
-    b = open_bundle(bundle)
-    b.verify()
-    click.echo(f"ok: {len(b.manifest.artifacts)} artifact(s) match their sha256 and size")
-    model = load(b, backend=backend, verify=False)
-    figures = model.check_golden()
-    shown = ", ".join(f"{k}={v:.3g}" for k, v in figures.items())
-    click.echo(f"ok: golden rows reproduced on {model.backend.name} ({model.artifact.path}): {shown}")
+    v = verify_bundle(bundle, backend=backend)
+    click.echo(f"ok: {v.artifacts} artifact(s) match their sha256 and size")
+    shown = ", ".join(f"{k}={x:.3g}" for k, x in v.figures.items())
+    click.echo(f"ok: golden rows reproduced on {v.backend} ({v.artifact_path}): {shown}")

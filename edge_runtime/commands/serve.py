@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import logging
-import signal
 import sys
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import click
+
+from ._service import Service
 
 
 def register(cli: click.Group) -> None:
     cli.add_command(serve)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 @click.command()
@@ -47,11 +44,45 @@ def serve(source: str, host: str, port: int, backend: str, http_threads: int,
     from ..server.run import serve as run
 
     logging.basicConfig(level=logging.INFO, format="edgert: %(levelname)s %(message)s", stream=sys.stderr)
+    service = Service()
     # SIGTERM (systemd, docker, tests) stops the server the same way Ctrl-C does.
-    signal.signal(signal.SIGTERM, _interrupt)
+    service.install_signal_handlers(interrupt=True)
     try:
-        run(source, host=host, port=port, backend=backend, model_threads=model_threads,
-            http_threads=http_threads, max_body=max_body, max_rows=max_rows,
-            poll_interval=poll_interval, announce=lambda line: click.echo(line, err=True))
+        serve_with(service, run, source=source, host=host, port=port, backend=backend,
+                   model_threads=model_threads, http_threads=http_threads, max_body=max_body,
+                   max_rows=max_rows, poll_interval=poll_interval)
     except ImportError as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        service.close()
+
+
+def serve_with(service: Service, run: Callable[..., None], *,
+               also_healthy: Callable[[], bool] = lambda: True, **options: Any) -> None:
+    """``run`` (``server.run.serve``) with its announce line on stderr and as the READY=1
+    status; then the service's periodic check asks the bound address's ``/readyz`` (and
+    ``also_healthy``), and keeps STATUS naming the version actually served after each swap."""
+    from ._service import http_ready
+
+    lines: list[str] = []
+    said: list[str] = []
+
+    def announce(line: str) -> None:
+        lines.append(line)
+        click.echo(line, err=True)
+
+    def ready(host: str, port: int) -> None:
+        def check() -> bool:
+            answer = http_ready(host, port)
+            if answer is None:
+                return False
+            now = f"serving {answer.get('model')} {answer.get('version')} on http://{host}:{port}"
+            if not said or said[-1] != now:
+                said.append(now)
+                service.status(now)
+            return also_healthy()
+
+        service.ready(lines[-1].removeprefix("edgert: ") if lines else f"serving on {host}:{port}",
+                      healthy=check)
+
+    run(announce=announce, on_ready=ready, **options)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import click
 
@@ -72,10 +72,13 @@ def _share(text: str) -> float:
 @click.option("--rotate", type=click.Choice(["targets", "snapshot", "timestamp"]), default=None,
               help="Replace an online role's key (new root version).")
 @click.option("--refresh-timestamp", is_flag=True, help="Only re-sign the timestamp (cron).")
+@click.option("--backend", default="auto", show_default=True,
+              help="Backend the golden rows are checked on before signing (as `edgert verify`).")
 def publish(bundle: Optional[str], repo: str, keys_dir: str, channel: str, rollout: str,
             min_runtime: Optional[str], revoke_version: Optional[str], reason: str, rotate: Optional[str],
-            refresh_timestamp: bool) -> None:
-    """Add BUNDLE (directory or .tar.gz) to the signed repository as a model target."""
+            refresh_timestamp: bool, backend: str) -> None:
+    """Add BUNDLE (directory or .tar.gz) to the signed repository as a model target, once it
+    passes the checks of `edgert verify` (a bundle a device would refuse is never signed)."""
     require_converters()
     require_extra("tuf", "sync")
     from converters import publish as pub
@@ -96,7 +99,7 @@ def publish(bundle: Optional[str], repo: str, keys_dir: str, channel: str, rollo
         if not bundle:
             raise click.UsageError("BUNDLE is required (or --revoke / --rotate / --refresh-timestamp)")
         path = pub.publish(bundle, Path(repo), Path(keys_dir), channel=channel, rollout=_share(rollout),
-                           min_runtime=min_runtime)
+                           min_runtime=min_runtime, backend=backend)
         click.echo(f"published {path} (channel {channel}, rollout {rollout})")
 
 
@@ -104,41 +107,74 @@ def _state(state: Optional[str]) -> Optional[Path]:
     return Path(state) if state else None
 
 
-@click.command()
-@click.option("--repo", "repo", required=True, help="Repository base URL (https://…) or directory.")
-@click.option("--root", "root_file", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="The trusted root.json shipped with the app.")
-@click.option("--state", default=None, help="State directory (default: the platform's data dir).")
-@click.option("--model", default=None, help="Model name to follow (default: any).")
-@click.option("--channel", default="stable", show_default=True)
-@click.option("--device-id", default=None, help="Stable id for rollout buckets (default: random, kept).")
-@click.option("--profile", default=None)
-@click.option("--once", "mode", flag_value="once", default=True)
-@click.option("--daemon", "mode", flag_value="daemon")
-@click.option("--interval", default="1h", show_default=True, help="Daemon interval: 30s, 15m, 1h.")
-@click.option("--download-timeout", default=600.0, show_default=True, type=click.FloatRange(min=1.0),
-              help="Seconds one file may take to download before the pass gives up.")
-@click.option("--keep", default=3, show_default=True, type=click.IntRange(min=2),
-              help="Versions kept on disk (bad ones are deleted first; the current version and "
-                   "the one a rollback returns to are always kept).")
-def sync(repo: str, root_file: str, state: Optional[str], model: Optional[str], channel: str,
-         device_id: Optional[str], profile: Optional[str], mode: str, interval: str,
-         download_timeout: float, keep: int) -> None:
-    """Fetch, verify, activate the newest admitted model version (one line per decision)."""
+#: The options that build a SyncAgent, shared by ``edgert sync`` and ``edgert agent``.
+_AGENT_OPTIONS = [
+    click.option("--repo", "repo", required=True, help="Repository base URL (https://…) or directory."),
+    click.option("--root", "root_file", required=True, type=click.Path(exists=True, dir_okay=False),
+                 help="The trusted root.json shipped with the app."),
+    click.option("--state", default=None, help="State directory (default: the platform's data dir)."),
+    click.option("--model", default=None, help="Model name to follow (default: any)."),
+    click.option("--channel", default="stable", show_default=True),
+    click.option("--device-id", default=None, help="Stable id for rollout buckets (default: random, kept)."),
+    click.option("--profile", default=None),
+    click.option("--download-timeout", default=600.0, show_default=True, type=click.FloatRange(min=1.0),
+                 help="Seconds one file (metadata or model) may take to download, silence included, "
+                      "before the pass gives up."),
+]
+interval_option = click.option("--interval", default="1h", show_default=True,
+                         help="Daemon interval: 30s, 15m, 1h.")
+
+
+def agent_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a command with the SyncAgent options (see :func:`build_agent`)."""
+    for option in reversed(_AGENT_OPTIONS):
+        f = option(f)
+    return f
+
+
+def build_agent(*, repo: str, root_file: str, state: Optional[str], model: Optional[str], channel: str,
+                device_id: Optional[str], profile: Optional[str], download_timeout: float,
+                keep: int = 3, echo: Callable[[str], None]) -> Any:
+    """The SyncAgent those options describe.
+
+    Raises:
+        SyncError: the trusted root cannot be read, or python-tuf is missing.
+    """
     from ..profiles import load_profile
     from ..sync.agent import SyncAgent, trusted_root_bytes
 
-    agent = SyncAgent(repo, trusted_root_bytes(Path(root_file)), _state(state), model=model,
-                      channel=channel, device_id=device_id,
-                      profile=load_profile(profile) if profile else None,
-                      download_timeout_s=download_timeout, keep=keep, echo=lambda line: click.echo(f"sync: {line}"))
+    return SyncAgent(repo, trusted_root_bytes(Path(root_file)), _state(state), model=model,
+                     channel=channel, device_id=device_id,
+                     profile=load_profile(profile) if profile else None,
+                     download_timeout_s=download_timeout, keep=keep, echo=echo)
+
+
+def parse_interval(interval: str) -> float:
+    """``30s``, ``15m``, ``1h`` or plain seconds.
+
+    Raises:
+        click.BadParameter: anything else, or not positive.
+    """
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        seconds = float(interval[:-1]) * units[interval[-1]] if interval[-1:] in units else float(interval)
+    except (ValueError, IndexError):
+        seconds = -1.0
+    if not seconds > 0:
+        raise click.BadParameter(f"--interval {interval!r}: use e.g. 30s, 15m, 1h")
+    return seconds
+
+
+@click.command()
+@agent_options
+@click.option("--once", "mode", flag_value="once", default=True)
+@click.option("--daemon", "mode", flag_value="daemon")
+@interval_option
+def sync(mode: str, interval: str, **options: Any) -> None:
+    """Fetch, verify, activate the newest admitted model version (one line per decision)."""
+    agent = build_agent(**options, echo=lambda line: click.echo(f"sync: {line}"))
     if mode == "daemon":
-        units = {"s": 1, "m": 60, "h": 3600}
-        try:
-            seconds = float(interval[:-1]) * units[interval[-1]] if interval[-1] in units else float(interval)
-        except ValueError:
-            raise click.BadParameter(f"--interval {interval!r}: use e.g. 30s, 15m, 1h") from None
-        agent.daemon(seconds)
+        agent.daemon(parse_interval(interval))
         return
     result = agent.sync_once()
     click.echo(f"sync: current version {result.version or 'none'}"

@@ -40,9 +40,11 @@ def build_slot(source: str, *, backend: str = "auto", threads: Optional[int] = N
 def serve(source: str, *, host: str = "127.0.0.1", port: int = 8080, backend: str = "auto",
           model_threads: Optional[int] = None, http_threads: int = 4,
           max_body: int = DEFAULT_MAX_BODY, max_rows: int = DEFAULT_MAX_ROWS,
-          poll_interval: float = 0.5, announce: Callable[[str], None] = print) -> None:
+          poll_interval: float = 0.5, announce: Callable[[str], None] = print,
+          on_ready: Optional[Callable[[str, int], None]] = None) -> None:
     """Serve until interrupted. ``announce`` gets one line with the bound address (port 0 picks a
-    free port; tests and the load benchmark read it).
+    free port; tests and the load benchmark read it); ``on_ready(host, port)`` is called once the
+    socket listens with a model loaded (sd_notify READY=1).
 
     Raises:
         ImportError: waitress is not installed (``pip install 'edge-runtime[serve]'``).
@@ -71,6 +73,8 @@ def serve(source: str, *, host: str = "127.0.0.1", port: int = 8080, backend: st
     sys.stdout.flush()
     if isinstance(slot, HotSwapModel):
         slot.follow()
+    if on_ready:
+        on_ready(str(server.effective_host), int(server.effective_port))  # type: ignore[union-attr]
     try:
         server.run()
     except KeyboardInterrupt:

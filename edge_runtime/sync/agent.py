@@ -200,9 +200,11 @@ class SyncAgent:
         return self.store.rollback(reason, to=to)
 
     def daemon(self, interval_s: float, *, max_backoff_s: Optional[float] = None,
-               stop: Callable[[], bool] = lambda: False) -> None:
+               stop: Callable[[], bool] = lambda: False,
+               wait: Callable[[float], Any] = time.sleep) -> None:
         """sync_once forever: ``interval_s`` (±10% jitter) between passes; after failures,
-        exponential backoff with full jitter, capped at ``max_backoff_s`` (default: interval)."""
+        exponential backoff with full jitter, capped at ``max_backoff_s`` (default: interval).
+        ``wait`` sleeps between passes (``threading.Event.wait`` ends it early on a stop)."""
         failures = 0
         cap = max_backoff_s or interval_s
         while not stop():
@@ -214,7 +216,7 @@ class SyncAgent:
                 failures += 1
                 delay = random.uniform(0, min(cap, 5.0 * 2 ** min(failures, 16)))
                 self.echo(f"sync failed ({exc}); retry in {delay:.0f} s")
-            time.sleep(delay)
+            wait(delay)
 
 
 def _model_name(bundle_dir: Path) -> Optional[str]:

@@ -49,7 +49,7 @@ class RepoClient:
         try:
             from tuf.ngclient import Updater, UpdaterConfig
 
-            from .fetcher import DeadlineFetcher, FileFetcher, http_fetcher
+            from .fetcher import fetcher_for
         except ImportError as exc:
             raise SyncError(f"the sync agent needs python-tuf ({exc.name or exc} is missing): "
                             "pip install 'edge-runtime[sync]'") from None
@@ -57,8 +57,7 @@ class RepoClient:
         if "://" not in repo:
             repo = Path(repo).resolve().as_uri()
         repo = repo.rstrip("/")
-        inner = FileFetcher() if repo.startswith("file://") else http_fetcher(socket_timeout=30)
-        fetcher = DeadlineFetcher(inner, download_timeout_s)
+        fetcher = fetcher_for(repo, download_timeout_s)  # metadata and targets alike
         self.metadata_dir = cache_dir / "metadata"
         self.targets_dir = cache_dir / "targets"
         self.metadata_dir.mkdir(parents=True, exist_ok=True)
@@ -71,8 +70,12 @@ class RepoClient:
 
     def refresh(self) -> None:
         """Raises the TUF error (expired, bad signature, rollback, …) wrapped as SyncError."""
+        from tuf.api.exceptions import DownloadError
+
         try:
             self.updater.refresh()
+        except DownloadError as exc:  # unreachable, stalled, too slow, too long: nothing judged
+            raise SyncError(f"repository metadata not fetched: {type(exc).__name__}: {exc}") from exc
         except Exception as exc:  # tuf.api.exceptions.* and transport errors
             raise SyncError(f"repository metadata rejected: {type(exc).__name__}: {exc}") from exc
 

@@ -107,7 +107,7 @@ def test_update_path_refusal_and_probation_rollback(bundles, http_repo, tmp_path
     for _ in range(5):
         hot.predict([[5.1, 3.5, 1.4, 0.2]])
 
-    pub.publish(bundles["1.2.0"], path, keys)
+    pub.publish(bundles["1.2.0"], path, keys, verify=False)  # signed as a buggy publisher would
     r = agent(url, keys, state).sync_once()
     assert not r.changed and current(state) == "1.1.0"
     assert any("reject 1.2.0" in d and "golden" in d for d in r.decisions)
