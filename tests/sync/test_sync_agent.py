@@ -531,7 +531,8 @@ def test_five_bad_versions_in_a_row_keep_the_way_back_and_one_download_at_most(
     assert agent(url, keys, state).sync_once().version == "1.1.0"
     cache = state / "tuf" / "targets"
     for i in range(5):  # 1.2.0 … 1.2.4: signed, but their golden rows disagree with their model
-        pub.publish(_copy_as(bundles["1.2.0"], tmp_path / f"bad-1.2.{i}", f"1.2.{i}"), path, keys)
+        pub.publish(_copy_as(bundles["1.2.0"], tmp_path / f"bad-1.2.{i}", f"1.2.{i}"), path, keys,
+                    verify=False)  # signed on purpose: the device must refuse it
         r = agent(url, keys, state).sync_once()
         assert not r.changed and any(f"reject 1.2.{i}" in d for d in r.decisions), r.decisions
         assert len(list(cache.rglob("*.tar.gz"))) <= 1  # installed or refused: deleted
