@@ -3,12 +3,18 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
 import click
 
 from ._util import echo_json, require_converters, require_extra
+
+#: ``edgert sync --once`` exit status when the pass refused a candidate (marked bad with the
+#: reason; the device keeps serving its current version). 0: up to date or updated; 1: the
+#: sync itself failed (network, repository, lock); 2: bad arguments.
+EXIT_REJECTED = 3
 
 
 def register(cli: click.Group) -> None:
@@ -118,17 +124,28 @@ def _state(state: Optional[str]) -> Optional[Path]:
 @click.option("--interval", default="1h", show_default=True, help="Daemon interval: 30s, 15m, 1h.")
 @click.option("--download-timeout", default=600.0, show_default=True, type=click.FloatRange(min=1.0),
               help="Seconds one file may take to download before the pass gives up.")
+@click.option("--trial-timeout", default=None, type=click.FloatRange(min=0.1),
+              help="Seconds a new version's load and smoke test may take (its trial process is "
+                   "then killed and the version marked bad). Default: the profile's, else 60.")
+@click.option("--trial-memory", default=None, type=click.IntRange(min=16), metavar="MIB",
+              help="Address-space limit of the trial process in MiB. Default: the profile's, "
+                   "else 2048 or the device's memory if smaller.")
 def sync(repo: str, root_file: str, state: Optional[str], model: Optional[str], channel: str,
          device_id: Optional[str], profile: Optional[str], mode: str, interval: str,
-         download_timeout: float) -> None:
-    """Fetch, verify, activate the newest admitted model version (one line per decision)."""
+         download_timeout: float, trial_timeout: Optional[float], trial_memory: Optional[int]) -> None:
+    """Fetch, verify, activate the newest admitted model version (one line per decision).
+
+    With --once, exits 3 when the new version was refused and marked bad (the current one keeps
+    serving), 1 when the sync itself failed. --daemon never exits because of a bad version.
+    """
     from ..profiles import load_profile
     from ..sync.agent import SyncAgent, trusted_root_bytes
 
     agent = SyncAgent(repo, trusted_root_bytes(Path(root_file)), _state(state), model=model,
                       channel=channel, device_id=device_id,
                       profile=load_profile(profile) if profile else None,
-                      download_timeout_s=download_timeout, echo=lambda line: click.echo(f"sync: {line}"))
+                      download_timeout_s=download_timeout, trial_timeout_s=trial_timeout,
+                      trial_memory_mb=trial_memory, echo=lambda line: click.echo(f"sync: {line}"))
     if mode == "daemon":
         units = {"s": 1, "m": 60, "h": 3600}
         try:
@@ -140,6 +157,10 @@ def sync(repo: str, root_file: str, state: Optional[str], model: Optional[str], 
     result = agent.sync_once()
     click.echo(f"sync: current version {result.version or 'none'}"
                + (" (updated)" if result.changed else ""))
+    if result.rejected:
+        version, reason = result.rejected
+        click.echo(f"edgert: rejected {version}: {' '.join(reason.split())}", err=True)
+        sys.exit(EXIT_REJECTED)
 
 
 @click.command()

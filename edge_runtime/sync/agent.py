@@ -27,6 +27,7 @@ from .client import RepoClient, choose, device_id_default
 from .errors import SyncError, UpdateRejected
 from .probation import ProbationMonitor
 from .store import VersionStore
+from .trial import trial_limits, try_candidate
 
 STEPS = ("refresh", "choose", "download", "unpack", "load", "smoke", "switch", "probation")
 log = logging.getLogger("edge_runtime.sync")
@@ -63,6 +64,7 @@ class SyncResult:
     version: Optional[str]  # what is current after the sync
     changed: bool
     decisions: list[str] = field(default_factory=list)
+    rejected: Optional[tuple[str, str]] = None  # (version, reason) when this pass marked one bad
 
 
 class SyncAgent:
@@ -71,7 +73,10 @@ class SyncAgent:
     def __init__(self, repo: str, trusted_root: bytes, state_dir: Any = None, *,
                  model: Optional[str] = None, channel: str = "stable", device_id: Optional[str] = None,
                  profile: Any = None, keep: int = 3, max_target_bytes: int = 512 * 1024 * 1024,
-                 download_timeout_s: float = 600.0, echo: Callable[[str], None] = log.info):
+                 download_timeout_s: float = 600.0, trial_timeout_s: Optional[float] = None,
+                 trial_memory_mb: Optional[int] = None, echo: Callable[[str], None] = log.info):
+        """``trial_timeout_s`` / ``trial_memory_mb`` bound the candidate's load and smoke test
+        (:mod:`.trial`); unset, the profile's ``[probation]`` values or 60 s / 2 GiB apply."""
         self.store = VersionStore(state_dir, keep=keep)
         self.repo = repo
         self.trusted_root = trusted_root
@@ -81,6 +86,7 @@ class SyncAgent:
         self.profile = profile
         self.max_target_bytes = max_target_bytes
         self.download_timeout_s = download_timeout_s
+        self.trial_limits = trial_limits(profile, timeout_s=trial_timeout_s, memory_mb=trial_memory_mb)
         self.echo = echo
 
     def _say(self, decisions: list[str], line: str) -> None:
@@ -124,28 +130,24 @@ class SyncAgent:
                 reason = str(exc)
                 self.mark_bad(offer.version, reason)
                 self._say(decisions, f"reject {offer.version}: {reason}; staying on {rec['current']}")
-                return SyncResult(rec["current"], False, decisions)
+                return SyncResult(rec["current"], False, decisions, rejected=(offer.version, reason))
             self.store.prune()
             return SyncResult(offer.version, True, decisions)
 
     def _install(self, archive: Path, offer: Any, decisions: list[str]) -> None:
-        from ..loader import load
-
         _checkpoint("unpack")
-        path = self.store.install(offer.version, archive)  # safe members, manifest digests
-        _checkpoint("load")
-        model = load(path, profile=self.profile, verify=False)
-        m = model.manifest
-        if (m.name, m.version) != (offer.name, offer.version):
-            raise UpdateRejected(f"bundle says {m.name} {m.version}, signed metadata says "
-                                 f"{offer.name} {offer.version}")
-        _checkpoint("smoke")
         try:
-            figures = model.check_golden()
-        finally:
-            model.close()
-        self._say(decisions, f"smoke test of {offer.version} passed on {model.backend.name}: "
-                  + ", ".join(f"{k}={v:.3g}" for k, v in figures.items()))
+            path = self.store.install(offer.version, archive)  # safe members, manifest digests
+        except (EdgeRuntimeError, OSError):
+            raise  # the bundle's own errors are rejections; the device's (disk full) are not
+        except Exception as exc:  # noqa: BLE001 - a manifest the unpacker did not foresee
+            raise UpdateRejected(f"unpack raised {type(exc).__name__}: {exc}") from None
+        _checkpoint("load")
+        trial = self._trial(path, offer)
+        _checkpoint("smoke")
+        self._say(decisions, f"smoke test of {offer.version} passed on {trial['backend']} "
+                  f"({trial['seconds']:.2f} s in a trial process): "
+                  + ", ".join(f"{k}={v:.3g}" for k, v in trial["figures"].items()))
         _checkpoint("switch")
         rec = self.store.read_active()
         rec["previous"], rec["current"] = rec["current"], offer.version
@@ -154,6 +156,16 @@ class SyncAgent:
         self.store.write_active(rec)
         self._say(decisions, f"activated {offer.version} (previous {rec['previous']}); probation begins")
         _checkpoint("probation")
+
+    def _trial(self, path: Path, offer: Any) -> dict:
+        """Load, name check and smoke test of the unpacked candidate, in a child process with
+        this agent's deadline and memory limit (:func:`.trial.try_candidate`).
+
+        Raises:
+            CandidateFailed: any failure there, with the reason (the caller marks it bad).
+        """
+        return try_candidate(path, name=offer.name, version=offer.version, profile=self.profile,
+                             timeout_s=self.trial_limits.timeout_s, memory_mb=self.trial_limits.memory_mb)
 
     def _apply_revocations(self, client: RepoClient, decisions: list[str]) -> dict:
         """Versions on this device that the publisher revoked become known bad; a revoked current
@@ -205,7 +217,12 @@ class SyncAgent:
     def daemon(self, interval_s: float, *, max_backoff_s: Optional[float] = None,
                stop: Callable[[], bool] = lambda: False) -> None:
         """sync_once forever: ``interval_s`` (±10% jitter) between passes; after failures,
-        exponential backoff with full jitter, capped at ``max_backoff_s`` (default: interval)."""
+        exponential backoff with full jitter, capped at ``max_backoff_s`` (default: interval).
+
+        No pass ends the daemon: a bad version is marked bad inside the pass, and any other
+        exception (network, disk, a bug) is logged with its reason and retried after backoff,
+        so a good version published later still installs. ``stop`` is checked between passes
+        and while waiting."""
         failures = 0
         cap = max_backoff_s or interval_s
         while not stop():
@@ -213,11 +230,21 @@ class SyncAgent:
                 self.sync_once()
                 failures = 0
                 delay = interval_s * random.uniform(0.9, 1.1)
-            except SyncError as exc:
+            except Exception as exc:  # noqa: BLE001 - the daemon outlives any one pass
                 failures += 1
                 delay = random.uniform(0, min(cap, 5.0 * 2 ** min(failures, 16)))
-                self.echo(f"sync failed ({exc}); retry in {delay:.0f} s")
-            time.sleep(delay)
+                what = str(exc) if isinstance(exc, SyncError) else f"{type(exc).__name__}: {exc}"
+                self.echo(f"sync failed ({what}); retry in {delay:.0f} s")
+                if not isinstance(exc, EdgeRuntimeError):
+                    log.debug("sync pass failed", exc_info=True)
+            _sleep_unless(stop, delay)
+
+
+def _sleep_unless(stop: Callable[[], bool], seconds: float) -> None:
+    """Sleep ``seconds``, waking every 0.5 s to honour ``stop``."""
+    end = time.monotonic() + seconds
+    while not stop() and (left := end - time.monotonic()) > 0:
+        time.sleep(min(left, 0.5))
 
 
 def rollback_store(store: VersionStore, *, to: Optional[str] = None, reason: str) -> str:
