@@ -4,9 +4,11 @@
                                    any failure before switch: mark bad, keep the current version
                                    probation failure: roll back to previous, mark bad
 
-Only the ``switch`` step changes what is served, and it is one atomic replace of
-``active.json``; every earlier step works on files no reader looks at. A crash anywhere leaves
-the previous record, whose version passed its own smoke test.
+``load`` and ``smoke`` run in a child process with a deadline and a memory limit (:mod:`.trial`),
+so no candidate can crash, hang or exhaust the agent. Only the ``switch`` step changes what is
+served, and it is one atomic replace of ``active.json``; every earlier step works on files no
+reader looks at. A crash anywhere leaves the previous record, whose version passed its own
+smoke test.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from .client import RepoClient, choose, device_id_default
 from .errors import SyncError, UpdateRejected
 from .probation import ProbationMonitor
 from .store import VersionStore
-from .trial import trial_limits, try_candidate
+from .trial import TrialUnavailable, trial_limits, try_candidate
 
 STEPS = ("refresh", "choose", "download", "unpack", "load", "smoke", "switch", "probation")
 log = logging.getLogger("edge_runtime.sync")
@@ -126,6 +128,8 @@ class SyncAgent:
             # failed or tampered download is a SyncError and does not mark the version bad
             try:
                 self._install(archive, offer, decisions)
+            except TrialUnavailable:
+                raise  # the device could not run a trial: not the version's fault, retry later
             except (UpdateRejected, EdgeRuntimeError) as exc:
                 reason = str(exc)
                 self.mark_bad(offer.version, reason)
@@ -163,6 +167,7 @@ class SyncAgent:
 
         Raises:
             CandidateFailed: any failure there, with the reason (the caller marks it bad).
+            TrialUnavailable: the trial process could not start (the version is not blamed).
         """
         return try_candidate(path, name=offer.name, version=offer.version, profile=self.profile,
                              timeout_s=self.trial_limits.timeout_s, memory_mb=self.trial_limits.memory_mb)

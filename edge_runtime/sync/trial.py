@@ -13,7 +13,9 @@ device never uses. A plain child with JSON on a pipe runs only this module, and 
 lets the deadline kill the child and anything it started (a process group) at once.
 
 The result travels on a duplicate of the child's stdout; the child's fd 1 is pointed at its
-stderr first, so a library that prints cannot corrupt the result. The parent keeps at most
+stderr first, so a library that prints cannot corrupt the result. The child's first line there
+says it is set up (imports, limits, profile) and about to touch the candidate: a child that
+fails before it is the device's problem (:class:`TrialUnavailable`, the version is not blamed). The parent keeps at most
 ``_STDOUT_CAP`` bytes of result and the last ``_STDERR_TAIL`` bytes of stderr, so a chatty child
 cannot exhaust the agent's memory.
 """
@@ -34,22 +36,30 @@ import time
 from pathlib import Path
 from typing import IO, Any, Optional, Union
 
-from .errors import UpdateRejected
+from .errors import SyncError, UpdateRejected
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MEMORY_MB = 2048
 #: Test-only: ``EDGERT_TRIAL_TEST_HOOK=abort|sigkill|segv|hang`` makes the trial child crash or
 #: hang right before it loads the candidate (read only in the child, like ``EDGERT_SYNC_KILL_AT``).
 TEST_HOOK_ENV = "EDGERT_TRIAL_TEST_HOOK"
+_READY = b"ready\n"  # the child's first line, once it is set up and about to touch the candidate
 _STDOUT_CAP = 1 << 20
 _STDERR_TAIL = 4096
 _REASON_CHARS = 300
-_OOM = re.compile(r"bad[ _]alloc|failed to allocate|unable to allocate|out of memory|cannot allocate memory", re.I)
+_OOM = re.compile(r"MemoryError|bad[ _]alloc|(failed|unable) to allocate|out of memory|cannot allocate memory|"
+                  r"memory allocation", re.I)
 
 
 class CandidateFailed(UpdateRejected):
     """The candidate's load or smoke test failed in the trial process (any exception, a
     timeout, a crash, out of memory); the reason says which, and the version is marked bad."""
+
+
+class TrialUnavailable(SyncError):
+    """The trial process failed before it touched the candidate (cannot start Python, a broken
+    install, a memory limit too small for the interpreter): the device's fault, not the
+    version's, so the version is not marked bad and the next pass tries again."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,18 +76,30 @@ def trial_limits(profile: Any = None, *, timeout_s: Optional[float] = None,
     ``trial_memory_mb``, then the defaults (60 s; 2 GiB, or the device's memory if smaller).
 
     Raises:
-        CandidateFailed: never; a non-positive limit is a ``ValueError`` (a configuration bug).
+        ProfileError: the profile's value is not a positive number (names the key).
+        ValueError: an explicit value is not a positive number.
     """
     section = dict(getattr(profile, "probation", None) or {})
-    timeout = timeout_s if timeout_s is not None else section.get("trial_timeout_s", DEFAULT_TIMEOUT_S)
     device_mb = getattr(profile, "memory_mb", None)
     default_mb = min(DEFAULT_MEMORY_MB, int(device_mb)) if device_mb else DEFAULT_MEMORY_MB
-    mb = memory_mb if memory_mb is not None else section.get("trial_memory_mb", default_mb)
-    if not (isinstance(timeout, (int, float)) and timeout > 0 and math.isfinite(timeout)):
-        raise ValueError(f"trial timeout {timeout!r}: must be a positive number of seconds")
-    if not (isinstance(mb, int) and mb > 0):
-        raise ValueError(f"trial memory limit {mb!r}: must be a positive number of MiB")
-    return TrialLimits(float(timeout), mb)
+    timeout = _limit(timeout_s, section, "trial_timeout_s", DEFAULT_TIMEOUT_S, profile)
+    mb = _limit(memory_mb, section, "trial_memory_mb", default_mb, profile, integer=True)
+    return TrialLimits(float(timeout), int(mb))
+
+
+def _limit(explicit: Optional[float], section: dict[str, Any], key: str, default: float, profile: Any,
+           integer: bool = False) -> float:
+    value = explicit if explicit is not None else section.get(key, default)
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, kinds) and not isinstance(value, bool) and 0 < value < math.inf:
+        return value
+    what = f"a positive {'whole ' if integer else ''}number"
+    if explicit is None:
+        from ..errors import ProfileError
+
+        raise ProfileError(f"profile {getattr(profile, 'name', '?')}: [probation] {key} = {value!r} "
+                           f"is not {what}")
+    raise ValueError(f"{key} = {value!r} is not {what}")
 
 
 def try_candidate(path: Union[str, os.PathLike[str]], *, name: str, version: str, profile: Any = None,
@@ -93,37 +115,50 @@ def try_candidate(path: Union[str, os.PathLike[str]], *, name: str, version: str
             raised (any type); it did not finish within ``timeout_s``; the child died from a
             signal, ran out of memory (``memory_mb``, where ``RLIMIT_AS`` exists) or sent no
             readable result.
+        TrialUnavailable: the child failed before it reached the candidate.
     """
     cmd = [sys.executable, "-m", __name__, os.fspath(path), "--name", name, "--version", version]
     if memory_mb:
         cmd += ["--memory-mb", str(int(memory_mb))]
     if profile is not None:
-        cmd += ["--profile", json.dumps(_profile_dict(profile))]
+        cmd += ["--profile", json.dumps(_profile_dict(profile), default=str)]
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=_child_env(), start_new_session=os.name == "posix")
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=_child_env(), start_new_session=os.name == "posix")
+    except (OSError, ValueError) as exc:  # no usable sys.executable (an embedded interpreter)
+        raise TrialUnavailable(f"cannot start the trial process {sys.executable!r}: {exc}") from None
     assert proc.stdout is not None and proc.stderr is not None
     out = _Reader(proc.stdout, keep_head=_STDOUT_CAP)
     err = _Reader(proc.stderr, keep_tail=_STDERR_TAIL)
+    timed_out = False
     try:
         rc = proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
+        timed_out = True
         _kill_group(proc)
-        proc.wait()
-        raise CandidateFailed(f"load and smoke test did not finish within {timeout_s:g} s "
-                              "(the trial process was killed)") from None
+        rc = proc.wait()
     finally:
         for reader in (out, err):
             if not reader.join(2.0):  # a grandchild still holds the pipe open
                 _kill_group(proc)
                 reader.join(2.0)
-    return _verdict(rc, out, err.text(), memory_mb, time.monotonic() - started)
+    if not out.head.startswith(_READY):
+        why = f"did not start within {timeout_s:g} s" if timed_out else f"failed to start (status {rc})"
+        last = _last_line(err.text())
+        raise TrialUnavailable(f"the trial process {why}" + (f": {last}" if last else ""))
+    if timed_out:
+        raise CandidateFailed(f"load and smoke test did not finish within {timeout_s:g} s "
+                              "(the trial process was killed)")
+    return _verdict(rc, out.head[len(_READY):], out.overflow, err.text(), memory_mb,
+                    time.monotonic() - started)
 
 
-def _verdict(rc: int, out: _Reader, stderr: str, memory_mb: Optional[int], seconds: float) -> dict[str, Any]:
+def _verdict(rc: int, out: bytes, overflow: bool, stderr: str, memory_mb: Optional[int],
+             seconds: float) -> dict[str, Any]:
     """The child's exit status and result line as a result, or the reason it failed."""
     last = _last_line(stderr)
-    result = _parse_result(out)
+    result = None if overflow else _parse_result(out)
     if rc < 0:
         try:
             sig = signal.Signals(-rc).name
@@ -134,29 +169,31 @@ def _verdict(rc: int, out: _Reader, stderr: str, memory_mb: Optional[int], secon
             why = f"ran out of memory (limit {memory_mb} MiB): {why}"
         raise CandidateFailed(why + (f" ({last})" if last else ""))
     if isinstance(result, dict) and result.get("ok") is False:
-        stage, error, message = (str(result.get(k, "?")) for k in ("stage", "error", "message"))
+        stage, error, message = (str(result.get(k) or "") for k in ("stage", "error", "message"))
+        raised = f"{error}: {message}" if message else error
         if error == "MemoryError" or _OOM.search(message):
             limit = f"limit {memory_mb} MiB" if memory_mb else "no limit set"
-            raise CandidateFailed(_clip(f"ran out of memory ({limit}) during {stage}: {error}: {message}"))
+            raise CandidateFailed(_clip(f"ran out of memory ({limit}) during {stage}: {raised}"))
         if error == "CandidateFailed":
             raise CandidateFailed(_clip(message))
-        raise CandidateFailed(_clip(f"{stage} raised {error}: {message}"))
+        raise CandidateFailed(_clip(f"{stage} raised {raised}"))
     if rc != 0:
-        raise CandidateFailed(_clip(f"the trial process exited with status {rc}" + (f" ({last})" if last else "")))
+        why = f"the trial process exited with status {rc}" + (f" ({last})" if last else "")
+        if memory_mb and _OOM.search(stderr):
+            why = f"ran out of memory (limit {memory_mb} MiB): {why}"
+        raise CandidateFailed(_clip(why))
     if not (isinstance(result, dict) and result.get("ok") is True and isinstance(result.get("backend"), str)
             and isinstance(result.get("figures"), dict)
             and all(isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
                     for k, v in result["figures"].items())):
-        shown = out.head[:80].decode("utf-8", "replace").strip() or "nothing"
+        shown = out[:80].decode("utf-8", "replace").strip() or "nothing"
         raise CandidateFailed(_clip(f"the trial process sent no readable result (got {shown!r})"))
     return {"backend": result["backend"], "figures": dict(result["figures"]), "seconds": seconds}
 
 
-def _parse_result(out: _Reader) -> Any:
-    if out.overflow:
-        return None
+def _parse_result(out: bytes) -> Any:
     try:
-        return json.loads(out.head.decode("utf-8"))
+        return json.loads(out.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
 
@@ -259,17 +296,28 @@ def _test_hook() -> None:
             time.sleep(3600)
 
 
-def _run_trial(path: str, name: str, version: str, profile: Any, stage: list[str]) -> dict[str, Any]:
-    from ..loader import load
+def _setup(profile: Any) -> Any:
+    """Everything the child does before it touches the candidate; a failure here is the
+    device's (the parent sees no ready line), not the version's."""
+    from .. import loader  # noqa: F401 - imported now, so a broken install fails before ready
+
+    try:
+        import numpy  # noqa: F401 - every engine but onnxruntime-web needs it
+    except ImportError:
+        pass
     from ..profiles import load_profile, profile_from_dict
 
     if profile and "ref" in profile:
-        prof = load_profile(profile["ref"])
-    elif profile:
+        return load_profile(profile["ref"])
+    if profile:
         fields = dict(profile["fields"])
-        prof = profile_from_dict(fields, name=str(fields.get("name", "profile")))
-    else:
-        prof = None
+        return profile_from_dict(fields, name=str(fields.get("name", "profile")))
+    return None
+
+
+def _run_trial(path: str, name: str, version: str, prof: Any, stage: list[str]) -> dict[str, Any]:
+    from ..loader import load
+
     stage[0] = "load"
     _test_hook()
     model = load(path, profile=prof, verify=False)
@@ -298,10 +346,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--profile", type=json.loads, default=None)
     args = parser.parse_args(argv)
     _limit_memory(args.memory_mb)
-    stage = ["start"]
+    prof = _setup(args.profile)  # may raise: no ready line, so the parent blames the device
     reserve: Optional[bytearray] = bytearray(1 << 20)  # freed on MemoryError to report it
+    os.write(result_fd, _READY)
+    stage = ["start"]
     try:
-        result = _run_trial(args.path, args.name, args.version, args.profile, stage)
+        result = _run_trial(args.path, args.name, args.version, prof, stage)
     except MemoryError as exc:
         reserve = None
         result = {"ok": False, "stage": stage[0], "error": "MemoryError", "message": str(exc)[:500]}

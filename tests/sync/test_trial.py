@@ -19,10 +19,11 @@ import pytest
 from hostile_bundles import publish_deep, with_graph_prefix, with_manifest
 
 from converters import publish as pub
+from edge_runtime.errors import ProfileError
 from edge_runtime.profiles import load_profile
 from edge_runtime.sync.agent import SyncAgent
 from edge_runtime.sync.store import VersionStore
-from edge_runtime.sync.trial import TEST_HOOK_ENV, CandidateFailed, trial_limits, try_candidate
+from edge_runtime.sync.trial import TEST_HOOK_ENV, CandidateFailed, TrialUnavailable, trial_limits, try_candidate
 
 TIMEOUT_S = 5.0
 MARGIN_S = 15.0  # child start + load on a busy 2-core machine, on top of the enforced deadline
@@ -227,6 +228,20 @@ def test_daemon_survives_a_pass_that_raises_outside_the_sync_errors(base, http_r
     assert VersionStore(state).read_active()["current"] == "1.0.0", lines
 
 
+def test_a_trial_that_cannot_start_does_not_blame_the_version(base, http_repo, tmp_path):
+    """20 MiB is too little for the interpreter's own imports: the pass fails, nothing is
+    marked bad, and with a workable limit the same version installs."""
+    keys, path, url = http_repo
+    state = tmp_path / "state"
+    pub.publish(base, path, keys)
+    starved = SyncAgent(url, (keys / "root.json").read_bytes(), state, device_id="d", trial_memory_mb=20)
+    with pytest.raises(TrialUnavailable, match="the trial process failed to start"):
+        starved.sync_once()
+    rec = VersionStore(state).read_active()
+    assert rec["current"] is None and rec["known_bad"] == {}
+    assert SyncAgent(url, (keys / "root.json").read_bytes(), state, device_id="d").sync_once().version == "1.0.0"
+
+
 def test_try_candidate_reports_the_backend_and_the_golden_figures(base):
     result = try_candidate(base, name="iris", version="1.0.0", profile=_profile("numpy"))
     assert result["backend"] == "numpy"
@@ -260,9 +275,9 @@ def test_trial_limits_explicit_then_profile_then_default():
     prof = _profile(trial_timeout_s=7, trial_memory_mb=300)
     assert (trial_limits(prof).timeout_s, trial_limits(prof).memory_mb) == (7.0, 300)
     assert trial_limits(prof, timeout_s=3, memory_mb=100).timeout_s == 3.0
-    with pytest.raises(ValueError, match="trial timeout"):
+    with pytest.raises(ValueError, match="trial_timeout_s = 0 is not a positive number"):
         trial_limits(timeout_s=0)
-    with pytest.raises(ValueError, match="memory limit"):
+    with pytest.raises(ProfileError, match=r"\[probation\] trial_memory_mb = 'lots' is not a positive whole"):
         trial_limits(_profile(trial_memory_mb="lots"))
 
 
