@@ -40,8 +40,9 @@ from .errors import SyncError, UpdateRejected
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MEMORY_MB = 2048
-#: Test-only: ``EDGERT_TRIAL_TEST_HOOK=abort|sigkill|segv|hang`` makes the trial child crash or
-#: hang right before it loads the candidate (read only in the child, like ``EDGERT_SYNC_KILL_AT``).
+#: Test-only: ``EDGERT_TRIAL_TEST_HOOK=abort|sigkill|segv|hang|exit|garbage`` makes the trial child
+#: crash, hang, exit 7 or answer nonsense right before it loads the candidate (read only in the
+#: child, like ``EDGERT_SYNC_KILL_AT``).
 TEST_HOOK_ENV = "EDGERT_TRIAL_TEST_HOOK"
 _READY = b"ready\n"  # the child's first line, once it is set up and about to touch the candidate
 _STDOUT_CAP = 1 << 20
@@ -283,8 +284,13 @@ def _limit_memory(memory_mb: Optional[int]) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-def _test_hook() -> None:
+def _test_hook(result_fd: int) -> None:
     hook = os.environ.get(TEST_HOOK_ENV)
+    if hook == "exit":
+        os._exit(7)
+    elif hook == "garbage":
+        os.write(result_fd, b"\x00{not json")
+        os._exit(0)
     if hook == "abort":
         os.abort()
     elif hook == "sigkill":
@@ -315,11 +321,12 @@ def _setup(profile: Any) -> Any:
     return None
 
 
-def _run_trial(path: str, name: str, version: str, prof: Any, stage: list[str]) -> dict[str, Any]:
+def _run_trial(path: str, name: str, version: str, prof: Any, stage: list[str], result_fd: int
+               ) -> dict[str, Any]:
     from ..loader import load
 
     stage[0] = "load"
-    _test_hook()
+    _test_hook(result_fd)
     model = load(path, profile=prof, verify=False)
     try:
         stage[0] = "name check"
@@ -351,7 +358,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     os.write(result_fd, _READY)
     stage = ["start"]
     try:
-        result = _run_trial(args.path, args.name, args.version, prof, stage)
+        result = _run_trial(args.path, args.name, args.version, prof, stage, result_fd)
     except MemoryError as exc:
         reserve = None
         result = {"ok": False, "stage": stage[0], "error": "MemoryError", "message": str(exc)[:500]}

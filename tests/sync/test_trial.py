@@ -259,6 +259,16 @@ def test_the_memory_limit_is_what_stops_the_huge_tensor(base, tmp_path):
                          memory_mb=2048)["backend"] == "onnxruntime"
 
 
+@pytest.mark.parametrize(("hook", "reason"), [
+    ("exit", r"^the trial process exited with status 7$"),
+    ("garbage", r"^the trial process sent no readable result \(got '\\x00\{not json'\)$"),
+])
+def test_a_child_that_exits_or_answers_nonsense_fails_the_candidate(base, monkeypatch, hook, reason):
+    monkeypatch.setenv(TEST_HOOK_ENV, hook)
+    with pytest.raises(CandidateFailed, match=reason):
+        try_candidate(base, name="iris", version="1.0.0")
+
+
 def test_trial_hang_hook_is_killed_with_its_process_group(base, monkeypatch):
     monkeypatch.setenv(TEST_HOOK_ENV, "hang")
     started = time.monotonic()
