@@ -48,6 +48,7 @@ _READY = b"ready\n"  # the child's first line, once it is set up and about to to
 _STDOUT_CAP = 1 << 20
 _STDERR_TAIL = 4096
 _REASON_CHARS = 300
+_ALARM_GRACE_S = 5  # the child's own deadline, after the parent's: it outlives no dead agent
 _OOM = re.compile(r"MemoryError|bad[ _]alloc|(failed|unable) to allocate|out of memory|cannot allocate memory|"
                   r"memory allocation", re.I)
 
@@ -118,7 +119,8 @@ def try_candidate(path: Union[str, os.PathLike[str]], *, name: str, version: str
             readable result.
         TrialUnavailable: the child failed before it reached the candidate.
     """
-    cmd = [sys.executable, "-m", __name__, os.fspath(path), "--name", name, "--version", version]
+    cmd = [sys.executable, "-m", __name__, os.fspath(path), "--name", name, "--version", version,
+           "--deadline-s", str(timeout_s)]
     if memory_mb:
         cmd += ["--memory-mb", str(int(memory_mb))]
     if profile is not None:
@@ -341,6 +343,13 @@ def _run_trial(path: str, name: str, version: str, prof: Any, stage: list[str], 
         model.close()
 
 
+def _own_deadline(seconds: Optional[float]) -> None:
+    """SIGALRM, with its default action (terminate, even inside native code), a few seconds
+    after the parent's deadline: a trial whose agent was killed -9 does not spin for ever."""
+    if seconds and hasattr(signal, "alarm"):
+        signal.alarm(math.ceil(seconds) + _ALARM_GRACE_S)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """The child: one JSON object on the result channel (the original stdout), exit 0."""
     result_fd = os.dup(1)
@@ -350,8 +359,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--name", required=True)
     parser.add_argument("--version", required=True)
     parser.add_argument("--memory-mb", type=int, default=None)
+    parser.add_argument("--deadline-s", type=float, default=None)
     parser.add_argument("--profile", type=json.loads, default=None)
     args = parser.parse_args(argv)
+    _own_deadline(args.deadline_s)
     _limit_memory(args.memory_mb)
     prof = _setup(args.profile)  # may raise: no ready line, so the parent blames the device
     reserve: Optional[bytearray] = bytearray(1 << 20)  # freed on MemoryError to report it

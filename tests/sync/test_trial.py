@@ -300,6 +300,52 @@ def test_trial_leaves_no_process_behind(base, monkeypatch):
     assert _children() == before
 
 
+@pytest.mark.skipif(not hasattr(signal, "alarm"), reason="the child's own deadline uses SIGALRM")
+def test_a_trial_whose_agent_is_killed_does_not_outlive_its_deadline(base, monkeypatch, cli_env):
+    """kill -9 of the agent mid-trial: the hanging child ends itself soon after its deadline."""
+    code = ("import sys; from edge_runtime.sync.trial import try_candidate; "
+            "try_candidate(sys.argv[1], name='iris', version='1.0.0', timeout_s=2.0)")
+    agent = subprocess.Popen([sys.executable, "-c", code, str(base)], env={**cli_env, TEST_HOOK_ENV: "hang"})
+    try:
+        deadline = time.monotonic() + 60
+        while not (pids := [p for p in _trial_pids(base) if "nanosleep" in _wchan(p)]):  # in the hook
+            assert agent.poll() is None
+            if time.monotonic() > deadline:
+                pytest.skip("cannot see the trial child reach its hook (/proc/PID/wchan)")
+            time.sleep(0.05)
+        agent.kill()
+        agent.wait()
+        killed = time.monotonic()
+        while _trial_pids(base) and time.monotonic() < killed + 2.0 + 5 + MARGIN_S:
+            time.sleep(0.1)
+        assert not _trial_pids(base), pids
+    finally:
+        agent.kill()
+        for pid in _trial_pids(base):  # only when the test failed: leave nothing behind
+            os.kill(pid, signal.SIGKILL)
+
+
+def _wchan(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        return ""
+
+
+def _trial_pids(bundle: Path) -> list[int]:
+    """Running (not zombie) trial processes for ``bundle``, from /proc."""
+    out = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            running = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except (OSError, IndexError):
+            continue
+        if running and b"edge_runtime.sync.trial" in argv and str(bundle).encode() in argv:
+            out.append(int(proc.name))
+    return out
+
+
 def _children() -> set[str]:
     """Pids of this process's children (Linux /proc), to see that none is left running."""
     proc = Path(f"/proc/{os.getpid()}/task")
