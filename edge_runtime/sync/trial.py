@@ -141,6 +141,8 @@ def try_candidate(path: Union[str, os.PathLike[str]], *, name: str, version: str
         timed_out = True
         _kill_group(proc)
         rc = proc.wait()
+    else:  # the child's own deadline fired first (a parent slow to wake): the same timeout
+        timed_out = hasattr(signal, "SIGALRM") and rc == -signal.SIGALRM
     finally:
         for reader in (out, err):
             if not reader.join(2.0):  # a grandchild still holds the pipe open
