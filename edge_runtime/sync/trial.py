@@ -15,9 +15,9 @@ lets the deadline kill the child and anything it started (a process group) at on
 The result travels on a duplicate of the child's stdout; the child's fd 1 is pointed at its
 stderr first, so a library that prints cannot corrupt the result. The child's first line there
 says it is set up (imports, limits, profile) and about to touch the candidate: a child that
-fails before it is the device's problem (:class:`TrialUnavailable`, the version is not blamed). The parent keeps at most
-``_STDOUT_CAP`` bytes of result and the last ``_STDERR_TAIL`` bytes of stderr, so a chatty child
-cannot exhaust the agent's memory.
+fails before that is the device's problem (:class:`TrialUnavailable`; the version is not
+blamed). The parent keeps at most ``_STDOUT_CAP`` bytes of result and the last
+``_STDERR_TAIL`` bytes of stderr, so a chatty child cannot exhaust the agent's memory.
 """
 
 from __future__ import annotations
@@ -295,7 +295,7 @@ def _test_hook(result_fd: int) -> None:
     elif hook == "garbage":
         os.write(result_fd, b"\x00{not json")
         os._exit(0)
-    if hook == "abort":
+    elif hook == "abort":
         os.abort()
     elif hook == "sigkill":
         os.kill(os.getpid(), signal.SIGKILL)
@@ -374,7 +374,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         result = _run_trial(args.path, args.name, args.version, prof, stage, result_fd)
     except MemoryError as exc:
         reserve = None
-        result = {"ok": False, "stage": stage[0], "error": "MemoryError", "message": str(exc)[:500]}
+        result = {"ok": False, "stage": stage[0], "error": "MemoryError", "message": _clip(str(exc))}
     except BaseException as exc:  # noqa: BLE001 - any failure of the candidate is reported
         result = {"ok": False, "stage": stage[0], "error": type(exc).__name__,
                   "message": _clip(str(exc) or repr(exc))}

@@ -6,6 +6,7 @@ afterwards installs. A real TUF repository on 127.0.0.1, signed by `converters.p
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import signal
@@ -31,8 +32,8 @@ LAPTOP = load_profile("laptop-x86_64")
 
 
 def _profile(*backends: str, **probation):
-    return type(LAPTOP)(**{**LAPTOP.__dict__, "backends": backends or LAPTOP.backends,
-                           "probation": {**LAPTOP.probation, **probation}})
+    return dataclasses.replace(LAPTOP, backends=backends or LAPTOP.backends,
+                               probation={**LAPTOP.probation, **probation})
 
 
 def _dtype(value: str):
