@@ -3,12 +3,18 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import click
 
 from ._util import echo_json, require_converters, require_extra
+
+#: ``edgert sync --once`` exit status when the pass refused a candidate (marked bad with the
+#: reason; the device keeps serving its current version). 0: up to date or updated; 1: the
+#: sync itself failed (network, repository, lock); 2: bad arguments.
+EXIT_REJECTED = 3
 
 
 def register(cli: click.Group) -> None:
@@ -120,9 +126,18 @@ _AGENT_OPTIONS = [
     click.option("--download-timeout", default=600.0, show_default=True, type=click.FloatRange(min=1.0),
                  help="Seconds one file (metadata or model) may take to download, silence included, "
                       "before the pass gives up."),
+    click.option("--keep", default=3, show_default=True, type=click.IntRange(min=2),
+                 help="Versions kept on disk (bad ones are deleted first; the current version and "
+                      "the one a rollback returns to are always kept)."),
+    click.option("--trial-timeout", default=None, type=click.FloatRange(min=0.1),
+                 help="Seconds a new version's load and smoke test may take (its trial process is "
+                      "then killed and the version marked bad). Default: the profile's, else 60."),
+    click.option("--trial-memory", default=None, type=click.IntRange(min=16), metavar="MIB",
+                 help="Address-space limit of the trial process in MiB. Default: the profile's, "
+                      "else 2048 or the device's memory if smaller."),
 ]
 interval_option = click.option("--interval", default="1h", show_default=True,
-                         help="Daemon interval: 30s, 15m, 1h.")
+                               help="Daemon interval: 30s, 15m, 1h.")
 
 
 def agent_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -134,7 +149,8 @@ def agent_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def build_agent(*, repo: str, root_file: str, state: Optional[str], model: Optional[str], channel: str,
                 device_id: Optional[str], profile: Optional[str], download_timeout: float,
-                keep: int = 3, echo: Callable[[str], None]) -> Any:
+                keep: int = 3, trial_timeout: Optional[float] = None, trial_memory: Optional[int] = None,
+                echo: Callable[[str], None]) -> Any:
     """The SyncAgent those options describe.
 
     Raises:
@@ -146,7 +162,8 @@ def build_agent(*, repo: str, root_file: str, state: Optional[str], model: Optio
     return SyncAgent(repo, trusted_root_bytes(Path(root_file)), _state(state), model=model,
                      channel=channel, device_id=device_id,
                      profile=load_profile(profile) if profile else None,
-                     download_timeout_s=download_timeout, keep=keep, echo=echo)
+                     download_timeout_s=download_timeout, keep=keep, trial_timeout_s=trial_timeout,
+                     trial_memory_mb=trial_memory, echo=echo)
 
 
 def parse_interval(interval: str) -> float:
@@ -171,7 +188,11 @@ def parse_interval(interval: str) -> float:
 @click.option("--daemon", "mode", flag_value="daemon")
 @interval_option
 def sync(mode: str, interval: str, **options: Any) -> None:
-    """Fetch, verify, activate the newest admitted model version (one line per decision)."""
+    """Fetch, verify, activate the newest admitted model version (one line per decision).
+
+    With --once, exits 3 when the new version was refused and marked bad (the current one keeps
+    serving), 1 when the sync itself failed. --daemon never exits because of a bad version.
+    """
     agent = build_agent(**options, echo=lambda line: click.echo(f"sync: {line}"))
     if mode == "daemon":
         agent.daemon(parse_interval(interval))
@@ -179,6 +200,10 @@ def sync(mode: str, interval: str, **options: Any) -> None:
     result = agent.sync_once()
     click.echo(f"sync: current version {result.version or 'none'}"
                + (" (updated)" if result.changed else ""))
+    if result.rejected:
+        version, reason = result.rejected
+        click.echo(f"edgert: rejected {version}: {' '.join(reason.split())}", err=True)
+        sys.exit(EXIT_REJECTED)
 
 
 @click.command()

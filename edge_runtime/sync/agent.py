@@ -5,10 +5,12 @@
                                    probation verdicts (commit / rollback): the hot-swap core
 
 Every change of state goes through :class:`~edge_runtime.sync.store.VersionStore`, which owns
-the transitions and their one record; this module decides *when* to ask for them. Only the
-``switch`` step changes what is served (one atomic replace of ``active.json``); every earlier
-step works on files no reader looks at. A crash anywhere leaves the previous record, whose
-version passed its own smoke test. Downloaded archives are deleted once installed or refused.
+the transitions and their one record; this module decides *when* to ask for them. ``load`` and
+``smoke`` run in a child process with a deadline and a memory limit (:mod:`.trial`), so no
+candidate can crash, hang or exhaust the agent. Only the ``switch`` step changes what is served
+(one atomic replace of ``active.json``); every earlier step works on files no reader looks at.
+A crash anywhere leaves the previous record, whose version passed its own smoke test.
+Downloaded archives are deleted once installed or refused.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ..errors import EdgeRuntimeError
 from .client import RepoClient, choose, device_id_default
 from .errors import SyncError, UpdateRejected
 from .store import VersionStore, checkpoint
+from .trial import TrialUnavailable, trial_limits, try_candidate
 
 #: kill -9 test hooks of one pass (``prune`` fires inside ``VersionStore.prune``)
 STEPS = ("refresh", "choose", "download", "unpack", "load", "smoke", "switch", "probation", "prune")
@@ -56,6 +59,7 @@ class SyncResult:
     version: Optional[str]  # what is current after the sync
     changed: bool
     decisions: list[str] = field(default_factory=list)
+    rejected: Optional[tuple[str, str]] = None  # (version, reason) when this pass marked one bad
 
 
 class SyncAgent:
@@ -64,7 +68,10 @@ class SyncAgent:
     def __init__(self, repo: str, trusted_root: bytes, state_dir: Any = None, *,
                  model: Optional[str] = None, channel: str = "stable", device_id: Optional[str] = None,
                  profile: Any = None, keep: int = 3, max_target_bytes: int = 512 * 1024 * 1024,
-                 download_timeout_s: float = 600.0, echo: Callable[[str], None] = log.info):
+                 download_timeout_s: float = 600.0, trial_timeout_s: Optional[float] = None,
+                 trial_memory_mb: Optional[int] = None, echo: Callable[[str], None] = log.info):
+        """``trial_timeout_s`` / ``trial_memory_mb`` bound the candidate's load and smoke test
+        (:mod:`.trial`); unset, the profile's ``[probation]`` values or 60 s / 2 GiB apply."""
         self.store = VersionStore(state_dir, keep=keep)
         self.repo = repo
         self.trusted_root = trusted_root
@@ -74,6 +81,7 @@ class SyncAgent:
         self.profile = profile
         self.max_target_bytes = max_target_bytes
         self.download_timeout_s = download_timeout_s
+        self.trial_limits = trial_limits(profile, timeout_s=trial_timeout_s, memory_mb=trial_memory_mb)
         self.echo = echo
 
     def _say(self, decisions: list[str], line: str) -> None:
@@ -122,22 +130,32 @@ class SyncAgent:
         # failed or tampered download is a SyncError and does not mark the version bad
         try:
             self._install(archive, offer, decisions)
+        except TrialUnavailable:
+            raise  # the device could not run a trial: not the version's fault, retry later
         except (UpdateRejected, EdgeRuntimeError) as exc:
             reason = str(exc)
             self.store.mark_bad(offer.version, reason)
             self._say(decisions, f"reject {offer.version}: {reason}; staying on {rec['current']}")
-            return SyncResult(self.store.read_active()["current"], False)
+            return SyncResult(self.store.read_active()["current"], False,
+                              rejected=(offer.version, reason))
         finally:
             archive.unlink(missing_ok=True)  # installed or refused: the archive is not needed
         return SyncResult(offer.version, True)
 
     def _install(self, archive: Path, offer: Any, decisions: list[str]) -> None:
         checkpoint("unpack")
-        path = self.store.install(offer.version, archive)  # safe members, manifest digests
+        try:
+            path = self.store.install(offer.version, archive)  # safe members, manifest digests
+        except (EdgeRuntimeError, OSError):
+            raise  # the bundle's own errors are rejections; the device's (disk full) are not
+        except Exception as exc:  # noqa: BLE001 - a manifest the unpacker did not foresee
+            raise UpdateRejected(f"unpack raised {type(exc).__name__}: {exc}") from None
         checkpoint("load")
-        figures = self._trial(path, offer)
-        self._say(decisions, f"smoke test of {offer.version} passed: " + ", ".join(
-            f"{k}={v:.3g}" if isinstance(v, (int, float)) else f"{k}={v}" for k, v in figures.items()))
+        trial = self._trial(path, offer)
+        checkpoint("smoke")
+        self._say(decisions, f"smoke test of {offer.version} passed on {trial['backend']} "
+                  f"({trial['seconds']:.2f} s in a trial process): "
+                  + ", ".join(f"{k}={v:.3g}" for k, v in trial["figures"].items()))
         checkpoint("switch")
         rec = self.store.activate(offer.version, reason="smoke test passed",
                                   expect=getattr(offer, "expect", None))
@@ -145,26 +163,16 @@ class SyncAgent:
         self._say(decisions, f"activated {offer.version} (rollback target {prev}); probation begins")
         checkpoint("probation")
 
-    def _trial(self, path: Path, offer: Any) -> dict[str, float]:
-        """Load the candidate at ``path``, check it is the signed name and version, and run its
-        golden rows. Returns the golden figures.
+    def _trial(self, path: Path, offer: Any) -> dict:
+        """Load, name check and smoke test of the unpacked candidate, in a child process with
+        this agent's deadline and memory limit (:func:`.trial.try_candidate`).
 
         Raises:
-            UpdateRejected: the bundle is not the version the signed metadata offered.
-            EdgeRuntimeError: it does not load or fails its golden rows.
+            CandidateFailed: any failure there, with the reason (the caller marks it bad).
+            TrialUnavailable: the trial process could not start (the version is not blamed).
         """
-        from ..loader import load
-
-        model = load(path, profile=self.profile, verify=False)
-        try:
-            m = model.manifest
-            if (m.name, m.version) != (offer.name, offer.version):
-                raise UpdateRejected(f"bundle says {m.name} {m.version}, signed metadata says "
-                                     f"{offer.name} {offer.version}")
-            checkpoint("smoke")
-            return dict(model.check_golden())
-        finally:
-            model.close()
+        return try_candidate(path, name=offer.name, version=offer.version, profile=self.profile,
+                             timeout_s=self.trial_limits.timeout_s, memory_mb=self.trial_limits.memory_mb)
 
     def _apply_revocations(self, client: RepoClient, decisions: list[str]) -> dict:
         """Versions on this device that the publisher revoked become known bad; a revoked current
@@ -201,10 +209,15 @@ class SyncAgent:
 
     def daemon(self, interval_s: float, *, max_backoff_s: Optional[float] = None,
                stop: Callable[[], bool] = lambda: False,
-               wait: Callable[[float], Any] = time.sleep) -> None:
+               wait: Optional[Callable[[float], Any]] = None) -> None:
         """sync_once forever: ``interval_s`` (±10% jitter) between passes; after failures,
         exponential backoff with full jitter, capped at ``max_backoff_s`` (default: interval).
-        ``wait`` sleeps between passes (``threading.Event.wait`` ends it early on a stop)."""
+        ``wait`` sleeps between passes (e.g. ``threading.Event.wait``, which ends early on a stop;
+        by default a sleep that wakes every 0.5 s to check ``stop``).
+
+        No pass ends the daemon: a bad version is marked bad inside the pass, and any other
+        exception (network, disk, a bug) is logged with its reason and retried after backoff,
+        so a good version published later still installs."""
         failures = 0
         cap = max_backoff_s or interval_s
         while not stop():
@@ -212,11 +225,24 @@ class SyncAgent:
                 self.sync_once()
                 failures = 0
                 delay = interval_s * random.uniform(0.9, 1.1)
-            except SyncError as exc:
+            except Exception as exc:  # noqa: BLE001 - the daemon outlives any one pass
                 failures += 1
                 delay = random.uniform(0, min(cap, 5.0 * 2 ** min(failures, 16)))
-                self.echo(f"sync failed ({exc}); retry in {delay:.0f} s")
-            wait(delay)
+                what = str(exc) if isinstance(exc, SyncError) else f"{type(exc).__name__}: {exc}"
+                self.echo(f"sync failed ({what}); retry in {delay:.0f} s")
+                if not isinstance(exc, EdgeRuntimeError):
+                    log.debug("sync pass failed", exc_info=True)
+            if wait is None:
+                _sleep_unless(stop, delay)
+            else:
+                wait(delay)
+
+
+def _sleep_unless(stop: Callable[[], bool], seconds: float) -> None:
+    """Sleep ``seconds``, waking every 0.5 s to honour ``stop``."""
+    end = time.monotonic() + seconds
+    while not stop() and (left := end - time.monotonic()) > 0:
+        time.sleep(min(left, 0.5))
 
 
 def _model_name(bundle_dir: Path) -> Optional[str]:

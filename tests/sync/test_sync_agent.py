@@ -12,11 +12,12 @@ import sys
 import threading
 import time
 from datetime import timedelta
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sync_support import Quiet as _Quiet
 
 import edge_runtime
 from converters import publish as pub
@@ -27,11 +28,6 @@ from edge_runtime.sync.errors import SyncError
 from edge_runtime.sync.store import VERDICT_STEPS, VersionStore
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -53,24 +49,6 @@ def bundles(tmp_path_factory):
     m["golden"]["label"] = [(lab + 1) % 3 for lab in m["golden"]["label"]]
     (out["1.2.0"] / "manifest.json").write_text(json.dumps(m))
     return out
-
-
-@pytest.fixture()
-def repo(tmp_path):
-    keys, repo = tmp_path / "keys", tmp_path / "repo"
-    pub.init_keys(keys, repo)
-    return keys, repo
-
-
-@pytest.fixture()
-def http_repo(repo):
-    keys, path = repo
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(path)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield keys, path, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 def agent(url: str, keys: Path, state: Path, **kw) -> SyncAgent:
