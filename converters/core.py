@@ -335,7 +335,7 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
         quantized=[e.precision in QUANTIZED for e, _ in produced], min_agreement=quantized_agreement)
     g, selection = select_golden_rows(
         H, X, lambda rows: _sk_call(estimator, "predict", rows, names), task, n=n_golden,
-        holdout_given=holdout is not None, allow_nan=allow_nan)
+        source="holdout" if holdout is not None else "a seeded 25% of the sample", allow_nan=allow_nan)
     golden = golden_block(_expected(estimator, g, names, task, has_proba), g, task, tolerance, selection)
     for exported, parity in produced:
         own = artifact_golden(exported, parity, g, golden,

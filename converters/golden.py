@@ -67,14 +67,17 @@ def _by_quantile(pred: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarr
 
 
 def select_golden_rows(H: np.ndarray, X: Optional[np.ndarray], predict: Callable[[np.ndarray], Any],
-                       task: str, n: int = MIN_GOLDEN_ROWS, holdout_given: bool = True,
+                       task: str, n: int = MIN_GOLDEN_ROWS, source: str = "holdout",
                        allow_nan: Optional[Sequence[bool]] = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Pick ``n`` golden rows from the hold-out rows ``H`` (topped up from ``X``).
 
     ``predict(rows)`` gives the model's labels (classification) or predictions (regression) for
-    the pool, which drive the stratification; ``allow_nan`` (per feature) leaves out rows the
-    device would refuse. Returns the rows, in pool order, and what the manifest records about
-    them (``golden.selection``).
+    the pool, which drive the stratification; ``source`` says where ``H`` came from;
+    ``allow_nan`` (per feature) leaves out rows the device would refuse. Returns the rows, in
+    pool order, and what the manifest records about them (``golden.selection``).
+
+    Raises:
+        ConversionError: no row is usable (each has NaN where the model cannot take it).
     """
     pool, from_holdout = _pool(H, X, n, allow_nan)
     if pool.shape[0] == 0:
@@ -88,7 +91,7 @@ def select_golden_rows(H: np.ndarray, X: Optional[np.ndarray], predict: Callable
         "rows": int(idx.size),
         "stratified_by": "predicted class" if task == "classification" else "prediction quantiles",
         "from_holdout": int(np.sum(idx < from_holdout)),
-        "source": "holdout" if holdout_given else "held-out share of the sample",
+        "source": source,
     }
     if task == "classification":
         info["classes_covered"] = len(set(out[idx].astype(str).tolist()))

@@ -235,3 +235,27 @@ def test_no_manifest_tolerance_loosens_the_cap(atol, rtol, want):
     scale = max(map(abs, want)) or 1.0
     r = device_golden.tolerance("prediction", g, want)
     assert 0.0 <= r <= 2 * device_golden.PREDICTION_REL_CAP * scale + 1e-12 and not math.isnan(r)
+
+
+def test_wrapped_kmeans_golden_rows_cover_every_cluster_and_catch_a_wrong_batch_path(tmp_path):
+    """A KMeans bundle's 8 golden rows sat below the numpy backend's 32-row switch, where ArgMin
+    took argmax: now the rows cover every cluster, and the all-at-once run crosses the switch, so
+    a backend is either right on all of iris or refused at load, never silently wrong."""
+    from skl2onnx import to_onnx
+    from sklearn.cluster import KMeans
+
+    from converters.wrap import wrap
+
+    X = dataset("iris")[0]
+    km = KMeans(n_clusters=3, n_init=4, random_state=0).fit(X)
+    (tmp_path / "km.onnx").write_bytes(to_onnx(km, X[:1].astype(np.float32)).SerializeToString())
+    b = wrap(tmp_path / "km.onnx", X, tmp_path / "b", classes=[0, 1, 2])
+    g = json.loads((b / "manifest.json").read_text())["golden"]
+    assert len(g["inputs"]) == 32 and set(g["label"]) == {0, 1, 2}
+    for backend in ("onnxruntime", "numpy"):
+        try:
+            model = edge_runtime.load(b, backend=backend)
+        except GoldenMismatchError:
+            assert backend == "numpy"  # refused, not wrong
+            continue
+        assert model.predict(X).tolist() == km.predict(X).tolist()
