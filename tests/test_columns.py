@@ -79,6 +79,7 @@ def test_names_in_any_order_build_the_same_bundle_as_training_order(wine, cli_en
     assert r.returncode == 0, r.stderr
     r = _convert(d, reversed_, d / "b", cli_env, "--holdout", str(hold))
     assert r.returncode == 0, r.stderr
+    assert "columns matched by name" in r.stdout and "golden rows: 32" in r.stdout
     _same_bundle(d / "a", d / "b", X_te, names)
     ref = json.loads((d / "b" / "manifest.json").read_text())["reference"]["features"]
     proline = next(f for f in ref if f["name"] == "proline")

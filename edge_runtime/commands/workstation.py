@@ -75,6 +75,15 @@ def _summary(out: Path) -> None:
         click.echo(f"  {a.path} {a.format}/{a.precision} {a.size} B: parity on {p.get('rows', '?')} rows: "
                    + ", ".join(f for f in figs if f)
                    + ("" if p.get("passed", True) else "  [FAILED, forced]"))
+    matched = (m.data.get("inputs") or {}).get("matched_by")
+    if matched == "name":
+        click.echo("  columns matched by name to the model's features")
+    elif matched == "position":
+        click.echo("  columns taken by position: the estimator was fitted without column names, so "
+                   "--sample must list them in training order")
+    golden = m.golden or {}
+    note = (golden.get("selection") or {}).get("note")
+    click.echo(f"  golden rows: {len(golden.get('inputs') or [])}" + (f" ({note})" if note else ""))
 
 
 @click.command()
