@@ -235,13 +235,15 @@ def _with_fallback(exported: Exported, parity: dict[str, Any], H: np.ndarray, ex
     """fp32 missed parity: try the float64 graph (sklearn-onnx #1192). Whatever happens to it,
     the fp32 miss stays the finding; where the engine cannot load the fp64 graph (tree
     classifiers' double outputs in onnxruntime) the fallback is skipped with a note."""
+    step = "skl2onnx cannot export it"
     try:
         fallback = export_onnx(ctx.estimator, ctx.n_features, task=ctx.task, has_proba=ctx.has_proba,
                                precision="fp64")
+        step = f"{FORMAT_BACKEND['onnx']} cannot run it"
         fb_parity = measure_parity(fallback, H, expected, ctx, tol)
     except EdgeRuntimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        parity["fallback"] = f"fp64 fallback skipped: {FORMAT_BACKEND['onnx']} cannot run it ({first})"
+        parity["fallback"] = f"fp64 fallback skipped: {step} ({first})"
         return exported, parity
     if fb_parity["passed"]:
         fallback.extra["fallback_reason"] = "fp32 missed parity: " + "; ".join(parity["reasons"])
