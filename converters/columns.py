@@ -63,7 +63,7 @@ def _by_name(X: np.ndarray, given: list[str], expected: list[str], role: str) ->
             parts.append(f"not features of the model {_show(extra)}")
         hint = ""
         if extra and not missing and len(extra) == 1:
-            hint = (f" (a label column left in {role}? drop it, or pass --target {extra[0]} "
+            hint = (f" (a label column left in the {role}? drop it, or pass --target {extra[0]} "
                     "to edgert convert)")
         elif missing and extra and len(missing) == len(extra):
             hint = " (renamed columns? the model's names are " + _show(expected) + ")"
@@ -86,7 +86,12 @@ def match_columns(data: Any, *, fitted: Optional[Sequence[str]], expected: Optio
             an unnamed table, or the column count differs; the message names the columns.
     """
     X = _values(data, role)
-    given = table_names(data) or (list(map(str, feature_names)) if feature_names is not None else None)
+    own = table_names(data)
+    named = list(map(str, feature_names)) if feature_names is not None else None
+    if own is not None and named is not None and own != named:
+        raise ConversionError(f"feature_names {_show(named)} differ from {role}'s own column names "
+                              f"{_show(own)}: pass one of them")
+    given = own or named
     if given is not None and len(given) != X.shape[1]:
         raise ConversionError(f"{len(given)} feature names for the {X.shape[1]} columns of {role}")
     want = list(map(str, expected)) if expected is not None else None

@@ -132,6 +132,8 @@ def test_api_matches_dataframes_by_name_and_refuses_unnamed_rows_for_a_named_mod
     _same_bundle(a, b, X_te, names)
     with pytest.raises(converters.ConversionError, match="no column names.*fitted on named columns"):
         converters.convert(est, X, tmp_path / "c")
+    with pytest.raises(converters.ConversionError, match="differ from sample's own column names"):
+        converters.convert(est, df, tmp_path / "c", feature_names=names[::-1])
     c = converters.convert(est, X[:, ::-1], tmp_path / "c", feature_names=names[::-1],
                            holdout=X_te[:, ::-1])
     _same_bundle(a, c, X_te, names)
