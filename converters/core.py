@@ -17,12 +17,16 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from edge_runtime import golden as device_golden
 from edge_runtime._version import __version__ as runtime_version
 from edge_runtime.backends import get_backend
 from edge_runtime.backends.base import BackendOptions
 from edge_runtime.bundle import Artifact, Feature, json_safe, new_manifest, write_bundle
+from edge_runtime.errors import BackendError, EdgeRuntimeError
 
+from .columns import match_columns, table_names
 from .errors import ConversionError, ParityError
+from .golden import artifact_golden, golden_block, select_golden_rows
 from .onnx_export import Exported, export_onnx
 from .registry import check_supported
 from .stats import nan_tolerant_features, r2_score, reference_statistics
@@ -75,26 +79,6 @@ def _has_proba(estimator: Any) -> bool:
         return False
 
 
-def _matrix(sample_X: Any, estimator: Any, feature_names: Optional[Sequence[str]]
-            ) -> tuple[np.ndarray, list[str]]:
-    names = None
-    if hasattr(sample_X, "columns"):
-        names = [str(c) for c in sample_X.columns]
-        sample_X = sample_X.to_numpy(dtype=np.float64)
-    X = np.asarray(sample_X, dtype=np.float64)
-    if X.ndim != 2 or X.shape[0] == 0:
-        raise ConversionError(f"sample_X must be a non-empty 2-D table, got shape {X.shape}")
-    fitted = getattr(estimator, "feature_names_in_", None)
-    names = list(feature_names or (list(map(str, fitted)) if fitted is not None else names)
-                 or [f"x{i}" for i in range(X.shape[1])])
-    if len(names) != X.shape[1]:
-        raise ConversionError(f"{len(names)} feature names for {X.shape[1]} columns")
-    n_in = getattr(estimator, "n_features_in_", X.shape[1])
-    if n_in != X.shape[1]:
-        raise ConversionError(f"the estimator was fitted on {n_in} features, sample_X has {X.shape[1]}")
-    return X, names
-
-
 def _sk_call(estimator: Any, method: str, X: np.ndarray, names: list[str]) -> np.ndarray:
     data: Any = X
     if getattr(estimator, "feature_names_in_", None) is not None:
@@ -127,17 +111,32 @@ def tolerance_for(precision: str, tolerance: float, min_label_agreement: float,
     return {"atol": tolerance, "min_label_agreement": min_label_agreement}
 
 
-def run_exported(exported: Exported, X: np.ndarray, classes: Optional[list]) -> dict[str, np.ndarray]:
-    """Outputs of ``exported`` on ``X`` through the device's own backend, labels decoded."""
-    art = Artifact(path="parity", format=exported.format, precision=exported.precision,
+def run_exported(exported: Exported, X: np.ndarray, classes: Optional[list], *,
+                 by_row: bool = False) -> dict[str, np.ndarray]:
+    """Outputs of ``exported`` on ``X`` through the device's own backend, labels decoded; with
+    ``by_row`` one row per call (the device checks golden rows both ways).
+
+    Raises:
+        BackendError: the device's engine cannot load or run the artifact.
+    """
+    art = Artifact(path=f"{exported.format}/{exported.precision} artifact being converted",
+                   format=exported.format, precision=exported.precision,
                    sha256="0" * 64, size=len(exported.data), input_name=exported.input_name,
                    input_dtype=exported.input_dtype, outputs=exported.outputs, opset=exported.opset,
                    extra=exported.extra)
     engine = get_backend(FORMAT_BACKEND[exported.format])(exported.data, art, BackendOptions(threads=1))
     x = np.ascontiguousarray(X, dtype=np.dtype(exported.input_dtype))
     roles = [r for r in ("label", "probabilities", "prediction") if r in exported.outputs]
-    got = dict(zip(roles, (np.asarray(v) for v in engine.run(x, [exported.outputs[r] for r in roles]))))
-    engine.close()
+    names = [exported.outputs[r] for r in roles]
+    try:
+        if by_row:
+            parts = [engine.run(x[i:i + 1], names) for i in range(x.shape[0])]
+            raw = [np.concatenate([np.asarray(p[k]).reshape(1, -1) for p in parts]) for k in range(len(roles))]
+        else:
+            raw = engine.run(x, names)
+    finally:
+        engine.close()
+    got = dict(zip(roles, (np.asarray(v) for v in raw)))
     if exported.extra.get("label_from") == "probabilities":
         got["label"] = np.asarray(classes, dtype=object)[got["probabilities"].argmax(axis=1)]
     elif "label" in got:
@@ -215,35 +214,90 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _columns(estimator: Any, sample_X: Any, holdout: Any,
+             feature_names: Optional[Sequence[str]]) -> tuple[np.ndarray, Optional[np.ndarray], list[str], str]:
+    """Sample and hold-out values in the model's feature order, the names, and ``matched_by``."""
+    fitted = getattr(estimator, "feature_names_in_", None)
+    fitted = None if fitted is None else [str(n) for n in fitted]
+    n_in = getattr(estimator, "n_features_in_", None)
+    sample = match_columns(sample_X, fitted=fitted, expected=fitted, feature_names=feature_names,
+                           n_in=n_in, role="sample")
+    named = fitted is not None or table_names(sample_X) is not None or feature_names is not None
+    H = None
+    if holdout is not None:
+        H = match_columns(holdout, fitted=fitted, expected=sample.names if named else None,
+                          feature_names=feature_names, n_in=n_in, role="holdout").X
+    return sample.X, H, sample.names, sample.matched_by
+
+
+def _with_fallback(exported: Exported, parity: dict[str, Any], H: np.ndarray, expected: dict,
+                   ctx: ExportContext, tol: dict[str, Any]) -> tuple[Exported, dict[str, Any]]:
+    """fp32 missed parity: try the float64 graph (sklearn-onnx #1192). Whatever happens to it,
+    the fp32 miss stays the finding; where the engine cannot load the fp64 graph (tree
+    classifiers' double outputs in onnxruntime) the fallback is skipped with a note."""
+    step = "skl2onnx cannot export it"
+    try:
+        fallback = export_onnx(ctx.estimator, ctx.n_features, task=ctx.task, has_proba=ctx.has_proba,
+                               precision="fp64")
+        step = f"{FORMAT_BACKEND['onnx']} cannot run it"
+        fb_parity = measure_parity(fallback, H, expected, ctx, tol)
+    except EdgeRuntimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        parity["fallback"] = f"fp64 fallback skipped: {step} ({first})"
+        return exported, parity
+    if fb_parity["passed"]:
+        fallback.extra["fallback_reason"] = "fp32 missed parity: " + "; ".join(parity["reasons"])
+        return fallback, fb_parity
+    parity["fallback"] = "fp64 fallback missed parity too: " + "; ".join(fb_parity["reasons"])
+    return exported, parity
+
+
+def _measured(exported: Exported, H: np.ndarray, expected: dict, ctx: ExportContext,
+              tol: dict[str, Any]) -> dict[str, Any]:
+    """:func:`measure_parity`, with an engine that cannot load the artifact named as such."""
+    try:
+        return measure_parity(exported, H, expected, ctx, tol)
+    except BackendError as exc:
+        raise ConversionError(f"the {exported.format}/{exported.precision} artifact of "
+                              f"{_describe(ctx.estimator)} does not run in {FORMAT_BACKEND[exported.format]}, "
+                              f"the engine that must prove it: {exc}") from None
+
+
 def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] = None,
             version: str = "1.0.0", formats: Sequence[str] = ("onnx",), holdout: Any = None,
             precisions: Any = ("fp32",), tolerance: float = 1e-4,
             min_label_agreement: float = 1.0, quantized_agreement: float = 0.99,
             quantization: str = "dynamic", force: bool = False,
-            feature_names: Optional[Sequence[str]] = None, n_golden: int = 8,
+            feature_names: Optional[Sequence[str]] = None, n_golden: int = device_golden.MIN_GOLDEN_ROWS,
             double_fallback: bool = True, feature_ranges: Optional[dict] = None) -> Path:
     """Convert a fitted estimator into a bundle directory and return its path.
 
     ``sample_X`` characterises the input (reference statistics, calibration); parity is
-    measured on ``holdout`` when given, else on a seeded 25% of ``sample_X``. fp16/int8
-    artifacts must keep ``quantized_agreement`` of the labels (classifiers) or R² against the
-    original predictions (regressors). ``quantization`` picks the int8 scheme: "dynamic" (int8
-    weights) or "static" (full-integer, activation ranges calibrated on ``sample_X``).
+    measured on ``holdout`` when given, else on a seeded 25% of ``sample_X``. Columns are
+    matched by name against the estimator's ``feature_names_in_`` (a DataFrame's columns, or
+    ``feature_names`` for bare arrays, in any order); by position only where the estimator has
+    no names. fp16/int8 artifacts must keep ``quantized_agreement`` of the labels (classifiers)
+    or R² against the original predictions (regressors). ``quantization`` picks the int8
+    scheme: "dynamic" (int8 weights) or "static" (full-integer, activation ranges calibrated on
+    ``sample_X``). ``n_golden`` (at least 32) stratified golden rows prove the model on devices.
 
     Raises:
         UnsupportedEstimatorError: a step has no converter (the message says how to add one).
         ParityError: an artifact misses its tolerance; nothing is written unless ``force``.
-        ConversionError: bad arguments or a converter failure.
+        ConversionError: bad arguments, columns that do not match the model's features (named),
+            or a converter failure.
     """
     check_supported(estimator)
     if quantization not in ("dynamic", "static"):
         raise ConversionError(f"quantization {quantization!r}: use dynamic or static")
+    if n_golden < device_golden.MIN_GOLDEN_ROWS:
+        raise ConversionError(f"n_golden={n_golden}: at least {device_golden.MIN_GOLDEN_ROWS} golden rows "
+                              "are needed to prove a model's batch paths on a device")
     task = _task_of(estimator)
     has_proba = task == "classification" and _has_proba(estimator)
-    X, names = _matrix(sample_X, estimator, feature_names)
+    X, H, names, matched_by = _columns(estimator, sample_X, holdout, feature_names)
     X = X.astype(np.float32).astype(np.float64)  # the device feeds float32: compare on those
-    if holdout is not None:
-        H, _ = _matrix(holdout, estimator, names)
+    if H is not None:
         H = H.astype(np.float32).astype(np.float64)
     else:
         rng = np.random.default_rng(0)
@@ -264,50 +318,32 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
         for prec in (precisions.get(fmt, ("fp32",)) if isinstance(precisions, dict) else precisions):
             tol = tolerance_for(prec, tolerance, min_label_agreement, quantized_agreement)
             exported = EXPORTERS[fmt](ctx, prec)
-            parity = measure_parity(exported, H, expected, ctx, tol)
+            parity = _measured(exported, H, expected, ctx, tol)
             if not parity["passed"] and fmt == "onnx" and prec == "fp32" and double_fallback:
-                fallback = export_onnx(estimator, X.shape[1], task=task, has_proba=has_proba,
-                                       precision="fp64")
-                fb_parity = measure_parity(fallback, H, expected, ctx, tol)
-                if fb_parity["passed"]:
-                    fallback.extra["fallback_reason"] = ("fp32 missed parity: "
-                                                         + "; ".join(parity["reasons"]))
-                    exported, parity = fallback, fb_parity
+                exported, parity = _with_fallback(exported, parity, H, expected, ctx, tol)
             produced.append((exported, parity))
             if not parity["passed"]:
-                failures.append(f"{fmt}/{exported.precision}: " + "; ".join(parity["reasons"]))
+                failures.append(f"{fmt}/{exported.precision}: " + "; ".join(parity["reasons"])
+                                + (f" ({parity['fallback']})" if parity.get("fallback") else ""))
     if failures and not force:
-        raise ParityError("conversion refused, parity missed on "
+        raise ParityError(f"conversion of {_describe(estimator)} refused, parity missed on "
                           f"{H.shape[0]} held-out rows: " + " | ".join(failures)
                           + " (pass force=True / --force to write it anyway)",
                           {f"{e.format}/{e.precision}": p for e, p in produced})
 
-    g = H[:n_golden]
-    g_out = _expected(estimator, g, names, task, has_proba)
-    atol = tolerance
-    if failures:  # forced: the device must still accept what its owner chose to ship
-        worst = max((p.get(k, 0.0) for _, p in produced
-                     for k in ("probabilities_max_abs_diff", "prediction_max_abs_diff")), default=0.0)
-        atol = max(tolerance, 2.0 * worst)
-    golden: dict[str, Any] = {"inputs": json_safe(g.tolist()), "atol": atol}
-    if task == "classification":
-        golden["label"] = g_out["label"].tolist()
-        if has_proba:
-            golden["probabilities"] = g_out["probabilities"].tolist()
-    else:
-        golden["prediction"] = g_out["prediction"].reshape(-1).tolist()
-        golden["rtol"] = atol
-    for exported, _ in produced:
-        if exported.precision in QUANTIZED:  # the device proves the engine on the artifact's own outputs
-            own = run_exported(exported, g, classes)
-            exported.extra["golden"] = json_safe({
-                **{role: np.asarray(v).reshape(g.shape[0], -1).tolist() if role == "probabilities"
-                   else np.asarray(v).reshape(-1).tolist() for role, v in own.items()},
-                "atol": 1e-4, "rtol": 1e-4, "min_label_agreement": 1.0})
     allow_nan = nan_tolerant_features(
         lambda rows: _expected(estimator, rows, names, task, has_proba),
         [lambda rows, e=e: run_exported(e, rows, classes) for e, _ in produced], X,
         quantized=[e.precision in QUANTIZED for e, _ in produced], min_agreement=quantized_agreement)
+    g, selection = select_golden_rows(
+        H, X, lambda rows: _sk_call(estimator, "predict", rows, names), task, n=n_golden,
+        source="holdout" if holdout is not None else "a seeded 25% of the sample", allow_nan=allow_nan)
+    golden = golden_block(_expected(estimator, g, names, task, has_proba), g, task, tolerance, selection)
+    for exported, parity in produced:
+        own = artifact_golden(exported, parity, g, golden,
+                              lambda rows, by_row, e=exported: run_exported(e, rows, classes, by_row=by_row))
+        if own is not None:  # the device proves the engine on the artifact's own outputs
+            exported.extra["golden"] = own
     ranges = feature_ranges or {}
     features = [Feature(name=n, allow_nan=a, range=tuple(ranges[n]) if n in ranges else None)
                 for n, a in zip(names, allow_nan)]
@@ -319,6 +355,7 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
     manifest = new_manifest(name=name or _default_name(estimator), version=version, task=task,
                             features=features, classes=classes, golden=golden,
                             reference=reference_statistics(X, names), provenance=provenance)
+    manifest["inputs"]["matched_by"] = matched_by
     manifest["parity"] = {f"{e.format}/{e.precision}": json_safe(p) for e, p in produced}
     entries = []
     for exported, parity in produced:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -34,3 +35,21 @@ def read_csv_matrix(path: str, *, target: Optional[str] = None) -> tuple[np.ndar
     if not rows:
         raise ConversionError(f"{path}: no data rows")
     return np.asarray(rows, dtype=np.float64), [header[i] for i in keep]
+
+
+@dataclass
+class Table:
+    """A numeric table with its column names, so ``convert`` matches columns by name (it reads
+    ``columns`` and ``to_numpy`` like a pandas DataFrame's, without needing pandas)."""
+
+    values: np.ndarray
+    columns: list[str]
+
+    def to_numpy(self, dtype: Any = None) -> np.ndarray:
+        return np.asarray(self.values, dtype=dtype)
+
+
+def read_csv_table(path: str, *, target: Optional[str] = None) -> Table:
+    """:func:`read_csv_matrix` as a named :class:`Table`."""
+    values, names = read_csv_matrix(path, target=target)
+    return Table(values, names)

@@ -10,8 +10,10 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from edge_runtime.bundle import Artifact, Feature, json_safe, new_manifest, write_bundle
+from edge_runtime.golden import MIN_GOLDEN_ROWS
 
 from .errors import ConversionError
+from .golden import select_golden_rows
 from .onnx_export import Exported
 from .stats import reference_statistics
 
@@ -53,8 +55,13 @@ def _roles_onnx(data: bytes) -> tuple[str, str, dict[str, str], dict[str, int], 
 
 def wrap(model_path: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] = None,
          version: str = "1.0.0", feature_names: Optional[Sequence[str]] = None,
-         classes: Optional[Sequence[Any]] = None, n_golden: int = 8) -> Path:
-    """Bundle an existing ``.onnx`` file. Raises :class:`ConversionError` naming what is off."""
+         classes: Optional[Sequence[Any]] = None, n_golden: int = MIN_GOLDEN_ROWS) -> Path:
+    """Bundle an existing ``.onnx`` file; its golden rows are ``n_golden`` sample rows stratified
+    by the model's own labels (or prediction quantiles), so every class it predicts is proven.
+
+    Raises:
+        ConversionError: naming what is off (file type, input, outputs, sample shape).
+    """
     path = Path(model_path)
     data = path.read_bytes()
     if path.suffix.lower() != ".onnx":
@@ -82,9 +89,16 @@ def wrap(model_path: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] = 
                 classes = sorted(set(got["label"].tolist()))
         classes = [c.item() if hasattr(c, "item") else c for c in classes]
     names = list(feature_names or [f"x{i}" for i in range(X.shape[1])])
-    g = X[:n_golden]
+    def key(rows: np.ndarray) -> np.ndarray:
+        out = run_exported(exported, rows, classes)
+        if "label" in out:
+            return out["label"]
+        return out["probabilities"].argmax(axis=1) if "probabilities" in out else out["prediction"]
+
+    g, selection = select_golden_rows(X, None, key, task, n=n_golden, source="sample")
     gout = run_exported(exported, g, classes)
-    golden: dict[str, Any] = {"inputs": json_safe(g.tolist()), "atol": 1e-4, "rtol": 1e-5}
+    golden: dict[str, Any] = {"inputs": json_safe(g.tolist()), "atol": 1e-4, "rtol": 1e-5,
+                              "selection": selection}
     for role, arr in gout.items():
         golden[role] = json_safe(np.asarray(arr).reshape(g.shape[0], -1).tolist()
                                  if role == "probabilities" else np.asarray(arr).reshape(-1).tolist())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Callable, Iterator, Optional, Union
 
 from .backends import available_backends, backend_names, get_backend
 from .backends.base import Backend, BackendOptions
@@ -22,14 +22,17 @@ def load(source: Union[str, os.PathLike[str], Bundle], backend: str = "auto", *,
 
     ``backend="auto"`` tries the profile's backends in order (else every installed one by
     preference) and keeps the first that reproduces the golden outputs. Artifact bytes are
-    checked against the manifest's sha256 before any engine parses them. With ``auto`` and no
-    explicit ``threads``, a row-count routing table tuned for this bundle and profile (``tune=True``
-    or ``edgert bench --tune``) sends each call to the engine and thread count measured fastest
-    for its row count (:mod:`edge_runtime.routing`). Backends that can only answer
+    checked against the manifest's sha256 before any engine parses them. The golden rows are
+    run all at once and one row at a time, at tolerances capped by :mod:`edge_runtime.golden`
+    whatever the manifest says; a bundle without golden rows loads only with ``verify=False``.
+    With ``auto`` and no explicit ``threads``, a row-count routing table tuned for this bundle
+    and profile (``tune=True`` or ``edgert bench --tune``) sends each call to the engine and
+    thread count measured fastest for its row count (:mod:`edge_runtime.routing`). Backends that can only answer
     asynchronously (``pyodide``: onnxruntime-web) need :func:`load_async`.
 
     Raises:
-        BundleError: the bundle is malformed, unsafe or from a newer schema.
+        BundleError: the bundle is malformed, unsafe or from a newer schema, or (with
+            ``verify``) has no golden rows to prove an engine on.
         IntegrityError: an artifact does not match its digest (never falls through to another).
         BackendError: no backend could run it; the message lists why each was passed over.
     """
@@ -40,11 +43,20 @@ def load(source: Union[str, os.PathLike[str], Bundle], backend: str = "auto", *,
         try:
             model = Model(plan.bundle, cls(plan.bundle.read_artifact(art), art, plan.options), art)
             if verify:
-                model.check_golden()
+                _proven(model, model.check_golden)
             return _maybe_routed(model, plan, tune)
         except (GoldenMismatchError, UnsupportedModelError, BackendUnavailableError) as exc:
             plan.passed_over(cls.name, exc)
     raise plan.failure()
+
+
+def _proven(model: Model, check: Callable[[], object]) -> None:
+    """Run the golden check; a model that fails it is closed before the error goes on."""
+    try:
+        check()
+    except BaseException:
+        model.close()
+        raise
 
 
 def _maybe_routed(model: Model, plan: _Plan, tune: bool) -> Model:
@@ -85,7 +97,11 @@ async def load_async(source: Union[str, os.PathLike[str], Bundle], backend: str 
                 await opener()
             model = Model(plan.bundle, engine, art)
             if verify:
-                await model.check_golden_async()
+                try:
+                    await model.check_golden_async()
+                except BaseException:
+                    model.close()
+                    raise
             return model
         except (GoldenMismatchError, UnsupportedModelError, BackendUnavailableError) as exc:
             plan.passed_over(cls.name, exc)

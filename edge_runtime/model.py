@@ -7,12 +7,13 @@ made once, at construction, so the numpy path pays nothing per call for it.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Optional
 
+from . import golden
 from .backends.base import Backend
 from .bundle import Artifact, Bundle
-from .errors import EdgeRuntimeError, GoldenMismatchError
+from .errors import EdgeRuntimeError
+from .golden import flat
 
 try:
     import numpy as np
@@ -109,73 +110,48 @@ class Model:
 
     # --- trust ------------------------------------------------------------------------------
     def check_golden(self) -> dict[str, float]:
-        """Run the manifest's golden rows and compare with the stored outputs.
+        """Run the golden rows all at once and one row at a time (engines take other paths by
+        batch size) and compare both with the stored outputs, at the capped tolerances of
+        :mod:`edge_runtime.golden`. Returns the worst figures of the two runs.
 
         Raises:
             GoldenMismatchError: a label differs or a value is off by more than the tolerance.
+            BundleError: the bundle has no golden rows for this model (load with ``verify=False``).
         """
-        golden, x, wanted = self._golden_plan()
-        got: dict[str, Any] = {}
-        for key in wanted:
-            got[key] = self.predict_proba(x) if key == "probabilities" else self.predict(x)
-        return self._compare_golden(golden, got)
+        plan = self._golden_plan()
+        at_once = {key: self._golden_call(key, plan.inputs) for key in plan.wanted}
+        by_row = {key: [v for row in plan.inputs for v in flat(self._golden_call(key, [row]))]
+                  for key in plan.wanted}
+        return plan.judge(at_once, by_row, self._golden_where())
 
     async def check_golden_async(self) -> dict[str, float]:
         """Awaitable :meth:`check_golden`, for backends that only answer asynchronously.
 
         Raises:
             GoldenMismatchError: a label differs or a value is off by more than the tolerance.
+            BundleError: the bundle has no golden rows for this model (load with ``verify=False``).
         """
-        golden, x, wanted = self._golden_plan()
-        got: dict[str, Any] = {}
-        for key in wanted:
-            got[key] = await (self.predict_proba_async(x) if key == "probabilities"
-                              else self.predict_async(x))
-        return self._compare_golden(golden, got)
+        plan = self._golden_plan()
+        at_once = {key: await self._golden_call_async(key, plan.inputs) for key in plan.wanted}
+        by_row: dict[str, list[Any]] = {key: [] for key in plan.wanted}
+        for key in plan.wanted:
+            for row in plan.inputs:
+                by_row[key].extend(flat(await self._golden_call_async(key, [row])))
+        return plan.judge(at_once, by_row, self._golden_where())
 
-    def _golden_plan(self) -> tuple[dict[str, Any], list[list[float]], list[str]]:
-        golden = dict(self.manifest.golden or {})
-        golden.update(self.artifact.extra.get("golden") or {})
-        if not golden.get("inputs"):
-            return golden, [], []
-        x = [[math.nan if v is None else float(v) for v in row] for row in golden["inputs"]]
-        wanted = []
-        if golden.get("label") is not None and self.task == "classification":
-            wanted.append("label")
-        if golden.get("probabilities") is not None and self._proba_out is not None:
-            wanted.append("probabilities")
-        if golden.get("prediction") is not None and self.task == "regression":
-            wanted.append("prediction")
-        return golden, x, wanted
+    def _golden_plan(self) -> golden.GoldenPlan:
+        return golden.plan(self.manifest.golden, self.artifact, self.task,
+                           has_proba=self._proba_out is not None)
 
-    def _compare_golden(self, golden: dict[str, Any], got: dict[str, Any]) -> dict[str, float]:
-        """Pure-Python comparison (a handful of rows), shared by the numpy and list paths."""
-        atol = float(golden.get("atol", 1e-4))
-        where = f"backend '{self.backend.name}' on '{self.artifact.path}'"
-        figures: dict[str, float] = {}
-        if "label" in got:
-            have = [str(v) for v in _flat(got["label"])]
-            want = [str(v) for v in golden["label"]]
-            agree = sum(a == b for a, b in zip(have, want)) / len(want) if len(have) == len(want) else 0.0
-            figures["label_agreement"] = agree
-            if agree < float(golden.get("min_label_agreement", 1.0)):
-                raise GoldenMismatchError(f"{where}: golden labels agree on {agree:.1%} of rows")
-        for key in ("probabilities", "prediction"):
-            if key not in got:
-                continue
-            have = [float(v) for v in _flat(got[key])]
-            want = [float(v) for v in _flat(golden[key])]
-            if len(have) != len(want):
-                raise GoldenMismatchError(f"{where}: golden {key} do not have the model's output "
-                                          f"shape ({len(have)} values, golden has {len(want)})")
-            diffs = [abs(a - b) for a, b in zip(have, want)]
-            diff = math.nan if any(d != d for d in diffs) else max(diffs, default=0.0)
-            figures[f"{key}_max_abs_diff"] = diff
-            tol = atol + float(golden.get("rtol", 0.0)) * max((abs(w) for w in want), default=0.0)
-            if not diff <= tol:
-                raise GoldenMismatchError(f"{where}: golden {key} differ by {diff:.3g} "
-                                          f"(tolerance {tol:.3g})")
-        return figures
+    def _golden_call(self, key: str, rows: list[list[float]]) -> Any:
+        return self.predict_proba(rows) if key == "probabilities" else self.predict(rows)
+
+    async def _golden_call_async(self, key: str, rows: list[list[float]]) -> Any:
+        return await (self.predict_proba_async(rows) if key == "probabilities"
+                      else self.predict_async(rows))
+
+    def _golden_where(self) -> str:
+        return f"backend '{self.backend.name}' on '{self.artifact.path}'"
 
     # --- description ------------------------------------------------------------------------
     @property
@@ -198,16 +174,3 @@ class Model:
         m = self.manifest
         return (f"<Model {m.name} {m.version} {m.task} on {self.backend.name} "
                 f"({self.artifact.format}/{self.artifact.precision})>")
-
-
-
-def _flat(values: Any) -> list[Any]:
-    """Row-major flattening of an array, a list of rows or a flat list."""
-    if hasattr(values, "tolist"):
-        values = values.tolist()
-    if not isinstance(values, (list, tuple)):
-        return [values]
-    out: list[Any] = []
-    for v in values:
-        out.extend(_flat(v) if isinstance(v, (list, tuple)) or hasattr(v, "tolist") else [v])
-    return out

@@ -173,6 +173,7 @@ def test_parity_through_cli(case, tmp_path):
                                        str(tmp_path / "s.csv"), "--holdout", str(tmp_path / "h.csv"),
                                        "-o", str(tmp_path / "b")])
     assert res.exit_code == 0, res.output
+    assert "columns taken by position" in res.output  # the zoo is fitted on bare arrays
     model = edge_runtime.load(tmp_path / "b")
     assert model.artifact.parity["passed"] and model.artifact.parity["rows"] == len(X_te)
     want = fitted(case.id).predict(X_te)

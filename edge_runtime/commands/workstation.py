@@ -19,7 +19,8 @@ def register(cli: click.Group) -> None:
 @click.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
 @click.option("--sample", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="CSV with a header: rows like the model's input (stats, golden rows, parity).")
+              help="CSV with a header: rows like the model's input (stats, golden rows, parity); "
+              "columns are matched by name to the model's features when it has names.")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Bundle directory to write.")
 @click.option("--name", default=None)
@@ -45,18 +46,17 @@ def convert(model: str, sample: str, out_dir: str, name: Optional[str], version:
     conv = require_converters()
     import joblib  # workstation only: the device never unpickles anything
 
-    from converters.tabular import read_csv_matrix
+    from converters.tabular import read_csv_table
 
     estimator = joblib.load(model)
-    X, names = read_csv_matrix(sample, target=target)
-    H = read_csv_matrix(holdout, target=target)[0] if holdout else None
-    fitted = getattr(estimator, "feature_names_in_", None)
+    # Named tables: columns are matched by name against the model's features (any order).
+    X = read_csv_table(sample, target=target)
+    H = read_csv_table(holdout, target=target) if holdout else None
     out = conv.convert(estimator, X, out_dir, name=name, version=version,
                        formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
                        precisions=tuple(p.strip() for p in precisions.split(",") if p.strip()),
                        holdout=H, tolerance=tolerance, quantized_agreement=quantized_agreement,
-                       quantization=quantization, force=force,
-                       feature_names=None if fitted is not None else names)
+                       quantization=quantization, force=force)
     _summary(out)
 
 
@@ -75,6 +75,15 @@ def _summary(out: Path) -> None:
         click.echo(f"  {a.path} {a.format}/{a.precision} {a.size} B: parity on {p.get('rows', '?')} rows: "
                    + ", ".join(f for f in figs if f)
                    + ("" if p.get("passed", True) else "  [FAILED, forced]"))
+    matched = (m.data.get("inputs") or {}).get("matched_by")
+    if matched == "name":
+        click.echo("  columns matched by name to the model's features")
+    elif matched == "position":
+        click.echo("  columns taken by position: the estimator was fitted without column names, so "
+                   "--sample must list them in training order")
+    golden = m.golden or {}
+    note = (golden.get("selection") or {}).get("note")
+    click.echo(f"  golden rows: {len(golden.get('inputs') or [])}" + (f" ({note})" if note else ""))
 
 
 @click.command()
