@@ -7,10 +7,8 @@ from typing import Callable
 
 import numpy as np
 
+from ..switches import SCAN_DISTANCE_CHUNK_CELLS
 from . import op
-
-#: float64 cells of the distance matrix per chunk (2 MiB: the chunk stays in cache)
-_CHUNK = 1 << 18
 
 
 def _is_sq_distance_body(node) -> bool:
@@ -80,7 +78,7 @@ def _sq_distances(fallback: Callable[..., list]) -> Callable[..., list]:
         mu, neg2bt, bn = prepared(xs)
         dtype = np.result_type(state, xs)
         out = np.empty((state.shape[0], xs.shape[0]), dtype=dtype)
-        step = max(1, _CHUNK // max(1, xs.shape[0]))
+        step = max(1, SCAN_DISTANCE_CHUNK_CELLS // max(1, xs.shape[0]))
         for s in range(0, state.shape[0], step):
             a = state[s:s + step].astype(np.float64) - mu
             d = a @ neg2bt
