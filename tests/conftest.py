@@ -50,3 +50,15 @@ def bundles(tmp_path_factory):
         return cache[case.id]
 
     return get
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The counts of ONNX's node tests on the numpy backend (passed / skipped by type /
+    failed), when they ran in this session."""
+    if not any("test_numpy_node_tests.py" in getattr(r, "nodeid", "")
+               for reps in terminalreporter.stats.values() for r in reps):
+        return
+    from onnx_node_cases import summary
+
+    for line in summary(terminalreporter.stats):
+        terminalreporter.write_line(line)

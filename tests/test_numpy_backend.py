@@ -1,5 +1,5 @@
 """The numpy backend: parity with onnxruntime on the whole zoo, a run with onnxruntime blocked,
-the ONNX project's own node tests for our operators, and a fuzzed decoder."""
+and a fuzzed decoder (ONNX's node tests: ``test_numpy_node_tests.py``)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from zoo import CASES, dataset
 import edge_runtime
 from edge_runtime.errors import UnsupportedModelError
 from edge_runtime.onnx_numpy import ModelDecodeError, decode_model
-from edge_runtime.onnx_numpy.ops import supported
 from edge_runtime.onnx_numpy.plan import Plan, load_plan
 
 TOL = 1e-5
@@ -127,52 +126,7 @@ def test_unsupported_operator_named_at_load():
     assert onnx  # the onnx package is a test-only dependency
 
 
-# --- the ONNX project's node tests ------------------------------------------------------------
-
-def _node_cases():
-    """The node test cases the onnx package generates (its wheel does not ship the data
-    files), kept to the ones whose operators all have a kernel here."""
-    from onnx.backend.test.case.node import collect_testcases
-
-    ops = set(supported())
-    cases = []
-    for case in collect_testcases(None):
-        types = {("" if n.domain == "ai.onnx" else n.domain, n.op_type) for n in case.model.graph.node}
-        if types and types <= ops:
-            cases.append(case)
-    return cases
-
-
-NODE_CASES = _node_cases()
-#: variants exercising data types the converters never emit
-NODE_SKIP = ("int2", "bfloat16", "float8", "e4m3", "e5m2", "int4", "uint4", "float4", "string",
-             "float16")
-
-
-def _array(value):
-    from onnx import TensorProto, numpy_helper
-
-    return numpy_helper.to_array(value) if isinstance(value, TensorProto) else value
-
-
-@pytest.mark.parametrize("case", NODE_CASES, ids=[c.name for c in NODE_CASES])
-def test_onnx_node_case(case):
-    if any(s in case.name.lower() for s in NODE_SKIP):
-        pytest.skip("data type outside what the converters emit")
-    try:
-        plan, _ = load_plan(case.model.SerializeToString())
-    except UnsupportedModelError as exc:  # the clear load-time error is the contract here
-        pytest.skip(f"refused at load: {exc}")
-    inputs, outputs = ([_array(v) for v in vs] for vs in case.data_sets[0])
-    got = plan.run(dict(zip(plan.inputs, inputs)))
-    for want, val in zip(outputs, got):
-        want, val = np.asarray(want), np.asarray(val)
-        assert val.shape == want.shape, (val.shape, want.shape)
-        if want.dtype.kind == "f":
-            np.testing.assert_allclose(val.astype(np.float64), want.astype(np.float64),
-                                       rtol=max(case.rtol, 1e-5), atol=max(case.atol, 1e-6))
-        else:
-            np.testing.assert_array_equal(val, want)
+# (ONNX's own node tests, plain and tiled to many rows: tests/test_numpy_node_tests.py)
 
 
 # --- the decoder under fuzzing ----------------------------------------------------------------
