@@ -16,28 +16,15 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from numpy_diff import TOL
+from numpy_diff import assert_same as _assert_same
+from numpy_diff import random_trees as _random_trees
 from zoo import CASES, dataset
 
 import edge_runtime
 from edge_runtime.errors import UnsupportedModelError
 from edge_runtime.onnx_numpy import ModelDecodeError, decode_model
 from edge_runtime.onnx_numpy.plan import Plan, load_plan
-
-TOL = 1e-5
-
-
-def _assert_same(want, got, what, tol=TOL):
-    want, got = np.asarray(want), np.asarray(got)
-    assert want.shape == got.shape, (what, want.shape, got.shape)
-    if want.dtype.kind == "f":
-        nan = np.isnan(want)
-        assert np.array_equal(nan, np.isnan(got)), (what, "NaN in different places")
-        want, got = np.where(nan, 0, want), np.where(nan, 0, got)
-        err = np.abs(want.astype(np.float64) - got.astype(np.float64))
-        scale = np.maximum(1.0, np.abs(want.astype(np.float64)))  # relative past magnitude 1
-        assert np.max(err / scale) <= tol, (what, float(np.max(err / scale)))
-    else:
-        assert np.array_equal(want, got), what
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -299,35 +286,6 @@ def test_svm_variants_outside_the_zoo(name, data, make):
     x = X_te.astype(np.float32)
     for want, got in zip(sess.run(None, {sess.get_inputs()[0].name: x}), plan.run({plan.inputs[0]: x})):
         _assert_same(want, got, name)
-
-
-def _random_trees(rng, n_trees, depth, n_features, modes, n_out, kind):
-    """A random ensemble in ai.onnx.ml attribute form (complete trees of ``depth``)."""
-    attrs = {k: [] for k in ("nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_values",
-                             "nodes_modes", "nodes_truenodeids", "nodes_falsenodeids",
-                             "nodes_missing_value_tracks_true")}
-    w = {k: [] for k in ("treeids", "nodeids", "ids", "weights")}
-    for t in range(n_trees):
-        n_inner = 2 ** depth - 1
-        for i in range(2 ** (depth + 1) - 1):
-            leaf = i >= n_inner
-            attrs["nodes_treeids"].append(t)
-            attrs["nodes_nodeids"].append(i)
-            attrs["nodes_featureids"].append(0 if leaf else int(rng.integers(n_features)))
-            attrs["nodes_values"].append(0.0 if leaf else float(np.float32(rng.normal())))
-            attrs["nodes_modes"].append("LEAF" if leaf else str(rng.choice(modes)))
-            attrs["nodes_truenodeids"].append(0 if leaf else 2 * i + 1)
-            attrs["nodes_falsenodeids"].append(0 if leaf else 2 * i + 2)
-            attrs["nodes_missing_value_tracks_true"].append(int(rng.integers(2)) if not leaf else 0)
-            if leaf:
-                for k in range(n_out):
-                    w["treeids"].append(t)
-                    w["nodeids"].append(i)
-                    w["ids"].append(k)
-                    w["weights"].append(float(np.float32(rng.normal())))
-    prefix = "class" if kind == "classifier" else "target"
-    attrs.update({f"{prefix}_{k}": v for k, v in w.items()})
-    return attrs
 
 
 @pytest.mark.parametrize("modes", [["BRANCH_LEQ"], ["BRANCH_LT", "BRANCH_GTE"],
