@@ -72,7 +72,9 @@ def test_other_switches_are_crossed_by_the_kernel_models():
     n = switches.TOPK_SORT_MAX_AXIS
     assert {n, n + 1} <= set(TOPK_AXIS)
     s = switches.TREE_SQUARING_MAX_NODES
-    assert any(v <= s for v in TREE_NODES) and any(v > s for v in TREE_NODES)
+    nodes = {_trees(n)[0] for m in KERNEL_MODELS.values() for n in m.graph.node
+             if n.op_type.startswith("TreeEnsemble")}
+    assert any(v <= s for v in nodes) and any(v > s for v in nodes), nodes
     assert set(switches.OTHER_SWITCHES) == {"COLUMN_LOOP_MAX_COLUMNS", "TOPK_ARGMIN_MAX_K",
                                             "TOPK_SORT_MAX_AXIS", "TREE_SQUARING_MAX_NODES"}
 
@@ -359,9 +361,6 @@ def test_tflite_bundle_at_every_size(case, tmp_path):
 KERNEL_COLUMNS = (3, switches.COLUMN_LOOP_MAX_COLUMNS, switches.COLUMN_LOOP_MAX_COLUMNS + 1)
 TOPK_K = (1, switches.TOPK_ARGMIN_MAX_K, switches.TOPK_ARGMIN_MAX_K + 1, 20)
 TOPK_AXIS = (switches.TOPK_SORT_MAX_AXIS, switches.TOPK_SORT_MAX_AXIS + 1)
-#: total nodes of the kernel models' tree ensembles: each side of the squaring bound (single
-#: row), and few enough that the small-batch cells switch falls within MAX_ROWS
-TREE_NODES = (7 * 31, 3 * 511)
 
 F = TensorProto.FLOAT
 ML = "ai.onnx.ml"
@@ -581,6 +580,7 @@ def _kernel_models() -> dict[str, Any]:
                 [("label", i64), ("p", F)], ml=True, opset=17)
         models[f"SVMRegressor/{cols}"] = _svm("regressor", cols)
         models[f"SVMClassifier/{cols}"] = _svm("classifier", cols)
+        # 217 and 1,533 nodes: each side of the single-row squaring bound (1,024)
         models[f"TreeEnsembleRegressor/{cols}"] = _tree_model("regressor", 7, 4, cols)
         models[f"TreeEnsembleClassifier/{cols}"] = _tree_model("classifier", 3, 8, cols)
         models[f"Scan/{cols}/distance"] = _scan(cols, True)

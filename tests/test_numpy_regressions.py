@@ -4,6 +4,7 @@ not show. Every check compares with onnxruntime on the same model bytes."""
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -141,3 +142,14 @@ def test_cast_refusals_name_the_type():
         model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 25)])
         with pytest.raises(UnsupportedModelError, match=f"cannot cast to {name}\\b"):
             load_plan(model.SerializeToString())
+
+
+def test_cast_to_float8_without_ml_dtypes_is_refused_by_name(monkeypatch):
+    """numpy has no float 8 type: without ml_dtypes (a device) the cast is refused at load,
+    naming the type, instead of running wrong."""
+    monkeypatch.setitem(sys.modules, "ml_dtypes", None)  # import ml_dtypes -> ImportError
+    for op in ("Cast", "CastLike"):
+        model = _float8_model(op, TensorProto.FLOAT8E4M3FN, None)
+        with pytest.raises(UnsupportedModelError, match="FLOAT8E4M3FN"):
+            plan, _ = load_plan(model)
+            plan.run({"x": EDGE_VALUES})
