@@ -55,7 +55,7 @@ def bundles(tmp_path_factory):
 def pytest_terminal_summary(terminalreporter):
     """The counts of ONNX's node tests on the numpy backend (passed / skipped by type /
     failed), when they ran in this session."""
-    if not any("test_numpy_node_tests.py" in getattr(r, "nodeid", "")
+    if not any("test_numpy_node_tests.py" in (getattr(r, "nodeid", None) or "")
                for reps in terminalreporter.stats.values() for r in reps):
         return
     from onnx_node_cases import summary

@@ -262,7 +262,7 @@ def summary(stats: dict) -> list[str]:
     not_tiled = "?"
     for outcome in ("passed", "skipped", "failed"):
         for rep in stats.get(outcome, []):
-            nodeid = getattr(rep, "nodeid", "")
+            nodeid = getattr(rep, "nodeid", None) or ""
             if TEST_FILE not in nodeid or getattr(rep, "when", "call") == "teardown":
                 continue
             kind = "tiled" if "test_onnx_node_case_tiled[" in nodeid else \
