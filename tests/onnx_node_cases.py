@@ -256,7 +256,7 @@ def run_tiled(name: str) -> Tiled:
 
 
 def summary(stats: dict) -> list[str]:
-    """The counts line(s) for the terminal summary, from pytest's report lists."""
+    """The summary lines (node-test counts, kernel coverage) from pytest's report lists."""
     counts: dict[str, dict[str, int]] = {"plain": {}, "tiled": {}}
     skipped_by: dict[str, int] = {}
     not_tiled = "?"
@@ -280,8 +280,11 @@ def summary(stats: dict) -> list[str]:
                 found = re.search(r"data type (\w+)", reason)
                 t = found.group(1) if found else "other"
                 skipped_by[t] = skipped_by.get(t, 0) + 1
+    coverage = [f"numpy kernels run by differential tests: {dict(rep.user_properties)['coverage']}"
+                for rep in stats.get("passed", []) if "test_every_registered_kernel_is_covered"
+                in (getattr(rep, "nodeid", None) or "") and rep.when == "call"]
     if not any(counts.values()):
-        return []
+        return coverage
     plain, tiled = counts["plain"], counts["tiled"]
     by_type = ", ".join(f"{t} {n}" for t, n in sorted(skipped_by.items()))
     return [
@@ -292,4 +295,4 @@ def summary(stats: dict) -> list[str]:
         f"onnxruntime, {tiled.get('onnx.reference', 0)} against onnx.reference, "
         f"{tiled.get('skipped', 0)} skipped by type, {tiled.get('failed', 0)} failed; "
         f"{not_tiled} cases have no input with a row axis",
-    ]
+    ] + coverage

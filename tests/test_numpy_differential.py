@@ -663,6 +663,5 @@ def test_every_registered_kernel_is_covered(bundles, record_property):
     report = {"kernel models": len(registered & by_kernel), "zoo bundles": len(registered & by_zoo),
               "tiled node tests only": sorted(f"{d or 'ai.onnx'}::{o}" for d, o in
                                               registered & by_nodes - by_kernel - by_zoo)}
-    record_property("coverage", json.dumps(report))
-    print("kernel coverage:", json.dumps(report))
+    record_property("coverage", json.dumps(report))  # printed at the end (tests/conftest.py)
     assert not missing, f"registered kernels no differential test runs: {sorted(missing)}"
