@@ -620,10 +620,12 @@ def test_kernel_at_every_size(model_id):
     plain, _ = load_plan(blob, fuse=False)
     cols = model.graph.input[0].type.tensor_type.shape.dim[1].dim_value
     rng = np.random.default_rng(zlib.crc32(model_id.encode()))
-    tol = 1e-4 if model_id.startswith(("ReduceProd", "Pow", "SVM")) else 1e-5
+    # products, powers, RBF kernel sums and the log of a sum that may cancel: float32 rounding
+    # in either engine's order is amplified beyond 1e-5 (measured up to 1.3e-5)
+    tol = 1e-4 if model_id.startswith(("ReduceProd", "ReduceLogSum/", "Pow", "SVM")) else 1e-5
     topk = model.graph.node[-1].op_type == "TopK"
     with np.errstate(all="ignore"):
-        for n in _row_counts(blob):
+        for n in [*_row_counts(blob), BIG_ROWS]:
             x = _kernel_rows(n, rng, cols)
             want = sess.run(None, {"x": x})
             for p in (plan, plain):
