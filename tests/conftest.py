@@ -50,3 +50,15 @@ def bundles(tmp_path_factory):
         return cache[case.id]
 
     return get
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The counts of ONNX's node tests on the numpy backend (passed / skipped by type /
+    failed) and which source covers the registered kernels, when those tests ran."""
+    if not any(f in (getattr(r, "nodeid", None) or "") for reps in terminalreporter.stats.values()
+               for r in reps for f in ("test_numpy_node_tests.py", "test_numpy_differential.py")):
+        return
+    from onnx_node_cases import summary
+
+    for line in summary(terminalreporter.stats):
+        terminalreporter.write_line(line)

@@ -1,5 +1,5 @@
 """The numpy backend: parity with onnxruntime on the whole zoo, a run with onnxruntime blocked,
-the ONNX project's own node tests for our operators, and a fuzzed decoder."""
+and a fuzzed decoder (ONNX's node tests: ``test_numpy_node_tests.py``)."""
 
 from __future__ import annotations
 
@@ -16,29 +16,15 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from numpy_diff import TOL
+from numpy_diff import assert_same as _assert_same
+from numpy_diff import random_trees as _random_trees
 from zoo import CASES, dataset
 
 import edge_runtime
 from edge_runtime.errors import UnsupportedModelError
 from edge_runtime.onnx_numpy import ModelDecodeError, decode_model
-from edge_runtime.onnx_numpy.ops import supported
 from edge_runtime.onnx_numpy.plan import Plan, load_plan
-
-TOL = 1e-5
-
-
-def _assert_same(want, got, what, tol=TOL):
-    want, got = np.asarray(want), np.asarray(got)
-    assert want.shape == got.shape, (what, want.shape, got.shape)
-    if want.dtype.kind == "f":
-        nan = np.isnan(want)
-        assert np.array_equal(nan, np.isnan(got)), (what, "NaN in different places")
-        want, got = np.where(nan, 0, want), np.where(nan, 0, got)
-        err = np.abs(want.astype(np.float64) - got.astype(np.float64))
-        scale = np.maximum(1.0, np.abs(want.astype(np.float64)))  # relative past magnitude 1
-        assert np.max(err / scale) <= tol, (what, float(np.max(err / scale)))
-    else:
-        assert np.array_equal(want, got), what
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -127,52 +113,7 @@ def test_unsupported_operator_named_at_load():
     assert onnx  # the onnx package is a test-only dependency
 
 
-# --- the ONNX project's node tests ------------------------------------------------------------
-
-def _node_cases():
-    """The node test cases the onnx package generates (its wheel does not ship the data
-    files), kept to the ones whose operators all have a kernel here."""
-    from onnx.backend.test.case.node import collect_testcases
-
-    ops = set(supported())
-    cases = []
-    for case in collect_testcases(None):
-        types = {("" if n.domain == "ai.onnx" else n.domain, n.op_type) for n in case.model.graph.node}
-        if types and types <= ops:
-            cases.append(case)
-    return cases
-
-
-NODE_CASES = _node_cases()
-#: variants exercising data types the converters never emit
-NODE_SKIP = ("int2", "bfloat16", "float8", "e4m3", "e5m2", "int4", "uint4", "float4", "string",
-             "float16")
-
-
-def _array(value):
-    from onnx import TensorProto, numpy_helper
-
-    return numpy_helper.to_array(value) if isinstance(value, TensorProto) else value
-
-
-@pytest.mark.parametrize("case", NODE_CASES, ids=[c.name for c in NODE_CASES])
-def test_onnx_node_case(case):
-    if any(s in case.name.lower() for s in NODE_SKIP):
-        pytest.skip("data type outside what the converters emit")
-    try:
-        plan, _ = load_plan(case.model.SerializeToString())
-    except UnsupportedModelError as exc:  # the clear load-time error is the contract here
-        pytest.skip(f"refused at load: {exc}")
-    inputs, outputs = ([_array(v) for v in vs] for vs in case.data_sets[0])
-    got = plan.run(dict(zip(plan.inputs, inputs)))
-    for want, val in zip(outputs, got):
-        want, val = np.asarray(want), np.asarray(val)
-        assert val.shape == want.shape, (val.shape, want.shape)
-        if want.dtype.kind == "f":
-            np.testing.assert_allclose(val.astype(np.float64), want.astype(np.float64),
-                                       rtol=max(case.rtol, 1e-5), atol=max(case.atol, 1e-6))
-        else:
-            np.testing.assert_array_equal(val, want)
+# (ONNX's own node tests, plain and tiled to many rows: tests/test_numpy_node_tests.py)
 
 
 # --- the decoder under fuzzing ----------------------------------------------------------------
@@ -345,35 +286,6 @@ def test_svm_variants_outside_the_zoo(name, data, make):
     x = X_te.astype(np.float32)
     for want, got in zip(sess.run(None, {sess.get_inputs()[0].name: x}), plan.run({plan.inputs[0]: x})):
         _assert_same(want, got, name)
-
-
-def _random_trees(rng, n_trees, depth, n_features, modes, n_out, kind):
-    """A random ensemble in ai.onnx.ml attribute form (complete trees of ``depth``)."""
-    attrs = {k: [] for k in ("nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_values",
-                             "nodes_modes", "nodes_truenodeids", "nodes_falsenodeids",
-                             "nodes_missing_value_tracks_true")}
-    w = {k: [] for k in ("treeids", "nodeids", "ids", "weights")}
-    for t in range(n_trees):
-        n_inner = 2 ** depth - 1
-        for i in range(2 ** (depth + 1) - 1):
-            leaf = i >= n_inner
-            attrs["nodes_treeids"].append(t)
-            attrs["nodes_nodeids"].append(i)
-            attrs["nodes_featureids"].append(0 if leaf else int(rng.integers(n_features)))
-            attrs["nodes_values"].append(0.0 if leaf else float(np.float32(rng.normal())))
-            attrs["nodes_modes"].append("LEAF" if leaf else str(rng.choice(modes)))
-            attrs["nodes_truenodeids"].append(0 if leaf else 2 * i + 1)
-            attrs["nodes_falsenodeids"].append(0 if leaf else 2 * i + 2)
-            attrs["nodes_missing_value_tracks_true"].append(int(rng.integers(2)) if not leaf else 0)
-            if leaf:
-                for k in range(n_out):
-                    w["treeids"].append(t)
-                    w["nodeids"].append(i)
-                    w["ids"].append(k)
-                    w["weights"].append(float(np.float32(rng.normal())))
-    prefix = "class" if kind == "classifier" else "target"
-    attrs.update({f"{prefix}_{k}": v for k, v in w.items()})
-    return attrs
 
 
 @pytest.mark.parametrize("modes", [["BRANCH_LEQ"], ["BRANCH_LT", "BRANCH_GTE"],

@@ -360,7 +360,8 @@ def test_row_reductions_match_numpy(cols):
     x[9, 0] = np.nan
     x[11] = np.nan
     assert _rows.narrow(x, 1)
-    assert np.array_equal(_rows.row_argmax(x), np.argmax(x, axis=1))
+    assert np.array_equal(_rows.row_arg(x, largest=True), np.argmax(x, axis=1))
+    assert np.array_equal(_rows.row_arg(x, largest=False), np.argmin(x, axis=1))
     np.testing.assert_array_equal(_rows.row_max(x), x.max(axis=1))
     np.testing.assert_allclose(_rows.row_sum(x), x.sum(axis=1), rtol=1e-6, atol=1e-6)  # an ulp
 

@@ -155,7 +155,7 @@ def _topological(graph: Graph, known: set[str]) -> list[Any]:
             if out:
                 producers[out] = i
     deps = []
-    for node in graph.nodes:
+    for i, node in enumerate(graph.nodes):
         d = set()
         for name in node.inputs:
             if name in known and name not in producers:
@@ -164,6 +164,11 @@ def _topological(graph: Graph, known: set[str]) -> list[Any]:
                 raise UnsupportedModelError(f"node '{node.name or node.op_type}' reads "
                                             f"'{name}', which nothing produces")
             d.add(producers[name])
+        # a subgraph (Scan/Loop/If body) may read this graph's values by name: the node that
+        # owns it depends on their producers too (names a body makes itself are not in
+        # ``producers``: ONNX names are unique across nested graphs)
+        d.update(producers[name] for name in subgraph_reads([node])
+                 if name in producers and producers[name] != i)
         deps.append(d)
     users: dict[int, list[int]] = {i: [] for i in range(len(graph.nodes))}
     for i, d in enumerate(deps):

@@ -32,6 +32,17 @@ FLOAT, UINT8, INT8, UINT16, INT16, INT32, INT64, STRING, BOOL, FLOAT16, DOUBLE, 
 DTYPES = {FLOAT: "float32", UINT8: "uint8", INT8: "int8", UINT16: "uint16", INT16: "int16",
           INT32: "int32", INT64: "int64", STRING: "object", BOOL: "bool", FLOAT16: "float16",
           DOUBLE: "float64", UINT32: "uint32", UINT64: "uint64"}
+#: TensorProto.DataType -> its name, for errors that must say which type (not a number)
+TYPE_NAMES = dict(enumerate(
+    ("UNDEFINED", "FLOAT", "UINT8", "INT8", "UINT16", "INT16", "INT32", "INT64", "STRING", "BOOL",
+     "FLOAT16", "DOUBLE", "UINT32", "UINT64", "COMPLEX64", "COMPLEX128", "BFLOAT16",
+     "FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ", "UINT4", "INT4",
+     "FLOAT4E2M1", "FLOAT8E8M0", "UINT2", "INT2")))
+
+
+def type_name(code: int) -> str:
+    """``FLOAT8E4M3FN`` for 17; an unknown code as ``data type 99``."""
+    return TYPE_NAMES.get(code, f"data type {code}")
 
 A_FLOAT, A_INT, A_STRING, A_TENSOR, A_GRAPH, A_FLOATS, A_INTS, A_STRINGS, A_TENSORS, A_GRAPHS = \
     range(1, 11)

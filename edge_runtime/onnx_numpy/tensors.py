@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .float8 import FLOAT8, float8_dtype
 from .proto import (
     BOOL,
     DOUBLE,
@@ -17,6 +18,7 @@ from .proto import (
     UINT64,
     ModelDecodeError,
     Tensor,
+    type_name,
 )
 
 
@@ -28,9 +30,10 @@ def to_array(t: Tensor) -> np.ndarray:
     """
     if t.external:
         raise ModelDecodeError(f"tensor '{t.name}' keeps its data in an external file")
-    dtype = DTYPES.get(t.data_type)
+    dtype = DTYPES.get(t.data_type) or float8_dtype(t.data_type)
     if dtype is None:
-        raise ModelDecodeError(f"tensor '{t.name}' has unsupported data type {t.data_type}")
+        raise ModelDecodeError(f"tensor '{t.name}' has data type {type_name(t.data_type)}, "
+                               "which the numpy backend does not support")
     count = 1
     for d in t.dims:
         count *= d
@@ -38,6 +41,15 @@ def to_array(t: Tensor) -> np.ndarray:
             raise ModelDecodeError(f"tensor '{t.name}' declares too many elements")
     if t.data_type == STRING:
         arr = np.array([s.decode("utf-8", "replace") for s in t.string_data], dtype=object)
+    elif t.data_type in FLOAT8:  # one byte per value, in raw_data or int32_data
+        if t.raw_data is None and any(not 0 <= v <= 255 for v in t.int32_data):
+            raise ModelDecodeError(f"tensor '{t.name}' holds out-of-range float 8 bytes")
+        raw = t.raw_data if t.raw_data is not None else \
+            np.array(t.int32_data, dtype=np.int64).astype(np.uint8).tobytes()
+        if len(raw) != count:
+            raise ModelDecodeError(f"tensor '{t.name}': {len(raw)} float 8 values, dims {t.dims} "
+                                   f"need {count}")
+        arr = np.frombuffer(raw, dtype=np.uint8).view(dtype).copy()
     elif t.raw_data is not None:
         itemsize = np.dtype(dtype).itemsize
         if len(t.raw_data) != count * itemsize:

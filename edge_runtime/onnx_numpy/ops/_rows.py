@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
-#: at most this many columns take the column loop
-MAX_COLUMNS = 8
-#: below this many rows the per-call overhead of the loop is not worth it
-MIN_ROWS = 32
+from ..switches import COLUMN_LOOP_MAX_COLUMNS, COLUMN_LOOP_MIN_ROWS
 
 
 def narrow(x: np.ndarray, axis: int) -> bool:
     """True when reducing ``x`` along ``axis`` is a row reduction the column loop does better."""
-    return x.ndim == 2 and axis in (1, -1) and 1 <= x.shape[1] <= MAX_COLUMNS and \
-        x.shape[0] >= MIN_ROWS and x.dtype.kind == "f"
+    return x.ndim == 2 and axis in (1, -1) and 1 <= x.shape[1] <= COLUMN_LOOP_MAX_COLUMNS and \
+        x.shape[0] >= COLUMN_LOOP_MIN_ROWS and x.dtype.kind == "f"
 
 
 def row_max(x: np.ndarray) -> np.ndarray:
@@ -36,17 +33,19 @@ def row_sum(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def row_argmax(x: np.ndarray) -> np.ndarray:
-    """The first column holding each row's maximum; a row with NaN gives its first NaN's column
-    (np.argmax's rule)."""
+def row_arg(x: np.ndarray, largest: bool) -> np.ndarray:
+    """The first column holding each row's maximum (``largest``) or minimum; a row with NaN
+    gives its first NaN's column (np.argmax's and np.argmin's rule)."""
+    beats, keep, whole = (np.greater, np.maximum, np.argmax) if largest else \
+        (np.less, np.minimum, np.argmin)
     best = np.zeros(x.shape[0], dtype=np.intp)
     top = x[:, 0].copy()
     for j in range(1, x.shape[1]):
         col = x[:, j]
         # best = j where the column beats the running top: arithmetic beats a masked store
-        best += (col > top).view(np.int8) * (j - best)
-        np.maximum(top, col, out=top)
+        best += beats(col, top).view(np.int8) * (j - best)
+        keep(top, col, out=top)  # NaN propagates: such rows are redone below
     nan = np.isnan(top)
     if nan.any():
-        best[nan] = np.argmax(x[nan], axis=1)
+        best[nan] = whole(x[nan], axis=1)
     return best

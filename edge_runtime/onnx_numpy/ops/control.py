@@ -1,5 +1,6 @@
-"""Scan (opset 9+): the body graph runs once per slice; scikit-learn's k-NN uses it to compute
-distances, one training row against the whole query batch per step."""
+"""Scan: the body graph runs once per slice; scikit-learn's k-NN uses it to compute distances,
+one training row against the whole query batch per step. Opset 8's Scan (a leading batch axis,
+optional sequence lengths) runs the opset-9 loop once per batch entry."""
 
 from __future__ import annotations
 
@@ -7,10 +8,8 @@ from typing import Callable
 
 import numpy as np
 
+from ..switches import SCAN_DISTANCE_CHUNK_CELLS
 from . import op
-
-#: float64 cells of the distance matrix per chunk (2 MiB: the chunk stays in cache)
-_CHUNK = 1 << 18
 
 
 def _is_sq_distance_body(node) -> bool:
@@ -80,7 +79,7 @@ def _sq_distances(fallback: Callable[..., list]) -> Callable[..., list]:
         mu, neg2bt, bn = prepared(xs)
         dtype = np.result_type(state, xs)
         out = np.empty((state.shape[0], xs.shape[0]), dtype=dtype)
-        step = max(1, _CHUNK // max(1, xs.shape[0]))
+        step = max(1, SCAN_DISTANCE_CHUNK_CELLS // max(1, xs.shape[0]))
         for s in range(0, state.shape[0], step):
             a = state[s:s + step].astype(np.float64) - mu
             d = a @ neg2bt
@@ -93,14 +92,15 @@ def _sq_distances(fallback: Callable[..., list]) -> Callable[..., list]:
     return distances
 
 
-@op("Scan", since=9)
+@op("Scan", since=8)
 def make_scan(node):
     body = node.graph("body")
     m = node.int("num_scan_inputs")
-    in_axes = node.ints("scan_input_axes", None)
-    in_dirs = node.ints("scan_input_directions", None)
-    out_axes = node.ints("scan_output_axes", None)
-    out_dirs = node.ints("scan_output_directions", None)
+    v8 = node.opset < 9
+    in_axes = None if v8 else node.ints("scan_input_axes", None)
+    in_dirs = node.ints("directions" if v8 else "scan_input_directions", None)
+    out_axes = None if v8 else node.ints("scan_output_axes", None)
+    out_dirs = None if v8 else node.ints("scan_output_directions", None)
     n_state = len(body.inputs) - m
     if n_state < 0:
         raise node.fail("num_scan_inputs exceeds the body's inputs")
@@ -137,6 +137,31 @@ def make_scan(node):
             results.append(y)
         return results
 
+    if v8:
+        return _batched(kernel)
     if plain and m == 1 and n_state == 1 and _is_sq_distance_body(node):
         return _sq_distances(kernel)
     return kernel
+
+
+def _batched(kernel: Callable[..., list]) -> Callable[..., list]:
+    """Opset 8: every input has a leading batch axis; the loop runs once per batch entry.
+
+    Raises:
+        ValueError: sequence lengths shorter than the scanned axis (not supported here; the
+            backend reports it as a ``BackendError``).
+    """
+
+    def batched(sequence_lens, *args):
+        n_batch = args[0].shape[0] if args else 0
+        if not n_batch:
+            raise ValueError("Scan (opset 8) over an empty batch")
+        if sequence_lens is not None and sequence_lens.size:
+            full = args[-1].shape[1] if args[-1].ndim > 1 else 0
+            if np.any(np.asarray(sequence_lens) != full):
+                raise ValueError("Scan (opset 8) with sequence lengths shorter than the input "
+                                 "is not supported by the numpy backend")
+        per_batch = [kernel(*[a[b] for a in args]) for b in range(n_batch)]
+        return [np.stack(outs) for outs in zip(*per_batch)]
+
+    return batched

@@ -7,7 +7,7 @@ import numpy as np
 
 from . import ML, op
 from ._post import class_labels, transform, transform_
-from ._rows import narrow, row_max, row_sum
+from ._rows import narrow, row_sum
 
 
 def _per_dtype(w, b):
@@ -58,11 +58,15 @@ def make_linear_classifier(node):
 
     def kernel(x):
         x = _float_input(x)
-        scores = post(scores_of(x))
-        if scores.shape[1] == 1:
+        raw = scores_of(x)
+        if raw.shape[1] == 1:
+            scores = post(raw)
             label = np.where(scores[:, 0] > (0 if name == "NONE" else 0.5), labels[-1], labels[0])
         else:
-            label = labels.take(np.argmax(scores, axis=1))
+            # the label is the largest raw score, as onnxruntime picks it: after LOGISTIC two
+            # saturated scores both read 1.0 and the first would win a tie the raw scores do not
+            label = labels.take(np.argmax(raw, axis=1))
+            scores = post(raw)
         return [label, scores]
 
     return binary_kernel if binary else kernel
@@ -113,8 +117,11 @@ def make_normalizer(node):
         x = _float_input(x)
         tall = narrow(x, 1)
         if norm == "MAX":
-            d = row_max(np.abs(x))[:, None] if tall else np.abs(x).max(axis=1, keepdims=True)
-        elif norm == "L1":
+            # the spec's and onnxruntime's rule: divide by the row's largest value (signed, NaN
+            # ignored); a row whose largest value is 0 stays as it is
+            d = np.fmax.reduce(x, axis=1, keepdims=True)
+            return [(x / np.where(d == 0, d.dtype.type(1), d)).astype(np.float32, copy=False)]
+        if norm == "L1":
             d = row_sum(np.abs(x))[:, None] if tall else np.abs(x).sum(axis=1, keepdims=True)
         else:
             d = np.sqrt(row_sum(x * x)[:, None] if tall else (x * x).sum(axis=1, keepdims=True))

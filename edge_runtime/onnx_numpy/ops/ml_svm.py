@@ -8,6 +8,7 @@ from operator import mul
 
 import numpy as np
 
+from ..switches import SVM_COUPLING_LOOP_MAX_ROWS
 from . import ML, op
 from ._post import class_labels, logistic, logistic_, transform
 
@@ -84,7 +85,7 @@ def _coupling(r: np.ndarray) -> np.ndarray:
     """Pairwise-coupled class probabilities (libsvm's multiclass_probability), all rows at
     once; rows that converge stop changing, as in the one-row loop."""
     n, k, _ = r.shape
-    if n <= 4:
+    if n <= SVM_COUPLING_LOOP_MAX_ROWS:
         return np.array([_coupling_row(row) for row in r.tolist()], dtype=np.float64)
     q = np.zeros_like(r)
     for t in range(k):

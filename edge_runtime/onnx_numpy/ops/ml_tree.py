@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..switches import (
+    TREE_ACCUMULATE_MAX_ROWS,
+    TREE_BATCH_MIN_ROWS,
+    TREE_CHUNK_CELLS,
+    TREE_SMALL_BATCH_CELLS,
+    TREE_SQUARING_MAX_NODES,
+)
 from . import ML, op
 from ._post import TRANSFORMS, class_labels, logistic_, probit
 
 _MODES = {"BRANCH_LEQ": 0, "BRANCH_LT": 1, "BRANCH_GTE": 2, "BRANCH_GT": 3, "BRANCH_EQ": 4,
           "BRANCH_NEQ": 5, "LEAF": 6}
 _LEAF = 6
-#: rows x trees x outputs per chunk when summing leaf weights (caps temporary memory)
-_CHUNK_CELLS = 1 << 22
-#: below this many rows x nodes, decide all nodes up front instead of per level
-_SMALL_BATCH_CELLS = 1 << 16
-#: up to this many nodes a gather over all of them costs about what one per level does
-_SQUARING_MAX_NODES = 1024
+# the size switches (``..switches``): rows x trees x outputs per MIN/MAX chunk (caps temporary
+# memory); rows x nodes up to which all nodes are decided up front instead of per level; nodes
+# up to which a gather over all of them costs about what one per level does (single row)
 
 
 class _Forest:
@@ -138,15 +142,16 @@ class _Forest:
         idx = np.empty((n_rows, self.n_trees), dtype=np.int32)
         idx[:] = self.roots
         base = (np.arange(n_rows, dtype=np.intp) * x.shape[1])[:, None] \
-            if n_rows > 1 else None
+            if n_rows >= TREE_BATCH_MIN_ROWS else None
         feats, mode, mvtt = self.feats, self.single_mode, self.mvtt
-        if n_rows * self.n_nodes <= _SMALL_BATCH_CELLS:
+        if n_rows * self.n_nodes <= TREE_SMALL_BATCH_CELLS:
             # few rows: decide every node once and turn the decisions into "next node" per
             # node; each level is then a single gather (no per-level arithmetic)
-            v = flat.take(feats)[None, :] if n_rows == 1 else np.take(x, feats, axis=1)
+            v = flat.take(feats)[None, :] if n_rows < TREE_BATCH_MIN_ROWS else \
+                np.take(x, feats, axis=1)
             # next = false child + decision * (true - false): cheaper than np.where on ints
             nxt = (self.fc32 + self._decide(v, thr) * self.delta32).ravel()
-            if n_rows == 1 and self.n_nodes <= _SQUARING_MAX_NODES:
+            if n_rows < TREE_BATCH_MIN_ROWS and self.n_nodes <= TREE_SQUARING_MAX_NODES:
                 # depth steps of "next node" by repeated squaring of the step table: a few
                 # gathers over the (few) nodes instead of one per level
                 step, d = nxt, self.depth
@@ -156,7 +161,7 @@ class _Forest:
                     d >>= 1
                     if d:
                         step = step.take(step)
-            elif n_rows == 1:
+            elif n_rows < TREE_BATCH_MIN_ROWS:
                 for _ in range(self.depth):
                     idx = nxt.take(idx)
             else:
@@ -231,7 +236,7 @@ class _Forest:
         dtype = np.float64 if x.dtype == np.float64 else np.float32
         table = self.table if dtype == np.float64 else self._table32
         if aggregate in ("SUM", "AVERAGE"):
-            if n_rows <= 64:
+            if n_rows <= TREE_ACCUMULATE_MAX_ROWS:
                 # add.accumulate adds strictly left to right (np.sum would pair up terms)
                 out = np.add.accumulate(table[idx], axis=1)[:, -1]
             else:  # many rows: one vector add per tree, in tree order
@@ -246,7 +251,7 @@ class _Forest:
             return out if native else out.astype(np.float64)
         reduce = np.min if aggregate == "MIN" else np.max
         out64 = np.empty((n_rows, self.n_out), dtype=np.float64)
-        step = max(1, _CHUNK_CELLS // max(1, self.n_trees * self.n_out))
+        step = max(1, TREE_CHUNK_CELLS // max(1, self.n_trees * self.n_out))
         for s in range(0, n_rows, step):
             out64[s:s + step] = reduce(table[idx[s:s + step]], axis=1)
         return out64

@@ -1,7 +1,8 @@
 """The int8 operators onnxruntime.quantization writes: dynamic (DynamicQuantizeLinear →
 MatMulInteger → scale) and static QDQ (QuantizeLinear / DequantizeLinear), as the ONNX spec
-defines them: round half to even, saturate to the integer type, per-tensor or per-axis scales.
-8-bit and 16-bit integers only (no float8/int4, no blocked quantization)."""
+defines them: round half to even, saturate to the integer type, per-tensor, per-axis or blocked
+scales (``block_size``: one scale per run of that many values along the axis). 8-bit and 16-bit
+integers only (no float8/int4)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,19 @@ from . import op
 _INTEGER = {2: np.uint8, 3: np.int8, 4: np.uint16, 5: np.int16}
 
 
-def _along(param: np.ndarray, x: np.ndarray, axis: int) -> np.ndarray:
-    """A scale or zero point: a scalar, or one value per slice of ``x`` along ``axis``."""
+def _along(param: np.ndarray, x: np.ndarray, axis: int, block: int = 0) -> np.ndarray:
+    """A scale or zero point: a scalar, one value per slice of ``x`` along ``axis``, or (with
+    ``block``) an array of ``x``'s rank with one value per ``block`` values along ``axis``.
+
+    Raises:
+        ValueError: blocked parameters whose shape does not cover ``x`` (the backend reports it).
+    """
     p = np.asarray(param)
+    if block:
+        if p.ndim != x.ndim or -(-x.shape[axis] // block) != p.shape[axis]:
+            raise ValueError(f"blocked scale of shape {p.shape} does not fit input {x.shape} "
+                             f"with block_size {block} on axis {axis}")
+        return np.repeat(p, block, axis=axis)[(slice(None),) * axis + (slice(0, x.shape[axis]),)]
     if p.ndim == 0 or p.size == 1:
         return p.reshape(())
     shape = [1] * x.ndim
@@ -25,15 +36,17 @@ def _along(param: np.ndarray, x: np.ndarray, axis: int) -> np.ndarray:
     return p.reshape(shape)
 
 
-def _checked(node: Any) -> int:
-    if node.int("block_size", 0):
-        raise node.fail("blocked quantization (block_size) is not supported")
-    return node.int("axis", 1)
+def _checked(node: Any) -> tuple[int, int]:
+    """(axis, block_size) of a Quantize/DequantizeLinear node."""
+    block = node.int("block_size", 0)
+    if block < 0:
+        raise node.fail(f"block_size {block} is negative")
+    return node.int("axis", 1), block
 
 
 @op("QuantizeLinear", since=10)
 def make_quantize_linear(node):
-    axis = _checked(node)
+    axis, block = _checked(node)
     out_type = node.int("output_dtype", 0)
     if out_type and out_type not in _INTEGER:
         raise node.fail(f"output type {out_type} is not an 8/16-bit integer")
@@ -43,9 +56,9 @@ def make_quantize_linear(node):
         if np.dtype(dtype) not in {np.dtype(t) for t in _INTEGER.values()}:
             raise node.fail(f"zero point of type {np.dtype(dtype)} is not an 8/16-bit integer")
         ax = axis % x.ndim if x.ndim else 0
-        y = np.rint(x.astype(np.float32) / _along(scale, x, ax))
+        y = np.rint(x.astype(np.float32) / _along(scale, x, ax, block))
         if zero_point is not None:
-            y += _along(zero_point, x, ax)
+            y += _along(zero_point, x, ax, block)
         info = np.iinfo(dtype)
         return [np.clip(y, info.min, info.max).astype(dtype)]
 
@@ -54,14 +67,14 @@ def make_quantize_linear(node):
 
 @op("DequantizeLinear", since=10)
 def make_dequantize_linear(node):
-    axis = _checked(node)
+    axis, block = _checked(node)
 
     def kernel(x: np.ndarray, scale: np.ndarray, zero_point: Optional[np.ndarray] = None) -> list:
         ax = axis % x.ndim if x.ndim else 0
-        s = _along(scale, x, ax)
+        s = _along(scale, x, ax, block)
         v = x.astype(np.int32) if x.dtype.kind in "iu" else x
         if zero_point is not None:
-            v = v - _along(zero_point, x, ax).astype(np.int32)
+            v = v - _along(zero_point, x, ax, block).astype(np.int32)
         return [(v * s).astype(s.dtype)]
 
     return kernel

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..switches import TOPK_ARGMIN_CHUNK_CELLS, TOPK_ARGMIN_MAX_K, TOPK_SORT_MAX_AXIS
 from . import op
-from ._rows import narrow, row_argmax, row_max, row_sum
+from ._rows import narrow, row_arg, row_max, row_sum
 
 _SINCE_INPUT = {"ReduceSum": 13}  # the others moved axes from attribute to input at opset 18
 
@@ -87,7 +88,7 @@ for _name, _fn in {
     _reducer(_name, _fn)
 
 
-def _arg(name: str, fn) -> None:
+def _arg(name: str, fn, largest: bool) -> None:
     @op(name)
     def make(node):
         axis = node.int("axis", 0)
@@ -96,7 +97,7 @@ def _arg(name: str, fn) -> None:
 
         def kernel(x):
             if not last and narrow(x, axis):
-                idx = row_argmax(x).astype(np.int64, copy=False)
+                idx = row_arg(x, largest).astype(np.int64, copy=False)
                 return [idx[:, None] if keepdims else idx]
             if last:
                 flipped = np.flip(x, axis=axis)
@@ -112,15 +113,12 @@ def _arg(name: str, fn) -> None:
         return kernel
 
 
-_arg("ArgMax", np.argmax)
-_arg("ArgMin", np.argmin)
+_arg("ArgMax", np.argmax, largest=True)
+_arg("ArgMin", np.argmin, largest=False)
 
 
-#: k up to which TopK selects by repeated argmin (k passes over cache-sized chunks) rather
-#: than by partitioning (the k-NN graphs: k = n_neighbors)
-_ARGMIN_MAX_K = 8
-#: keys per chunk of the argmin selection (256 KiB of float32: stays in cache)
-_ARGMIN_CHUNK = 1 << 16
+# TopK selects by repeated argmin (k passes over cache-sized chunks) for k up to
+# TOPK_ARGMIN_MAX_K rather than by partitioning (the k-NN graphs: k = n_neighbors)
 
 
 def _smallest_by_argmin(flat: np.ndarray, k: int) -> np.ndarray:
@@ -129,7 +127,7 @@ def _smallest_by_argmin(flat: np.ndarray, k: int) -> np.ndarray:
     picks are all below +inf (no NaN, which argmin would pick first): the caller checks."""
     n_rows, n = flat.shape
     out = np.empty((n_rows, k), dtype=np.intp)
-    step = max(1, _ARGMIN_CHUNK // max(1, n))
+    step = max(1, TOPK_ARGMIN_CHUNK_CELLS // max(1, n))
     for s in range(0, n_rows, step):
         y = flat[s:s + step].copy()
         rows = np.arange(y.shape[0])
@@ -149,14 +147,14 @@ def _topk_indices(keys, k):
     n = keys.shape[-1]
     if k == 0:
         return np.zeros(keys.shape[:-1] + (0,), dtype=np.intp)
-    if keys.dtype.kind == "f" and k <= _ARGMIN_MAX_K and keys.size:
+    if keys.dtype.kind == "f" and k <= TOPK_ARGMIN_MAX_K and keys.size:
         flat = keys.reshape(-1, n)
         idx = _smallest_by_argmin(flat, k)
         unsure = ~(np.take_along_axis(flat, idx, axis=-1) < np.inf).all(axis=-1)
         if unsure.any():
             idx[unsure] = np.argsort(flat[unsure], axis=-1, kind="stable")[:, :k]
         return idx.reshape(keys.shape[:-1] + (k,))
-    if n <= 64 or k * 4 > n or keys.dtype.kind not in "fiu":
+    if n <= TOPK_SORT_MAX_AXIS or k * 4 > n or keys.dtype.kind not in "fiu":
         return np.argsort(keys, axis=-1, kind="stable")[..., :k]
     part = np.argpartition(keys, k - 1, axis=-1)[..., :k]
     vals = np.take_along_axis(keys, part, axis=-1)

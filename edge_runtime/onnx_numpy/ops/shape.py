@@ -1,10 +1,9 @@
-"""Shape and layout operators: Reshape, Flatten, Concat, Transpose, (Un)Squeeze, Gather, Cast…"""
+"""Shape and layout operators: Reshape, Flatten, Concat, Transpose, (Un)Squeeze, Gather…"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..proto import DTYPES
 from . import op
 
 
@@ -28,22 +27,6 @@ def make_constant(node):
     else:
         raise node.fail("Constant without a supported value attribute")
     return lambda: [value]
-
-
-@op("Cast")
-def make_cast(node):
-    to = DTYPES.get(node.int("to"))
-    if to is None:
-        raise node.fail(f"cannot cast to data type {node.int('to')}")
-    if to == "object":
-        return lambda x: [x.astype(str).astype(object)]
-    # no copy when the value already has the type (the converters cast float to float)
-    return lambda x: [x.astype(to, copy=False)]
-
-
-@op("CastLike")
-def make_castlike(node):
-    return lambda x, like: [x.astype(like.dtype, copy=False)]
 
 
 def _reshape_to(x, shape, allowzero):
