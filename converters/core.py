@@ -25,7 +25,7 @@ from edge_runtime.bundle import Artifact, Feature, json_safe, new_manifest, writ
 from .errors import ConversionError, ParityError
 from .onnx_export import Exported, export_onnx
 from .registry import check_supported
-from .stats import nan_tolerant_features, r2_score, reference_statistics
+from .stats import nan_tolerant_features, r2_score, reference_statistics, training_bounds
 
 #: Which runtime backend proves an artifact of each format at conversion time.
 FORMAT_BACKEND = {"onnx": "onnxruntime", "tflite": "litert"}
@@ -309,8 +309,9 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
         [lambda rows, e=e: run_exported(e, rows, classes) for e, _ in produced], X,
         quantized=[e.precision in QUANTIZED for e, _ in produced], min_agreement=quantized_agreement)
     ranges = feature_ranges or {}
-    features = [Feature(name=n, allow_nan=a, range=tuple(ranges[n]) if n in ranges else None)
-                for n, a in zip(names, allow_nan)]
+    features = [Feature(name=n, allow_nan=a, range=tuple(ranges[n]) if n in ranges else None,
+                        train_min=b[0] if b else None, train_max=b[1] if b else None)
+                for n, a, b in zip(names, allow_nan, training_bounds(X))]
     provenance = {"framework": "scikit-learn", "estimator": _describe(estimator),
                   "estimator_class": f"{type(estimator).__module__}.{type(estimator).__name__}",
                   "converter": "edge-runtime converters (skl2onnx for ONNX)",

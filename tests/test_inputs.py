@@ -65,7 +65,7 @@ def test_accepted_forms(models, X):
     (np.zeros((0, 4), dtype=np.float32), "no rows"),
     (np.zeros((1, 2, 4)), "must be 2-D"),
     (pd.DataFrame([{**REC, "extra": 1}]), "unknown column"),
-    (pd.DataFrame([{**REC, "sepal_width": "wide"}]), "column 'sepal_width' is not numeric"),
+    (pd.DataFrame([{**REC, "sepal_width": "wide"}]), "row 0, feature 'sepal_width': 'wide' is not a number"),
     ("5.1,3.5", "unsupported input type str"),
 ])
 def test_rejected_with_named_field(models, X, message):

@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from edge_runtime.bundle import Feature
 from edge_runtime.errors import InputError
-from edge_runtime.inputs import InputAdapter
-from edge_runtime.inputs_pure import ListInputAdapter, Rows
+from edge_runtime.inputs import InputAdapter, ListInputAdapter, Rows
 
 NAMES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 FEATURES = [Feature(n, allow_nan=False, range=(0.0, 10.0) if n == "petal_width" else None) for n in NAMES]

@@ -42,8 +42,10 @@ def build_slot(source: str, *, backend: str = "auto", threads: Optional[int] = N
 def serve(source: str, *, host: str = "127.0.0.1", port: int = 8080, backend: str = "auto",
           model_threads: Optional[int] = None, http_threads: int = 4,
           max_body: int = DEFAULT_MAX_BODY, max_rows: int = DEFAULT_MAX_ROWS,
-          poll_interval: float = 0.5, announce: Callable[[str], None] = print) -> None:
-    """Serve until interrupted. ``announce`` gets one line with the bound address (port 0 picks a
+          poll_interval: float = 0.5, strict: bool = False,
+          announce: Callable[[str], None] = print) -> None:
+    """Serve until interrupted (``strict``: refuse values outside the training min/max).
+    ``announce`` gets one line with the bound address (port 0 picks a
     free port; tests and the load benchmark read it).
 
     Raises:
@@ -56,7 +58,7 @@ def serve(source: str, *, host: str = "127.0.0.1", port: int = 8080, backend: st
     metrics = Metrics()
     slot, watcher = build_slot(source, backend=backend, threads=model_threads, metrics=metrics,
                                poll_interval=poll_interval)
-    app = make_app(slot, metrics=metrics, max_body=max_body, max_rows=max_rows)
+    app = make_app(slot, metrics=metrics, max_body=max_body, max_rows=max_rows, strict=strict)
     # waitress refuses bodies past its own limit before the app runs (a plain-text 413); keep it
     # at four times ours so most oversized requests get the app's JSON 413, which names the option
     # (waitress spools large bodies to a temporary file, not to memory).
