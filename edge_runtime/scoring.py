@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterator, Optional
 
 from .errors import InputError
-from .inputs.schema import check_columns
+from .inputs.schema import check_columns, text_value
 
 CHUNK_ROWS = 4096
 ON_ERROR = ("fail", "skip")
@@ -159,9 +159,9 @@ class _Chunker:
 
 def _csv_values(rows: list[list[str]]) -> Any:
     """A chunk's cells as one float64 array when they all parse (numpy's C loop, which reads
-    text as ``float()`` does: the fast, usual path), else as the text itself, which the model's
-    input schema reads cell by cell with the same rules as every other path (blanks and
-    NA/null are missing) and names what is wrong."""
+    text as ``float()`` does: the fast, usual path), else cell by cell by the input schema's
+    text rule (blanks and NA/null are missing); a cell that is no number stays text, for the
+    model's schema to refuse naming row and feature, as on every other path."""
     if rows:
         import numpy as np
 
@@ -169,7 +169,7 @@ def _csv_values(rows: list[list[str]]) -> Any:
             return np.array(rows, dtype=np.float64)
         except ValueError:
             pass
-    return rows
+    return [[text_value(v) for v in r] for r in rows]
 
 
 def read_jsonl_chunks(fh: IO[str], *, id_column: Optional[str] = None,

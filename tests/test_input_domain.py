@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from edge_runtime.bundle import Artifact, Feature, Manifest, new_manifest
 from edge_runtime.errors import BundleError, InputError
 from edge_runtime.inputs import InputAdapter, ListInputAdapter
+from edge_runtime.inputs.schema import text_value
 
 NAMES = ["a", "b", "c"]
 TRAINED = [Feature("a", train_min=-1.0, train_max=1.0), Feature("b", train_min=0.0, train_max=10.0),
@@ -33,8 +34,8 @@ def verdict(adapter, X, strict: bool = False):
         return "error", str(exc), exc.row, exc.reason
 
 
-@pytest.mark.parametrize("value", [math.inf, -math.inf, float("1e999"), 1e39, -1e39, 3.5e38, 10**400,
-                                   -(10**400), 10**300, "Infinity", "-inf", " 1e39 ", "1" * 400])
+@pytest.mark.parametrize("value", [math.inf, -math.inf, float("1e999"), 1e39, -1e39, 3.5e38, 3.4028235e38,
+                                   10**400, -(10**400), 10**300, np.float64(1e39), np.inf])
 def test_non_finite_and_beyond_float32_refused_naming_row_and_feature(value):
     rows = [[0.0, 1.0, 2.5], [0.0, value, 2.5]]
     for adapter in both(TRAINED):
@@ -48,18 +49,32 @@ def test_refused_in_arrays_and_frames_too():
     adapter = InputAdapter(TRAINED)
     message = f"row 0, feature 'c': {NOT_FINITE}"
     for X in (np.array([[0.0, 1.0, np.inf]], dtype=np.float32), np.array([[0.0, 1.0, 1e39]]),
-              pd.DataFrame([{"a": 0.0, "b": 1.0, "c": -np.inf}]), pd.DataFrame([{"a": 0, "b": 1, "c": "inf"}]),
-              np.array([["0", "1", "1e39"]])):
+              pd.DataFrame([{"a": 0.0, "b": 1.0, "c": -np.inf}]), pd.DataFrame([{"a": 0, "b": 1, "c": 10**400}]),
+              np.array([[0, 1, 10**400]], dtype=object)):
         with pytest.raises(InputError) as info:
             adapter(X)
         assert str(info.value) == message
 
 
-def test_the_float32_edge_is_where_the_cast_overflows():
+def test_the_float32_edge_is_its_largest_value_not_where_the_cast_overflows():
+    edge = float(np.finfo(np.float32).max)
+    above = float(np.nextafter(edge, math.inf))  # a float32 cast rounds it down to the edge
     for adapter in both(TRAINED):
-        edge = float(np.finfo(np.float32).max)
-        assert verdict(adapter, [[0.0, 3.4028235e38, -edge]])[0] == "ok"  # both round to ±FLT_MAX
-        assert verdict(adapter, [[0.0, 3.4028236e38, 0.0]])[0] == "error"
+        assert verdict(adapter, [[0.0, edge, -edge]])[0] == "ok"
+        assert verdict(adapter, [[0.0, 1.0, above]])[1] == f"row 0, feature 'c': {NOT_FINITE}"
+        assert verdict(adapter, [[-above, 1.0, 0.0]])[1] == f"row 0, feature 'a': {NOT_FINITE}"
+    assert verdict(InputAdapter(TRAINED), np.array([[0.0, 1.0, above]]))[0] == "error"
+
+
+def test_text_is_refused_in_typed_paths_and_read_from_csv_cells_by_one_rule():
+    for adapter in both(TRAINED):
+        assert verdict(adapter, [[0.0, "1", 2.5]])[1] == (
+            "row 0, feature 'b': '1' is text, not a number: send numbers (only CSV cells are read as text)")
+        assert verdict(adapter, [[0.0, "n/a", 2.5]])[1] == "row 0, feature 'b': 'n/a' is not a number"
+        assert verdict(adapter, [[0.0, b"1", 2.5]])[1] == "row 0, feature 'b': b'1' is not a number"
+    cells = {" 14.0 ": 14.0, "1e39": 1e39, "-Infinity": -math.inf, "": None, " NA ": None, "null": None,
+             "NaN": None, "abc": "abc", "0x10": "0x10"}
+    assert {k: text_value(k) for k in cells} == cells
 
 
 def test_float64_artifacts_take_values_beyond_float32_but_not_infinity():
@@ -99,8 +114,8 @@ def test_strict_without_training_bounds_says_so():
             adapter([[0.0, 0.0, 0.0]], strict=True)
 
 
-_value = st.one_of(st.floats(), st.floats(-12, 12, width=32), st.none(), st.integers(-3, 12),
-                   st.sampled_from([1e39, 10**400, "Infinity", "nan", "", "7.5", "x"]))
+_value = st.one_of(st.floats(), st.floats(-12, 12, width=32), st.none(), st.integers(-3, 12), st.booleans(),
+                   st.sampled_from([1e39, -(10**400), 3.4028235e38, "Infinity", "nan", "", "7.5", "x"]))
 
 
 @given(st.lists(st.lists(_value, min_size=3, max_size=3), min_size=1, max_size=4), st.booleans())

@@ -63,19 +63,19 @@ class InputAdapter:
         if type(X).__module__.startswith("pandas"):
             return self._from_frame(X)
         if isinstance(X, (list, tuple)) and X and not any(isinstance(r, Mapping) for r in X):
-            try:  # numpy's C loop reads numbers and numeric text as float() does
-                arr = np.asarray(X, dtype=np.float64)
-            except (TypeError, ValueError, OverflowError):
+            try:  # numpy's C loop; without a dtype, so text stays text (numpy would parse it)
+                arr = np.asarray(X)
+            except (TypeError, ValueError, OverflowError):  # ragged rows
                 pass
             else:
-                if arr.ndim == 1:
-                    arr = arr.reshape(1, -1)
-                if arr.ndim == 2 and arr.shape[1] == self.width:
-                    return self._cast(arr)
+                if arr.dtype.kind in "fiub" and arr.ndim in (1, 2):
+                    arr = arr.reshape(1, -1) if arr.ndim == 1 else arr
+                    if arr.shape[1] == self.width:
+                        return self._cast(arr)
         return self._from_python(X)  # the schema's parsing names what is wrong
 
     def _from_python(self, X: Any) -> np.ndarray:
-        flat, n = self.schema.matrix(X, "d")
+        flat, n = self.schema.matrix(X)
         return self._cast(np.frombuffer(flat, dtype=np.float64).reshape(n, self.width))
 
     def _from_array(self, arr: np.ndarray) -> np.ndarray:
@@ -105,8 +105,15 @@ class InputAdapter:
         return self._from_python(frame.to_numpy(dtype=object, na_value=None).tolist())
 
     def _cast(self, arr: np.ndarray) -> np.ndarray:
-        with np.errstate(over="ignore", invalid="ignore"):  # beyond float32 -> inf, refused below
-            return np.ascontiguousarray(arr, dtype=self.dtype)
+        """``arr`` in the artifact's dtype; values beyond its range become ±inf first, so the
+        domain check refuses them (a float32 cast would round 3.4028235e38 down to the max)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.ascontiguousarray(arr, dtype=self.dtype)
+            if arr.dtype.itemsize > out.dtype.itemsize and arr.dtype.kind == "f":
+                big = np.abs(arr) > self.schema.limit
+                if big.any():
+                    out[big] = np.copysign(np.inf, arr[big])
+        return out
 
     # --- the domain (the same checks, in the same order, as InputSchema.check) --------------
     def _check_finite(self, arr: np.ndarray) -> None:

@@ -53,7 +53,6 @@ class ListInputAdapter:
         self.schema = InputSchema(features, dtype)
         self.names = self.schema.names
         self.dtype = dtype
-        self._typecode = TYPECODES[dtype]
 
     def __call__(self, X: Any, strict: bool = False) -> Rows:
         """``X`` as a :class:`Rows` matrix of the artifact's dtype.
@@ -63,7 +62,8 @@ class ListInputAdapter:
         """
         if isinstance(X, Rows):
             X = X.tolist()
-        flat, n = self.schema.matrix(X, self._typecode)
+        flat, n = self.schema.matrix(X)
+        flat = self.schema.cast(flat)
         if not n:
             raise InputError("no rows to predict (got an empty input)")
         self.schema.check(flat, strict)  # after the cast, as on the numpy path

@@ -5,13 +5,16 @@ Every input path (the API's arrays, rows, records and frames; CSV cells and JSON
 ``edgert predict``; the JSON body of ``edgert serve``; the Pyodide bridge) goes through this
 module, so they accept the same values and say the same thing about the others:
 
-- a value is a number (int, float, bool as 0/1, a numpy scalar) or text that Python's
-  ``float()`` reads after stripping blanks ("14.0", " 1e3 ", "-inf");
-- ``None``/null and the texts "", "na", "nan", "null" (any case) are missing, i.e. NaN;
+- a value is a number: int, float, bool (0/1, as scikit-learn reads it), a numpy number;
+  ``None``/null is missing (NaN). A string is refused in every typed path (Python, JSON), even
+  "14.0": one rule, so a client that sends text learns it at once, and serve's OpenAPI document
+  can say exactly what it takes. Only CSV cells, where all is text, are read as numbers
+  (:func:`text_value`): as ``float()`` reads them after stripping blanks, with "", "na", "nan",
+  "null" (any case) missing.
 - the checks, in this order, each reporting the first offending row (row-major): NaN where the
-  model has no imputer; values that are infinite or beyond the artifact's float type once cast
-  (``Infinity``, ``1e39``, ``10**400`` for float32); the manifest's allowed ``range``; and, with
-  ``strict``, the training min/max.
+  model has no imputer; values that are infinite or beyond the artifact's float type
+  (``Infinity``, ``1e39``, ``10**400`` for float32: |x| > 3.4028234663852886e38, judged before the
+  cast); the manifest's allowed ``range``; and, with ``strict``, the training min/max.
 
 :mod:`.lists` (pure Python) and :mod:`.arrays` (numpy) are the two back ends; they share the
 parsing here and run the same checks, vectorised or not.
@@ -67,6 +70,18 @@ def check_columns(header: Sequence[str], names: Sequence[str], id_column: Option
         raise InputError(f"{where}: {problem}")
     if id_column and id_column not in header:
         raise InputError(f"{where}: no id column {id_column!r}")
+
+
+def text_value(text: str) -> Any:
+    """A CSV cell as the value it stands for: a float, None (missing), or the text itself when
+    it is no number (the model's schema then refuses it, naming row and feature)."""
+    stripped = text.strip()
+    if stripped.lower() in MISSING_TEXT:
+        return None
+    try:
+        return float(stripped)
+    except ValueError:
+        return text
 
 
 def _float32(value: float) -> float:
@@ -166,16 +181,8 @@ class InputSchema:
             return math.nan
         if isinstance(value, float):
             return value
-        if isinstance(value, (bytes, bytearray)):
-            value = value.decode("latin-1")
-        if isinstance(value, str):
-            text = value.strip()
-            if text.lower() in MISSING_TEXT:
-                return math.nan
-            try:
-                return float(text)
-            except ValueError:
-                raise self.not_a_number(row, col, value) from None
+        if isinstance(value, (str, bytes, bytearray)):  # text is read only from CSV cells
+            raise self.not_a_number(row, col, value)
         try:
             return float(value)  # ints, bools, numpy scalars, Decimal
         except OverflowError:  # an int beyond any float: infinite once cast, refused as such
@@ -188,19 +195,30 @@ class InputSchema:
         self.check_flat(row, r)
         return [self.number(v, r, c) for c, v in enumerate(row)]
 
-    def matrix(self, X: Any, typecode: str) -> tuple[array, int]:
-        """Python containers as a flat row-major ``array.array`` of ``typecode`` and a row count:
-        each row through ``array``'s C loop when it holds plain numbers, else value by value."""
+    def matrix(self, X: Any) -> tuple[array, int]:
+        """Python containers as a flat row-major float64 ``array.array`` and a row count: each
+        row through ``array``'s C loop when it holds plain numbers, else value by value."""
         rows = self.rows(X)
-        flat = array(typecode)
+        flat = array("d")
         for r, row in enumerate(rows):
             self.check_width(row, r, len(rows))
             try:
-                part = array(typecode, row)
+                part = array("d", row)
             except (TypeError, ValueError, OverflowError):  # None, text, junk, huge ints
-                part = array(typecode, self.values(row, r))
+                part = array("d", self.values(row, r))
             flat.extend(part)
         return flat, len(rows)
+
+    def cast(self, flat: array) -> array:
+        """A float64 matrix in the artifact's dtype; values beyond its range become ±inf first, so
+        the domain check refuses them (a float32 cast would round 3.4028235e38 down to the max)."""
+        if self.dtype != "float32":
+            return flat
+        limit = self.limit
+        low, high = min(flat, default=0.0), max(flat, default=0.0)
+        if not (-limit <= low and high <= limit):  # also when NaN got in the way of min/max
+            flat = array("d", (math.copysign(math.inf, v) if abs(v) > limit else v for v in flat))
+        return array("f", flat)
 
     # --- the domain, in pure Python (the numpy back end runs the same checks vectorised) ---
     def check(self, flat: Sequence[float], strict: bool = False) -> None:
@@ -252,7 +270,10 @@ class InputSchema:
     def not_a_number(self, row: int, col: int, value: Any) -> InputError:
         text = repr(value)
         text = text if len(text) <= 40 else text[:39] + "…"
-        return InputError.at(row, f"feature '{self.names[col]}': {text} is not a number")
+        why = "is not a number"
+        if isinstance(value, str) and not isinstance(text_value(value), str):
+            why = "is text, not a number: send numbers (only CSV cells are read as text)"
+        return InputError.at(row, f"feature '{self.names[col]}': {text} {why}")
 
     def nan_error(self, row: int, col: int, value: float = math.nan) -> InputError:
         return InputError.at(row, f"feature '{self.names[col]}': NaN/missing value, and this model "
@@ -265,13 +286,15 @@ class InputSchema:
     def range_error(self, row: int, col: int, value: float) -> InputError:
         lo, hi = self.features[col].range  # type: ignore[misc]
         return InputError.at(row, f"feature '{self.names[col]}': {show(value, self.dtype)} is outside "
-                                  f"the allowed range [{lo}, {hi}]")
+                                  f"the allowed range {self._interval(lo, hi)}")
 
     def strict_error(self, row: int, col: int, value: float) -> InputError:
         f = self.features[col]
-        lo, hi = f.train_min, f.train_max
         return InputError.at(row, f"feature '{self.names[col]}': {show(value, self.dtype)} is outside "
-                                  f"the training range [{lo}, {hi}] (strict)")
+                                  f"the training range {self._interval(f.train_min, f.train_max)} (strict)")
+
+    def _interval(self, lo: Any, hi: Any) -> str:
+        return f"[{show(float(lo), self.dtype)}, {show(float(hi), self.dtype)}]"
 
 
 def _is_1d(value: Any) -> bool:

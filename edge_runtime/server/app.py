@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Optional
 from urllib.parse import parse_qs
 
 from ..errors import EdgeRuntimeError, InputError
+from ..inputs.schema import FLOAT_MAX
 from .metrics import Metrics
 from .slot import ModelSlot
 
@@ -275,20 +276,26 @@ class PredictionApp:
         cached = self._openapi_cache
         if cached is None or cached[0] is not loaded:
             cached = self._openapi_cache = (loaded, json.dumps(
-                openapi_for_model(json.loads(self._openapi), loaded.model.manifest, self.max_rows)).encode())
+                openapi_for_model(json.loads(self._openapi), loaded.model.manifest, self.max_rows,
+                                  dtype=loaded.model.artifact.input_dtype, strict=self.strict)).encode())
         return 200, "application/json", cached[1]
 
 
-def openapi_for_model(doc: dict[str, Any], manifest: Any, max_rows: int = DEFAULT_MAX_ROWS
-                      ) -> dict[str, Any]:
+def openapi_for_model(doc: dict[str, Any], manifest: Any, max_rows: int = DEFAULT_MAX_ROWS, *,
+                      dtype: str = "float32", strict: bool = False) -> dict[str, Any]:
     """The repo's OpenAPI document with the generic ``Row`` schema replaced by the served model's
-    rows (its feature names, count, which accept null, allowed ranges) and the row limit set to
-    the server's, so clients and schema-driven tests see exactly what /predict accepts."""
+    rows (its feature names, count, which accept null, the bounds its input schema enforces: the
+    float type's, the allowed range and, with ``strict``, the training range) and the row limit
+    set to the server's, so clients and schema-driven tests see exactly what /predict accepts."""
+    limit = FLOAT_MAX.get(dtype, FLOAT_MAX["float64"])
+
     def feature_schema(f: Any) -> dict[str, Any]:
-        sch: dict[str, Any] = {"type": ["number", "null"] if f.allow_nan else "number"}
-        if f.range is not None:
-            sch["minimum"], sch["maximum"] = float(f.range[0]), float(f.range[1])
-        return sch
+        lo, hi = -limit, limit
+        for bounds in (f.range, (f.train_min, f.train_max) if strict else None):
+            if bounds is not None and None not in bounds:
+                lo, hi = max(lo, float(bounds[0])), min(hi, float(bounds[1]))
+        types = ["number"] + (["boolean"] if lo <= 0 and 1 <= hi else []) + (["null"] if f.allow_nan else [])
+        return {"type": types, "minimum": lo, "maximum": hi}
 
     feats = list(manifest.features)
     doc["info"]["x-model"] = {"name": manifest.name, "version": manifest.version}
