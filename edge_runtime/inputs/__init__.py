@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from .lists import ListInputAdapter, Rows
-from .schema import MISSING_TEXT, InputSchema, check_columns, name_mismatch, names_hint
+from .schema import MISSING_TEXT, InputSchema, check_columns, name_mismatch, names_hint, text_value
 
 __all__ = ["MISSING_TEXT", "InputAdapter", "InputSchema", "ListInputAdapter", "Rows",
-           "check_columns", "name_mismatch", "names_hint"]
+           "check_columns", "name_mismatch", "names_hint", "text_value"]
 
 
 def __getattr__(name: str) -> Any:

@@ -260,9 +260,7 @@ class PredictionApp:
         summary = {
             "name": info["name"], "version": info["version"], "task": info["task"],
             "classes": info["classes"], "backend": info["backend"], "artifact": info["artifact"],
-            "features": [{"name": f.name, "allow_nan": f.allow_nan,
-                          "range": list(f.range) if f.range is not None else None}
-                         for f in m.manifest.features],
+            "features": [f.to_json() for f in m.manifest.features],  # with train_min/max if known
             "source": loaded.source, "loaded_at": loaded.loaded_at,
             "store": str(self.slot.store) if self.slot.store else None,
             "swaps": self.slot.swaps, "last_swap_error": self.slot.last_swap_error,
