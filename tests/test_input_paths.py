@@ -231,3 +231,22 @@ def test_edgert_serve_refuses_them_with_the_same_message(bundle: Path, model: An
         assert code == 200 and doc["labels"] == model.predict([ROW, ROW]).tolist()
         code, doc = _post(url, json.dumps({"rows": [ROW, [5.1, 3.5, 7.9, 0.2]]}).encode())
         assert (code, doc["error"]) == (422, STRICT.format(row=1, value=7.9))
+
+
+def test_strict_on_a_bundle_without_training_bounds_stops_up_front(bundle: Path, tmp_path: Path) -> None:
+    """Bundles written before the training min/max was recorded still load and predict; asking
+    them for --strict is one clear error at start, not a refusal of every row."""
+    import shutil
+
+    old = shutil.copytree(bundle, tmp_path / "old")
+    manifest = json.loads((old / "manifest.json").read_text())
+    for f in manifest["inputs"]["features"]:
+        del f["train_min"], f["train_max"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    src = tmp_path / "in.csv"
+    src.write_text(",".join(NAMES) + "\n" + ",".join(map(str, ROW)) + "\n")
+    assert _edgert("predict", old, src).returncode == 0
+    for args in (("predict", old, src, "--strict"), ("serve", old, "--port", "0", "--strict")):
+        proc = _edgert(*args)
+        assert proc.returncode == 2, proc.stderr
+        assert "strict: feature 'sepal_length' has no training min/max in this bundle" in proc.stderr

@@ -72,6 +72,10 @@ def predict(bundle: str, input: str, output: Optional[str], proba: bool, backend
     )
 
     model = load(bundle, backend=backend, threads=1 if workers > 1 else threads)
+    if strict:  # a bundle without training min/max would refuse every row: say so once, up front
+        from ..inputs import InputSchema
+
+        InputSchema(model.manifest.features).require_training()
     fmt = detect_format(input, fmt)
     if fmt == "parquet" and input == "-":
         raise click.UsageError("Parquet input must be a file, not stdin")

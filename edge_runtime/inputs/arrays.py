@@ -10,7 +10,7 @@ go through the schema's value-by-value parsing, the same code as the numpy-free 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -43,12 +43,8 @@ class InputAdapter:
             arr = self._coerce(X)
         if arr.shape[0] == 0:
             raise InputError("no rows to predict (got an empty input)")
-        if arr.dtype.kind == "f":
-            flat = arr.reshape(-1)
-            with np.errstate(over="ignore", invalid="ignore"):
-                total = flat.dot(flat)  # NaN or ±inf in x <=> x.x is not finite (or overflows)
-            if not math.isfinite(total):
-                self._check_finite(arr)
+        if arr.dtype.kind == "f" and not _all_finite(arr):
+            self._check_finite(arr)
         if self._ranged is not None:
             self._check_bounds(arr, self._ranged, self.schema.range_error)
         if strict:
@@ -62,7 +58,7 @@ class InputAdapter:
             return self._from_array(X)
         if type(X).__module__.startswith("pandas"):
             return self._from_frame(X)
-        if isinstance(X, (list, tuple)) and X and not any(isinstance(r, Mapping) for r in X):
+        if isinstance(X, (list, tuple)) and X:  # records become an object array: slow path
             try:  # numpy's C loop; without a dtype, so text stays text (numpy would parse it)
                 arr = np.asarray(X)
             except (TypeError, ValueError, OverflowError):  # ragged rows
@@ -75,7 +71,7 @@ class InputAdapter:
         return self._from_python(X)  # the schema's parsing names what is wrong
 
     def _from_python(self, X: Any) -> np.ndarray:
-        flat, n = self.schema.matrix(X)
+        flat, n = self.schema.matrix(X, "d")
         return self._cast(np.frombuffer(flat, dtype=np.float64).reshape(n, self.width))
 
     def _from_array(self, arr: np.ndarray) -> np.ndarray:
@@ -107,12 +103,14 @@ class InputAdapter:
     def _cast(self, arr: np.ndarray) -> np.ndarray:
         """``arr`` in the artifact's dtype; values beyond its range become ±inf first, so the
         domain check refuses them (a float32 cast would round 3.4028235e38 down to the max)."""
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):  # the cast of 1e39 warns, then is refused
             out = np.ascontiguousarray(arr, dtype=self.dtype)
-            if arr.dtype.itemsize > out.dtype.itemsize and arr.dtype.kind == "f":
-                big = np.abs(arr) > self.schema.limit
-                if big.any():
-                    out[big] = np.copysign(np.inf, arr[big])
+            if arr.dtype.kind == "f" and arr.dtype.itemsize > out.dtype.itemsize:
+                flat = out.reshape(-1)
+                if not math.isfinite(flat.dot(flat)):  # NaN, inf or |x| > 1.8e19 somewhere: look closer
+                    big = np.abs(arr) > self.schema.limit
+                    if big.any():
+                        out[big] = np.copysign(np.inf, arr[big])
         return out
 
     # --- the domain (the same checks, in the same order, as InputSchema.check) --------------
@@ -128,6 +126,15 @@ class InputAdapter:
         if bad.any():
             r, c = (int(v[0]) for v in np.nonzero(bad))
             raise error(r, int(idx[c]), float(sub[r, c]))
+
+
+def _all_finite(arr: np.ndarray) -> bool:
+    """No NaN and no ±inf, without floating-point warnings: a Python sum for a few values (faster
+    than any numpy call at that size), ``isfinite`` for more."""
+    flat = arr.reshape(-1)
+    if flat.size <= 256:
+        return math.isfinite(sum(flat.tolist()))  # float32 values cannot overflow a float64 sum
+    return bool(np.isfinite(flat).all())
 
 
 def _bounds(cols: list[tuple[int, float, float]]) -> Any:

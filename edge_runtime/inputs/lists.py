@@ -62,8 +62,7 @@ class ListInputAdapter:
         """
         if isinstance(X, Rows):
             X = X.tolist()
-        flat, n = self.schema.matrix(X)
-        flat = self.schema.cast(flat)
+        flat, n = self.schema.matrix(X, TYPECODES[self.dtype])
         if not n:
             raise InputError("no rows to predict (got an empty input)")
         self.schema.check(flat, strict)  # after the cast, as on the numpy path

@@ -35,6 +35,8 @@ FLOAT_MAX = {"float32": 3.4028234663852886e38, "float64": 1.7976931348623157e308
 #: texts that mean "missing" in every path (CSV cells, JSON strings, Python strings)
 MISSING_TEXT = frozenset({"", "na", "nan", "null"})
 _SHOWN_NAMES = 6
+#: the bytes of ±FLT_MAX in an ``array("f")``, where a cast leaves values just beyond float32
+_F32_EDGES = (struct.pack("f", FLOAT_MAX["float32"]), struct.pack("f", -FLOAT_MAX["float32"]))
 
 
 def names_hint(names: Sequence[str]) -> str:
@@ -128,22 +130,35 @@ class InputSchema:
         Raises:
             InputError: an unsupported type, a mix of rows and scalars, unknown/missing names.
         """
-        if hasattr(X, "to_py"):  # a JS array or object handed over by Pyodide
-            X = X.to_py()
-        if isinstance(X, Mapping):
-            return [self.ordered(X, 0)]
-        if hasattr(X, "tolist") and not isinstance(X, (str, bytes)):  # array-likes
-            X = X.tolist()
-        if not isinstance(X, (list, tuple)):
-            raise InputError(f"unsupported input type {type(X).__name__}: pass a 2-D array, a list "
-                             "of rows, a row, a dict or a list of dicts keyed by feature name")
-        is_row = [isinstance(r, (list, tuple, Mapping)) or _is_1d(r) for r in X]
-        if not any(is_row):
-            return [X] if X else []  # one flat row
-        if not all(is_row):
+        if type(X) is not list and type(X) is not tuple:
+            if hasattr(X, "to_py"):  # a JS array or object handed over by Pyodide
+                X = X.to_py()
+            if isinstance(X, Mapping):
+                return [self.ordered(X, 0)]
+            if hasattr(X, "tolist") and not isinstance(X, (str, bytes)):  # array-likes
+                X = X.tolist()
+            if not isinstance(X, (list, tuple)):
+                raise InputError(f"unsupported input type {type(X).__name__}: pass a 2-D array, a list "
+                                 "of rows, a row, a dict or a list of dicts keyed by feature name")
+        out: list[Sequence[Any]] = []
+        scalars = 0
+        for i, r in enumerate(X):
+            kind = type(r)
+            if kind is list or kind is tuple:  # the common case first: no ABC checks
+                out.append(r)
+            elif isinstance(r, Mapping):
+                out.append(self.ordered(r, i))
+            elif _is_1d(r):
+                out.append(r.tolist())
+            elif isinstance(r, (list, tuple)):
+                out.append(r)
+            else:
+                scalars += 1
+        if not scalars:
+            return out
+        if out:
             raise InputError("mix of rows and scalars: pass a list of rows or one row")
-        return [self.ordered(r, i) if isinstance(r, Mapping)
-                else r.tolist() if _is_1d(r) else r for i, r in enumerate(X)]
+        return [X]  # one flat row
 
     def ordered(self, record: Mapping[Any, Any], row: int) -> list[Any]:
         """A record's values in feature order.
@@ -195,30 +210,33 @@ class InputSchema:
         self.check_flat(row, r)
         return [self.number(v, r, c) for c, v in enumerate(row)]
 
-    def matrix(self, X: Any) -> tuple[array, int]:
-        """Python containers as a flat row-major float64 ``array.array`` and a row count: each
-        row through ``array``'s C loop when it holds plain numbers, else value by value."""
+    def matrix(self, X: Any, typecode: str) -> tuple[array, int]:
+        """Python containers as a flat row-major ``array.array`` of ``typecode`` ("f" or "d")
+        and a row count: each row through ``array``'s C loop when it holds plain numbers, else
+        value by value. In float32, values beyond its range are made ±inf for the domain check
+        (a cast rounds the band just above the largest float32 down to it)."""
         rows = self.rows(X)
-        flat = array("d")
+        flat = array(typecode)
         for r, row in enumerate(rows):
             self.check_width(row, r, len(rows))
             try:
-                part = array("d", row)
+                part = array(typecode, row)
             except (TypeError, ValueError, OverflowError):  # None, text, junk, huge ints
-                part = array("d", self.values(row, r))
+                part = array(typecode, self.values(row, r))
             flat.extend(part)
+        if typecode == "f":
+            raw = flat.tobytes()  # a byte search runs in C: is any value at the float32 edge?
+            if _F32_EDGES[0] in raw or _F32_EDGES[1] in raw:
+                self._widen(flat, rows)
         return flat, len(rows)
 
-    def cast(self, flat: array) -> array:
-        """A float64 matrix in the artifact's dtype; values beyond its range become ±inf first, so
-        the domain check refuses them (a float32 cast would round 3.4028235e38 down to the max)."""
-        if self.dtype != "float32":
-            return flat
-        limit = self.limit
-        low, high = min(flat, default=0.0), max(flat, default=0.0)
-        if not (-limit <= low and high <= limit):  # also when NaN got in the way of min/max
-            flat = array("d", (math.copysign(math.inf, v) if abs(v) > limit else v for v in flat))
-        return array("f", flat)
+    def _widen(self, flat: array, rows: Sequence[Sequence[Any]]) -> None:
+        for i, value in enumerate(flat):
+            if value in (self.limit, -self.limit):
+                r, c = divmod(i, self.width)
+                source = self.number(rows[r][c], r, c)
+                if abs(source) > self.limit:
+                    flat[i] = math.copysign(math.inf, source)
 
     # --- the domain, in pure Python (the numpy back end runs the same checks vectorised) ---
     def check(self, flat: Sequence[float], strict: bool = False) -> None:

@@ -50,6 +50,7 @@ def serve(source: str, *, host: str = "127.0.0.1", port: int = 8080, backend: st
 
     Raises:
         ImportError: waitress is not installed (``pip install 'edge-runtime[serve]'``).
+        InputError: ``strict`` with a bundle that records no training min/max.
     """
     try:
         from waitress.server import create_server
@@ -58,6 +59,10 @@ def serve(source: str, *, host: str = "127.0.0.1", port: int = 8080, backend: st
     metrics = Metrics()
     slot, watcher = build_slot(source, backend=backend, threads=model_threads, metrics=metrics,
                                poll_interval=poll_interval)
+    if strict:  # a bundle without training min/max would refuse every request: stop here instead
+        from ..inputs import InputSchema
+
+        InputSchema(slot.current.model.manifest.features).require_training()  # type: ignore[union-attr]
     app = make_app(slot, metrics=metrics, max_body=max_body, max_rows=max_rows, strict=strict)
     # waitress refuses bodies past its own limit before the app runs (a plain-text 413); keep it
     # at four times ours so most oversized requests get the app's JSON 413, which names the option
