@@ -56,16 +56,16 @@ def model(bundle: Path) -> Any:
 
 
 # --- the paths, each answering ("ok", probabilities) or ("error", the API's message) ------------
-def _api_rows(model: Any, row: list[Any]) -> Any:
-    return model.predict_proba([row]).tolist()
+def _api_rows(model: Any, row: list[Any], strict: bool = False) -> Any:
+    return model.predict_proba([row], strict=strict).tolist()
 
 
-def _api_record(model: Any, row: list[Any]) -> Any:
-    return model.predict_proba([dict(zip(NAMES, row))]).tolist()
+def _api_record(model: Any, row: list[Any], strict: bool = False) -> Any:
+    return model.predict_proba([dict(zip(NAMES, row))], strict=strict).tolist()
 
 
-def _serve(model: Any, row: list[Any]) -> Any:
-    code, _, out = call(make_app(single_model_slot(model)), "POST", "/predict",
+def _serve(model: Any, row: list[Any], strict: bool = False) -> Any:
+    code, _, out = call(make_app(single_model_slot(model), strict=strict), "POST", "/predict",
                         json.dumps({"rows": [row]}).encode(), "proba=1")
     doc = json.loads(out)
     if code == 422:
@@ -74,28 +74,28 @@ def _serve(model: Any, row: list[Any]) -> Any:
     return doc["probabilities"]
 
 
-def _file(model: Any, chunks: Any) -> Any:
+def _file(model: Any, chunks: Any, strict: bool) -> Any:
     """Scored as ``edgert predict`` scores a file: rows count from 1 there, so the message is
     renumbered to the API's 0-based row before comparing."""
     try:
-        return [p for c in chunks for p in score_chunk(model, c, proba=True).probabilities.tolist()]
+        return [p for c in chunks for p in score_chunk(model, c, proba=True, strict=strict).probabilities.tolist()]
     except InputError as exc:
         raise InputError.at(exc.row - 1, exc.reason) from None
 
 
-def _jsonl(model: Any, row: list[Any]) -> Any:
-    return _file(model, read_jsonl_chunks(io.StringIO(json.dumps(row) + "\n")))
+def _jsonl(model: Any, row: list[Any], strict: bool = False) -> Any:
+    return _file(model, read_jsonl_chunks(io.StringIO(json.dumps(row) + "\n")), strict)
 
 
-def _csv(model: Any, cells: list[str]) -> Any:
+def _csv(model: Any, cells: list[str], strict: bool = False) -> Any:
     buf = io.StringIO()
     csv.writer(buf).writerows([NAMES, cells])
-    return _file(model, read_csv_chunks(io.StringIO(buf.getvalue()), NAMES))
+    return _file(model, read_csv_chunks(io.StringIO(buf.getvalue()), NAMES), strict)
 
 
-def _verdict(path: Any, model: Any, row: list[Any]) -> tuple[str, Any]:
+def _verdict(path: Any, model: Any, row: list[Any], strict: bool = False) -> tuple[str, Any]:
     try:
-        return "ok", path(model, row)
+        return "ok", path(model, row, strict)
     except InputError as exc:
         return "error", str(exc)
 
@@ -117,28 +117,30 @@ _values = st.one_of(st.floats(), st.floats(-20, 20), st.integers(-10**400, 10**4
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(value=_values, col=st.integers(0, 3))
-def test_every_path_accepts_and_refuses_the_same_values_with_the_same_message(model: Any, value: Any,
-                                                                              col: int) -> None:
+@given(values=st.lists(st.tuples(st.integers(0, 3), _values), min_size=1, max_size=2), strict=st.booleans())
+def test_every_path_accepts_and_refuses_the_same_values_with_the_same_message(
+        model: Any, values: list[tuple[int, Any]], strict: bool) -> None:
     row = list(ROW)
-    row[col] = value
-    want = _verdict(_api_rows, model, row)
+    for col, value in values:
+        row[col] = value
+    want = _verdict(_api_rows, model, row, strict)
     for path in (_api_record, _serve, _jsonl):  # the typed paths: Python and JSON values
-        assert _verdict(path, model, row) == want, path.__name__
+        assert _verdict(path, model, row, strict) == want, path.__name__
     # a CSV cell is the text of a value: it stands for what the one text rule reads in it
     cells = [_as_text(v) for v in row]
-    assert _verdict(_csv, model, cells) == _verdict(_api_rows, model, [text_value(c) for c in cells])
-    if not isinstance(value, (str, bool)):  # a number and its CSV text are one value
-        assert _verdict(_csv, model, cells) == want
+    assert _verdict(_csv, model, cells, strict) == _verdict(_api_rows, model, [text_value(c) for c in cells],
+                                                            strict)
+    if not any(isinstance(v, (str, bool)) for v in row):  # a number and its CSV text are one value
+        assert _verdict(_csv, model, cells, strict) == want
     # the numpy-free back end (Pyodide) gives the same float32 matrix, or the same message
     pure = ListInputAdapter(model.manifest.features, model.artifact.input_dtype)
     numpy_side = InputAdapter(model.manifest.features, model.artifact.input_dtype)
     try:
-        got: Any = pure([row]).tolist()
+        got: Any = pure([row], strict).tolist()
     except InputError as exc:
         got = str(exc)
     try:
-        expected: Any = numpy_side([row]).tolist()
+        expected: Any = numpy_side([row], strict).tolist()
     except InputError as exc:
         expected = str(exc)
     assert json.dumps(got) == json.dumps(expected)  # NaN == NaN as text
