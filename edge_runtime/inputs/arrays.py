@@ -2,9 +2,9 @@
 array a backend takes out, with the checks of :class:`.schema.InputSchema` run vectorised.
 
 The common case (a C-contiguous array of the right dtype and width) is a few attribute checks
-and one dot product for the NaN/infinity test, so a single-row predict stays close to the raw
-engine. Python containers the array constructor cannot read (text, None, records, huge ints)
-go through the schema's value-by-value parsing, the same code as the numpy-free path.
+and one sum for the NaN/infinity test, so a single-row predict stays close to the raw engine.
+Python containers numpy cannot read as numbers (text, None, records, huge ints) go through the
+schema's value-by-value parsing, the same code as the numpy-free path.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from ..errors import InputError
 
 #: largest finite value of each artifact input type the runtime feeds
 FLOAT_MAX = {"float32": 3.4028234663852886e38, "float64": 1.7976931348623157e308}
-#: texts that mean "missing" in every path (CSV cells, JSON strings, Python strings)
+#: texts that mean "missing" where text is read (CSV cells, form fields through text_value)
 MISSING_TEXT = frozenset({"", "na", "nan", "null"})
 _SHOWN_NAMES = 6
 #: the bytes of ±FLT_MAX in an ``array("f")``, where a cast leaves values just beyond float32
@@ -107,7 +107,6 @@ class InputSchema:
     def __init__(self, features: Sequence[Feature], dtype: str = "float32"):
         self.features = tuple(features)
         self.names = [f.name for f in self.features]
-        self.index = {n: i for i, n in enumerate(self.names)}
         self.width = len(self.features)
         self.dtype = dtype
         self.limit = FLOAT_MAX.get(dtype, math.inf)
