@@ -29,7 +29,7 @@ from .errors import ConversionError, ParityError
 from .golden import artifact_golden, golden_block, select_golden_rows
 from .onnx_export import Exported, export_onnx
 from .registry import check_supported
-from .stats import nan_tolerant_features, r2_score, reference_statistics
+from .stats import nan_tolerant_features, r2_score, reference_statistics, training_bounds
 
 #: Which runtime backend proves an artifact of each format at conversion time.
 FORMAT_BACKEND = {"onnx": "onnxruntime", "tflite": "litert"}
@@ -345,8 +345,9 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
         if own is not None:  # the device proves the engine on the artifact's own outputs
             exported.extra["golden"] = own
     ranges = feature_ranges or {}
-    features = [Feature(name=n, allow_nan=a, range=tuple(ranges[n]) if n in ranges else None)
-                for n, a in zip(names, allow_nan)]
+    features = [Feature(name=n, allow_nan=a, range=tuple(ranges[n]) if n in ranges else None,
+                        train_min=b[0] if b else None, train_max=b[1] if b else None)
+                for n, a, b in zip(names, allow_nan, training_bounds(X))]
     provenance = {"framework": "scikit-learn", "estimator": _describe(estimator),
                   "estimator_class": f"{type(estimator).__module__}.{type(estimator).__name__}",
                   "converter": "edge-runtime converters (skl2onnx for ONNX)",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -36,6 +36,19 @@ def reference_statistics(X: np.ndarray, names: Sequence[str], n_bins: int = N_BI
                       "missing": int(np.isnan(col).sum()), **summary})
     return json_safe({"n_rows": int(X.shape[0]), "binning": "searchsorted-right",
                       "features": feats})
+
+
+def training_bounds(X: np.ndarray, dtype: str = "float32") -> list[Optional[tuple[float, float]]]:
+    """Each feature's min and max over the finite training values (None for a column with
+    none), rounded to the artifact's input ``dtype`` as the device compares them: the input
+    schema's training range, which ``predict(strict=True)`` enforces."""
+    out: list[Optional[tuple[float, float]]] = []
+    for j in range(X.shape[1]):
+        with np.errstate(over="ignore"):
+            col = X[:, j].astype(dtype).astype(np.float64)
+        col = col[np.isfinite(col)]
+        out.append((float(col.min()), float(col.max())) if col.size else None)
+    return out
 
 
 def nan_tolerant_features(expected: Any, artifact_runs: Sequence[Any], X: np.ndarray,

@@ -15,7 +15,7 @@ from edge_runtime.golden import MIN_GOLDEN_ROWS
 from .errors import ConversionError
 from .golden import select_golden_rows
 from .onnx_export import Exported
-from .stats import reference_statistics
+from .stats import reference_statistics, training_bounds
 
 
 def _roles_onnx(data: bytes) -> tuple[str, str, dict[str, str], dict[str, int], Optional[int]]:
@@ -102,7 +102,8 @@ def wrap(model_path: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] = 
     for role, arr in gout.items():
         golden[role] = json_safe(np.asarray(arr).reshape(g.shape[0], -1).tolist()
                                  if role == "probabilities" else np.asarray(arr).reshape(-1).tolist())
-    features = [Feature(name=n, allow_nan=False) for n in names]
+    features = [Feature(name=n, allow_nan=False, train_min=b[0] if b else None,
+                        train_max=b[1] if b else None) for n, b in zip(names, training_bounds(X, dtype))]
     manifest = new_manifest(name=name or path.stem, version=version, task=task, features=features,
                             classes=list(classes) if classes is not None else None, golden=golden,
                             reference=reference_statistics(X, names),

@@ -106,17 +106,37 @@ def _check_golden(golden: Any, width: int, where: str, inputs_required: bool = T
             raise BundleError(f"manifest: '{where}.{key}' must be a number")
 
 
+def _training_bounds(obj: dict[str, Any], where: str) -> dict[str, float]:
+    """A feature's ``train_min``/``train_max``: both or neither, finite numbers, min <= max."""
+    lo, hi = obj.get("train_min"), obj.get("train_max")
+    if lo is None and hi is None:
+        return {}
+    for key, value in (("train_min", lo), ("train_max", hi)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1e308 < value < 1e308:
+            raise BundleError(f"manifest: '{where}{key}' must be a finite number, got {value!r}")
+    if not lo <= hi:  # type: ignore[operator]
+        raise BundleError(f"manifest: '{where}train_min' {lo} is above 'train_max' {hi}")
+    return {"train_min": float(lo), "train_max": float(hi)}  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class Feature:
-    """One input column: its name, whether NaN may reach the model, and optional allowed range."""
+    """One input column: its name, whether NaN may reach the model, an optional allowed range
+    (always enforced), and the training sample's min/max (enforced by ``predict(strict=True)``;
+    absent in bundles written before they were recorded)."""
 
     name: str
     allow_nan: bool = False
     range: Optional[tuple[float, float]] = None
+    train_min: Optional[float] = None
+    train_max: Optional[float] = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "allow_nan": self.allow_nan,
-                "range": list(self.range) if self.range is not None else None}
+        out: dict[str, Any] = {"name": self.name, "allow_nan": self.allow_nan,
+                               "range": list(self.range) if self.range is not None else None}
+        if self.train_min is not None and self.train_max is not None:
+            out["train_min"], out["train_max"] = self.train_min, self.train_max
+        return out
 
 
 @dataclass(frozen=True)
@@ -249,7 +269,8 @@ class Manifest:
                 raise BundleError(f"manifest: '{where}range' must be [low, high]")
             rng = (float(rng[0]), float(rng[1]))
         return Feature(name=_require(obj, "name", str, where),
-                       allow_nan=bool(obj.get("allow_nan", False)), range=rng)
+                       allow_nan=bool(obj.get("allow_nan", False)), range=rng,
+                       **_training_bounds(obj, where))
 
     @property
     def feature_names(self) -> list[str]:

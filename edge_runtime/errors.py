@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 
 class EdgeRuntimeError(Exception):
     """Base of every error raised on purpose by edge-runtime."""
 
 
 class InputError(EdgeRuntimeError, ValueError):
-    """Prediction input does not fit the model's schema (names the field or column)."""
+    """Prediction input does not fit the model's schema (names the field or column).
+
+    ``row`` is the offending row (0-based in the batch the API was given) when there is one, and
+    ``reason`` the message without its row prefix, so a caller that numbers rows otherwise (the
+    CLI counts file records from 1) can say the same thing with its own number (:meth:`at`).
+    """
+
+    def __init__(self, message: str, *, row: Optional[int] = None, reason: Optional[str] = None):
+        super().__init__(message)
+        self.row = row
+        self.reason = reason if reason is not None else message
+
+    @classmethod
+    def at(cls, row: int, reason: str) -> InputError:
+        """The error for ``reason`` at ``row``: "row 3, feature 'x': ..." or "row 3: ..."."""
+        sep = ", " if reason.startswith("feature ") else ": "
+        return cls(f"row {row}{sep}{reason}", row=row, reason=reason)
 
 
 class BundleError(EdgeRuntimeError):

@@ -316,13 +316,13 @@ class HotSwapModel:
                 for m in idle:
                     m.close()
 
-    def run(self, served: LoadedModel, method: str, X: Any) -> Any:
+    def run(self, served: LoadedModel, method: str, X: Any, **kw: Any) -> Any:
         """Call ``method`` of a leased model; the one place where calls are observed for
         probation (an :class:`InputError` is the caller's fault and is not counted)."""
         monitor = self._monitor_for(served.version)
         t0 = time.perf_counter()
         try:
-            out = getattr(served.model, method)(X)
+            out = getattr(served.model, method)(X, **kw)
         except InputError:
             raise
         except Exception:

@@ -20,7 +20,7 @@ try:
 except ImportError:  # the core runs without numpy (Pyodide offline): see model_pure
     np = None  # type: ignore[assignment]
 else:
-    from .inputs import InputAdapter
+    from .inputs.arrays import InputAdapter
 
 
 class Model:
@@ -65,25 +65,30 @@ class Model:
         return InputAdapter(features, dtype)
 
     # --- prediction -------------------------------------------------------------------------
-    def predict(self, X: Any) -> np.ndarray:
-        """Class labels (classification) or predicted values (regression), one per row."""
-        x = self._adapt(X)
+    def predict(self, X: Any, *, strict: bool = False) -> np.ndarray:
+        """Class labels (classification) or predicted values (regression), one per row.
+        ``strict`` also refuses values outside the training min/max of each feature.
+
+        Raises:
+            InputError: the input does not fit the schema (names the row and the feature).
+        """
+        x = self._adapt(X, strict)
         if self._pred_out is not None:
             return self._values(self.backend.run(x, self._pred_out)[0])
         if self._label_out is not None:
             return self._labels(self.backend.run(x, self._label_out)[0])
         return self._labels(self.backend.run(x, self._proba_out)[0].argmax(axis=1))
 
-    def predict_proba(self, X: Any) -> np.ndarray:
+    def predict_proba(self, X: Any, *, strict: bool = False) -> np.ndarray:
         """Class probabilities, shape (rows, classes), columns in ``self.classes`` order."""
         if self._proba_out is None:
             raise EdgeRuntimeError(f"model '{self.manifest.name}' gives no probabilities "
                                    f"(task {self.task}); use predict()")
-        return self.backend.run(self._adapt(X), self._proba_out)[0]
+        return self.backend.run(self._adapt(X, strict), self._proba_out)[0]
 
-    async def predict_async(self, X: Any) -> np.ndarray:
+    async def predict_async(self, X: Any, *, strict: bool = False) -> np.ndarray:
         """Awaitable :meth:`predict`, for event loops and for Pyodide's async JS engines."""
-        x = self._adapt(X)
+        x = self._adapt(X, strict)
         if self._pred_out is not None:
             return self._values((await self.backend.run_async(x, self._pred_out))[0])
         if self._label_out is not None:
@@ -91,11 +96,11 @@ class Model:
         proba = (await self.backend.run_async(x, self._proba_out))[0]
         return self._labels(np.asarray(proba).argmax(axis=1))
 
-    async def predict_proba_async(self, X: Any) -> np.ndarray:
+    async def predict_proba_async(self, X: Any, *, strict: bool = False) -> np.ndarray:
         """Awaitable :meth:`predict_proba`."""
         if self._proba_out is None:
             raise EdgeRuntimeError(f"model '{self.manifest.name}' gives no probabilities")
-        return np.asarray((await self.backend.run_async(self._adapt(X), self._proba_out))[0])
+        return np.asarray((await self.backend.run_async(self._adapt(X, strict), self._proba_out))[0])
 
     def _labels(self, raw: Any) -> np.ndarray:
         raw = np.asarray(raw).reshape(-1)

@@ -2,7 +2,7 @@
 
 Same methods, same errors; results are plain lists: ``predict`` gives one label or value per
 row, ``predict_proba`` one list of class probabilities per row. Backends receive a
-:class:`edge_runtime.inputs_pure.Rows` matrix and may answer with lists, array-likes with
+:class:`edge_runtime.inputs.Rows` matrix and may answer with lists, array-likes with
 ``tolist()`` or flat buffers plus the row count. ``Model(...)`` builds one of these by itself
 when numpy cannot be imported; nothing here is on the numpy path.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from .errors import EdgeRuntimeError
-from .inputs_pure import ListInputAdapter
+from .inputs.lists import ListInputAdapter
 from .model import Model
 
 
@@ -27,27 +27,27 @@ class ListModel(Model):
     def _make_adapter(features: Any, dtype: str) -> Any:
         return ListInputAdapter(features, dtype)
 
-    def predict(self, X: Any) -> list[Any]:
+    def predict(self, X: Any, *, strict: bool = False) -> list[Any]:
         """Class labels (classification) or predicted values (regression), one per row."""
-        x = self._adapt(X)
+        x = self._adapt(X, strict)
         return self._finish_predict(x.shape[0], self.backend.run(x, self._predict_outputs()))
 
-    def predict_proba(self, X: Any) -> list[list[float]]:
+    def predict_proba(self, X: Any, *, strict: bool = False) -> list[list[float]]:
         """Class probabilities, one row per input row, columns in ``self.classes`` order."""
         self._require_proba()
-        x = self._adapt(X)
+        x = self._adapt(X, strict)
         return _rows(self.backend.run(x, self._proba_out)[0], x.shape[0])
 
-    async def predict_async(self, X: Any) -> list[Any]:
+    async def predict_async(self, X: Any, *, strict: bool = False) -> list[Any]:
         """Awaitable :meth:`predict`: all rows go to the backend in one call."""
-        x = self._adapt(X)
+        x = self._adapt(X, strict)
         outs = await self.backend.run_async(x, self._predict_outputs())
         return self._finish_predict(x.shape[0], outs)
 
-    async def predict_proba_async(self, X: Any) -> list[list[float]]:
+    async def predict_proba_async(self, X: Any, *, strict: bool = False) -> list[list[float]]:
         """Awaitable :meth:`predict_proba`: all rows go to the backend in one call."""
         self._require_proba()
-        x = self._adapt(X)
+        x = self._adapt(X, strict)
         return _rows((await self.backend.run_async(x, self._proba_out))[0], x.shape[0])
 
     # --- helpers ----------------------------------------------------------------------------

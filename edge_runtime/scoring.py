@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterator, Optional
 
 from .errors import InputError
+from .inputs.schema import check_columns, text_value
 
 CHUNK_ROWS = 4096
 ON_ERROR = ("fail", "skip")
@@ -102,7 +103,7 @@ def read_csv_chunks(fh: IO[str], features: list[str], *, id_column: Optional[str
         header = [h.strip() for h in next(reader)]
     except StopIteration:
         return
-    _check_columns(header, features, id_column, "CSV header")
+    check_columns(header, features, id_column, "CSV header")
     order = [header.index(f) for f in features]
     id_idx = header.index(id_column) if id_column else None
     width = len(header)
@@ -157,9 +158,10 @@ class _Chunker:
 
 
 def _csv_values(rows: list[list[str]]) -> Any:
-    """A chunk's cells as one float64 array when they all parse (numpy's C loop: the fast, usual
-    path), else as Python values with blanks and NA/null as missing, for the model's adapter to
-    check cell by cell and name what is wrong."""
+    """A chunk's cells as one float64 array when they all parse (numpy's C loop, which reads
+    text as ``float()`` does: the fast, usual path), else cell by cell by the input schema's
+    text rule (blanks and NA/null are missing); a cell that is no number stays text, for the
+    model's schema to refuse naming row and feature, as on every other path."""
     if rows:
         import numpy as np
 
@@ -167,27 +169,7 @@ def _csv_values(rows: list[list[str]]) -> Any:
             return np.array(rows, dtype=np.float64)
         except ValueError:
             pass
-    return [[_cell(v) for v in r] for r in rows]
-
-
-def _check_columns(header: list[str], features: list[str], id_column: Optional[str], where: str) -> None:
-    known = set(features)
-    unknown = [h for h in header if h not in known and h != id_column]
-    if unknown:
-        shown = f"{features[:6]}…" if len(features) > 6 else f"{features}"
-        raise InputError(f"{where}: unknown column(s) {unknown[:5]}; expected {shown}")
-    missing = [f for f in features if f not in header]
-    if missing:
-        raise InputError(f"{where}: missing column(s) {missing[:5]}")
-    if id_column and id_column not in header:
-        raise InputError(f"{where}: no id column {id_column!r}")
-
-
-def _cell(text: str) -> Any:
-    text = text.strip()
-    if text == "" or text.lower() in ("nan", "na", "null"):
-        return None
-    return text
+    return [[text_value(v) for v in r] for r in rows]
 
 
 def read_jsonl_chunks(fh: IO[str], *, id_column: Optional[str] = None,
@@ -244,7 +226,7 @@ def read_parquet_chunks(path: str, features: list[str], *, id_column: Optional[s
         raise ImportError("Parquet needs pyarrow: pip install 'edge-runtime[parquet]'") from exc
     pf = pq.ParquetFile(path)
     header = list(pf.schema_arrow.names)
-    _check_columns(header, features, id_column, "Parquet columns")
+    check_columns(header, features, id_column, "Parquet columns")
     columns = features + ([id_column] if id_column else [])
     first = 0
     for batch in pf.iter_batches(batch_size=chunk_rows, columns=columns):
@@ -262,49 +244,46 @@ def read_parquet_chunks(path: str, features: list[str], *, id_column: Optional[s
 
 
 # --- scoring ----------------------------------------------------------------------------------
-def score_chunk(model: Any, chunk: Chunk, *, proba: bool = False, on_error: str = "fail") -> Scored:
+def score_chunk(model: Any, chunk: Chunk, *, proba: bool = False, on_error: str = "fail",
+                strict: bool = False) -> Scored:
     """Predict a chunk. The whole chunk goes to the model in one call; only when that fails is it
-    split row by row to find the bad rows, which then fail the run or are set aside.
+    split row by row to find the bad rows, which then fail the run or are set aside. ``strict``
+    also refuses values outside the training min/max (``Model.predict(strict=True)``).
 
     Raises:
-        InputError: ``on_error="fail"`` and a row is bad (the message names its row number).
+        InputError: ``on_error="fail"`` and a row is bad: the model's message, with the file's
+            row number (data records counted from 1) in place of the batch's.
     """
     rejects = list(chunk.rejects)
     rows, ids = chunk.rows, chunk.ids
     n = len(rows)
+    kw = {"strict": True} if strict else {}  # any predictor works; strict only where asked
     whole = not rejects  # when the reader set rows aside, look for the model's bad rows too
     if whole:
         try:
-            values = model.predict(rows)
-            probs = model.predict_proba(rows) if proba else None
+            values = model.predict(rows, **kw)
+            probs = model.predict_proba(rows, **kw) if proba else None
         except InputError:
             whole = False
     if not whole:
         keep: list[int] = []
         for i in range(n):
             try:
-                model.predict(rows[i:i + 1])
+                model.predict(rows[i:i + 1], **kw)
             except InputError as exc:
-                rejects.append(Reject(chunk.number(i), _strip_row_prefix(str(exc)), _raw(rows[i]),
+                rejects.append(Reject(chunk.number(i), exc.reason, _raw(rows[i]),
                                       ids[i] if ids is not None else None))
             else:
                 keep.append(i)
         rejects.sort(key=lambda r: r.row)
         if rejects and on_error == "fail":
-            raise InputError(f"row {rejects[0].row}: {rejects[0].reason}") from None
+            raise InputError.at(rejects[0].row, rejects[0].reason) from None
         if not keep:
             return Scored(_empty(), None, [] if ids is not None else None, rejects, n + len(chunk.rejects))
         rows = _take(rows, keep)
         ids = [ids[i] for i in keep] if ids is not None else None
-        try:
-            values = model.predict(rows)
-            probs = model.predict_proba(rows) if proba else None
-        except InputError:  # each row is fine alone, not together (objects mixed with arrays)
-            import numpy as np
-
-            values = np.concatenate([model.predict(rows[i:i + 1]) for i in range(len(keep))])
-            probs = (np.concatenate([model.predict_proba(rows[i:i + 1]) for i in range(len(keep))])
-                     if proba else None)
+        values = model.predict(rows, **kw)
+        probs = model.predict_proba(rows, **kw) if proba else None
     return Scored(values, probs, ids, rejects, n + len(chunk.rejects))
 
 
@@ -324,15 +303,6 @@ def _raw(row: Any) -> Any:
     if hasattr(row, "tolist"):
         return [None if isinstance(v, float) and math.isnan(v) else v for v in row.tolist()]
     return row
-
-
-def _strip_row_prefix(msg: str) -> str:
-    # the adapter numbers rows inside the batch it was given ("row 0, feature 'x': ..."); the
-    # caller puts the file's row number in front instead
-    for prefix in ("row 0, ", "row 0: "):
-        if msg.startswith(prefix):
-            return msg[len(prefix):]
-    return msg
 
 
 # --- writers ----------------------------------------------------------------------------------
@@ -439,13 +409,13 @@ def _worker_init(bundle: str, backend: str) -> None:
     _WORKER_MODEL = load(bundle, backend=backend, threads=1)
 
 
-def _worker_score(chunk: Chunk, proba: bool, on_error: str) -> Scored:
-    return score_chunk(_WORKER_MODEL, chunk, proba=proba, on_error=on_error)
+def _worker_score(chunk: Chunk, proba: bool, on_error: str, strict: bool = False) -> Scored:
+    return score_chunk(_WORKER_MODEL, chunk, proba=proba, on_error=on_error, strict=strict)
 
 
 def score_stream(chunks: Iterator[Chunk], *, model: Any = None, bundle: Optional[str] = None,
                  backend: str = "auto", workers: int = 1, proba: bool = False,
-                 on_error: str = "fail") -> Iterator[Scored]:
+                 on_error: str = "fail", strict: bool = False) -> Iterator[Scored]:
     """Score chunks in order, in this process (``workers == 1``, needs ``model``) or in
     ``workers`` processes that each load ``bundle``. At most ``2 × workers`` chunks in flight.
 
@@ -456,7 +426,7 @@ def score_stream(chunks: Iterator[Chunk], *, model: Any = None, bundle: Optional
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     if workers <= 1:
         for chunk in chunks:
-            yield score_chunk(model, chunk, proba=proba, on_error=on_error)
+            yield score_chunk(model, chunk, proba=proba, on_error=on_error, strict=strict)
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
@@ -467,7 +437,8 @@ def score_stream(chunks: Iterator[Chunk], *, model: Any = None, bundle: Optional
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
                              initargs=(bundle, backend)) as pool:
-        yield from _in_order(pool, workers, ((_worker_score, chunk, proba, on_error) for chunk in chunks))
+        yield from _in_order(pool, workers, ((_worker_score, chunk, proba, on_error, strict)
+                                             for chunk in chunks))
 
 
 def read_text_blocks(fh: IO[str], chunk_rows: int, *, quoted: bool) -> Iterator[tuple[int, str]]:
@@ -513,6 +484,7 @@ class TextJob:
     id_column: Optional[str]
     proba: bool
     on_error: str
+    strict: bool = False
 
 
 _TEXT_JOB: Optional[TextJob] = None
@@ -538,7 +510,7 @@ def _text_worker_score(before: int, text: str) -> tuple[Any, list[Reject], int, 
     chunk = next(iter(chunks), None)
     if chunk is None:
         return "", [], 0, 0
-    scored = score_chunk(model, chunk, proba=job.proba, on_error=job.on_error)
+    scored = score_chunk(model, chunk, proba=job.proba, on_error=job.on_error, strict=job.strict)
     if job.out_fmt == "parquet":
         return scored, scored.rejects, scored.rows_in, len(scored.values)
     buf = io.StringIO(newline="")
@@ -567,7 +539,7 @@ def score_text_parallel(fh: IO[str], job: TextJob, *, workers: int, chunk_rows: 
         if not job.header_line:
             return
         header = [h.strip() for h in next(csv.reader([job.header_line]))]
-        _check_columns(header, job.features, job.id_column, "CSV header")
+        check_columns(header, job.features, job.id_column, "CSV header")
     ctx = mp.get_context("spawn")  # not fork: a forked child would inherit engine thread pools
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_text_worker_init,
                              initargs=(job,)) as pool:

@@ -96,7 +96,7 @@ def test_predict_jsonl_stdin_stdout(forest_files, workdir, cli_env):
 
 @pytest.mark.parametrize("args,message", [
     (["predict", "{bundle}", "{bad_csv}"], "unknown column(s) ['colour']"),
-    (["predict", "{bundle}", "{nan_csv}"], "row 1: feature 'f3': NaN"),
+    (["predict", "{bundle}", "{nan_csv}"], "row 1, feature 'f3': NaN"),
     (["inspect", "{missing}"], "does not exist"),
     (["verify", "{not_bundle}"], "no manifest.json"),
     (["predict", "{bundle}", "{bundle}/manifest.json", "--format", "jsonl"], "JSON line"),

@@ -43,7 +43,7 @@ REC = dict(zip(["sepal_length", "sepal_width", "petal_length", "petal_width"], R
     np.array([ROW], dtype=np.float32), np.array([ROW]), np.array(ROW), [ROW], ROW, (tuple(ROW),), REC,
     [REC], pd.DataFrame([REC]), pd.DataFrame([REC])[["petal_width", "sepal_length", "sepal_width",
                                                      "petal_length"]],
-    np.asfortranarray(np.array([ROW, ROW], dtype=np.float32))[:1], [[str(v) for v in ROW]],
+    np.asfortranarray(np.array([ROW, ROW], dtype=np.float32))[:1],
     np.array([[5, 3, 1, 0]], dtype=np.int64),
 ])
 def test_accepted_forms(models, X):
@@ -59,13 +59,15 @@ def test_accepted_forms(models, X):
     ([{**REC, "colour": 1}], "unknown feature name"),
     ([{k: v for k, v in REC.items() if k != "petal_length"}], "missing feature.*petal_length"),
     ([[5.1, "abc", 1.4, 0.2]], "feature 'sepal_width': 'abc' is not a number"),
+    ([[str(v) for v in ROW]], "row 0, feature 'sepal_length': '5.1' is text, not a number"),
+    (np.array([ROW]).astype(str), "row 0, feature 'sepal_length': '5.1' is text, not a number"),
     ([[5.1, 3.5, float("nan"), 0.2]], "feature 'petal_length': NaN"),
     ([ROW, [5.1, 3.5, 1.4, None]], "row 1, feature 'petal_width': NaN"),
     ([[5.1, 3.5, 1.4, 99.0]], "petal_width.*outside the allowed range"),
     (np.zeros((0, 4), dtype=np.float32), "no rows"),
     (np.zeros((1, 2, 4)), "must be 2-D"),
     (pd.DataFrame([{**REC, "extra": 1}]), "unknown column"),
-    (pd.DataFrame([{**REC, "sepal_width": "wide"}]), "column 'sepal_width' is not numeric"),
+    (pd.DataFrame([{**REC, "sepal_width": "wide"}]), "row 0, feature 'sepal_width': 'wide' is not a number"),
     ("5.1,3.5", "unsupported input type str"),
 ])
 def test_rejected_with_named_field(models, X, message):

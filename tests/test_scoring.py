@@ -113,7 +113,7 @@ def test_on_error_fail_stops_with_the_row_number(tmp_path: Path, data: tuple[Pat
     src = _with_bad_rows(data[0], tmp_path / "bad.csv")
     proc = edgert("predict", forest_bundle, src, "-o", tmp_path / "o.csv", "--id-column", "id", check=False)
     assert proc.returncode == 2
-    assert "row 3: feature 'mean_texture': 'abc' is not a number" in proc.stderr
+    assert "row 3, feature 'mean_texture': 'abc' is not a number" in proc.stderr
 
 
 def test_on_error_skip_writes_rejects_with_row_and_reason(

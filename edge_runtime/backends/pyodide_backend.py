@@ -24,14 +24,13 @@ from array import array
 from typing import Any, ClassVar, Sequence
 
 from ..errors import BackendError, BackendUnavailableError, UnsupportedModelError
+from ..inputs.lists import TYPECODES as _TYPECODES  # the dtypes the numpy-free inputs produce
+from ..inputs.lists import Rows
 from . import register
 from .base import Backend, BackendOptions
 
 #: the Python module name under which the host registers onnxruntime-web
 JS_MODULE = "onnxruntime_web"
-
-#: input dtypes onnxruntime-web takes from us, as array.array type codes
-_TYPECODES = {"float32": "f", "float64": "d"}
 
 
 def _onnxruntime_web() -> Any:
@@ -126,8 +125,8 @@ class PyodideBackend(Backend):
                                "`await edge_runtime.load_async(...)`")
         JsException = self._js_exception
         n, d = x.shape
-        rows = getattr(x, "data", None)
-        from_numpy = not isinstance(rows, array)  # Rows carry an array.array, ndarrays don't
+        from_numpy = not isinstance(x, Rows)  # the numpy-free input path gives Rows
+        rows = None if from_numpy else x.data
         if not from_numpy and rows.typecode != _TYPECODES[self._dtype]:
             rows = array(_TYPECODES[self._dtype], rows)
         elif from_numpy:

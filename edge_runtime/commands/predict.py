@@ -42,10 +42,12 @@ def register(cli: click.Group) -> None:
                    "--workers process, gives results that do not depend on the chunk size.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr (default: only when stderr is a terminal; needs tqdm).")
+@click.option("--strict", is_flag=True,
+              help="Also refuse values outside each feature's training min/max (a bad row).")
 def predict(bundle: str, input: str, output: Optional[str], proba: bool, backend: str,
             fmt: Optional[str], out_fmt: Optional[str], id_column: Optional[str], chunk_rows: int,
             on_error: str, reject_file: Optional[str], workers: int, threads: Optional[int],
-            progress: Optional[bool]) -> None:
+            progress: Optional[bool], strict: bool) -> None:
     """Score INPUT (CSV with a header, JSON lines, or Parquet; '-' for stdin) in chunks.
 
     Memory stays flat: CHUNK_ROWS rows are read, scored and written at a time. Output rows keep
@@ -70,6 +72,10 @@ def predict(bundle: str, input: str, output: Optional[str], proba: bool, backend
     )
 
     model = load(bundle, backend=backend, threads=1 if workers > 1 else threads)
+    if strict:  # a bundle without training min/max would refuse every row: say so once, up front
+        from ..inputs import InputSchema
+
+        InputSchema(model.manifest.features).require_training()
     fmt = detect_format(input, fmt)
     if fmt == "parquet" and input == "-":
         raise click.UsageError("Parquet input must be a file, not stdin")
@@ -109,13 +115,14 @@ def predict(bundle: str, input: str, output: Optional[str], proba: bool, backend
         if workers > 1 and fin is not None:
             # text input: workers parse, score and format; this process splits lines and writes
             job = TextJob(bundle=bundle, backend=backend, fmt=fmt, out_fmt=out_fmt, header_line="",
-                          features=features, id_column=id_column, proba=proba, on_error=on_error)
+                          features=features, id_column=id_column, proba=proba, on_error=on_error,
+                          strict=strict)
             results: Iterator[tuple[Any, list[Any], int, int]] = score_text_parallel(
                 fin, job, workers=workers, chunk_rows=chunk_rows)
         else:
             results = ((sc, sc.rejects, sc.rows_in, len(sc.values)) for sc in score_stream(
                 chunks, model=model, bundle=bundle, backend=backend, workers=workers, proba=proba,
-                on_error=on_error))
+                on_error=on_error, strict=strict))
         seen = 0
         for result, bad, rows_in, rows_out in results:
             if isinstance(result, str):

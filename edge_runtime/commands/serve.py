@@ -32,8 +32,11 @@ def register(cli: click.Group) -> None:
               help="Most rows in one request (more: 413).")
 @click.option("--poll-interval", default=0.5, show_default=True, type=click.FloatRange(0.01),
               help="Seconds between checks of a sync store's active.json.")
+@click.option("--strict", is_flag=True,
+              help="Also refuse values outside each feature's training min/max (422).")
 def serve(source: str, host: str, port: int, backend: str, http_threads: int,
-          model_threads: Optional[int], max_body: int, max_rows: int, poll_interval: float) -> None:
+          model_threads: Optional[int], max_body: int, max_rows: int, poll_interval: float,
+          strict: bool) -> None:
     """Serve BUNDLE_OR_STORE over HTTP: POST /predict, GET /healthz /readyz /metrics /model /openapi.json.
 
     Given a sync store (a directory with active.json and versions/), it serves the current
@@ -50,7 +53,7 @@ def serve(source: str, host: str, port: int, backend: str, http_threads: int,
     try:
         serve_with(service, run, source=source, host=host, port=port, backend=backend,
                    model_threads=model_threads, http_threads=http_threads, max_body=max_body,
-                   max_rows=max_rows, poll_interval=poll_interval)
+                   max_rows=max_rows, poll_interval=poll_interval, strict=strict)
     except ImportError as exc:
         raise click.ClickException(str(exc)) from None
     finally:

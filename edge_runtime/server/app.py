@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Union
 from urllib.parse import parse_qs
 
 from ..errors import EdgeRuntimeError, InputError
+from ..inputs.schema import FLOAT_MAX
 from .metrics import Metrics
 from .slot import ModelSlot
 
@@ -68,8 +69,10 @@ class PredictionApp:
     """Routes: POST /predict, GET /healthz, /readyz, /metrics, /model, /openapi.json."""
 
     def __init__(self, slot: Union[ModelSlot, HotSwapModel], *, metrics: Optional[Metrics] = None,
-                 max_body: int = DEFAULT_MAX_BODY, max_rows: int = DEFAULT_MAX_ROWS):
+                 max_body: int = DEFAULT_MAX_BODY, max_rows: int = DEFAULT_MAX_ROWS,
+                 strict: bool = False):
         self.slot = slot
+        self.strict = strict  # also refuse values outside the training min/max
         self.metrics = metrics or Metrics()
         self.max_body = max_body
         self.max_rows = max_rows
@@ -134,16 +137,19 @@ class PredictionApp:
         try:
             proba = self._proba_param(environ.get("QUERY_STRING", ""))
             model = loaded.model
-            rows_in = self._parse_rows(self._read_body(environ), model.feature_names)
+            rows_in = self._parse_rows(self._read_body(environ))
             rows = len(rows_in)
             if proba and model.task != "classification":
                 raise HTTPError(400, f"proba=1: model '{model.manifest.name}' is a {model.task} model "
                                      "and gives no probabilities")
-            try:  # through the slot: a store's version on probation is judged on these calls
-                values = self.slot.run(loaded, "predict", rows_in)
-                probs = self.slot.run(loaded, "predict_proba", rows_in) if proba else None
+            kw = {"strict": True} if self.strict else {}
+            # through the slot (a store's version on probation is judged on these calls); the
+            # model's input schema judges the values: the API's message, word for word
+            try:
+                values = self.slot.run(loaded, "predict", rows_in, **kw)
+                probs = self.slot.run(loaded, "predict_proba", rows_in, **kw) if proba else None
             except InputError as exc:
-                raise HTTPError(422, f"input: {exc}") from None
+                raise HTTPError(422, str(exc)) from None
             key = "labels" if model.task == "classification" else "predictions"
             out: dict[str, Any] = {"model": model.manifest.name, "version": loaded.version,
                                    key: _finite(values.tolist())}
@@ -199,7 +205,9 @@ class PredictionApp:
             raise HTTPError(415, f"Content-Type {ctype!r} is not JSON; send application/json")
         return body
 
-    def _parse_rows(self, body: bytes, names: list[str]) -> list[Any]:
+    def _parse_rows(self, body: bytes) -> list[Any]:
+        """The request's rows: arrays in feature order or objects keyed by feature name. Only
+        the request's shape is checked here; the values are the model's input schema's job."""
         try:
             doc = json.loads(body)
         except UnicodeDecodeError:
@@ -230,27 +238,7 @@ class PredictionApp:
             if not isinstance(r, (list, dict)):
                 raise HTTPError(400, f"row {i} is a {type(r).__name__}; each row must be an array of "
                                      "feature values or an object keyed by feature name")
-            values = r.values() if isinstance(r, dict) else r
-            for v in values:
-                if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
-                    raise HTTPError(422, f"row {i}: {str(v)[:40]!r} is not a number (use null for a "
-                                         "missing value)")
-                if isinstance(v, int) and not -1e308 < v < 1e308:
-                    raise HTTPError(422, f"row {i}: integer {str(v)[:20]}… is too large for a float")
-        if any(isinstance(r, dict) for r in rows):  # objects (maybe mixed with arrays) -> arrays
-            rows = [self._ordered(i, r, names) if isinstance(r, dict) else r for i, r in enumerate(rows)]
         return rows
-
-    @staticmethod
-    def _ordered(i: int, record: dict[str, Any], names: list[str]) -> list[Any]:
-        unknown = [k for k in record if k not in set(names)]
-        if unknown:
-            shown = ", ".join(names[:6]) + (", …" if len(names) > 6 else "")
-            raise HTTPError(422, f"row {i}: unknown feature name(s) {unknown[:5]}; expected {shown}")
-        missing = [n for n in names if n not in record]
-        if missing:
-            raise HTTPError(422, f"row {i}: missing feature(s) {missing[:5]}")
-        return [record[n] for n in names]
 
     # --- the rest ---------------------------------------------------------------------------
     def _healthz(self, environ: dict[str, Any]) -> tuple[int, str, bytes]:
@@ -280,9 +268,7 @@ class PredictionApp:
         summary = {
             "name": info["name"], "version": info["version"], "task": info["task"],
             "classes": info["classes"], "backend": info["backend"], "artifact": info["artifact"],
-            "features": [{"name": f.name, "allow_nan": f.allow_nan,
-                          "range": list(f.range) if f.range is not None else None}
-                         for f in m.manifest.features],
+            "features": [f.to_json() for f in m.manifest.features],  # with train_min/max if known
             "source": loaded.source, "loaded_at": loaded.loaded_at,
             "store": str(self.slot.store_root) if self.slot.store_root else None,
             "swaps": self.slot.swaps, "last_swap_error": self.slot.last_swap_error,
@@ -296,20 +282,26 @@ class PredictionApp:
         cached = self._openapi_cache
         if cached is None or cached[0] is not loaded:
             cached = self._openapi_cache = (loaded, json.dumps(
-                openapi_for_model(json.loads(self._openapi), loaded.model.manifest, self.max_rows)).encode())
+                openapi_for_model(json.loads(self._openapi), loaded.model.manifest, self.max_rows,
+                                  dtype=loaded.model.artifact.input_dtype, strict=self.strict)).encode())
         return 200, "application/json", cached[1]
 
 
-def openapi_for_model(doc: dict[str, Any], manifest: Any, max_rows: int = DEFAULT_MAX_ROWS
-                      ) -> dict[str, Any]:
+def openapi_for_model(doc: dict[str, Any], manifest: Any, max_rows: int = DEFAULT_MAX_ROWS, *,
+                      dtype: str = "float32", strict: bool = False) -> dict[str, Any]:
     """The repo's OpenAPI document with the generic ``Row`` schema replaced by the served model's
-    rows (its feature names, count, which accept null, allowed ranges) and the row limit set to
-    the server's, so clients and schema-driven tests see exactly what /predict accepts."""
+    rows (its feature names, count, which accept null, the bounds its input schema enforces: the
+    float type's, the allowed range and, with ``strict``, the training range) and the row limit
+    set to the server's, so clients and schema-driven tests see exactly what /predict accepts."""
+    limit = FLOAT_MAX.get(dtype, FLOAT_MAX["float64"])
+
     def feature_schema(f: Any) -> dict[str, Any]:
-        sch: dict[str, Any] = {"type": ["number", "null"] if f.allow_nan else "number"}
-        if f.range is not None:
-            sch["minimum"], sch["maximum"] = float(f.range[0]), float(f.range[1])
-        return sch
+        lo, hi = -limit, limit
+        for bounds in (f.range, (f.train_min, f.train_max) if strict else None):
+            if bounds is not None and None not in bounds:
+                lo, hi = max(lo, float(bounds[0])), min(hi, float(bounds[1]))
+        types = ["number"] + (["boolean"] if lo <= 0 and 1 <= hi else []) + (["null"] if f.allow_nan else [])
+        return {"type": types, "minimum": lo, "maximum": hi}
 
     feats = list(manifest.features)
     doc["info"]["x-model"] = {"name": manifest.name, "version": manifest.version}

@@ -40,14 +40,16 @@ def build_slot(source: str, *, backend: str = "auto", threads: Optional[int] = N
 def serve(source: str, *, host: str = "127.0.0.1", port: int = 8080, backend: str = "auto",
           model_threads: Optional[int] = None, http_threads: int = 4,
           max_body: int = DEFAULT_MAX_BODY, max_rows: int = DEFAULT_MAX_ROWS,
-          poll_interval: float = 0.5, announce: Callable[[str], None] = print,
+          poll_interval: float = 0.5, strict: bool = False, announce: Callable[[str], None] = print,
           on_ready: Optional[Callable[[str, int], None]] = None) -> None:
-    """Serve until interrupted. ``announce`` gets one line with the bound address (port 0 picks a
-    free port; tests and the load benchmark read it); ``on_ready(host, port)`` is called once the
-    socket listens with a model loaded (sd_notify READY=1).
+    """Serve until interrupted (``strict``: refuse values outside the training min/max).
+    ``announce`` gets one line with the bound address (port 0 picks a free port; tests and the
+    load benchmark read it); ``on_ready(host, port)`` is called once the socket listens with a
+    model loaded (sd_notify READY=1).
 
     Raises:
         ImportError: waitress is not installed (``pip install 'edge-runtime[serve]'``).
+        InputError: ``strict`` with a bundle that records no training min/max.
     """
     try:
         from waitress.server import create_server
@@ -56,7 +58,11 @@ def serve(source: str, *, host: str = "127.0.0.1", port: int = 8080, backend: st
     metrics = Metrics()
     slot = build_slot(source, backend=backend, threads=model_threads, metrics=metrics,
                       poll_interval=poll_interval)
-    app = make_app(slot, metrics=metrics, max_body=max_body, max_rows=max_rows)
+    if strict:  # a bundle without training min/max would refuse every request: stop here instead
+        from ..inputs import InputSchema
+
+        InputSchema(slot.current.model.manifest.features).require_training()  # type: ignore[union-attr]
+    app = make_app(slot, metrics=metrics, max_body=max_body, max_rows=max_rows, strict=strict)
     # waitress refuses bodies past its own limit before the app runs (a plain-text 413); keep it
     # at four times ours so most oversized requests get the app's JSON 413, which names the option
     # (waitress spools large bodies to a temporary file, not to memory).

@@ -33,8 +33,8 @@ class ModelSlot:
         yield self.current
 
     @staticmethod
-    def run(loaded: LoadedModel, method: str, X: Any) -> Any:
-        return getattr(loaded.model, method)(X)
+    def run(loaded: LoadedModel, method: str, X: Any, **kw: Any) -> Any:
+        return getattr(loaded.model, method)(X, **kw)
 
 
 def load_checked(loader: Any, path: Path) -> LoadedModel:

@@ -52,10 +52,12 @@ async function start() {
 import json, time
 import edge_runtime
 from edge_runtime.errors import EdgeRuntimeError
+from edge_runtime.inputs import text_value
 model = await edge_runtime.load_async("/bundle")   # sha256 checked, golden rows compared
 
 async def predict_record(record_json):
-    record = json.loads(record_json)
+    # form fields are text: read them as CSV cells are read (the model refuses text itself)
+    record = {k: text_value(v) if isinstance(v, str) else v for k, v in json.loads(record_json).items()}
     try:
         t0 = time.perf_counter()
         label = (await model.predict_async([record]))[0]

@@ -1,0 +1,152 @@
+"""The numpy back end of the input schema: arrays, rows, records and data frames in, the 2-D
+array a backend takes out, with the checks of :class:`.schema.InputSchema` run vectorised.
+
+The common case (a C-contiguous array of the right dtype and width) is a few attribute checks
+and one sum for the NaN/infinity test, so a single-row predict stays close to the raw engine.
+Python containers numpy cannot read as numbers (text, None, records, huge ints) go through the
+schema's value-by-value parsing, the same code as the numpy-free path.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..bundle import Feature
+from ..errors import InputError
+from .schema import InputSchema, name_mismatch
+
+
+class InputAdapter:
+    """Validates and converts inputs for one model's feature schema."""
+
+    def __init__(self, features: Sequence[Feature], dtype: str = "float32"):
+        self.schema = s = InputSchema(features, dtype)
+        self.names, self.width = s.names, s.width
+        self.dtype = np.dtype(dtype)
+        self._nan_forbidden = np.array(s.nan_forbidden)
+        self._ranged = _bounds(s.ranged)
+        self._trained = _bounds(s.trained)
+
+    def __call__(self, X: Any, strict: bool = False) -> np.ndarray:
+        """``X`` as a C-contiguous 2-D array of the artifact's dtype.
+
+        Raises:
+            InputError: the input does not fit the schema (the message names row and feature).
+        """
+        if type(X) is np.ndarray and X.dtype == self.dtype and X.ndim == 2 \
+                and X.shape[1] == self.width and X.flags.c_contiguous:
+            arr = X
+        else:
+            arr = self._coerce(X)
+        if arr.shape[0] == 0:
+            raise InputError("no rows to predict (got an empty input)")
+        if arr.dtype.kind == "f" and not _all_finite(arr):
+            self._check_finite(arr)
+        if self._ranged is not None:
+            self._check_bounds(arr, self._ranged, self.schema.range_error)
+        if strict:
+            self.schema.require_training()
+            self._check_bounds(arr, self._trained, self.schema.strict_error)
+        return arr
+
+    # --- conversion -------------------------------------------------------------------------
+    def _coerce(self, X: Any) -> np.ndarray:
+        if isinstance(X, np.ndarray):
+            return self._from_array(X)
+        if type(X).__module__.startswith("pandas"):
+            return self._from_frame(X)
+        if isinstance(X, (list, tuple)) and X:  # records become an object array: slow path
+            try:  # numpy's C loop; without a dtype, so text stays text (numpy would parse it)
+                arr = np.asarray(X)
+            except (TypeError, ValueError, OverflowError):  # ragged rows
+                pass
+            else:
+                if arr.dtype.kind in "fiub" and arr.ndim in (1, 2):
+                    arr = arr.reshape(1, -1) if arr.ndim == 1 else arr
+                    if arr.shape[1] == self.width:
+                        return self._cast(arr)
+        return self._from_python(X)  # the schema's parsing names what is wrong
+
+    def _from_python(self, X: Any) -> np.ndarray:
+        flat, n = self.schema.matrix(X, "d")
+        return self._cast(np.frombuffer(flat, dtype=np.float64).reshape(n, self.width))
+
+    def _from_array(self, arr: np.ndarray) -> np.ndarray:
+        if arr.dtype.names:
+            raise InputError("structured arrays are not supported; pass a 2-D array or records")
+        if arr.ndim == 1:
+            arr = arr.reshape(1, -1)
+        if arr.ndim != 2:
+            raise InputError(f"input must be 2-D (rows × {self.width} features); got shape {arr.shape}")
+        if arr.shape[1] != self.width:
+            raise InputError(f"wrong number of features: expected {self.width} ({self.schema.hint()}), "
+                             f"got {arr.shape[1]}")
+        if arr.dtype.kind not in "fiub":  # text or objects: value by value
+            return self._from_python(arr.tolist())
+        return self._cast(arr)
+
+    def _from_frame(self, frame: Any) -> np.ndarray:
+        cols = [str(c) for c in getattr(frame, "columns", [])]
+        if not cols:  # a Series: one row
+            return self._from_python(frame.to_dict())
+        problem = name_mismatch(cols, self.names, "column", "column")
+        if problem:
+            raise InputError(problem)
+        frame = frame[self.names]
+        if all(getattr(kind, "kind", "O") in "fiub" for kind in frame.dtypes):
+            return self._cast(frame.to_numpy(dtype=np.float64, na_value=np.nan))
+        return self._from_python(frame.to_numpy(dtype=object, na_value=None).tolist())
+
+    def _cast(self, arr: np.ndarray) -> np.ndarray:
+        """``arr`` in the artifact's dtype; values beyond its range become ±inf first, so the
+        domain check refuses them (a float32 cast would round 3.4028235e38 down to the max)."""
+        with np.errstate(over="ignore", invalid="ignore"):  # the cast of 1e39 warns, then is refused
+            out = np.ascontiguousarray(arr, dtype=self.dtype)
+            if arr.dtype.kind == "f" and arr.dtype.itemsize > out.dtype.itemsize:
+                flat = out.reshape(-1)
+                if not math.isfinite(flat.dot(flat)):  # NaN, inf or |x| > 1.8e19 somewhere: look closer
+                    big = np.abs(arr) > self.schema.limit
+                    if big.any():
+                        out[big] = np.copysign(np.inf, arr[big])
+        return out
+
+    # --- the domain (the same checks, in the same order, as InputSchema.check) --------------
+    def _check_finite(self, arr: np.ndarray) -> None:
+        _raise_first(np.isnan(arr) & self._nan_forbidden, arr, self.schema.nan_error)
+        _raise_first(np.isinf(arr), arr, self.schema.infinite_error)
+
+    def _check_bounds(self, arr: np.ndarray, bounds: Any, error: Callable[..., InputError]) -> None:
+        idx, lo, hi = bounds
+        sub = arr[:, idx]
+        with np.errstate(invalid="ignore"):
+            bad = (sub < lo) | (sub > hi)  # NaN compares False: NaN is judged by allow_nan
+        if bad.any():
+            r, c = (int(v[0]) for v in np.nonzero(bad))
+            raise error(r, int(idx[c]), float(sub[r, c]))
+
+
+def _all_finite(arr: np.ndarray) -> bool:
+    """No NaN and no ±inf, without floating-point warnings: a Python sum for a few values (faster
+    than any numpy call at that size), ``isfinite`` for more."""
+    flat = arr.reshape(-1)
+    if flat.size <= 256:
+        return math.isfinite(sum(flat.tolist()))  # float32 values cannot overflow a float64 sum
+    return bool(np.isfinite(flat).all())
+
+
+def _bounds(cols: list[tuple[int, float, float]]) -> Any:
+    """(column indices, lows, highs) as arrays, or None when no column is bounded."""
+    if not cols:
+        return None
+    return (np.array([c for c, _, _ in cols], dtype=np.intp),
+            np.array([lo for _, lo, _ in cols], dtype=np.float64),
+            np.array([hi for _, _, hi in cols], dtype=np.float64))
+
+
+def _raise_first(bad: np.ndarray, arr: np.ndarray, error: Callable[..., InputError]) -> None:
+    if bad.any():
+        r, c = (int(v[0]) for v in np.nonzero(bad))  # row-major: the first bad row
+        raise error(r, c, float(arr[r, c]))
