@@ -134,7 +134,7 @@ class Model:
         return self._compare_golden(golden, got)
 
     def _golden_plan(self) -> tuple[dict[str, Any], list[list[float]], list[str]]:
-        golden = dict(self.manifest.golden or {})
+        golden = dict(self.manifest.require_golden())  # no golden rows: BundleError, not a pass
         golden.update(self.artifact.extra.get("golden") or {})
         if not golden.get("inputs"):
             return golden, [], []

@@ -55,5 +55,29 @@ class Backend(abc.ABC):
         (onnxruntime-web in Pyodide) override this one instead."""
         return self.run(x, outputs)
 
+    def check_names(self, inputs: dict[str, str], outputs: Sequence[str]) -> None:
+        """Refuse a manifest whose tensor names (or input dtype) are not the artifact's: every
+        run would fail, or worse, read another tensor. ``inputs`` maps name -> dtype ("" when
+        the engine does not say).
+
+        Raises:
+            BundleError: the manifest's input name, input dtype or an output name is not the
+                artifact's (names what it has instead).
+        """
+        from ..errors import BundleError
+
+        art = self.artifact
+        where = f"manifest of '{art.path}'"
+        if art.input_name not in inputs:
+            raise BundleError(f"{where}: input '{art.input_name}' is not an input of the model "
+                              f"(it has {sorted(inputs)})")
+        dtype = inputs[art.input_name]
+        if dtype and dtype != art.input_dtype:
+            raise BundleError(f"{where}: input dtype {art.input_dtype} but the model takes {dtype}")
+        missing = [f"{role} '{name}'" for role, name in art.outputs.items() if name not in outputs]
+        if missing:
+            raise BundleError(f"{where}: output {', '.join(missing)} is not an output of the model "
+                              f"(it has {list(outputs)})")
+
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release engine resources (sessions, interpreters)."""

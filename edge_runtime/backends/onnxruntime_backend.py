@@ -11,6 +11,7 @@ from .base import Backend, BackendOptions
 
 _OPT_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
                "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+_DTYPES = {"tensor(float)": "float32", "tensor(double)": "float64"}
 
 
 @register
@@ -42,6 +43,8 @@ class OnnxRuntimeBackend(Backend):
             self._session = ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
             raise UnsupportedModelError(f"onnxruntime cannot load '{artifact.path}': {exc}") from None
+        self.check_names({i.name: _DTYPES.get(i.type, "") for i in self._session.get_inputs()},
+                         [o.name for o in self._session.get_outputs()])
         self._input = artifact.input_name
         self._run_options = ort.RunOptions()
         # The session's C++ binding skips the Python wrapper's per-call input checks, which are
