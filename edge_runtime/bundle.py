@@ -228,20 +228,21 @@ class Manifest:
     def _check_goldens(self) -> None:
         """The top-level golden rows, each artifact's own outputs on them, and that every
         artifact can be proven by them (a block the artifact has no output for checks nothing)."""
-        kw = {"features": self.features, "task": self.task, "classes": self.classes}
-        rows = None
-        if self.golden is not None:
-            rows = checks.check_golden(self.golden, "golden", rows=None, **kw)  # type: ignore[arg-type]
+        def check(block: Any, where: str, rows: Optional[int]) -> int:
+            return checks.check_golden(block, where, features=self.features, task=self.task,
+                                       classes=self.classes, rows=rows)
+
+        rows = check(self.golden, "golden", None) if self.golden is not None else None
         for i, art in enumerate(self.artifacts):
             own = art.extra.get("golden")
             if own is not None:
                 if rows is None:
                     raise BundleError(f"manifest: 'artifacts[{i}].golden' is set but there are no "
                                       "top-level golden rows")
-                checks.check_golden(own, f"artifacts[{i}].golden", rows=rows, **kw)  # type: ignore[arg-type]
-            if rows is None:
+                check(own, f"artifacts[{i}].golden", rows)
+            if self.golden is None:
                 continue
-            merged = {**self.golden, **(own or {})}  # type: ignore[dict-item]
+            merged = {**self.golden, **(own or {})}
             if self.classes is not None:
                 checks.check_label_order(merged, self.classes, f"artifacts[{i}]")
             provable = ["label"] if self.task == "classification" else ["prediction"]

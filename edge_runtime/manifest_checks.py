@@ -162,10 +162,10 @@ def check_golden(golden: Any, where: str, *, features: Sequence[Any], task: str,
         for r, row in enumerate(inputs):
             _golden_row(row, f"{where}.inputs[{r}]", features)
         rows = len(inputs)
-    for key in ("atol", "rtol"):
-        if block.get(key) is not None:
+    for key in ("atol", "rtol"):  # present means a number: the check reads them with a default
+        if key in block:
             number(block[key], f"{where}.{key}", lo=0.0)
-    if block.get("min_label_agreement") is not None:
+    if "min_label_agreement" in block:
         number(block["min_label_agreement"], f"{where}.min_label_agreement", lo=0.0, hi=1.0)
     known = {str(c) for c in classes} if classes is not None else None
     if block.get("label") is not None:

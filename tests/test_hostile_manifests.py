@@ -40,6 +40,15 @@ def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
     return out
 
 
+def _fields(paths: list[tuple]) -> dict[tuple, list[tuple]]:
+    """Paths grouped by field (list indices as '*'), so every field is mutated as often as any
+    other: 8 golden rows x 13 columns must not drown ``allow_nan`` or ``atol``."""
+    out: dict[tuple, list[tuple]] = {}
+    for p in paths:
+        out.setdefault(tuple("*" if isinstance(k, int) else k for k in p), []).append(p)
+    return out
+
+
 def _parent(doc: Any, path: tuple) -> Any:
     for key in path[:-1]:
         doc = doc[key]
@@ -95,7 +104,7 @@ def originals(bundles):
             path = bundles(case)
             raw = (path / MANIFEST_NAME).read_bytes()
             files = {p.name: p.read_bytes() for p in path.iterdir() if p.name != MANIFEST_NAME}
-            out[case.id] = (json.loads(raw), _paths(json.loads(raw)), files)
+            out[case.id] = (json.loads(raw), _fields(_paths(json.loads(raw))), files)
     assert sorted(out) == sorted(CASES)
     return out
 
@@ -115,10 +124,13 @@ def outcomes():
 @given(data=st.data())
 def test_mutated_manifest_loads_or_is_a_bundle_error(originals, outcomes, data):
     case = data.draw(st.sampled_from(CASES))
-    base, paths, files = originals[case]
+    base, fields, files = originals[case]
     doc = json.loads(json.dumps(base))
     for _ in range(data.draw(st.integers(1, 3))):
-        live = [p for p in paths if _reachable(doc, p)]
+        live = [p for p in fields[data.draw(st.sampled_from(sorted(fields, key=repr)))]
+                if _reachable(doc, p)]
+        if not live:
+            continue
         path = data.draw(st.sampled_from(live))
         op = data.draw(st.sampled_from(["delete", "replace", "replace", "swap", "scale", "grow",
                                         "shrink", "reverse"]))
@@ -177,6 +189,7 @@ def _edit(doc: dict, path: tuple, value: Any) -> dict:
     (("outputs", "classes"), [0, 1, 2, 3], r"golden.probabilities\[0\]' has 3 entries, expected 4"),
     (("golden", "rtol"), BIG_FLOAT, "1e400"),
     (("golden", "atol"), -1e-4, r"golden.atol' is -0.0001, outside"),
+    (("golden", "atol"), None, r"golden.atol' must be a number, not null"),
     (("golden", "inputs"), [], "'golden.inputs' is empty"),
     (("golden", "inputs", 0, 2), None, r"inputs\[0\]\[2\]' is null \(NaN\) but feature"),
     (("golden", "label"), [0] * 3, "'golden.label' has 3 entries, expected"),
@@ -243,3 +256,17 @@ def test_input_dtype_must_be_the_artifacts(originals):
                     files, "retyped")
     with pytest.raises(BundleError, match="input dtype float64 but the model takes float32"):
         edge_runtime.load(bundle, backend="onnxruntime")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_feature_count_must_be_the_artifacts(originals, backend):
+    """One feature fewer, consistently everywhere in the manifest: only the artifact can tell."""
+    doc, _, files = originals["logistic-multiclass"]
+    doc = json.loads(json.dumps(doc))
+    for key in ("inputs", "reference"):
+        doc[key]["features"].pop()
+    doc["golden"]["inputs"] = [row[:-1] for row in doc["golden"]["inputs"]]
+    bundle = Bundle(Manifest.from_bytes(_to_bytes(doc)), files, "narrowed")
+    n = len(doc["inputs"]["features"])
+    with pytest.raises(BundleError, match=f"{n} features, but the model takes {n + 1}"):
+        edge_runtime.load(bundle, backend=backend)

@@ -79,5 +79,29 @@ class Backend(abc.ABC):
             raise BundleError(f"{where}: output {', '.join(missing)} is not an output of the model "
                               f"(it has {list(outputs)})")
 
+    def widths(self) -> dict[str, int]:
+        """Tensor name -> its static second dimension, for the tensors whose shape the engine
+        declares (``{}``: unknown, nothing is checked)."""
+        return {}
+
+    def check_widths(self, n_features: int, n_classes: Optional[int]) -> None:
+        """Refuse a manifest whose feature count or class count is not the artifact's (the
+        input would fail in the engine; wrong classes would name probability columns wrongly).
+
+        Raises:
+            BundleError: the artifact declares another input width or probabilities width.
+        """
+        from ..errors import BundleError
+
+        art, widths = self.artifact, self.widths()
+        got = widths.get(art.input_name)
+        if got is not None and got != n_features:
+            raise BundleError(f"manifest of '{art.path}': {n_features} features, but the model "
+                              f"takes {got}")
+        got = widths.get(art.outputs.get("probabilities", ""))
+        if got is not None and n_classes is not None and got != n_classes:
+            raise BundleError(f"manifest of '{art.path}': {n_classes} classes, but the model "
+                              f"gives {got} probabilities per row")
+
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release engine resources (sessions, interpreters)."""

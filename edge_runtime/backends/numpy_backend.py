@@ -41,9 +41,15 @@ class NumpyBackend(Backend):
             raise BackendUnavailableError(f"numpy is not installed ({exc})") from None
         from ..onnx_numpy.plan import load_plan
 
-        self._plan, _ = load_plan(model_bytes)
+        self._plan, model = load_plan(model_bytes)
+        graph = model.graph
+        self._widths = {v.name: v.shape[1] for v in list(graph.inputs) + list(graph.outputs)
+                        if v.shape is not None and len(v.shape) == 2 and isinstance(v.shape[1], int)}
         self.check_names({name: "" for name in self._plan.inputs}, self._plan.outputs)
         self._input = artifact.input_name
+
+    def widths(self) -> dict[str, int]:
+        return dict(self._widths)
 
     def run(self, x: Any, outputs: Sequence[str]) -> list:
         """The requested outputs for ``x``.

@@ -53,6 +53,10 @@ class OnnxRuntimeBackend(Backend):
         inner = getattr(self._session, "_sess", None)
         self._fast = inner.run if inner is not None and hasattr(inner, "run") else None
 
+    def widths(self) -> dict[str, int]:
+        return {t.name: t.shape[1] for t in self._session.get_inputs() + self._session.get_outputs()
+                if len(t.shape) == 2 and isinstance(t.shape[1], int)}
+
     def run(self, x: Any, outputs: Sequence[str]) -> list:
         if self._fast is not None:
             try:
