@@ -270,3 +270,31 @@ def test_feature_count_must_be_the_artifacts(originals, backend):
     n = len(doc["inputs"]["features"])
     with pytest.raises(BundleError, match=f"{n} features, but the model takes {n + 1}"):
         edge_runtime.load(bundle, backend=backend)
+
+
+@pytest.fixture(scope="module")
+def with_tflite(tmp_path_factory):
+    from zoo import CASES as ZOO
+    from zoo import dataset, fitted
+
+    import converters
+
+    case = next(c for c in ZOO if c.id == "logistic-multiclass")
+    X, _, X_te, _ = dataset(case.data)
+    path = converters.convert(fitted(case.id), X, tmp_path_factory.mktemp("tfl"), holdout=X_te,
+                              formats=("onnx", "tflite"))
+    doc = json.loads((path / MANIFEST_NAME).read_bytes())
+    return doc, {p.name: p.read_bytes() for p in path.iterdir() if p.name != MANIFEST_NAME}
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("input", {"name": "features", "dtype": "float32"}, "input 'features' is not an input"),
+    ("outputs", {"label": "label", "probabilities": "proba"}, "probabilities 'proba' is not an output"),
+])
+def test_litert_tensor_names_must_be_the_artifacts(with_tflite, field, value, message):
+    doc, files = with_tflite
+    i = next(i for i, a in enumerate(doc["artifacts"]) if a["format"] == "tflite")
+    bundle = Bundle(Manifest.from_bytes(_to_bytes(_edit(doc, ("artifacts", i, field), value))), files, "t")
+    with pytest.raises(BundleError, match=message):
+        edge_runtime.load(bundle, backend="litert")
+    assert edge_runtime.load(Bundle(Manifest.from_bytes(_to_bytes(doc)), files, "t"), backend="litert")
