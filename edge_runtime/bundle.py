@@ -6,7 +6,10 @@ reads it with :func:`open_bundle`. Both go through :class:`Manifest`, so the two
 never drift apart.
 
 Nothing here parses a model: an artifact's bytes are checked against the manifest's size
-and sha256 (:meth:`Bundle.read_artifact`) before any backend sees them.
+and sha256 (:meth:`Bundle.read_artifact`) before any backend sees them. The manifest's fields
+are checked in :mod:`edge_runtime.manifest_checks` (parsed by :mod:`edge_runtime.safejson`);
+archives are read through the bounded parser of :mod:`edge_runtime.archive`, with the policy
+here: ``manifest.json`` first, then only the artifacts it lists (:func:`read_archive`).
 """
 
 from __future__ import annotations
