@@ -6,7 +6,10 @@ reads it with :func:`open_bundle`. Both go through :class:`Manifest`, so the two
 never drift apart.
 
 Nothing here parses a model: an artifact's bytes are checked against the manifest's size
-and sha256 (:meth:`Bundle.read_artifact`) before any backend sees them.
+and sha256 (:meth:`Bundle.read_artifact`) before any backend sees them. The manifest's fields
+are checked in :mod:`edge_runtime.manifest_checks` (parsed by :mod:`edge_runtime.safejson`);
+archives are read through the bounded parser of :mod:`edge_runtime.archive`, with the policy
+here: ``manifest.json`` first, then only the artifacts it lists (:func:`read_archive`).
 """
 
 from __future__ import annotations
@@ -22,14 +25,16 @@ import re
 import shutil
 import tarfile
 import tempfile
-import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Union
 
+from . import manifest_checks as checks
+from .archive import END_ALLOWANCE, HEADER_ALLOWANCE, LimitedGunzip, Member, TarReader, padded
 from .errors import BundleError, IntegrityError, SchemaVersionError, UnsafeArchiveError
 from .fsutil import atomic_write_bytes, atomic_write_json, fsync_dir
+from .safejson import loads_bounded
 
 SCHEMA_VERSION = "1.0"
 MANIFEST_NAME = "manifest.json"
@@ -65,47 +70,6 @@ def parse_semver(version: str) -> tuple:
     return core + ((0,) + parts,)
 
 
-def _require(obj: Mapping[str, Any], key: str, kind: Any, where: str) -> Any:
-    if key not in obj:
-        raise BundleError(f"manifest: missing field '{where}{key}'")
-    value = obj[key]
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        raise BundleError(f"manifest: field '{where}{key}' has the wrong type ({type(value).__name__})")
-    return value
-
-
-def _is_number(v: Any) -> bool:
-    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-
-
-def _check_golden(golden: Any, width: int, where: str, inputs_required: bool = True) -> None:
-    """Golden rows drive the on-device smoke test, so their shape is checked like the rest."""
-    if not isinstance(golden, dict):
-        raise BundleError(f"manifest: '{where}' is not an object")
-    rows = golden.get("inputs")
-    if rows is None and not inputs_required:
-        n = None
-    else:
-        if not isinstance(rows, list) or not all(
-                isinstance(r, list) and len(r) == width and all(map(_is_number, r)) for r in rows):
-            raise BundleError(f"manifest: '{where}.inputs' must be rows of {width} numbers")
-        n = len(rows)
-    for key in ("label", "prediction", "probabilities"):
-        value = golden.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, list) or (n is not None and len(value) != n):
-            raise BundleError(f"manifest: '{where}.{key}' must be a list with one entry per golden row")
-        if key == "probabilities" and not all(
-                isinstance(r, list) and all(map(_is_number, r)) for r in value):
-            raise BundleError(f"manifest: '{where}.probabilities' must be rows of numbers")
-        if key == "prediction" and not all(map(_is_number, value)):
-            raise BundleError(f"manifest: '{where}.prediction' must be numbers")
-    for key in ("atol", "rtol", "min_label_agreement"):
-        if key in golden and not (_is_number(golden[key]) and golden[key] is not None):
-            raise BundleError(f"manifest: '{where}.{key}' must be a number")
-
-
 def _training_bounds(obj: dict[str, Any], where: str) -> dict[str, float]:
     """A feature's ``train_min``/``train_max``: both or neither, finite numbers, min <= max."""
     lo, hi = obj.get("train_min"), obj.get("train_max")
@@ -139,6 +103,11 @@ class Feature:
         return out
 
 
+#: artifact fields read here; any other field is kept in ``Artifact.extra`` (converter notes)
+_ARTIFACT_FIELDS = {"path", "format", "precision", "sha256", "size", "input", "outputs", "opset",
+                    "parity"}
+
+
 @dataclass(frozen=True)
 class Artifact:
     """One model file of the bundle, with what a backend needs to run it."""
@@ -165,112 +134,167 @@ class Artifact:
         return out
 
     @classmethod
-    def from_json(cls, obj: Any, index: int) -> Artifact:
+    def from_json(cls, value: Any, index: int, task: str) -> Artifact:
+        """Raises: BundleError naming the field (``artifacts[0].input.dtype``)."""
         where = f"artifacts[{index}]."
-        if not isinstance(obj, dict):
-            raise BundleError(f"manifest: '{where[:-1]}' is not an object")
-        path = _require(obj, "path", str, where)
+        art = checks.obj(value, where[:-1])
+        path = checks.text(checks.require(art, "path", where), where + "path")
         if not _SAFE_NAME.match(path):
             raise BundleError(f"manifest: '{where}path' {path!r} is not a plain file name")
-        fmt = _require(obj, "format", str, where)
-        if fmt not in FORMATS:
-            raise BundleError(f"manifest: '{where}format' {fmt!r} is not one of {FORMATS}")
-        precision = _require(obj, "precision", str, where)
-        if precision not in PRECISIONS:
-            raise BundleError(f"manifest: '{where}precision' {precision!r} not in {PRECISIONS}")
-        digest = _require(obj, "sha256", str, where)
-        if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        fmt = _choice(art, "format", FORMATS, where)
+        precision = _choice(art, "precision", PRECISIONS, where)
+        digest = checks.require(art, "sha256", where)
+        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
             raise BundleError(f"manifest: '{where}sha256' is not 64 lowercase hex digits")
-        size = _require(obj, "size", int, where)
-        if not 0 < size <= MAX_ARTIFACT_BYTES:
-            raise BundleError(f"manifest: '{where}size' {size} is out of bounds")
-        inp = _require(obj, "input", dict, where)
-        outputs = _require(obj, "outputs", dict, where)
-        if not outputs or not all(isinstance(v, str) for v in outputs.values()):
-            raise BundleError(f"manifest: '{where}outputs' must map roles to tensor names")
-        known = {"path", "format", "precision", "sha256", "size", "input", "outputs", "opset",
-                 "parity"}
+        size = checks.integer(checks.require(art, "size", where), where + "size",
+                              lo=1, hi=MAX_ARTIFACT_BYTES)
+        inp = checks.obj(checks.require(art, "input", where), where + "input")
+        input_name = checks.text(checks.require(inp, "name", where + "input."), where + "input.name")
+        dtype = _choice(inp, "dtype", checks.DTYPES, where + "input.")
+        outputs = checks.obj(checks.require(art, "outputs", where), where + "outputs")
+        for role, tensor in outputs.items():  # roles the runtime does not read ("scores") are kept
+            checks.text(tensor, f"{where}outputs.{checks.text(role, where + 'outputs')}")
+        needs = ("label", "probabilities") if task == "classification" else ("prediction",)
+        if not any(r in outputs for r in needs):
+            raise BundleError(f"manifest: '{where}outputs' has no {' or '.join(needs)} output, "
+                              f"which a {task} model needs")
+        opset = checks.obj(art.get("opset"), where + "opset", optional=True)
+        for domain, v in opset.items():
+            checks.integer(v, f"{where}opset.{domain}", lo=1, hi=10_000)
+        extra = {k: v for k, v in art.items() if k not in _ARTIFACT_FIELDS}
+        if extra.get("label_encoding") not in (None, "index"):
+            raise BundleError(f"manifest: '{where}label_encoding' must be \"index\" or absent")
+        if extra.get("label_from") not in (None, "probabilities"):
+            raise BundleError(f"manifest: '{where}label_from' must be \"probabilities\" or absent")
+        if extra.get("label_from") and "probabilities" not in outputs:
+            raise BundleError(f"manifest: '{where}label_from' is probabilities, but the artifact "
+                              "has no probabilities output")
         return cls(path=path, format=fmt, precision=precision, sha256=digest, size=size,
-                   input_name=_require(inp, "name", str, where + "input."),
-                   input_dtype=_require(inp, "dtype", str, where + "input."),
-                   outputs=dict(outputs), opset=dict(obj.get("opset") or {}),
-                   parity=dict(obj.get("parity") or {}),
-                   extra={k: v for k, v in obj.items() if k not in known})
+                   input_name=input_name, input_dtype=dtype, outputs=dict(outputs),
+                   opset=dict(opset),
+                   parity=dict(checks.obj(art.get("parity"), where + "parity", optional=True)),
+                   extra=extra)
+
+
+def _choice(obj: Mapping[str, Any], key: str, allowed: tuple[str, ...], where: str) -> str:
+    value = checks.require(obj, key, where)
+    if not isinstance(value, str) or value not in allowed:
+        raise BundleError(f"manifest: '{where}{key}' {checks.kind(value)} "
+                          f"{str(value)[:40]!r} is not one of {allowed}")
+    return value
 
 
 class Manifest:
     """A validated ``manifest.json``. ``data`` is the plain JSON object; the properties are
-    the parts the runtime depends on, checked once here so nothing else re-validates."""
+    the parts the runtime depends on, checked once here so nothing else re-validates.
+
+    Fields this runtime reads are checked strictly (type, finiteness, bounds, consistency with
+    each other); a malformed one is a :class:`BundleError` naming it. Fields it does not know are
+    kept and ignored, at the top level and inside ``inputs``, ``outputs``, features and artifacts:
+    a later 1.x schema may add fields, and an older runtime must still load such a bundle.
+
+    Raises:
+        BundleError: a missing, mistyped, non-finite or inconsistent field (named).
+        SchemaVersionError: the manifest's major schema version is not ours.
+    """
 
     def __init__(self, data: dict[str, Any]):
         if not isinstance(data, dict):
             raise BundleError("manifest: top level is not a JSON object")
-        version = _require(data, "schema_version", str, "")
+        version = checks.text(checks.require(data, "schema_version", ""), "schema_version")
         major = version.split(".", 1)[0]
-        if not major.isdigit():
+        if not major.isdigit() or len(major) > 6:
             raise BundleError(f"manifest: schema_version {version!r} is not MAJOR.MINOR")
         if int(major) != int(SCHEMA_VERSION.split(".")[0]):
             raise SchemaVersionError(
                 f"manifest schema {version} is not supported by this edge-runtime (reads "
                 f"{SCHEMA_VERSION.split('.')[0]}.x); upgrade edge-runtime to load this bundle")
         self.data = data
-        self.name: str = _require(data, "name", str, "")
-        if not self.name:
-            raise BundleError("manifest: field 'name' is empty")
-        self.version: str = _require(data, "version", str, "")
+        self.name: str = checks.text(checks.require(data, "name", ""), "name")
+        self.version: str = checks.text(checks.require(data, "version", ""), "version")
         try:
             parse_semver(self.version)
         except BundleError as exc:
             raise BundleError(f"manifest: field 'version': {exc}") from None
-        self.task: str = _require(data, "task", str, "")
-        if self.task not in TASKS:
-            raise BundleError(f"manifest: field 'task' {self.task!r} is not one of {TASKS}")
-        inputs = _require(data, "inputs", dict, "")
-        feats = _require(inputs, "features", list, "inputs.")
-        if not feats:
-            raise BundleError("manifest: 'inputs.features' is empty")
+        self.task: str = _choice(data, "task", TASKS, "")
+        if data.get("created") is not None:
+            checks.text(data["created"], "created")
+        inputs = checks.obj(checks.require(data, "inputs", ""), "inputs")
+        if inputs.get("dtype") is not None:
+            _choice(inputs, "dtype", checks.DTYPES, "inputs.")
+        feats = checks.seq(checks.require(inputs, "features", "inputs."), "inputs.features",
+                           min_len=1)
         self.features: tuple[Feature, ...] = tuple(self._feature(f, i) for i, f in enumerate(feats))
         names = [f.name for f in self.features]
         if len(set(names)) != len(names):
             raise BundleError("manifest: 'inputs.features' has duplicate names")
-        outputs = data.get("outputs") or {}
-        if not isinstance(outputs, dict):
-            raise BundleError("manifest: field 'outputs' is not an object")
-        self.classes: Optional[list[Any]] = outputs.get("classes")
-        if self.task == "classification" and not isinstance(self.classes, list):
-            raise BundleError("manifest: a classification bundle needs 'outputs.classes'")
-        arts = _require(data, "artifacts", list, "")
-        if not arts:
-            raise BundleError("manifest: 'artifacts' is empty")
+        outputs = checks.obj(data.get("outputs"), "outputs", optional=True)
+        self.classes: Optional[list[Any]] = checks.classes(outputs.get("classes"), self.task)
+        arts = checks.seq(checks.require(data, "artifacts", ""), "artifacts", min_len=1)
+        if len(arts) > MAX_ARCHIVE_MEMBERS - 1:
+            raise BundleError(f"manifest: 'artifacts' lists {len(arts)} files (at most "
+                              f"{MAX_ARCHIVE_MEMBERS - 1})")
         self.artifacts: tuple[Artifact, ...] = tuple(
-            Artifact.from_json(a, i) for i, a in enumerate(arts))
+            Artifact.from_json(a, i, self.task) for i, a in enumerate(arts))
         if len({a.path for a in self.artifacts}) != len(self.artifacts):
             raise BundleError("manifest: two artifacts share one path")
-        golden = data.get("golden")
-        if golden is not None:
-            _check_golden(golden, len(self.features), "golden")
-        for i, art in enumerate(self.artifacts):
-            if art.extra.get("golden") is not None:
-                _check_golden(art.extra["golden"], len(self.features), f"artifacts[{i}].golden",
-                              inputs_required=False)
-        self.golden: Optional[dict[str, Any]] = golden
+        if MANIFEST_NAME in {a.path for a in self.artifacts}:
+            raise BundleError(f"manifest: an artifact cannot be called {MANIFEST_NAME}")
+        self.golden: Optional[dict[str, Any]] = data.get("golden")
+        self._check_goldens()
+        checks.check_reference(data.get("reference"), names)
         self.reference: Optional[dict[str, Any]] = data.get("reference")
-        self.provenance: dict[str, Any] = dict(data.get("provenance") or {})
+        self.provenance: dict[str, Any] = dict(checks.obj(data.get("provenance"), "provenance",
+                                                          optional=True))
+        checks.obj(data.get("parity"), "parity", optional=True)
+
+    def _check_goldens(self) -> None:
+        """The top-level golden rows, each artifact's own outputs on them, and that every
+        artifact can be proven by them (a block the artifact has no output for checks nothing)."""
+        def check(block: Any, where: str, rows: Optional[int]) -> int:
+            return checks.check_golden(block, where, features=self.features, task=self.task,
+                                       classes=self.classes, rows=rows)
+
+        rows = check(self.golden, "golden", None) if self.golden is not None else None
+        for i, art in enumerate(self.artifacts):
+            own = art.extra.get("golden")
+            if own is not None:
+                if rows is None:
+                    raise BundleError(f"manifest: 'artifacts[{i}].golden' is set but there are no "
+                                      "top-level golden rows")
+                check(own, f"artifacts[{i}].golden", rows)
+            if self.golden is None:
+                continue
+            merged = {**self.golden, **(own or {})}
+            if self.classes is not None:
+                checks.check_label_order(merged, self.classes, f"artifacts[{i}]")
+            provable = ["label"] if self.task == "classification" else ["prediction"]
+            if "probabilities" in art.outputs:
+                provable.append("probabilities")
+            if not any(merged.get(k) is not None for k in provable):
+                raise BundleError(f"manifest: 'golden' has no {' or '.join(provable)} to check "
+                                  f"artifacts[{i}] ({art.path}) against")
+
+    def require_golden(self) -> dict[str, Any]:
+        """The golden rows, which a verified load needs.
+
+        Raises:
+            BundleError: the manifest has none (load with ``verify=False`` to skip the check).
+        """
+        if self.golden is None:
+            raise BundleError("manifest: no golden rows (field 'golden' is missing or null), so "
+                              "nothing proves the model on this device; load with verify=False "
+                              "to skip the check")
+        return self.golden
 
     @staticmethod
-    def _feature(obj: Any, i: int) -> Feature:
-        where = f"inputs.features[{i}]."
-        if not isinstance(obj, dict):
-            raise BundleError(f"manifest: '{where[:-1]}' is not an object")
-        rng = obj.get("range")
-        if rng is not None:
-            if (not isinstance(rng, list) or len(rng) != 2
-                    or not all(isinstance(v, (int, float)) for v in rng)):
-                raise BundleError(f"manifest: '{where}range' must be [low, high]")
-            rng = (float(rng[0]), float(rng[1]))
-        return Feature(name=_require(obj, "name", str, where),
-                       allow_nan=bool(obj.get("allow_nan", False)), range=rng,
-                       **_training_bounds(obj, where))
+    def _feature(value: Any, i: int) -> Feature:
+        where = f"inputs.features[{i}]"
+        feat = checks.obj(value, where)
+        return Feature(name=checks.text(checks.require(feat, "name", where + "."), where + ".name"),
+                       allow_nan=checks.boolean(feat.get("allow_nan", False), where + ".allow_nan"),
+                       range=checks.value_range(feat.get("range"), where + ".range"),
+                       **_training_bounds(feat, where + "."))
 
     @property
     def feature_names(self) -> list[str]:
@@ -281,13 +305,15 @@ class Manifest:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Manifest:
+        """Parse and validate ``manifest.json`` bytes.
+
+        Raises:
+            BundleError: over ``MAX_MANIFEST_BYTES``, not JSON, nested too deep, non-finite
+                numbers, duplicate keys, or any field as :class:`Manifest` says.
+        """
         if len(raw) > MAX_MANIFEST_BYTES:
             raise BundleError(f"manifest.json is larger than {MAX_MANIFEST_BYTES} bytes")
-        try:
-            data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BundleError(f"manifest.json is not valid JSON: {exc}") from None
-        return cls(data)
+        return cls(loads_bounded(raw, MANIFEST_NAME))
 
 
 def new_manifest(*, name: str, version: str, task: str, features: Iterable[Feature],
@@ -403,20 +429,17 @@ def open_bundle(path: PathLike) -> Bundle:
         files = {a.path: p / a.path for a in manifest.artifacts}
         return Bundle(manifest, files, str(p))
     if p.is_file():
-        members = read_archive(p)
-        if MANIFEST_NAME not in members:
-            raise BundleError(f"{p}: archive has no {MANIFEST_NAME}")
-        manifest = Manifest.from_bytes(members[MANIFEST_NAME])
+        manifest, members = _archive_in_memory(p)
         return Bundle(manifest, members, str(p))
     raise BundleError(f"{p}: no such bundle (expected a directory or a .tar.gz)")
 
 
-def _check_member(member: tarfile.TarInfo, max_member_bytes: int) -> str:
+def _check_member(member: Member, max_member_bytes: int) -> str:
     name = member.name
     if name.startswith("./"):
         name = name[2:]
     if not member.isfile():
-        kind = "link" if member.issym() or member.islnk() else "non-regular file"
+        kind = "link" if member.islink() else "non-regular file"
         raise UnsafeArchiveError(f"archive member {member.name!r} is a {kind}; only plain files "
                                  "are allowed")
     if (name.startswith(("/", "\\")) or ".." in re.split(r"[/\\]", name) or ":" in name
@@ -429,40 +452,153 @@ def _check_member(member: tarfile.TarInfo, max_member_bytes: int) -> str:
     return name
 
 
-def read_archive(path: PathLike, *, max_member_bytes: int = MAX_ARTIFACT_BYTES,
-                 max_total_bytes: int = 2 * MAX_ARTIFACT_BYTES) -> dict[str, bytes]:
-    """Read a bundle archive into memory, refusing anything but a few flat, plain files.
+def _next_file(tar: TarReader, max_member_bytes: int) -> Optional[tuple[str, Member]]:
+    """The next plain-file member and its bare name; a leading ``.`` directory is skipped."""
+    member = tar.next_member()
+    while member is not None and member.isdir() and member.name in (".", "./"):
+        member = tar.next_member()
+    return None if member is None else (_check_member(member, max_member_bytes), member)
+
+
+def _walk_archive(path: PathLike, open_sink: Any, *, max_member_bytes: int,
+                  max_total_bytes: int) -> Manifest:
+    """Read a bundle archive member by member: ``manifest.json`` first, then only the artifacts
+    it lists, each of the size it declares, hashed while read and passed in chunks to the
+    writer ``open_sink(name)`` returns (which has ``write`` and ``close``).
+
+    Memory and decompression are bounded by the manifest, not by what the archive claims:
+    before the manifest, the gzip stream may yield only ``MAX_MANIFEST_BYTES`` plus one
+    member's headers; after it, exactly the declared artifact sizes plus per-member header
+    allowances (:mod:`edge_runtime.archive`).
 
     Raises:
-        UnsafeArchiveError: links, devices, directories, ``..``/absolute names, too many or too
-            large members, duplicate names.
-        BundleError: not a readable gzip'd tar.
+        UnsafeArchiveError: links, devices, directories, ``..``/absolute names, oversize members
+            or headers, members the manifest does not list, duplicates, more data than declared.
+        IntegrityError: a listed member of another size or digest than the manifest says.
+        BundleError: not a readable gzip'd tar, no manifest first, or an invalid manifest.
     """
-    out: dict[str, bytes] = {}
-    total = 0
+    origin = os.fspath(path)
     try:
-        with tarfile.open(os.fspath(path), mode="r:gz") as tar:
-            for count, member in enumerate(tar, start=1):
-                if count > MAX_ARCHIVE_MEMBERS:
-                    raise UnsafeArchiveError(f"archive has more than {MAX_ARCHIVE_MEMBERS} members")
-                if member.isdir() and member.name in (".", "./"):
-                    continue
-                name = _check_member(member, max_member_bytes)
-                if name in out:
-                    raise UnsafeArchiveError(f"archive member {name!r} appears twice")
-                total += member.size
-                if total > max_total_bytes:
-                    raise UnsafeArchiveError(f"archive unpacks to more than {max_total_bytes} bytes")
-                fh = tar.extractfile(member)
-                if fh is None:
-                    raise UnsafeArchiveError(f"archive member {name!r} has no data")
-                data = fh.read(member.size + 1)
-                if len(data) != member.size:
-                    raise BundleError(f"archive member {name!r} is truncated")
-                out[name] = data
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-        raise BundleError(f"{path}: not a readable bundle archive ({exc})") from None
-    return out
+        fh = open(origin, "rb")
+    except OSError as exc:
+        raise BundleError(f"{origin}: not a readable bundle archive ({exc})") from None
+    with fh:
+        stream = LimitedGunzip(fh, min(max_total_bytes, MAX_MANIFEST_BYTES) + 2 * HEADER_ALLOWANCE,
+                               origin)
+        tar = TarReader(stream)
+        first = _next_file(tar, max_member_bytes)
+        if first is None:
+            raise BundleError(f"{origin}: archive has no {MANIFEST_NAME}")
+        if first[0] != MANIFEST_NAME:
+            raise BundleError(f"{origin}: the archive's first member is {first[0]!r}; "
+                              f"{MANIFEST_NAME} must come first (as pack_bundle writes it)")
+        if first[1].size > MAX_MANIFEST_BYTES:
+            raise BundleError(f"{MANIFEST_NAME} is larger than {MAX_MANIFEST_BYTES} bytes")
+        raw = bytearray()
+        tar.copy_data(first[1], raw.extend)
+        manifest = Manifest.from_bytes(bytes(raw))
+        declared = {a.path: a for a in manifest.artifacts}
+        if len(raw) + sum(a.size for a in manifest.artifacts) > max_total_bytes:
+            raise UnsafeArchiveError(f"{origin}: archive unpacks to more than {max_total_bytes} "
+                                     "bytes")
+        stream.limit = stream.produced + END_ALLOWANCE + sum(
+            padded(a.size) + HEADER_ALLOWANCE for a in manifest.artifacts)
+        sink = open_sink(MANIFEST_NAME)
+        sink.write(bytes(raw))
+        sink.close()
+        seen = {MANIFEST_NAME}
+        while (entry := _next_file(tar, max_member_bytes)) is not None:
+            name, member = entry
+            if name in seen:
+                raise UnsafeArchiveError(f"archive member {name!r} appears twice")
+            art = declared.get(name)
+            if art is None:
+                raise UnsafeArchiveError(f"{origin}: archive member {name!r} is not an artifact "
+                                         "the manifest lists; refusing the archive")
+            if member.size != art.size:
+                raise IntegrityError(f"{origin}: artifact '{name}' is {member.size} bytes, "
+                                     f"manifest says {art.size}")
+            sink = open_sink(name)
+            try:
+                tar.copy_data(member, sink.write)
+            finally:
+                sink.close()
+            digest = sink.digest.hexdigest()
+            if digest != art.sha256:
+                raise IntegrityError(f"{origin}: artifact '{name}' sha256 {digest[:12]}… "
+                                     f"does not match the manifest ({art.sha256[:12]}…)")
+            seen.add(name)
+        tar.finish()
+    return manifest
+
+
+class _Sink:
+    """Where one member's chunks go; hashes them on the way."""
+
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+
+    def write(self, chunk: bytes) -> None:
+        self.digest.update(chunk)
+        self._write(chunk)
+
+    def _write(self, chunk: bytes) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class _MemorySink(_Sink):
+    """Collects one member in memory (``read_archive``)."""
+
+    def __init__(self, out: dict[str, bytes], name: str):
+        super().__init__()
+        self._out, self._name, self._buf = out, name, bytearray()
+
+    def _write(self, chunk: bytes) -> None:
+        self._buf.extend(chunk)
+
+    def close(self) -> None:
+        self._out[self._name] = bytes(self._buf)
+
+
+class _FileSink(_Sink):
+    """Streams one member into a file of the aside directory ``unpack_bundle`` renames whole:
+    written, fsync'ed, then made durable by the directory's fsync and rename."""
+
+    def __init__(self, directory: Path, name: str):
+        super().__init__()
+        self._fh = open(directory / name, "xb")
+
+    def _write(self, chunk: bytes) -> None:
+        self._fh.write(chunk)
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+
+
+def read_archive(path: PathLike, *, max_member_bytes: int = MAX_ARTIFACT_BYTES,
+                 max_total_bytes: int = 2 * MAX_ARTIFACT_BYTES) -> dict[str, bytes]:
+    """Read a bundle archive into memory: the manifest and the artifacts it lists, digests
+    checked as they are read. Memory is what the manifest declares, never what headers claim.
+
+    Raises:
+        UnsafeArchiveError, IntegrityError, BundleError: as :func:`_walk_archive`.
+    """
+    return _archive_in_memory(path, max_member_bytes, max_total_bytes)[1]
+
+
+def _archive_in_memory(path: PathLike, max_member_bytes: int = MAX_ARTIFACT_BYTES,
+                       max_total_bytes: int = 2 * MAX_ARTIFACT_BYTES
+                       ) -> tuple[Manifest, dict[str, bytes]]:
+    out: dict[str, bytes] = {}
+    manifest = _walk_archive(path, lambda name: _MemorySink(out, name),
+                             max_member_bytes=max_member_bytes, max_total_bytes=max_total_bytes)
+    return manifest, out
 
 
 def pack_bundle(bundle_dir: PathLike, out_file: PathLike) -> Path:
@@ -486,21 +622,26 @@ def pack_bundle(bundle_dir: PathLike, out_file: PathLike) -> Path:
 
 
 def unpack_bundle(archive: PathLike, out_dir: PathLike) -> Path:
-    """Unpack an archive into ``out_dir`` safely: members are checked, the artifacts verified,
-    and the directory appears complete or not at all (built aside, then renamed)."""
-    members = read_archive(archive)
-    if MANIFEST_NAME not in members:
-        raise BundleError(f"{archive}: archive has no {MANIFEST_NAME}")
-    bundle = Bundle(Manifest.from_bytes(members[MANIFEST_NAME]), members, str(archive))
-    bundle.verify()
+    """Unpack an archive into ``out_dir`` safely: members are checked and streamed to disk with
+    their digests verified (memory stays a few chunks whatever the sizes), and the directory
+    appears complete or not at all (built aside, then renamed).
+
+    Raises:
+        BundleError, UnsafeArchiveError, IntegrityError: as :func:`read_archive`; ``out_dir``
+            exists already; an artifact the manifest lists is not in the archive.
+    """
     out = Path(out_dir)
     if out.exists():
         raise BundleError(f"{out}: already exists; refusing to overwrite")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        for name, data in members.items():
-            atomic_write_bytes(tmp / name, data)
+        manifest = _walk_archive(archive, lambda name: _FileSink(tmp, name),
+                                 max_member_bytes=MAX_ARTIFACT_BYTES,
+                                 max_total_bytes=2 * MAX_ARTIFACT_BYTES)
+        Bundle(manifest, {a.path: tmp / a.path for a in manifest.artifacts}, str(archive)).verify()
+        for name in os.listdir(tmp):
+            os.chmod(tmp / name, 0o644)
         fsync_dir(tmp)
         os.replace(tmp, out)
     except BaseException:

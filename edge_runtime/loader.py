@@ -41,7 +41,9 @@ def load(source: Union[str, os.PathLike[str], Bundle], backend: str = "auto", *,
     plan = _Plan(source, backend, precision, profile, threads)
     for cls, art in plan.candidates(sync=True):
         try:
-            model = Model(plan.bundle, cls(plan.bundle.read_artifact(art), art, plan.options), art)
+            engine = cls(plan.bundle.read_artifact(art), art, plan.options)
+            plan.check_widths(engine)
+            model = Model(plan.bundle, engine, art)
             if verify:
                 _proven(model, model.check_golden)
             return _maybe_routed(model, plan, tune)
@@ -92,6 +94,7 @@ async def load_async(source: Union[str, os.PathLike[str], Bundle], backend: str 
     for cls, art in plan.candidates(sync=False):
         try:
             engine = cls(plan.bundle.read_artifact(art), art, plan.options)
+            plan.check_widths(engine)
             opener = getattr(engine, "open_async", None)
             if opener is not None:
                 await opener()
@@ -159,6 +162,11 @@ class _Plan:
                                     + (f" at precision {self.precision}" if self.precision else ""))
                 continue
             yield cls, art
+
+    def check_widths(self, engine: Backend) -> None:
+        """Raises: BundleError when the manifest's feature or class count is not the artifact's."""
+        m = self.bundle.manifest
+        engine.check_widths(len(m.features), len(m.classes) if m.classes is not None else None)
 
     def passed_over(self, name: str, exc: Exception) -> None:
         if not self.auto:

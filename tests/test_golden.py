@@ -160,14 +160,20 @@ def test_regression_tolerance_is_capped_relative_to_the_outputs_scale(tmp_path):
         edge_runtime.load(bad, backend="onnxruntime")
 
 
-@pytest.mark.parametrize("golden", [None, {"inputs": []}])
-def test_a_bundle_without_golden_rows_loads_only_unverified(iris, tmp_path, golden):
-    bare = _edit(_copy(iris[0], tmp_path / "bare"), lambda m: m.update(golden=golden))
+def test_a_bundle_without_golden_rows_loads_only_unverified(iris, tmp_path):
+    bare = _edit(_copy(iris[0], tmp_path / "bare"), lambda m: m.update(golden=None))
     with pytest.raises(BundleError, match="no golden rows.*verify=False"):
         edge_runtime.load(bare)
     model = edge_runtime.load(bare, verify=False)
     with pytest.raises(BundleError, match="no golden rows"):
         model.check_golden()
+
+
+def test_an_empty_golden_block_is_a_malformed_manifest(iris, tmp_path):
+    empty = _edit(_copy(iris[0], tmp_path / "empty"), lambda m: m.update(golden={"inputs": []}))
+    for verify in (True, False):
+        with pytest.raises(BundleError, match="golden.inputs' is empty"):
+            edge_runtime.load(empty, verify=verify)
 
 
 def test_golden_rows_without_this_models_outputs_are_refused(iris, tmp_path):
@@ -176,7 +182,7 @@ def test_golden_rows_without_this_models_outputs_are_refused(iris, tmp_path):
             m["golden"].pop(k)
         m["golden"]["prediction"] = [0.0] * len(m["golden"]["inputs"])
     bad = _edit(_copy(iris[0], tmp_path / "no-outputs"), strip)
-    with pytest.raises(BundleError, match="carry none of this classification model's outputs"):
+    with pytest.raises(BundleError, match="has no label or probabilities to check"):
         edge_runtime.load(bad)
 
 

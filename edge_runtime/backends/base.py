@@ -55,5 +55,53 @@ class Backend(abc.ABC):
         (onnxruntime-web in Pyodide) override this one instead."""
         return self.run(x, outputs)
 
+    def check_names(self, inputs: dict[str, str], outputs: Sequence[str]) -> None:
+        """Refuse a manifest whose tensor names (or input dtype) are not the artifact's: every
+        run would fail, or worse, read another tensor. ``inputs`` maps name -> dtype ("" when
+        the engine does not say).
+
+        Raises:
+            BundleError: the manifest's input name, input dtype or an output name is not the
+                artifact's (names what it has instead).
+        """
+        from ..errors import BundleError
+
+        art = self.artifact
+        where = f"manifest of '{art.path}'"
+        if art.input_name not in inputs:
+            raise BundleError(f"{where}: input '{art.input_name}' is not an input of the model "
+                              f"(it has {sorted(inputs)})")
+        dtype = inputs[art.input_name]
+        if dtype and dtype != art.input_dtype:
+            raise BundleError(f"{where}: input dtype {art.input_dtype} but the model takes {dtype}")
+        missing = [f"{role} '{name}'" for role, name in art.outputs.items() if name not in outputs]
+        if missing:
+            raise BundleError(f"{where}: output {', '.join(missing)} is not an output of the model "
+                              f"(it has {list(outputs)})")
+
+    def widths(self) -> dict[str, int]:
+        """Tensor name -> its static second dimension, for the tensors whose shape the engine
+        declares (``{}``: unknown, nothing is checked)."""
+        return {}
+
+    def check_widths(self, n_features: int, n_classes: Optional[int]) -> None:
+        """Refuse a manifest whose feature count or class count is not the artifact's (the
+        input would fail in the engine; wrong classes would name probability columns wrongly).
+
+        Raises:
+            BundleError: the artifact declares another input width or probabilities width.
+        """
+        from ..errors import BundleError
+
+        art, widths = self.artifact, self.widths()
+        got = widths.get(art.input_name)
+        if got is not None and got != n_features:
+            raise BundleError(f"manifest of '{art.path}': {n_features} features, but the model "
+                              f"takes {got}")
+        got = widths.get(art.outputs.get("probabilities", ""))
+        if got is not None and n_classes is not None and got != n_classes:
+            raise BundleError(f"manifest of '{art.path}': {n_classes} classes, but the model "
+                              f"gives {got} probabilities per row")
+
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release engine resources (sessions, interpreters)."""

@@ -42,9 +42,16 @@ class LiteRTBackend(Backend):
             self._it.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise UnsupportedModelError(f"LiteRT cannot load '{artifact.path}': {exc}") from None
-        self._in = self._it.get_input_details()[0]["index"]
-        self._out = {d["name"]: d["index"] for d in self._it.get_output_details()}
+        inputs, outputs = self._it.get_input_details(), self._it.get_output_details()
+        self.check_names({d["name"]: getattr(d["dtype"], "__name__", "") for d in inputs},
+                         [d["name"] for d in outputs])
+        self._widths = {d["name"]: int(d["shape"][1]) for d in inputs + outputs if len(d["shape"]) == 2}
+        self._in = inputs[0]["index"]
+        self._out = {d["name"]: d["index"] for d in outputs}
         self._rows = 1
+
+    def widths(self) -> dict[str, int]:
+        return dict(self._widths)
 
     def run(self, x: Any, outputs: Sequence[str]) -> list:
         it = self._it

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any, Sequence
 
-from ..errors import BackendError, BackendUnavailableError, UnsupportedModelError
+from ..errors import BackendError, BackendUnavailableError
 from . import register
 from .base import Backend, BackendOptions
 
@@ -32,6 +32,7 @@ class NumpyBackend(Backend):
             BackendUnavailableError: numpy is not installed.
             ModelDecodeError: the bytes are not a well-formed ONNX model.
             UnsupportedModelError: the model uses operators this backend lacks (all named).
+            BundleError: the manifest's tensor names are not the model's.
         """
         super().__init__(model_bytes, artifact, options)
         try:
@@ -40,15 +41,15 @@ class NumpyBackend(Backend):
             raise BackendUnavailableError(f"numpy is not installed ({exc})") from None
         from ..onnx_numpy.plan import load_plan
 
-        self._plan, _ = load_plan(model_bytes)
+        self._plan, model = load_plan(model_bytes)
+        graph = model.graph
+        self._widths = {v.name: v.shape[1] for v in list(graph.inputs) + list(graph.outputs)
+                        if v.shape is not None and len(v.shape) == 2 and isinstance(v.shape[1], int)}
+        self.check_names({name: "" for name in self._plan.inputs}, self._plan.outputs)
         self._input = artifact.input_name
-        if self._input not in self._plan.inputs:
-            if len(self._plan.inputs) == 1:
-                self._input = self._plan.inputs[0]
-            else:
-                raise UnsupportedModelError(
-                    f"'{artifact.path}' has no input named '{artifact.input_name}' "
-                    f"(inputs: {self._plan.inputs})")
+
+    def widths(self) -> dict[str, int]:
+        return dict(self._widths)
 
     def run(self, x: Any, outputs: Sequence[str]) -> list:
         """The requested outputs for ``x``.

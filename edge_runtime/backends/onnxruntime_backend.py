@@ -11,6 +11,7 @@ from .base import Backend, BackendOptions
 
 _OPT_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
                "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+_DTYPES = {"tensor(float)": "float32", "tensor(double)": "float64"}
 
 
 @register
@@ -42,6 +43,8 @@ class OnnxRuntimeBackend(Backend):
             self._session = ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
             raise UnsupportedModelError(f"onnxruntime cannot load '{artifact.path}': {exc}") from None
+        self.check_names({i.name: _DTYPES.get(i.type, "") for i in self._session.get_inputs()},
+                         [o.name for o in self._session.get_outputs()])
         self._input = artifact.input_name
         self._run_options = ort.RunOptions()
         # The session's C++ binding skips the Python wrapper's per-call input checks, which are
@@ -49,6 +52,10 @@ class OnnxRuntimeBackend(Backend):
         # the public method if a future onnxruntime renames it.
         inner = getattr(self._session, "_sess", None)
         self._fast = inner.run if inner is not None and hasattr(inner, "run") else None
+
+    def widths(self) -> dict[str, int]:
+        return {t.name: t.shape[1] for t in self._session.get_inputs() + self._session.get_outputs()
+                if len(t.shape) == 2 and isinstance(t.shape[1], int)}
 
     def run(self, x: Any, outputs: Sequence[str]) -> list:
         if self._fast is not None:
