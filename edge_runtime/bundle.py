@@ -33,6 +33,8 @@ from .fsutil import atomic_write_bytes, atomic_write_json, fsync_dir
 
 SCHEMA_VERSION = "1.0"
 MANIFEST_NAME = "manifest.json"
+#: the bundle's signature (OpenSSF model-signing format, checked by :mod:`edge_runtime.signing`)
+SIGNATURE_NAME = "model.sig"
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 MAX_ARTIFACT_BYTES = 1024 * 1024 * 1024
 MAX_ARCHIVE_MEMBERS = 256
@@ -236,6 +238,8 @@ class Manifest:
         self.golden: Optional[dict[str, Any]] = golden
         self.reference: Optional[dict[str, Any]] = data.get("reference")
         self.provenance: dict[str, Any] = dict(data.get("provenance") or {})
+        #: sha256 of the exact bytes parsed (set by from_bytes), for the signature check
+        self.raw_sha256: Optional[str] = None
 
     @staticmethod
     def _feature(obj: Any, i: int) -> Feature:
@@ -266,7 +270,9 @@ class Manifest:
             data = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise BundleError(f"manifest.json is not valid JSON: {exc}") from None
-        return cls(data)
+        manifest = cls(data)
+        manifest.raw_sha256 = sha256_hex(raw)
+        return manifest
 
 
 def new_manifest(*, name: str, version: str, task: str, features: Iterable[Feature],
@@ -345,6 +351,13 @@ class Bundle:
             raise IntegrityError(f"{self.origin}: artifact '{artifact.path}' sha256 {digest[:12]}… "
                                  f"does not match the manifest ({artifact.sha256[:12]}…)")
         return blob
+
+    def archive_members(self) -> Optional[Mapping[str, bytes]]:
+        """Every member of an archive bundle, read in memory (None for a directory bundle): a
+        signature covers files the manifest does not list."""
+        if any(isinstance(v, Path) for v in self._files.values()):
+            return None
+        return self._files
 
     def verify(self) -> None:
         """Check every artifact; raises the first :class:`IntegrityError`."""
@@ -449,6 +462,8 @@ def pack_bundle(bundle_dir: PathLike, out_file: PathLike) -> Path:
     bundle = open_bundle(bundle_dir)
     bundle.verify()
     names = [MANIFEST_NAME] + [a.path for a in bundle.manifest.artifacts]
+    if (Path(bundle_dir) / SIGNATURE_NAME).is_file():
+        names.append(SIGNATURE_NAME)  # a signed bundle stays signed in transport
     buf = io.BytesIO()
     with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz:
         with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:

@@ -9,6 +9,8 @@ from typing import Optional
 
 import click
 
+from ._util import apply_trust, trust_option
+
 
 def register(cli: click.Group) -> None:
     cli.add_command(serve)
@@ -35,8 +37,10 @@ def _interrupt(signum: int, frame: object) -> None:
               help="Most rows in one request (more: 413).")
 @click.option("--poll-interval", default=0.5, show_default=True, type=click.FloatRange(0.01),
               help="Seconds between checks of a sync store's active.json.")
+@trust_option
 def serve(source: str, host: str, port: int, backend: str, http_threads: int,
-          model_threads: Optional[int], max_body: int, max_rows: int, poll_interval: float) -> None:
+          model_threads: Optional[int], max_body: int, max_rows: int, poll_interval: float,
+          trust: tuple[str, ...]) -> None:
     """Serve BUNDLE_OR_STORE over HTTP: POST /predict, GET /healthz /readyz /metrics /model /openapi.json.
 
     Given a sync store (a directory with active.json and versions/), it serves the current
@@ -45,6 +49,8 @@ def serve(source: str, host: str, port: int, backend: str, http_threads: int,
     dropping a request, and judges a version on probation by the calls it serves.
     """
     from ..server.run import serve as run
+
+    apply_trust(trust)  # every load and every swap then requires a signature by these keys
 
     logging.basicConfig(level=logging.INFO, format="edgert: %(levelname)s %(message)s", stream=sys.stderr)
     # SIGTERM (systemd, docker, tests) stops the server the same way Ctrl-C does.

@@ -8,7 +8,7 @@ from typing import Optional
 
 import click
 
-from ._util import echo_json, require_converters, require_extra
+from ._util import apply_trust, echo_json, require_converters, require_extra, trust_option
 
 
 def register(cli: click.Group) -> None:
@@ -72,9 +72,12 @@ def _share(text: str) -> float:
 @click.option("--rotate", type=click.Choice(["targets", "snapshot", "timestamp"]), default=None,
               help="Replace an online role's key (new root version).")
 @click.option("--refresh-timestamp", is_flag=True, help="Only re-sign the timestamp (cron).")
+@click.option("--sign-key", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Also sign the bundle itself (model.sig, OpenSSF model-signing) with this PEM "
+                   "private key, the model owner's (not a TUF role key).")
 def publish(bundle: Optional[str], repo: str, keys_dir: str, channel: str, rollout: str,
             min_runtime: Optional[str], revoke_version: Optional[str], reason: str, rotate: Optional[str],
-            refresh_timestamp: bool) -> None:
+            refresh_timestamp: bool, sign_key: Optional[str]) -> None:
     """Add BUNDLE (directory or .tar.gz) to the signed repository as a model target."""
     require_converters()
     require_extra("tuf", "sync")
@@ -95,6 +98,12 @@ def publish(bundle: Optional[str], repo: str, keys_dir: str, channel: str, rollo
     else:
         if not bundle:
             raise click.UsageError("BUNDLE is required (or --revoke / --rotate / --refresh-timestamp)")
+        if sign_key:
+            require_extra("model_signing", "convert")
+            from converters.signing import sign_bundle
+
+            signed = sign_bundle(bundle, sign_key)
+            click.echo(f"signed {bundle} with key {signed['key'][:16]}…")
         path = pub.publish(bundle, Path(repo), Path(keys_dir), channel=channel, rollout=_share(rollout),
                            min_runtime=min_runtime)
         click.echo(f"published {path} (channel {channel}, rollout {rollout})")
@@ -121,12 +130,17 @@ def _state(state: Optional[str]) -> Optional[Path]:
 @click.option("--keep", default=3, show_default=True, type=click.IntRange(min=2),
               help="Versions kept on disk (bad ones are deleted first; the current version and "
                    "the one a rollback returns to are always kept).")
+@trust_option
 def sync(repo: str, root_file: str, state: Optional[str], model: Optional[str], channel: str,
          device_id: Optional[str], profile: Optional[str], mode: str, interval: str,
-         download_timeout: float, keep: int) -> None:
-    """Fetch, verify, activate the newest admitted model version (one line per decision)."""
+         download_timeout: float, keep: int, trust: tuple[str, ...]) -> None:
+    """Fetch, verify, activate the newest admitted model version (one line per decision).
+    With --trust, each bundle must also carry the model owner's signature (checked at install
+    and at every activation), whatever key signed the TUF metadata."""
     from ..profiles import load_profile
     from ..sync.agent import SyncAgent, trusted_root_bytes
+
+    apply_trust(trust)
 
     agent = SyncAgent(repo, trusted_root_bytes(Path(root_file)), _state(state), model=model,
                       channel=channel, device_id=device_id,

@@ -64,8 +64,11 @@ class SyncAgent:
     def __init__(self, repo: str, trusted_root: bytes, state_dir: Any = None, *,
                  model: Optional[str] = None, channel: str = "stable", device_id: Optional[str] = None,
                  profile: Any = None, keep: int = 3, max_target_bytes: int = 512 * 1024 * 1024,
-                 download_timeout_s: float = 600.0, echo: Callable[[str], None] = log.info):
-        self.store = VersionStore(state_dir, keep=keep)
+                 download_timeout_s: float = 600.0, echo: Callable[[str], None] = log.info,
+                 trust: Any = None):
+        # trust: the model owner's keys bundles must be signed by (edge_runtime.signing), apart
+        # from the TUF roles; checked at install and at every activation by the store
+        self.store = VersionStore(state_dir, keep=keep, trust=trust)
         self.repo = repo
         self.trusted_root = trusted_root
         self.model = model
