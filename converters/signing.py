@@ -53,12 +53,23 @@ def init_signing_key(keys_dir: PathLike, *, force: bool = False) -> tuple[Path, 
 
 
 def _public_pem(key_path: Path) -> bytes:
+    """The public half of a signing key, checked before any file is touched.
+
+    Raises:
+        SigningError: unreadable, encrypted, or not an elliptic-curve key model-signing can use.
+    """
     from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
 
     try:
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as exc:
         raise SigningError(f"{key_path}: not an unencrypted PEM private key ({exc})") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name not in (
+            "secp256r1", "secp384r1", "secp521r1"):
+        raise SigningError(f"{key_path}: a {type(key).__name__.lstrip('_')} cannot sign bundles; "
+                           "model-signing's key method needs ECDSA P-256 (or P-384/P-521): "
+                           "`edgert keys init-signing`")
     return key.public_key().public_bytes(serialization.Encoding.PEM,
                                          serialization.PublicFormat.SubjectPublicKeyInfo)
 
@@ -76,9 +87,8 @@ def _sign_dir(bundle_dir: Path, key_path: Path) -> None:
              .set_hashing_config(hashing.Config().set_ignored_paths(paths=[SIGNATURE_NAME],
                                                                     ignore_git_paths=False))
              .sign(bundle_dir, sig))
-        except ValueError as exc:  # e.g. an Ed25519 key: model-signing signs with EC keys only
-            raise SigningError(f"{key_path}: cannot sign with this key ({exc}); use an ECDSA P-256 "
-                               "key (`edgert keys init-signing`)") from None
+        except ValueError as exc:
+            raise SigningError(f"{key_path}: model-signing could not sign with this key ({exc})") from None
         atomic_write_bytes(bundle_dir / SIGNATURE_NAME, sig.read_bytes())
 
 
@@ -99,8 +109,7 @@ def sign_bundle(bundle: PathLike, key: PathLike) -> dict[str, Any]:
         trust = TrustedKeys.load(trust_file)
         if src.is_dir():
             open_bundle(src).verify()
-            (src / SIGNATURE_NAME).unlink(missing_ok=True)
-            _sign_dir(src, key_path)
+            _sign_dir(src, key_path)  # an old model.sig is not hashed, then replaced atomically
             signed = verify_bundle(open_bundle(src), trust)
         elif src.is_file():
             work = unpack_bundle(src, Path(tmp) / "bundle")

@@ -117,6 +117,8 @@ class TrustedKeys:
         for item in items:
             p = Path(item)
             files = sorted(p.glob("*.pem")) if p.is_dir() else [p]
+            if not files:
+                raise BundleError(f"trusted keys {p}: no *.pem public key in this directory")
             for f in files:
                 keys.extend(_keys_from_pem(f))
         return cls(keys)

@@ -225,6 +225,23 @@ def test_trust_files_directories_and_private_keys(tmp_path: Path, bundle: Path, 
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     with pytest.raises(BundleError, match="not supported for bundle signatures"):
         TrustedKeys.load(ed)
+    with pytest.raises(BundleError, match="no \\*.pem public key"):
+        TrustedKeys.load((tmp_path / "empty").mkdir() or tmp_path / "empty")
+
+
+def test_signing_with_an_ed25519_key_says_which_keys_work(bundle: Path, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from converters.signing import SigningError, sign_bundle
+
+    key = tmp_path / "ed.pem"
+    key.write_bytes(ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    before = (bundle / SIGNATURE_NAME).read_bytes()
+    with pytest.raises(SigningError, match="ECDSA P-256"):
+        sign_bundle(bundle, key)
+    assert (bundle / SIGNATURE_NAME).read_bytes() == before  # a failed re-sign keeps the old signature
 
 
 def test_a_signature_file_over_the_size_cap_is_refused(bundle: Path, keys) -> None:

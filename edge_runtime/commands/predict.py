@@ -215,7 +215,7 @@ def verify(bundle: str, backend: str, trust: tuple[str, ...]) -> None:
     policy), then the golden rows on a backend."""
     from .. import load
     from ..bundle import open_bundle
-    from ..signing import enforce
+    from ..signing import describe, enforce
 
     apply_trust(trust)
     b = open_bundle(bundle)
@@ -225,6 +225,10 @@ def verify(bundle: str, backend: str, trust: tuple[str, ...]) -> None:
     if signed is not None:
         click.echo(f"ok: signature by trusted key {signed.key.short}… ({signed.key.source}) covers "
                    f"{len(signed.digests)} files: {', '.join(sorted(signed.digests))}")
+    else:
+        sig = describe(b)
+        click.echo("signature: " + ("present, not checked (no --trust / EDGERT_TRUST)" if sig["signed"]
+                                    else "none (unsigned; not required here)"))
     model = load(b, backend=backend, verify=False)
     figures = model.check_golden()
     shown = ", ".join(f"{k}={v:.3g}" for k, v in figures.items())
