@@ -55,10 +55,12 @@ class HotSwapModel:
                  threads: Optional[int] = None, check_every_s: float = 1.0,
                  on_swap: Optional[Callable[[bool], None]] = None, trust: Any = None):
         from .profiles import load_profile
+        from .signing import profile_trust
 
-        self.store = VersionStore(state_dir, trust=trust)  # trust: see edge_runtime.signing
         self.backend = backend
         self.profile = load_profile(profile) if isinstance(profile, str) else profile
+        self.store = VersionStore(state_dir, trust=trust if trust is not None  # see edge_runtime.signing
+                                  else profile_trust(self.profile))
         self.threads = threads
         self.check_every_s = check_every_s
         self.on_swap = on_swap

@@ -10,7 +10,7 @@ from .backends.base import Backend, BackendOptions
 from .bundle import Artifact, Bundle, open_bundle
 from .errors import BackendError, BackendUnavailableError, GoldenMismatchError, UnsupportedModelError
 from .profiles import DeviceProfile, load_profile
-from .signing import TrustSource
+from .signing import TrustSource, profile_trust
 from .signing import enforce as enforce_signature
 
 if TYPE_CHECKING:
@@ -106,8 +106,8 @@ class _Plan:
                  precision: Optional[str], profile: Union[str, DeviceProfile, None],
                  threads: Optional[int], trust: Optional[TrustSource] = None):
         self.bundle = source if isinstance(source, Bundle) else open_bundle(source)
-        enforce_signature(self.bundle, trust)  # before any engine sees a byte
         prof = load_profile(profile) if isinstance(profile, str) else profile
+        enforce_signature(self.bundle, trust if trust is not None else profile_trust(prof))  # before any engine
         self.profile = prof
         self.threads = threads
         self.options = BackendOptions(threads=threads or (prof.threads if prof else None),

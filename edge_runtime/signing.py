@@ -14,8 +14,9 @@ package (``converters.signing``); the device checks the same bytes here, and the
 both directions against the package.
 
 Policy: a signature is **required** when trusted keys are given (``load(..., trust=KEYS)``,
-``--trust``) or set for the whole device (``EDGERT_TRUST=key.pem[:other.pem]``), or when
-``EDGERT_REQUIRE_SIGNATURE=1`` (then, with no key configured, nothing loads). A required
+``--trust``) or set for the whole device (``EDGERT_TRUST=key.pem[:other.pem]``, else the device
+profile's ``[signing] trust``), or when ``EDGERT_REQUIRE_SIGNATURE=1`` or the profile's
+``[signing] require = true`` (then, with no key configured, nothing loads). A required
 signature that is missing, by an unknown key, invalid, or that does not match the bundle's
 files exactly (one changed, added or removed) is an :class:`IntegrityError` naming the file or
 the reason, raised before any engine sees a byte. A signature proves who built the bundle, not
@@ -351,6 +352,8 @@ def _bundle_files(bundle: Bundle) -> tuple[Optional[bytes], dict[str, Any]]:
             if name in filenames:
                 if not full.is_file():
                     raise IntegrityError(f"{bundle.origin}: '{rel}' is not a regular file")
+                if len(files) >= MAX_RESOURCES:
+                    raise IntegrityError(f"{bundle.origin}: more than {MAX_RESOURCES} files; not a bundle")
                 if rel == SIGNATURE_NAME:
                     with open(full, "rb") as fh:
                         sig = fh.read(MAX_SIGNATURE_BYTES + 1)
@@ -423,6 +426,15 @@ def required_trust(trust: Optional[TrustSource] = None) -> Optional[TrustedKeys]
     if os.environ.get(ENV_REQUIRE, "").strip().lower() in ("1", "true", "yes", "on"):
         return TrustedKeys()
     return None
+
+
+def profile_trust(profile: Any) -> Optional[TrustSource]:
+    """A device profile's ``[signing]`` policy (``trust = [PEM paths]``, ``require = true``) as a
+    ``trust`` argument, or None. ``$EDGERT_TRUST`` (and so ``--trust``) takes precedence."""
+    cfg = getattr(profile, "signing", None) or {}
+    if os.environ.get(ENV_TRUST, "").strip() or not (cfg.get("trust") or cfg.get("require")):
+        return None
+    return list(cfg["trust"]) if cfg.get("trust") else TrustedKeys()
 
 
 def enforce(bundle: Bundle, trust: Optional[TrustSource] = None) -> Optional[SignedFiles]:

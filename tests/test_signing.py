@@ -386,3 +386,28 @@ def test_cli_serve_with_trust_serves_signed_and_refuses_unsigned(models, keys, c
             assert resp.status == 200
     out = _edgert(cli_env, "serve", str(models["other"]), "--port", "0", "--trust", str(keys["pub"]))
     assert out.returncode != 0 and "not signed" in out.stderr
+
+
+def test_device_profile_signing_policy(bundle: Path, models, keys, tmp_path: Path, monkeypatch) -> None:
+    from edge_runtime.errors import ProfileError
+    from edge_runtime.profiles import builtin_dir, load_profile
+
+    base = (builtin_dir() / "laptop-x86_64.toml").read_text()
+    shutil.copy(keys["pub"], tmp_path / "owner.pem")
+    prof = tmp_path / "site.toml"
+    prof.write_text(base + '\n[signing]\ntrust = ["owner.pem"]\n')  # relative to the profile
+    assert edge_runtime.load(bundle, profile=str(prof)).predict(ROW).shape == (1,)
+    with pytest.raises(IntegrityError, match="not signed"):
+        edge_runtime.load(models["other"], profile=str(prof))
+    monkeypatch.setenv(ENV_TRUST, str(keys["other_pub"]))  # the environment overrides the profile
+    with pytest.raises(IntegrityError, match="not trusted here"):
+        edge_runtime.load(bundle, profile=str(prof))
+    monkeypatch.delenv(ENV_TRUST)
+    strict = tmp_path / "strict.toml"
+    strict.write_text(base + "\n[signing]\nrequire = true\n")
+    with pytest.raises(IntegrityError, match="no trusted keys configured"):
+        edge_runtime.load(bundle, profile=str(strict))
+    bad = tmp_path / "bad.toml"
+    bad.write_text(base + '\n[signing]\ntrust = "owner.pem"\n')
+    with pytest.raises(ProfileError, match="field 'signing'"):
+        load_profile(str(bad))

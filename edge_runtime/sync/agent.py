@@ -68,7 +68,10 @@ class SyncAgent:
                  trust: Any = None):
         # trust: the model owner's keys bundles must be signed by (edge_runtime.signing), apart
         # from the TUF roles; checked at install and at every activation by the store
-        self.store = VersionStore(state_dir, keep=keep, trust=trust)
+        from ..signing import profile_trust
+
+        self.store = VersionStore(state_dir, keep=keep,
+                                  trust=trust if trust is not None else profile_trust(profile))
         self.repo = repo
         self.trusted_root = trusted_root
         self.model = model
