@@ -411,3 +411,21 @@ def test_device_profile_signing_policy(bundle: Path, models, keys, tmp_path: Pat
     bad.write_text(base + '\n[signing]\ntrust = "owner.pem"\n')
     with pytest.raises(ProfileError, match="field 'signing'"):
         load_profile(str(bad))
+
+
+def test_cli_serve_store_with_trust_serves_the_previous_good_when_current_was_tampered(
+        models, keys, tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from serve_support import load_benchmark
+
+    store = VersionStore(tmp_path / "state", trust=keys["pub"])
+    for v in ("1.0.0", "1.1.0"):
+        store.install(v, _version(models["signed"], tmp_path, v, keys["priv"]))
+        store.activate(v)
+        store.commit(v, "test: judged good")
+    _swap_model(store.path("1.1.0"), models["other"])
+    with load_benchmark("serve_load").server_process(store.root, extra=("--trust", str(keys["pub"]))) as url:
+        with urllib.request.urlopen(url + "/model", timeout=30) as resp:
+            assert json.loads(resp.read())["version"] == "1.0.0"
+    rec = VersionStore(store.root).read_active()
+    assert rec["current"] == "1.0.0" and "signature check failed at rest" in rec["known_bad"]["1.1.0"]
