@@ -369,7 +369,14 @@ def test_cli_keys_sign_verify_inspect(models, tmp_path: Path, cli_env: dict) -> 
     assert out.returncode == 0 and "ok: signature by trusted key" in out.stdout, out.stderr
     out = _edgert(cli_env, "inspect", str(b), "--trust", str(pub))
     assert "signature: model.sig by key" in out.stdout and "verifies here" in out.stdout, out.stderr
+    names = [f["name"] for f in json.loads((b / "manifest.json").read_text())["inputs"]["features"]]
+    csv = tmp_path / "in.csv"
+    csv.write_text(",".join(names) + "\n" + "\n".join(",".join(map(str, r)) for r in models["X"][:5]) + "\n")
+    out = _edgert(cli_env, "predict", str(b), str(csv), "--trust", str(pub), "--workers", "2")
+    assert out.returncode == 0 and len(out.stdout.strip().splitlines()) == 6, out.stderr
     _permute_features(b, b)
+    out = _edgert(cli_env, "predict", str(b), str(csv), "--trust", str(pub))
+    assert out.returncode == 1 and "'manifest.json' changed since signing" in out.stderr
     out = _edgert(cli_env, "verify", str(b), "--trust", str(pub))
     assert out.returncode == 1 and "IntegrityError" in out.stderr and "manifest.json" in out.stderr
     out = _edgert(cli_env, "inspect", str(b), "--trust", str(pub))
