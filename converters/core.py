@@ -269,7 +269,8 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
             min_label_agreement: float = 1.0, quantized_agreement: float = 0.99,
             quantization: str = "dynamic", force: bool = False,
             feature_names: Optional[Sequence[str]] = None, n_golden: int = device_golden.MIN_GOLDEN_ROWS,
-            double_fallback: bool = True, feature_ranges: Optional[dict] = None) -> Path:
+            double_fallback: bool = True, feature_ranges: Optional[dict] = None,
+            sign_with: Any = None) -> Path:
     """Convert a fitted estimator into a bundle directory and return its path.
 
     ``sample_X`` characterises the input (reference statistics, calibration); parity is
@@ -280,6 +281,8 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
     or R² against the original predictions (regressors). ``quantization`` picks the int8
     scheme: "dynamic" (int8 weights) or "static" (full-integer, activation ranges calibrated on
     ``sample_X``). ``n_golden`` (at least 32) stratified golden rows prove the model on devices.
+    ``sign_with``: a PEM private key (ECDSA) that signs the whole bundle (``model.sig``,
+    :mod:`converters.signing`).
 
     Raises:
         UnsupportedEstimatorError: a step has no converter (the message says how to add one).
@@ -370,7 +373,12 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
     out = Path(out_dir)
     if out.exists() and (out / "manifest.json").exists():
         shutil.rmtree(out)
-    return write_bundle(out, manifest, entries)
+    written = write_bundle(out, manifest, entries)
+    if sign_with is not None:
+        from .signing import sign_bundle
+
+        sign_bundle(written, sign_with)
+    return written
 
 
 def _default_name(estimator: Any) -> str:

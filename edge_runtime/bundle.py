@@ -38,6 +38,8 @@ from .safejson import loads_bounded
 
 SCHEMA_VERSION = "1.0"
 MANIFEST_NAME = "manifest.json"
+#: the bundle's signature (OpenSSF model-signing format, checked by :mod:`edge_runtime.signing`)
+SIGNATURE_NAME = "model.sig"
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 MAX_ARTIFACT_BYTES = 1024 * 1024 * 1024
 MAX_ARCHIVE_MEMBERS = 256
@@ -247,6 +249,8 @@ class Manifest:
         self.provenance: dict[str, Any] = dict(checks.obj(data.get("provenance"), "provenance",
                                                           optional=True))
         checks.obj(data.get("parity"), "parity", optional=True)
+        #: sha256 of the exact bytes parsed (set by from_bytes), for the signature check
+        self.raw_sha256: Optional[str] = None
 
     def _check_goldens(self) -> None:
         """The top-level golden rows, each artifact's own outputs on them, and that every
@@ -313,7 +317,9 @@ class Manifest:
         """
         if len(raw) > MAX_MANIFEST_BYTES:
             raise BundleError(f"manifest.json is larger than {MAX_MANIFEST_BYTES} bytes")
-        return cls(loads_bounded(raw, MANIFEST_NAME))
+        manifest = cls(loads_bounded(raw, MANIFEST_NAME))
+        manifest.raw_sha256 = sha256_hex(raw)
+        return manifest
 
 
 def new_manifest(*, name: str, version: str, task: str, features: Iterable[Feature],
@@ -392,6 +398,13 @@ class Bundle:
             raise IntegrityError(f"{self.origin}: artifact '{artifact.path}' sha256 {digest[:12]}… "
                                  f"does not match the manifest ({artifact.sha256[:12]}…)")
         return blob
+
+    def archive_members(self) -> Optional[Mapping[str, bytes]]:
+        """Every member of an archive bundle, read in memory (None for a directory bundle): a
+        signature covers files the manifest does not list."""
+        if any(isinstance(v, Path) for v in self._files.values()):
+            return None
+        return self._files
 
     def verify(self) -> None:
         """Check every artifact; raises the first :class:`IntegrityError`."""
@@ -606,6 +619,8 @@ def pack_bundle(bundle_dir: PathLike, out_file: PathLike) -> Path:
     bundle = open_bundle(bundle_dir)
     bundle.verify()
     names = [MANIFEST_NAME] + [a.path for a in bundle.manifest.artifacts]
+    if (Path(bundle_dir) / SIGNATURE_NAME).is_file():
+        names.append(SIGNATURE_NAME)  # a signed bundle stays signed in transport
     buf = io.BytesIO()
     with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz:
         with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:

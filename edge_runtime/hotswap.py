@@ -53,12 +53,14 @@ class HotSwapModel:
 
     def __init__(self, state_dir: Any = None, *, backend: str = "auto", profile: Any = None,
                  threads: Optional[int] = None, check_every_s: float = 1.0,
-                 on_swap: Optional[Callable[[bool], None]] = None):
+                 on_swap: Optional[Callable[[bool], None]] = None, trust: Any = None):
         from .profiles import load_profile
+        from .signing import profile_trust
 
-        self.store = VersionStore(state_dir)
         self.backend = backend
         self.profile = load_profile(profile) if isinstance(profile, str) else profile
+        self.store = VersionStore(state_dir, trust=trust if trust is not None  # see edge_runtime.signing
+                                  else profile_trust(self.profile))
         self.threads = threads
         self.check_every_s = check_every_s
         self.on_swap = on_swap
@@ -160,12 +162,14 @@ class HotSwapModel:
         """Verify ``version`` at rest, load it and check its golden rows.
 
         Raises:
-            EdgeRuntimeError: tampered at rest, wrong manifest version, no backend, golden mismatch.
+            EdgeRuntimeError: tampered at rest, a required signature missing or not matching,
+                wrong manifest version, no backend, golden mismatch.
         """
         from .loader import load
 
         path = self.store.verify_at_rest(version)
-        model = load(path, backend=self.backend, profile=self.profile, threads=self.threads)
+        model = load(path, backend=self.backend, profile=self.profile, threads=self.threads,
+                     trust=self.store.trust)
         return LoadedModel(model, version, str(path))
 
     def _refuse(self, version: str, exc: Exception, serving: Optional[str]) -> bool:

@@ -10,6 +10,8 @@ from .backends.base import Backend, BackendOptions
 from .bundle import Artifact, Bundle, open_bundle
 from .errors import BackendError, BackendUnavailableError, GoldenMismatchError, UnsupportedModelError
 from .profiles import DeviceProfile, load_profile
+from .signing import TrustSource, profile_trust
+from .signing import enforce as enforce_signature
 
 if TYPE_CHECKING:
     from .model import Model
@@ -17,7 +19,8 @@ if TYPE_CHECKING:
 
 def load(source: Union[str, os.PathLike[str], Bundle], backend: str = "auto", *,
          precision: Optional[str] = None, profile: Union[str, DeviceProfile, None] = None,
-         threads: Optional[int] = None, verify: bool = True, tune: bool = False) -> Model:
+         threads: Optional[int] = None, verify: bool = True, tune: bool = False,
+         trust: Optional[TrustSource] = None) -> Model:
     """Load a bundle (directory or ``.tar.gz``) and return a ready :class:`Model`.
 
     ``backend="auto"`` tries the profile's backends in order (else every installed one by
@@ -28,17 +31,20 @@ def load(source: Union[str, os.PathLike[str], Bundle], backend: str = "auto", *,
     With ``auto`` and no explicit ``threads``, a row-count routing table tuned for this bundle
     and profile (``tune=True`` or ``edgert bench --tune``) sends each call to the engine and
     thread count measured fastest for its row count (:mod:`edge_runtime.routing`). Backends that can only answer
-    asynchronously (``pyodide``: onnxruntime-web) need :func:`load_async`.
+    asynchronously (``pyodide``: onnxruntime-web) need :func:`load_async`. ``trust`` (PEM public
+    key paths, or the device policy ``EDGERT_TRUST`` / ``EDGERT_REQUIRE_SIGNATURE=1``) makes a
+    valid signature over every file of the bundle required (:mod:`edge_runtime.signing`).
 
     Raises:
         BundleError: the bundle is malformed, unsafe or from a newer schema, or (with
             ``verify``) has no golden rows to prove an engine on.
-        IntegrityError: an artifact does not match its digest (never falls through to another).
+        IntegrityError: an artifact does not match its digest (never falls through to another),
+            or a required signature is missing, untrusted or does not match the files.
         BackendError: no backend could run it; the message lists why each was passed over.
     """
     from .model import Model
 
-    plan = _Plan(source, backend, precision, profile, threads)
+    plan = _Plan(source, backend, precision, profile, threads, trust)
     for cls, art in plan.candidates(sync=True):
         try:
             engine = cls(plan.bundle.read_artifact(art), art, plan.options)
@@ -80,7 +86,8 @@ def _maybe_routed(model: Model, plan: _Plan, tune: bool) -> Model:
 
 async def load_async(source: Union[str, os.PathLike[str], Bundle], backend: str = "auto", *,
                      precision: Optional[str] = None, profile: Union[str, DeviceProfile, None] = None,
-                     threads: Optional[int] = None, verify: bool = True) -> Model:
+                     threads: Optional[int] = None, verify: bool = True,
+                     trust: Optional[TrustSource] = None) -> Model:
     """Awaitable :func:`load` that works with every backend, including those that answer only
     asynchronously (``pyodide``, i.e. onnxruntime-web through Pyodide's JS bridge, where
     nothing can block on a JS promise). Golden rows are checked with ``await``.
@@ -90,7 +97,7 @@ async def load_async(source: Union[str, os.PathLike[str], Bundle], backend: str 
     """
     from .model import Model
 
-    plan = _Plan(source, backend, precision, profile, threads)
+    plan = _Plan(source, backend, precision, profile, threads, trust)
     for cls, art in plan.candidates(sync=False):
         try:
             engine = cls(plan.bundle.read_artifact(art), art, plan.options)
@@ -116,9 +123,10 @@ class _Plan:
 
     def __init__(self, source: Union[str, os.PathLike[str], Bundle], backend: str,
                  precision: Optional[str], profile: Union[str, DeviceProfile, None],
-                 threads: Optional[int]):
+                 threads: Optional[int], trust: Optional[TrustSource] = None):
         self.bundle = source if isinstance(source, Bundle) else open_bundle(source)
         prof = load_profile(profile) if isinstance(profile, str) else profile
+        enforce_signature(self.bundle, trust if trust is not None else profile_trust(prof))  # before any engine
         self.profile = prof
         self.threads = threads
         self.options = BackendOptions(threads=threads or (prof.threads if prof else None),

@@ -24,7 +24,7 @@ _FIELDS: dict[str, tuple[type, ...]] = {
     "name": (str,), "description": (str,), "arch": (str,), "cores": (int,),
     "memory_mb": (int,), "backends": (list,), "threads": (int,), "precision": (str,),
     "optimization": (str,), "latency_budget_ms": (int, float), "memory_budget_mb": (int, float),
-    "conditions": (dict,), "probation": (dict,),
+    "conditions": (dict,), "probation": (dict,), "signing": (dict,),
 }
 _REQUIRED = ("arch", "cores", "memory_mb", "backends", "threads", "precision",
              "latency_budget_ms", "memory_budget_mb")
@@ -48,6 +48,9 @@ class DeviceProfile:
     conditions: dict[str, Any] = field(default_factory=dict)
     probation: dict[str, Any] = field(default_factory=dict)
     path: Optional[str] = None
+    #: bundle signatures on this device: ``trust`` (PEM paths, relative to the profile's folder)
+    #: and ``require`` (see :func:`edge_runtime.signing.profile_trust`)
+    signing: dict[str, Any] = field(default_factory=dict)
 
 
 def builtin_dir() -> Path:
@@ -137,10 +140,17 @@ def profile_from_dict(data: dict[str, Any], *, name: str, path: Optional[str] = 
     for key in ("latency_budget_ms", "memory_budget_mb", "memory_mb"):
         if data[key] <= 0:
             raise ProfileError(f"{where}: field '{key}' must be > 0")
+    signing = dict(data.get("signing", {}))
+    trust = signing.get("trust", [])
+    if (set(signing) - {"trust", "require"} or not isinstance(trust, list)
+            or not all(isinstance(t, str) for t in trust) or not isinstance(signing.get("require", False), bool)):
+        raise ProfileError(f"{where}: field 'signing' takes trust = [\"key.pem\", …] and require = true|false")
+    if path is not None:
+        signing["trust"] = [str(Path(path).parent / t) for t in trust]
     return DeviceProfile(
         name=data.get("name", name), arch=data["arch"], cores=data["cores"],
         memory_mb=data["memory_mb"], backends=tuple(data["backends"]), threads=data["threads"],
         precision=data["precision"], latency_budget_ms=float(data["latency_budget_ms"]),
         memory_budget_mb=float(data["memory_budget_mb"]), optimization=opt,
         description=data.get("description", ""), conditions=dict(data.get("conditions", {})),
-        probation=dict(data.get("probation", {})), path=path)
+        probation=dict(data.get("probation", {})), path=path, signing=signing)

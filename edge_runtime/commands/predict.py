@@ -7,7 +7,7 @@ from typing import Any, Iterator, Optional
 
 import click
 
-from ._util import echo_json
+from ._util import apply_trust, echo_json, trust_option
 
 
 def register(cli: click.Group) -> None:
@@ -44,10 +44,11 @@ def register(cli: click.Group) -> None:
               help="Progress bar on stderr (default: only when stderr is a terminal; needs tqdm).")
 @click.option("--strict", is_flag=True,
               help="Also refuse values outside each feature's training min/max (a bad row).")
+@trust_option
 def predict(bundle: str, input: str, output: Optional[str], proba: bool, backend: str,
             fmt: Optional[str], out_fmt: Optional[str], id_column: Optional[str], chunk_rows: int,
             on_error: str, reject_file: Optional[str], workers: int, threads: Optional[int],
-            progress: Optional[bool], strict: bool) -> None:
+            progress: Optional[bool], strict: bool, trust: tuple[str, ...]) -> None:
     """Score INPUT (CSV with a header, JSON lines, or Parquet; '-' for stdin) in chunks.
 
     Memory stays flat: CHUNK_ROWS rows are read, scored and written at a time. Output rows keep
@@ -71,6 +72,7 @@ def predict(bundle: str, input: str, output: Optional[str], proba: bool, backend
         score_text_parallel,
     )
 
+    apply_trust(trust)
     model = load(bundle, backend=backend, threads=1 if workers > 1 else threads)
     if strict:  # a bundle without training min/max would refuse every row: say so once, up front
         from ..inputs import InputSchema
@@ -163,10 +165,13 @@ def predict(bundle: str, input: str, output: Optional[str], proba: bool, backend
 @click.command()
 @click.argument("bundle", type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="Print the whole manifest as JSON.")
-def inspect(bundle: str, as_json: bool) -> None:
-    """Show a bundle's manifest: schema, parity, artifacts, sizes, opsets."""
+@trust_option
+def inspect(bundle: str, as_json: bool, trust: tuple[str, ...]) -> None:
+    """Show a bundle's manifest: schema, parity, artifacts, sizes, opsets, signature."""
     from ..bundle import open_bundle
+    from ..signing import describe
 
+    apply_trust(trust)
     b = open_bundle(bundle)
     m = b.manifest
     if as_json:
@@ -199,17 +204,37 @@ def inspect(bundle: str, as_json: bool) -> None:
     versions = m.provenance.get("versions", {})
     if versions:
         click.echo("built with: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
+    sig = describe(b)
+    if not sig["signed"]:
+        click.echo("signature: none (unsigned)")
+    else:
+        verdict = {True: "verifies here", False: "DOES NOT VERIFY", None: "not checked"}[sig["verified"]]
+        click.echo(f"signature: model.sig by key {(sig['key'] or '?')[:16]}…; {verdict}: {sig['reason']}")
 
 
 @click.command()
 @click.argument("bundle", type=click.Path(exists=True))
 @click.option("--backend", default="auto", show_default=True,
               help="Also load it on this backend and check the golden rows.")
-def verify(bundle: str, backend: str) -> None:
-    """Check digests and sizes of every artifact, then the golden rows on a backend."""
+@trust_option
+def verify(bundle: str, backend: str, trust: tuple[str, ...]) -> None:
+    """Check digests and sizes of every artifact, the signature (with --trust or the device
+    policy), then the golden rows on a backend."""
+    from ..bundle import open_bundle
+    from ..signing import describe, enforce
     from ..verify import verify_bundle
 
-    v = verify_bundle(bundle, backend=backend)
+    apply_trust(trust)
+    b = open_bundle(bundle)
+    signed = enforce(b)  # a required signature is checked before any engine sees a byte
+    v = verify_bundle(b, backend=backend)
     click.echo(f"ok: {v.artifacts} artifact(s) match their sha256 and size")
+    if signed is not None:
+        click.echo(f"ok: signature by trusted key {signed.key.short}… ({signed.key.source}) covers "
+                   f"{len(signed.digests)} files: {', '.join(sorted(signed.digests))}")
+    else:
+        sig = describe(b)
+        click.echo("signature: " + ("present, not checked (no --trust / EDGERT_TRUST)" if sig["signed"]
+                                    else "none (unsigned; not required here)"))
     shown = ", ".join(f"{k}={x:.3g}" for k, x in v.figures.items())
     click.echo(f"ok: golden rows reproduced on {v.backend} ({v.artifact_path}): {shown}")

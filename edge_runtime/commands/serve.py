@@ -9,6 +9,7 @@ from typing import Any, Callable, Optional
 import click
 
 from ._service import Service
+from ._util import apply_trust, trust_option
 
 
 def register(cli: click.Group) -> None:
@@ -34,9 +35,10 @@ def register(cli: click.Group) -> None:
               help="Seconds between checks of a sync store's active.json.")
 @click.option("--strict", is_flag=True,
               help="Also refuse values outside each feature's training min/max (422).")
+@trust_option
 def serve(source: str, host: str, port: int, backend: str, http_threads: int,
           model_threads: Optional[int], max_body: int, max_rows: int, poll_interval: float,
-          strict: bool) -> None:
+          strict: bool, trust: tuple[str, ...]) -> None:
     """Serve BUNDLE_OR_STORE over HTTP: POST /predict, GET /healthz /readyz /metrics /model /openapi.json.
 
     Given a sync store (a directory with active.json and versions/), it serves the current
@@ -45,6 +47,8 @@ def serve(source: str, host: str, port: int, backend: str, http_threads: int,
     dropping a request, and judges a version on probation by the calls it serves.
     """
     from ..server.run import serve as run
+
+    apply_trust(trust)  # every load and every swap then requires a signature by these keys
 
     logging.basicConfig(level=logging.INFO, format="edgert: %(levelname)s %(message)s", stream=sys.stderr)
     service = Service()

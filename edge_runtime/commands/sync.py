@@ -9,7 +9,7 @@ from typing import Any, Callable, Optional
 
 import click
 
-from ._util import echo_json, require_converters, require_extra
+from ._util import apply_trust, echo_json, require_converters, require_extra, trust_option
 
 #: ``edgert sync --once`` exit status when the pass refused a candidate (marked bad with the
 #: reason; the device keeps serving its current version). 0: up to date or updated; 1: the
@@ -80,9 +80,12 @@ def _share(text: str) -> float:
 @click.option("--refresh-timestamp", is_flag=True, help="Only re-sign the timestamp (cron).")
 @click.option("--backend", default="auto", show_default=True,
               help="Backend the golden rows are checked on before signing (as `edgert verify`).")
+@click.option("--sign-key", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Also sign the bundle itself (model.sig, OpenSSF model-signing) with this PEM "
+                   "private key, the model owner's (not a TUF role key).")
 def publish(bundle: Optional[str], repo: str, keys_dir: str, channel: str, rollout: str,
             min_runtime: Optional[str], revoke_version: Optional[str], reason: str, rotate: Optional[str],
-            refresh_timestamp: bool, backend: str) -> None:
+            refresh_timestamp: bool, backend: str, sign_key: Optional[str]) -> None:
     """Add BUNDLE (directory or .tar.gz) to the signed repository as a model target, once it
     passes the checks of `edgert verify` (a bundle a device would refuse is never signed)."""
     require_converters()
@@ -104,6 +107,12 @@ def publish(bundle: Optional[str], repo: str, keys_dir: str, channel: str, rollo
     else:
         if not bundle:
             raise click.UsageError("BUNDLE is required (or --revoke / --rotate / --refresh-timestamp)")
+        if sign_key:
+            require_extra("model_signing", "convert")
+            from converters.signing import sign_bundle
+
+            signed = sign_bundle(bundle, sign_key)
+            click.echo(f"signed {bundle} with key {signed['key'][:16]}…")
         path = pub.publish(bundle, Path(repo), Path(keys_dir), channel=channel, rollout=_share(rollout),
                            min_runtime=min_runtime, backend=backend)
         click.echo(f"published {path} (channel {channel}, rollout {rollout})")
@@ -135,6 +144,7 @@ _AGENT_OPTIONS = [
     click.option("--trial-memory", default=None, type=click.IntRange(min=16), metavar="MIB",
                  help="Address-space limit of the trial process in MiB. Default: the profile's, "
                       "else 2048 or the device's memory if smaller."),
+    trust_option,
 ]
 interval_option = click.option("--interval", default="1h", show_default=True,
                                help="Daemon interval: 30s, 15m, 1h.")
@@ -150,7 +160,7 @@ def agent_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def build_agent(*, repo: str, root_file: str, state: Optional[str], model: Optional[str], channel: str,
                 device_id: Optional[str], profile: Optional[str], download_timeout: float,
                 keep: int = 3, trial_timeout: Optional[float] = None, trial_memory: Optional[int] = None,
-                echo: Callable[[str], None]) -> Any:
+                trust: tuple[str, ...] = (), echo: Callable[[str], None]) -> Any:
     """The SyncAgent those options describe.
 
     Raises:
@@ -159,6 +169,7 @@ def build_agent(*, repo: str, root_file: str, state: Optional[str], model: Optio
     from ..profiles import load_profile
     from ..sync.agent import SyncAgent, trusted_root_bytes
 
+    apply_trust(trust)  # with --trust, each bundle must also carry the model owner's signature
     return SyncAgent(repo, trusted_root_bytes(Path(root_file)), _state(state), model=model,
                      channel=channel, device_id=device_id,
                      profile=load_profile(profile) if profile else None,
@@ -189,6 +200,9 @@ def parse_interval(interval: str) -> float:
 @interval_option
 def sync(mode: str, interval: str, **options: Any) -> None:
     """Fetch, verify, activate the newest admitted model version (one line per decision).
+
+    With --trust, each bundle must also carry the model owner's signature (checked at install
+    and at every activation), whatever key signed the TUF metadata.
 
     With --once, exits 3 when the new version was refused and marked bad (the current one keeps
     serving), 1 when the sync itself failed. --daemon never exits because of a bad version.

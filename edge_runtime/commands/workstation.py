@@ -39,9 +39,11 @@ def register(cli: click.Group) -> None:
 @click.option("--quantization", type=click.Choice(["dynamic", "static"]), default="dynamic", show_default=True,
               help="int8 scheme: dynamic (int8 weights) or static (integer layers, ranges calibrated on --sample).")
 @click.option("--force", is_flag=True, help="Write the bundle even when parity is missed.")
+@click.option("--sign-key", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="PEM private key (ECDSA) that signs the bundle (same as `edgert sign`).")
 def convert(model: str, sample: str, out_dir: str, name: Optional[str], version: str, formats: str,
             precisions: str, holdout: Optional[str], target: Optional[str], tolerance: float,
-            quantized_agreement: float, quantization: str, force: bool) -> None:
+            quantized_agreement: float, quantization: str, force: bool, sign_key: Optional[str]) -> None:
     """Convert a fitted scikit-learn MODEL (.joblib/.pkl, trusted files only) into a bundle."""
     conv = require_converters()
     import joblib  # workstation only: the device never unpickles anything
@@ -56,7 +58,7 @@ def convert(model: str, sample: str, out_dir: str, name: Optional[str], version:
                        formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
                        precisions=tuple(p.strip() for p in precisions.split(",") if p.strip()),
                        holdout=H, tolerance=tolerance, quantized_agreement=quantized_agreement,
-                       quantization=quantization, force=force)
+                       quantization=quantization, force=force, sign_with=sign_key)
     _summary(out)
 
 

@@ -69,10 +69,16 @@ class SyncAgent:
                  model: Optional[str] = None, channel: str = "stable", device_id: Optional[str] = None,
                  profile: Any = None, keep: int = 3, max_target_bytes: int = 512 * 1024 * 1024,
                  download_timeout_s: float = 600.0, trial_timeout_s: Optional[float] = None,
-                 trial_memory_mb: Optional[int] = None, echo: Callable[[str], None] = log.info):
+                 trial_memory_mb: Optional[int] = None, echo: Callable[[str], None] = log.info,
+                 trust: Any = None):
         """``trial_timeout_s`` / ``trial_memory_mb`` bound the candidate's load and smoke test
-        (:mod:`.trial`); unset, the profile's ``[probation]`` values or 60 s / 2 GiB apply."""
-        self.store = VersionStore(state_dir, keep=keep)
+        (:mod:`.trial`); unset, the profile's ``[probation]`` values or 60 s / 2 GiB apply.
+        ``trust``: the model owner's keys bundles must be signed by (:mod:`edge_runtime.signing`),
+        apart from the TUF roles; checked at install and at every activation by the store."""
+        from ..signing import profile_trust
+
+        self.store = VersionStore(state_dir, keep=keep,
+                                  trust=trust if trust is not None else profile_trust(profile))
         self.repo = repo
         self.trusted_root = trusted_root
         self.model = model

@@ -32,10 +32,12 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
-from ..bundle import MANIFEST_NAME, open_bundle, parse_semver, unpack_bundle
+from ..bundle import MANIFEST_NAME, Bundle, open_bundle, parse_semver, unpack_bundle
 from ..errors import BundleError, IntegrityError
 from ..fsutil import atomic_write_json, fsync_dir
 from ..paths import user_dir
+from ..signing import TrustSource
+from ..signing import enforce as enforce_signature
 from .errors import StoreBusy, TransitionError
 
 ACTIVE = "active.json"
@@ -99,8 +101,12 @@ def _now() -> str:
 class VersionStore:
     """One device's models and the state machine over them (see the module docstring)."""
 
-    def __init__(self, state_dir: Union[str, os.PathLike[str], None] = None, keep: int = 3):
+    def __init__(self, state_dir: Union[str, os.PathLike[str], None] = None, keep: int = 3,
+                 trust: Optional[TrustSource] = None):
         self.root = Path(state_dir) if state_dir is not None else default_state_dir()
+        #: keys bundles must be signed by (None: the device policy, see edge_runtime.signing);
+        #: a model owner's keys, independent of the TUF roles that protect the download
+        self.trust = trust
         self.versions = self.root / "versions"
         self.keep = max(2, keep)
         self.versions.mkdir(parents=True, exist_ok=True)
@@ -236,10 +242,12 @@ class VersionStore:
 
     def verify_at_rest(self, version: str) -> Path:
         """Re-check the manifest's size and sha256 of every artifact of ``version`` on disk
-        (a file changed since install is never handed to an engine). Returns its bundle path.
+        (a file changed since install is never handed to an engine), and its signature when one
+        is required (``trust``/device policy). Returns its bundle path.
 
         Raises:
-            IntegrityError: "tampered at rest: <file> digest mismatch (...)".
+            IntegrityError: "tampered at rest: <file> digest mismatch (...)", or "signature
+                check failed at rest: ..." (unsigned, unknown key, a file changed/added/removed).
             BundleError: no bundle, unreadable manifest, or its version is not ``version``.
         """
         path = self.bundle_path(version)
@@ -253,7 +261,20 @@ class VersionStore:
             except IntegrityError as exc:
                 detail = str(exc).replace(f"{bundle.origin}: ", "")
                 raise IntegrityError(f"tampered at rest: {art.path} digest mismatch ({detail})") from None
+        self.check_signature(bundle)
         return path
+
+    def check_signature(self, bundle: Bundle) -> None:
+        """The store's one signature hook (install, activation, every start through
+        :meth:`verify_at_rest`): a no-op unless a signature is required.
+
+        Raises:
+            IntegrityError: "signature check failed at rest: ..." naming the file or the reason.
+        """
+        try:
+            enforce_signature(bundle, self.trust)
+        except IntegrityError as exc:
+            raise IntegrityError(f"signature check failed at rest: {exc}") from None
 
     # --- transitions ------------------------------------------------------------------------
     def install(self, version: str, archive: Path) -> Path:
@@ -263,6 +284,7 @@ class VersionStore:
         Raises:
             TransitionError: the version is current or known bad.
             BundleError: the archive is unsafe or its digests do not match.
+            IntegrityError: a required signature is missing, untrusted or does not match.
         """
         rec = self.read_active()
         if version == rec["current"]:
@@ -273,6 +295,12 @@ class VersionStore:
             self._set_aside(version)
             self.remove_leftovers()
         path = unpack_bundle(archive, dst)
+        try:
+            self.check_signature(open_bundle(path))  # before the version is recorded at all
+        except BundleError:
+            self._set_aside(version)
+            self.remove_leftovers()
+            raise
         with self._locked() as rec:
             self._require("install", version, rec)  # nobody marked it bad meanwhile
             rec["states"][version] = "installed"
