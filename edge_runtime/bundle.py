@@ -40,6 +40,8 @@ SCHEMA_VERSION = "1.0"
 MANIFEST_NAME = "manifest.json"
 #: the bundle's signature (OpenSSF model-signing format, checked by :mod:`edge_runtime.signing`)
 SIGNATURE_NAME = "model.sig"
+#: the signature travels beside the artifacts without a digest of its own (it signs them)
+MAX_SIGNATURE_BYTES = 1024 * 1024
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 MAX_ARTIFACT_BYTES = 1024 * 1024 * 1024
 MAX_ARCHIVE_MEMBERS = 256
@@ -515,7 +517,8 @@ def _walk_archive(path: PathLike, open_sink: Any, *, max_member_bytes: int,
             raise UnsafeArchiveError(f"{origin}: archive unpacks to more than {max_total_bytes} "
                                      "bytes")
         stream.limit = stream.produced + END_ALLOWANCE + sum(
-            padded(a.size) + HEADER_ALLOWANCE for a in manifest.artifacts)
+            padded(a.size) + HEADER_ALLOWANCE for a in manifest.artifacts
+        ) + padded(MAX_SIGNATURE_BYTES) + HEADER_ALLOWANCE
         sink = open_sink(MANIFEST_NAME)
         sink.write(bytes(raw))
         sink.close()
@@ -525,6 +528,17 @@ def _walk_archive(path: PathLike, open_sink: Any, *, max_member_bytes: int,
             if name in seen:
                 raise UnsafeArchiveError(f"archive member {name!r} appears twice")
             art = declared.get(name)
+            if art is None and name == SIGNATURE_NAME:  # checked by edge_runtime.signing
+                if member.size > MAX_SIGNATURE_BYTES:
+                    raise UnsafeArchiveError(f"{origin}: {SIGNATURE_NAME} is larger than "
+                                             f"{MAX_SIGNATURE_BYTES} bytes")
+                sink = open_sink(name)
+                try:
+                    tar.copy_data(member, sink.write)
+                finally:
+                    sink.close()
+                seen.add(name)
+                continue
             if art is None:
                 raise UnsafeArchiveError(f"{origin}: archive member {name!r} is not an artifact "
                                          "the manifest lists; refusing the archive")

@@ -34,14 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Union
 
-from .bundle import MANIFEST_NAME, SIGNATURE_NAME
+from .bundle import MANIFEST_NAME, MAX_SIGNATURE_BYTES, SIGNATURE_NAME
 from .errors import BundleError, IntegrityError
 
 if TYPE_CHECKING:
     from .bundle import Bundle
 
 #: an envelope for a bundle of a few files is a few kB; anything this large is not ours
-MAX_SIGNATURE_BYTES = 1024 * 1024
 MAX_RESOURCES = 1024
 MAX_TRUST_BYTES = 1024 * 1024
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"

@@ -131,12 +131,14 @@ def test_an_archive_keeps_its_signature_and_is_checked_in_memory(bundle: Path, t
 
 # --- refusals with a signature required ---------------------------------------------------
 def _swap_model(b: Path, other: Path) -> None:
-    """The issue's attack: another model's artifact, its digest in the manifest, tolerance raised."""
+    """The issue's attack: another model's artifact, its digest in the manifest, its golden rows."""
     blob = (other / "model.onnx").read_bytes()
     (b / "model.onnx").write_bytes(blob)
     m = json.loads((b / "manifest.json").read_text())
     m["artifacts"][0].update(sha256=sha256_hex(blob), size=len(blob))
-    m["golden"].update(atol=1e9, rtol=1e9, min_label_agreement=0.0)
+    # the runtime caps tolerances whatever the manifest says, so an attacker who can edit the
+    # manifest brings the swapped model's own golden rows instead
+    m["golden"] = json.loads((other / "manifest.json").read_text())["golden"]
     (b / "manifest.json").write_text(json.dumps(m))
 
 
@@ -144,6 +146,9 @@ def _permute_features(b: Path, other: Path) -> None:
     m = json.loads((b / "manifest.json").read_text())
     feats = m["inputs"]["features"]
     m["inputs"]["features"] = feats[1:] + feats[:1]
+    ref = (m.get("reference") or {}).get("features")
+    if ref:  # kept consistent, so only the signature can tell
+        m["reference"]["features"] = ref[1:] + ref[:1]
     (b / "manifest.json").write_text(json.dumps(m))
 
 

@@ -51,7 +51,9 @@ def _publish_cli(bundle: Path, repo: tuple[Path, Path], env: dict) -> subprocess
 
 def test_cli_refuses_a_bundle_whose_golden_rows_fail(good, repo, tmp_path, cli_env):
     m = json.loads((good / "manifest.json").read_text())
-    golden = dict(m["golden"], label=[(lab + 1) % 3 for lab in m["golden"]["label"]])
+    # probabilities reversed and labels still their top class: well formed, disproved by the model
+    golden = dict(m["golden"], label=[2 - lab for lab in m["golden"]["label"]],
+                  probabilities=[list(reversed(r)) for r in m["golden"]["probabilities"]])
     bad = _variant(good, tmp_path / "bad", golden=golden)
     before = _snapshot(repo[1])
     r = _publish_cli(bad, repo, cli_env)
