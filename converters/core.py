@@ -25,7 +25,7 @@ from edge_runtime.bundle import Artifact, Feature, json_safe, new_manifest, writ
 from .errors import ConversionError, ParityError
 from .onnx_export import Exported, export_onnx
 from .registry import check_supported
-from .stats import nan_tolerant_features, r2_score, reference_statistics
+from .stats import class_reference, nan_tolerant_features, r2_score, reference_statistics
 
 #: Which runtime backend proves an artifact of each format at conversion time.
 FORMAT_BACKEND = {"onnx": "onnxruntime", "tflite": "litert"}
@@ -221,11 +221,14 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
             min_label_agreement: float = 1.0, quantized_agreement: float = 0.99,
             quantization: str = "dynamic", force: bool = False,
             feature_names: Optional[Sequence[str]] = None, n_golden: int = 8,
-            double_fallback: bool = True, feature_ranges: Optional[dict] = None) -> Path:
+            double_fallback: bool = True, feature_ranges: Optional[dict] = None,
+            sample_y: Any = None) -> Path:
     """Convert a fitted estimator into a bundle directory and return its path.
 
     ``sample_X`` characterises the input (reference statistics, calibration); parity is
-    measured on ``holdout`` when given, else on a seeded 25% of ``sample_X``. fp16/int8
+    measured on ``holdout`` when given, else on a seeded 25% of ``sample_X``. ``sample_y`` (the
+    labels of ``sample_X``) gives a classifier's training class shares for probation on the
+    device; without it the estimator's own predictions on ``sample_X`` are counted. fp16/int8
     artifacts must keep ``quantized_agreement`` of the labels (classifiers) or R² against the
     original predictions (regressors). ``quantization`` picks the int8 scheme: "dynamic" (int8
     weights) or "static" (full-integer, activation ranges calibrated on ``sample_X``).
@@ -316,9 +319,16 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
                   "converter": "edge-runtime converters (skl2onnx for ONNX)",
                   "versions": _versions(), "holdout_rows": int(H.shape[0]),
                   "sample_rows": int(X.shape[0]), "forced": bool(failures)}
+    reference = reference_statistics(X, names)
+    if classes is not None:
+        if sample_y is not None and len(sample_y) != X.shape[0]:
+            raise ConversionError(f"sample_y has {len(sample_y)} labels for {X.shape[0]} rows of sample_X")
+        reference["classes"] = class_reference(
+            sample_y if sample_y is not None else _sk_call(estimator, "predict", X, names), classes,
+            "labels" if sample_y is not None else "predicted")
     manifest = new_manifest(name=name or _default_name(estimator), version=version, task=task,
                             features=features, classes=classes, golden=golden,
-                            reference=reference_statistics(X, names), provenance=provenance)
+                            reference=reference, provenance=provenance)
     manifest["parity"] = {f"{e.format}/{e.precision}": json_safe(p) for e, p in produced}
     entries = []
     for exported, parity in produced:

@@ -120,11 +120,20 @@ class HotSwapModel:
         if prob and prob.get("version") == self._version:
             if self._monitor is None:
                 cfg = self.profile.probation if self.profile else None
-                self._monitor = ProbationMonitor.from_profile(cfg, started=prob.get("started"))
+                prev = rec.get("previous")
+                self._monitor = ProbationMonitor.from_profile(
+                    cfg, started=prob.get("started"), expect=prob.get("expect"), candidate=self._model,
+                    previous=self.store.path(prev) if prev else None, backend=self.backend,
+                    profile=self.profile)
         else:
-            self._monitor = None
+            self._drop_monitor()
 
-    def _call(self, method: str, X: Any) -> Any:
+    def _drop_monitor(self) -> None:
+        monitor, self._monitor = self._monitor, None
+        if monitor is not None:
+            monitor.close()
+
+    def _call(self, method: str, X: Any, ids: Any = None) -> Any:
         self.refresh()
         with self._lock:
             model, monitor, version = self._model, self._monitor, self._version
@@ -147,6 +156,7 @@ class HotSwapModel:
                 m.close()
         if monitor is not None:
             monitor.observe(time.perf_counter() - t0)
+            monitor.observe_call(method, X, out, ids)
             self._judge(monitor, version)
         return out
 
@@ -161,24 +171,40 @@ class HotSwapModel:
             return  # the agent holds the store lock: record the verdict on a later call
         finally:
             self._judging.release()
-        self._monitor = None
+        if self._monitor is monitor:
+            self._drop_monitor()
         if verdict == "fail":
             self.refresh(force=True)
 
-    def predict(self, X: Any) -> Any:
-        return self._call("predict", X)
+    def predict(self, X: Any, *, ids: Any = None) -> Any:
+        """Labels or values of the current version; ``ids`` (one per row) let the app report
+        the true labels later with :meth:`feedback`."""
+        return self._call("predict", X, ids)
 
-    def predict_proba(self, X: Any) -> Any:
-        return self._call("predict_proba", X)
+    def predict_proba(self, X: Any, *, ids: Any = None) -> Any:
+        """Class probabilities of the current version; ``ids`` as for :meth:`predict`."""
+        return self._call("predict_proba", X, ids)
 
     def report_error(self, kind: str = "app") -> None:
-        """Count an error the app saw downstream (e.g. an implausible output) against probation."""
+        """Count an error the app saw downstream of a prediction (an implausible output, a
+        user's correction) against a version on probation: errors above the probation's
+        ``max_error_rate`` roll it back. Does nothing outside probation; ``kind`` is for logs."""
         monitor, version = self._monitor, self._version
         if monitor is not None:
             monitor.observe(0.0, error=True)
             self._judge(monitor, version)
 
+    def feedback(self, prediction_id: Any, truth: Any) -> None:
+        """The true label of a row predicted with ``ids=[…, prediction_id, …]`` (a delayed
+        label). During probation, the new version's accuracy on labelled calls is compared
+        with the previous version's on the same calls; outside probation it is ignored."""
+        monitor, version = self._monitor, self._version
+        if monitor is not None:
+            monitor.feedback(prediction_id, truth)
+            self._judge(monitor, version)
+
     def close(self) -> None:
+        self._drop_monitor()
         if self._model is not None:
             self._model.close()
 

@@ -150,6 +150,8 @@ class SyncAgent:
         rec = self.store.read_active()
         rec["previous"], rec["current"] = rec["current"], offer.version
         rec["probation"] = {"version": offer.version, "started": time.time(), "starts": 0}
+        if getattr(offer, "probation", None):  # the publisher's signed expectations
+            rec["probation"]["expect"] = dict(offer.probation)
         VersionStore.event(rec, "activate", offer.version, "smoke test passed")
         self.store.write_active(rec)
         self._say(decisions, f"activated {offer.version} (previous {rec['previous']}); probation begins")
@@ -256,6 +258,11 @@ def finish_probation(store: VersionStore, monitor: ProbationMonitor, version: st
         if verdict == "pass":
             rec["probation"] = None
             VersionStore.event(rec, "commit", version, reason)
+            store.write_active(rec)
+        elif not rec["previous"]:  # never no model: keep serving it, say so, stop judging it
+            rec["probation"] = None
+            VersionStore.event(rec, "probation-failed", version,
+                               f"failed probation: {reason}; nothing to roll back to, still serving it")
             store.write_active(rec)
         else:
             rollback_store(store, reason=f"failed probation: {reason}")
