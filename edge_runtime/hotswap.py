@@ -154,10 +154,8 @@ class HotSwapModel:
                 idle = self._take_idle()
             for m in idle:
                 m.close()
-        if monitor is not None:
-            monitor.observe(time.perf_counter() - t0)
-            monitor.observe_call(method, X, out, ids)
-            self._judge(monitor, version)
+        if monitor is not None and monitor.served(time.perf_counter() - t0, method, X, out, ids):
+            self._judge(monitor, version)  # served: latency counted, a sample for the shadow
         return out
 
     def _judge(self, monitor: ProbationMonitor, version: Optional[str]) -> None:

@@ -279,13 +279,14 @@ def test_full_shadow_queue_drops_samples_instead_of_blocking(cancer):
             X = rows[i][None, :]
             mon.observe(0.0)
             mon.observe_call("predict", X, model.predict(X))
-        figs = mon.figures()
-        assert figs["dropped"] >= 300 - 8 - 1 and figs["compared"] == 0
+        figs = mon.figures()  # accepted: at most one batch the worker holds + a full buffer
+        assert figs["submitted"] <= 2 * 8 and figs["dropped"] == 300 - figs["submitted"]
+        assert figs["compared"] == 0
         verdict, why = mon.verdict()
         assert verdict == "pending" and "waiting for the shadow" in why  # no pass without evidence
         stalled.release.set()
         assert mon.drain()
-        assert 0 < mon.figures()["compared"] <= 9 and stalled.calls <= 9
+        assert mon.figures()["compared"] == figs["submitted"]  # everything accepted is answered
     finally:
         stalled.release.set()
         mon.close(timeout=10)

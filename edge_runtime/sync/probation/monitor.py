@@ -13,6 +13,7 @@ Else it is rolled back and marked bad; the reason carries the figure that decide
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -24,6 +25,11 @@ from .stats import Z, mcnemar_z, total_variation, wilson
 #: Class shares are judged from this many predicted rows on (noise of the total variation
 #: distance at 100 rows and 3 classes is ~0.06, far under the 0.3 default).
 MIN_CLASS_ROWS = 100
+#: The hot path computes a verdict every this many calls (and after every error, and on
+#: every call once the count is reached): a breach is acted on at most 15 calls late.
+JUDGE_EVERY = 16
+#: Latency histogram: 8 bins per octave from 1 µs (2^-20 s) to an hour.
+HIST_BINS = 32 * 8
 #: Delayed labels are judged from this many labelled calls on.
 MIN_FEEDBACK = 30
 #: Agreement / relative error are judged from this many shadowed rows on (or the whole
@@ -67,7 +73,12 @@ class ProbationMonitor:
         self.started = started if started is not None else time.time()
         self.count = 0
         self.errors = 0
-        self._latencies: list[float] = []
+        self._errors_due = 0
+        self._ev_due: Any = None  # the worker's evidence snapshot last judged through due()
+        self._hist = [0] * HIST_BINS  # successful calls' latencies, log-spaced bins
+        self._hist_max = [0.0] * HIST_BINS  # the largest latency seen in each bin
+        self._n_lat = 0
+        self._lat_new: list[float] = []  # latencies not binned yet
         self.previous_version = previous_version or (
             Path(previous).name if previous is not None and not callable(previous) else None)
         self.task: Optional[str] = getattr(candidate, "task", None)
@@ -77,21 +88,21 @@ class ProbationMonitor:
         self._every = max(1, round(1 / float(cfg["shadow_share"]))) if cfg["shadow_share"] > 0 else 0
         self._rows = max(1, int(cfg["shadow_rows"]))
         self._worker: Any = None
-        self._take: Any = None
         self._window: Optional[int] = None  # samples queued when the count was reached
         if candidate is not None and self._every:
-            from .shadow import ShadowWorker, take_sample
+            from .shadow import ShadowWorker
 
             load_previous = previous if callable(previous) else None
             if previous is not None and load_previous is None:
                 def load_previous() -> Any:
                     from ...loader import load
 
-                    return load(Path(previous), backend=backend, profile=profile)
+                    # one thread: the shadow must not take cores (or spinning pool threads)
+                    # from the version that serves
+                    return load(Path(previous), backend=backend, profile=profile, threads=1)
             self._worker = ShadowWorker(task=self.task or "classification",
                                         classes=getattr(candidate, "classes", None),
                                         load_previous=load_previous, queue_max=int(cfg["shadow_queue"]))
-            self._take = take_sample
 
     @classmethod
     def from_profile(cls, probation: Optional[dict[str, Any]] = None, started: Optional[float] = None, *,
@@ -109,9 +120,32 @@ class ProbationMonitor:
     def observe(self, latency_s: float, error: bool = False) -> None:
         """One call's latency, or an error (a failed call, or one the app reports)."""
         self.count += 1
-        self.errors += bool(error)
-        if not error:
-            self._latencies.append(latency_s)
+        if error:
+            self.errors += 1
+        else:
+            self._lat_new.append(latency_s)  # binned when a verdict is computed
+
+    def _bin_latencies(self) -> None:
+        new, self._lat_new = self._lat_new, []
+        hist, top, last = self._hist, self._hist_max, HIST_BINS - 1
+        for lat in new:
+            i = int((math.log2(lat) + 20) * 8) if lat > 0 else 0
+            i = 0 if i < 0 else last if i > last else i
+            hist[i] += 1
+            if lat > top[i]:
+                top[i] = lat
+        self._n_lat += len(new)
+
+    def due(self) -> bool:
+        """Whether :meth:`verdict` is worth computing after this call (a few comparisons, for
+        the caller's path): every :data:`JUDGE_EVERY` calls, after an error, when the shadow
+        worker published new evidence, and on every call once the count is reached."""
+        ev = self._worker.ev if self._worker is not None else None
+        if (self.errors != self._errors_due or ev is not self._ev_due or self.count >= self.predictions
+                or not self.count % JUDGE_EVERY):
+            self._errors_due, self._ev_due = self.errors, ev
+            return True
+        return False
 
     def observe_call(self, method: str, X: Any, out: Any, ids: Any = None) -> None:
         """A served call's input and output: a sample of them goes to the shadow worker
@@ -123,7 +157,19 @@ class ProbationMonitor:
         self._calls += 1
         if self._every > 1 and self._calls % self._every:
             return
-        worker.submit(("call", method, *self._take(X, out, ids, self._rows)))
+        worker.submit_call(method, X, out, ids, self._rows)
+
+    def served(self, latency_s: float, method: str, X: Any, out: Any, ids: Any = None) -> bool:
+        """:meth:`observe` + :meth:`observe_call` + :meth:`due` in one call: the hot-swap's
+        path for a successful call, as short as it can be (every call during probation)."""
+        self.count += 1
+        self._lat_new.append(latency_s)
+        worker = self._worker
+        if worker is not None:
+            self._calls += 1
+            if self._every == 1 or not self._calls % self._every:
+                worker.submit_call(method, X, out, ids, self._rows)
+        return self.due()
 
     def feedback(self, prediction_id: Any, truth: Any) -> None:
         """The true label of a row predicted with ``ids=[…, prediction_id, …]``."""
@@ -141,25 +187,36 @@ class ProbationMonitor:
 
     # --- figures ----------------------------------------------------------------------------
     def _percentiles(self) -> tuple[Optional[float], Optional[float]]:
-        """(p50, p99) in seconds from one sort (this runs on every call during probation)."""
-        if not self._latencies:
+        """(p50, p99) in seconds: the largest latency seen in the bin holding that rank, so
+        at most one bin (9%) above the exact figure, never below it; constant memory."""
+        self._bin_latencies()
+        n = self._n_lat
+        if not n:
             return None, None
-        s = sorted(self._latencies)
-        return s[len(s) // 2], s[min(len(s) - 1, int(0.99 * (len(s) - 1) + 0.5))]
+        ranks, out, seen = (n // 2, min(n - 1, int(0.99 * (n - 1) + 0.5))), [], 0
+        for i, count in enumerate(self._hist):
+            if count:
+                seen += count
+                while len(out) < 2 and seen > ranks[len(out)]:
+                    out.append(self._hist_max[i])
+                if len(out) == 2:
+                    break
+        return out[0], out[1]
 
     def metrics(self, model: str = "model", version: str = "new") -> LiveMetrics:
         """These observations as live metrics; a p99 only once 50 latencies (or all the
         predictions probation asks for) make it meaningful."""
         p50, p99 = self._percentiles()
-        enough = len(self._latencies) >= min(50, self.predictions)
+        enough = self._n_lat >= min(50, self.predictions)  # binned by _percentiles just above
         return LiveMetrics(model, version, self.count, self.errors, self.errors / self.count if self.count else 0.0,
                            p50, p99 if enough else None)
 
     def figures(self) -> dict[str, Any]:
         """The evidence so far (counts, agreement, shares, feedback), for logs and tests."""
         out: dict[str, Any] = {"calls": self.count, "errors": self.errors}
-        if self._worker is not None:
-            out.update(self._worker.ev.__dict__)
+        w = self._worker
+        if w is not None:
+            out.update(w.ev.__dict__, dropped=w.dropped, submitted=w.submitted, handled=w.handled)
         return out
 
     # --- the verdict ------------------------------------------------------------------------
@@ -192,7 +249,7 @@ class ProbationMonitor:
         if n < need:
             if final and ev.shadow == "ready":
                 notes.append(f"agreement not judged: {n} of {need} shadowed predictions"
-                             f" ({ev.dropped} samples dropped)")
+                             f" ({self._worker.dropped} samples dropped)")
             return
         if self.task == "regression":
             bar = float(self.settings["max_relative_error"])
@@ -215,7 +272,8 @@ class ProbationMonitor:
         if self.reference is None or self._worker is None:
             return
         shares, source = self.reference
-        counts = self._worker.ev.labels
+        ev = self._worker.ev
+        counts = ev.labels
         n = sum(counts.values())
         if n < MIN_CLASS_ROWS:
             if final:
@@ -224,7 +282,7 @@ class ProbationMonitor:
         bar = float(self.settings["max_class_shift"])
         tv = total_variation(counts, shares)
         what = "training labels" if source == "labels" else "training-set predictions"
-        prev = self._worker.ev.prev_labels
+        prev = ev.prev_labels
         if tv > bar and sum(prev.values()) >= MIN_CLASS_ROWS and total_variation(prev, shares) > bar:
             # the previous version departs as far on the same calls: the traffic changed, not the model
             if final:
