@@ -165,10 +165,14 @@ class ProbationMonitor:
         self.count += 1
         self._lat_new.append(latency_s)
         worker = self._worker
-        if worker is not None:
-            self._calls += 1
-            if self._every == 1 or not self._calls % self._every:
-                worker.submit_call(method, X, out, ids, self._rows)
+        if worker is None:
+            return self.due()
+        self._calls += 1
+        if self._every == 1 or not self._calls % self._every:
+            worker.submit_call(method, X, out, ids, self._rows)
+        if worker.ev is self._ev_due and self.count % JUDGE_EVERY and self.count < self.predictions \
+                and self.errors == self._errors_due:
+            return False  # due() inlined for the common case
         return self.due()
 
     def feedback(self, prediction_id: Any, truth: Any) -> None:

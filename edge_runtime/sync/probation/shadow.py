@@ -11,6 +11,7 @@ full the sample is dropped and counted, the caller never waits.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import Counter, OrderedDict, deque
@@ -23,7 +24,7 @@ log = logging.getLogger("edge_runtime.sync")
 _STOP = ("stop",)
 _ndarray = np.ndarray
 #: How often the worker looks for new samples when it has none.
-POLL_S = 0.02
+POLL_S = 0.05
 
 
 @dataclass
@@ -47,6 +48,15 @@ class Evidence:
     fb_worse: int = 0  # new wrong, previous right
     fb_better: int = 0  # new right, previous wrong
     fb_unmatched: int = 0  # labels for calls never sampled (dropped, or ids unknown)
+
+
+def _background_priority() -> None:
+    """Lower this thread's scheduling priority where the OS allows it per thread (Linux:
+    ``setpriority`` on the thread id), so the serving thread wins a contended core."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):  # not Linux, or not permitted: the shadow still works
+        pass
 
 
 def _count(counter: Counter, labels: np.ndarray) -> None:
@@ -145,6 +155,7 @@ class ShadowWorker:
 
     # --- worker side --------------------------------------------------------------------------
     def _run(self, load_previous: Optional[Callable[[], Any]]) -> None:
+        _background_priority()
         previous = None
         if load_previous is not None:
             try:
