@@ -34,3 +34,19 @@ def read_csv_matrix(path: str, *, target: Optional[str] = None) -> tuple[np.ndar
     if not rows:
         raise ConversionError(f"{path}: no data rows")
     return np.asarray(rows, dtype=np.float64), [header[i] for i in keep]
+
+
+def read_csv_labels(path: str, target: str) -> Optional[np.ndarray]:
+    """The ``target`` column of a CSV (numbers where every value is one, else strings), or
+    None when the CSV has no such column: the training labels, for class shares."""
+    with open(Path(path), newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = [h.strip() for h in next(reader, [])]
+        if target not in header:
+            return None
+        i = header.index(target)
+        values = [rec[i].strip() for rec in reader if rec]
+    try:
+        return np.asarray([float(v) for v in values])
+    except ValueError:
+        return np.asarray(values)

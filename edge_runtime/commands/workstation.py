@@ -30,7 +30,8 @@ def register(cli: click.Group) -> None:
               help="Comma-separated precisions (fp32, fp16, int8).")
 @click.option("--holdout", type=click.Path(exists=True, dir_okay=False), default=None,
               help="CSV of held-out rows for parity (default: 25% of --sample).")
-@click.option("--target", default=None, help="Column of the CSVs to ignore (the label).")
+@click.option("--target", default=None,
+              help="Column of the CSVs that holds the label: not a feature; its class shares go into the bundle.")
 @click.option("--tolerance", default=1e-4, show_default=True, type=float)
 @click.option("--min-quantized-agreement", "quantized_agreement", default=0.99, show_default=True,
               type=click.FloatRange(0.0, 1.0),
@@ -45,17 +46,18 @@ def convert(model: str, sample: str, out_dir: str, name: Optional[str], version:
     conv = require_converters()
     import joblib  # workstation only: the device never unpickles anything
 
-    from converters.tabular import read_csv_matrix
+    from converters.tabular import read_csv_labels, read_csv_matrix
 
     estimator = joblib.load(model)
     X, names = read_csv_matrix(sample, target=target)
+    y = read_csv_labels(sample, target) if target else None  # training class shares
     H = read_csv_matrix(holdout, target=target)[0] if holdout else None
     fitted = getattr(estimator, "feature_names_in_", None)
     out = conv.convert(estimator, X, out_dir, name=name, version=version,
                        formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
                        precisions=tuple(p.strip() for p in precisions.split(",") if p.strip()),
                        holdout=H, tolerance=tolerance, quantized_agreement=quantized_agreement,
-                       quantization=quantization, force=force,
+                       quantization=quantization, force=force, sample_y=y,
                        feature_names=None if fitted is not None else names)
     _summary(out)
 

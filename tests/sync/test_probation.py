@@ -383,3 +383,49 @@ def test_publish_refuses_bad_expectations(cancer, tmp_path):
         pub.publish(cancer["paths"]["1.0.0"], repo, keys, probation={"max_agreement": 0.5})
     with pytest.raises(PublishError, match="predictions must be a whole number"):
         pub.publish(cancer["paths"]["1.0.0"], repo, keys, probation={"predictions": 2.5})
+
+
+def test_probabilities_are_judged_by_their_labels_and_bad_profile_values_are_ignored(cancer, caplog):
+    """predict_proba calls count by their argmax class; a profile typo falls back to the
+    default bar (logged) instead of stopping the model from serving."""
+    paths, rows = cancer["paths"], cancer["rows"]
+    model = edge_runtime.load(paths["1.1.0"])
+    with caplog.at_level("WARNING", logger="edge_runtime.sync"):
+        mon = ProbationMonitor({"predictions": 60, "min_agreement": "high"}, candidate=model,
+                               previous=paths["1.0.0"])
+    assert "min_agreement = 'high' is not a non-negative number: ignored" in caplog.text
+    try:
+        for i in range(60):
+            X = rows[i][None, :]
+            mon.observe(0.0)
+            mon.observe_call("predict_proba", X, model.predict_proba(X))
+        assert mon.drain()
+        verdict, why = mon.verdict()
+        assert verdict == "fail" and why.startswith("label agreement 0.") and "< 0.9 with previous 1.0.0" in why
+        assert mon.figures()["compared"] == 60
+    finally:
+        mon.close()
+        model.close()
+
+
+def test_cli_convert_stores_training_class_shares_from_the_target_column(tmp_path, cli_env):
+    import csv
+    import json
+    import subprocess
+    import sys
+
+    import joblib
+    from zoo import dataset
+
+    X, y, _, _ = dataset("binary")
+    joblib.dump(_lr().fit(X, y), tmp_path / "lr.joblib")
+    with open(tmp_path / "sample.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["label", *(f"f{i}" for i in range(X.shape[1]))])
+        w.writerows([int(lab), *map(repr, row.tolist())] for lab, row in zip(y, X))
+    r = subprocess.run([sys.executable, "-m", "edge_runtime", "convert", str(tmp_path / "lr.joblib"), "--sample",
+                        str(tmp_path / "sample.csv"), "--target", "label", "-o", str(tmp_path / "b")],
+                       capture_output=True, text=True, env=cli_env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    ref = json.loads((tmp_path / "b" / "manifest.json").read_text())["reference"]["classes"]
+    assert ref == {"labels": [0, 1], "counts": [int((y == 0).sum()), int((y == 1).sum())], "source": "labels"}

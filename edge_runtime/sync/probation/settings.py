@@ -11,7 +11,10 @@ safety gain, since every fallback value is at least as strict as a sane signed o
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Mapping, Optional
+
+log = logging.getLogger("edge_runtime.sync")
 
 #: Device defaults. ``min_agreement`` 0.9: two honest trainings of the same task on
 #: overlapping data agree on well over 95% of rows (iris / breast_cancer retrains: 0.97–1.0),
@@ -101,8 +104,16 @@ def encode_expectations(values: Mapping[str, Optional[float]]) -> dict[str, int]
 def resolve(profile: Optional[Mapping[str, Any]] = None,
             expect: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
     """Effective settings: signed expectations over the profile's ``probation`` table over
-    :data:`DEFAULTS` (profile keys this module does not know are left out)."""
+    :data:`DEFAULTS`. Keys this module does not know are left to their owner; a known key
+    whose value is not a non-negative number is ignored with a logged warning (a typo in a
+    profile must not stop the model from serving)."""
     cfg = dict(DEFAULTS)
-    cfg.update({k: v for k, v in (profile or {}).items() if k in DEFAULTS})
-    cfg.update({k: v for k, v in (expect or {}).items() if k in DEFAULTS})
+    for source in (profile or {}), (expect or {}):
+        for key, value in source.items():
+            if key not in DEFAULTS:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                log.warning("probation setting %s = %r is not a non-negative number: ignored", key, value)
+                continue
+            cfg[key] = value
     return cfg
