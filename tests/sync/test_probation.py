@@ -76,12 +76,16 @@ def _agent(source: str, keys: Path, state: Path) -> SyncAgent:
 
 
 def _serve_until(hot: HotSwapModel, rows: np.ndarray, done, *, ids: bool = False) -> int:
-    """Serve single-row calls until ``done()``; returns how many it took (at most MAX_CALLS)."""
+    """Serve single-row calls until ``done()``; returns how many it took (at most MAX_CALLS).
+    Every 10 calls the shadow may catch up, as it does at a device's request rate (this loop
+    calls far faster than any device is asked)."""
     hot.refresh(force=True)  # the agent just activated a version: pick it up now
     for i in range(MAX_CALLS):
         if done():
             return i
         hot.predict(rows[i % len(rows)][None, :], ids=[i] if ids else None)
+        if i % 10 == 9 and hot._monitor is not None:  # noqa: SLF001
+            hot._monitor.drain()  # noqa: SLF001
     hot._monitor and hot._monitor.drain()  # noqa: SLF001 - let the last samples be judged
     hot.predict(rows[0][None, :])
     assert done(), (hot._monitor and hot._monitor.verdict(), VersionStore(hot.store.root).read_active())  # noqa: SLF001
@@ -113,7 +117,7 @@ def test_shuffled_labels_rolled_back_and_retrain_commits(cancer, http_repo, tmp_
         assert "failed probation: label agreement 0." in why and "< 0.9 with previous 1.0.0" in why, why
         agreement = float(why.split("label agreement ")[1].split()[0])
         assert agreement < 0.7  # the shuffled model agrees on about half the rows
-        assert {"version": "1.1.0", "state": "bad"}.items() <= next(
+        assert {"version": "1.1.0", "state": "bad", "reason": why}.items() <= next(  # edgert versions
             r for r in store_versions(state) if r["version"] == "1.1.0").items()
 
         pub.publish(paths["1.2.0"], repo, keys)
@@ -429,3 +433,21 @@ def test_cli_convert_stores_training_class_shares_from_the_target_column(tmp_pat
     assert r.returncode == 0, r.stderr
     ref = json.loads((tmp_path / "b" / "manifest.json").read_text())["reference"]["classes"]
     assert ref == {"labels": [0, 1], "counts": [int((y == 0).sum()), int((y == 1).sum())], "source": "labels"}
+
+
+def test_a_window_ended_by_time_says_what_it_could_not_judge(cancer):
+    import time
+
+    paths, rows = cancer["paths"], cancer["rows"]
+    model = edge_runtime.load(paths["1.2.0"])
+    mon = ProbationMonitor({"predictions": 1000, "minutes": 60}, started=time.time() - 3601, candidate=model,
+                           previous=paths["1.0.0"])
+    try:
+        _feed(mon, model, rows, 10)
+        verdict, why = mon.verdict()
+        assert verdict == "pass" and why.startswith("60 minutes within limits"), why
+        assert "agreement not judged: 10 of 50 shadowed predictions" in why
+        assert "class shares not judged: 10 of 100 predictions" in why
+    finally:
+        mon.close()
+        model.close()
