@@ -451,3 +451,19 @@ def test_a_window_ended_by_time_says_what_it_could_not_judge(cancer):
     finally:
         mon.close()
         model.close()
+
+
+def test_ids_that_are_not_a_sequence_never_fail_the_served_call(cancer):
+    paths, rows = cancer["paths"], cancer["rows"]
+    model = edge_runtime.load(paths["1.2.0"])
+    mon = ProbationMonitor({"predictions": 100}, candidate=model, previous=paths["1.0.0"])
+    try:
+        X = rows[:3]
+        assert mon.served(0.001, "predict", X, model.predict(X), ids=5) in (True, False)
+        mon.feedback(5, 1)
+        assert mon.drain()
+        figs = mon.figures()
+        assert figs["compared"] == 3 and figs["fb_unmatched"] == 1  # sampled without ids; the label unmatched
+    finally:
+        mon.close()
+        model.close()

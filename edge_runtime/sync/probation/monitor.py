@@ -90,7 +90,10 @@ class ProbationMonitor:
         self._worker: Any = None
         self._window: Optional[int] = None  # samples queued when the count was reached
         if candidate is not None and self._every:
-            from .shadow import ShadowWorker
+            try:
+                from .shadow import ShadowWorker
+            except ImportError:  # no numpy (Pyodide's core): judged on errors and latency only
+                return
 
             load_previous = previous if callable(previous) else None
             if previous is not None and load_previous is None:

@@ -128,11 +128,14 @@ class ShadowWorker:
         if len(buf) >= self._cap:
             with self._drop_lock:
                 self.dropped += 1
-        elif type(X) is _ndarray and type(out) is _ndarray and X.ndim and len(X) <= rows:
-            buf.append(("call", method, X.copy(), out.copy(), None if ids is None else list(ids)))
+        elif type(X) is _ndarray and type(out) is _ndarray and X.ndim and len(X) <= rows and ids is None:
+            buf.append(("call", method, X.copy(), out.copy(), None))
             self.submitted += 1
         else:
-            buf.append(("call", method, *take_sample(X, out, ids, rows)))
+            try:
+                buf.append(("call", method, *take_sample(X, out, ids, rows)))
+            except TypeError:  # ids that are not a sequence: the call is still sampled, without them
+                buf.append(("call", method, *take_sample(X, out, None, rows)))
             self.submitted += 1
 
     def drain(self, timeout: float) -> bool:
