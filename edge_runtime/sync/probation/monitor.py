@@ -58,8 +58,9 @@ def _shares(shares: Mapping[str, float]) -> str:
 
 
 class ProbationMonitor:
-    """Fed with calls (:meth:`observe`, :meth:`observe_call`) and labels (:meth:`feedback`);
-    :meth:`verdict` says pass / fail / pending and why. :meth:`close` when done."""
+    """Fed with calls (:meth:`observe`, :meth:`observe_call`, or both at once with
+    :meth:`served`) and labels (:meth:`feedback`); :meth:`verdict` says pass / fail / pending
+    and why, :meth:`due` whether asking is worth it after this call. :meth:`close` when done."""
 
     def __init__(self, settings: Optional[Mapping[str, Any]] = None, *, started: Optional[float] = None,
                  candidate: Any = None, previous: Any = None, previous_version: Optional[str] = None,
@@ -127,6 +128,8 @@ class ProbationMonitor:
             self.errors += 1
         else:
             self._lat_new.append(latency_s)  # binned when a verdict is computed
+            if len(self._lat_new) > 4096:  # or now, if nobody asks for one (bounded memory)
+                self._bin_latencies()
 
     def _bin_latencies(self) -> None:
         new, self._lat_new = self._lat_new, []
@@ -167,6 +170,8 @@ class ProbationMonitor:
         path for a successful call, as short as it can be (every call during probation)."""
         self.count += 1
         self._lat_new.append(latency_s)
+        if len(self._lat_new) > 4096:
+            self._bin_latencies()
         worker = self._worker
         if worker is None:
             return self.due()
