@@ -171,8 +171,9 @@ def test_signed_min_agreement_overrides_the_default(cancer, usb_device):
 
 
 def _monitor(candidate_path: Path, previous=None, **settings) -> tuple[ProbationMonitor, object]:
-    model = edge_runtime.load(candidate_path)
-    return ProbationMonitor({"predictions": 10_000, **settings}, candidate=model, previous=previous), model
+    model = edge_runtime.load(candidate_path)  # every call shadowed: these tests count rows
+    return ProbationMonitor({"predictions": 10_000, "shadow_share": 1.0, **settings}, candidate=model,
+                            previous=previous), model
 
 
 def _feed(monitor: ProbationMonitor, model, rows: np.ndarray, n: int, ids: bool = False) -> None:
@@ -277,7 +278,8 @@ def test_full_shadow_queue_drops_samples_instead_of_blocking(cancer):
     paths, rows = cancer["paths"], cancer["rows"]
     stalled = _Stalled(edge_runtime.load(paths["1.0.0"]))
     model = edge_runtime.load(paths["1.2.0"])
-    mon = ProbationMonitor({"predictions": 300, "shadow_queue": 8}, candidate=model, previous=lambda: stalled)
+    mon = ProbationMonitor({"predictions": 300, "shadow_queue": 8, "shadow_share": 1.0}, candidate=model,
+                           previous=lambda: stalled)
     try:
         for i in range(300):  # every call returns although the shadow answers none of them
             X = rows[i][None, :]
@@ -395,8 +397,8 @@ def test_probabilities_are_judged_by_their_labels_and_bad_profile_values_are_ign
     paths, rows = cancer["paths"], cancer["rows"]
     model = edge_runtime.load(paths["1.1.0"])
     with caplog.at_level("WARNING", logger="edge_runtime.sync"):
-        mon = ProbationMonitor({"predictions": 60, "min_agreement": "high"}, candidate=model,
-                               previous=paths["1.0.0"])
+        mon = ProbationMonitor({"predictions": 60, "min_agreement": "high", "shadow_share": 1.0},
+                               candidate=model, previous=paths["1.0.0"])
     assert "min_agreement = 'high' is not a non-negative number: ignored" in caplog.text
     try:
         for i in range(60):
@@ -440,8 +442,8 @@ def test_a_window_ended_by_time_says_what_it_could_not_judge(cancer):
 
     paths, rows = cancer["paths"], cancer["rows"]
     model = edge_runtime.load(paths["1.2.0"])
-    mon = ProbationMonitor({"predictions": 1000, "minutes": 60}, started=time.time() - 3601, candidate=model,
-                           previous=paths["1.0.0"])
+    mon = ProbationMonitor({"predictions": 1000, "minutes": 60, "shadow_share": 1.0}, started=time.time() - 3601,
+                           candidate=model, previous=paths["1.0.0"])
     try:
         _feed(mon, model, rows, 10)
         verdict, why = mon.verdict()
@@ -456,7 +458,7 @@ def test_a_window_ended_by_time_says_what_it_could_not_judge(cancer):
 def test_ids_that_are_not_a_sequence_never_fail_the_served_call(cancer):
     paths, rows = cancer["paths"], cancer["rows"]
     model = edge_runtime.load(paths["1.2.0"])
-    mon = ProbationMonitor({"predictions": 100}, candidate=model, previous=paths["1.0.0"])
+    mon = ProbationMonitor({"predictions": 100, "shadow_share": 1.0}, candidate=model, previous=paths["1.0.0"])
     try:
         X = rows[:3]
         assert mon.served(0.001, "predict", X, model.predict(X), ids=5) in (True, False)

@@ -26,11 +26,14 @@ log = logging.getLogger("edge_runtime.sync")
 #: than training data, but a model that drops or invents a third of its answers' mass is not
 #: the same model. ``max_accuracy_drop`` 0.02: delayed labels may show the new version at most
 #: 2 points less accurate than the previous one on the same calls (and significantly so).
+#: ``shadow_share`` 0.5: every other call is sampled for the shadow. That halves the caller's
+#: cost (a copy of the rows and an append: ~1.5 µs of a ~15 µs call) and still gives 100 rows
+#: in a 200-call window (standard error of an agreement near 0.9: 0.03).
 DEFAULTS: dict[str, Any] = {
     "predictions": 200, "minutes": 60.0, "max_error_rate": 0.05, "max_p99_ms": 1000.0,
     "min_agreement": 0.9, "max_relative_error": 0.1, "max_class_shift": 0.3,
     "max_accuracy_drop": 0.02, "min_accuracy": None,
-    "shadow_share": 1.0, "shadow_queue": 256, "shadow_rows": 64,
+    "shadow_share": 0.5, "shadow_queue": 256, "shadow_rows": 64,
 }
 
 #: Signed fields: name on the wire -> (setting, kind, low, high). ``bp`` = basis points.
