@@ -4,9 +4,9 @@ The publisher's expectations travel as the ``probation`` custom field of the sig
 (``edgert publish --min-agreement 0.8``). Canonical JSON has no floats, so shares travel in
 basis points (``min_agreement_bp: 8000``); :func:`encode_expectations` writes them and
 :func:`decode_expectations` reads them back on the device. A field with a wrong type or out of
-range is ignored with a warning (the device's own, conservative setting applies instead):
-refusing the whole update for a publisher's typo would keep a device on an older model for no
-safety gain, since every fallback value is at least as strict as a sane signed one.
+range is ignored with a warning and the device's own setting applies: ``publish`` never writes
+one (it refuses such values), so only a hand-made or newer-format target carries it, and
+refusing the whole update for it would keep the device on an older model.
 """
 
 from __future__ import annotations
