@@ -469,3 +469,19 @@ def test_ids_that_are_not_a_sequence_never_fail_the_served_call(cancer):
     finally:
         mon.close()
         model.close()
+
+
+def test_cli_publish_signs_the_probation_expectations(cancer, tmp_path, cli_env):
+    import json
+    import subprocess
+    import sys
+
+    keys, repo = tmp_path / "keys", tmp_path / "repo"
+    pub.init_keys(keys, repo)
+    r = subprocess.run([sys.executable, "-m", "edge_runtime", "publish", str(cancer["paths"]["1.0.0"]), "--repo",
+                        str(repo), "--keys", str(keys), "--min-agreement", "0.8", "--probation-predictions", "500"],
+                       capture_output=True, text=True, env=cli_env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    latest = max(repo.glob("metadata/*.targets.json"), key=lambda p: int(p.name.split(".")[0]))
+    custom = json.loads(latest.read_text())["signed"]["targets"]["cancer/cancer-1.0.0.tar.gz"]["custom"]
+    assert custom["edge_runtime"]["probation"] == {"min_agreement_bp": 8000, "predictions": 500}
