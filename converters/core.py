@@ -29,7 +29,7 @@ from .errors import ConversionError, ParityError
 from .golden import artifact_golden, golden_block, select_golden_rows
 from .onnx_export import Exported, export_onnx
 from .registry import check_supported
-from .stats import nan_tolerant_features, r2_score, reference_statistics, training_bounds
+from .stats import class_reference, nan_tolerant_features, r2_score, reference_statistics, training_bounds
 
 #: Which runtime backend proves an artifact of each format at conversion time.
 FORMAT_BACKEND = {"onnx": "onnxruntime", "tflite": "litert"}
@@ -270,7 +270,7 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
             quantization: str = "dynamic", force: bool = False,
             feature_names: Optional[Sequence[str]] = None, n_golden: int = device_golden.MIN_GOLDEN_ROWS,
             double_fallback: bool = True, feature_ranges: Optional[dict] = None,
-            sign_with: Any = None) -> Path:
+            sign_with: Any = None, sample_y: Any = None) -> Path:
     """Convert a fitted estimator into a bundle directory and return its path.
 
     ``sample_X`` characterises the input (reference statistics, calibration); parity is
@@ -281,7 +281,9 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
     or R² against the original predictions (regressors). ``quantization`` picks the int8
     scheme: "dynamic" (int8 weights) or "static" (full-integer, activation ranges calibrated on
     ``sample_X``). ``n_golden`` (at least 32) stratified golden rows prove the model on devices.
-    ``sign_with``: a PEM private key (ECDSA) that signs the whole bundle (``model.sig``,
+    ``sample_y`` (the labels of ``sample_X``) gives a classifier's training class shares for
+    probation on the device; without it the estimator's own predictions on ``sample_X`` are
+    counted. ``sign_with``: a PEM private key (ECDSA) that signs the whole bundle (``model.sig``,
     :mod:`converters.signing`).
 
     Raises:
@@ -356,9 +358,16 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
                   "converter": "edge-runtime converters (skl2onnx for ONNX)",
                   "versions": _versions(), "holdout_rows": int(H.shape[0]),
                   "sample_rows": int(X.shape[0]), "forced": bool(failures)}
+    reference = reference_statistics(X, names)
+    if classes is not None:
+        if sample_y is not None and len(sample_y) != X.shape[0]:
+            raise ConversionError(f"sample_y has {len(sample_y)} labels for {X.shape[0]} rows of sample_X")
+        reference["classes"] = class_reference(
+            sample_y if sample_y is not None else _sk_call(estimator, "predict", X, names), classes,
+            "labels" if sample_y is not None else "predicted")
     manifest = new_manifest(name=name or _default_name(estimator), version=version, task=task,
                             features=features, classes=classes, golden=golden,
-                            reference=reference_statistics(X, names), provenance=provenance)
+                            reference=reference, provenance=provenance)
     manifest["inputs"]["matched_by"] = matched_by
     manifest["parity"] = {f"{e.format}/{e.precision}": json_safe(p) for e, p in produced}
     entries = []

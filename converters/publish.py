@@ -191,23 +191,36 @@ def _previous_index(repo: Path, targets: Any) -> dict:
 
 def publish(bundle: Any, repo: Path, keys_dir: Path, *, channel: str = "stable", rollout: float = 1.0,
             min_runtime: Optional[str] = None, expiry: Optional[dict[str, timedelta]] = None,
-            backend: str = "auto", verify: bool = True) -> str:
+            backend: str = "auto", verify: bool = True, min_agreement: Optional[float] = None,
+            probation: Optional[dict[str, Any]] = None) -> str:
     """Add a bundle (directory or .tar.gz) as a signed target; returns its target path.
 
     The exact archive that will be signed is verified first as ``edgert verify`` does (manifest
     schema, safe members, digests, golden rows on ``backend``): a bundle a device would refuse is
     never signed. ``verify=False`` (no CLI option) exists for tests of the devices' own refusals:
     it signs what a buggy or compromised publisher would; the name is checked either way.
+    ``min_agreement`` (share of labels the new version must give as the device's previous
+    version does during probation) and ``probation`` (any of ``predictions``, ``minutes``,
+    ``max_relative_error``, ``max_class_shift``, ``min_accuracy``) are signed with the target;
+    devices use them instead of their own probation settings.
 
     Raises:
         PublishError: the bundle fails verification or its name is not a plain file name, bad
-            rollout share, missing keys/metadata, or that version already published.
+            rollout share or probation expectation, missing keys/metadata, or that version
+            already published.
     """
     import tempfile
+
+    from edge_runtime.sync.probation.settings import encode_expectations
 
     repo, keys_dir = Path(repo), Path(keys_dir)
     if not 0.0 < rollout <= 1.0:
         raise PublishError(f"rollout must be in (0, 1], got {rollout}")
+    try:
+        expect = encode_expectations({**(probation or {}), **({} if min_agreement is None else
+                                                               {"min_agreement": min_agreement})})
+    except ValueError as exc:
+        raise PublishError(str(exc)) from None
     src = Path(bundle)
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / "b.tar.gz"
@@ -223,6 +236,8 @@ def publish(bundle: Any, repo: Path, keys_dir: Path, *, channel: str = "stable",
     custom = {"edge_runtime": {"name": m.name, "version": m.version, "channel": channel,
                                "rollout_bp": round(rollout * 10_000), "min_runtime": min_runtime,
                                "published": _now().isoformat()}}
+    if expect:
+        custom["edge_runtime"]["probation"] = expect
     _add_target(repo, targets, path, data, custom)
     _add_target(repo, targets, INDEX, _index(repo, targets))
     _commit(repo, keys_dir, targets, _expiry(keys_dir) | (expiry or {}))

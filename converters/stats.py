@@ -51,6 +51,16 @@ def training_bounds(X: np.ndarray, dtype: str = "float32") -> list[Optional[tupl
     return out
 
 
+def class_reference(labels: Any, classes: Sequence[Any], source: str) -> dict[str, Any]:
+    """Class counts for the manifest's ``reference.classes``: the device's probation compares
+    the new version's predicted class shares with them. ``source`` says what was counted:
+    "labels" (the training labels: catches a model that predicts one class for everything) or
+    "predicted" (the model's own answers on the sample, when no labels were given)."""
+    y = np.asarray(labels).reshape(-1)
+    counts = [int(np.sum(y == c)) for c in classes]
+    return json_safe({"labels": list(classes), "counts": counts, "source": source})
+
+
 def nan_tolerant_features(expected: Any, artifact_runs: Sequence[Any], X: np.ndarray,
                           quantized: Sequence[bool] = (), min_agreement: float = 0.99) -> list[bool]:
     """Which features may be NaN: blank each column and see whether the estimator accepts it

@@ -53,3 +53,19 @@ def read_csv_table(path: str, *, target: Optional[str] = None) -> Table:
     """:func:`read_csv_matrix` as a named :class:`Table`."""
     values, names = read_csv_matrix(path, target=target)
     return Table(values, names)
+
+
+def read_csv_labels(path: str, target: str) -> Optional[np.ndarray]:
+    """The ``target`` column of a CSV (numbers where every value is one, else strings), or
+    None when the CSV has no such column: the training labels, for class shares."""
+    with open(Path(path), newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = [h.strip() for h in next(reader, [])]
+        if target not in header:
+            return None
+        i = header.index(target)
+        values = [rec[i].strip() for rec in reader if rec]
+    try:
+        return np.asarray([float(v) for v in values])
+    except ValueError:
+        return np.asarray(values)

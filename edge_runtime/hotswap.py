@@ -249,14 +249,28 @@ class HotSwapModel:
             if self._monitor is None or self._monitor[0] != version:
                 self._monitor = (version, self._new_monitor(rec, prob))
         else:
-            self._monitor = None
+            self._drop_monitor()
 
     def _new_monitor(self, rec: dict[str, Any], prob: dict[str, Any]) -> ProbationMonitor:
         """The judge of the version on probation (``prob``: the store's probation record, with
         the publisher's signed ``expect`` when the offer carried it; ``rec["previous"]`` is the
         good version it would roll back to)."""
         cfg = self.profile.probation if self.profile else None
-        return ProbationMonitor.from_profile(cfg, started=prob.get("started"))
+        prev = rec.get("previous")
+        cur = self._current
+        return ProbationMonitor.from_profile(
+            cfg, started=prob.get("started"), expect=prob.get("expect"),
+            candidate=cur.model if cur else None, previous=self.store.path(prev) if prev else None,
+            backend=self.backend, profile=self.profile)
+
+    def _drop_monitor(self, monitor: Optional[ProbationMonitor] = None) -> None:
+        """Forget (and close: its shadow thread and the previous version's model) the monitor,
+        or only ``monitor`` if it is still the current one."""
+        held = self._monitor
+        if held is None or (monitor is not None and held[1] is not monitor):
+            return
+        self._monitor = None
+        held[1].close()
 
     def _monitor_for(self, version: str) -> Optional[ProbationMonitor]:
         mon = self._monitor
@@ -278,8 +292,7 @@ class HotSwapModel:
             return
         finally:
             self._judging.release()
-        if self._monitor is not None and self._monitor[1] is monitor:
-            self._monitor = None
+        self._drop_monitor(monitor)
         if verdict == "fail":
             if self._watcher is not None:
                 self._wake.set()  # the watcher swaps back, off this caller's path
@@ -320,9 +333,10 @@ class HotSwapModel:
                 for m in idle:
                     m.close()
 
-    def run(self, served: LoadedModel, method: str, X: Any, **kw: Any) -> Any:
+    def run(self, served: LoadedModel, method: str, X: Any, ids: Any = None, **kw: Any) -> Any:
         """Call ``method`` of a leased model; the one place where calls are observed for
-        probation (an :class:`InputError` is the caller's fault and is not counted)."""
+        probation (an :class:`InputError` is the caller's fault and is not counted). ``ids``
+        (one per row) let :meth:`feedback` report delayed labels."""
         monitor = self._monitor_for(served.version)
         t0 = time.perf_counter()
         try:
@@ -334,34 +348,49 @@ class HotSwapModel:
                 monitor.observe(time.perf_counter() - t0, error=True)
                 self._judge(monitor, served.version)
             raise
-        if monitor is not None:
-            monitor.observe(time.perf_counter() - t0)
-            self._judge(monitor, served.version)
+        if monitor is not None and monitor.served(time.perf_counter() - t0, method, X, out, ids):
+            self._judge(monitor, served.version)  # served: latency counted, a sample for the shadow
         return out
 
-    def _call(self, method: str, X: Any) -> Any:
+    def _call(self, method: str, X: Any, ids: Any = None) -> Any:
         self.refresh()
         with self.lease() as served:
             if served is None:
                 raise EdgeRuntimeError(f"{self.store.root}: no model is being served")
-            return self.run(served, method, X)
+            return self.run(served, method, X, ids=ids)
 
-    def predict(self, X: Any) -> Any:
-        return self._call("predict", X)
+    def predict(self, X: Any, *, ids: Any = None) -> Any:
+        """Labels or values of the current version; ``ids`` (one per row) let the app report
+        the true labels later with :meth:`feedback`."""
+        return self._call("predict", X, ids)
 
-    def predict_proba(self, X: Any) -> Any:
-        return self._call("predict_proba", X)
+    def predict_proba(self, X: Any, *, ids: Any = None) -> Any:
+        """Class probabilities of the current version; ``ids`` as for :meth:`predict`."""
+        return self._call("predict_proba", X, ids)
 
     def report_error(self, kind: str = "app") -> None:
-        """Count an error the app saw downstream (e.g. an implausible output) against probation."""
+        """Count an error the app saw downstream of a prediction (an implausible output, a
+        user's correction) against a version on probation: errors above the probation's
+        ``max_error_rate`` roll it back. Does nothing outside probation; ``kind`` is for logs."""
         version = self.version
         monitor = self._monitor_for(version) if version else None
         if monitor is not None and version is not None:
             monitor.observe(0.0, error=True)
             self._judge(monitor, version)
 
+    def feedback(self, prediction_id: Any, truth: Any) -> None:
+        """The true label of a row predicted with ``ids=[…, prediction_id, …]`` (a delayed
+        label). During probation, the new version's accuracy on labelled calls is compared
+        with the previous version's on the same calls; outside probation it is ignored."""
+        version = self.version
+        monitor = self._monitor_for(version) if version else None
+        if monitor is not None and version is not None:
+            monitor.feedback(prediction_id, truth)
+            self._judge(monitor, version)
+
     def close(self) -> None:
         """Stop the watcher and close every model this holder opened."""
+        self._drop_monitor()
         self._stop.set()
         self._wake.set()
         if self._watcher is not None:

@@ -71,6 +71,14 @@ def _share(text: str) -> float:
 @click.option("--channel", default="stable", show_default=True)
 @click.option("--rollout", default="100%", show_default=True, help="Share of devices, e.g. 10%.")
 @click.option("--min-runtime", default=None, help="Oldest edge-runtime version that may install it.")
+@click.option("--min-agreement", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Probation: share of labels that must match the device's previous version (default 0.9).")
+@click.option("--max-relative-error", type=click.FloatRange(0.0, 100.0), default=None,
+              help="Probation (regression): largest sum|new-old|/sum|old| against the previous version (default 0.1).")
+@click.option("--probation-predictions", type=click.IntRange(1), default=None,
+              help="Probation length in predictions (default: the device profile's).")
+@click.option("--probation-minutes", type=click.IntRange(1), default=None,
+              help="Probation length in minutes (default: the device profile's).")
 @click.option("--revoke", "revoke_version", default=None, metavar="NAME@VERSION",
               help="Withdraw a published version instead of publishing.")
 @click.option("--reason", default="revoked by the publisher", show_default=True,
@@ -84,7 +92,9 @@ def _share(text: str) -> float:
               help="Also sign the bundle itself (model.sig, OpenSSF model-signing) with this PEM "
                    "private key, the model owner's (not a TUF role key).")
 def publish(bundle: Optional[str], repo: str, keys_dir: str, channel: str, rollout: str,
-            min_runtime: Optional[str], revoke_version: Optional[str], reason: str, rotate: Optional[str],
+            min_runtime: Optional[str], min_agreement: Optional[float], max_relative_error: Optional[float],
+            probation_predictions: Optional[int], probation_minutes: Optional[int],
+            revoke_version: Optional[str], reason: str, rotate: Optional[str],
             refresh_timestamp: bool, backend: str, sign_key: Optional[str]) -> None:
     """Add BUNDLE (directory or .tar.gz) to the signed repository as a model target, once it
     passes the checks of `edgert verify` (a bundle a device would refuse is never signed)."""
@@ -114,7 +124,9 @@ def publish(bundle: Optional[str], repo: str, keys_dir: str, channel: str, rollo
             signed = sign_bundle(bundle, sign_key)
             click.echo(f"signed {bundle} with key {signed['key'][:16]}…")
         path = pub.publish(bundle, Path(repo), Path(keys_dir), channel=channel, rollout=_share(rollout),
-                           min_runtime=min_runtime, backend=backend)
+                           min_runtime=min_runtime, backend=backend, min_agreement=min_agreement,
+                           probation={"max_relative_error": max_relative_error,
+                                      "predictions": probation_predictions, "minutes": probation_minutes})
         click.echo(f"published {path} (channel {channel}, rollout {rollout})")
 
 

@@ -31,7 +31,8 @@ def register(cli: click.Group) -> None:
               help="Comma-separated precisions (fp32, fp16, int8).")
 @click.option("--holdout", type=click.Path(exists=True, dir_okay=False), default=None,
               help="CSV of held-out rows for parity (default: 25% of --sample).")
-@click.option("--target", default=None, help="Column of the CSVs to ignore (the label).")
+@click.option("--target", default=None,
+              help="Column of the CSVs that holds the label: not a feature; its class shares go into the bundle.")
 @click.option("--tolerance", default=1e-4, show_default=True, type=float)
 @click.option("--min-quantized-agreement", "quantized_agreement", default=0.99, show_default=True,
               type=click.FloatRange(0.0, 1.0),
@@ -48,17 +49,18 @@ def convert(model: str, sample: str, out_dir: str, name: Optional[str], version:
     conv = require_converters()
     import joblib  # workstation only: the device never unpickles anything
 
-    from converters.tabular import read_csv_table
+    from converters.tabular import read_csv_labels, read_csv_table
 
     estimator = joblib.load(model)
     # Named tables: columns are matched by name against the model's features (any order).
     X = read_csv_table(sample, target=target)
+    y = read_csv_labels(sample, target) if target else None  # training class shares
     H = read_csv_table(holdout, target=target) if holdout else None
     out = conv.convert(estimator, X, out_dir, name=name, version=version,
                        formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
                        precisions=tuple(p.strip() for p in precisions.split(",") if p.strip()),
                        holdout=H, tolerance=tolerance, quantized_agreement=quantized_agreement,
-                       quantization=quantization, force=force, sign_with=sign_key)
+                       quantization=quantization, force=force, sign_with=sign_key, sample_y=y)
     _summary(out)
 
 

@@ -164,7 +164,7 @@ class SyncAgent:
                   + ", ".join(f"{k}={v:.3g}" for k, v in trial["figures"].items()))
         checkpoint("switch")
         rec = self.store.activate(offer.version, reason="smoke test passed",
-                                  expect=getattr(offer, "expect", None))
+                                  expect=dict(offer.probation) if getattr(offer, "probation", None) else None)
         prev = rec["previous"]
         self._say(decisions, f"activated {offer.version} (rollback target {prev}); probation begins")
         checkpoint("probation")

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from .._version import __version__
 from ..bundle import parse_semver
 from .errors import SyncError
+from .probation.settings import decode_expectations
 
 INDEX = "index.json"
+log = logging.getLogger("edge_runtime.sync")
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class Offer:
     rollout_bp: int
     min_runtime: Optional[str]
     length: int
+    #: the publisher's probation expectations (decoded, validated; see probation.settings)
+    probation: dict = field(default_factory=dict, compare=False, hash=False)
 
 
 def rollout_bucket(device_id: str, name: str, version: str) -> int:
@@ -103,9 +108,12 @@ class RepoClient:
                 c = (ti.custom or {}).get("edge_runtime") or {}
                 try:
                     parse_semver(c["version"])
+                    expect, warnings = decode_expectations(c.get("probation"))
+                    for w in warnings:
+                        log.warning("%s %s: %s", c["name"], c["version"], w)
                     out.append(Offer(path=path, name=c["name"], version=c["version"],
                                      channel=c.get("channel", "stable"), rollout_bp=int(c.get("rollout_bp", 10_000)),
-                                     min_runtime=c.get("min_runtime"), length=ti.length))
+                                     min_runtime=c.get("min_runtime"), length=ti.length, probation=expect))
                 except (KeyError, TypeError, ValueError, Exception):  # noqa: BLE001
                     continue
         return sorted(out, key=lambda o: parse_semver(o.version))

@@ -135,9 +135,6 @@ def test_agent_without_a_server_syncs_and_stops_on_ctrl_c(versions, device, tmp_
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="INTEGRATOR: issue 13's acceptance for `edgert agent`; passes once "
-                   "`serve STORE` judges probation through HotSwapModel (A) with the agreement verdict (C): "
-                   "then remove this mark")
 def test_agent_rolls_back_a_model_trained_on_shuffled_labels(versions, device, tmp_path):
     from zoo import dataset
 
