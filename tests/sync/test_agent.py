@@ -134,34 +134,6 @@ def test_agent_without_a_server_syncs_and_stops_on_ctrl_c(versions, device, tmp_
     assert "STOPPING=1" in sock.lines() and "STATUS=stopping on SIGINT" in sock.lines()
 
 
-@pytest.mark.slow
-def test_agent_rolls_back_a_model_trained_on_shuffled_labels(versions, device, tmp_path):
-    from zoo import dataset
-
-    keys, repo, url, env = device
-    state = tmp_path / "state"
-    pub.publish(versions["1.0.0"], repo, keys)
-    shuffled = iris_bundle(tmp_path / "shuffled", "1.1.0", shuffled=True)
-    sock = NotifySocket()
-    agent = edgert_popen(["agent", "--repo", url, "--root", str(keys / "root.json"), "--state", str(state),
-                          "--interval", "1s", "--port", "0"], env, NOTIFY_SOCKET=sock.address)
-    try:
-        served = status_of(sock.wait_for(lambda lines: "READY=1" in lines, proc=agent), "serving iris 1.0.0 on ")
-        base = served.split(" on ", 1)[1].split()[0]
-        pub.publish(shuffled, repo, keys)
-        wait_until(lambda: http_json(f"{base}/model")["version"] == "1.1.0", 60, "swap to 1.1.0", agent)
-        rows = dataset("iris")[2].tolist()
-        for i in range(500):  # rolled back within 500 served predictions
-            if http_json(f"{base}/predict", {"rows": [rows[i % len(rows)]]})["version"] == "1.0.0":
-                break
-        wait_until(lambda: http_json(f"{base}/model")["version"] == "1.0.0", 3, "rollback to 1.0.0", agent)
-    finally:
-        _stop(agent)
-        sock.close()
-    rec = VersionStore(state).read_active()
-    assert rec["current"] == "1.0.0" and "agreement" in rec["known_bad"]["1.1.0"]
-
-
 @pytest.mark.parametrize("args, says", [(["--interval", "soon"], "--interval 'soon'"),
                                         (["--collector", "ftp://x"], "scheme must be http, https or mqtt")])
 def test_agent_refuses_bad_options_with_a_clear_error(device, tmp_path, args, says):
