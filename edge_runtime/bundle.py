@@ -528,21 +528,14 @@ def _walk_archive(path: PathLike, open_sink: Any, *, max_member_bytes: int,
             if name in seen:
                 raise UnsafeArchiveError(f"archive member {name!r} appears twice")
             art = declared.get(name)
-            if art is None and name == SIGNATURE_NAME:  # checked by edge_runtime.signing
-                if member.size > MAX_SIGNATURE_BYTES:
-                    raise UnsafeArchiveError(f"{origin}: {SIGNATURE_NAME} is larger than "
-                                             f"{MAX_SIGNATURE_BYTES} bytes")
-                sink = open_sink(name)
-                try:
-                    tar.copy_data(member, sink.write)
-                finally:
-                    sink.close()
-                seen.add(name)
-                continue
-            if art is None:
+            signature = art is None and name == SIGNATURE_NAME  # checked by edge_runtime.signing
+            if signature and member.size > MAX_SIGNATURE_BYTES:
+                raise UnsafeArchiveError(f"{origin}: {SIGNATURE_NAME} is larger than "
+                                         f"{MAX_SIGNATURE_BYTES} bytes")
+            if art is None and not signature:
                 raise UnsafeArchiveError(f"{origin}: archive member {name!r} is not an artifact "
                                          "the manifest lists; refusing the archive")
-            if member.size != art.size:
+            if art is not None and member.size != art.size:
                 raise IntegrityError(f"{origin}: artifact '{name}' is {member.size} bytes, "
                                      f"manifest says {art.size}")
             sink = open_sink(name)
@@ -551,7 +544,7 @@ def _walk_archive(path: PathLike, open_sink: Any, *, max_member_bytes: int,
             finally:
                 sink.close()
             digest = sink.digest.hexdigest()
-            if digest != art.sha256:
+            if art is not None and digest != art.sha256:
                 raise IntegrityError(f"{origin}: artifact '{name}' sha256 {digest[:12]}… "
                                      f"does not match the manifest ({art.sha256[:12]}…)")
             seen.add(name)
