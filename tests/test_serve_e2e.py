@@ -5,6 +5,7 @@ generated from our OpenAPI document must never get a 5xx. No timing thresholds."
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -126,6 +127,11 @@ def test_serve_store_starts_on_the_newest_good_version_and_judges_probation(
         assert store.read_active()["probation"]["version"] == "1.2.0"
         load = serve_bench.run_load(url, 220, concurrency=4)  # probation's default: 200 calls
         assert load.failures == [] and load.versions == {"1.2.0": 220}
+        for _ in range(100):  # the verdict lands on a call once the shadow answered the window
+            if store.read_active()["probation"] is None:
+                break
+            time.sleep(0.1)
+            assert serve_bench.run_load(url, 2, concurrency=1).failures == []
         rec = store.read_active()
         assert rec["probation"] is None and store.state_of("1.2.0") == "good"
         assert rec["history"][-1]["event"] == "commit" and "predictions within limits" in rec["history"][-1]["reason"]
