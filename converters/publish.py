@@ -274,25 +274,13 @@ def _unverified_archive(src: Path, archive: Path) -> Any:
     """``publish(verify=False)``, for tests of the devices' own refusals: pack the files as they
     are, manifest first, reading only its name and version (a hostile manifest that the device's
     parser refuses must still reach the device, as a compromised publisher would send it)."""
-    import gzip
-    import io
     import json
     import sys
     import tarfile
     from types import SimpleNamespace
 
     if src.is_dir():
-        names = ["manifest.json"] + sorted(p.name for p in src.iterdir()
-                                           if p.is_file() and p.name != "manifest.json")
-        buf = io.BytesIO()
-        with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz, \
-                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for name in names:
-                data = (src / name).read_bytes()
-                info = tarfile.TarInfo(name)
-                info.size, info.mode = len(data), 0o644
-                tar.addfile(info, io.BytesIO(data))
-        archive.write_bytes(buf.getvalue())
+        pack_bundle(src, archive, verify=False)
         raw = (src / "manifest.json").read_bytes()
     else:
         archive.write_bytes(src.read_bytes())

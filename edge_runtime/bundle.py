@@ -621,13 +621,19 @@ def _archive_in_memory(path: PathLike, max_member_bytes: int = MAX_ARTIFACT_BYTE
     return manifest, out
 
 
-def pack_bundle(bundle_dir: PathLike, out_file: PathLike) -> Path:
-    """Pack a verified bundle directory into one reproducible ``.tar.gz`` (atomic write)."""
-    bundle = open_bundle(bundle_dir)
-    bundle.verify()
-    names = [MANIFEST_NAME] + [a.path for a in bundle.manifest.artifacts]
-    if (Path(bundle_dir) / SIGNATURE_NAME).is_file():
-        names.append(SIGNATURE_NAME)  # a signed bundle stays signed in transport
+def pack_bundle(bundle_dir: PathLike, out_file: PathLike, *, verify: bool = True) -> Path:
+    """Pack a verified bundle directory into one reproducible ``.tar.gz`` (atomic write).
+    ``verify=False`` packs every file as it is, manifest first, without parsing it: only for
+    tests that must get a hostile bundle to the device, as a compromised publisher would."""
+    if verify:
+        bundle = open_bundle(bundle_dir)
+        bundle.verify()
+        names = [MANIFEST_NAME] + [a.path for a in bundle.manifest.artifacts]
+        if (Path(bundle_dir) / SIGNATURE_NAME).is_file():
+            names.append(SIGNATURE_NAME)  # a signed bundle stays signed in transport
+    else:
+        names = [MANIFEST_NAME] + sorted(p.name for p in Path(bundle_dir).iterdir()
+                                         if p.is_file() and p.name != MANIFEST_NAME)
     buf = io.BytesIO()
     with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz:
         with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
