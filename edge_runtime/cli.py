@@ -23,6 +23,7 @@ _COMMAND_MODULES: list[str] = [
     "edge_runtime.commands.bench",
     "edge_runtime.commands.sync",
     "edge_runtime.commands.telemetry",
+    "edge_runtime.commands.collector",
     "edge_runtime.commands.serve",
     "edge_runtime.commands.agent",
     "edge_runtime.commands.signing",  # after sync: adds `keys init-signing`

@@ -18,6 +18,6 @@ for step in scripts/setup.d/*.sh; do
   # shellcheck disable=SC1090
   source "$step"
 done
-"$VENV/bin/python" -m ruff check edge_runtime converters tests benchmarks
+"$VENV/bin/python" -m ruff check edge_runtime converters collector tests benchmarks
 "$VENV/bin/lint-imports"
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"

@@ -1,10 +1,8 @@
-"""Telemetry commands: ``edgert telemetry status|flush`` (device) and ``edgert collector``."""
+"""Device telemetry commands: ``edgert telemetry status|flush``."""
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 from typing import Optional
 
 import click
@@ -14,7 +12,6 @@ from ._util import echo_json
 
 def register(cli: click.Group) -> None:
     cli.add_command(telemetry)
-    cli.add_command(collector)
 
 
 _state_dir = click.option("--state-dir", type=click.Path(file_okay=False), default=None,
@@ -77,113 +74,3 @@ def flush(state_dir: Optional[str], sink: str, token: Optional[str], max_batches
                "errors": res.errors[-3:]})
     if res.retry_after_s is not None:
         sys.exit(1)
-
-
-@click.group(invoke_without_command=True)
-@click.option("--db", type=click.Path(dir_okay=False), default=None, help="Collector database.")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
-@click.option("--token", default=None, envvar="EDGERT_COLLECTOR_TOKEN",
-              help="Require this bearer token (prefer the environment variable).")
-@click.option("--mqtt", default=None, metavar="HOST:PORT",
-              help="Also take batches from this MQTT broker (QoS 1).")
-@click.option("--mqtt-prefix", default="edgert/telemetry", show_default=True)
-@click.option("--no-http", is_flag=True, help="MQTT only.")
-@click.pass_context
-def collector(ctx: click.Context, db: Optional[str], host: str, port: int, token: Optional[str],
-              mqtt: Optional[str], mqtt_prefix: str, no_http: bool) -> None:
-    """Reference collector: receive, deduplicate and store batches (``report`` to read them)."""
-    if ctx.invoked_subcommand is not None:
-        ctx.obj = dict(ctx.obj or {}, collector_db=db)
-        return
-    if db is None:
-        raise click.UsageError("--db is required")
-    from ..telemetry.collector import Collector
-
-    broker = None
-    if mqtt:
-        h, _, p = mqtt.rpartition(":")
-        if not h or not p.isdigit():
-            raise click.BadParameter("expected HOST:PORT", param_hint="--mqtt")
-        broker = (h, int(p))
-    coll = Collector(db, host=host, port=port, token=token, mqtt=broker, mqtt_prefix=mqtt_prefix,
-                     http=not no_http)
-    coll.start()
-    click.echo(json.dumps({"listening": f"http://{host}:{coll.port}/v1/batches" if not no_http
-                           else None, "mqtt": mqtt, "db": str(Path(db))}), err=True)
-    sys.stderr.flush()
-    try:
-        coll.serve_forever()
-    except KeyboardInterrupt:
-        pass
-
-
-@collector.command()
-@click.option("--db", type=click.Path(exists=True, dir_okay=False), default=None)
-@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
-@click.option("--check", is_flag=True, help="Exit 1 with one line per threshold breach.")
-@click.option("--max-psi", type=float, default=0.2, show_default=True)
-@click.option("--min-rows", type=int, default=200, show_default=True,
-              help="Rows a feature needs before drift is judged.")
-@click.option("--max-error-rate", type=float, default=0.05, show_default=True)
-@click.option("--max-p99-ms", type=float, default=None)
-@click.option("--max-accuracy-drop", type=float, default=0.05, show_default=True)
-@click.option("--min-feedback", type=int, default=30, show_default=True)
-@click.pass_context
-def report(ctx: click.Context, db: Optional[str], as_json: bool, check: bool, max_psi: float,
-           min_rows: int, max_error_rate: float, max_p99_ms: Optional[float],
-           max_accuracy_drop: float, min_feedback: int) -> None:
-    """Per model version: calls, error rate, latency, accuracy, shadow agreement, drift."""
-    from ..telemetry.collector import CollectorStore, Thresholds
-    from ..telemetry.collector import check as run_check
-
-    db = db or (ctx.obj or {}).get("collector_db")
-    if db is None or not Path(db).is_file():
-        raise click.UsageError("--db must name an existing collector database")
-    store = CollectorStore(db)
-    try:
-        rep = store.report(psi_threshold=max_psi, min_rows=min_rows)
-    finally:
-        store.close()
-    if as_json:
-        echo_json(rep)
-    else:
-        _print_report(rep)
-    if check:
-        breaches = run_check(rep, Thresholds(max_psi=max_psi, min_rows=min_rows,
-                                             max_error_rate=max_error_rate, max_p99_ms=max_p99_ms,
-                                             max_accuracy_drop=max_accuracy_drop,
-                                             min_feedback=min_feedback))
-        for line in breaches:
-            click.echo(f"BREACH {line}", err=True)
-        if breaches:
-            sys.exit(1)
-
-
-def _ms(v: Optional[float]) -> str:
-    if v is None:
-        return "-"
-    return f"{v * 1e6:.3g}us" if v < 1e-3 else f"{v * 1000:.3g}ms"
-
-
-def _print_report(rep: dict) -> None:
-    click.echo(f"devices: {rep['devices']}  dropped windows: {rep['dropped']['segments']} "
-               f"({rep['dropped']['calls']} calls)")
-    for v in rep["versions"]:
-        lat = v["latency_s"]
-        fb = v["feedback"]
-        acc = "-" if fb["accuracy"] is None else f"{fb['accuracy']:.2%} of {fb['n']}"
-        click.echo(f"{v['model']}@{v['version']}: calls {v['calls']} rows {v['rows']} "
-                   f"errors {v['errors']} ({v['error_rate']:.2%}) lost {v['lost']} "
-                   f"p50 {_ms(lat['p50'])} p90 {_ms(lat['p90'])} p99 {_ms(lat['p99'])} "
-                   f"accuracy {acc}")
-        for cand, s in v["shadow"].items():
-            click.echo(f"  shadow {cand}: agreement {s['agreement']:.2%} of {s['n']}")
-        if v["drift"]:
-            drifted = [k for k, d in v["drift"].items() if d["drift"]]
-            click.echo(f"  drift: {', '.join(drifted) if drifted else 'none'} "
-                       f"({len(v['drift'])} features checked; PSI per feature, ! = drifted)")
-            cells = [f"{k}={'-' if d['psi'] is None else format(d['psi'], '.3f')}"
-                     f"{'!' if d['drift'] else ''}" for k, d in v["drift"].items()]
-            for i in range(0, len(cells), 4):
-                click.echo("    " + "  ".join(cells[i:i + 4]))

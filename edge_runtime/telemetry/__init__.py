@@ -3,8 +3,8 @@
 Pieces, each in its own module: :mod:`.stats` (fixed histograms, PSI), :mod:`.aggregate`
 (mergeable window figures), :mod:`.recorder` (queue + background drain), :mod:`.monitored`
 (``MonitoredModel`` wrapper with feedback), :mod:`.outbox` (SQLite WAL with a size cap),
-:mod:`.sinks` (HTTP JSON, MQTT), :mod:`.uploader` (batches, acks, backoff) and
-:mod:`.collector` (the reference receiver and its report). Imported lazily.
+:mod:`.sinks` (HTTP JSON, MQTT) and :mod:`.uploader` (batches, acks, backoff); the receiver
+is the top-level ``collector`` package, which no device imports. Imported lazily.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from collector import CollectorStore
 from edge_runtime.telemetry import Outbox, Uploader
-from edge_runtime.telemetry.collector import CollectorStore
 
 N_PREDICTIONS = 100_000
 

@@ -11,8 +11,8 @@ import time
 from telemetry_helpers import N_PREDICTIONS, free_port, kill_flush_midway
 from telemetry_net import CuttingProxy
 
+from collector import Collector
 from edge_runtime.telemetry import HttpSink, Outbox, Uploader
-from edge_runtime.telemetry.collector import Collector
 
 
 def _totals(coll: Collector) -> dict:

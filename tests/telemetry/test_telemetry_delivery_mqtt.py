@@ -8,8 +8,8 @@ import time
 import pytest
 from telemetry_helpers import N_PREDICTIONS, kill_flush_midway
 
+from collector import Collector
 from edge_runtime.telemetry import MqttSink, Outbox, Uploader
-from edge_runtime.telemetry.collector import Collector
 from edge_runtime.telemetry.outbox import Batch
 from edge_runtime.telemetry.sinks import BatchRejected
 

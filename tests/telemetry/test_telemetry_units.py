@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from telemetry_helpers import StoreSink
 
+from collector import CollectorStore, Thresholds, check
 from edge_runtime.telemetry import Outbox, Uploader
 from edge_runtime.telemetry.aggregate import WindowAccumulator, merge_segments
-from edge_runtime.telemetry.collector import CollectorStore, Thresholds, check
 from edge_runtime.telemetry.recorder import Recorder, Stream
 from edge_runtime.telemetry.sinks import SinkError
 from edge_runtime.telemetry.stats import LATENCY_EDGES, psi, quantile_from_buckets

@@ -19,11 +19,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from ..bundle import parse_semver
-from .aggregate import merge_segments, validate_segment
-from .stats import PSI_MIN_ROWS, PSI_THRESHOLD, feature_drift, quantile_from_buckets
+from edge_runtime.bundle import parse_semver
+from edge_runtime.telemetry.aggregate import merge_segments, validate_segment
+from edge_runtime.telemetry.stats import PSI_MIN_ROWS, PSI_THRESHOLD, feature_drift, quantile_from_buckets
 
-log = logging.getLogger("edge_runtime.telemetry.collector")
+log = logging.getLogger("collector")
 MAX_BODY_BYTES = 32 * 1024 * 1024
 
 _SCHEMA = [
