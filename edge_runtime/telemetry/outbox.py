@@ -39,7 +39,7 @@ OUTBOX_NAME = "outbox.sqlite"
 RESERVE_NAME = "outbox.reserve"
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 #: Smaller caps are raised to this: an empty SQLite outbox with its WAL and reserve needs it.
-MIN_MAX_BYTES = 256 * 1024
+MIN_MAX_BYTES = 512 * 1024
 BATCH_SCHEMA = 1
 _SHM_BYTES = 32 * 1024  # SQLite's wal-index (-shm) file for one small database
 _T = TypeVar("_T")
@@ -118,7 +118,7 @@ class DiskBudget:
     @classmethod
     def of(cls, max_bytes: int) -> DiskBudget:
         total = max(MIN_MAX_BYTES, int(max_bytes))
-        return cls(total, wal=min(max(total // 8, 64 * 1024), 1024 * 1024),
+        return cls(total, wal=min(max(total // 8, 128 * 1024), 1024 * 1024),
                    reserve=min(max(total // 16, 64 * 1024), 256 * 1024))
 
     @property
@@ -162,6 +162,7 @@ class Outbox:
         self._db_cap = self.budget.database  # tightened when the disk runs out first
         self._unsaved_drops = [0, 0]  # segments, calls lost while nothing could be written
         self._reserve_retry_at = 0.0
+        self._full = False  # warned once per episode of a full disk
         try:
             self._db = self._with_space(self._open)
         except sqlite3.DatabaseError as exc:
@@ -208,32 +209,53 @@ class Outbox:
                     self._db.execute("ROLLBACK")
                 raise
 
-    def _with_space(self, op: Callable[[], _T]) -> _T:
-        """Run ``op``; if the disk is full, free the reserve, tighten the cap and retry once."""
+    def _with_space(self, op: Callable[[], _T], *, must: bool = True) -> _T:
+        """Run ``op``; if the disk is full, tighten the cap and retry once.
+
+        Only writes that ``must`` succeed (a claim, an ack, the drop counts, opening) may also
+        spend the reserve: new windows must not, or nothing would be left for those.
+        """
         try:
             return op()
         except (sqlite3.Error, OSError) as exc:
             if not _disk_full(exc):
                 raise
-            log.warning("telemetry outbox %s: disk full (%s); freeing its reserve", self.path, exc)
-        self._release_reserve()
+            if not self._full:
+                log.warning("telemetry outbox %s: disk full (%s): keeping what fits, counting "
+                            "the rest as dropped", self.path, exc)
+            self._full = True
+        if must:
+            self._release_reserve()
         if hasattr(self, "_db"):
             self._tighten_cap()
         return op()
 
-    def _write(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+    def _write(self, fn: Callable[[sqlite3.Connection], _T], *, must: bool = True) -> _T:
         """One transaction that also records drops no earlier write could (see the module doc)."""
         def op() -> _T:
-            with self._tx() as db:
-                self._save_drops(db)  # first, so a batch claimed here carries them
-                return fn(db)
-        return self._with_space(op)
+            with self._lock:
+                segs, calls = self._unsaved_drops
+                with self._tx() as db:
+                    if segs or calls:  # first, so a batch claimed here carries them
+                        self._count_drop(segs, calls)
+                    result = fn(db)
+                # committed: only now are they no longer this process's to remember
+                self._unsaved_drops = [self._unsaved_drops[0] - segs, self._unsaved_drops[1] - calls]
+                return result
+        result = self._with_space(op, must=must)
+        self._bound_wal()
+        return result
 
-    def _save_drops(self, db: sqlite3.Connection) -> None:
-        segs, calls = self._unsaved_drops
-        if segs or calls:
-            self._count_drop(segs, calls)
-            self._unsaved_drops = [0, 0]
+    def _bound_wal(self) -> None:
+        """A transaction larger than the WAL budget grew the file past it; journal_size_limit
+        would only trim it at the next write, so checkpoint and truncate it now."""
+        try:
+            if os.stat(f"{self.path}-wal").st_size <= self.budget.wal:
+                return
+            with self._lock:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except (OSError, sqlite3.Error) as exc:
+            log.debug("telemetry outbox: WAL checkpoint: %s", exc)
 
     def _count_drop(self, segments: int, calls: int) -> None:
         self._set_meta("dropped_segments", int(self._meta("dropped_segments")) + segments)
@@ -290,6 +312,9 @@ class Outbox:
                 os.fsync(fh.fileno())
             os.replace(tmp, self.reserve_path)
             self._db_cap = self.budget.database  # space came back: the full cap again
+            if self._full:
+                log.warning("telemetry outbox %s: space is back", self.path)
+            self._full = False
         except OSError:
             try:
                 tmp.unlink()
@@ -360,30 +385,32 @@ class Outbox:
             rows.append((seg["segment_id"], seg["model"], seg["version"],
                          int(seg.get("calls", 0)), len(text), text))
 
+        incoming = sum(r[4] for r in rows) + 64 * len(rows)  # payload + row overhead
+
         def insert(db: sqlite3.Connection) -> None:
+            self._enforce_cap(db, incoming)  # make room first: the insert reuses freed pages
             db.executemany("INSERT INTO segments(segment_id, model, version, calls, bytes, "
                            "payload) VALUES(?, ?, ?, ?, ?, ?)", rows)
             self._enforce_cap(db)
         try:
-            self._write(insert)
+            self._write(insert, must=False)
         except (sqlite3.Error, OSError) as exc:
             if not _disk_full(exc):
                 raise
             with self._lock:
                 self._unsaved_drops[0] += len(rows)
                 self._unsaved_drops[1] += sum(r[3] for r in rows)
-            log.warning("telemetry outbox %s: disk full; %d windows (%d calls) counted as dropped",
-                        self.path, len(rows), sum(r[3] for r in rows))
             return
         self._ensure_reserve()
 
-    def _over_cap(self, db: sqlite3.Connection) -> bool:
+    def _over_cap(self, db: sqlite3.Connection, incoming: int) -> bool:
         total = db.execute("SELECT COALESCE(SUM(bytes), 0) FROM segments").fetchone()[0]
-        return total > self._db_cap or self._used_db_bytes(db) > self._db_cap
+        return max(total, self._used_db_bytes(db)) + incoming > self._db_cap
 
-    def _enforce_cap(self, db: sqlite3.Connection) -> None:
+    def _enforce_cap(self, db: sqlite3.Connection, incoming: int = 0) -> None:
+        """Merge, then drop the oldest unsent windows until ``incoming`` more bytes fit."""
         while True:
-            if not self._over_cap(db):
+            if not self._over_cap(db, incoming):
                 return
             oldest = db.execute("SELECT seq, model, version FROM segments WHERE batch_id IS NULL "
                                 "ORDER BY seq LIMIT 1").fetchone()
