@@ -166,6 +166,9 @@ class Outbox:
         try:
             self._db = self._with_space(self._open)
         except sqlite3.DatabaseError as exc:
+            if _disk_full(exc):
+                raise OutboxError(f"{self.path}: no space left to open the telemetry outbox "
+                                  f"({exc})") from None
             raise OutboxError(f"{self.path}: not a telemetry outbox ({exc})") from None
         except OSError as exc:
             raise OutboxError(f"{self.path}: cannot open the telemetry outbox ({exc})") from None
