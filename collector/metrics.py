@@ -2,7 +2,7 @@
 
 Per model and version (labels ``model``, ``version``): devices reporting, calls, rows,
 errors by kind, latency (a histogram over the stored buckets, whose edges every device
-shares, plus the report's own quantile estimates), PSI per feature, accuracy from delayed
+shares, plus the report's quantile estimates as a summary), PSI per feature, accuracy from delayed
 labels, shadow agreement. Counters are the stored sums, so they only grow while batches
 arrive, whichever collector stored them: any collector sharing the database serves the
 same figures.
@@ -69,8 +69,9 @@ def render(report: dict[str, Any], *, counts: Optional[dict[str, int]] = None,
          "Calls a device could not record (its in-memory queue was full)."),
         ("edgert_predict_latency_seconds", "histogram",
          "Predict call latency (fixed log-spaced buckets shared by every device)."),
-        ("edgert_predict_latency_estimate_seconds", "gauge",
-         "Latency quantile estimated from the buckets (the report's p50/p90/p99)."),
+        ("edgert_predict_latency_quantile_seconds", "summary",
+         "Latency quantiles estimated from the same buckets (the report's p50/p90/p99; "
+         "one bucket of resolution, a factor 1.26). No _sum: devices send no latency sum."),
         ("edgert_feature_psi", "gauge",
          "Population stability index of a feature against the bundle's training reference."),
         ("edgert_feature_drifted", "gauge", "1 when the feature's PSI is over the threshold."),
@@ -110,10 +111,11 @@ def render(report: dict[str, Any], *, counts: Optional[dict[str, int]] = None,
         total = sum(buckets)
         lat.add(total, "_bucket", **mv, le="+Inf")
         lat.add(total, "_count", **mv)
+        summary = f["edgert_predict_latency_quantile_seconds"]
         for name, q in (("p50", "0.5"), ("p90", "0.9"), ("p99", "0.99")):
             est = v["latency_s"].get(name)
-            if est is not None:
-                f["edgert_predict_latency_estimate_seconds"].add(est, **mv, quantile=q)
+            summary.add(float("nan") if est is None else est, **mv, quantile=q)
+        summary.add(total, "_count", **mv)
         for feat, d in sorted(v["drift"].items()):
             if d.get("psi") is not None:
                 f["edgert_feature_psi"].add(d["psi"], **mv, feature=feat)
