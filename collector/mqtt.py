@@ -37,6 +37,7 @@ class MqttReceiver:
         self.collector, self.host, self.port = collector, host, int(port)
         self.prefix, self.group = prefix.strip("/"), group
         self.client_id = client_id or default_client_id()
+        self.received = 0  # batches this member of the group got (its share of the topic)
         self._client: Any = None
 
     @property
@@ -86,6 +87,7 @@ class MqttReceiver:
         self._client = client
 
     def _on_message(self, c: Any, userdata: Any, msg: Any) -> None:
+        self.received += 1
         device = msg.topic.rsplit("/", 1)[-1]
         acks = f"{self.prefix}/acks/{device}"
         body: Any = None
