@@ -94,6 +94,7 @@ class Collector:
                 self.store.close()
                 raise
         self.mqtt, self.mqtt_prefix = mqtt, mqtt_prefix.strip("/")
+        self._started = False
         self._mqtt: Optional[MqttReceiver] = None
         if mqtt is not None:
             self._mqtt = MqttReceiver(self, mqtt[0], mqtt[1], prefix=self.mqtt_prefix,
@@ -104,6 +105,10 @@ class Collector:
         return self._http.port if self._http else 0
 
     def start(self) -> Collector:
+        """Start the receivers (again: no-op)."""
+        if self._started:
+            return self
+        self._started = True
         if self._http is not None:
             self._http.start()
         if self._mqtt is not None:

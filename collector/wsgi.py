@@ -115,6 +115,9 @@ class WsgiServer:
         return int(self._server.effective_port)
 
     def start(self) -> None:
+        """Serve in a background thread (once: two loops on one socket map fail at random)."""
+        if self._thread is not None:
+            return
         self._thread = threading.Thread(target=self._server.run, daemon=True,
                                         name="edgert-collector-http")
         self._thread.start()

@@ -92,3 +92,38 @@ def test_health_and_stop_frees_the_port(tmp_path):
     conn.close()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_keep_alive_clients_at_once_after_a_second_start(tmp_path):
+    """``edgert collector`` calls start() then serve_forever(): a second server loop on the same
+    sockets used to drop about one keep-alive request in twenty (EAGAIN in the other loop)."""
+    import threading
+
+    coll = Collector(tmp_path / "c.db").start()
+    coll.start()
+    errors: list[str] = []
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", coll.port, timeout=10)
+        for _ in range(40):
+            try:
+                conn.request("POST", "/v1/batches", body=_batch())
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status != 200:
+                    errors.append(str(resp.status))
+            except (OSError, http.client.HTTPException) as exc:
+                errors.append(repr(exc))
+                conn.close()
+        conn.close()
+
+    try:
+        threads = [threading.Thread(target=client) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors, errors[:3]
+        assert coll.store.counts()["batches"] == 320
+    finally:
+        coll.stop()
