@@ -154,13 +154,14 @@ class Store(ABC):
                 self.duplicates += 1
                 return False
             # sorted: two transactions that share segment ids lock them in the same order
-            for seg in sorted(b.segments):
-                cur.execute("INSERT INTO segments VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-                            "ON CONFLICT (segment_id) DO NOTHING",
-                            (seg[0], b.batch_id, b.device_id, *seg[1:]))
-            for ref in sorted(b.refs):
-                cur.execute("INSERT INTO refs VALUES (%s, %s, %s) "
-                            "ON CONFLICT (model, version) DO NOTHING", ref)
+            if b.segments:  # one round trip (psycopg pipelines executemany)
+                cur.executemany("INSERT INTO segments VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+                                "ON CONFLICT (segment_id) DO NOTHING",
+                                [(seg[0], b.batch_id, b.device_id, *seg[1:])
+                                 for seg in sorted(b.segments)])
+            if b.refs:
+                cur.executemany("INSERT INTO refs VALUES (%s, %s, %s) "
+                                "ON CONFLICT (model, version) DO NOTHING", sorted(b.refs))
         return True
 
     def counts(self) -> dict[str, int]:
@@ -204,6 +205,9 @@ class _Exec:
     def execute(self, text: str, params: Sequence[Any] = ()) -> Any:
         self.raw.execute(self._sql(text), tuple(params))
         return self.raw
+
+    def executemany(self, text: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.raw.executemany(self._sql(text), [tuple(r) for r in rows])
 
 
 def open_store(db: Union[str, Any]) -> Store:
