@@ -20,7 +20,6 @@ import http.client
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import threading
@@ -47,20 +46,10 @@ def _bodies(n: int, segments: int) -> list[bytes]:
     return out
 
 
-def _collector(db: str) -> tuple[subprocess.Popen, int]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([sys.executable, "-m", "edge_runtime", "collector", "--db", db, "--port", "0"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    line = proc.stderr.readline()
-    try:
-        return proc, int(json.loads(line)["listening"].rsplit(":", 1)[1].split("/")[0])
-    except (ValueError, KeyError, IndexError):
-        proc.kill()
-        raise SystemExit(f"collector did not start: {line}{proc.communicate()[1]}") from None
-
-
 def _run(db: str, n_collectors: int, bodies: list[bytes], clients: int) -> dict:
-    procs = [_collector(db) for _ in range(n_collectors)]
+    from fleet_cli import start_cli_collector
+
+    procs = [start_cli_collector(db) for _ in range(n_collectors)]
     queue = list(enumerate(bodies))
     lock = threading.Lock()
     failures: list[str] = []

@@ -6,16 +6,13 @@ Devices run the real outbox and uploader; the database is SQLite or a real Postg
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import re
-import subprocess
-import sys
 import threading
 import urllib.request
 from pathlib import Path
 
+from fleet_cli import start_cli_collector
 from fleet_data import reference, totals, window
 from telemetry_net import CuttingProxy
 
@@ -23,7 +20,6 @@ from collector import Collector
 from edge_runtime.telemetry import HttpSink, Outbox, Uploader
 from edge_runtime.telemetry.sinks import SinkError
 
-ROOT = Path(__file__).resolve().parents[2]
 N_DEVICES = 50
 
 
@@ -80,22 +76,10 @@ def _device(i: int, state: Path, urls: list[str], ref: dict, out: dict, lock: th
         out["raced"] += sink.raced
 
 
-def _start_cli_collector(db: str) -> tuple[subprocess.Popen, int]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([sys.executable, "-m", "edge_runtime", "collector", "--db", db, "--port", "0"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    line = proc.stderr.readline()
-    try:
-        return proc, int(json.loads(line)["listening"].rsplit(":", 1)[1].split("/")[0])
-    except (ValueError, KeyError, IndexError):
-        proc.kill()
-        raise AssertionError(f"collector did not start: {line}{proc.communicate()[1]}") from None
-
-
 def test_two_collectors_fifty_devices_exact(db_url, tmp_path):
     coll = Collector(db_url).start()
     coll.delay_s = 0.01  # stored, ack still on its way: the window a cut answer hits
-    proc, cli_port = _start_cli_collector(db_url)
+    proc, cli_port = start_cli_collector(db_url)
     cut_rng = random.Random(99)
     proxies = [CuttingProxy(port, cut=lambda n: cut_rng.random() < 0.25) for port in (coll.port, cli_port)]
     urls = [f"http://127.0.0.1:{p.port}/v1/batches" for p in proxies]
