@@ -40,7 +40,7 @@ def build_report(snap: Snapshot, *, psi_threshold: float = PSI_THRESHOLD,
             "dropped": {"segments": snap.dropped_segments, "calls": snap.dropped_calls}}
 
 
-def _semver_key(v: str) -> tuple:
+def _semver_key(v: str) -> tuple[int, Any]:
     try:
         return (0, parse_semver(v))
     except Exception:  # noqa: BLE001 - non-semver versions (ensembles) sort after

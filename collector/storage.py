@@ -21,7 +21,7 @@ import time
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence, Union
+from typing import Any, Callable, Iterator, Sequence, TypeVar, Union
 
 from edge_runtime.errors import CollectorStoreError
 
@@ -44,6 +44,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _RETRIES = 5
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -113,6 +114,9 @@ class Store(ABC):
         Raises:
             CollectorStoreError: the database was migrated by a newer collector.
         """
+        return self._run(self._migrate)
+
+    def _migrate(self) -> int:
         with self._tx(write=True) as cur:
             self._lock_schema(cur.raw)
             cur.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version {int} PRIMARY KEY, "
@@ -131,18 +135,27 @@ class Store(ABC):
         return SCHEMA_VERSION
 
     def retryable(self, exc: BaseException) -> bool:
-        """Is ``exc`` a transient conflict (deadlock, serialisation) worth running again?"""
+        """Is ``exc`` transient (a deadlock, a serialisation failure, a dropped connection)
+        so that running the same transaction again is right? Safe for every transaction
+        here: reads, and batch inserts, which are idempotent."""
         return False
+
+    def unusable(self, exc: Exception) -> Exception:
+        """The error to raise once retries are spent (a database's own error, translated)."""
+        return exc
+
+    def _run(self, fn: Callable[[], _T]) -> _T:
+        for attempt in range(_RETRIES):
+            try:
+                return fn()
+            except Exception as exc:
+                if attempt == _RETRIES - 1 or not self.retryable(exc):
+                    raise self.unusable(exc) from None
+        raise AssertionError("unreachable")
 
     def put_batch(self, b: StoredBatch) -> bool:
         """Store a batch once, committed on return. False when it was already stored."""
-        for attempt in range(_RETRIES):
-            try:
-                return self._put_batch(b)
-            except Exception as exc:
-                if attempt == _RETRIES - 1 or not self.retryable(exc):
-                    raise
-        raise AssertionError("unreachable")
+        return self._run(lambda: self._put_batch(b))
 
     def _put_batch(self, b: StoredBatch) -> bool:
         with self._tx(write=True) as cur:
@@ -165,12 +178,18 @@ class Store(ABC):
         return True
 
     def counts(self) -> dict[str, int]:
+        return self._run(self._counts)
+
+    def _counts(self) -> dict[str, int]:
         with self._tx() as cur:
             b = cur.execute("SELECT COUNT(*) FROM batches").fetchone()[0]
             s = cur.execute("SELECT COUNT(*) FROM segments").fetchone()[0]
         return {"batches": int(b), "segments": int(s)}
 
     def snapshot(self) -> Snapshot:
+        return self._run(self._snapshot)
+
+    def _snapshot(self) -> Snapshot:
         with self._tx() as cur:
             rows = [tuple(r) for r in
                     cur.execute("SELECT model, version, payload FROM segments").fetchall()]
@@ -191,7 +210,7 @@ class Store(ABC):
         current: dict[tuple[str, str], int] = {}
         for (_, m), (_, v) in latest.items():
             current[(m, v)] = current.get((m, v), 0) + 1
-        return Snapshot(rows, refs, int(dropped[0]), int(dropped[1]), int(devices),  # type: ignore[arg-type]
+        return Snapshot(rows, refs, int(dropped[0]), int(dropped[1]), int(devices),
                         by_version, current)
 
 

@@ -55,15 +55,24 @@ class PostgresStore(Store):
         try:
             with conn.transaction(), conn.cursor() as cur:
                 yield cur
-        except self._psycopg.OperationalError as exc:
-            if self.retryable(exc):
-                raise
-            conn.close()  # the next call reconnects
-            raise CollectorStoreError(f"{redact_url(self.url)}: {exc}") from None
+        except self._psycopg.OperationalError:
+            if conn.broken or conn.closed:
+                conn.close()
+                self._local.conn = None  # the next transaction reconnects
+            raise
 
     def retryable(self, exc: BaseException) -> bool:
         errors = self._psycopg.errors
-        return isinstance(exc, (errors.DeadlockDetected, errors.SerializationFailure))
+        if isinstance(exc, (errors.DeadlockDetected, errors.SerializationFailure)):
+            return True
+        # the server dropped the connection (restart, failover, idle kill): run it again on a
+        # fresh one; a commit whose answer was lost is then found as a duplicate, never stored twice
+        return isinstance(exc, self._psycopg.OperationalError) and getattr(self._local, "conn", 1) is None
+
+    def unusable(self, exc: Exception) -> Exception:
+        if isinstance(exc, self._psycopg.Error):
+            return CollectorStoreError(f"{redact_url(self.url)}: {exc}".strip())
+        return exc
 
     def _lock_schema(self, cur: Any) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))

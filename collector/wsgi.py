@@ -69,13 +69,18 @@ class CollectorApp:
             bid, dup = coll.store.ingest(json.loads(raw))
         except ValueError as exc:  # json.JSONDecodeError is a ValueError too
             return _json(start_response, 400, {"error": str(exc)})
+        except Exception as exc:  # noqa: BLE001 - the database failed: nothing acked, retry later
+            log.warning("could not store a batch: %s", exc)
+            return _json(start_response, 503, {"error": "collector database unavailable; retry"},
+                         [("Retry-After", "5")])
         if coll.delay_s:
             time.sleep(coll.delay_s)
         return _json(start_response, 200, {"ack": bid, "duplicate": dup})
 
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-            405: "Method Not Allowed", 411: "Length Required", 413: "Content Too Large"}
+            405: "Method Not Allowed", 411: "Length Required", 413: "Content Too Large",
+            503: "Service Unavailable"}
 
 
 def _json(start_response: StartResponse, status: int, obj: Any,

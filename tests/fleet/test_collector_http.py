@@ -127,3 +127,25 @@ def test_keep_alive_clients_at_once_after_a_second_start(tmp_path):
         assert coll.store.counts()["batches"] == 320
     finally:
         coll.stop()
+
+
+def test_dropped_connections_reconnect_and_a_lost_database_is_503(pg_url, pg_server):
+    """PostgreSQL drops the collector's connections (a restart, a failover): the next batches
+    are stored on fresh connections. With the database gone, a batch gets a 503 (not acked, so
+    the device retries later) instead of a traceback."""
+    import psycopg
+
+    coll = Collector(pg_url).start()
+    try:
+        assert _post(coll.port, _batch())[0] == 200
+        name = pg_url.rsplit("/", 1)[1]
+        with psycopg.connect(pg_server.url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                          (name,))
+            assert [_post(coll.port, _batch())[0] for _ in range(5)] == [200] * 5
+            assert coll.store.counts() == {"batches": 6, "segments": 6}
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            status, answer = _post(coll.port, _batch())
+        assert status == 503 and b"retry" in answer
+    finally:
+        coll.stop()
