@@ -90,3 +90,28 @@ def test_promtool_accepts_the_exposition(filled):
                          timeout=60)
     assert res.returncode == 0 and not res.stdout.strip() and not res.stderr.strip(), \
         (res.stdout + res.stderr).decode()
+
+
+def test_untrusted_names_are_escaped(tmp_path):
+    """Model names, versions, error kinds and features come from devices: quotes, backslashes
+    and newlines in them must not break (or inject into) the exposition."""
+    ref = reference()
+    ref["features"][0]["name"] = 'a"\\\nb'
+    seg = dict(window('m"1\n# TYPE x counter', 'v\\2', random.Random(2), ref, shift=0.0),
+               segment_id=uuid.uuid4().hex)
+    seg["errors"] = {'Bad"Kind\n': 2}
+    seg["features"]["names"][0] = ref["features"][0]["name"]
+    coll = Collector(tmp_path / "c.db").start()
+    try:
+        coll.store.ingest({"batch_id": "b", "device_id": "d", "segments": [seg],
+                           "refs": [{"model": seg["model"], "version": seg["version"], "reference": ref}]})
+        _, text = _scrape(coll.port)
+    finally:
+        coll.stop()
+    assert not any(line.startswith("# TYPE x") for line in text.splitlines())
+    assert 'kind="Bad\\"Kind\\n"' in text and 'feature="a\\"\\\\\\nb"' in text
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (scripts/setup.d/70-prometheus.sh installs it)")
+    res = subprocess.run([promtool, "check", "metrics"], input=text.encode(), capture_output=True, timeout=60)
+    assert res.returncode == 0, (res.stdout + res.stderr).decode()
