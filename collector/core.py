@@ -59,9 +59,10 @@ class CollectorStore:
         feedback accuracy, shadow agreement, devices; plus what devices reported as dropped."""
         return build_report(self.db.snapshot(), psi_threshold=psi_threshold, min_rows=min_rows)
 
-    def metrics(self) -> str:
+    def metrics(self, *, mqtt_received: Optional[int] = None) -> str:
         """The report as Prometheus text (``GET /metrics``)."""
-        return metrics.render(self.report(), counts=self.counts(), duplicates=self.duplicates)
+        return metrics.render(self.report(), counts=self.counts(), duplicates=self.duplicates,
+                              mqtt_received=mqtt_received)
 
     def close(self) -> None:
         self.db.close()
@@ -85,7 +86,7 @@ class Collector:
         self.token = token
         self.delay_s = 0.0
         self.app = CollectorApp(self)
-        self.app.add_page("/metrics", lambda: (metrics.CONTENT_TYPE, self.store.metrics().encode()))
+        self.app.add_page("/metrics", self._metrics_page)
         self._http: Optional[WsgiServer] = None
         if http:
             try:
@@ -99,6 +100,10 @@ class Collector:
         if mqtt is not None:
             self._mqtt = MqttReceiver(self, mqtt[0], mqtt[1], prefix=self.mqtt_prefix,
                                       group=mqtt_group, client_id=mqtt_client_id)
+
+    def _metrics_page(self) -> tuple[str, bytes]:
+        received = self._mqtt.received if self._mqtt is not None else None
+        return metrics.CONTENT_TYPE, self.store.metrics(mqtt_received=received).encode()
 
     @property
     def port(self) -> int:

@@ -56,7 +56,7 @@ class _Family:
 
 
 def render(report: dict[str, Any], *, counts: Optional[dict[str, int]] = None,
-           duplicates: Optional[int] = None) -> str:
+           duplicates: Optional[int] = None, mqtt_received: Optional[int] = None) -> str:
     """The exposition text for a :func:`collector.report.build_report` result."""
     f = {name: _Family(name, kind, help_) for name, kind, help_ in (
         ("edgert_devices", "gauge", "Devices that sent telemetry for this model version."),
@@ -91,6 +91,8 @@ def render(report: dict[str, Any], *, counts: Optional[dict[str, int]] = None,
         ("edgert_collector_segments_total", "counter", "Telemetry windows stored (all collectors)."),
         ("edgert_collector_duplicate_batches_total", "counter",
          "Batches this collector process received again and did not store again."),
+        ("edgert_collector_mqtt_messages_total", "counter",
+         "Batches this collector process got from its MQTT shared subscription (its share)."),
     )}
     edges = [repr(float(e)) for e in LATENCY_EDGES]
     for v in report["versions"]:
@@ -137,5 +139,7 @@ def render(report: dict[str, Any], *, counts: Optional[dict[str, int]] = None,
         f["edgert_collector_segments_total"].add(counts["segments"])
     if duplicates is not None:
         f["edgert_collector_duplicate_batches_total"].add(duplicates)
+    if mqtt_received is not None:
+        f["edgert_collector_mqtt_messages_total"].add(mqtt_received)
     out = [line for fam in f.values() for line in fam.lines()]
     return "\n".join(out) + "\n"

@@ -7,12 +7,10 @@ Devices run the real outbox and uploader; the database is SQLite or a real Postg
 from __future__ import annotations
 
 import random
-import re
 import threading
-import urllib.request
 from pathlib import Path
 
-from fleet_cli import start_cli_collector
+from fleet_cli import scrape_counter, start_cli_collector
 from fleet_data import reference, totals, window
 from telemetry_net import CuttingProxy
 
@@ -108,9 +106,7 @@ def test_two_collectors_fifty_devices_exact(db_url, tmp_path):
         assert coll.store.counts() == {"batches": sum(r.batches for r in out["results"]),
                                        "segments": len(out["segments"])}
         # the retries really happened, and both collectors turned some away as duplicates
-        with urllib.request.urlopen(f"http://127.0.0.1:{cli_port}/metrics", timeout=10) as resp:
-            text = resp.read().decode()
-        cli_dups = int(re.search(r"^edgert_collector_duplicate_batches_total (\d+)", text, re.M).group(1))
+        cli_dups = scrape_counter(cli_port, "edgert_collector_duplicate_batches_total")
         assert sum(p.cuts for p in proxies) > 0 and out["raced"] > 0
         assert coll.store.duplicates > 0 and cli_dups > 0
     finally:
