@@ -3,11 +3,16 @@
 No device runs this package (an import-linter contract keeps ``edge_runtime`` from importing
 it). It shares with the device only the segment format and the drift statistics
 (:mod:`edge_runtime.telemetry.aggregate`, :mod:`edge_runtime.telemetry.stats`).
-Install it with ``pip install 'edge-runtime[collector]'``.
+Install it with ``pip install 'edge-runtime[collector]'``; PostgreSQL needs nothing more.
 """
 
 from __future__ import annotations
 
-from .core import Collector, CollectorStore, Thresholds, check
+from edge_runtime.errors import CollectorStoreError
 
-__all__ = ["Collector", "CollectorStore", "Thresholds", "check"]
+from .core import Collector, CollectorStore
+from .report import Thresholds, check
+from .storage import Store, open_store, redact_url
+
+__all__ = ["Collector", "CollectorStore", "CollectorStoreError", "Store", "Thresholds", "check",
+           "open_store", "redact_url"]

@@ -63,3 +63,8 @@ class UnsupportedModelError(BackendError):
 
 class ProfileError(EdgeRuntimeError, ValueError):
     """A device profile file is missing or invalid (names the field)."""
+
+
+class CollectorStoreError(EdgeRuntimeError):
+    """The collector's database cannot be used: bad URL, unreachable server, missing driver,
+    or a schema newer than this collector (the fleet side raises it; no device does)."""

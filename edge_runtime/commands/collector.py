@@ -20,8 +20,25 @@ def register(cli: click.Group) -> None:
     cli.add_command(collector)
 
 
+_DB_HELP = ("Collector database: a file path or sqlite:///path (SQLite), or postgresql://... "
+            "(PostgreSQL, shared by several collectors; prefer EDGERT_COLLECTOR_DB for passwords).")
+
+
+def _existing_db(db: Optional[str]) -> str:
+    """A database to read: a URL as given, a SQLite file only if it exists (a report must not
+    create an empty database and print nothing)."""
+    if db is None:
+        raise click.UsageError("--db must name an existing collector database")
+    if "://" in db and not db.startswith("sqlite:"):
+        return db
+    path = db[len("sqlite:///"):] if db.startswith("sqlite:///") else db
+    if not Path(path).is_file():
+        raise click.UsageError(f"--db must name an existing collector database ({path} is not a file)")
+    return db
+
+
 @click.group(invoke_without_command=True)
-@click.option("--db", type=click.Path(dir_okay=False), default=None, help="Collector database.")
+@click.option("--db", default=None, envvar="EDGERT_COLLECTOR_DB", help=_DB_HELP)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
 @click.option("--token", default=None, envvar="EDGERT_COLLECTOR_TOKEN",
@@ -29,17 +46,23 @@ def register(cli: click.Group) -> None:
 @click.option("--mqtt", default=None, metavar="HOST:PORT",
               help="Also take batches from this MQTT broker (QoS 1).")
 @click.option("--mqtt-prefix", default="edgert/telemetry", show_default=True)
+@click.option("--mqtt-group", default="edgert-collectors", show_default=True,
+              help="MQTT 5 shared-subscription group: collectors in one group split the topic.")
+@click.option("--mqtt-client-id", default=None,
+              help="MQTT session name (default edgert-collector-<hostname>); give each collector "
+                   "of a group its own, stable across restarts.")
 @click.option("--no-http", is_flag=True, help="MQTT only.")
 @click.pass_context
 def collector(ctx: click.Context, db: Optional[str], host: str, port: int, token: Optional[str],
-              mqtt: Optional[str], mqtt_prefix: str, no_http: bool) -> None:
+              mqtt: Optional[str], mqtt_prefix: str, mqtt_group: str,
+              mqtt_client_id: Optional[str], no_http: bool) -> None:
     """Reference collector: receive, deduplicate and store batches (``report`` to read them)."""
     if ctx.invoked_subcommand is not None:
         ctx.obj = dict(ctx.obj or {}, collector_db=db)
         return
     if db is None:
         raise click.UsageError("--db is required")
-    from collector import Collector
+    from collector import Collector, CollectorStoreError, redact_url
 
     broker = None
     if mqtt:
@@ -47,11 +70,15 @@ def collector(ctx: click.Context, db: Optional[str], host: str, port: int, token
         if not h or not p.isdigit():
             raise click.BadParameter("expected HOST:PORT", param_hint="--mqtt")
         broker = (h, int(p))
-    coll = Collector(db, host=host, port=port, token=token, mqtt=broker, mqtt_prefix=mqtt_prefix,
-                     http=not no_http)
-    coll.start()
+    try:
+        coll = Collector(db, host=host, port=port, token=token, mqtt=broker,
+                         mqtt_prefix=mqtt_prefix, http=not no_http, mqtt_group=mqtt_group,
+                         mqtt_client_id=mqtt_client_id)
+        coll.start()
+    except CollectorStoreError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(json.dumps({"listening": f"http://{host}:{coll.port}/v1/batches" if not no_http
-                           else None, "mqtt": mqtt, "db": str(Path(db))}), err=True)
+                           else None, "mqtt": mqtt, "db": redact_url(coll.store.url)}), err=True)
     sys.stderr.flush()
     try:
         coll.serve_forever()
@@ -60,7 +87,7 @@ def collector(ctx: click.Context, db: Optional[str], host: str, port: int, token
 
 
 @collector.command()
-@click.option("--db", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--db", default=None, envvar="EDGERT_COLLECTOR_DB", help=_DB_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 @click.option("--check", is_flag=True, help="Exit 1 with one line per threshold breach.")
 @click.option("--max-psi", type=float, default=0.2, show_default=True)
@@ -75,13 +102,14 @@ def report(ctx: click.Context, db: Optional[str], as_json: bool, check: bool, ma
            min_rows: int, max_error_rate: float, max_p99_ms: Optional[float],
            max_accuracy_drop: float, min_feedback: int) -> None:
     """Per model version: calls, error rate, latency, accuracy, shadow agreement, drift."""
-    from collector import CollectorStore, Thresholds
+    from collector import CollectorStore, CollectorStoreError, Thresholds
     from collector import check as run_check
 
-    db = db or (ctx.obj or {}).get("collector_db")
-    if db is None or not Path(db).is_file():
-        raise click.UsageError("--db must name an existing collector database")
-    store = CollectorStore(db)
+    db = _existing_db(db or (ctx.obj or {}).get("collector_db"))
+    try:
+        store = CollectorStore(db)
+    except CollectorStoreError as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         rep = store.report(psi_threshold=max_psi, min_rows=min_rows)
     finally:
