@@ -24,11 +24,12 @@ from edge_runtime.backends.base import BackendOptions
 from edge_runtime.bundle import LABEL_TASKS, Artifact, Feature, json_safe, new_manifest, write_bundle
 from edge_runtime.errors import BackendError, EdgeRuntimeError
 
+from .boosting import as_estimator, libraries_in
 from .columns import match_columns, table_names
 from .errors import ConversionError, ParityError
 from .golden import artifact_golden, golden_block, select_golden_rows
 from .onnx_export import Exported, export_onnx
-from .registry import describe, refusal
+from .registry import describe, known_parity_cause, refusal
 from .stats import class_reference, nan_tolerant_features, r2_score, reference_statistics, training_bounds
 
 #: Which runtime backend proves an artifact of each format at conversion time.
@@ -112,10 +113,16 @@ def _sk_call(estimator: Any, method: str, X: np.ndarray, names: list[str]) -> np
         return np.asarray(getattr(estimator, method)(data))
 
 
+def _predicted(estimator: Any, X: np.ndarray, names: list[str], task: str) -> np.ndarray:
+    """``predict``, labels as one flat column (CatBoost's multi-class predict gives (n, 1))."""
+    out = _sk_call(estimator, "predict", X, names)
+    return out.reshape(X.shape[0]) if task in LABEL_TASKS and out.ndim == 2 and out.shape[1] == 1 else out
+
+
 def _expected(estimator: Any, X: np.ndarray, names: list[str], task: str, has_proba: bool) -> dict:
     out: dict[str, np.ndarray] = {}
     if task in LABEL_TASKS:
-        out["label"] = _sk_call(estimator, "predict", X, names)
+        out["label"] = _predicted(estimator, X, names, task)
         if has_proba:
             out["probabilities"] = _sk_call(estimator, "predict_proba", X, names)
         if task in SCORES_METHOD:
@@ -216,7 +223,8 @@ def measure_parity(exported: Exported, X: np.ndarray, expected: dict, ctx: Expor
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version(), "edge_runtime": runtime_version,
            "numpy": np.__version__}
-    for mod in ("sklearn", "skl2onnx", "onnx", "onnxruntime", "ai_edge_litert"):
+    for mod in ("sklearn", "skl2onnx", "onnx", "onnxruntime", "ai_edge_litert", *sorted(
+            m for m in ("lightgbm", "xgboost", "catboost", "onnxmltools") if m in sys.modules)):
         m = sys.modules.get(mod)
         if m is None:
             try:
@@ -306,6 +314,7 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
         ConversionError: bad arguments, columns that do not match the model's features (named),
             or a converter failure.
     """
+    estimator = as_estimator(estimator)  # a bare LightGBM / XGBoost Booster
     if quantization not in ("dynamic", "static"):
         raise ConversionError(f"quantization {quantization!r}: use dynamic or static")
     if n_golden < device_golden.MIN_GOLDEN_ROWS:
@@ -344,8 +353,10 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
                 failures.append(f"{fmt}/{exported.precision}: " + "; ".join(parity["reasons"])
                                 + (f" ({parity['fallback']})" if parity.get("fallback") else ""))
     if failures and not force:
+        cause = known_parity_cause(estimator)
         raise ParityError(refusal(estimator, f"parity missed on {H.shape[0]} held-out rows: "
-                                  + " | ".join(failures)) + " (or pass force=True / --force to write it anyway)",
+                                  + " | ".join(failures) + (f"; known cause: {cause}" if cause else ""))
+                          + " (or pass force=True / --force to write it anyway)",
                           {f"{e.format}/{e.precision}": p for e, p in produced})
 
     allow_nan = nan_tolerant_features(
@@ -353,7 +364,7 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
         [lambda rows, e=e: run_exported(e, rows, classes) for e, _ in produced], X,
         quantized=[e.precision in QUANTIZED for e, _ in produced], min_agreement=quantized_agreement)
     g, selection = select_golden_rows(
-        H, X, lambda rows: _sk_call(estimator, "predict", rows, names), task, n=n_golden,
+        H, X, lambda rows: _predicted(estimator, rows, names, task), task, n=n_golden,
         source="holdout" if holdout is not None else "a seeded 25% of the sample", allow_nan=allow_nan)
     golden = golden_block(_expected(estimator, g, names, task, has_proba), g, task, tolerance, selection)
     for exported, parity in produced:
@@ -365,9 +376,12 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
     features = [Feature(name=n, allow_nan=a, range=tuple(ranges[n]) if n in ranges else None,
                         train_min=b[0] if b else None, train_max=b[1] if b else None)
                 for n, a, b in zip(names, allow_nan, training_bounds(X))]
-    provenance = {"framework": "scikit-learn", "estimator": describe(estimator),
+    libraries = libraries_in(estimator)
+    frameworks = libraries + ["scikit-learn"] * (not libraries or hasattr(estimator, "steps"))
+    via = ", onnxmltools / CatBoost's own export for the boosting step" if libraries else ""
+    provenance = {"framework": ", ".join(frameworks), "estimator": describe(estimator),
                   "estimator_class": f"{type(estimator).__module__}.{type(estimator).__name__}",
-                  "converter": "edge-runtime converters (skl2onnx for ONNX)",
+                  "converter": f"edge-runtime converters (skl2onnx for ONNX{via})",
                   "versions": _versions(), "holdout_rows": int(H.shape[0]),
                   "sample_rows": int(X.shape[0]), "forced": bool(failures)}
     reference = reference_statistics(X, names)
@@ -375,7 +389,7 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
         if sample_y is not None and len(sample_y) != X.shape[0]:
             raise ConversionError(f"sample_y has {len(sample_y)} labels for {X.shape[0]} rows of sample_X")
         reference["classes"] = class_reference(
-            sample_y if sample_y is not None else _sk_call(estimator, "predict", X, names), classes,
+            sample_y if sample_y is not None else _predicted(estimator, X, names, task), classes,
             "labels" if sample_y is not None else "predicted")
     manifest = new_manifest(name=name or _default_name(estimator), version=version, task=task,
                             features=features, classes=classes, golden=golden,

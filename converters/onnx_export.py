@@ -4,6 +4,7 @@ plain probability tensors (no ZipMap), a fixed opset the oldest supported onnxru
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
@@ -12,6 +13,7 @@ import numpy as np
 
 from edge_runtime.bundle import LABEL_TASKS
 
+from .boosting import libraries_in, register
 from .errors import ConversionError, UnsupportedEstimatorError
 from .registry import refusal, steps_of
 
@@ -48,6 +50,21 @@ def _classifier_options(estimator: Any) -> dict:
     return options
 
 
+def convertible(estimator: Any) -> Any:
+    """``estimator``, or a copy skl2onnx can convert with the same predictions: a
+    VotingClassifier with ``flatten_transform=True`` (its default) stops skl2onnx ("not
+    implemented yet") although the flag only shapes ``transform()``, which no bundle exposes."""
+    voting = [s for s in steps_of(estimator)
+              if type(s).__name__ == "VotingClassifier" and getattr(s, "flatten_transform", False)]
+    if not voting:
+        return estimator
+    clone = copy.deepcopy(estimator)
+    for step in steps_of(clone):
+        if type(step).__name__ == "VotingClassifier":
+            step.flatten_transform = False
+    return clone
+
+
 def export_onnx(estimator: Any, n_features: int, *, task: str, has_proba: bool,
                 precision: str = "fp32", quantization: str = "dynamic", calibration: Any = None) -> Exported:
     """Convert a fitted estimator. ``precision`` is fp32, fp64 (double input, for models
@@ -64,6 +81,10 @@ def export_onnx(estimator: Any, n_features: int, *, task: str, has_proba: bool,
         raise ConversionError(f"ONNX export at precision {precision!r}: use fp32, fp64 or int8 "
                               "(fp16 is available for TFLite)")
     tensor = FloatTensorType if precision == "fp32" else DoubleTensorType
+    estimator = convertible(estimator)
+    libraries = libraries_in(estimator)
+    if libraries:
+        register(libraries)
     try:
         onx = convert_sklearn(estimator, initial_types=[(INPUT_NAME, tensor([None, n_features]))],
                               options=_classifier_options(estimator) or None,

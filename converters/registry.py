@@ -80,6 +80,19 @@ def refusal(estimator: Any, reason: str) -> str:
             "(tests/test_custom_converter.py shows one)")
 
 
+def known_parity_cause(estimator: Any) -> Optional[str]:
+    """Why a step is known to miss parity in skl2onnx, for the refusal (None: no known cause)."""
+    for step in steps_of(estimator):
+        cats = getattr(step, "is_categorical_", None)
+        if type(step).__name__.startswith("HistGradientBoosting") and cats is not None and any(cats):
+            return ("skl2onnx converts HistGradientBoosting's categorical splits (category bitsets) "
+                    "as numeric thresholds and ignores the model's internal column order "
+                    "(categorical columns first), so every categorical model reads the wrong "
+                    "features; fit it with OneHotEncoder / OrdinalEncoder in front instead of "
+                    "categorical_features")
+    return None
+
+
 def describe(estimator: Any) -> str:
     """A pipeline as its steps (``Pipeline(StandardScaler → LGBMClassifier)``), else the class."""
     if hasattr(estimator, "steps"):

@@ -1,5 +1,6 @@
 """Estimators skl2onnx cannot convert get a one-line error that names them, gives skl2onnx's
-reason and says how to get further (edgert wrap, register_converter); registering one (a small custom transformer) makes conversion work."""
+reason and says how to get further (edgert wrap, register_converter); registering one (a small
+custom transformer) makes conversion work."""
 
 from __future__ import annotations
 
