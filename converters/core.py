@@ -21,14 +21,15 @@ from edge_runtime import golden as device_golden
 from edge_runtime._version import __version__ as runtime_version
 from edge_runtime.backends import get_backend
 from edge_runtime.backends.base import BackendOptions
-from edge_runtime.bundle import Artifact, Feature, json_safe, new_manifest, write_bundle
+from edge_runtime.bundle import LABEL_TASKS, Artifact, Feature, json_safe, new_manifest, write_bundle
 from edge_runtime.errors import BackendError, EdgeRuntimeError
 
+from .boosting import as_estimator, libraries_in
 from .columns import match_columns, table_names
 from .errors import ConversionError, ParityError
 from .golden import artifact_golden, golden_block, select_golden_rows
 from .onnx_export import Exported, export_onnx
-from .registry import check_supported
+from .registry import describe, known_parity_cause, refusal
 from .stats import class_reference, nan_tolerant_features, r2_score, reference_statistics, training_bounds
 
 #: Which runtime backend proves an artifact of each format at conversion time.
@@ -61,15 +62,37 @@ EXPORTERS: dict[str, Exporter] = {
 }
 
 
+#: what scikit-learn calls the ``scores`` output of each labelled task without probabilities
+SCORES_METHOD = {"anomaly": "decision_function", "clustering": "transform"}
+
+
 def _task_of(estimator: Any) -> str:
-    from sklearn.base import is_classifier, is_regressor
+    from sklearn.base import is_classifier, is_clusterer, is_outlier_detector, is_regressor
 
     if is_classifier(estimator):
         return "classification"
     if is_regressor(estimator):
         return "regression"
-    raise ConversionError(f"{type(estimator).__name__} is neither a classifier nor a regressor; "
-                          "a bundle needs a model that predicts")
+    if is_outlier_detector(estimator):
+        return "anomaly"
+    if is_clusterer(estimator) and hasattr(estimator, "predict") and hasattr(estimator, "transform"):
+        return "clustering"
+    raise ConversionError(refusal(estimator, "it is neither a classifier, a regressor, an outlier "
+                                  "detector nor a clusterer with predict and transform; a bundle "
+                                  "needs a model that predicts"))
+
+
+def _classes_of(estimator: Any, task: str) -> Optional[list]:
+    """The label set: a classifier's ``classes_``, -1/1 for outlier detectors, the cluster
+    indices for clusterers."""
+    if task == "classification":
+        return np.asarray(estimator.classes_).tolist()
+    if task == "anomaly":
+        return [-1, 1]
+    if task == "clustering":
+        last = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+        return list(range(int(np.asarray(last.cluster_centers_).shape[0])))
+    return None
 
 
 def _has_proba(estimator: Any) -> bool:
@@ -90,12 +113,20 @@ def _sk_call(estimator: Any, method: str, X: np.ndarray, names: list[str]) -> np
         return np.asarray(getattr(estimator, method)(data))
 
 
+def _predicted(estimator: Any, X: np.ndarray, names: list[str], task: str) -> np.ndarray:
+    """``predict``, labels as one flat column (CatBoost's multi-class predict gives (n, 1))."""
+    out = _sk_call(estimator, "predict", X, names)
+    return out.reshape(X.shape[0]) if task in LABEL_TASKS and out.ndim == 2 and out.shape[1] == 1 else out
+
+
 def _expected(estimator: Any, X: np.ndarray, names: list[str], task: str, has_proba: bool) -> dict:
     out: dict[str, np.ndarray] = {}
-    if task == "classification":
-        out["label"] = _sk_call(estimator, "predict", X, names)
+    if task in LABEL_TASKS:
+        out["label"] = _predicted(estimator, X, names, task)
         if has_proba:
             out["probabilities"] = _sk_call(estimator, "predict_proba", X, names)
+        if task in SCORES_METHOD:
+            out["scores"] = _sk_call(estimator, SCORES_METHOD[task], X, names).reshape(X.shape[0], -1)
     else:
         out["prediction"] = _sk_call(estimator, "predict", X, names).reshape(X.shape[0], -1)
     return out
@@ -126,7 +157,7 @@ def run_exported(exported: Exported, X: np.ndarray, classes: Optional[list], *,
                    extra=exported.extra)
     engine = get_backend(FORMAT_BACKEND[exported.format])(exported.data, art, BackendOptions(threads=1))
     x = np.ascontiguousarray(X, dtype=np.dtype(exported.input_dtype))
-    roles = [r for r in ("label", "probabilities", "prediction") if r in exported.outputs]
+    roles = [r for r in ("label", "probabilities", "prediction", "scores") if r in exported.outputs]
     names = [exported.outputs[r] for r in roles]
     try:
         if by_row:
@@ -169,7 +200,7 @@ def measure_parity(exported: Exported, X: np.ndarray, expected: dict, ctx: Expor
         fig["label_agreement"] = agree
         if agree < tol["min_label_agreement"]:
             reasons.append(f"label agreement {agree:.2%} < {tol['min_label_agreement']:.2%}")
-    for role in ("probabilities", "prediction"):
+    for role in ("probabilities", "prediction", "scores"):
         if role in got and role in expected:
             want = expected[role].astype(np.float64)
             diff = float(np.max(np.abs(np.asarray(got[role], np.float64).reshape(want.shape) - want)))
@@ -180,7 +211,7 @@ def measure_parity(exported: Exported, X: np.ndarray, expected: dict, ctx: Expor
                 if not r2 >= tol["min_r2"]:
                     reasons.append(f"R² against the original predictions {r2:.4f} < {tol['min_r2']:.4f}")
             if tol["atol"] is not None:
-                limit = tol["atol"] * (1.0 + float(np.max(np.abs(want)))) if role == "prediction" \
+                limit = tol["atol"] * (1.0 + float(np.max(np.abs(want)))) if role != "probabilities" \
                     else tol["atol"]
                 if not diff <= limit:
                     reasons.append(f"{role} max abs diff {diff:.3g} > {limit:.3g}")
@@ -189,21 +220,11 @@ def measure_parity(exported: Exported, X: np.ndarray, expected: dict, ctx: Expor
     return fig
 
 
-def _describe(estimator: Any) -> str:
-    if hasattr(estimator, "steps"):
-        return "Pipeline(" + " → ".join(_describe(s) for _, s in estimator.steps
-                                        if s not in (None, "passthrough")) + ")"
-    if type(estimator).__name__ == "ColumnTransformer":
-        inner = ", ".join(_describe(t) for _, t, _ in estimator.transformers_ if t not in ("drop",)
-                          and not isinstance(t, str))
-        return f"ColumnTransformer({inner})"
-    return type(estimator).__name__
-
-
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version(), "edge_runtime": runtime_version,
            "numpy": np.__version__}
-    for mod in ("sklearn", "skl2onnx", "onnx", "onnxruntime", "ai_edge_litert"):
+    for mod in ("sklearn", "skl2onnx", "onnx", "onnxruntime", "ai_edge_litert", *sorted(
+            m for m in ("lightgbm", "xgboost", "catboost", "onnxmltools") if m in sys.modules)):
         m = sys.modules.get(mod)
         if m is None:
             try:
@@ -259,7 +280,7 @@ def _measured(exported: Exported, H: np.ndarray, expected: dict, ctx: ExportCont
         return measure_parity(exported, H, expected, ctx, tol)
     except BackendError as exc:
         raise ConversionError(f"the {exported.format}/{exported.precision} artifact of "
-                              f"{_describe(ctx.estimator)} does not run in {FORMAT_BACKEND[exported.format]}, "
+                              f"{describe(ctx.estimator)} does not run in {FORMAT_BACKEND[exported.format]}, "
                               f"the engine that must prove it: {exc}") from None
 
 
@@ -287,12 +308,13 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
     :mod:`converters.signing`).
 
     Raises:
-        UnsupportedEstimatorError: a step has no converter (the message says how to add one).
+        UnsupportedEstimatorError: skl2onnx has no converter for a step (the one-line message
+            names it and says how to add one). There is no allowlist: parity decides.
         ParityError: an artifact misses its tolerance; nothing is written unless ``force``.
         ConversionError: bad arguments, columns that do not match the model's features (named),
             or a converter failure.
     """
-    check_supported(estimator)
+    estimator = as_estimator(estimator)  # a bare LightGBM / XGBoost Booster
     if quantization not in ("dynamic", "static"):
         raise ConversionError(f"quantization {quantization!r}: use dynamic or static")
     if n_golden < device_golden.MIN_GOLDEN_ROWS:
@@ -308,7 +330,7 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
         rng = np.random.default_rng(0)
         k = max(1, min(2000, X.shape[0] // 4))
         H = X[np.sort(rng.choice(X.shape[0], size=k, replace=False))]
-    classes = np.asarray(estimator.classes_).tolist() if task == "classification" else None
+    classes = _classes_of(estimator, task)
     ctx = ExportContext(estimator=estimator, n_features=X.shape[1], task=task, has_proba=has_proba,
                         classes=classes, sample=X, feature_names=names, quantization=quantization)
     expected = _expected(estimator, H, names, task, has_proba)
@@ -331,9 +353,10 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
                 failures.append(f"{fmt}/{exported.precision}: " + "; ".join(parity["reasons"])
                                 + (f" ({parity['fallback']})" if parity.get("fallback") else ""))
     if failures and not force:
-        raise ParityError(f"conversion of {_describe(estimator)} refused, parity missed on "
-                          f"{H.shape[0]} held-out rows: " + " | ".join(failures)
-                          + " (pass force=True / --force to write it anyway)",
+        cause = known_parity_cause(estimator)
+        raise ParityError(refusal(estimator, f"parity missed on {H.shape[0]} held-out rows: "
+                                  + " | ".join(failures) + (f"; known cause: {cause}" if cause else ""))
+                          + " (or pass force=True / --force to write it anyway)",
                           {f"{e.format}/{e.precision}": p for e, p in produced})
 
     allow_nan = nan_tolerant_features(
@@ -341,7 +364,7 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
         [lambda rows, e=e: run_exported(e, rows, classes) for e, _ in produced], X,
         quantized=[e.precision in QUANTIZED for e, _ in produced], min_agreement=quantized_agreement)
     g, selection = select_golden_rows(
-        H, X, lambda rows: _sk_call(estimator, "predict", rows, names), task, n=n_golden,
+        H, X, lambda rows: _predicted(estimator, rows, names, task), task, n=n_golden,
         source="holdout" if holdout is not None else "a seeded 25% of the sample", allow_nan=allow_nan)
     golden = golden_block(_expected(estimator, g, names, task, has_proba), g, task, tolerance, selection)
     for exported, parity in produced:
@@ -353,9 +376,12 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
     features = [Feature(name=n, allow_nan=a, range=tuple(ranges[n]) if n in ranges else None,
                         train_min=b[0] if b else None, train_max=b[1] if b else None)
                 for n, a, b in zip(names, allow_nan, training_bounds(X))]
-    provenance = {"framework": "scikit-learn", "estimator": _describe(estimator),
+    libraries = libraries_in(estimator)
+    frameworks = libraries + ["scikit-learn"] * (not libraries or hasattr(estimator, "steps"))
+    via = ", onnxmltools / CatBoost's own export for the boosting step" if libraries else ""
+    provenance = {"framework": ", ".join(frameworks), "estimator": describe(estimator),
                   "estimator_class": f"{type(estimator).__module__}.{type(estimator).__name__}",
-                  "converter": "edge-runtime converters (skl2onnx for ONNX)",
+                  "converter": f"edge-runtime converters (skl2onnx for ONNX{via})",
                   "versions": _versions(), "holdout_rows": int(H.shape[0]),
                   "sample_rows": int(X.shape[0]), "forced": bool(failures)}
     reference = reference_statistics(X, names)
@@ -363,7 +389,7 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
         if sample_y is not None and len(sample_y) != X.shape[0]:
             raise ConversionError(f"sample_y has {len(sample_y)} labels for {X.shape[0]} rows of sample_X")
         reference["classes"] = class_reference(
-            sample_y if sample_y is not None else _sk_call(estimator, "predict", X, names), classes,
+            sample_y if sample_y is not None else _predicted(estimator, X, names, task), classes,
             "labels" if sample_y is not None else "predicted")
     manifest = new_manifest(name=name or _default_name(estimator), version=version, task=task,
                             features=features, classes=classes, golden=golden,

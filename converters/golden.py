@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from edge_runtime import golden as device_golden
-from edge_runtime.bundle import Artifact, json_safe
+from edge_runtime.bundle import LABEL_TASKS, Artifact, json_safe
 from edge_runtime.errors import GoldenMismatchError
 from edge_runtime.golden import MIN_GOLDEN_ROWS
 
@@ -85,15 +85,15 @@ def select_golden_rows(H: np.ndarray, X: Optional[np.ndarray], predict: Callable
                               "the converted model cannot take NaN in")
     rng = np.random.default_rng(0)
     out = np.asarray(predict(pool))
-    idx = _by_class(out, n, rng) if task == "classification" else _by_quantile(out, n, rng)
+    idx = _by_class(out, n, rng) if task in LABEL_TASKS else _by_quantile(out, n, rng)
     idx = np.sort(idx)
     info: dict[str, Any] = {
         "rows": int(idx.size),
-        "stratified_by": "predicted class" if task == "classification" else "prediction quantiles",
+        "stratified_by": "predicted class" if task in LABEL_TASKS else "prediction quantiles",
         "from_holdout": int(np.sum(idx < from_holdout)),
         "source": source,
     }
-    if task == "classification":
+    if task in LABEL_TASKS:
         info["classes_covered"] = len(set(out[idx].astype(str).tolist()))
         info["classes_predicted"] = len(set(out.astype(str).tolist()))
     if idx.size < n:
@@ -108,7 +108,7 @@ def golden_block(outputs: dict[str, np.ndarray], g: np.ndarray, task: str, toler
     ``tolerance`` capped as the device will cap it."""
     tol = min(tolerance, device_golden.PROBA_ATOL_CAP)
     golden: dict[str, Any] = {"inputs": json_safe(g.tolist()), "atol": tol}
-    if task == "classification":
+    if task in LABEL_TASKS:
         golden["label"] = outputs["label"].tolist()
         if "probabilities" in outputs:
             golden["probabilities"] = outputs["probabilities"].tolist()

@@ -4,14 +4,18 @@ plain probability tensors (no ZipMap), a fixed opset the oldest supported onnxru
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
 import numpy as np
 
+from edge_runtime.bundle import LABEL_TASKS
+
+from .boosting import libraries_in, register
 from .errors import ConversionError, UnsupportedEstimatorError
-from .registry import HOW_TO_REGISTER, steps_of
+from .registry import refusal, steps_of
 
 #: onnxruntime >= 1.17 (our lower bound) runs these; recorded in every artifact.
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
@@ -46,6 +50,21 @@ def _classifier_options(estimator: Any) -> dict:
     return options
 
 
+def convertible(estimator: Any) -> Any:
+    """``estimator``, or a copy skl2onnx can convert with the same predictions: a
+    VotingClassifier with ``flatten_transform=True`` (its default) stops skl2onnx ("not
+    implemented yet") although the flag only shapes ``transform()``, which no bundle exposes."""
+    voting = [s for s in steps_of(estimator)
+              if type(s).__name__ == "VotingClassifier" and getattr(s, "flatten_transform", False)]
+    if not voting:
+        return estimator
+    clone = copy.deepcopy(estimator)
+    for step in steps_of(clone):
+        if type(step).__name__ == "VotingClassifier":
+            step.flatten_transform = False
+    return clone
+
+
 def export_onnx(estimator: Any, n_features: int, *, task: str, has_proba: bool,
                 precision: str = "fp32", quantization: str = "dynamic", calibration: Any = None) -> Exported:
     """Convert a fitted estimator. ``precision`` is fp32, fp64 (double input, for models
@@ -62,17 +81,18 @@ def export_onnx(estimator: Any, n_features: int, *, task: str, has_proba: bool,
         raise ConversionError(f"ONNX export at precision {precision!r}: use fp32, fp64 or int8 "
                               "(fp16 is available for TFLite)")
     tensor = FloatTensorType if precision == "fp32" else DoubleTensorType
+    estimator = convertible(estimator)
+    libraries = libraries_in(estimator)
+    if libraries:
+        register(libraries)
     try:
         onx = convert_sklearn(estimator, initial_types=[(INPUT_NAME, tensor([None, n_features]))],
                               options=_classifier_options(estimator) or None,
                               target_opset=dict(TARGET_OPSET))
     except Exception as exc:
-        if "MissingShapeCalculator" in type(exc).__name__ or "Unable to find" in str(exc):
-            raise UnsupportedEstimatorError(f"skl2onnx cannot convert {type(estimator).__name__}: "
-                                            f"{exc}\n{HOW_TO_REGISTER}") from None
-        raise ConversionError(f"skl2onnx failed on {type(estimator).__name__}: {exc}") from exc
+        raise skl2onnx_refusal(estimator, exc) from None
     names = [o.name for o in onx.graph.output]
-    if task == "classification":
+    if task in LABEL_TASKS:
         outputs = {"label": names[0]}
         if len(names) > 1:
             outputs["probabilities" if has_proba else "scores"] = names[1]
@@ -83,6 +103,17 @@ def export_onnx(estimator: Any, n_features: int, *, task: str, has_proba: bool,
                     input_name=INPUT_NAME, input_dtype="float32" if precision == "fp32" else "float64",
                     outputs=outputs, opset=opset,
                     extra={"ir_version": int(onx.ir_version), "onnx_version": onnx.__version__})
+
+
+def skl2onnx_refusal(estimator: Any, exc: BaseException) -> ConversionError:
+    """skl2onnx's own error as one line: the first sentence of its message, which names the
+    step (the rest is advice about its own registry)."""
+    text = " ".join(str(exc).split())
+    first = text.split(". ")[0].rstrip(".") if text else type(exc).__name__
+    missing = "MissingShapeCalculator" in type(exc).__name__ or "Unable to find" in text or \
+        "MissingConverter" in type(exc).__name__
+    cls = UnsupportedEstimatorError if missing or isinstance(exc, NotImplementedError) else ConversionError
+    return cls(refusal(estimator, f"skl2onnx: {first}"))
 
 
 @contextlib.contextmanager

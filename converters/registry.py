@@ -1,18 +1,19 @@
-"""Which estimators we convert, and the hook to add your own.
+"""Which estimators are known to convert, and the hook to add your own.
 
-skl2onnx's most common complaint is ``MissingShapeCalculator`` for a custom estimator. The fix
-is always the same: tell skl2onnx how to compute the output shape and how to emit the ONNX
-nodes. :func:`register_converter` does that and adds the class to our supported list, so the
-checks in :func:`converters.convert` accept it too.
+Parity is the gate, not a list: anything skl2onnx (with the converters registered here and in
+:mod:`converters.boosting`) turns into ONNX is accepted, and the held-out parity check in
+:func:`converters.convert` decides. :data:`SUPPORTED` documents the families the test zoo proves
+(docs/zoo.md holds their figures). skl2onnx's most common complaint is ``MissingShapeCalculator``
+for a custom estimator: :func:`register_converter` tells skl2onnx how to compute the output shape
+and emit the ONNX nodes.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from .errors import UnsupportedEstimatorError
-
-#: Estimators converted by the stock skl2onnx converters, tested in tests/test_parity.py.
+#: Families the test zoo converts with parity on every backend that runs them (docs/zoo.md).
+#: Documentation only: an estimator outside it is still converted and judged by parity.
 SUPPORTED = (
     "LogisticRegression", "LinearRegression", "Ridge", "SGDClassifier", "LinearSVC", "SVC",
     "SVR", "LinearSVR", "DecisionTreeClassifier", "DecisionTreeRegressor",
@@ -21,7 +22,12 @@ SUPPORTED = (
     "HistGradientBoostingClassifier", "HistGradientBoostingRegressor", "MLPClassifier",
     "MLPRegressor", "KNeighborsClassifier", "KNeighborsRegressor", "GaussianNB",
     "Pipeline", "ColumnTransformer", "StandardScaler", "MinMaxScaler", "SimpleImputer",
-    "OneHotEncoder", "RobustScaler", "MaxAbsScaler", "Normalizer",
+    "OneHotEncoder", "RobustScaler", "MaxAbsScaler", "Normalizer", "PolynomialFeatures", "PCA",
+    "QuantileTransformer", "CalibratedClassifierCV", "StackingClassifier", "StackingRegressor",
+    "BaggingClassifier", "BaggingRegressor", "AdaBoostClassifier", "AdaBoostRegressor",
+    "VotingClassifier", "VotingRegressor", "IsolationForest", "KMeans", "MiniBatchKMeans",
+    "LGBMClassifier", "LGBMRegressor", "XGBClassifier", "XGBRegressor", "CatBoostClassifier",
+    "CatBoostRegressor",
 )
 
 _CUSTOM: dict[type, str] = {}
@@ -64,14 +70,36 @@ def steps_of(estimator: Any) -> list[Any]:
     return out
 
 
-def check_supported(estimator: Any) -> None:
-    """Raises:
-        UnsupportedEstimatorError: names the first unsupported step and how to register it.
-    """
+def refusal(estimator: Any, reason: str) -> str:
+    """The one-line refusal every converter failure ends in: the estimator, the real reason,
+    and the two ways out (bundle an ONNX file exported elsewhere, or teach skl2onnx)."""
+    reason = " ".join(str(reason).split()) or "no reason given"
+    return (f"cannot convert {describe(estimator)}: {reason}. Export it to ONNX another way and "
+            "bundle it with `edgert wrap`, or teach skl2onnx with "
+            "converters.register_converter(YourEstimator, shape_fn, converter_fn) "
+            "(tests/test_custom_converter.py shows one)")
+
+
+def known_parity_cause(estimator: Any) -> Optional[str]:
+    """Why a step is known to miss parity in skl2onnx, for the refusal (None: no known cause)."""
     for step in steps_of(estimator):
-        cls = type(step)
-        if cls in _CUSTOM or cls.__name__ in SUPPORTED:
-            continue
-        raise UnsupportedEstimatorError(
-            f"{cls.__module__}.{cls.__name__} is not supported by the converters.\n"
-            f"Supported: {', '.join(SUPPORTED)}.\n{HOW_TO_REGISTER}")
+        cats = getattr(step, "is_categorical_", None)
+        if type(step).__name__.startswith("HistGradientBoosting") and cats is not None and any(cats):
+            return ("skl2onnx converts HistGradientBoosting's categorical splits (category bitsets) "
+                    "as numeric thresholds and ignores the model's internal column order "
+                    "(categorical columns first), so every categorical model reads the wrong "
+                    "features; fit it with OneHotEncoder / OrdinalEncoder in front instead of "
+                    "categorical_features")
+    return None
+
+
+def describe(estimator: Any) -> str:
+    """A pipeline as its steps (``Pipeline(StandardScaler → LGBMClassifier)``), else the class."""
+    if hasattr(estimator, "steps"):
+        return "Pipeline(" + " → ".join(describe(s) for _, s in estimator.steps
+                                        if s not in (None, "passthrough")) + ")"
+    if type(estimator).__name__ == "ColumnTransformer":
+        parts = getattr(estimator, "transformers_", None) or estimator.transformers
+        inner = ", ".join(describe(t) for _, t, _ in parts if not isinstance(t, str))
+        return f"ColumnTransformer({inner})"
+    return type(estimator).__name__

@@ -45,7 +45,8 @@ MAX_SIGNATURE_BYTES = 1024 * 1024
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 MAX_ARTIFACT_BYTES = 1024 * 1024 * 1024
 MAX_ARCHIVE_MEMBERS = 256
-TASKS = ("classification", "regression")
+TASKS = ("classification", "regression", "anomaly", "clustering")
+LABEL_TASKS = checks.LABEL_TASKS
 FORMATS = ("onnx", "tflite")
 PRECISIONS = ("fp64", "fp32", "fp16", "int8")
 _SEMVER = re.compile(
@@ -158,7 +159,7 @@ class Artifact:
         outputs = checks.obj(checks.require(art, "outputs", where), where + "outputs")
         for role, tensor in outputs.items():  # roles the runtime does not read ("scores") are kept
             checks.text(tensor, f"{where}outputs.{checks.text(role, where + 'outputs')}")
-        needs = ("label", "probabilities") if task == "classification" else ("prediction",)
+        needs = ("label", "probabilities") if task in LABEL_TASKS else ("prediction",)
         if not any(r in outputs for r in needs):
             raise BundleError(f"manifest: '{where}outputs' has no {' or '.join(needs)} output, "
                               f"which a {task} model needs")
@@ -274,7 +275,7 @@ class Manifest:
             merged = {**self.golden, **(own or {})}
             if self.classes is not None:
                 checks.check_label_order(merged, self.classes, f"artifacts[{i}]")
-            provable = ["label"] if self.task == "classification" else ["prediction"]
+            provable = ["label"] if self.task in LABEL_TASKS else ["prediction"]
             if "probabilities" in art.outputs:
                 provable.append("probabilities")
             if not any(merged.get(k) is not None for k in provable):
@@ -337,7 +338,7 @@ def new_manifest(*, name: str, version: str, task: str, features: Iterable[Featu
         "created": created or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "task": task,
         "inputs": {"dtype": "float32", "features": [f.to_json() for f in features]},
-        "outputs": {"classes": classes} if task == "classification" else {},
+        "outputs": {"classes": classes} if task in LABEL_TASKS else {},
         "artifacts": [],
         "golden": golden,
         "reference": reference,

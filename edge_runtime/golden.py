@@ -17,6 +17,7 @@ from typing import Any, Mapping, Optional
 
 from .bundle import Artifact
 from .errors import BundleError, GoldenMismatchError
+from .manifest_checks import LABEL_TASKS
 
 #: Probabilities: the absolute and relative tolerances a manifest may ask for, at most.
 PROBA_ATOL_CAP = 1e-3
@@ -161,7 +162,7 @@ def plan(manifest_golden: Optional[Mapping[str, Any]], artifact: Artifact, task:
     except (TypeError, ValueError):
         raise BundleError("manifest: 'golden.inputs' must be rows of numbers") from None
     wanted = []
-    if golden.get("label") is not None and task == "classification":
+    if golden.get("label") is not None and task in LABEL_TASKS:
         wanted.append("label")
     if golden.get("probabilities") is not None and has_proba:
         wanted.append("probabilities")

@@ -15,6 +15,11 @@ from typing import Any, Mapping, Optional, Sequence
 
 from .errors import BundleError
 
+#: tasks whose ``label`` output is one of ``outputs.classes``: anomaly labels are -1 (outlier) /
+#: 1 (inlier), clustering labels the cluster index; their ``scores`` output is the anomaly score
+#: (decision_function: below 0 is an outlier) or the distance to each cluster centre (transform)
+LABEL_TASKS = ("classification", "anomaly", "clustering")
+
 MAX_NAME_CHARS = 256
 FLOAT32_MAX = 3.4028234663852886e38
 DTYPES = ("float32", "float64")
@@ -125,12 +130,12 @@ def value_range(value: Any, where: str) -> Optional[tuple[float, float]]:
 def classes(value: Any, task: str, where: str = "outputs.classes") -> Optional[list[Any]]:
     """At least one class for classification, all of one JSON type, unique (also as text: the
     golden check compares labels as strings); none for regression."""
-    if task != "classification":
+    if task not in LABEL_TASKS:
         if value is not None:
             raise fail(where, "is set, but a regression bundle has no classes")
         return None
     if value is None:
-        raise BundleError(f"manifest: a classification bundle needs '{where}'")
+        raise BundleError(f"manifest: a {task} bundle needs '{where}'")
     items = seq(value, where, min_len=1)
     first = type(items[0])
     for i, c in enumerate(items):

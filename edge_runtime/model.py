@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 from . import golden
 from .backends.base import Backend
-from .bundle import Artifact, Bundle
+from .bundle import LABEL_TASKS, Artifact, Bundle
 from .errors import EdgeRuntimeError
 from .golden import flat
 
@@ -46,11 +46,12 @@ class Model:
         self._label_out = [outs["label"]] if "label" in outs else None
         self._proba_out = [outs["probabilities"]] if "probabilities" in outs else None
         self._pred_out = [outs["prediction"]] if "prediction" in outs else None
+        self._scores_out = [outs["scores"]] if "scores" in outs else None
         self._label_is_index = artifact.extra.get("label_encoding") == "index"
         if artifact.extra.get("label_from") == "probabilities" and self._proba_out is not None:
             self._label_out = None  # the converter found argmax(proba) matches the framework
             self._label_is_index = True
-        if self.task == "classification" and self._label_out is None and self._proba_out is None:
+        if self.task in LABEL_TASKS and self._label_out is None and self._proba_out is None:
             raise EdgeRuntimeError(f"artifact '{artifact.path}' has neither a label nor a "
                                    "probabilities output")
         if self.task == "regression" and self._pred_out is None:
@@ -101,6 +102,26 @@ class Model:
         if self._proba_out is None:
             raise EdgeRuntimeError(f"model '{self.manifest.name}' gives no probabilities")
         return np.asarray((await self.backend.run_async(self._adapt(X, strict), self._proba_out))[0])
+
+    def scores(self, X: Any, *, strict: bool = False) -> np.ndarray:
+        """The model's raw scores, one row per input: for ``anomaly`` the anomaly score
+        (scikit-learn's ``decision_function``: below 0 is an outlier, ``predict`` gives -1), for
+        ``clustering`` the distance to each cluster centre (``transform``), for classifiers
+        without probabilities their decision values."""
+        if self._scores_out is None:
+            raise EdgeRuntimeError(f"model '{self.manifest.name}' has no scores output (task {self.task})")
+        return self._values(self.backend.run(self._adapt(X, strict), self._scores_out)[0])
+
+    def decision_function(self, X: Any, *, strict: bool = False) -> np.ndarray:
+        """Anomaly score per row (below 0: outlier), as scikit-learn's ``decision_function``."""
+        return self.scores(X, strict=strict)
+
+    def transform(self, X: Any, *, strict: bool = False) -> np.ndarray:
+        """Distance of each row to each cluster centre (clustering), as scikit-learn's ``transform``."""
+        if self.task != "clustering":
+            raise EdgeRuntimeError(f"model '{self.manifest.name}' is a {self.task} model; transform() "
+                                   "gives cluster distances of a clustering model")
+        return self.scores(X, strict=strict)
 
     def _labels(self, raw: Any) -> np.ndarray:
         raw = np.asarray(raw).reshape(-1)

@@ -152,7 +152,7 @@ def test_newer_minor_schema_accepted(good, tmp_path):
 @pytest.mark.parametrize("field,value,message", [
     ("name", "", "'name' is empty"),
     ("version", "1.0", "semver"),
-    ("task", "clustering", "'task'"),
+    ("task", "ranking", "'task'"),
     ("artifacts", [], "'artifacts' is empty"),
 ])
 def test_invalid_manifest_fields_are_named(good, tmp_path, field, value, message):

@@ -45,13 +45,13 @@ def register(cli: click.Group) -> None:
 def convert(model: str, sample: str, out_dir: str, name: Optional[str], version: str, formats: str,
             precisions: str, holdout: Optional[str], target: Optional[str], tolerance: float,
             quantized_agreement: float, quantization: str, force: bool, sign_key: Optional[str]) -> None:
-    """Convert a fitted scikit-learn MODEL (.joblib/.pkl, trusted files only) into a bundle."""
+    """Convert a fitted MODEL into a bundle: scikit-learn (.joblib/.pkl, trusted files only),
+    LightGBM (model.txt), XGBoost (.json/.ubj) or CatBoost (.cbm)."""
     conv = require_converters()
-    import joblib  # workstation only: the device never unpickles anything
-
+    from converters.boosting import load_model_file  # workstation only: the device never unpickles
     from converters.tabular import read_csv_labels, read_csv_table
 
-    estimator = joblib.load(model)
+    estimator = load_model_file(model)
     # Named tables: columns are matched by name against the model's features (any order).
     X = read_csv_table(sample, target=target)
     y = read_csv_labels(sample, target) if target else None  # training class shares
