@@ -22,6 +22,7 @@ SUPPORTED = (
     "MLPRegressor", "KNeighborsClassifier", "KNeighborsRegressor", "GaussianNB",
     "Pipeline", "ColumnTransformer", "StandardScaler", "MinMaxScaler", "SimpleImputer",
     "OneHotEncoder", "RobustScaler", "MaxAbsScaler", "Normalizer",
+    "OrdinalEncoder", "TfidfVectorizer", "CountVectorizer", "TfidfTransformer",
 )
 
 _CUSTOM: dict[type, str] = {}
