@@ -66,6 +66,12 @@ class Model:
             return FeedAdapter(features, artifact.inputs)
         return InputAdapter(features, artifact.input_dtype)
 
+    @property
+    def input_schema(self) -> Any:
+        """The :class:`edge_runtime.inputs.InputSchema` inputs are checked against (kinds,
+        categories, messages), for readers that parse text (CSV cells) before predicting."""
+        return self._adapt.schema
+
     # --- prediction -------------------------------------------------------------------------
     def predict(self, X: Any, *, strict: bool = False) -> np.ndarray:
         """Class labels (classification) or predicted values (regression), one per row.

@@ -169,6 +169,29 @@ class FeedAdapter(InputAdapter):
         position = {n: c for c, n in enumerate(self.names)}
         self.specs = [(s.name, s.dtype, [position[f] for f in s.features]) for s in specs]
         self._strings = set(self.schema.string_columns)
+        #: categorical column -> {category: code}; any other value gets code len(categories)
+        self._codes = {c: {v: i for i, v in enumerate(f.categories or ())}
+                       for c, f in enumerate(self.schema.features) if f.kind == "categorical"}
+
+    def codes(self, X: Any) -> np.ndarray:
+        """The float matrix telemetry bins: numeric values as fed, a categorical value as its
+        category's index (``len(categories)`` for any other: the "other" bin of the reference),
+        text as 0 (only counted). Drift over category shares is then the numeric binning.
+
+        Raises:
+            InputError: as :meth:`__call__`.
+        """
+        columns = self._columns(X)
+        s = self.schema
+        out = np.zeros((len(columns[0]) if columns else 0, self.width), dtype=np.float64)
+        for c, col in enumerate(columns):
+            if c in self._codes:
+                table, other = self._codes[c], len(self._codes[c])
+                out[:, c] = [table.get(v, other) for v in s.strings(col, c)]
+            elif c not in self._strings:
+                out[:, c] = col if isinstance(col, np.ndarray) and col.dtype.kind in "fiub" \
+                    else [s.number(v, r, c) for r, v in enumerate(col)]
+        return out
 
     def __call__(self, X: Any, strict: bool = False) -> dict[str, np.ndarray]:  # type: ignore[override]
         """``X`` as ``{input name: array}``.

@@ -168,7 +168,7 @@ def make_tokenizer(node):
     def kernel(x):
         flat = x.reshape(-1).tolist()
         tokens = [split(s) for s in flat]
-        if mark:
+        if mark and any(tokens):  # no token anywhere: [N, 0], without marks (as onnxruntime)
             tokens = [[_START, *t, _END] for t in tokens]
         width = max((len(t) for t in tokens), default=0)
         out = np.full((len(flat), width), pad, dtype=object)
