@@ -206,13 +206,19 @@ class FeedAdapter(InputAdapter):
         s = self.schema
         numbers = np.zeros((n, self.width), dtype=np.float64)
         strings: dict[int, np.ndarray] = {}
+        refused: list[tuple[int, int, InputError]] = []
         for c, col in enumerate(columns):
-            if c in self._strings:
-                strings[c] = np.array(s.strings(col, c), dtype=object)
-            elif isinstance(col, np.ndarray) and col.dtype.kind in "fiub":
-                numbers[:, c] = col
-            else:
-                numbers[:, c] = [s.number(v, r, c) for r, v in enumerate(col)]
+            try:
+                if c in self._strings:
+                    strings[c] = np.array(s.strings(col, c), dtype=object)
+                elif isinstance(col, np.ndarray) and col.dtype.kind in "fiub":
+                    numbers[:, c] = col
+                else:
+                    numbers[:, c] = [s.number(v, r, c) for r, v in enumerate(col)]
+            except InputError as exc:  # parsed by column: report the first bad row (row-major)
+                refused.append((exc.row if exc.row is not None else -1, c, exc))
+        if refused:
+            raise min(refused, key=lambda t: (t[0], t[1]))[2]
         arr = InputAdapter.__call__(self, numbers, strict)
         feeds = {}
         for name, dtype, cols in self.specs:
