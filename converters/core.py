@@ -27,7 +27,7 @@ from edge_runtime.errors import BackendError, EdgeRuntimeError
 from .columns import match_columns, table_names
 from .errors import ConversionError, ParityError
 from .golden import artifact_golden, golden_block, select_golden_rows
-from .kinds import Typed, feeds, frame, infer, is_string_table, round_numeric
+from .kinds import Typed, feeds, frame, infer, is_string_table, round_numeric, takes_raw_text, text_column, text_hint
 from .kinds import features as typed_features
 from .onnx_export import Exported, export_onnx
 from .registry import check_supported
@@ -86,7 +86,9 @@ def _has_proba(estimator: Any) -> bool:
 
 def _sk_call(estimator: Any, method: str, X: np.ndarray, names: list[str]) -> np.ndarray:
     data: Any = X
-    if X.dtype == object:  # string columns: the frame the estimator was fitted on
+    if X.dtype == object and takes_raw_text(estimator):  # fitted on a 1-D sequence of texts
+        data = X[:, 0]
+    elif X.dtype == object:  # string columns: the frame the estimator was fitted on
         data = frame(X, names)
     elif getattr(estimator, "feature_names_in_", None) is not None:
         import pandas as pd
@@ -310,6 +312,10 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
                               "are needed to prove a model's batch paths on a device")
     task = _task_of(estimator)
     has_proba = task == "classification" and _has_proba(estimator)
+    if takes_raw_text(estimator):  # texts, one per row: a table of one text feature
+        sample_X = text_column(sample_X, feature_names[0] if feature_names else "text")
+        holdout = text_column(holdout, list(sample_X.columns)[0]) if holdout is not None else None
+        feature_names = None
     strings = is_string_table(sample_X)
     X, H, names, matched_by = _columns(estimator, sample_X, holdout, feature_names, strings)
     typed = infer(estimator, X, names) if strings else None
@@ -356,6 +362,7 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
     if failures and not force:
         raise ParityError(f"conversion of {_describe(estimator)} refused, parity missed on "
                           f"{H.shape[0]} held-out rows: " + " | ".join(failures)
+                          + (text_hint(X, typed) if typed is not None else "")
                           + " (pass force=True / --force to write it anyway)",
                           {f"{e.format}/{e.precision}": p for e, p in produced})
 

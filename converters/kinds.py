@@ -47,9 +47,31 @@ class Typed:
         return [j for j, k in enumerate(self.kinds) if k == "numeric"]
 
 
+def takes_raw_text(estimator: Any) -> bool:
+    """The estimator reads a 1-D sequence of texts (its first step is a text vectorizer), as
+    ``make_pipeline(TfidfVectorizer(), LogisticRegression())`` fitted on a list of strings."""
+    first = estimator
+    while hasattr(first, "steps"):
+        first = next((s for _, s in first.steps if s not in (None, "passthrough")), None)
+    return type(first).__name__ in VECTORIZERS
+
+
+def text_column(data: Any, name: str = "text") -> Any:
+    """A 1-D sequence of texts (list, array, Series) as a one-column table named ``name``
+    (a Series keeps its own name): the model's single text feature."""
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        return data
+    own = getattr(data, "name", None)
+    return pd.DataFrame({str(own) if own is not None else name: list(data)})
+
+
 def is_string_table(data: Any) -> bool:
     """A DataFrame (or object array) with at least one column of strings."""
     dtypes = getattr(data, "dtypes", None)
+    if dtypes is not None and not hasattr(dtypes, "__iter__"):  # a Series
+        return getattr(dtypes, "kind", "O") not in "fiub"
     if dtypes is not None:
         return any(getattr(d, "kind", "O") not in "fiub" for d in dtypes)
     arr = np.asarray(data, dtype=object) if not isinstance(data, np.ndarray) else data
@@ -92,7 +114,7 @@ def infer(estimator: Any, X: np.ndarray, names: Sequence[str]) -> Typed:
     Raises:
         ConversionError: a column mixes strings and numbers.
     """
-    text = _text_columns(estimator)
+    text = _text_columns(estimator) | (set(names) if takes_raw_text(estimator) else set())
     encoders = _encoders(estimator)
     typed = Typed([], {}, {})
     for j, name in enumerate(names):
@@ -199,6 +221,16 @@ def features(names: Sequence[str], typed: Typed, allow_nan: Sequence[bool], rang
             out.append(Feature(name=name, kind=kind, categories=typed.categories.get(name),
                                unknown=typed.unknown.get(name)))
     return out
+
+
+def text_hint(X: np.ndarray, typed: Typed) -> str:
+    """Why a text model may miss parity: non-ASCII text. skl2onnx's Tokenizer runs RE2, whose
+    ``\\w`` is ASCII, so "café" becomes "caf" in ONNX but stays "café" in scikit-learn."""
+    for j, kind in enumerate(typed.kinds):
+        if kind == "text" and any(isinstance(v, str) and not v.isascii() for v in X[:, j].tolist()):
+            return (f"; text feature column {j} holds non-ASCII characters, which the ONNX "
+                    "tokenizer (RE2, [a-zA-Z0-9_]+) splits differently from scikit-learn's")
+    return ""
 
 
 def vectorizer_options(estimator: Any) -> dict[int, dict[str, Any]]:

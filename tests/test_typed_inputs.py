@@ -294,3 +294,30 @@ def test_served_openapi_describes_string_features(converted):
     row = openapi_for_model(doc, manifest)["components"]["schemas"]["Row"]["oneOf"][1]["properties"]
     assert row["color"] == {"type": "string", "maxLength": 1024, "enum": sorted(COLORS)}
     assert row["weight"]["type"] == ["number", "boolean"] or row["weight"]["type"][0] == "number"
+
+
+def test_a_text_pipeline_fitted_on_a_list_of_strings(tmp_path):
+    """make_pipeline(TfidfVectorizer(), ...) fitted on plain texts: one text feature, and the
+    model takes a plain list of texts, one per row."""
+    texts = _texts(500, 4)["review"].tolist()
+    y = _text_target(pd.DataFrame({"review": texts}))
+    est = make_pipeline(TfidfVectorizer(), LogisticRegression(max_iter=500)).fit(texts, y)
+    path = converters.convert(est, texts, tmp_path / "raw")
+    probe = ["good movie", "awful awful plot", "great", ""]
+    for backend in BACKENDS:
+        model = edge_runtime.load(path, backend=backend)
+        assert model.feature_names == ["text"]
+        assert model.predict(probe).tolist() == est.predict(probe).tolist()
+        assert model.predict("nice film").tolist() == est.predict(["nice film"]).tolist()
+        assert (model.predict(pd.Series(texts)) == est.predict(texts)).all()
+
+
+def test_non_ascii_text_that_misses_parity_says_why(tmp_path):
+    rng = np.random.default_rng(5)
+    words = ["café", "crème", "très", "bon", "mauvais", "école", "élan"]
+    texts = [" ".join(rng.choice(words, 4)) for _ in range(300)]
+    y = np.array([int(t.count("café") > t.count("bon")) for t in texts])
+    est = make_pipeline(ColumnTransformer([("t", CountVectorizer(), "review")]),
+                        LogisticRegression()).fit(pd.DataFrame({"review": texts}), y)
+    with pytest.raises(converters.ParityError, match=r"holds non-ASCII characters, which the ONNX tokenizer"):
+        converters.convert(est, pd.DataFrame({"review": texts}), tmp_path / "accents")

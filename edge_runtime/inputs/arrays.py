@@ -247,6 +247,13 @@ class FeedAdapter(InputAdapter):
             if X.dtype.names:
                 raise InputError("structured arrays are not supported; pass records or a 2-D array")
             X = X.tolist()
+        elif type(X).__module__.startswith("pandas"):  # a Series: one row, or one text per row
+            X = X.tolist() if self.width == 1 else X.to_dict()
+        if self.width == 1 and isinstance(X, (list, tuple)) and X and \
+                all(isinstance(v, str) for v in X):  # one string feature: a plain list, one per row
+            return [list(X)]
+        if self.width == 1 and isinstance(X, str):
+            return [[X]]
         rows = self.schema.rows(X)
         for r, row in enumerate(rows):
             self.schema.check_width(row, r, len(rows))
