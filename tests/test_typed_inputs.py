@@ -321,3 +321,20 @@ def test_non_ascii_text_that_misses_parity_says_why(tmp_path):
                         LogisticRegression()).fit(pd.DataFrame({"review": texts}), y)
     with pytest.raises(converters.ParityError, match=r"holds non-ASCII characters, which the ONNX tokenizer"):
         converters.convert(est, pd.DataFrame({"review": texts}), tmp_path / "accents")
+
+
+def test_tuner_and_bench_time_a_typed_bundle_on_its_golden_rows(converted, tmp_path, monkeypatch):
+    from edge_runtime import routing
+    from edge_runtime.bench.runner import BenchConfig, _rows_and_source
+    from edge_runtime.bundle import open_bundle
+
+    monkeypatch.setenv("EDGERT_CACHE_DIR", str(tmp_path / "cache"))
+    bundle = open_bundle(converted["mixed"][1])
+    table = routing.tune(bundle, bundle.manifest.artifacts[0], backends=["onnxruntime", "numpy"],
+                         row_counts=(1, 40), budget_s=0.02)
+    assert set(table["best"]) == {"1", "40"}
+    assert {k.split(":")[0] for k in table["timings_s"]} == {"onnxruntime", "numpy"}
+    rows, source = _rows_and_source(bundle, BenchConfig(), 70)
+    assert rows.shape == (70, 3) and rows.dtype == object and source.startswith("golden rows")
+    model = edge_runtime.load(converted["mixed"][1], backend="numpy")
+    assert len(model.predict(rows)) == 70 and len(model.predict(rows[:1])) == 1
