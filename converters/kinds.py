@@ -74,8 +74,14 @@ def is_string_table(data: Any) -> bool:
         return getattr(dtypes, "kind", "O") not in "fiub"
     if dtypes is not None:
         return any(getattr(d, "kind", "O") not in "fiub" for d in dtypes)
-    arr = np.asarray(data, dtype=object) if not isinstance(data, np.ndarray) else data
-    return arr.dtype.kind in "OUS" and any(isinstance(v, str) for v in arr.reshape(-1)[:1000].tolist())
+    if isinstance(data, np.ndarray) and data.dtype.kind in "fiub":
+        return False
+    raw = data.to_numpy(dtype=object) if hasattr(data, "to_numpy") else data  # converters' Table
+    try:
+        arr = np.asarray(raw, dtype=object)
+    except ValueError:  # ragged rows: the numeric path names the problem
+        return False
+    return any(isinstance(v, str) for v in arr.reshape(-1).tolist())
 
 
 def _text_columns(estimator: Any) -> set[str]:

@@ -338,3 +338,27 @@ def test_tuner_and_bench_time_a_typed_bundle_on_its_golden_rows(converted, tmp_p
     assert rows.shape == (70, 3) and rows.dtype == object and source.startswith("golden rows")
     model = edge_runtime.load(converted["mixed"][1], backend="numpy")
     assert len(model.predict(rows)) == 70 and len(model.predict(rows[:1])) == 1
+
+
+def test_edgert_convert_reads_a_csv_with_string_columns(tmp_path, cli_env):
+    import joblib
+
+    est, train, test = _pipelines()["mixed"]
+    joblib.dump(est, tmp_path / "model.joblib")
+    sample = train.assign(y=_target(train))
+    sample.to_csv(tmp_path / "train.csv", index=False)
+    test.to_csv(tmp_path / "test.csv", index=False)
+    run = subprocess.run([sys.executable, "-m", "edge_runtime", "convert", str(tmp_path / "model.joblib"),
+                          "--sample", str(tmp_path / "train.csv"), "--target", "y", "-o", str(tmp_path / "b")],
+                         capture_output=True, text=True, env=cli_env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert [f.get("kind", "numeric") for f in manifest["inputs"]["features"]] == ["categorical", "categorical",
+                                                                                   "numeric"]
+    assert manifest["reference"]["classes"]["source"] == "labels"
+    run = subprocess.run([sys.executable, "-m", "edge_runtime", "predict", str(tmp_path / "b"),
+                          str(tmp_path / "test.csv")], capture_output=True, text=True, env=cli_env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert [int(v) for v in run.stdout.split()[1:]] == est.predict(test).tolist()
