@@ -98,27 +98,40 @@ def _text_columns(estimator: Any) -> set[str]:
 
 
 def _encoders(estimator: Any) -> dict[str, tuple[tuple[str, ...], str]]:
-    """Column name -> (categories, unknown policy) of each fitted OneHot/Ordinal encoder."""
+    """Column name -> (categories, unknown policy) of each fitted OneHot/Ordinal encoder: by
+    the encoder's own ``feature_names_in_``, or, inside a ColumnTransformer branch that got an
+    array (an imputer before it), by the branch's column names in order."""
     out: dict[str, tuple[tuple[str, ...], str]] = {}
-    for step in steps_of(estimator):
-        kind = type(step).__name__
-        if kind not in ENCODERS or getattr(step, "feature_names_in_", None) is None:
-            continue
-        policy = step.handle_unknown
+
+    def add(encoder: Any, names: Sequence[Any]) -> None:
+        policy = encoder.handle_unknown
         unknown = ("error" if policy == "error" else "encoded" if policy == "use_encoded_value"
                    else "ignore")
-        for name, cats in zip(step.feature_names_in_, step.categories_):
+        for name, cats in zip(names, encoder.categories_):
             out[str(name)] = (tuple(str(c) for c in cats.tolist()), unknown)
+
+    for step in steps_of(estimator):
+        kind = type(step).__name__
+        if kind in ENCODERS and getattr(step, "feature_names_in_", None) is not None:
+            add(step, list(step.feature_names_in_))
+        elif kind == "ColumnTransformer":
+            for _, trans, cols in getattr(step, "transformers_", []):
+                if isinstance(trans, str) or isinstance(cols, str) or not all(isinstance(c, str) for c in cols):
+                    continue
+                inner = [s for s in steps_of(trans) if type(s).__name__ in ENCODERS]
+                if len(inner) == 1 and getattr(inner[0], "feature_names_in_", None) is None \
+                        and len(inner[0].categories_) == len(cols):
+                    add(inner[0], cols)
     return out
 
 
 def infer(estimator: Any, X: np.ndarray, names: Sequence[str]) -> Typed:
     """Each column's kind: numeric when every value is a number, text when a vectorizer reads
-    it, else categorical (categories and policy from the encoder that reads it, or, without
-    one, the sample's own values with unknown ones refused).
+    it, categorical when an encoder does (categories and policy from that encoder).
 
     Raises:
-        ConversionError: a column mixes strings and numbers.
+        ConversionError: a column mixes strings and numbers, or holds strings no encoder or
+            vectorizer reads.
     """
     text = _text_columns(estimator) | (set(names) if takes_raw_text(estimator) else set())
     encoders = _encoders(estimator)
@@ -136,9 +149,13 @@ def infer(estimator: Any, X: np.ndarray, names: Sequence[str]) -> Typed:
         if name in text:
             typed.kinds.append("text")
             continue
+        if name not in encoders:
+            example = next(v for v in col if isinstance(v, str))
+            raise ConversionError(f"column '{name}' holds text ({example[:40]!r}), but no OneHotEncoder, "
+                                  "OrdinalEncoder, TfidfVectorizer or CountVectorizer of the model reads "
+                                  "it; the model takes numbers there (a typo in the sample?)")
         typed.kinds.append("categorical")
-        cats, policy = encoders.get(name) or (tuple(sorted({v for v in col if isinstance(v, str)})), "error")
-        typed.categories[name], typed.unknown[name] = cats, policy
+        typed.categories[name], typed.unknown[name] = encoders[name]
     return typed
 
 

@@ -362,3 +362,16 @@ def test_edgert_convert_reads_a_csv_with_string_columns(tmp_path, cli_env):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert [int(v) for v in run.stdout.split()[1:]] == est.predict(test).tolist()
+
+
+def test_string_columns_the_model_cannot_read_are_refused_naming_them(tmp_path):
+    train = _table(200, 8)
+    est = LogisticRegression().fit(train[["weight"]].assign(w2=train["weight"] * 2), _target(train))
+    typo = train[["weight"]].assign(w2=train["weight"] * 2).astype(object)
+    typo.iloc[3, 1] = "n/a"
+    with pytest.raises(converters.ConversionError, match=r"column 'w2' mixes strings and numbers"):
+        converters.convert(est, typo, tmp_path / "typo")
+    words = train[["weight"]].assign(w2=["a"] * len(train))
+    with pytest.raises(converters.ConversionError,
+                       match=r"column 'w2' holds text \('a'\), but no OneHotEncoder, OrdinalEncoder"):
+        converters.convert(est, words, tmp_path / "words")
