@@ -32,7 +32,11 @@ def table_names(data: Any) -> Optional[list[str]]:
     return None if cols is None else [str(c) for c in cols]
 
 
-def _values(data: Any, role: str) -> np.ndarray:
+def _values(data: Any, role: str, strings: bool = False) -> np.ndarray:
+    if strings:  # string columns (categories, text): an object table, numbers as floats
+        from .kinds import as_table
+
+        return as_table(data, role)[0]
     raw = data.to_numpy(dtype=np.float64) if hasattr(data, "to_numpy") else data
     try:
         X = np.asarray(raw, dtype=np.float64)
@@ -73,19 +77,21 @@ def _by_name(X: np.ndarray, given: list[str], expected: list[str], role: str) ->
 
 
 def match_columns(data: Any, *, fitted: Optional[Sequence[str]], expected: Optional[Sequence[str]],
-                  feature_names: Optional[Sequence[str]], n_in: Optional[int], role: str) -> Matched:
+                  feature_names: Optional[Sequence[str]], n_in: Optional[int], role: str,
+                  strings: bool = False) -> Matched:
     """Put ``data``'s columns in the model's order.
 
     ``fitted`` are the estimator's ``feature_names_in_`` (None if it was fitted on a bare
     array); ``expected`` the names the columns must carry (``fitted``, or for a hold-out table
     the sample's names); ``feature_names`` name a bare array's columns; ``n_in`` is the
-    estimator's ``n_features_in_``.
+    estimator's ``n_features_in_``. With ``strings`` the values come back as an object table
+    (numbers as floats, strings as str), for models with categorical or text features.
 
     Raises:
         ConversionError: a column is missing, unknown, duplicated or renamed, a named model got
             an unnamed table, or the column count differs; the message names the columns.
     """
-    X = _values(data, role)
+    X = _values(data, role, strings)
     own = table_names(data)
     named = list(map(str, feature_names)) if feature_names is not None else None
     if own is not None and named is not None and own != named:

@@ -28,6 +28,8 @@ from .boosting import as_estimator, libraries_in
 from .columns import match_columns, table_names
 from .errors import ConversionError, ParityError
 from .golden import artifact_golden, golden_block, select_golden_rows
+from .kinds import Typed, feeds, frame, infer, is_string_table, round_numeric, takes_raw_text, text_column, text_hint
+from .kinds import features as typed_features
 from .onnx_export import Exported, export_onnx
 from .registry import describe, known_parity_cause, refusal
 from .stats import class_reference, nan_tolerant_features, r2_score, reference_statistics, training_bounds
@@ -51,6 +53,8 @@ class ExportContext:
     #: int8 scheme: "dynamic" (int8 weights, float activations quantized per call) or "static"
     #: (full-integer: activation ranges calibrated once on ``sample``)
     quantization: str = "dynamic"
+    #: feature kinds when the table has string columns (then ``sample`` is an object table)
+    typed: Optional[Typed] = None
 
 
 Exporter = Callable[[ExportContext, str], Exported]
@@ -58,7 +62,8 @@ Exporter = Callable[[ExportContext, str], Exported]
 EXPORTERS: dict[str, Exporter] = {
     "onnx": lambda ctx, precision: export_onnx(ctx.estimator, ctx.n_features, task=ctx.task,
                                                has_proba=ctx.has_proba, precision=precision,
-                                               quantization=ctx.quantization, calibration=ctx.sample),
+                                               quantization=ctx.quantization, calibration=ctx.sample,
+                                               typed=ctx.typed, names=ctx.feature_names),
 }
 
 
@@ -104,7 +109,11 @@ def _has_proba(estimator: Any) -> bool:
 
 def _sk_call(estimator: Any, method: str, X: np.ndarray, names: list[str]) -> np.ndarray:
     data: Any = X
-    if getattr(estimator, "feature_names_in_", None) is not None:
+    if X.dtype == object and takes_raw_text(estimator):  # fitted on a 1-D sequence of texts
+        data = X[:, 0]
+    elif X.dtype == object:  # string columns: the frame the estimator was fitted on
+        data = frame(X, names)
+    elif getattr(estimator, "feature_names_in_", None) is not None:
         import pandas as pd
 
         data = pd.DataFrame(X, columns=names)
@@ -154,14 +163,16 @@ def run_exported(exported: Exported, X: np.ndarray, classes: Optional[list], *,
                    format=exported.format, precision=exported.precision,
                    sha256="0" * 64, size=len(exported.data), input_name=exported.input_name,
                    input_dtype=exported.input_dtype, outputs=exported.outputs, opset=exported.opset,
-                   extra=exported.extra)
+                   extra=exported.extra, inputs=exported.inputs)
     engine = get_backend(FORMAT_BACKEND[exported.format])(exported.data, art, BackendOptions(threads=1))
-    x = np.ascontiguousarray(X, dtype=np.dtype(exported.input_dtype))
+    x: Any = feeds(exported.inputs, X) if exported.inputs else \
+        np.ascontiguousarray(X, dtype=np.dtype(exported.input_dtype))
     roles = [r for r in ("label", "probabilities", "prediction", "scores") if r in exported.outputs]
     names = [exported.outputs[r] for r in roles]
     try:
         if by_row:
-            parts = [engine.run(x[i:i + 1], names) for i in range(x.shape[0])]
+            parts = [engine.run({k: v[i:i + 1] for k, v in x.items()} if exported.inputs else x[i:i + 1],
+                                names) for i in range(X.shape[0])]
             raw = [np.concatenate([np.asarray(p[k]).reshape(1, -1) for p in parts]) for k in range(len(roles))]
         else:
             raw = engine.run(x, names)
@@ -235,19 +246,20 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _columns(estimator: Any, sample_X: Any, holdout: Any,
-             feature_names: Optional[Sequence[str]]) -> tuple[np.ndarray, Optional[np.ndarray], list[str], str]:
-    """Sample and hold-out values in the model's feature order, the names, and ``matched_by``."""
+def _columns(estimator: Any, sample_X: Any, holdout: Any, feature_names: Optional[Sequence[str]],
+             strings: bool = False) -> tuple[np.ndarray, Optional[np.ndarray], list[str], str]:
+    """Sample and hold-out values in the model's feature order, the names, and ``matched_by``
+    (object tables with ``strings``)."""
     fitted = getattr(estimator, "feature_names_in_", None)
     fitted = None if fitted is None else [str(n) for n in fitted]
     n_in = getattr(estimator, "n_features_in_", None)
     sample = match_columns(sample_X, fitted=fitted, expected=fitted, feature_names=feature_names,
-                           n_in=n_in, role="sample")
+                           n_in=n_in, role="sample", strings=strings)
     named = fitted is not None or table_names(sample_X) is not None or feature_names is not None
     H = None
     if holdout is not None:
         H = match_columns(holdout, fitted=fitted, expected=sample.names if named else None,
-                          feature_names=feature_names, n_in=n_in, role="holdout").X
+                          feature_names=feature_names, n_in=n_in, role="holdout", strings=strings).X
     return sample.X, H, sample.names, sample.matched_by
 
 
@@ -259,7 +271,7 @@ def _with_fallback(exported: Exported, parity: dict[str, Any], H: np.ndarray, ex
     step = "skl2onnx cannot export it"
     try:
         fallback = export_onnx(ctx.estimator, ctx.n_features, task=ctx.task, has_proba=ctx.has_proba,
-                               precision="fp64")
+                               precision="fp64", typed=ctx.typed, names=ctx.feature_names)
         step = f"{FORMAT_BACKEND['onnx']} cannot run it"
         fb_parity = measure_parity(fallback, H, expected, ctx, tol)
     except EdgeRuntimeError as exc:
@@ -322,22 +334,37 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
                               "are needed to prove a model's batch paths on a device")
     task = _task_of(estimator)
     has_proba = task == "classification" and _has_proba(estimator)
-    X, H, names, matched_by = _columns(estimator, sample_X, holdout, feature_names)
-    X = X.astype(np.float32).astype(np.float64)  # the device feeds float32: compare on those
+    if takes_raw_text(estimator):  # texts, one per row: a table of one text feature
+        sample_X = text_column(sample_X, feature_names[0] if feature_names else "text")
+        holdout = text_column(holdout, list(sample_X.columns)[0]) if holdout is not None else None
+        feature_names = None
+    strings = is_string_table(sample_X)
+    X, H, names, matched_by = _columns(estimator, sample_X, holdout, feature_names, strings)
+    typed = infer(estimator, X, names) if strings else None
+    # the device feeds float32: compare on those
+    rounded: Callable[[np.ndarray], np.ndarray] = (lambda T: round_numeric(T, typed)) if typed \
+        else (lambda T: T.astype(np.float32).astype(np.float64))
+    X = rounded(X)
     if H is not None:
-        H = H.astype(np.float32).astype(np.float64)
+        H = rounded(H)
     else:
         rng = np.random.default_rng(0)
         k = max(1, min(2000, X.shape[0] // 4))
         H = X[np.sort(rng.choice(X.shape[0], size=k, replace=False))]
     classes = _classes_of(estimator, task)
     ctx = ExportContext(estimator=estimator, n_features=X.shape[1], task=task, has_proba=has_proba,
-                        classes=classes, sample=X, feature_names=names, quantization=quantization)
+                        classes=classes, sample=X, feature_names=names, quantization=quantization,
+                        typed=typed)
     expected = _expected(estimator, H, names, task, has_proba)
 
     produced: list[tuple[Exported, dict]] = []
     failures = []
+    notes = []
     for fmt in formats:
+        if typed is not None and fmt != "onnx":
+            notes.append(f"no {fmt} artifact: its engine has no string tensors, and this model takes "
+                         "categorical/text features")
+            continue
         if fmt not in EXPORTERS:
             _load_optional_exporters()
         if fmt not in EXPORTERS:
@@ -352,17 +379,21 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
             if not parity["passed"]:
                 failures.append(f"{fmt}/{exported.precision}: " + "; ".join(parity["reasons"])
                                 + (f" ({parity['fallback']})" if parity.get("fallback") else ""))
+    if not produced:
+        raise ConversionError("no artifact to write: " + "; ".join(notes) + " (use --format onnx)")
     if failures and not force:
         cause = known_parity_cause(estimator)
         raise ParityError(refusal(estimator, f"parity missed on {H.shape[0]} held-out rows: "
-                                  + " | ".join(failures) + (f"; known cause: {cause}" if cause else ""))
+                                  + " | ".join(failures) + (f"; known cause: {cause}" if cause else "")
+                                  + (text_hint(X, typed) if typed is not None else ""))
                           + " (or pass force=True / --force to write it anyway)",
                           {f"{e.format}/{e.precision}": p for e, p in produced})
 
     allow_nan = nan_tolerant_features(
         lambda rows: _expected(estimator, rows, names, task, has_proba),
         [lambda rows, e=e: run_exported(e, rows, classes) for e, _ in produced], X,
-        quantized=[e.precision in QUANTIZED for e, _ in produced], min_agreement=quantized_agreement)
+        quantized=[e.precision in QUANTIZED for e, _ in produced], min_agreement=quantized_agreement,
+        columns=typed.numeric() if typed else None)
     g, selection = select_golden_rows(
         H, X, lambda rows: _predicted(estimator, rows, names, task), task, n=n_golden,
         source="holdout" if holdout is not None else "a seeded 25% of the sample", allow_nan=allow_nan)
@@ -373,9 +404,13 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
         if own is not None:  # the device proves the engine on the artifact's own outputs
             exported.extra["golden"] = own
     ranges = feature_ranges or {}
-    features = [Feature(name=n, allow_nan=a, range=tuple(ranges[n]) if n in ranges else None,
-                        train_min=b[0] if b else None, train_max=b[1] if b else None)
-                for n, a, b in zip(names, allow_nan, training_bounds(X))]
+    bounds = training_bounds(X, columns=typed.numeric() if typed else None)
+    if typed is not None:
+        features = typed_features(names, typed, allow_nan, ranges, bounds)
+    else:
+        features = [Feature(name=n, allow_nan=a, range=tuple(ranges[n]) if n in ranges else None,
+                            train_min=b[0] if b else None, train_max=b[1] if b else None)
+                    for n, a, b in zip(names, allow_nan, bounds)]
     libraries = libraries_in(estimator)
     frameworks = libraries + ["scikit-learn"] * (not libraries or hasattr(estimator, "steps"))
     via = ", onnxmltools / CatBoost's own export for the boosting step" if libraries else ""
@@ -384,7 +419,9 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
                   "converter": f"edge-runtime converters (skl2onnx for ONNX{via})",
                   "versions": _versions(), "holdout_rows": int(H.shape[0]),
                   "sample_rows": int(X.shape[0]), "forced": bool(failures)}
-    reference = reference_statistics(X, names)
+    if notes:
+        provenance["notes"] = notes
+    reference = reference_statistics(X, names, features=features)
     if classes is not None:
         if sample_y is not None and len(sample_y) != X.shape[0]:
             raise ConversionError(f"sample_y has {len(sample_y)} labels for {X.shape[0]} rows of sample_X")
@@ -403,7 +440,7 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
                        precision=exported.precision, sha256="0" * 64, size=len(exported.data),
                        input_name=exported.input_name, input_dtype=exported.input_dtype,
                        outputs=exported.outputs, opset=exported.opset, parity=json_safe(parity),
-                       extra=json_safe(exported.extra))
+                       extra=json_safe(exported.extra), inputs=exported.inputs)
         entries.append((art, exported.data))
     out = Path(out_dir)
     if out.exists() and (out / "manifest.json").exists():

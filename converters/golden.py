@@ -32,14 +32,27 @@ def _pool(H: np.ndarray, X: Optional[np.ndarray], n: int,
         if allow_nan is None:
             return rows
         refused = ~np.asarray(allow_nan, dtype=bool)
-        return rows[~np.isnan(rows[:, refused]).any(axis=1)]
+        return rows[~_isnan(rows[:, refused]).any(axis=1)]
 
     H = usable(H)
     if X is None or H.shape[0] >= n:
         return H, H.shape[0]
-    seen = {r.tobytes() for r in np.ascontiguousarray(H)}
-    extra = [r for r in np.ascontiguousarray(usable(X)) if r.tobytes() not in seen]
+    seen = {_key(r) for r in np.ascontiguousarray(H)}
+    extra = [r for r in np.ascontiguousarray(usable(X)) if _key(r) not in seen]
     return (np.vstack([H, np.asarray(extra)]) if extra else H), H.shape[0]
+
+
+def _isnan(rows: np.ndarray) -> np.ndarray:
+    """NaN (and None) cells, also in object tables (string columns are never NaN)."""
+    if rows.dtype != object:
+        return np.isnan(rows)
+    return np.array([[v is None or (isinstance(v, float) and v != v) for v in r] for r in rows.tolist()],
+                    dtype=bool).reshape(rows.shape)
+
+
+def _key(row: np.ndarray) -> Any:
+    """A row's identity: its bytes, or for an object row (strings) its values."""
+    return tuple(row.tolist()) if row.dtype == object else row.tobytes()
 
 
 def _by_class(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -134,7 +147,8 @@ def artifact_golden(exported: Exported, parity: dict[str, Any], g: np.ndarray, g
     at_once, by_row = run(g, False), run(g, True)
     probe = Artifact(path="model", format=exported.format, precision=exported.precision, sha256="0" * 64,
                      size=0, input_name=exported.input_name, input_dtype=exported.input_dtype,
-                     outputs=exported.outputs, opset=exported.opset, parity=json_safe(parity))
+                     outputs=exported.outputs, opset=exported.opset, parity=json_safe(parity),
+                     inputs=exported.inputs)
     if exported.precision in device_golden.QUANTIZED:
         source = "the artifact's own outputs (quantized)"
     else:

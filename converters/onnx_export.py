@@ -11,10 +11,11 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from edge_runtime.bundle import LABEL_TASKS
+from edge_runtime.bundle import LABEL_TASKS, InputSpec
 
 from .boosting import libraries_in, register
 from .errors import ConversionError, UnsupportedEstimatorError
+from .kinds import Typed, input_specs, vectorizer_options
 from .registry import refusal, steps_of
 
 #: onnxruntime >= 1.17 (our lower bound) runs these; recorded in every artifact.
@@ -34,6 +35,8 @@ class Exported:
     outputs: dict[str, str]
     opset: dict[str, int]
     extra: dict[str, Any] = field(default_factory=dict)
+    #: one named input per column (models with categorical/text features); empty: one matrix
+    inputs: tuple[InputSpec, ...] = ()
 
 
 def _classifier_options(estimator: Any) -> dict:
@@ -66,17 +69,23 @@ def convertible(estimator: Any) -> Any:
 
 
 def export_onnx(estimator: Any, n_features: int, *, task: str, has_proba: bool,
-                precision: str = "fp32", quantization: str = "dynamic", calibration: Any = None) -> Exported:
+                precision: str = "fp32", quantization: str = "dynamic", calibration: Any = None,
+                typed: Optional[Typed] = None, names: Optional[list[str]] = None) -> Exported:
     """Convert a fitted estimator. ``precision`` is fp32, fp64 (double input, for models
     whose float32 arithmetic flips a tree branch; see sklearn-onnx #1192) or int8
-    (``quantization`` dynamic, or static with ``calibration`` rows)."""
+    (``quantization`` dynamic, or static with ``calibration`` rows). With ``typed`` (a table
+    with string columns, named ``names``) every column is its own input: float for numbers,
+    string tensors for categories and text."""
     import onnx
     from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
 
     if precision == "int8":
-        return quantize_int8(export_onnx(estimator, n_features, task=task, has_proba=has_proba),
-                             quantization, calibration)
+        if typed is not None and quantization == "static":
+            raise ConversionError("static int8 quantization calibrates one float matrix; this model "
+                                  "takes string inputs: use --quantization dynamic")
+        return quantize_int8(export_onnx(estimator, n_features, task=task, has_proba=has_proba,
+                                         typed=typed, names=names), quantization, calibration)
     if precision not in ("fp32", "fp64"):
         raise ConversionError(f"ONNX export at precision {precision!r}: use fp32, fp64 or int8 "
                               "(fp16 is available for TFLite)")
@@ -85,9 +94,16 @@ def export_onnx(estimator: Any, n_features: int, *, task: str, has_proba: bool,
     libraries = libraries_in(estimator)
     if libraries:
         register(libraries)
+    specs: tuple[InputSpec, ...] = ()
+    initial: list[tuple[str, Any]] = [(INPUT_NAME, tensor([None, n_features]))]
+    options = _classifier_options(estimator)
+    if typed is not None:
+        specs = input_specs(names or [], typed, "float32" if precision == "fp32" else "float64")
+        initial = [(s.name, (StringTensorType if s.dtype == "string" else tensor)([None, len(s.features)]))
+                   for s in specs]
+        options.update(vectorizer_options(estimator))
     try:
-        onx = convert_sklearn(estimator, initial_types=[(INPUT_NAME, tensor([None, n_features]))],
-                              options=_classifier_options(estimator) or None,
+        onx = convert_sklearn(estimator, initial_types=initial, options=options or None,
                               target_opset=dict(TARGET_OPSET))
     except Exception as exc:
         raise skl2onnx_refusal(estimator, exc) from None
@@ -100,9 +116,11 @@ def export_onnx(estimator: Any, n_features: int, *, task: str, has_proba: bool,
         outputs = {"prediction": names[0]}
     opset = {(imp.domain or ""): int(imp.version) for imp in onx.opset_import}
     return Exported(data=onx.SerializeToString(), format="onnx", precision=precision,
-                    input_name=INPUT_NAME, input_dtype="float32" if precision == "fp32" else "float64",
+                    input_name=specs[0].name if specs else INPUT_NAME,
+                    input_dtype=specs[0].dtype if specs else "float32" if precision == "fp32" else "float64",
                     outputs=outputs, opset=opset,
-                    extra={"ir_version": int(onx.ir_version), "onnx_version": onnx.__version__})
+                    extra={"ir_version": int(onx.ir_version), "onnx_version": onnx.__version__},
+                    inputs=specs)
 
 
 def skl2onnx_refusal(estimator: Any, exc: BaseException) -> ConversionError:
@@ -170,4 +188,4 @@ def quantize_int8(fp32: Exported, quantization: str = "dynamic", calibration: An
               else "onnxruntime dynamic int8 (weights)")
     return Exported(data=data, format="onnx", precision="int8", input_name=fp32.input_name,
                     input_dtype=fp32.input_dtype, outputs=dict(fp32.outputs), opset=dict(fp32.opset),
-                    extra={**fp32.extra, "quantization": scheme})
+                    extra={**fp32.extra, "quantization": scheme}, inputs=fp32.inputs)

@@ -27,7 +27,7 @@ SUPPORTED = (
     "BaggingClassifier", "BaggingRegressor", "AdaBoostClassifier", "AdaBoostRegressor",
     "VotingClassifier", "VotingRegressor", "IsolationForest", "KMeans", "MiniBatchKMeans",
     "LGBMClassifier", "LGBMRegressor", "XGBClassifier", "XGBRegressor", "CatBoostClassifier",
-    "CatBoostRegressor",
+    "CatBoostRegressor", "OrdinalEncoder", "TfidfVectorizer", "CountVectorizer", "TfidfTransformer",
 )
 
 _CUSTOM: dict[type, str] = {}

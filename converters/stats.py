@@ -12,14 +12,22 @@ from edge_runtime.bundle import json_safe
 N_BINS = 10
 
 
-def reference_statistics(X: np.ndarray, names: Sequence[str], n_bins: int = N_BINS) -> dict[str, Any]:
+def reference_statistics(X: np.ndarray, names: Sequence[str], n_bins: int = N_BINS,
+                         features: Sequence[Any] = ()) -> dict[str, Any]:
     """Per-feature bins (quantile cut points) and counts of the training sample, for drift checks.
 
     A value v falls in bin ``searchsorted(edges, v, side="right")`` (0 … len(edges)); NaN is
     counted apart as ``missing``. The device computes the same bins to compare distributions.
+    A categorical feature (of ``features``) counts its category shares instead, see
+    :func:`category_reference`; a text feature only how many values were present.
     """
     feats = []
+    kinds = {f.name: f for f in features}
     for j, name in enumerate(names):
+        feat = kinds.get(name)
+        if feat is not None and feat.kind != "numeric":
+            feats.append(category_reference(X[:, j].tolist(), name, feat.categories))
+            continue
         col = X[:, j].astype(np.float64)
         present = col[~np.isnan(col)]
         if present.size:
@@ -38,12 +46,35 @@ def reference_statistics(X: np.ndarray, names: Sequence[str], n_bins: int = N_BI
                       "features": feats})
 
 
-def training_bounds(X: np.ndarray, dtype: str = "float32") -> list[Optional[tuple[float, float]]]:
+def category_reference(values: Sequence[Any], name: str,
+                       categories: Optional[Sequence[str]]) -> dict[str, Any]:
+    """A categorical feature's reference: its categories, and their counts with one more bin,
+    "other", for values outside them. The device bins category *codes* (index in
+    ``categories``, ``len(categories)`` for any other) with the numeric binning rule, so the
+    edges are the half-integers between codes and drift (PSI), merging and the collector work
+    unchanged. A text feature (``categories`` None) has one bin: present values."""
+    present = [v for v in values if isinstance(v, str)]
+    missing = len(values) - len(present)
+    if categories is None:
+        return {"name": name, "kind": "text", "edges": [], "counts": [len(present)], "missing": missing}
+    index = {c: i for i, c in enumerate(categories)}
+    counts = [0] * (len(categories) + 1)
+    for v in present:
+        counts[index.get(v, len(categories))] += 1
+    return {"name": name, "kind": "categorical", "categories": list(categories),
+            "edges": [i + 0.5 for i in range(len(categories))], "counts": counts, "missing": missing}
+
+
+def training_bounds(X: np.ndarray, dtype: str = "float32",
+                    columns: Optional[Sequence[int]] = None) -> list[Optional[tuple[float, float]]]:
     """Each feature's min and max over the finite training values (None for a column with
-    none), rounded to the artifact's input ``dtype`` as the device compares them: the input
-    schema's training range, which ``predict(strict=True)`` enforces."""
+    none, or not among ``columns``), rounded to the artifact's input ``dtype`` as the device
+    compares them: the input schema's training range, which ``predict(strict=True)`` enforces."""
     out: list[Optional[tuple[float, float]]] = []
     for j in range(X.shape[1]):
+        if columns is not None and j not in columns:
+            out.append(None)
+            continue
         with np.errstate(over="ignore"):
             col = X[:, j].astype(dtype).astype(np.float64)
         col = col[np.isfinite(col)]
@@ -62,7 +93,8 @@ def class_reference(labels: Any, classes: Sequence[Any], source: str) -> dict[st
 
 
 def nan_tolerant_features(expected: Any, artifact_runs: Sequence[Any], X: np.ndarray,
-                          quantized: Sequence[bool] = (), min_agreement: float = 0.99) -> list[bool]:
+                          quantized: Sequence[bool] = (), min_agreement: float = 0.99,
+                          columns: Optional[Sequence[int]] = None) -> list[bool]:
     """Which features may be NaN: blank each column and see whether the estimator accepts it
     *and* every artifact gives the same outputs on those rows.
 
@@ -71,11 +103,15 @@ def nan_tolerant_features(expected: Any, artifact_runs: Sequence[Any], X: np.nda
     differently from scikit-learn (then NaN is refused on the device rather than mispredicted).
     ``expected(rows)`` and each ``artifact_runs[i](rows)`` return {role: array}. A quantized
     artifact (``quantized[i]``) is held to its own bar: ``min_agreement`` of the labels, or R² of
-    the predictions, since its probabilities never match to 1e-4.
+    the predictions, since its probabilities never match to 1e-4. Only ``columns`` (all by
+    default) are probed; the others (strings) never take NaN.
     """
     rows = X[: min(256, X.shape[0])].copy()
     out = []
     for j in range(X.shape[1]):
+        if columns is not None and j not in columns:
+            out.append(False)
+            continue
         probe = rows.copy()
         probe[:, j] = np.nan
         try:

@@ -50,9 +50,39 @@ class Table:
 
 
 def read_csv_table(path: str, *, target: Optional[str] = None) -> Table:
-    """:func:`read_csv_matrix` as a named :class:`Table`."""
-    values, names = read_csv_matrix(path, target=target)
+    """:func:`read_csv_matrix` as a named :class:`Table`; a CSV with text columns (categories,
+    free text) as an object table: those columns keep their text (blank/NA cells missing),
+    the others are read as numbers."""
+    try:
+        values, names = read_csv_matrix(path, target=target)
+    except ConversionError as exc:
+        if "not a number" not in str(exc):
+            raise
+        return _read_csv_objects(path, target)
     return Table(values, names)
+
+
+def _read_csv_objects(path: str, target: Optional[str]) -> Table:
+    with open(Path(path), newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = [h.strip() for h in next(reader)]
+        keep = [i for i, h in enumerate(header) if h != target]
+        rows = []
+        for n, rec in enumerate(reader, start=2):
+            if not rec:
+                continue
+            if len(rec) != len(header):
+                raise ConversionError(f"{path}:{n}: {len(rec)} fields, header has {len(header)}")
+            rows.append([rec[i] for i in keep])
+    values = np.empty((len(rows), len(keep)), dtype=object)
+    for j in range(len(keep)):
+        cells = [r[j] for r in rows]
+        missing = [c.strip() in ("", "NA", "nan") for c in cells]
+        try:
+            values[:, j] = [np.nan if m else float(c) for c, m in zip(cells, missing)]
+        except ValueError:  # a text column: categories or free text
+            values[:, j] = [np.nan if m else c for c, m in zip(cells, missing)]
+    return Table(values, [header[i] for i in keep])
 
 
 def read_csv_labels(path: str, target: str) -> Optional[np.ndarray]:

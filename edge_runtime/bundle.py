@@ -36,7 +36,9 @@ from .errors import BundleError, IntegrityError, SchemaVersionError, UnsafeArchi
 from .fsutil import atomic_write_bytes, atomic_write_json, fsync_dir
 from .safejson import loads_bounded
 
-SCHEMA_VERSION = "1.0"
+#: 1.1: features may be categorical or text (``kind``), an artifact may take several named
+#: ``inputs`` (one per column, strings included); a 1.0 manifest is a 1.1 one with numbers only
+SCHEMA_VERSION = "1.1"
 MANIFEST_NAME = "manifest.json"
 #: the bundle's signature (OpenSSF model-signing format, checked by :mod:`edge_runtime.signing`)
 SIGNATURE_NAME = "model.sig"
@@ -47,6 +49,7 @@ MAX_ARTIFACT_BYTES = 1024 * 1024 * 1024
 MAX_ARCHIVE_MEMBERS = 256
 TASKS = ("classification", "regression", "anomaly", "clustering")
 LABEL_TASKS = checks.LABEL_TASKS
+FEATURE_KINDS = ("numeric", "categorical", "text")
 FORMATS = ("onnx", "tflite")
 PRECISIONS = ("fp64", "fp32", "fp16", "int8")
 _SEMVER = re.compile(
@@ -92,25 +95,49 @@ def _training_bounds(obj: dict[str, Any], where: str) -> dict[str, float]:
 class Feature:
     """One input column: its name, whether NaN may reach the model, an optional allowed range
     (always enforced), and the training sample's min/max (enforced by ``predict(strict=True)``;
-    absent in bundles written before they were recorded)."""
+    absent in bundles written before they were recorded).
+
+    ``kind`` is "numeric" (the default, and all a 1.0 manifest has), "categorical" (strings from
+    a known set: ``categories``, with ``unknown`` saying what the encoder does with any other:
+    "ignore" (all-zero one-hot), "encoded" (OrdinalEncoder's ``unknown_value``) or "error"
+    (refused at the input, naming column, row and value)) or "text" (free text)."""
 
     name: str
     allow_nan: bool = False
     range: Optional[tuple[float, float]] = None
     train_min: Optional[float] = None
     train_max: Optional[float] = None
+    kind: str = "numeric"
+    categories: Optional[tuple[str, ...]] = None
+    unknown: Optional[str] = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "allow_nan": self.allow_nan,
                                "range": list(self.range) if self.range is not None else None}
         if self.train_min is not None and self.train_max is not None:
             out["train_min"], out["train_max"] = self.train_min, self.train_max
+        if self.kind != "numeric":
+            out["kind"] = self.kind
+        if self.categories is not None:
+            out["categories"], out["unknown"] = list(self.categories), self.unknown
         return out
 
 
+@dataclass(frozen=True)
+class InputSpec:
+    """One named input tensor of an artifact and the features it carries, in column order."""
+
+    name: str
+    dtype: str  # float32 | float64 | string
+    features: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "features": list(self.features)}
+
+
 #: artifact fields read here; any other field is kept in ``Artifact.extra`` (converter notes)
-_ARTIFACT_FIELDS = {"path", "format", "precision", "sha256", "size", "input", "outputs", "opset",
-                    "parity"}
+_ARTIFACT_FIELDS = {"path", "format", "precision", "sha256", "size", "input", "inputs", "outputs",
+                    "opset", "parity"}
 
 
 @dataclass(frozen=True)
@@ -128,13 +155,19 @@ class Artifact:
     opset: dict[str, int] = field(default_factory=dict)
     parity: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: several named inputs (schema 1.1; empty: the one matrix ``input_name`` of every feature).
+    #: When set, ``input_name``/``input_dtype`` are those of the first.
+    inputs: tuple[InputSpec, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        out = {"path": self.path, "format": self.format, "precision": self.precision,
-               "sha256": self.sha256, "size": self.size,
-               "input": {"name": self.input_name, "dtype": self.input_dtype},
-               "outputs": dict(self.outputs), "opset": dict(self.opset),
-               "parity": copy.deepcopy(self.parity)}
+        out: dict[str, Any] = {"path": self.path, "format": self.format, "precision": self.precision,
+                               "sha256": self.sha256, "size": self.size}
+        if self.inputs:
+            out["inputs"] = [i.to_json() for i in self.inputs]
+        else:
+            out["input"] = {"name": self.input_name, "dtype": self.input_dtype}
+        out.update({"outputs": dict(self.outputs), "opset": dict(self.opset),
+                    "parity": copy.deepcopy(self.parity)})
         out.update(copy.deepcopy(self.extra))
         return out
 
@@ -153,9 +186,14 @@ class Artifact:
             raise BundleError(f"manifest: '{where}sha256' is not 64 lowercase hex digits")
         size = checks.integer(checks.require(art, "size", where), where + "size",
                               lo=1, hi=MAX_ARTIFACT_BYTES)
-        inp = checks.obj(checks.require(art, "input", where), where + "input")
-        input_name = checks.text(checks.require(inp, "name", where + "input."), where + "input.name")
-        dtype = _choice(inp, "dtype", checks.DTYPES, where + "input.")
+        specs: tuple[InputSpec, ...] = ()
+        if art.get("inputs") is not None:
+            specs = _input_specs(art["inputs"], where + "inputs")
+            input_name, dtype = specs[0].name, specs[0].dtype
+        else:
+            inp = checks.obj(checks.require(art, "input", where), where + "input")
+            input_name = checks.text(checks.require(inp, "name", where + "input."), where + "input.name")
+            dtype = _choice(inp, "dtype", checks.DTYPES, where + "input.")
         outputs = checks.obj(checks.require(art, "outputs", where), where + "outputs")
         for role, tensor in outputs.items():  # roles the runtime does not read ("scores") are kept
             checks.text(tensor, f"{where}outputs.{checks.text(role, where + 'outputs')}")
@@ -178,7 +216,23 @@ class Artifact:
                    input_name=input_name, input_dtype=dtype, outputs=dict(outputs),
                    opset=dict(opset),
                    parity=dict(checks.obj(art.get("parity"), where + "parity", optional=True)),
-                   extra=extra)
+                   extra=extra, inputs=specs)
+
+
+def _input_specs(value: Any, where: str) -> tuple[InputSpec, ...]:
+    """An artifact's named inputs: unique names, a known dtype, at least one feature each."""
+    out = []
+    for k, entry in enumerate(checks.seq(value, where, min_len=1)):
+        at = f"{where}[{k}]"
+        spec = checks.obj(entry, at)
+        name = checks.text(checks.require(spec, "name", at + "."), at + ".name")
+        dtype = _choice(spec, "dtype", checks.DTYPES + ("string",), at + ".")
+        feats = checks.seq(checks.require(spec, "features", at + "."), at + ".features", min_len=1)
+        out.append(InputSpec(name, dtype, tuple(checks.text(f, f"{at}.features[{j}]")
+                                                for j, f in enumerate(feats))))
+    if len({s.name for s in out}) != len(out):
+        raise BundleError(f"manifest: '{where}' has duplicate input names")
+    return tuple(out)
 
 
 def _choice(obj: Mapping[str, Any], key: str, allowed: tuple[str, ...], where: str) -> str:
@@ -241,6 +295,8 @@ class Manifest:
                               f"{MAX_ARCHIVE_MEMBERS - 1})")
         self.artifacts: tuple[Artifact, ...] = tuple(
             Artifact.from_json(a, i, self.task) for i, a in enumerate(arts))
+        for i, art in enumerate(self.artifacts):
+            checks.check_inputs(art.inputs, self.features, f"artifacts[{i}].inputs")
         if len({a.path for a in self.artifacts}) != len(self.artifacts):
             raise BundleError("manifest: two artifacts share one path")
         if MANIFEST_NAME in {a.path for a in self.artifacts}:
@@ -298,10 +354,17 @@ class Manifest:
     def _feature(value: Any, i: int) -> Feature:
         where = f"inputs.features[{i}]"
         feat = checks.obj(value, where)
+        kind = feat.get("kind", "numeric")
+        if kind not in FEATURE_KINDS:
+            raise BundleError(f"manifest: '{where}.kind' {checks.kind(kind)} {str(kind)[:40]!r} is not "
+                              f"one of {FEATURE_KINDS}")
+        typed: dict[str, Any] = {}
+        if kind != "numeric":
+            typed = checks.typed_feature(feat, kind, where)
         return Feature(name=checks.text(checks.require(feat, "name", where + "."), where + ".name"),
                        allow_nan=checks.boolean(feat.get("allow_nan", False), where + ".allow_nan"),
                        range=checks.value_range(feat.get("range"), where + ".range"),
-                       **_training_bounds(feat, where + "."))
+                       **_training_bounds(feat, where + "."), **typed)
 
     @property
     def feature_names(self) -> list[str]:

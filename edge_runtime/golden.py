@@ -90,7 +90,7 @@ def flat(values: Any) -> list[Any]:
 class GoldenPlan:
     """Which golden rows to run and what to expect of them, for one artifact."""
 
-    inputs: list[list[float]]
+    inputs: list[list[Any]]
     wanted: list[str]
     golden: dict[str, Any]
     artifact: Artifact
@@ -158,9 +158,11 @@ def plan(manifest_golden: Optional[Mapping[str, Any]], artifact: Artifact, task:
         raise BundleError("manifest: no golden rows, so no engine can be proven to run this model; "
                           "load it with verify=False to use it unproven")
     try:
-        x = [[math.nan if v is None else float(v) for v in row] for row in rows]
+        # strings stay strings (categorical and text features; the manifest checked which)
+        x = [[math.nan if v is None else v if isinstance(v, str) else float(v) for v in row]
+             for row in rows]
     except (TypeError, ValueError):
-        raise BundleError("manifest: 'golden.inputs' must be rows of numbers") from None
+        raise BundleError("manifest: 'golden.inputs' must be rows of numbers and strings") from None
     wanted = []
     if golden.get("label") is not None and task in LABEL_TASKS:
         wanted.append("label")

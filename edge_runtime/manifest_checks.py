@@ -23,6 +23,10 @@ LABEL_TASKS = ("classification", "anomaly", "clustering")
 MAX_NAME_CHARS = 256
 FLOAT32_MAX = 3.4028234663852886e38
 DTYPES = ("float32", "float64")
+#: a categorical feature's categories: at most this many, each at most this many characters
+MAX_CATEGORIES = 65_536
+MAX_CATEGORY_CHARS = 1024
+UNKNOWN_POLICIES = ("ignore", "encoded", "error")
 CLASS_TYPES = (str, int, float, bool)
 
 
@@ -214,6 +218,74 @@ def check_label_order(golden: Mapping[str, Any], classes: list[Any], where: str)
                    f"are the top class in {agree} of {decided} rows ({where})")
 
 
+def category(value: Any, where: str) -> str:
+    """A category: a string of at most ``MAX_CATEGORY_CHARS`` (any characters; "" is one)."""
+    if not isinstance(value, str):
+        raise fail(where, f"must be a string, not {kind(value)} ({_short(value)})")
+    if len(value) > MAX_CATEGORY_CHARS:
+        raise fail(where, f"is {len(value)} characters long (at most {MAX_CATEGORY_CHARS})")
+    return value
+
+
+def categories(value: Any, where: str) -> tuple[str, ...]:
+    """Unique strings, at least one, at most ``MAX_CATEGORIES``."""
+    items = seq(value, where, min_len=1)
+    if len(items) > MAX_CATEGORIES:
+        raise fail(where, f"has {len(items)} entries (at most {MAX_CATEGORIES})")
+    out = tuple(category(c, f"{where}[{i}]") for i, c in enumerate(items))
+    if len(set(out)) != len(out):
+        raise fail(where, "has duplicate categories")
+    return out
+
+
+def typed_feature(feat: Mapping[str, Any], feature_kind: str, where: str) -> dict[str, Any]:
+    """The fields of a categorical or text feature (``Feature`` keyword arguments). Such a
+    feature takes strings: no NaN, no numeric range, no training min/max."""
+    for key in ("range", "train_min", "train_max"):
+        if feat.get(key) is not None:
+            raise fail(f"{where}.{key}", f"is set, but a {feature_kind} feature takes strings")
+    if feat.get("allow_nan", False) is not False:
+        raise fail(f"{where}.allow_nan", f"must be false for a {feature_kind} feature")
+    out: dict[str, Any] = {"kind": feature_kind}
+    if feature_kind == "categorical":
+        out["categories"] = categories(require(feat, "categories", where + "."), where + ".categories")
+        policy = require(feat, "unknown", where + ".")
+        if policy not in UNKNOWN_POLICIES:
+            raise fail(f"{where}.unknown", f"is {_short(policy)}, not one of {UNKNOWN_POLICIES}")
+        out["unknown"] = policy
+    elif feat.get("categories") is not None:
+        raise fail(f"{where}.categories", "is set, but only a categorical feature has categories")
+    return out
+
+
+def check_inputs(specs: Sequence[Any], features: Sequence[Any], where: str) -> None:
+    """An artifact's named inputs carry every feature exactly once, strings in string tensors
+    and numbers in float ones; without named inputs every feature must be numeric."""
+    if not specs:
+        typed = [f.name for f in features if f.kind != "numeric"]
+        if typed:
+            raise fail(where[: -len(".inputs")] + ".input", f"is one float matrix, but feature "
+                       f"'{typed[0]}' is {next(f.kind for f in features if f.name == typed[0])} "
+                       "(strings need named 'inputs')")
+        return
+    by_name = {f.name: f for f in features}
+    seen: set[str] = set()
+    for k, spec in enumerate(specs):
+        for j, name in enumerate(spec.features):
+            at = f"{where}[{k}].features[{j}]"
+            feat = by_name.get(name)
+            if feat is None:
+                raise fail(at, f"is {_short(name)}, not an input feature")
+            if name in seen:
+                raise fail(at, f"repeats feature '{name}' (each feature goes to one input)")
+            seen.add(name)
+            if (spec.dtype == "string") != (feat.kind != "numeric"):
+                raise fail(f"{where}[{k}].dtype", f"is {spec.dtype}, but feature '{name}' is {feat.kind}")
+    missing = [f.name for f in features if f.name not in seen]
+    if missing:
+        raise fail(where, f"carry no input for feature(s) {missing[:5]}")
+
+
 def check_reference(value: Any, names: Sequence[str], where: str = "reference") -> None:
     """Training statistics drive drift telemetry and benchmark rows: one well-formed entry per
     input feature, in the features' order and under their names."""
@@ -232,6 +304,16 @@ def check_reference(value: Any, names: Sequence[str], where: str = "reference") 
                        f"'{names[i]}'")
         if feat.get("missing") is not None:
             integer(feat["missing"], at + ".missing", lo=0, hi=2**63 - 1)
+        if feat.get("categories") is not None:  # a categorical feature: counts per category + other
+            cats = categories(feat["categories"], at + ".categories")
+            # the device bins category codes: the edges are the half-integers between them
+            if feat.get("edges") != [i + 0.5 for i in range(len(cats))]:
+                raise fail(at + ".edges", "must be the half-integers 0.5 … len(categories) - 0.5 "
+                           "(category codes are binned)")
+            counts = seq(require(feat, "counts", at + "."), at + ".counts", length=len(cats) + 1)
+            for k, c in enumerate(counts):
+                integer(c, f"{at}.counts[{k}]", lo=0, hi=2**63 - 1)
+            continue
         edges = seq(feat.get("edges", []), at + ".edges")
         last = -math.inf
         for k, e in enumerate(edges):
@@ -250,6 +332,9 @@ def check_reference(value: Any, names: Sequence[str], where: str = "reference") 
 
 def _golden_row(row: Any, where: str, features: Sequence[Any]) -> None:
     for j, (v, feat) in enumerate(zip(seq(row, where, length=len(features)), features)):
+        if feat.kind != "numeric":  # categories and text: a string the input check accepts
+            (category if feat.kind == "categorical" else text_value)(v, f"{where}[{j}]")
+            continue
         if v is None:
             if not feat.allow_nan:
                 raise fail(f"{where}[{j}]", f"is null (NaN) but feature '{feat.name}' does not "
@@ -261,6 +346,19 @@ def _golden_row(row: Any, where: str, features: Sequence[Any]) -> None:
             if not (feat.range[0] <= x <= feat.range[1] and feat.range[0] <= x32 <= feat.range[1]):
                 raise fail(f"{where}[{j}]", f"is {v}, outside feature '{feat.name}' range "
                            f"[{feat.range[0]}, {feat.range[1]}]")
+
+
+#: one text value (a text feature's cell) is at most this many characters
+MAX_TEXT_CHARS = 100_000
+
+
+def text_value(value: Any, where: str) -> str:
+    """A text feature's value: a string of at most ``MAX_TEXT_CHARS``."""
+    if not isinstance(value, str):
+        raise fail(where, f"must be a string, not {kind(value)} ({_short(value)})")
+    if len(value) > MAX_TEXT_CHARS:
+        raise fail(where, f"is {len(value)} characters long (at most {MAX_TEXT_CHARS})")
+    return value
 
 
 def _short(value: Any) -> str:

@@ -20,7 +20,7 @@ try:
 except ImportError:  # the core runs without numpy (Pyodide offline): see model_pure
     np = None  # type: ignore[assignment]
 else:
-    from .inputs.arrays import InputAdapter
+    from .inputs.arrays import FeedAdapter, InputAdapter
 
 
 class Model:
@@ -41,7 +41,7 @@ class Model:
         self.task = m.task
         self.feature_names = m.feature_names
         self.classes = self._make_classes(m.classes)
-        self._adapt = self._make_adapter(m.features, artifact.input_dtype)
+        self._adapt = self._make_adapter(m.features, artifact)
         outs = artifact.outputs
         self._label_out = [outs["label"]] if "label" in outs else None
         self._proba_out = [outs["probabilities"]] if "probabilities" in outs else None
@@ -62,8 +62,16 @@ class Model:
         return np.asarray(classes) if classes is not None else None
 
     @staticmethod
-    def _make_adapter(features: Any, dtype: str) -> Any:
-        return InputAdapter(features, dtype)
+    def _make_adapter(features: Any, artifact: Artifact) -> Any:
+        if artifact.inputs:  # several named inputs (strings among them): one array each
+            return FeedAdapter(features, artifact.inputs)
+        return InputAdapter(features, artifact.input_dtype)
+
+    @property
+    def input_schema(self) -> Any:
+        """The :class:`edge_runtime.inputs.InputSchema` inputs are checked against (kinds,
+        categories, messages), for readers that parse text (CSV cells) before predicting."""
+        return self._adapt.schema
 
     # --- prediction -------------------------------------------------------------------------
     def predict(self, X: Any, *, strict: bool = False) -> np.ndarray:

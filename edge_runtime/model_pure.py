@@ -24,8 +24,11 @@ class ListModel(Model):
         return list(classes) if classes is not None else None
 
     @staticmethod
-    def _make_adapter(features: Any, dtype: str) -> Any:
-        return ListInputAdapter(features, dtype)
+    def _make_adapter(features: Any, artifact: Any) -> Any:
+        if artifact.inputs:
+            raise EdgeRuntimeError(f"artifact '{artifact.path}' takes named inputs (strings among "
+                                   "them), which need numpy; install numpy to load this bundle")
+        return ListInputAdapter(features, artifact.input_dtype)
 
     def predict(self, X: Any, *, strict: bool = False) -> list[Any]:
         """Class labels (classification) or predicted values (regression), one per row."""

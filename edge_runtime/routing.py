@@ -147,12 +147,20 @@ def _engine(bundle: Bundle, name: str, threads: int, primary: Artifact, own: Art
     return engine
 
 
-def _rows(bundle: Bundle, n: int, dtype: str) -> Any:
+def _rows(bundle: Bundle, n: int, dtype: str, artifact: Optional[Artifact] = None) -> Any:
     """``n`` rows to time with. Drawn from the manifest's training-data histograms when it has
     them: the golden rows tiled would replay the same few tree paths, which the CPU's branch
     predictor and caches learn, so tree ensembles would look several times faster than on real
-    data and the tuner would pick wrongly."""
+    data and the tuner would pick wrongly. An artifact with named (string) inputs gets its
+    golden rows tiled, fed as the runtime feeds them."""
     import numpy as np
+
+    if artifact is not None and artifact.inputs:
+        from .inputs.arrays import FeedAdapter
+
+        golden = (bundle.manifest.golden or {}).get("inputs") or []
+        return FeedAdapter(bundle.manifest.features, artifact.inputs)(
+            [golden[i % len(golden)] for i in range(n)])
 
     feats = ((bundle.manifest.reference or {}).get("features") or [])
     if feats and len(feats) == len(bundle.manifest.features):
@@ -248,7 +256,7 @@ def tune(bundle: Bundle, artifact: Artifact, *, profile_name: Optional[str] = No
     timings: dict[str, dict[str, float]] = {k: {} for k in engines}
     try:
         for n in row_counts:
-            x = _rows(bundle, n, artifact.input_dtype)
+            x = _rows(bundle, n, artifact.input_dtype, artifact)
             calls = {k: (lambda x=x, e=e: e.run(x, outputs)) for k, e in engines.items()}
             for key, t in _interleaved(calls, budget_s * len(calls)).items():
                 timings[key][str(n)] = t

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterator, Optional
 
 from .errors import InputError
-from .inputs.schema import check_columns, text_value
+from .inputs.schema import InputSchema, check_columns, text_value
 
 CHUNK_ROWS = 4096
 ON_ERROR = ("fail", "skip")
@@ -90,10 +90,12 @@ def open_text_out(path: Optional[str]) -> IO[str]:
 
 # --- readers ----------------------------------------------------------------------------------
 def read_csv_chunks(fh: IO[str], features: list[str], *, id_column: Optional[str] = None,
-                    chunk_rows: int = CHUNK_ROWS, first_row: int = 0) -> Iterator[Chunk]:
+                    chunk_rows: int = CHUNK_ROWS, first_row: int = 0,
+                    schema: Optional[InputSchema] = None) -> Iterator[Chunk]:
     """CSV with a header. Columns are matched to features by name (extra columns other than the
     id column are an error, so a misnamed column never shifts values silently). A line with the
-    wrong number of fields becomes a reject of its chunk.
+    wrong number of fields becomes a reject of its chunk. With the model's ``schema``, cells of
+    categorical and text features stay text (:meth:`InputSchema.cell`).
 
     Raises:
         InputError: the header has unknown or missing columns, or no such id column.
@@ -107,7 +109,11 @@ def read_csv_chunks(fh: IO[str], features: list[str], *, id_column: Optional[str
     order = [header.index(f) for f in features]
     id_idx = header.index(id_column) if id_column else None
     width = len(header)
-    out = _Chunker(first_row, chunk_rows, id_idx is not None, _csv_values)
+    finish: Callable[[list[list[str]]], Any] = _csv_values
+    if schema is not None and schema.string_columns:
+        def finish(rows: list[list[str]]) -> Any:
+            return [[schema.cell(v, c) for c, v in enumerate(r)] for r in rows]
+    out = _Chunker(first_row, chunk_rows, id_idx is not None, finish)
     n = first_row  # rows before this text (a block of a bigger file, see read_text_blocks)
     for rec in reader:
         n += 1
@@ -503,7 +509,7 @@ def _text_worker_score(before: int, text: str) -> tuple[Any, list[Reject], int, 
     assert job is not None and model is not None
     if job.fmt == "csv":
         chunks = read_csv_chunks(io.StringIO(job.header_line + text), job.features, id_column=job.id_column,
-                                 chunk_rows=1 << 30, first_row=before)
+                                 chunk_rows=1 << 30, first_row=before, schema=model.input_schema)
     else:
         chunks = read_jsonl_chunks(io.StringIO(text), id_column=job.id_column, chunk_rows=1 << 30,
                                    first_row=before)

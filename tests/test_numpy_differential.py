@@ -647,9 +647,10 @@ def test_every_registered_kernel_is_covered(bundles, record_property):
     """Each registered kernel runs at every row count above: in a kernel model, in a zoo
     bundle's plan (the fused steps live only there), or, at least, in ONNX's node tests tiled
     to >= 65 rows. Reports which source covers which op."""
+    from numpy_string_cases import models as string_models  # tests/test_numpy_strings.py runs them
     from onnx_node_cases import cases, run_tiled, tileable, tiling
 
-    by_kernel = set().union(*(_ops_of(m) for m in KERNEL_MODELS.values()))
+    by_kernel = set().union(*(_ops_of(m) for m in [*KERNEL_MODELS.values(), *string_models().values()]))
     by_zoo: set = set()
     for case in CASES:
         plan, _ = load_plan(_onnx_bytes(Path(bundles(case))))

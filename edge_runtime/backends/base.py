@@ -47,7 +47,9 @@ class Backend(abc.ABC):
     def run(self, x: np.ndarray, outputs: Sequence[str]) -> list[np.ndarray]:
         """Outputs named in ``outputs``, in that order, for the 2-D input ``x``.
 
-        ``x`` is C-contiguous, already of the artifact's input dtype and feature count.
+        ``x`` is C-contiguous, already of the artifact's input dtype and feature count; for an
+        artifact with several named inputs (``artifact.inputs``) it is a dict name -> 2-D array
+        (strings as object arrays of ``str``), one entry per input.
         """
 
     async def run_async(self, x: Any, outputs: Sequence[str]) -> list[Any]:
@@ -68,12 +70,20 @@ class Backend(abc.ABC):
 
         art = self.artifact
         where = f"manifest of '{art.path}'"
-        if art.input_name not in inputs:
-            raise BundleError(f"{where}: input '{art.input_name}' is not an input of the model "
-                              f"(it has {sorted(inputs)})")
-        dtype = inputs[art.input_name]
-        if dtype and dtype != art.input_dtype:
-            raise BundleError(f"{where}: input dtype {art.input_dtype} but the model takes {dtype}")
+        declared = [(s.name, s.dtype) for s in art.inputs] or [(art.input_name, art.input_dtype)]
+        for name, want in declared:
+            if name not in inputs:
+                raise BundleError(f"{where}: input '{name}' is not an input of the model "
+                                  f"(it has {sorted(inputs)})")
+            dtype = inputs[name]
+            if dtype and dtype != want:
+                raise BundleError(f"{where}: input '{name}' dtype {want} but the model takes {dtype}"
+                                  if art.inputs else f"{where}: input dtype {want} but the model "
+                                  f"takes {dtype}")
+        unfed = sorted(set(inputs) - {name for name, _ in declared})
+        if unfed:  # the engine would refuse every run for want of them
+            raise BundleError(f"{where}: the model also takes input(s) {unfed}, which the "
+                              "manifest does not feed")
         missing = [f"{role} '{name}'" for role, name in art.outputs.items() if name not in outputs]
         if missing:
             raise BundleError(f"{where}: output {', '.join(missing)} is not an output of the model "
@@ -94,10 +104,13 @@ class Backend(abc.ABC):
         from ..errors import BundleError
 
         art, widths = self.artifact, self.widths()
-        got = widths.get(art.input_name)
-        if got is not None and got != n_features:
-            raise BundleError(f"manifest of '{art.path}': {n_features} features, but the model "
-                              f"takes {got}")
+        for spec_name, width in ([(s.name, len(s.features)) for s in art.inputs]
+                                 or [(art.input_name, n_features)]):
+            got = widths.get(spec_name)
+            if got is not None and got != width:
+                raise BundleError(f"manifest of '{art.path}': {width} features"
+                                  + (f" in input '{spec_name}'" if art.inputs else "")
+                                  + f", but the model takes {got}")
         got = widths.get(art.outputs.get("probabilities", ""))
         if got is not None and n_classes is not None and got != n_classes:
             raise BundleError(f"manifest of '{art.path}': {n_classes} classes, but the model "

@@ -63,7 +63,9 @@ class NumpyBackend(Backend):
             # overflow to inf in exp() etc. is part of the model's arithmetic (onnxruntime
             # gives the same inf silently): no RuntimeWarnings for the caller
             with np.errstate(all="ignore"):
-                return self._plan.run({self._input: np.asarray(x)}, list(outputs))
+                feeds = {k: np.asarray(v) for k, v in x.items()} if type(x) is dict \
+                    else {self._input: np.asarray(x)}
+                return self._plan.run(feeds, list(outputs))
         except (ValueError, IndexError, TypeError, KeyError, ArithmeticError, MemoryError) as exc:
             raise BackendError(f"numpy backend failed on '{self.artifact.path}': {exc}") from None
 

@@ -11,7 +11,7 @@ from .base import Backend, BackendOptions
 
 _OPT_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
                "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
-_DTYPES = {"tensor(float)": "float32", "tensor(double)": "float64"}
+_DTYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(string)": "string"}
 
 
 @register
@@ -58,12 +58,13 @@ class OnnxRuntimeBackend(Backend):
                 if len(t.shape) == 2 and isinstance(t.shape[1], int)}
 
     def run(self, x: Any, outputs: Sequence[str]) -> list:
+        feeds = x if type(x) is dict else {self._input: x}  # several named inputs come as a dict
         if self._fast is not None:
             try:
-                return self._fast(outputs, {self._input: x}, self._run_options)
+                return self._fast(outputs, feeds, self._run_options)
             except TypeError:
                 self._fast = None
-        return self._session.run(list(outputs), {self._input: x})
+        return self._session.run(list(outputs), feeds)
 
     def close(self) -> None:
         self._session = None

@@ -72,6 +72,10 @@ class PyodideBackend(Backend):
         self._bytes = bytes(model_bytes)
         self._session: Any = None
         dtype = artifact.input_dtype
+        if artifact.inputs:  # categorical/text features: string tensors through the JS bridge
+            raise UnsupportedModelError(f"pyodide backend (onnxruntime-web): '{artifact.path}' takes "
+                                        "named inputs (strings among them), which this bridge does not "
+                                        "feed yet; load numpy in Pyodide and use backend='numpy'")
         if dtype not in _TYPECODES:
             raise UnsupportedModelError(f"pyodide backend: input dtype {dtype!r} of '{artifact.path}' "
                                         f"is not supported (supported: {', '.join(_TYPECODES)})")

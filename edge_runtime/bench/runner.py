@@ -114,10 +114,12 @@ def _rows_and_source(bundle: Bundle, cfg: BenchConfig, need: int) -> tuple[Any, 
         golden = (bundle.manifest.golden or {}).get("inputs") or []
         if not golden:
             raise EdgeRuntimeError("the bundle has no golden rows: pass --data X.csv")
-        base = np.array([[np.nan if v is None else v for v in r] for r in golden], dtype=np.float32)
+        typed = any(isinstance(v, str) for r in golden for v in r)  # categorical / text features
+        base = np.array([[np.nan if v is None else v for v in r] for r in golden],
+                        dtype=object if typed else np.float32)
         source = f"golden rows ({base.shape[0]})"
         feats = (bundle.manifest.reference or {}).get("features") or []
-        if need > base.shape[0] and len(feats) == base.shape[1]:
+        if need > base.shape[0] and len(feats) == base.shape[1] and not typed:
             from ..routing import _sample_reference
 
             try:

@@ -105,7 +105,8 @@ def predict(bundle: str, input: str, output: Optional[str], proba: bool, backend
             bar = progress_bar(progress, total=parquet_row_count(input), unit="row")
             pos = None
         else:
-            chunks = (read_csv_chunks(fin, features, id_column=id_column, chunk_rows=chunk_rows)
+            chunks = (read_csv_chunks(fin, features, id_column=id_column, chunk_rows=chunk_rows,
+                                      schema=model.input_schema)
                       if fmt == "csv" else
                       read_jsonl_chunks(fin, id_column=id_column, chunk_rows=chunk_rows))
             size = Path(input).stat().st_size if input != "-" else None

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..bundle import Feature
+from ..bundle import Feature, InputSpec
 from ..errors import InputError
 from .schema import InputSchema, name_mismatch
 
@@ -150,3 +150,112 @@ def _raise_first(bad: np.ndarray, arr: np.ndarray, error: Callable[..., InputErr
     if bad.any():
         r, c = (int(v[0]) for v in np.nonzero(bad))  # row-major: the first bad row
         raise error(r, c, float(arr[r, c]))
+
+
+class FeedAdapter(InputAdapter):
+    """Inputs for an artifact with several named inputs (schema 1.1: categorical and text
+    features beside numeric ones): records, rows, frames or object arrays in, one array per
+    artifact input out (float columns in the artifact's float type, strings as object arrays
+    of ``str``, each ``(rows, columns)``).
+
+    The numeric columns get exactly the checks of :class:`InputAdapter` (the string columns sit
+    in that matrix as zeros, which no check looks at); each string goes through
+    :meth:`.schema.InputSchema.string`.
+    """
+
+    def __init__(self, features: Sequence[Feature], specs: Sequence[InputSpec]):
+        floats = {s.dtype for s in specs if s.dtype != "string"}
+        super().__init__(features, floats.pop() if len(floats) == 1 else "float32")
+        position = {n: c for c, n in enumerate(self.names)}
+        self.specs = [(s.name, s.dtype, [position[f] for f in s.features]) for s in specs]
+        self._strings = set(self.schema.string_columns)
+        #: categorical column -> {category: code}; any other value gets code len(categories)
+        self._codes = {c: {v: i for i, v in enumerate(f.categories or ())}
+                       for c, f in enumerate(self.schema.features) if f.kind == "categorical"}
+
+    def codes(self, X: Any) -> np.ndarray:
+        """The float matrix telemetry bins: numeric values as fed, a categorical value as its
+        category's index (``len(categories)`` for any other: the "other" bin of the reference),
+        text as 0 (only counted). Drift over category shares is then the numeric binning.
+
+        Raises:
+            InputError: as :meth:`__call__`.
+        """
+        columns = self._columns(X)
+        s = self.schema
+        out = np.zeros((len(columns[0]) if columns else 0, self.width), dtype=np.float64)
+        for c, col in enumerate(columns):
+            if c in self._codes:
+                table, other = self._codes[c], len(self._codes[c])
+                out[:, c] = [table.get(v, other) for v in s.strings(col, c)]
+            elif c not in self._strings:
+                out[:, c] = col if isinstance(col, np.ndarray) and col.dtype.kind in "fiub" \
+                    else [s.number(v, r, c) for r, v in enumerate(col)]
+        return out
+
+    def __call__(self, X: Any, strict: bool = False) -> dict[str, np.ndarray]:  # type: ignore[override]
+        """``X`` as ``{input name: array}``.
+
+        Raises:
+            InputError: the input does not fit the schema (the message names row and feature).
+        """
+        columns = self._columns(X)
+        n = len(columns[0]) if columns else 0
+        if n == 0:
+            raise InputError("no rows to predict (got an empty input)")
+        s = self.schema
+        numbers = np.zeros((n, self.width), dtype=np.float64)
+        strings: dict[int, np.ndarray] = {}
+        refused: list[tuple[int, int, InputError]] = []
+        for c, col in enumerate(columns):
+            try:
+                if c in self._strings:
+                    strings[c] = np.array(s.strings(col, c), dtype=object)
+                elif isinstance(col, np.ndarray) and col.dtype.kind in "fiub":
+                    numbers[:, c] = col
+                else:
+                    numbers[:, c] = [s.number(v, r, c) for r, v in enumerate(col)]
+            except InputError as exc:  # parsed by column: report the first bad row (row-major)
+                refused.append((exc.row if exc.row is not None else -1, c, exc))
+        if refused:
+            raise min(refused, key=lambda t: (t[0], t[1]))[2]
+        arr = InputAdapter.__call__(self, numbers, strict)
+        feeds = {}
+        for name, dtype, cols in self.specs:
+            if dtype == "string":
+                feeds[name] = np.stack([strings[c] for c in cols], axis=1)
+            else:
+                feeds[name] = np.ascontiguousarray(arr[:, cols], dtype=dtype)
+        return feeds
+
+    def _columns(self, X: Any) -> list[Any]:
+        """One sequence of values per feature, in feature order (frames by column name)."""
+        if type(X).__module__.startswith("pandas") and getattr(X, "columns", None) is not None:
+            by_name = {str(c): c for c in X.columns}
+            problem = name_mismatch(list(by_name), self.names, "column", "column")
+            if problem:
+                raise InputError(problem)
+            out = []
+            for c, name in enumerate(self.names):
+                col = X[by_name[name]]
+                if c not in self._strings and col.dtype.kind in "fiub":
+                    out.append(col.to_numpy(dtype=np.float64, na_value=np.nan))
+                else:  # strings, or a numeric feature of mixed values: value by value
+                    out.append(col.to_numpy(dtype=object, na_value=None))
+            return out
+        if isinstance(X, np.ndarray):
+            if X.dtype.names:
+                raise InputError("structured arrays are not supported; pass records or a 2-D array")
+            X = X.tolist()
+        elif type(X).__module__.startswith("pandas"):  # a Series: one row, or one text per row
+            X = X.tolist() if self.width == 1 else X.to_dict()
+        if self.width == 1 and isinstance(X, (list, tuple)) and X and \
+                all(isinstance(v, str) for v in X):  # one string feature: a plain list, one per row
+            return [list(X)]
+        if self.width == 1 and isinstance(X, str):
+            return [[X]]
+        rows = self.schema.rows(X)
+        for r, row in enumerate(rows):
+            self.schema.check_width(row, r, len(rows))
+            self.schema.check_flat(row, r)
+        return [list(col) for col in zip(*rows)] if rows else []

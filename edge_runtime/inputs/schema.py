@@ -11,6 +11,12 @@ module, so they accept the same values and say the same thing about the others:
   can say exactly what it takes. Only CSV cells, where all is text, are read as numbers
   (:func:`text_value`): as ``float()`` reads them after stripping blanks, with "", "na", "nan",
   "null" (any case) missing.
+- a categorical or text feature (manifest schema 1.1) takes a string, and only a string: a
+  number there is refused as a string is refused in a numeric feature. A CSV cell of such a
+  feature is its text as it stands (:meth:`InputSchema.cell`); an empty categorical cell is
+  missing, which no encoder takes. A category outside the trained ones is refused, naming
+  column, row and value, when the encoder refuses it (``unknown: error``); otherwise it goes
+  to the model, which ignores it (all-zero one-hot) or gives it the encoder's unknown value.
 - the checks, in this order, each reporting the first offending row (row-major): NaN where the
   model has no imputer; values that are infinite or beyond the artifact's float type
   (``Infinity``, ``1e39``, ``10**400`` for float32: |x| > 3.4028234663852886e38, judged before the
@@ -29,6 +35,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from ..bundle import Feature
 from ..errors import InputError
+from ..manifest_checks import MAX_CATEGORY_CHARS, MAX_TEXT_CHARS
 
 #: largest finite value of each artifact input type the runtime feeds
 FLOAT_MAX = {"float32": 3.4028234663852886e38, "float64": 1.7976931348623157e308}
@@ -110,10 +117,17 @@ class InputSchema:
         self.width = len(self.features)
         self.dtype = dtype
         self.limit = FLOAT_MAX.get(dtype, math.inf)
-        self.nan_forbidden = [not f.allow_nan for f in self.features]
+        self.kinds = [f.kind for f in self.features]
+        #: columns holding strings (categorical and text features), in feature order
+        self.string_columns = [c for c, k in enumerate(self.kinds) if k != "numeric"]
+        self.nan_forbidden = [not f.allow_nan and f.kind == "numeric" for f in self.features]
         self.ranged = [(c, float(f.range[0]), float(f.range[1]))
                        for c, f in enumerate(self.features) if f.range is not None]
-        self.untrained = [f.name for f in self.features if f.train_min is None or f.train_max is None]
+        self.untrained = [f.name for f in self.features if f.kind == "numeric"
+                          and (f.train_min is None or f.train_max is None)]
+        #: categorical columns whose encoder refuses unknown categories -> the known ones
+        self.closed = {c: frozenset(f.categories or ()) for c, f in enumerate(self.features)
+                       if f.kind == "categorical" and f.unknown == "error"}
         self.trained = [(c, float(f.train_min), float(f.train_max)) for c, f in enumerate(self.features)
                         if f.train_min is not None and f.train_max is not None]
 
@@ -209,6 +223,39 @@ class InputSchema:
         self.check_flat(row, r)
         return [self.number(v, r, c) for c, v in enumerate(row)]
 
+    def string(self, value: Any, row: int, col: int) -> str:
+        """One value of a categorical or text feature, as the string the model takes.
+
+        Raises:
+            InputError: the value is missing, not a string, too long, or (``unknown: error``)
+                a category the encoder was not trained on.
+        """
+        if not isinstance(value, str):  # numpy's str_ is a str
+            raise self.not_a_string(row, col, value)
+        kind = self.kinds[col]
+        if len(value) > (MAX_CATEGORY_CHARS if kind == "categorical" else MAX_TEXT_CHARS):
+            raise InputError.at(row, f"feature '{self.names[col]}': a {kind} value of {len(value)} "
+                                     "characters is too long")
+        known = self.closed.get(col)
+        if known is not None and value not in known:
+            raise self.unknown_category(row, col, value)
+        return str(value)
+
+    def cell(self, text: str, col: int) -> Any:
+        """A CSV cell of feature ``col`` as the value it stands for: :func:`text_value` for a
+        numeric feature, the text itself for a text feature, and for a categorical one the text
+        (None, missing, when blank)."""
+        kind = self.kinds[col]
+        if kind == "numeric":
+            return text_value(text)
+        if kind == "categorical" and not text.strip():
+            return None
+        return text
+
+    def strings(self, column: Sequence[Any], col: int) -> list[str]:
+        """A categorical or text column, value by value (rows numbered from 0)."""
+        return [self.string(v, r, col) for r, v in enumerate(column)]
+
     def matrix(self, X: Any, typecode: str) -> tuple[array, int]:
         """Python containers as a flat row-major ``array.array`` of ``typecode`` ("f" or "d")
         and a row count: each row through ``array``'s C loop when it holds plain numbers, else
@@ -291,6 +338,22 @@ class InputSchema:
         if isinstance(value, str) and not isinstance(text_value(value), str):
             why = "is text, not a number: send numbers (only CSV cells are read as text)"
         return InputError.at(row, f"feature '{self.names[col]}': {text} {why}")
+
+    def not_a_string(self, row: int, col: int, value: Any) -> InputError:
+        if value is None or (isinstance(value, float) and value != value):
+            return InputError.at(row, f"feature '{self.names[col]}': missing value; a "
+                                      f"{self.kinds[col]} feature needs a string")
+        text = repr(value)
+        text = text if len(text) <= 40 else text[:39] + "…"
+        return InputError.at(row, f"feature '{self.names[col]}': {text} is not a string (a "
+                                  f"{self.kinds[col]} feature takes text)")
+
+    def unknown_category(self, row: int, col: int, value: str) -> InputError:
+        text = repr(value)
+        text = text if len(text) <= 40 else text[:39] + "…"
+        known = sorted(self.closed.get(col, ()))
+        return InputError.at(row, f"feature '{self.names[col]}': unknown category {text}; the model's "
+                                  f"encoder refuses unknown categories (known: {names_hint(known)})")
 
     def nan_error(self, row: int, col: int, value: float = math.nan) -> InputError:
         return InputError.at(row, f"feature '{self.names[col]}': NaN/missing value, and this model "

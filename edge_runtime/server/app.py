@@ -22,6 +22,7 @@ from urllib.parse import parse_qs
 
 from ..errors import EdgeRuntimeError, InputError
 from ..inputs.schema import FLOAT_MAX
+from ..manifest_checks import MAX_CATEGORY_CHARS, MAX_TEXT_CHARS
 from .metrics import Metrics
 from .slot import ModelSlot
 
@@ -296,6 +297,12 @@ def openapi_for_model(doc: dict[str, Any], manifest: Any, max_rows: int = DEFAUL
     limit = FLOAT_MAX.get(dtype, FLOAT_MAX["float64"])
 
     def feature_schema(f: Any) -> dict[str, Any]:
+        if f.kind != "numeric":  # strings: the input schema's length bound, and the categories
+            out: dict[str, Any] = {"type": "string", "maxLength": MAX_CATEGORY_CHARS
+                                   if f.kind == "categorical" else MAX_TEXT_CHARS}
+            if f.kind == "categorical" and f.unknown == "error":
+                out["enum"] = list(f.categories)
+            return out
         lo, hi = -limit, limit
         for bounds in (f.range, (f.train_min, f.train_max) if strict else None):
             if bounds is not None and None not in bounds:

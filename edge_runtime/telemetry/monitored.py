@@ -47,9 +47,11 @@ class MonitoredModel:
         classes = getattr(model, "classes", None)
         task = getattr(model, "task", "classification" if classes is not None else "regression")
         feature_names = getattr(model, "feature_names", None)
+        adapt = getattr(model, "_adapt", None)
+        adapt = getattr(adapt, "codes", adapt)  # named inputs (strings): the matrix of codes
         self.stream = Stream(self.name, self.version, classification=task == "classification",
                              classes=list(classes) if classes is not None else None,
-                             reference=ref, adapt=getattr(model, "_adapt", None),
+                             reference=ref, adapt=adapt,
                              width=len(feature_names) if feature_names else None)
         self._sid = recorder.register(self.stream)
         self._rec = recorder
@@ -117,7 +119,8 @@ def _recording(kind: int, call: Callable[[Any], np.ndarray], rec: Recorder, sid:
         lat = perf() - t0
         buf = rec.buf
         if len(buf) < cap:
-            buf.extend((kind, sid, t0, lat, X, X.tobytes() if type(X) is ndarray else None, y, ids))
+            buf.extend((kind, sid, t0, lat, X, X.tobytes() if type(X) is ndarray and X.dtype.kind in "fiub"
+                        else None, y, ids))
         else:
             rec.lost += 1
         return y

@@ -69,7 +69,8 @@ class Stream:
 
     def to_matrix(self, X: Any) -> Optional[np.ndarray]:
         """The validated 2-D input again (drain thread only); None if it cannot be rebuilt."""
-        if isinstance(X, np.ndarray) and X.ndim == 2 and (self.width is None or X.shape[1] == self.width):
+        if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "fiub" \
+                and (self.width is None or X.shape[1] == self.width):
             return X
         if self.adapt is None:
             return None
