@@ -64,9 +64,15 @@ def _sk_tree(t: Any, values: np.ndarray, column: int = 0) -> Tree:
 
 
 def _proba_values(t: Any, n_classes: int) -> np.ndarray:
-    """DecisionTreeClassifier.predict_proba's per-leaf normalisation, the same numpy ops."""
+    """What DecisionTreeClassifier.predict_proba returns per leaf: scikit-learn >= 1.4 stores
+    class fractions in ``tree_.value`` and returns them as they are; older releases stored
+    counts and divided by their sum (the same numpy ops are used here for those)."""
     proba = np.array(t.value[:, 0, :n_classes], dtype=np.float64)
-    normalizer = proba.sum(axis=1)[:, np.newaxis]
+    sums = proba.sum(axis=1)
+    leaves = t.children_left == -1
+    if np.allclose(sums[leaves], 1.0, rtol=0, atol=1e-9):
+        return proba
+    normalizer = sums[:, np.newaxis]
     normalizer[normalizer == 0.0] = 1.0
     proba /= normalizer
     return proba
