@@ -6,6 +6,8 @@ cross toolchain's own libc (``/usr/<triple>``) is the dynamic loader's root (``q
 
 from __future__ import annotations
 
+import atexit
+import functools
 import shutil
 import subprocess
 import tempfile
@@ -62,6 +64,20 @@ def qemu_for(target: str) -> str:
     return exe
 
 
+@functools.cache
+def _driver(compiler: str) -> Path:
+    """The parity driver for one cross compiler, built once per process (a conversion runs it
+    for every parity, NaN and golden probe)."""
+    d = Path(tempfile.mkdtemp(prefix="edgert-qemu-driver-"))
+    atexit.register(shutil.rmtree, d, True)
+    (d / "driver.c").write_text(DRIVER)
+    r = subprocess.run([compiler, "-O1", "-o", str(d / "driver"), str(d / "driver.c"), "-ldl"],
+                       capture_output=True, text=True, timeout=120, check=False)
+    if r.returncode != 0:
+        raise ConversionError(f"cannot build the parity driver with {compiler}: {r.stderr[:1000]}")
+    return d / "driver"
+
+
 def run_foreign(library: bytes, tc: Toolchain, x: np.ndarray, n_outputs: int, by_row: bool
                 ) -> tuple[np.ndarray, np.ndarray]:
     """(outputs float64 (n, n_outputs), labels int32 (n,)) of ``library`` on float32 rows ``x``.
@@ -74,15 +90,10 @@ def run_foreign(library: bytes, tc: Toolchain, x: np.ndarray, n_outputs: int, by
     n = x.shape[0]
     with tempfile.TemporaryDirectory(prefix="edgert-qemu-") as tmp:
         t = Path(tmp)
-        (t / "driver.c").write_text(DRIVER)
         (t / "model.so").write_bytes(library)
         x.tofile(t / "in.bin")
-        r = subprocess.run([tc.compiler, "-O1", "-o", str(t / "driver"), str(t / "driver.c"), "-ldl"],
-                           capture_output=True, text=True, timeout=120, check=False)
-        if r.returncode != 0:
-            raise ConversionError(f"cannot build the {tc.target} parity driver: {r.stderr[:1000]}")
         sysroot = f"/usr/{tc.triple}"
-        r = subprocess.run([qemu, "-L", sysroot, str(t / "driver"), str(t / "model.so"), str(t / "in.bin"),
+        r = subprocess.run([qemu, "-L", sysroot, str(_driver(tc.compiler)), str(t / "model.so"), str(t / "in.bin"),
                             str(t / "out.bin"), str(n), "1" if by_row else "0"],
                            capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False)
         if r.returncode != 0:
