@@ -55,12 +55,17 @@ def _pre_c(pre: list[Any], d: int) -> str:
 
 
 def _layer(i: int, w: np.ndarray, b: np.ndarray, src: str, dst: str, act: str) -> str:
-    """``dst = act(src @ w + b)``; ``w`` is (inputs, outputs) as sklearn stores coefs_."""
+    """``dst = act(src @ w + b)``; ``w`` is (inputs, outputs) as sklearn stores coefs_. Each
+    output sums its inputs in order (j = 0, 1, ...), but the loop runs over outputs innermost, so
+    the compiler vectorises across outputs without reordering any sum."""
     n_in, n_out = w.shape
-    tables = array(f"W{i}", np.ascontiguousarray(w.T).ravel()) + array(f"B{i}", b)
-    code = (f" for (int32_t k = 0; k < {n_out}; ++k) {{ double v = 0.0; const double *wk = W{i} + k * {n_in};\n"
-            f"  for (int32_t j = 0; j < {n_in}; ++j) v += {src}[j] * wk[j];\n"
-            f"  v += B{i}[k]; {dst}[k] = {ACTIVATIONS[act]}; }}\n")
+    tables = array(f"W{i}", np.ascontiguousarray(w).ravel()) + array(f"B{i}", b)
+    code = (f" {{ double acc[{n_out}];\n  for (int32_t k = 0; k < {n_out}; ++k) acc[k] = 0.0;\n"
+            f"  for (int32_t j = 0; j < {n_in}; ++j) {{\n"
+            f"   const double zj = {src}[j]; const double *wj = W{i} + j * {n_out};\n"
+            f"   for (int32_t k = 0; k < {n_out}; ++k) acc[k] += zj * wj[k]; }}\n"
+            f"  for (int32_t k = 0; k < {n_out}; ++k) {{\n"
+            f"   double v = acc[k] + B{i}[k]; {dst}[k] = {ACTIVATIONS[act]}; }} }}\n")
     return tables + code
 
 
@@ -93,7 +98,7 @@ def generate(last: Any, pre: list[Any], d: int, has_proba: bool) -> tuple[str, i
         coef = np.atleast_2d(np.asarray(last.coef_, np.float64))
         b = np.atleast_1d(np.asarray(last.intercept_, np.float64)) * np.ones(coef.shape[0])
         body.append(f" double s[{coef.shape[0]}];\n")
-        code = _layer(0, coef.T, b, "z", "s", "identity")
+        code = _layer(0, np.ascontiguousarray(coef.T), b, "z", "s", "identity")
         tables += [ln for ln in code.splitlines(keepends=True) if ln.startswith("static")]
         body += [ln for ln in code.splitlines(keepends=True) if not ln.startswith("static")]
         scores, k = "s", coef.shape[0]
