@@ -21,8 +21,9 @@ from edge_runtime import golden as device_golden
 from edge_runtime._version import __version__ as runtime_version
 from edge_runtime.backends import get_backend
 from edge_runtime.backends.base import BackendOptions
-from edge_runtime.bundle import LABEL_TASKS, Artifact, Feature, json_safe, new_manifest, write_bundle
+from edge_runtime.bundle import LABEL_TASKS, Artifact, Feature, json_safe, new_manifest, sha256_hex, write_bundle
 from edge_runtime.errors import BackendError, EdgeRuntimeError
+from edge_runtime.native_abi import host_arch
 
 from .boosting import as_estimator, libraries_in
 from .columns import match_columns, table_names
@@ -35,7 +36,7 @@ from .registry import describe, known_parity_cause, refusal
 from .stats import class_reference, nan_tolerant_features, r2_score, reference_statistics, training_bounds
 
 #: Which runtime backend proves an artifact of each format at conversion time.
-FORMAT_BACKEND = {"onnx": "onnxruntime", "tflite": "litert"}
+FORMAT_BACKEND = {"onnx": "onnxruntime", "tflite": "litert", "native": "native"}
 QUANTIZED = ("fp16", "int8")
 
 
@@ -55,9 +56,12 @@ class ExportContext:
     quantization: str = "dynamic"
     #: feature kinds when the table has string columns (then ``sample`` is an object table)
     typed: Optional[Typed] = None
+    #: native targets (x86_64, aarch64, armv7); None: this machine's
+    targets: Optional[list[str]] = None
 
 
-Exporter = Callable[[ExportContext, str], Exported]
+#: an exporter returns one artifact, or several (native: one per target architecture)
+Exporter = Callable[[ExportContext, str], Any]
 #: format -> exporter(ctx, precision). Other modules add theirs (e.g. "tflite").
 EXPORTERS: dict[str, Exporter] = {
     "onnx": lambda ctx, precision: export_onnx(ctx.estimator, ctx.n_features, task=ctx.task,
@@ -161,23 +165,31 @@ def run_exported(exported: Exported, X: np.ndarray, classes: Optional[list], *,
     """
     art = Artifact(path=f"{exported.format}/{exported.precision} artifact being converted",
                    format=exported.format, precision=exported.precision,
-                   sha256="0" * 64, size=len(exported.data), input_name=exported.input_name,
+                   sha256=sha256_hex(exported.data), size=len(exported.data), input_name=exported.input_name,
                    input_dtype=exported.input_dtype, outputs=exported.outputs, opset=exported.opset,
                    extra=exported.extra, inputs=exported.inputs)
-    engine = get_backend(FORMAT_BACKEND[exported.format])(exported.data, art, BackendOptions(threads=1))
     x: Any = feeds(exported.inputs, X) if exported.inputs else \
         np.ascontiguousarray(X, dtype=np.dtype(exported.input_dtype))
     roles = [r for r in ("label", "probabilities", "prediction", "scores") if r in exported.outputs]
     names = [exported.outputs[r] for r in roles]
-    try:
-        if by_row:
-            parts = [engine.run({k: v[i:i + 1] for k, v in x.items()} if exported.inputs else x[i:i + 1],
-                                names) for i in range(X.shape[0])]
-            raw = [np.concatenate([np.asarray(p[k]).reshape(1, -1) for p in parts]) for k in range(len(roles))]
-        else:
-            raw = engine.run(x, names)
-    finally:
-        engine.close()
+    if exported.format == "native" and exported.extra.get("arch") != host_arch():
+        from .native.emulate import run_foreign  # another architecture's library: under qemu-user
+
+        values, labels = run_foreign(exported.data, exported.toolchain, x, int(exported.extra["n_outputs"]), by_row)
+        raw = [labels if r == "label" else values for r in roles]
+    else:
+        # the converter built a native library itself a moment ago: it may run here
+        options = BackendOptions(threads=1, extra={"native_trust": "built by this conversion"})
+        engine = get_backend(FORMAT_BACKEND[exported.format])(exported.data, art, options)
+        try:
+            if by_row:
+                parts = [engine.run({k: v[i:i + 1] for k, v in x.items()} if exported.inputs else x[i:i + 1],
+                                    names) for i in range(X.shape[0])]
+                raw = [np.concatenate([np.asarray(p[k]).reshape(1, -1) for p in parts]) for k in range(len(roles))]
+            else:
+                raw = engine.run(x, names)
+        finally:
+            engine.close()
     got = dict(zip(roles, (np.asarray(v) for v in raw)))
     if exported.extra.get("label_from") == "probabilities":
         got["label"] = np.asarray(classes, dtype=object)[got["probabilities"].argmax(axis=1)]
@@ -192,6 +204,8 @@ def measure_parity(exported: Exported, X: np.ndarray, expected: dict, ctx: Expor
                    tol: dict[str, Any]) -> dict[str, Any]:
     """Run ``exported`` through the device's own backend and compare with the estimator."""
     backend_name = FORMAT_BACKEND[exported.format]
+    if exported.format == "native" and exported.extra.get("arch") != host_arch():
+        backend_name = f"native under {exported.extra.get('arch')} emulation (qemu-user)"
     got = run_exported(exported, X, ctx.classes)
     fig: dict[str, Any] = {"rows": int(X.shape[0]), "backend": backend_name,
                            "tolerance": tol["atol"], "min_label_agreement": tol["min_label_agreement"]}
@@ -303,7 +317,7 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
             quantization: str = "dynamic", force: bool = False,
             feature_names: Optional[Sequence[str]] = None, n_golden: int = device_golden.MIN_GOLDEN_ROWS,
             double_fallback: bool = True, feature_ranges: Optional[dict] = None,
-            sign_with: Any = None, sample_y: Any = None) -> Path:
+            sign_with: Any = None, sample_y: Any = None, targets: Any = None) -> Path:
     """Convert a fitted estimator into a bundle directory and return its path.
 
     ``sample_X`` characterises the input (reference statistics, calibration); parity is
@@ -317,7 +331,9 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
     ``sample_y`` (the labels of ``sample_X``) gives a classifier's training class shares for
     probation on the device; without it the estimator's own predictions on ``sample_X`` are
     counted. ``sign_with``: a PEM private key (ECDSA) that signs the whole bundle (``model.sig``,
-    :mod:`converters.signing`).
+    :mod:`converters.signing`). ``targets`` (format ``native``): the architectures to build a
+    library for, e.g. ``["x86_64", "aarch64", "armv7"]`` (default: this machine's); each library's
+    parity is measured on this machine directly or under qemu-user.
 
     Raises:
         UnsupportedEstimatorError: skl2onnx has no converter for a step (the one-line message
@@ -354,7 +370,7 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
     classes = _classes_of(estimator, task)
     ctx = ExportContext(estimator=estimator, n_features=X.shape[1], task=task, has_proba=has_proba,
                         classes=classes, sample=X, feature_names=names, quantization=quantization,
-                        typed=typed)
+                        typed=typed, targets=None if targets is None else list(_target_list(targets)))
     expected = _expected(estimator, H, names, task, has_proba)
 
     produced: list[tuple[Exported, dict]] = []
@@ -371,14 +387,15 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
             raise ConversionError(f"unknown format {fmt!r}; known: {', '.join(sorted(EXPORTERS))}")
         for prec in (precisions.get(fmt, ("fp32",)) if isinstance(precisions, dict) else precisions):
             tol = tolerance_for(prec, tolerance, min_label_agreement, quantized_agreement)
-            exported = EXPORTERS[fmt](ctx, prec)
-            parity = _measured(exported, H, expected, ctx, tol)
-            if not parity["passed"] and fmt == "onnx" and prec == "fp32" and double_fallback:
-                exported, parity = _with_fallback(exported, parity, H, expected, ctx, tol)
-            produced.append((exported, parity))
-            if not parity["passed"]:
-                failures.append(f"{fmt}/{exported.precision}: " + "; ".join(parity["reasons"])
-                                + (f" ({parity['fallback']})" if parity.get("fallback") else ""))
+            made = EXPORTERS[fmt](ctx, prec)
+            for exported in made if isinstance(made, list) else [made]:
+                parity = _measured(exported, H, expected, ctx, tol)
+                if not parity["passed"] and fmt == "onnx" and prec == "fp32" and double_fallback:
+                    exported, parity = _with_fallback(exported, parity, H, expected, ctx, tol)
+                produced.append((exported, parity))
+                if not parity["passed"]:
+                    failures.append(f"{exported.key}: " + "; ".join(parity["reasons"])
+                                    + (f" ({parity['fallback']})" if parity.get("fallback") else ""))
     if not produced:
         raise ConversionError("no artifact to write: " + "; ".join(notes) + " (use --format onnx)")
     if failures and not force:
@@ -387,7 +404,7 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
                                   + " | ".join(failures) + (f"; known cause: {cause}" if cause else "")
                                   + (text_hint(X, typed) if typed is not None else ""))
                           + " (or pass force=True / --force to write it anyway)",
-                          {f"{e.format}/{e.precision}": p for e, p in produced})
+                          {e.key: p for e, p in produced})
 
     allow_nan = nan_tolerant_features(
         lambda rows: _expected(estimator, rows, names, task, has_proba),
@@ -432,11 +449,11 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
                             features=features, classes=classes, golden=golden,
                             reference=reference, provenance=provenance)
     manifest["inputs"]["matched_by"] = matched_by
-    manifest["parity"] = {f"{e.format}/{e.precision}": json_safe(p) for e, p in produced}
+    manifest["parity"] = {e.key: json_safe(p) for e, p in produced}
     entries = []
     for exported, parity in produced:
         suffix = "" if exported.precision == "fp32" else f".{exported.precision}"
-        art = Artifact(path=f"model{suffix}.{exported.format}", format=exported.format,
+        art = Artifact(path=exported.name or f"model{suffix}.{exported.format}", format=exported.format,
                        precision=exported.precision, sha256="0" * 64, size=len(exported.data),
                        input_name=exported.input_name, input_dtype=exported.input_dtype,
                        outputs=exported.outputs, opset=exported.opset, parity=json_safe(parity),
@@ -453,6 +470,10 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
     return written
 
 
+def _target_list(targets: Any) -> list[str]:
+    return [t.strip() for t in targets.split(",")] if isinstance(targets, str) else [str(t) for t in targets]
+
+
 def _default_name(estimator: Any) -> str:
     last = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
     return type(last).__name__.lower()
@@ -462,7 +483,7 @@ def _load_optional_exporters() -> None:
     """Formats that live in their own modules register on import (e.g. TFLite)."""
     import importlib
 
-    for mod in ("converters.tflite",):
+    for mod in ("converters.tflite", "converters.native"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:

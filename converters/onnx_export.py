@@ -37,6 +37,16 @@ class Exported:
     extra: dict[str, Any] = field(default_factory=dict)
     #: one named input per column (models with categorical/text features); empty: one matrix
     inputs: tuple[InputSpec, ...] = ()
+    #: the artifact's file name in the bundle (None: model[.precision].format)
+    name: Optional[str] = None
+    #: how a native library was built (converters.native.toolchain.Toolchain), for emulated parity
+    toolchain: Any = None
+
+    @property
+    def key(self) -> str:
+        """The artifact's key in the parity report: format/precision[/arch]."""
+        arch = self.extra.get("arch")
+        return f"{self.format}/{self.precision}" + (f"/{arch}" if arch else "")
 
 
 def _classifier_options(estimator: Any) -> dict:

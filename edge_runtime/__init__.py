@@ -23,12 +23,13 @@ from .errors import (
     IntegrityError,
     SchemaVersionError,
     UnsafeArchiveError,
+    UnsignedNativeError,
 )
 
 __all__ = [
     "__version__", "load", "load_async", "Model", "open_bundle", "pack_bundle", "unpack_bundle",
     "EdgeRuntimeError", "InputError", "BundleError", "IntegrityError", "SchemaVersionError",
-    "UnsafeArchiveError", "BackendError", "GoldenMismatchError",
+    "UnsafeArchiveError", "UnsignedNativeError", "BackendError", "GoldenMismatchError",
 ]
 
 _LAZY = {

@@ -28,7 +28,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, Union
 
 from . import manifest_checks as checks
 from .archive import END_ALLOWANCE, HEADER_ALLOWANCE, LimitedGunzip, Member, TarReader, padded
@@ -50,7 +50,7 @@ MAX_ARCHIVE_MEMBERS = 256
 TASKS = ("classification", "regression", "anomaly", "clustering")
 LABEL_TASKS = checks.LABEL_TASKS
 FEATURE_KINDS = ("numeric", "categorical", "text")
-FORMATS = ("onnx", "tflite")
+FORMATS = ("onnx", "tflite", "native")
 PRECISIONS = ("fp64", "fp32", "fp16", "int8")
 _SEMVER = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
@@ -477,14 +477,15 @@ class Bundle:
         for art in self.manifest.artifacts:
             self.read_artifact(art)
 
-    def artifact_for(self, formats: Iterable[str], precision: Optional[str] = None
-                     ) -> Optional[Artifact]:
-        """The first artifact in one of ``formats``: the requested precision, else fp32 first."""
+    def artifact_for(self, formats: Iterable[str], precision: Optional[str] = None,
+                     accept: Optional[Callable[[Artifact], bool]] = None) -> Optional[Artifact]:
+        """The first artifact in one of ``formats`` (and passing ``accept``, e.g. built for this
+        machine): the requested precision, else fp32 first."""
         order = [precision] if precision else ["fp32", "fp64", "fp16", "int8"]
         fmts = tuple(formats)
         for prec in order:
             for art in self.manifest.artifacts:
-                if art.format in fmts and art.precision == prec:
+                if art.format in fmts and art.precision == prec and (accept is None or accept(art)):
                     return art
         return None
 

@@ -37,6 +37,11 @@ class IntegrityError(BundleError):
     """An artifact's size or sha256 differs from the manifest: it is never handed to a backend."""
 
 
+class UnsignedNativeError(IntegrityError):
+    """A native (compiled) artifact would run from a bundle that is neither signed by a trusted
+    key nor installed through TUF; pass ``allow_unsigned_native=True`` to run it anyway."""
+
+
 class SchemaVersionError(BundleError):
     """The manifest was written by a newer, incompatible edge-runtime (unknown major version)."""
 

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional, Union
 from .backends import available_backends, backend_names, get_backend
 from .backends.base import Backend, BackendOptions
 from .bundle import Artifact, Bundle, open_bundle
-from .errors import BackendError, BackendUnavailableError, GoldenMismatchError, UnsupportedModelError
+from .errors import (
+    BackendError,
+    BackendUnavailableError,
+    EdgeRuntimeError,
+    GoldenMismatchError,
+    UnsignedNativeError,
+    UnsupportedModelError,
+)
 from .profiles import DeviceProfile, load_profile
 from .signing import TrustSource, profile_trust
 from .signing import enforce as enforce_signature
@@ -20,7 +27,7 @@ if TYPE_CHECKING:
 def load(source: Union[str, os.PathLike[str], Bundle], backend: str = "auto", *,
          precision: Optional[str] = None, profile: Union[str, DeviceProfile, None] = None,
          threads: Optional[int] = None, verify: bool = True, tune: bool = False,
-         trust: Optional[TrustSource] = None) -> Model:
+         trust: Optional[TrustSource] = None, allow_unsigned_native: bool = False) -> Model:
     """Load a bundle (directory or ``.tar.gz``) and return a ready :class:`Model`.
 
     ``backend="auto"`` tries the profile's backends in order (else every installed one by
@@ -34,20 +41,25 @@ def load(source: Union[str, os.PathLike[str], Bundle], backend: str = "auto", *,
     asynchronously (``pyodide``: onnxruntime-web) need :func:`load_async`. ``trust`` (PEM public
     key paths, or the device policy ``EDGERT_TRUST`` / ``EDGERT_REQUIRE_SIGNATURE=1``) makes a
     valid signature over every file of the bundle required (:mod:`edge_runtime.signing`).
+    A ``native`` artifact (compiled code) runs only from a bundle whose signature verified
+    against that trust, or that the sync agent installed through TUF; ``allow_unsigned_native=True``
+    lifts that for a bundle you built yourself (golden rows still prove it).
 
     Raises:
         BundleError: the bundle is malformed, unsafe or from a newer schema, or (with
             ``verify``) has no golden rows to prove an engine on.
         IntegrityError: an artifact does not match its digest (never falls through to another),
             or a required signature is missing, untrusted or does not match the files.
+        UnsignedNativeError: the only artifact that could run is native and the bundle is
+            neither signed by a trusted key nor installed through TUF.
         BackendError: no backend could run it; the message lists why each was passed over.
     """
     from .model import Model
 
-    plan = _Plan(source, backend, precision, profile, threads, trust)
+    plan = _Plan(source, backend, precision, profile, threads, trust, allow_unsigned_native)
     for cls, art in plan.candidates(sync=True):
         try:
-            engine = cls(plan.bundle.read_artifact(art), art, plan.options)
+            engine = cls(plan.bundle.read_artifact(art), art, plan.options_for(cls))
             plan.check_widths(engine)
             model = Model(plan.bundle, engine, art)
             if verify:
@@ -87,7 +99,7 @@ def _maybe_routed(model: Model, plan: _Plan, tune: bool) -> Model:
 async def load_async(source: Union[str, os.PathLike[str], Bundle], backend: str = "auto", *,
                      precision: Optional[str] = None, profile: Union[str, DeviceProfile, None] = None,
                      threads: Optional[int] = None, verify: bool = True,
-                     trust: Optional[TrustSource] = None) -> Model:
+                     trust: Optional[TrustSource] = None, allow_unsigned_native: bool = False) -> Model:
     """Awaitable :func:`load` that works with every backend, including those that answer only
     asynchronously (``pyodide``, i.e. onnxruntime-web through Pyodide's JS bridge, where
     nothing can block on a JS promise). Golden rows are checked with ``await``.
@@ -97,10 +109,10 @@ async def load_async(source: Union[str, os.PathLike[str], Bundle], backend: str 
     """
     from .model import Model
 
-    plan = _Plan(source, backend, precision, profile, threads, trust)
+    plan = _Plan(source, backend, precision, profile, threads, trust, allow_unsigned_native)
     for cls, art in plan.candidates(sync=False):
         try:
-            engine = cls(plan.bundle.read_artifact(art), art, plan.options)
+            engine = cls(plan.bundle.read_artifact(art), art, plan.options_for(cls))
             plan.check_widths(engine)
             opener = getattr(engine, "open_async", None)
             if opener is not None:
@@ -123,10 +135,15 @@ class _Plan:
 
     def __init__(self, source: Union[str, os.PathLike[str], Bundle], backend: str,
                  precision: Optional[str], profile: Union[str, DeviceProfile, None],
-                 threads: Optional[int], trust: Optional[TrustSource] = None):
+                 threads: Optional[int], trust: Optional[TrustSource] = None,
+                 allow_unsigned_native: bool = False):
         self.bundle = source if isinstance(source, Bundle) else open_bundle(source)
         prof = load_profile(profile) if isinstance(profile, str) else profile
-        enforce_signature(self.bundle, trust if trust is not None else profile_trust(prof))  # before any engine
+        # before any engine
+        self.signed = enforce_signature(self.bundle, trust if trust is not None else profile_trust(prof))
+        self.allow_unsigned_native = allow_unsigned_native
+        self.refused: Optional[UnsignedNativeError] = None
+        self.yielded = 0
         self.profile = prof
         self.threads = threads
         self.options = BackendOptions(threads=threads or (prof.threads if prof else None),
@@ -162,14 +179,46 @@ class _Plan:
                     raise BackendError(f"backend {message}")
                 self.reasons.append(message)
                 continue
-            art = self.bundle.artifact_for(cls.formats, self.precision)
+            art = self.bundle.artifact_for(cls.formats, self.precision, cls.accepts)
             if art is None and self.precision and self.explicit is None:
-                art = self.bundle.artifact_for(cls.formats)  # the profile's precision is a preference only
+                # the profile's precision is a preference only
+                art = self.bundle.artifact_for(cls.formats, accept=cls.accepts)
             if art is None:
                 self.reasons.append(f"{name}: bundle has no {'/'.join(cls.formats)} artifact"
-                                    + (f" at precision {self.precision}" if self.precision else ""))
+                                    + (f" at precision {self.precision}" if self.precision else "")
+                                    + (" for this machine" if self.bundle.artifact_for(cls.formats) else ""))
+                if not self.auto and self.bundle.artifact_for(cls.formats):
+                    raise UnsupportedModelError(f"backend {name!r}: " + self.reasons[-1].split(": ", 1)[1])
                 continue
+            if getattr(cls, "requires_trust", False) and not self.trust_reason():
+                self.refused = UnsignedNativeError(
+                    f"{self.bundle.origin}: '{art.path}' is native code and the bundle is neither signed by a "
+                    "key this device trusts (trust=, EDGERT_TRUST, profile [signing]) nor installed "
+                    "through TUF by the sync agent; pass allow_unsigned_native=True to run it anyway")
+                if not self.auto:
+                    raise self.refused
+                self.reasons.append(f"{name}: {self.refused}")
+                continue
+            self.yielded += 1
             yield cls, art
+
+    def trust_reason(self) -> str:
+        """Why native code from this bundle may run ("" when it may not)."""
+        if self.signed is not None:
+            return f"signature verified (key {self.signed.key.short}…)"
+        from .sync.store import installed_through_tuf
+
+        if installed_through_tuf(self.bundle):
+            return "installed through TUF by the sync agent"
+        return "allow_unsigned_native=True" if self.allow_unsigned_native else ""
+
+    def options_for(self, cls: type[Backend]) -> BackendOptions:
+        """The engine options; a backend of executable code also gets why it may run."""
+        if not getattr(cls, "requires_trust", False):
+            return self.options
+        from dataclasses import replace
+
+        return replace(self.options, extra={**self.options.extra, "native_trust": self.trust_reason()})
 
     def check_widths(self, engine: Backend) -> None:
         """Raises: BundleError when the manifest's feature or class count is not the artifact's."""
@@ -181,6 +230,8 @@ class _Plan:
             raise exc
         self.reasons.append(f"{name}: {exc}")
 
-    def failure(self) -> BackendError:
+    def failure(self) -> EdgeRuntimeError:
+        if self.refused is not None and not self.yielded:  # nothing else could even try
+            return self.refused
         return BackendError(f"{self.bundle.origin}: no backend can run this bundle ("
                             + "; ".join(self.reasons or ["no backend installed"]) + ")")

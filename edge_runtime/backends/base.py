@@ -43,6 +43,11 @@ class Backend(abc.ABC):
         """True when the engine can be imported here (cheap; must not load a model)."""
         return True
 
+    @classmethod
+    def accepts(cls, artifact: Artifact) -> bool:
+        """Whether this backend can run ``artifact`` here (native: built for this machine)."""
+        return True
+
     @abc.abstractmethod
     def run(self, x: np.ndarray, outputs: Sequence[str]) -> list[np.ndarray]:
         """Outputs named in ``outputs``, in that order, for the 2-D input ``x``.

@@ -26,13 +26,17 @@ def register(cli: click.Group) -> None:
 @click.option("--name", default=None)
 @click.option("--version", "version", default="1.0.0", show_default=True)
 @click.option("--format", "formats", default="onnx", show_default=True,
-              help="Comma-separated artifact formats (onnx, tflite).")
+              help="Comma-separated artifact formats (onnx, tflite, native).")
 @click.option("--precision", "precisions", default="fp32", show_default=True,
               help="Comma-separated precisions (fp32, fp16, int8).")
 @click.option("--holdout", type=click.Path(exists=True, dir_okay=False), default=None,
               help="CSV of held-out rows for parity (default: 25% of --sample).")
 @click.option("--target", default=None,
-              help="Column of the CSVs that holds the label: not a feature; its class shares go into the bundle.")
+              help="Column of the CSVs that holds the label: not a feature; its class shares go into the bundle. "
+              "With --format native, a list of architectures that is no column of --sample means --arch.")
+@click.option("--arch", "arches", default=None,
+              help="native: comma-separated architectures to build a library for (x86_64, aarch64, armv7; "
+              "default: this machine's).")
 @click.option("--tolerance", default=1e-4, show_default=True, type=float)
 @click.option("--min-quantized-agreement", "quantized_agreement", default=0.99, show_default=True,
               type=click.FloatRange(0.0, 1.0),
@@ -43,25 +47,43 @@ def register(cli: click.Group) -> None:
 @click.option("--sign-key", default=None, type=click.Path(exists=True, dir_okay=False),
               help="PEM private key (ECDSA) that signs the bundle (same as `edgert sign`).")
 def convert(model: str, sample: str, out_dir: str, name: Optional[str], version: str, formats: str,
-            precisions: str, holdout: Optional[str], target: Optional[str], tolerance: float,
-            quantized_agreement: float, quantization: str, force: bool, sign_key: Optional[str]) -> None:
+            precisions: str, holdout: Optional[str], target: Optional[str], arches: Optional[str],
+            tolerance: float, quantized_agreement: float, quantization: str, force: bool,
+            sign_key: Optional[str]) -> None:
     """Convert a fitted MODEL into a bundle: scikit-learn (.joblib/.pkl, trusted files only),
     LightGBM (model.txt), XGBoost (.json/.ubj) or CatBoost (.cbm)."""
     conv = require_converters()
     from converters.boosting import load_model_file  # workstation only: the device never unpickles
     from converters.tabular import read_csv_labels, read_csv_table
 
+    fmts = tuple(f.strip() for f in formats.split(",") if f.strip())
+    if arches is None and target and "native" in fmts and _names_architectures(target, sample):
+        arches, target = target, None  # `--format native --target x86_64,aarch64` (issue 17's spelling)
     estimator = load_model_file(model)
     # Named tables: columns are matched by name against the model's features (any order).
     X = read_csv_table(sample, target=target)
     y = read_csv_labels(sample, target) if target else None  # training class shares
     H = read_csv_table(holdout, target=target) if holdout else None
     out = conv.convert(estimator, X, out_dir, name=name, version=version,
-                       formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
+                       formats=fmts, targets=arches,
                        precisions=tuple(p.strip() for p in precisions.split(",") if p.strip()),
                        holdout=H, tolerance=tolerance, quantized_agreement=quantized_agreement,
                        quantization=quantization, force=force, sign_with=sign_key, sample_y=y)
     _summary(out)
+
+
+def _names_architectures(value: str, sample: str) -> bool:
+    """``value`` lists only architecture names and none is a column of the ``sample`` CSV."""
+    import csv
+
+    from ..native_abi import ARCHES
+
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names or any(n not in ARCHES for n in names):
+        return False
+    with open(sample, newline="", encoding="utf-8") as fh:
+        header = {h.strip() for h in next(csv.reader(fh), [])}
+    return not header.intersection(names)
 
 
 def _summary(out: Path) -> None:
@@ -76,7 +98,8 @@ def _summary(out: Path) -> None:
                 else None,
                 f"max |Δy| {p['prediction_max_abs_diff']:.2e}" if "prediction_max_abs_diff" in p else None,
                 f"R² {p['prediction_r2']:.4f}" if "prediction_r2" in p else None]
-        click.echo(f"  {a.path} {a.format}/{a.precision} {a.size} B: parity on {p.get('rows', '?')} rows: "
+        arch = f" [{a.extra['arch']}, {p.get('backend', '')}]" if a.format == "native" else ""
+        click.echo(f"  {a.path} {a.format}/{a.precision}{arch} {a.size} B: parity on {p.get('rows', '?')} rows: "
                    + ", ".join(f for f in figs if f)
                    + ("" if p.get("passed", True) else "  [FAILED, forced]"))
     matched = (m.data.get("inputs") or {}).get("matched_by")

@@ -151,7 +151,8 @@ class SyncAgent:
     def _install(self, archive: Path, offer: Any, decisions: list[str]) -> None:
         checkpoint("unpack")
         try:
-            path = self.store.install(offer.version, archive)  # safe members, manifest digests
+            # safe members, manifest digests; TUF verified the archive (native code may run)
+            path = self.store.install(offer.version, archive, via_tuf=True)
         except (EdgeRuntimeError, OSError):
             raise  # the bundle's own errors are rejections; the device's (disk full) are not
         except Exception as exc:  # noqa: BLE001 - a manifest the unpacker did not foresee

@@ -94,6 +94,30 @@ def resolve_version_dir(root: Path, version: str) -> Path:
     raise BundleError(f"{vdir}: no bundle (expected {MANIFEST_NAME} or one .tar.gz)")
 
 
+def _native_digests(bundle: Bundle) -> dict[str, str]:
+    return {a.path: a.sha256 for a in bundle.manifest.artifacts if a.format == "native"}
+
+
+def installed_through_tuf(bundle: Bundle) -> bool:
+    """Whether ``bundle`` is a version of a store that the sync agent installed from a TUF
+    download (the record keeps its native artifacts' digests, which must still be the
+    manifest's; read_artifact then holds the bytes to them). Gates native code on unsigned bundles."""
+    origin = Path(bundle.origin)
+    vdir = origin if origin.is_dir() else origin.parent
+    root = vdir.parent.parent
+    if vdir.parent.name != "versions" or not is_store(root):
+        return False
+    try:
+        rec = json.loads((root / ACTIVE).read_text())
+    except (OSError, ValueError):
+        return False
+    via = rec.get("via_tuf") if isinstance(rec, dict) else None
+    want = via.get(vdir.name) if isinstance(via, dict) else None
+    if not isinstance(want, dict) or vdir.name in (rec.get("known_bad") or {}):
+        return False
+    return bool(want) and want == _native_digests(bundle)
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -277,9 +301,11 @@ class VersionStore:
             raise IntegrityError(f"signature check failed at rest: {exc}") from None
 
     # --- transitions ------------------------------------------------------------------------
-    def install(self, version: str, archive: Path) -> Path:
+    def install(self, version: str, archive: Path, *, via_tuf: bool = False) -> Path:
         """Unpack ``archive`` as ``version`` (members checked, digests verified, built aside then
-        renamed into place) and record it as ``installed``.
+        renamed into place) and record it as ``installed``. ``via_tuf``: the archive is a target
+        the TUF client verified; its native artifacts' digests are recorded, so the loader may
+        run that compiled code although the bundle itself is unsigned.
 
         Raises:
             TransitionError: the version is current or known bad.
@@ -296,7 +322,8 @@ class VersionStore:
             self.remove_leftovers()
         path = unpack_bundle(archive, dst)
         try:
-            self.check_signature(open_bundle(path))  # before the version is recorded at all
+            bundle = open_bundle(path)
+            self.check_signature(bundle)  # before the version is recorded at all
         except BundleError:
             self._set_aside(version)
             self.remove_leftovers()
@@ -304,6 +331,11 @@ class VersionStore:
         with self._locked() as rec:
             self._require("install", version, rec)  # nobody marked it bad meanwhile
             rec["states"][version] = "installed"
+            via = rec["via_tuf"] if isinstance(rec.get("via_tuf"), dict) else {}
+            via.pop(version, None)
+            if via_tuf:
+                via[version] = _native_digests(bundle)
+            rec["via_tuf"] = via
             self._write(rec, "install", version)
         return path
 

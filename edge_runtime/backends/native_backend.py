@@ -1,0 +1,216 @@
+"""Compiled native artifacts (format ``native``: one C shared library per architecture, built by
+``converters.native``), run through ``ctypes``: no compiler, no extra package on the device.
+
+A library is executable code, so it is loaded only when the loader vouches for it (a verified
+bundle signature, a version the sync agent installed through TUF, or an explicit
+``allow_unsigned_native=True``); the loader passes that reason in ``options.extra`` under
+:data:`TRUST_KEY`, and without it this backend refuses (fail closed: an engine built by any other
+path never runs native code). Before ``dlopen`` the library must be for this machine (manifest
+``arch`` and the ELF header), and it is written to a private directory (0700, ours) and its
+sha256 checked *there*, so the bytes mapped are the verified ones.
+
+Calls: the input's shape, dtype and layout are checked before every call into C; single rows go
+straight through (no buffer is built per call); batches of ``PARALLEL_MIN_ROWS`` rows or more
+are split over ``threads`` Python threads, each calling C on its slice (ctypes releases the GIL).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import stat
+import tempfile
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from ..errors import InputError, IntegrityError, UnsupportedModelError
+from ..native_abi import ABI_VERSION, elf_arch, host_arch
+from ..paths import user_dir
+from . import register
+from .base import Backend, BackendOptions
+
+#: key in ``BackendOptions.extra`` holding why this native library may run (set by the loader)
+TRUST_KEY = "native_trust"
+PARALLEL_MIN_ROWS = 2048
+
+
+def library_dir() -> Path:
+    """Private directory for extracted libraries (``$EDGERT_NATIVE_DIR`` or the user cache)."""
+    env = os.environ.get("EDGERT_NATIVE_DIR")
+    return Path(env) if env else user_dir("cache", "EDGERT_CACHE_DIR") / "native"
+
+
+def _private_dir() -> Path:
+    """Raises: IntegrityError when the directory is not ours alone (others could swap the file)."""
+    d = library_dir()
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = d.stat()
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        raise IntegrityError(f"{d}: native library directory is owned by another user")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise IntegrityError(f"{d}: native library directory is writable by others")
+    return d
+
+
+def _digest(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
+def extract(data: bytes, sha256: str) -> Path:
+    """Write the library to the private directory (atomically), re-read it there and check its
+    digest. Returns its path.
+
+    Raises:
+        IntegrityError: the bytes on disk are not the verified ones.
+    """
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise IntegrityError(f"native library bytes do not match their sha256 {sha256[:12]}…")
+    d = _private_dir()
+    path = d / f"{sha256}.so"
+    if path.exists() and _digest(path) != sha256:
+        path.unlink()  # a torn or altered copy: write it again
+    if not path.exists():
+        fd, tmp = tempfile.mkstemp(dir=d, prefix=".lib-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o500)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    if _digest(path) != sha256:
+        path.unlink(missing_ok=True)
+        raise IntegrityError(f"{path}: extracted native library does not match its sha256")
+    return path
+
+
+@register
+class NativeBackend(Backend):
+    name = "native"
+    formats = ("native",)
+    priority = 5
+    #: the loader refuses this backend's artifacts from bundles that are neither signed nor
+    #: installed through TUF (see edge_runtime.loader)
+    requires_trust = True
+
+    @classmethod
+    def is_available(cls) -> bool:
+        return host_arch() is not None
+
+    @classmethod
+    def accepts(cls, artifact: Any) -> bool:
+        """Only the artifact built for this machine is ever picked."""
+        return artifact.extra.get("arch") == host_arch()
+
+    def __init__(self, model_bytes: bytes, artifact: Any, options: BackendOptions):
+        super().__init__(model_bytes, artifact, options)
+        if not options.extra.get(TRUST_KEY):
+            raise IntegrityError(f"'{artifact.path}': native code is loaded only from a bundle whose "
+                                 "signature verifies against the device's trust, or that the sync agent "
+                                 "installed through TUF (or with allow_unsigned_native=True)")
+        here, want = host_arch(), artifact.extra.get("arch")
+        if want != here:
+            raise UnsupportedModelError(f"'{artifact.path}' is built for {want}; this machine is {here}")
+        got = elf_arch(model_bytes)
+        if got != here:
+            raise IntegrityError(f"'{artifact.path}': the manifest says {want} but the library is {got}")
+        if artifact.input_dtype != "float32":
+            raise UnsupportedModelError(f"'{artifact.path}': native input dtype must be float32")
+        self._path = extract(model_bytes, artifact.sha256)
+        try:
+            lib = ctypes.CDLL(str(self._path), mode=getattr(os, "RTLD_LOCAL", 0))
+        except OSError as exc:
+            raise UnsupportedModelError(f"'{artifact.path}' cannot be loaded here: {exc}") from None
+        for sym, res in (("edgert_abi", ctypes.c_uint32), ("edgert_n_features", ctypes.c_int32),
+                         ("edgert_n_outputs", ctypes.c_int32), ("edgert_has_label", ctypes.c_int32)):
+            try:
+                getattr(lib, sym).restype = res
+            except AttributeError:
+                raise UnsupportedModelError(f"'{artifact.path}' is not an edge-runtime library (no {sym})") from None
+        abi = lib.edgert_abi()
+        if abi != ABI_VERSION:
+            raise UnsupportedModelError(f"'{artifact.path}' has native ABI {abi}; this runtime runs {ABI_VERSION}")
+        self._lib = lib
+        self._fn = lib.edgert_predict
+        self._fn.restype = ctypes.c_int32
+        self._fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p]
+        self.n_features = int(lib.edgert_n_features())
+        self.n_outputs = int(lib.edgert_n_outputs())
+        self.has_label = bool(lib.edgert_has_label())
+        roles = {v: k for k, v in artifact.outputs.items()}
+        self._roles = roles
+        self.check_names({artifact.input_name: "float32"}, list(roles))
+        if "label" in artifact.outputs and not self.has_label:
+            raise UnsupportedModelError(f"'{artifact.path}': the library writes no labels")
+        self._threads = max(1, options.threads or 1)
+        self._pool: Optional[Any] = None
+        import numpy as np
+
+        self._np = np
+        self._dummy = np.zeros(1, np.int32)  # label sink for libraries of regressors
+
+    def widths(self) -> dict[str, int]:
+        out = {self.artifact.input_name: self.n_features}
+        for role in ("probabilities", "prediction"):
+            if role in self.artifact.outputs:
+                out[self.artifact.outputs[role]] = self.n_outputs
+        return out
+
+    def _check(self, x: Any) -> None:
+        """Raises: InputError unless ``x`` is a C-contiguous float32 (n, n_features) array."""
+        np = self._np
+        if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != self.n_features:
+            shape = getattr(x, "shape", None)
+            raise InputError(f"native backend: input must be 2-D with {self.n_features} columns, got shape {shape}")
+        if x.dtype != np.float32:
+            raise InputError(f"native backend: input dtype must be float32, got {x.dtype}")
+        if not x.flags.c_contiguous:
+            raise InputError("native backend: input must be C-contiguous")
+
+    def _call(self, x: Any, out: Any, label: Any, start: int, stop: int) -> None:
+        d, k = self.n_features, self.n_outputs
+        rc = self._fn(x.ctypes.data + start * d * 4, stop - start, out.ctypes.data + start * k * 8,
+                      label.ctypes.data + start * 4 if label is not None else None)
+        if rc != 0:
+            raise UnsupportedModelError(f"'{self.artifact.path}': native predict returned {rc}")
+
+    def run(self, x: Any, outputs: Sequence[str]) -> list:
+        self._check(x)
+        np = self._np
+        n = x.shape[0]
+        out = np.empty((n, self.n_outputs), np.float64)
+        label = np.empty(n, np.int32) if self.has_label else None
+        if n >= PARALLEL_MIN_ROWS and self._threads > 1:
+            self._parallel(x, out, label, n)
+        elif n:
+            self._call(x, out, label, 0, n)
+        res = []
+        for name in outputs:
+            role = self._roles.get(name)
+            if role == "label":
+                res.append(label)
+            elif role in ("probabilities", "prediction"):
+                res.append(out)
+            else:
+                raise UnsupportedModelError(f"'{self.artifact.path}' has no output {name!r}")
+        return res
+
+    def _parallel(self, x: Any, out: Any, label: Any, n: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="edgert-native")
+        step = -(-n // self._threads)
+        jobs = [self._pool.submit(self._call, x, out, label, s, min(n, s + step)) for s in range(0, n, step)]
+        for j in jobs:
+            j.result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
