@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Callable, Iterator, Optional, Union
 
-from .backends import available_backends, backend_names, get_backend
+from .backends import Candidate, candidates
 from .backends.base import Backend, BackendOptions
 from .bundle import Artifact, Bundle, open_bundle
-from .errors import BackendError, BackendUnavailableError, GoldenMismatchError, UnsupportedModelError
+from .errors import BackendError, BackendUnavailableError, EdgeRuntimeError, GoldenMismatchError, UnsupportedModelError
 from .profiles import DeviceProfile, load_profile
 from .signing import TrustSource, profile_trust
 from .signing import enforce as enforce_signature
@@ -52,7 +52,7 @@ def load(source: Union[str, os.PathLike[str], Bundle], backend: str = "auto", *,
             model = Model(plan.bundle, engine, art)
             if verify:
                 _proven(model, model.check_golden)
-            return _maybe_routed(model, plan, tune)
+            return _maybe_routed(model, plan, tune, verify)
         except (GoldenMismatchError, UnsupportedModelError, BackendUnavailableError) as exc:
             plan.passed_over(cls.name, exc)
     raise plan.failure()
@@ -67,21 +67,33 @@ def _proven(model: Model, check: Callable[[], object]) -> None:
         raise
 
 
-def _maybe_routed(model: Model, plan: _Plan, tune: bool) -> Model:
-    if not plan.auto or plan.threads is not None or model.artifact.format != "onnx":
+def _maybe_routed(model: Model, plan: _Plan, tune: bool, verify: bool) -> Model:
+    """With ``auto``: the cached routing table for this bundle, machine and profile, else a full
+    tuning (``tune``), else the first-load plan (:mod:`edge_runtime.autoroute`). Every route is
+    proven on the golden rows, so nothing is routed without them (``verify=False``)."""
+    if not plan.auto or plan.threads is not None or not verify:
         return model
-    from . import routing
+    from . import autoroute, routing
     from .model import Model
 
-    name = plan.profile.name if plan.profile else None
-    table = (routing.tune(plan.bundle, model.artifact, profile_name=name,
-                          backends=plan.profile.backends if plan.profile else None,
-                          max_threads=plan.profile.cores if plan.profile else None)
-             if tune else routing.cached(model.artifact, name))
+    engines: dict[str, Backend] = {}
+    if tune:
+        table = routing.tune(plan.bundle, model.artifact, profile=plan.profile)
+    else:
+        table = routing.cached(plan.bundle, model.artifact, plan.profile)
+        if table is None:
+            table, engines = autoroute.first_load(plan.bundle, model.artifact, plan.profile)
     if not table:
         return model
+    try:
+        backend = routing.routed(plan.bundle, model.artifact, table, engines,
+                                 plan.options.optimization)
+    except (EdgeRuntimeError, KeyError, ValueError, TypeError):
+        # a cached route that no longer reproduces the golden rows (or names an engine gone
+        # since, or is malformed) is not used: the proven plain engine answers instead
+        return model
     model.close()
-    return Model(plan.bundle, routing.routed(plan.bundle, model.artifact, table), model.artifact)
+    return Model(plan.bundle, backend, model.artifact)
 
 
 async def load_async(source: Union[str, os.PathLike[str], Bundle], backend: str = "auto", *,
@@ -102,9 +114,7 @@ async def load_async(source: Union[str, os.PathLike[str], Bundle], backend: str 
         try:
             engine = cls(plan.bundle.read_artifact(art), art, plan.options)
             plan.check_widths(engine)
-            opener = getattr(engine, "open_async", None)
-            if opener is not None:
-                await opener()
+            await engine.open_async()
             model = Model(plan.bundle, engine, art)
             if verify:
                 try:
@@ -131,45 +141,21 @@ class _Plan:
         self.threads = threads
         self.options = BackendOptions(threads=threads or (prof.threads if prof else None),
                                       optimization=prof.optimization if prof else "all")
-        self.explicit = precision
-        self.precision = precision or (prof.precision if prof else None)
+        self.precision = precision  # explicit: that precision only; the profile's is a preference
         self.auto = backend == "auto"
-        if self.auto:
-            self.names = list(prof.backends) if prof else available_backends()
-        else:
-            self.names = [backend]
+        self.names = None if self.auto else [backend]
         self.reasons: list[str] = []
 
     def candidates(self, sync: bool) -> Iterator[tuple[type[Backend], Artifact]]:
-        for name in self.names:
-            if self.auto and name not in backend_names():
-                self.reasons.append(f"{name}: no such backend in this edge-runtime")
-                continue  # a profile may list backends of a newer release
-            cls = get_backend(name)
-            if not cls.is_available():
-                why = getattr(cls, "unavailable_reason", None)
-                why = why() if why is not None else "not installed"
-                self.reasons.append(f"{name}: {why}")
-                if not self.auto:
-                    raise BackendUnavailableError(
-                        f"backend {name!r} is not installed on this device" if why == "not installed"
-                        else f"backend {name!r} is not available here: {why}")
-                continue
-            if sync and getattr(cls, "async_only", False):
-                message = (f"{name}: answers only asynchronously; use `model = await "
-                           "edge_runtime.load_async(...)` and `await model.predict_async(rows)`")
-                if not self.auto:
-                    raise BackendError(f"backend {message}")
-                self.reasons.append(message)
-                continue
-            art = self.bundle.artifact_for(cls.formats, self.precision)
-            if art is None and self.precision and self.explicit is None:
-                art = self.bundle.artifact_for(cls.formats)  # the profile's precision is a preference only
-            if art is None:
-                self.reasons.append(f"{name}: bundle has no {'/'.join(cls.formats)} artifact"
-                                    + (f" at precision {self.precision}" if self.precision else ""))
-                continue
-            yield cls, art
+        found = candidates(self.bundle, self.profile, self.precision, backends=self.names, sync=sync)
+        if not self.auto:
+            for s in found.skipped:
+                if s.refusal is not None:
+                    raise s.refusal
+        self.reasons.extend(found.reasons())
+        c: Candidate
+        for c in found:
+            yield c.backend, c.artifact
 
     def check_widths(self, engine: Backend) -> None:
         """Raises: BundleError when the manifest's feature or class count is not the artifact's."""
