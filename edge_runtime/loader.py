@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional, Union
 from .backends import Candidate, candidates
 from .backends.base import Backend, BackendOptions
 from .bundle import Artifact, Bundle, open_bundle
-from .errors import BackendError, BackendUnavailableError, EdgeRuntimeError, GoldenMismatchError, UnsupportedModelError
+from .errors import (
+    BackendError,
+    BackendUnavailableError,
+    EdgeRuntimeError,
+    GoldenMismatchError,
+    IntegrityError,
+    UnsupportedModelError,
+)
 from .profiles import DeviceProfile, load_profile
 from .signing import TrustSource, profile_trust
 from .signing import enforce as enforce_signature
@@ -29,8 +36,11 @@ def load(source: Union[str, os.PathLike[str], Bundle], backend: str = "auto", *,
     run all at once and one row at a time, at tolerances capped by :mod:`edge_runtime.golden`
     whatever the manifest says; a bundle without golden rows loads only with ``verify=False``.
     With ``auto`` and no explicit ``threads``, a row-count routing table tuned for this bundle
-    and profile (``tune=True`` or ``edgert bench --tune``) sends each call to the engine and
-    thread count measured fastest for its row count (:mod:`edge_runtime.routing`). Backends that can only answer
+    and profile (``tune=True`` or ``edgert bench --tune``), else one from a short, bounded
+    measurement on the first load (cached; off with the profile's ``auto_measure = false`` or
+    ``EDGERT_AUTO_MEASURE=0``: the measured rule alone), sends each call to the engine and
+    thread count expected fastest for its row count (:mod:`edge_runtime.routing`,
+    :mod:`edge_runtime.autoroute`). Backends that can only answer
     asynchronously (``pyodide``: onnxruntime-web) need :func:`load_async`. ``trust`` (PEM public
     key paths, or the device policy ``EDGERT_TRUST`` / ``EDGERT_REQUIRE_SIGNATURE=1``) makes a
     valid signature over every file of the bundle required (:mod:`edge_runtime.signing`).
@@ -45,6 +55,10 @@ def load(source: Union[str, os.PathLike[str], Bundle], backend: str = "auto", *,
     from .model import Model
 
     plan = _Plan(source, backend, precision, profile, threads, trust)
+    if plan.auto and threads is None and verify:
+        routed = _routed(plan, tune)
+        if routed is not None:
+            return routed
     for cls, art in plan.candidates(sync=True):
         try:
             engine = cls(plan.bundle.read_artifact(art), art, plan.options)
@@ -52,7 +66,7 @@ def load(source: Union[str, os.PathLike[str], Bundle], backend: str = "auto", *,
             model = Model(plan.bundle, engine, art)
             if verify:
                 _proven(model, model.check_golden)
-            return _maybe_routed(model, plan, tune, verify)
+            return model
         except (GoldenMismatchError, UnsupportedModelError, BackendUnavailableError) as exc:
             plan.passed_over(cls.name, exc)
     raise plan.failure()
@@ -67,33 +81,43 @@ def _proven(model: Model, check: Callable[[], object]) -> None:
         raise
 
 
-def _maybe_routed(model: Model, plan: _Plan, tune: bool, verify: bool) -> Model:
-    """With ``auto``: the cached routing table for this bundle, machine and profile, else a full
-    tuning (``tune``), else the first-load plan (:mod:`edge_runtime.autoroute`). Every route is
-    proven on the golden rows, so nothing is routed without them (``verify=False``)."""
-    if not plan.auto or plan.threads is not None or not verify:
-        return model
+def _routed(plan: _Plan, tune: bool) -> Optional[Model]:
+    """``auto``: a model routing each call by its row count, through the table cached for this
+    bundle, machine and profile, else a full tuning (``tune``), else the first-load plan
+    (:mod:`edge_runtime.autoroute`); every route proven on the golden rows. None when there is
+    nothing to route between or a route cannot be built: the plain loop then picks one engine
+    (and says why others were passed over)."""
     from . import autoroute, routing
     from .model import Model
 
+    first = next(iter(candidates(plan.bundle, plan.profile, plan.precision)), None)
+    if first is None:
+        return None
+    primary = first.artifact
     engines: dict[str, Backend] = {}
-    if tune:
-        table = routing.tune(plan.bundle, model.artifact, profile=plan.profile)
-    else:
-        table = routing.cached(plan.bundle, model.artifact, plan.profile)
-        if table is None:
-            table, engines = autoroute.first_load(plan.bundle, model.artifact, plan.profile)
-    if not table:
-        return model
     try:
-        backend = routing.routed(plan.bundle, model.artifact, table, engines,
-                                 plan.options.optimization)
+        if tune:
+            table = routing.tune(plan.bundle, primary, profile=plan.profile)
+        else:
+            table = routing.cached(plan.bundle, primary, plan.profile)
+            if table is None:
+                table, engines = autoroute.first_load(plan.bundle, primary, plan.profile)
+        if not table:
+            return None
+        backend = routing.routed(plan.bundle, primary, table, engines, plan.options.optimization)
+    except IntegrityError:
+        raise  # a tampered artifact is an error, never a reason to route elsewhere
     except (EdgeRuntimeError, KeyError, ValueError, TypeError):
         # a cached route that no longer reproduces the golden rows (or names an engine gone
-        # since, or is malformed) is not used: the proven plain engine answers instead
-        return model
-    model.close()
-    return Model(plan.bundle, backend, model.artifact)
+        # since, or is malformed) is not used: the plain loop answers instead
+        return None
+    try:
+        for _, engine in backend.routes:
+            plan.check_widths(engine)
+    except BaseException:
+        backend.close()
+        raise
+    return Model(plan.bundle, backend, primary)
 
 
 async def load_async(source: Union[str, os.PathLike[str], Bundle], backend: str = "auto", *,

@@ -96,6 +96,11 @@ class RoutedBackend(Backend):
         self._routes = list(routes)  # (max_rows inclusive, engine), ascending; last is unbounded
         self._one = self._routes[0][1]
 
+    @property
+    def routes(self) -> list[tuple[int, Backend]]:
+        """(largest row count, engine) per route, ascending."""
+        return list(self._routes)
+
     def run(self, x: Any, outputs: Sequence[str]) -> list:
         n = x.shape[0]
         if n == 1:
@@ -106,7 +111,7 @@ class RoutedBackend(Backend):
         return self._routes[-1][1].run(x, outputs)
 
     def close(self) -> None:
-        for _, engine in self._routes:
+        for engine in {id(e): e for _, e in self._routes}.values():
             engine.close()
 
 
@@ -186,10 +191,13 @@ def _proven(bundle: Bundle, name: str, threads: int, primary: Artifact, own: Art
             optimization: str = "all") -> Optional[Backend]:
     """The engine, proven on the golden rows (through the adapter, if any); None when it cannot
     be built or gets a golden row wrong: such a route is never used."""
+    from .errors import IntegrityError
     from .model import Model
 
     try:
         engine = _engine(bundle, name, threads, primary, own, optimization)
+    except IntegrityError:
+        raise  # a tampered artifact is an error, not a candidate that cannot run
     except Exception:  # noqa: BLE001 - a candidate that cannot run simply does not compete
         return None
     try:
