@@ -184,3 +184,12 @@ def test_candidates_reports_why_each_backend_was_passed_over(forest):
     assert kinds["nope"] == "unknown" and kinds["pyodide"] == "unavailable"
     assert kinds.get("litert") in ("no-artifact", "unavailable")
     assert backends.candidates(b, precision="int8").usable == []
+
+
+@pytest.mark.slow
+def test_bench_tune_writes_the_table_load_then_uses(forest, capsys):
+    from edge_runtime.commands.bench import _tune
+
+    table = _tune(str(forest[0]), None)
+    assert table["method"] == "tuned" and "cached in" in capsys.readouterr().out
+    assert edge_runtime.load(forest[0]).backend.table == table
