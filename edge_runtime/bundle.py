@@ -434,6 +434,9 @@ class Bundle:
         self.manifest = manifest
         self._files = files  # name -> Path (directory bundle) or bytes (archive read in memory)
         self.origin = origin
+        #: why native code from this bundle may run here ("" = it may not); set by the loader
+        #: once it has checked the signature, the TUF install record or the explicit opt-in
+        self.native_trust = ""
 
     def read_artifact(self, artifact: Artifact) -> bytes:
         """The artifact's bytes, only after size and sha256 match the manifest.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Callable, Iterator, Optional, Union
 
-from .backends import available_backends, backend_names, get_backend
+from .backends import Candidate, candidates
 from .backends.base import Backend, BackendOptions
 from .bundle import Artifact, Bundle, open_bundle
 from .errors import (
@@ -13,6 +13,7 @@ from .errors import (
     BackendUnavailableError,
     EdgeRuntimeError,
     GoldenMismatchError,
+    IntegrityError,
     UnsignedNativeError,
     UnsupportedModelError,
 )
@@ -36,8 +37,11 @@ def load(source: Union[str, os.PathLike[str], Bundle], backend: str = "auto", *,
     run all at once and one row at a time, at tolerances capped by :mod:`edge_runtime.golden`
     whatever the manifest says; a bundle without golden rows loads only with ``verify=False``.
     With ``auto`` and no explicit ``threads``, a row-count routing table tuned for this bundle
-    and profile (``tune=True`` or ``edgert bench --tune``) sends each call to the engine and
-    thread count measured fastest for its row count (:mod:`edge_runtime.routing`). Backends that can only answer
+    and profile (``tune=True`` or ``edgert bench --tune``), else one from a short, bounded
+    measurement on the first load (cached; off with the profile's ``auto_measure = false`` or
+    ``EDGERT_AUTO_MEASURE=0``: the measured rule alone), sends each call to the engine and
+    thread count expected fastest for its row count (:mod:`edge_runtime.routing`,
+    :mod:`edge_runtime.autoroute`). Backends that can only answer
     asynchronously (``pyodide``: onnxruntime-web) need :func:`load_async`. ``trust`` (PEM public
     key paths, or the device policy ``EDGERT_TRUST`` / ``EDGERT_REQUIRE_SIGNATURE=1``) makes a
     valid signature over every file of the bundle required (:mod:`edge_runtime.signing`).
@@ -57,6 +61,10 @@ def load(source: Union[str, os.PathLike[str], Bundle], backend: str = "auto", *,
     from .model import Model
 
     plan = _Plan(source, backend, precision, profile, threads, trust, allow_unsigned_native)
+    if plan.auto and threads is None and verify:
+        routed = _routed(plan, tune)
+        if routed is not None:
+            return routed
     for cls, art in plan.candidates(sync=True):
         try:
             engine = cls(plan.bundle.read_artifact(art), art, plan.options_for(cls))
@@ -64,7 +72,7 @@ def load(source: Union[str, os.PathLike[str], Bundle], backend: str = "auto", *,
             model = Model(plan.bundle, engine, art)
             if verify:
                 _proven(model, model.check_golden)
-            return _maybe_routed(model, plan, tune)
+            return model
         except (GoldenMismatchError, UnsupportedModelError, BackendUnavailableError) as exc:
             plan.passed_over(cls.name, exc)
     raise plan.failure()
@@ -79,21 +87,43 @@ def _proven(model: Model, check: Callable[[], object]) -> None:
         raise
 
 
-def _maybe_routed(model: Model, plan: _Plan, tune: bool) -> Model:
-    if not plan.auto or plan.threads is not None or model.artifact.format != "onnx":
-        return model
-    from . import routing
+def _routed(plan: _Plan, tune: bool) -> Optional[Model]:
+    """``auto``: a model routing each call by its row count, through the table cached for this
+    bundle, machine and profile, else a full tuning (``tune``), else the first-load plan
+    (:mod:`edge_runtime.autoroute`); every route proven on the golden rows. None when there is
+    nothing to route between or a route cannot be built: the plain loop then picks one engine
+    (and says why others were passed over)."""
+    from . import autoroute, routing
     from .model import Model
 
-    name = plan.profile.name if plan.profile else None
-    table = (routing.tune(plan.bundle, model.artifact, profile_name=name,
-                          backends=plan.profile.backends if plan.profile else None,
-                          max_threads=plan.profile.cores if plan.profile else None)
-             if tune else routing.cached(model.artifact, name))
-    if not table:
-        return model
-    model.close()
-    return Model(plan.bundle, routing.routed(plan.bundle, model.artifact, table), model.artifact)
+    first = next(iter(candidates(plan.bundle, plan.profile, plan.precision)), None)
+    if first is None:
+        return None
+    primary = first.artifact
+    engines: dict[str, Backend] = {}
+    try:
+        if tune:
+            table = routing.tune(plan.bundle, primary, profile=plan.profile)
+        else:
+            table = routing.cached(plan.bundle, primary, plan.profile)
+            if table is None:
+                table, engines = autoroute.first_load(plan.bundle, primary, plan.profile)
+        if not table:
+            return None
+        backend = routing.routed(plan.bundle, primary, table, engines, plan.options.optimization)
+    except IntegrityError:
+        raise  # a tampered artifact is an error, never a reason to route elsewhere
+    except (EdgeRuntimeError, KeyError, ValueError, TypeError):
+        # a cached route that no longer reproduces the golden rows (or names an engine gone
+        # since, or is malformed) is not used: the plain loop answers instead
+        return None
+    try:
+        for _, engine in backend.routes:
+            plan.check_widths(engine)
+    except BaseException:
+        backend.close()
+        raise
+    return Model(plan.bundle, backend, primary)
 
 
 async def load_async(source: Union[str, os.PathLike[str], Bundle], backend: str = "auto", *,
@@ -114,9 +144,7 @@ async def load_async(source: Union[str, os.PathLike[str], Bundle], backend: str 
         try:
             engine = cls(plan.bundle.read_artifact(art), art, plan.options_for(cls))
             plan.check_widths(engine)
-            opener = getattr(engine, "open_async", None)
-            if opener is not None:
-                await opener()
+            await engine.open_async()
             model = Model(plan.bundle, engine, art)
             if verify:
                 try:
@@ -142,65 +170,32 @@ class _Plan:
         # before any engine
         self.signed = enforce_signature(self.bundle, trust if trust is not None else profile_trust(prof))
         self.allow_unsigned_native = allow_unsigned_native
+        self.bundle.native_trust = self.trust_reason()  # routing builds engines from the bundle
         self.refused: Optional[UnsignedNativeError] = None
         self.yielded = 0
         self.profile = prof
         self.threads = threads
         self.options = BackendOptions(threads=threads or (prof.threads if prof else None),
                                       optimization=prof.optimization if prof else "all")
-        self.explicit = precision
-        self.precision = precision or (prof.precision if prof else None)
+        self.precision = precision  # explicit: that precision only; the profile's is a preference
         self.auto = backend == "auto"
-        if self.auto:
-            self.names = list(prof.backends) if prof else available_backends()
-        else:
-            self.names = [backend]
+        self.names = None if self.auto else [backend]
         self.reasons: list[str] = []
 
     def candidates(self, sync: bool) -> Iterator[tuple[type[Backend], Artifact]]:
-        for name in self.names:
-            if self.auto and name not in backend_names():
-                self.reasons.append(f"{name}: no such backend in this edge-runtime")
-                continue  # a profile may list backends of a newer release
-            cls = get_backend(name)
-            if not cls.is_available():
-                why = getattr(cls, "unavailable_reason", None)
-                why = why() if why is not None else "not installed"
-                self.reasons.append(f"{name}: {why}")
-                if not self.auto:
-                    raise BackendUnavailableError(
-                        f"backend {name!r} is not installed on this device" if why == "not installed"
-                        else f"backend {name!r} is not available here: {why}")
-                continue
-            if sync and getattr(cls, "async_only", False):
-                message = (f"{name}: answers only asynchronously; use `model = await "
-                           "edge_runtime.load_async(...)` and `await model.predict_async(rows)`")
-                if not self.auto:
-                    raise BackendError(f"backend {message}")
-                self.reasons.append(message)
-                continue
-            art = self.bundle.artifact_for(cls.formats, self.precision, cls.accepts)
-            if art is None and self.precision and self.explicit is None:
-                # the profile's precision is a preference only
-                art = self.bundle.artifact_for(cls.formats, accept=cls.accepts)
-            if art is None:
-                self.reasons.append(f"{name}: bundle has no {'/'.join(cls.formats)} artifact"
-                                    + (f" at precision {self.precision}" if self.precision else "")
-                                    + (" for this machine" if self.bundle.artifact_for(cls.formats) else ""))
-                if not self.auto and self.bundle.artifact_for(cls.formats):
-                    raise UnsupportedModelError(f"backend {name!r}: " + self.reasons[-1].split(": ", 1)[1])
-                continue
-            if getattr(cls, "requires_trust", False) and not self.trust_reason():
-                self.refused = UnsignedNativeError(
-                    f"{self.bundle.origin}: '{art.path}' is native code and the bundle is neither signed by a "
-                    "key this device trusts (trust=, EDGERT_TRUST, profile [signing]) nor installed "
-                    "through TUF by the sync agent; pass allow_unsigned_native=True to run it anyway")
-                if not self.auto:
-                    raise self.refused
-                self.reasons.append(f"{name}: {self.refused}")
-                continue
+        found = candidates(self.bundle, self.profile, self.precision, backends=self.names, sync=sync)
+        if not self.auto:
+            for s in found.skipped:
+                if s.refusal is not None:
+                    raise s.refusal
+        self.reasons.extend(found.reasons())
+        c: Candidate
+        for s in found.skipped:
+            if s.kind == "untrusted" and isinstance(s.refusal, UnsignedNativeError):
+                self.refused = s.refusal
+        for c in found:
             self.yielded += 1
-            yield cls, art
+            yield c.backend, c.artifact
 
     def trust_reason(self) -> str:
         """Why native code from this bundle may run ("" when it may not)."""
@@ -214,11 +209,11 @@ class _Plan:
 
     def options_for(self, cls: type[Backend]) -> BackendOptions:
         """The engine options; a backend of executable code also gets why it may run."""
-        if not getattr(cls, "requires_trust", False):
+        if not cls.requires_trust:
             return self.options
         from dataclasses import replace
 
-        return replace(self.options, extra={**self.options.extra, "native_trust": self.trust_reason()})
+        return replace(self.options, extra={**self.options.extra, "native_trust": self.bundle.native_trust})
 
     def check_widths(self, engine: Backend) -> None:
         """Raises: BundleError when the manifest's feature or class count is not the artifact's."""

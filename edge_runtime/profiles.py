@@ -24,7 +24,7 @@ _FIELDS: dict[str, tuple[type, ...]] = {
     "name": (str,), "description": (str,), "arch": (str,), "cores": (int,),
     "memory_mb": (int,), "backends": (list,), "threads": (int,), "precision": (str,),
     "optimization": (str,), "latency_budget_ms": (int, float), "memory_budget_mb": (int, float),
-    "conditions": (dict,), "probation": (dict,), "signing": (dict,),
+    "conditions": (dict,), "probation": (dict,), "signing": (dict,), "auto_measure": (bool,),
 }
 _REQUIRED = ("arch", "cores", "memory_mb", "backends", "threads", "precision",
              "latency_budget_ms", "memory_budget_mb")
@@ -51,6 +51,9 @@ class DeviceProfile:
     #: bundle signatures on this device: ``trust`` (PEM paths, relative to the profile's folder)
     #: and ``require`` (see :func:`edge_runtime.signing.profile_trust`)
     signing: dict[str, Any] = field(default_factory=dict)
+    #: ``auto`` times its few best candidates on the first load of a bundle (≤ ~200 ms, cached);
+    #: false: the measured rule alone (:mod:`edge_runtime.autoroute`)
+    auto_measure: bool = True
 
 
 def builtin_dir() -> Path:
@@ -122,7 +125,7 @@ def profile_from_dict(data: dict[str, Any], *, name: str, path: Optional[str] = 
         kinds = _FIELDS.get(key)
         if kinds is None:
             raise ProfileError(f"{where}: unknown field '{key}' (known: {', '.join(_FIELDS)})")
-        if not isinstance(value, kinds) or isinstance(value, bool):
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
             raise ProfileError(f"{where}: field '{key}' must be {kinds[0].__name__}, "
                                f"got {type(value).__name__}")
     for key in _REQUIRED:
@@ -153,4 +156,5 @@ def profile_from_dict(data: dict[str, Any], *, name: str, path: Optional[str] = 
         precision=data["precision"], latency_budget_ms=float(data["latency_budget_ms"]),
         memory_budget_mb=float(data["memory_budget_mb"]), optimization=opt,
         description=data.get("description", ""), conditions=dict(data.get("conditions", {})),
-        probation=dict(data.get("probation", {})), path=path, signing=signing)
+        probation=dict(data.get("probation", {})), path=path, signing=signing,
+        auto_measure=data.get("auto_measure", True))

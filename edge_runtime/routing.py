@@ -1,46 +1,85 @@
 """Row-count routing for ``backend="auto"``: the fastest engine for one row is rarely the
-fastest for ten thousand (one-thread onnxruntime wins single rows by far; at 10k rows more
-threads, or another engine, can win). ``tune`` measures every (backend, threads) candidate at a
-few row counts, once per bundle and device profile, and caches the verdict; ``load`` then wraps
-the chosen engines in a :class:`RoutedBackend` that dispatches each call on its row count.
+fastest for ten thousand (LiteRT or compiled code win single rows of dense models; at 10k rows
+more threads, or another engine, win). Three ways to a routing table, all sending each call
+to an engine chosen for its row count through a :class:`RoutedBackend`:
 
-Candidates: every backend that runs the bundle's ONNX artifact, and backends of the bundle's
-other formats at the same precision (LiteRT on the ``.tflite`` twin) through :class:`ViaArtifact`,
-which answers in the ONNX artifact's tensor names. Each candidate is proven on the golden rows
-(through that adapter) before it competes and again before it is used.
+- the **rule** (:data:`RULE`, measured on the project's benchmark machine): an order of
+  preference per model family and row count; free, used when nothing is measured;
+- the **first-load measurement** (:func:`measure`): on the first ``load`` of a bundle on a
+  machine, the rule's few best candidates per row count timed on a bounded number of calls and
+  rows (at most :data:`MEASURE_MAX_CALLS` calls, :data:`MEASURE_MAX_ROWS` rows, ~200 ms) and the
+  verdict cached per bundle digest, machine and profile; off with ``auto_measure = false`` in the
+  device profile or ``EDGERT_AUTO_MEASURE=0``;
+- full tuning (:func:`tune`, ``load(tune=True)`` / ``edgert bench --tune``): every candidate
+  at every thread count and row count, longer.
+
+Candidates come from :func:`edge_runtime.backends.candidates`: every backend that runs the
+bundle's primary artifact, and backends of the bundle's other formats at the same precision (LiteRT
+on the ``.tflite`` twin, a compiled artifact for this machine) through :class:`ViaArtifact`, which
+answers in the primary artifact's tensor names. Every engine is proven on the golden rows (through
+that adapter) before it competes and again before it is used.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import platform
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
-from .backends import available_backends, backend_names, get_backend
+from .backends import candidates, get_backend
 from .backends.base import Backend, BackendOptions
 from .bundle import Artifact, Bundle
 from .fsutil import atomic_write_json
 from .paths import user_dir
+from .sampling import percentile, timing_rows
+
+if TYPE_CHECKING:
+    from .profiles import DeviceProfile
 
 ROW_COUNTS = (1, 32, 1024, 10_000)
-SCHEMA = "edgert-routing/1"
+SCHEMA = "edgert-routing/2"
+#: the environment switch for the first-load measurement ("0", "false", "no", "off": rule only)
+MEASURE_ENV = "EDGERT_AUTO_MEASURE"
 
 
 def cache_dir() -> Path:
     return user_dir("cache", "EDGERT_CACHE_DIR")
 
 
-def cache_path(artifact: Artifact, profile_name: Optional[str]) -> Path:
-    return cache_dir() / "routing" / f"{artifact.sha256[:20]}-{profile_name or 'default'}.json"
+def machine_id() -> str:
+    """A short fingerprint of what makes timings differ between machines: the CPU (model, arch,
+    core count), Python and this runtime's version (engines change with it)."""
+    from ._version import __version__
+
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    text = "|".join([platform.machine(), cpu or platform.processor(), str(os.cpu_count()),
+                     platform.python_version(), __version__])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def bundle_digest(bundle: Bundle) -> str:
+    """One digest of every artifact the routes may use (the table names their paths)."""
+    text = "|".join(sorted(f"{a.path}={a.sha256}" for a in bundle.manifest.artifacts))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def cache_path(bundle: Bundle, profile_name: Optional[str]) -> Path:
+    return (cache_dir() / "routing"
+            / f"{bundle_digest(bundle)[:20]}-{machine_id()}-{profile_name or 'default'}.json")
 
 
 def thread_options(max_threads: Optional[int] = None) -> list[int]:
-    here = os.cpu_count() or 1
-    # never more threads than this machine has: oversubscribed candidates only add noise
-    cores = min(max_threads, here) if max_threads else here
-    return sorted({1, min(2, cores), min(4, cores), cores} - {0})
+    """The thread counts a threaded engine is tried at (see :meth:`Backend.thread_counts`)."""
+    return get_backend("onnxruntime").thread_counts(max_threads)
 
 
 class RoutedBackend(Backend):
@@ -57,6 +96,11 @@ class RoutedBackend(Backend):
         self._routes = list(routes)  # (max_rows inclusive, engine), ascending; last is unbounded
         self._one = self._routes[0][1]
 
+    @property
+    def routes(self) -> list[tuple[int, Backend]]:
+        """(largest row count, engine) per route, ascending."""
+        return list(self._routes)
+
     def run(self, x: Any, outputs: Sequence[str]) -> list:
         n = x.shape[0]
         if n == 1:
@@ -67,7 +111,7 @@ class RoutedBackend(Backend):
         return self._routes[-1][1].run(x, outputs)
 
     def close(self) -> None:
-        for _, engine in self._routes:
+        for engine in {id(e): e for _, e in self._routes}.values():
             engine.close()
 
 
@@ -119,77 +163,50 @@ class ViaArtifact(Backend):
         self._engine.close()
 
 
-def _candidates(bundle: Bundle, artifact: Artifact, backends: Optional[Sequence[str]]
-                ) -> list[tuple[str, Artifact]]:
-    """(backend, artifact) pairs that may compete: the primary artifact on every backend of its
-    format, and same-precision artifacts of other formats whose outputs map onto the primary's."""
-    out = []
+def route_candidates(bundle: Bundle, artifact: Artifact, profile: Optional[DeviceProfile] = None,
+                     backends: Optional[Sequence[str]] = None) -> list[tuple[type[Backend], Artifact]]:
+    """(backend, artifact) pairs that may compete, from :func:`backends.candidates` at the
+    primary artifact's precision: the primary artifact on every backend of its format, and
+    artifacts of other formats whose outputs map onto the primary's."""
     classes = bundle.manifest.classes
-    for b in backends or available_backends():
-        if b not in backend_names():
-            continue
-        cls = get_backend(b)
-        if not cls.is_available() or getattr(cls, "async_only", False):
-            continue
-        if artifact.format in cls.formats:
-            out.append((b, artifact))
-            continue
-        own = bundle.artifact_for(cls.formats, artifact.precision)
-        if own is not None and ViaArtifact.compatible(artifact, own, classes):
-            out.append((b, own))
+    out = []
+    for c in candidates(bundle, profile, artifact.precision,
+                        backends=backends if backends is not None else None):
+        own = artifact if artifact.format in c.backend.formats and c.backend.accepts(artifact) else c.artifact
+        if own is artifact or ViaArtifact.compatible(artifact, own, classes):
+            out.append((c.backend, own))
     return out
 
 
-def _engine(bundle: Bundle, name: str, threads: int, primary: Artifact, own: Artifact) -> Backend:
-    engine = get_backend(name)(bundle.read_artifact(own), own, BackendOptions(threads=threads))
+def _engine(bundle: Bundle, name: str, threads: int, primary: Artifact, own: Artifact,
+            optimization: str = "all") -> Backend:
+    trust = {"native_trust": bundle.native_trust} if bundle.native_trust else {}
+    engine = get_backend(name)(bundle.read_artifact(own), own,
+                               BackendOptions(threads=threads, optimization=optimization, extra=trust))
     if own is not primary:
         engine = ViaArtifact(engine, primary, own, bundle.manifest.classes)
     return engine
 
 
-def _rows(bundle: Bundle, n: int, dtype: str, artifact: Optional[Artifact] = None) -> Any:
-    """``n`` rows to time with. Drawn from the manifest's training-data histograms when it has
-    them: the golden rows tiled would replay the same few tree paths, which the CPU's branch
-    predictor and caches learn, so tree ensembles would look several times faster than on real
-    data and the tuner would pick wrongly. An artifact with named (string) inputs gets its
-    golden rows tiled, fed as the runtime feeds them."""
-    import numpy as np
+def _proven(bundle: Bundle, name: str, threads: int, primary: Artifact, own: Artifact,
+            optimization: str = "all") -> Optional[Backend]:
+    """The engine, proven on the golden rows (through the adapter, if any); None when it cannot
+    be built or gets a golden row wrong: such a route is never used."""
+    from .errors import IntegrityError
+    from .model import Model
 
-    if artifact is not None and artifact.inputs:
-        from .inputs.arrays import FeedAdapter
-
-        golden = (bundle.manifest.golden or {}).get("inputs") or []
-        return FeedAdapter(bundle.manifest.features, artifact.inputs)(
-            [golden[i % len(golden)] for i in range(n)])
-
-    feats = ((bundle.manifest.reference or {}).get("features") or [])
-    if feats and len(feats) == len(bundle.manifest.features):
-        try:
-            return np.ascontiguousarray(_sample_reference(feats, n), dtype=dtype)
-        except (KeyError, TypeError, ValueError):
-            pass  # malformed statistics: fall back to the golden rows
-    golden = (bundle.manifest.golden or {}).get("inputs") or []
-    base = np.array([[np.nan if v is None else v for v in r] for r in golden], dtype=np.float32)
-    if base.size == 0:
-        base = np.zeros((1, len(bundle.manifest.features)), dtype=np.float32)
-    return np.ascontiguousarray(np.tile(base, (-(-n // base.shape[0]), 1))[:n], dtype=dtype)
-
-
-def _sample_reference(feats: Sequence[dict[str, Any]], n: int) -> Any:
-    """Each feature independently: a bin by its training count, then uniform inside the bin."""
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    out = np.empty((n, len(feats)), dtype=np.float64)
-    for j, f in enumerate(feats):
-        lo, hi = float(f["min"]), float(f["max"])
-        bounds = np.concatenate([[lo], np.asarray(f.get("edges") or [], dtype=np.float64), [hi]])
-        counts = np.asarray(f.get("counts") or [1], dtype=np.float64)
-        if len(counts) != len(bounds) - 1 or counts.sum() <= 0 or not np.all(np.isfinite(bounds)):
-            raise ValueError("inconsistent reference statistics")
-        b = rng.choice(len(counts), size=n, p=counts / counts.sum())
-        out[:, j] = bounds[b] + rng.random(n) * (bounds[b + 1] - bounds[b])
-    return out
+    try:
+        engine = _engine(bundle, name, threads, primary, own, optimization)
+    except IntegrityError:
+        raise  # a tampered artifact is an error, not a candidate that cannot run
+    except Exception:  # noqa: BLE001 - a candidate that cannot run simply does not compete
+        return None
+    try:
+        Model(bundle, engine, primary).check_golden()
+    except Exception:  # noqa: BLE001 - wrong answers: never a route
+        engine.close()
+        return None
+    return engine
 
 
 #: a candidate with more threads must beat a leaner one by this much to be routed to: on a shared
@@ -208,6 +225,10 @@ def _interleaved(calls: dict[str, Any], budget_s: float, rounds: int = 7) -> dic
         per_call[key] = max(time.perf_counter() - t0, 1e-7)
     slot = budget_s / rounds
     number = {k: max(1, min(2000, int(slot / t))) for k, t in per_call.items()}
+    return _rounds(calls, number, rounds)
+
+
+def _rounds(calls: dict[str, Callable[[], Any]], number: dict[str, int], rounds: int) -> dict[str, float]:
     samples: dict[str, list[float]] = {k: [] for k in calls}
     for _ in range(rounds):
         for key, fn in calls.items():
@@ -215,48 +236,56 @@ def _interleaved(calls: dict[str, Any], budget_s: float, rounds: int = 7) -> dic
             for _ in range(number[key]):
                 fn()
             samples[key].append((time.perf_counter() - t0) / number[key])
-    return {k: sorted(v)[len(v) // 2] for k, v in samples.items()}
+    return {k: percentile(sorted(v), 50) for k, v in samples.items()}
 
 
 def _threads(key: str) -> int:
     return int(key.rsplit(":", 1)[1])
 
 
-def pick(times: dict[str, float]) -> str:
-    """The leanest candidate (fewest threads) within ``MARGIN`` of the fastest; then the fastest."""
+def pick(times: dict[str, float], margin: float = MARGIN) -> str:
+    """The leanest candidate (fewest threads) within ``margin`` of the fastest; then the fastest."""
     fastest = min(times.values())
-    close = [k for k, t in times.items() if t <= fastest * MARGIN]
+    close = [k for k, t in times.items() if t <= fastest * margin]
     return min(close, key=lambda k: (_threads(k), times[k]))
 
 
-def tune(bundle: Bundle, artifact: Artifact, *, profile_name: Optional[str] = None,
-         backends: Optional[Sequence[str]] = None, max_threads: Optional[int] = None,
-         row_counts: Sequence[int] = ROW_COUNTS, budget_s: float = 0.3) -> dict[str, Any]:
+def _max_threads(profile: Optional[DeviceProfile]) -> Optional[int]:
+    return profile.cores if profile is not None else None
+
+
+def _table(bundle: Bundle, artifact: Artifact, profile: Optional[DeviceProfile], method: str,
+           row_counts: Sequence[int], timings: dict[str, dict[str, float]], best: dict[str, str],
+           sources: dict[str, str]) -> dict[str, Any]:
+    return {"schema": SCHEMA, "bundle": bundle_digest(bundle), "artifact": artifact.sha256,
+            "machine": machine_id(), "profile": profile.name if profile else None, "method": method,
+            "row_counts": list(row_counts), "timings_s": timings, "best": best, "artifacts": sources,
+            "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def tune(bundle: Bundle, artifact: Artifact, *, profile: Optional[DeviceProfile] = None,
+         backends: Optional[Sequence[str]] = None, row_counts: Sequence[int] = ROW_COUNTS,
+         budget_s: float = 0.3) -> dict[str, Any]:
     """Measure every candidate at every row count; write and return the routing table.
 
-    Candidates are every available backend that runs the artifact's format (any registered
-    backend takes part), onnxruntime at each thread count up to the profile's cores (never more
-    than this machine has); each is proven on the golden rows first.
+    Candidates are every available backend that runs the artifact (any registered backend takes
+    part), threaded engines at each thread count up to the profile's cores (never more than this
+    machine has); each is proven on the golden rows first. ``backends`` defaults to the profile's.
     """
-    from .model import Model
-
     outputs = list(artifact.outputs.values())
     engines: dict[str, Backend] = {}
     sources: dict[str, str] = {}
-    for name, own in _candidates(bundle, artifact, backends):
-        # only onnxruntime takes a thread count; other engines compete once, single-threaded
-        for threads in thread_options(max_threads) if name == "onnxruntime" else [1]:
-            try:
-                engine = _engine(bundle, name, threads, artifact, own)
-                Model(bundle, engine, artifact).check_golden()  # through the adapter, if any
-            except Exception:  # noqa: BLE001 - a candidate that cannot run simply does not compete
-                continue
-            engines[f"{name}:{threads}"] = engine
-            sources[f"{name}:{threads}"] = own.path
+    opt = profile.optimization if profile else "all"
+    for cls, own in route_candidates(bundle, artifact, profile, backends):
+        for threads in cls.thread_counts(_max_threads(profile)):
+            engine = _proven(bundle, cls.name, threads, artifact, own, opt)
+            if engine is not None:
+                engines[f"{cls.name}:{threads}"] = engine
+                sources[f"{cls.name}:{threads}"] = own.path
     timings: dict[str, dict[str, float]] = {k: {} for k in engines}
     try:
         for n in row_counts:
-            x = _rows(bundle, n, artifact.input_dtype, artifact)
+            x = timing_rows(bundle, n, artifact.input_dtype, artifact)
             calls = {k: (lambda x=x, e=e: e.run(x, outputs)) for k, e in engines.items()}
             for key, t in _interleaved(calls, budget_s * len(calls)).items():
                 timings[key][str(n)] = t
@@ -264,42 +293,60 @@ def tune(bundle: Bundle, artifact: Artifact, *, profile_name: Optional[str] = No
         for engine in engines.values():
             engine.close()
     best = {str(n): pick({k: v[str(n)] for k, v in timings.items()}) for n in row_counts} if timings else {}
-    table = {"schema": SCHEMA, "artifact": artifact.sha256, "profile": profile_name,
-             "row_counts": list(row_counts), "timings_s": timings, "best": best, "artifacts": sources,
-             "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    atomic_write_json(cache_path(artifact, profile_name), table)
+    table = _table(bundle, artifact, profile, "tuned", row_counts, timings, best, sources)
+    atomic_write_json(cache_path(bundle, profile.name if profile else None), table)
     return table
 
 
-def cached(artifact: Artifact, profile_name: Optional[str]) -> Optional[dict[str, Any]]:
-    path = cache_path(artifact, profile_name)
+def cached(bundle: Bundle, artifact: Artifact, profile: Optional[DeviceProfile]) -> Optional[dict[str, Any]]:
+    """The table cached for this bundle, machine and profile, or None (absent, stale, foreign)."""
+    path = cache_path(bundle, profile.name if profile else None)
     try:
         table = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if table.get("schema") != SCHEMA or table.get("artifact") != artifact.sha256 or not table.get("best"):
+    if (not isinstance(table, dict) or table.get("schema") != SCHEMA or table.get("artifact") != artifact.sha256
+            or table.get("bundle") != bundle_digest(bundle) or not table.get("best")):
         return None
     return table
 
 
-def routed(bundle: Bundle, artifact: Artifact, table: dict[str, Any]) -> RoutedBackend:
-    """Build the engines the table chose, each proven on the golden rows."""
+def routed(bundle: Bundle, artifact: Artifact, table: dict[str, Any],
+           engines: Optional[dict[str, Backend]] = None, optimization: str = "all") -> RoutedBackend:
+    """Build the engines the table chose, each proven on the golden rows (``engines``: already
+    proven ones to reuse; those the table does not choose are closed).
+
+    Raises:
+        GoldenMismatchError: a chosen engine gets a golden row wrong (the table is not used).
+    """
     from .model import Model
 
+    engines = dict(engines or {})
     counts = [int(n) for n in table["row_counts"]]
     choice = [table["best"][str(n)] for n in counts]
     paths = table.get("artifacts") or {}
     by_path = {a.path: a for a in bundle.manifest.artifacts}
-    engines: dict[str, Backend] = {}
-    for key in dict.fromkeys(choice):
-        name, threads = key.rsplit(":", 1)
-        own = by_path.get(paths.get(key, artifact.path), artifact)
-        engine = _engine(bundle, name, int(threads), artifact, own)
-        Model(bundle, engine, artifact).check_golden()
-        engines[key] = engine
+    chosen: dict[str, Backend] = {}
+    try:
+        for key in dict.fromkeys(choice):
+            engine = engines.pop(key, None)
+            if engine is None:
+                name, threads = key.rsplit(":", 1)
+                own = by_path.get(paths.get(key, artifact.path), artifact)
+                engine = _engine(bundle, name, int(threads), artifact, own, optimization)
+                chosen[key] = engine
+                Model(bundle, engine, artifact).check_golden()
+            chosen[key] = engine
+    except BaseException:
+        for engine in chosen.values():
+            engine.close()
+        raise
+    finally:
+        for engine in engines.values():
+            engine.close()
     # a call of n rows goes to the choice for the nearest measured count (geometric midpoints)
     routes = []
     for i, n in enumerate(counts):
         limit = int((n * counts[i + 1]) ** 0.5) if i + 1 < len(counts) else 2**62
-        routes.append((limit, engines[choice[i]]))
+        routes.append((limit, chosen[choice[i]]))
     return RoutedBackend(routes, artifact, table)

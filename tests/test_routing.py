@@ -28,9 +28,10 @@ def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGERT_CACHE_DIR", str(tmp_path / "cache"))
 
 
-def test_untuned_auto_is_a_plain_engine(bundle):
+def test_untuned_auto_routes_after_a_short_first_load_measurement(bundle):
     m = edge_runtime.load(bundle[0])
-    assert m.backend.name == "onnxruntime"
+    assert isinstance(m.backend, routing.RoutedBackend)
+    assert m.backend.table["method"] == "measured" and set(m.backend.table["best"]) == {"1", "32", "1024", "10000"}
 
 
 def test_tune_caches_and_routes_with_identical_outputs(bundle):
@@ -59,20 +60,23 @@ def test_routes_by_row_count(bundle):
 
 def test_stale_or_foreign_cache_is_ignored(bundle, tmp_path):
     path, _ = bundle
-    m = edge_runtime.load(path)
-    cache_file = routing.cache_path(m.artifact, None)
+    from edge_runtime.bundle import open_bundle
+
+    cache_file = routing.cache_path(open_bundle(path), None)
     cache_file.parent.mkdir(parents=True, exist_ok=True)
-    cache_file.write_text(json.dumps({"schema": routing.SCHEMA, "artifact": "0" * 64, "best": {"1": "x:1"}}))
-    assert not isinstance(edge_runtime.load(path).backend, routing.RoutedBackend)
+    foreign = {"schema": routing.SCHEMA, "artifact": "0" * 64, "best": {"1": "x:1"}}
+    cache_file.write_text(json.dumps(foreign))
+    m = edge_runtime.load(path)  # measured afresh, the foreign table replaced
+    assert m.backend.table["best"] != foreign["best"] and json.loads(cache_file.read_text())["artifact"] != "0" * 64
     cache_file.write_text("{not json")
-    assert not isinstance(edge_runtime.load(path).backend, routing.RoutedBackend)
+    assert edge_runtime.load(path).backend.table["method"] == "measured"
 
 
 def test_profile_has_its_own_table(bundle):
     path, _ = bundle
     edge_runtime.load(path, tune=True)
     m = edge_runtime.load(path, profile="rpi4-aarch64")
-    assert not isinstance(m.backend, routing.RoutedBackend)
+    assert m.backend.table["profile"] == "rpi4-aarch64" and m.backend.table["method"] == "measured"
     m = edge_runtime.load(path, profile="rpi4-aarch64", tune=True)
     assert m.backend.table["profile"] == "rpi4-aarch64"
     assert all(int(k.rsplit(":", 1)[1]) <= 4 for k in m.backend.table["timings_s"])
@@ -93,15 +97,16 @@ def test_thread_candidates_never_exceed_this_machine(monkeypatch):
 
 def test_tuning_rows_follow_the_training_histograms_not_tiled_golden_rows(bundle):
     from edge_runtime.bundle import open_bundle
+    from edge_runtime.sampling import timing_rows
 
     b = open_bundle(bundle[0])
-    x = routing._rows(b, 2000, "float32")
+    x = timing_rows(b, 2000, "float32")
     feats = b.manifest.reference["features"]
     assert x.shape == (2000, len(feats)) and x.dtype == np.float32
     assert len({tuple(r) for r in x.tolist()}) > 1900  # not a few golden rows repeated
     for j, f in enumerate(feats):
         assert f["min"] - 1e-3 <= x[:, j].min() and x[:, j].max() <= f["max"] + 1e-3
-    assert np.array_equal(x, routing._rows(b, 2000, "float32"))  # seeded: same rows every tuning
+    assert np.array_equal(x, timing_rows(b, 2000, "float32"))  # seeded: same rows every tuning
 
 
 @pytest.fixture(scope="module")
@@ -131,10 +136,11 @@ def test_routes_may_cross_formats_and_answer_like_the_onnx_artifact(two_format_b
     onnx_art, tfl = plain.artifact, next(a for a in plain.manifest.artifacts if a.format == "tflite")
     # a table that sends large calls to LiteRT on the .tflite twin, whatever this machine measures
     table = {"schema": routing.SCHEMA, "artifact": onnx_art.sha256, "profile": None,
+             "bundle": routing.bundle_digest(plain.bundle),
              "row_counts": [1, 32], "timings_s": {}, "best": {"1": "onnxruntime:1", "32": "litert:1"},
              "artifacts": {"onnxruntime:1": onnx_art.path, "litert:1": tfl.path}}
-    routing.cache_path(onnx_art, None).parent.mkdir(parents=True, exist_ok=True)
-    routing.cache_path(onnx_art, None).write_text(json.dumps(table))
+    routing.cache_path(plain.bundle, None).parent.mkdir(parents=True, exist_ok=True)
+    routing.cache_path(plain.bundle, None).write_text(json.dumps(table))
     auto = edge_runtime.load(path)
     assert isinstance(auto.backend, routing.RoutedBackend)
     big = auto.backend._routes[-1][1]

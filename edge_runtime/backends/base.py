@@ -33,6 +33,13 @@ class Backend(abc.ABC):
     formats: ClassVar[tuple[str, ...]] = ("onnx",)
     #: lower runs first when no device profile orders the backends
     priority: ClassVar[int] = 100
+    #: the engine can only answer asynchronously (``run_async``); the loader needs ``load_async``
+    async_only: ClassVar[bool] = False
+    #: ``BackendOptions.threads`` changes how fast the engine runs, so routing tries thread counts
+    threaded: ClassVar[bool] = False
+    #: the artifact is executable code: it runs only with a reason in ``options.extra["native_trust"]``
+    #: (signature verified, installed through TUF, or ``allow_unsigned_native=True``)
+    requires_trust: ClassVar[bool] = False
 
     def __init__(self, model_bytes: bytes, artifact: Artifact, options: BackendOptions):
         self.artifact = artifact
@@ -44,9 +51,36 @@ class Backend(abc.ABC):
         return True
 
     @classmethod
+    def unavailable_reason(cls) -> str:
+        """Why :meth:`is_available` is False, for the loader's error message."""
+        return "not installed"
+
+    @classmethod
     def accepts(cls, artifact: Artifact) -> bool:
-        """Whether this backend can run ``artifact`` here (native: built for this machine)."""
-        return True
+        """True when this engine may run ``artifact`` here, beyond its format (a compiled artifact
+        is built for one machine architecture); cheap, reads the manifest entry only."""
+        return artifact.format in cls.formats
+
+    @classmethod
+    def thread_counts(cls, max_threads: Optional[int] = None) -> list[int]:
+        """The thread counts worth trying here: 1 for single-threaded engines; else 1, 2, 4 and
+        every core, never more than ``max_threads`` nor than this machine has (oversubscribed
+        candidates only add noise)."""
+        if not cls.threaded:
+            return [1]
+        import os
+
+        here = os.cpu_count() or 1
+        cores = min(max_threads, here) if max_threads else here
+        return sorted({1, min(2, cores), min(4, cores), cores} - {0})
+
+    async def open_async(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Finish opening an engine whose setup is asynchronous (``load_async`` awaits it)."""
+
+    def effective_threads(self) -> Optional[int]:
+        """The thread count the engine really runs with (read back from the engine where it can
+        say, so a report proves a profile's setting took effect); else what it was asked for."""
+        return self.options.threads
 
     @abc.abstractmethod
     def run(self, x: np.ndarray, outputs: Sequence[str]) -> list[np.ndarray]:

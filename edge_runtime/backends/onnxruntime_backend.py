@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from ..errors import BackendUnavailableError, UnsupportedModelError
 from . import register
@@ -19,6 +19,7 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     formats = ("onnx",)
     priority = 10
+    threaded = True
 
     @classmethod
     def is_available(cls) -> bool:
@@ -56,6 +57,11 @@ class OnnxRuntimeBackend(Backend):
     def widths(self) -> dict[str, int]:
         return {t.name: t.shape[1] for t in self._session.get_inputs() + self._session.get_outputs()
                 if len(t.shape) == 2 and isinstance(t.shape[1], int)}
+
+    def effective_threads(self) -> Optional[int]:
+        if self._session is None:
+            return self.options.threads
+        return self._session.get_session_options().intra_op_num_threads or None
 
     def run(self, x: Any, outputs: Sequence[str]) -> list:
         feeds = x if type(x) is dict else {self._input: x}  # several named inputs come as a dict

@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 import sys
 from array import array
-from typing import Any, ClassVar, Sequence
+from typing import Any, Sequence
 
 from ..errors import BackendError, BackendUnavailableError, UnsupportedModelError
 from ..inputs.lists import TYPECODES as _TYPECODES  # the dtypes the numpy-free inputs produce
@@ -53,7 +53,7 @@ class PyodideBackend(Backend):
     #: after onnxruntime and the numpy backend: in Pyodide with numpy, numpy runs in-process
     priority = 80
     #: the loader must use ``load_async``; ``run`` cannot block on a JS promise
-    async_only: ClassVar[bool] = True
+    async_only = True
 
     @classmethod
     def is_available(cls) -> bool:
@@ -61,7 +61,6 @@ class PyodideBackend(Backend):
 
     @classmethod
     def unavailable_reason(cls) -> str:
-        """Why :meth:`is_available` is False, for the loader's error message."""
         if sys.platform != "emscripten":
             return "only runs inside Pyodide"
         return (f"onnxruntime-web was not handed to Pyodide: call "

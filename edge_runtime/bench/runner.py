@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from .._version import __version__
-from ..backends import available_backends, backend_names, get_backend
+from ..backends import Candidate, candidates
 from ..bundle import Bundle, open_bundle
 from ..errors import EdgeRuntimeError
 from ..profiles import DeviceProfile
+from ..sampling import golden_rows, reference_rows
 from .stats import sample_latency, summarize, throughput
 
 SCHEMA = "edgert-bench/1"
@@ -53,23 +54,18 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
-def _targets(bundle: Bundle, cfg: BenchConfig) -> list[tuple[str, str]]:
-    wanted = list(cfg.backends)
-    if wanted == ["all"]:
-        wanted = list(cfg.profile.backends) if cfg.profile else available_backends()
-    out = []
-    for name in wanted:
-        if list(cfg.backends) == ["all"] and name not in backend_names():
-            cfg.progress(f"skip {name}: no such backend in this edge-runtime")
-            continue
-        cls = get_backend(name)
-        if not cls.is_available():
-            cfg.progress(f"skip {name}: not installed")
-            continue
-        for art in bundle.manifest.artifacts:
-            if art.format in cls.formats and (name, art.precision) not in out:
-                out.append((name, art.precision))
-    return out
+def _targets(bundle: Bundle, cfg: BenchConfig) -> list[Candidate]:
+    """Every (backend, artifact) to measure: one per precision each backend can run."""
+    every = list(cfg.backends) == ["all"]
+    found = candidates(bundle, cfg.profile, backends=None if every else cfg.backends,
+                       every_precision=True)
+    for s in found.skipped:
+        if s.kind == "unknown" and not every and s.refusal is not None:
+            raise s.refusal
+        cfg.progress(f"skip {s.name}: {s.why}")
+    seen: set[tuple[str, str]] = set()
+    return [c for c in found.usable if (c.name, c.artifact.precision) not in seen
+            and not seen.add((c.name, c.artifact.precision))]
 
 
 def cold_start(bundle_path: str, backend: str, precision: str, threads: Optional[int],
@@ -111,24 +107,14 @@ def _rows_and_source(bundle: Bundle, cfg: BenchConfig, need: int) -> tuple[Any, 
         base = np.asarray(cfg.data, dtype=np.float32)
         source = f"--data ({base.shape[0]} rows{', tiled' if base.shape[0] < need else ''})"
     else:
-        golden = (bundle.manifest.golden or {}).get("inputs") or []
-        if not golden:
+        base = golden_rows(bundle)
+        if not base.shape[0]:
             raise EdgeRuntimeError("the bundle has no golden rows: pass --data X.csv")
-        typed = any(isinstance(v, str) for r in golden for v in r)  # categorical / text features
-        base = np.array([[np.nan if v is None else v for v in r] for r in golden],
-                        dtype=object if typed else np.float32)
         source = f"golden rows ({base.shape[0]})"
-        feats = (bundle.manifest.reference or {}).get("features") or []
-        if need > base.shape[0] and len(feats) == base.shape[1] and not typed:
-            from ..routing import _sample_reference
-
-            try:
-                extra = _sample_reference(feats, need - base.shape[0]).astype(np.float32)
-            except (KeyError, TypeError, ValueError):
-                extra = None
-            if extra is not None:
-                base = np.concatenate([base, extra])
-                source += f" + {extra.shape[0]} drawn from the training histograms"
+        extra = reference_rows(bundle, need - base.shape[0]) if base.dtype != object else None
+        if extra is not None:
+            base = np.concatenate([base, extra.astype(np.float32)])
+            source += f" + {extra.shape[0]} drawn from the training histograms"
     reps = -(-need // base.shape[0])
     return np.ascontiguousarray(np.tile(base, (reps, 1))[:need]), source
 
@@ -146,12 +132,12 @@ def run_bench(bundle_path: str, cfg: BenchConfig) -> dict[str, Any]:
         "machine": machine_info(), "threads": threads,
         "profile": cfg.profile.name if cfg.profile else None, "inputs": source, "results": [],
         "baseline": None}
-    for backend, precision in _targets(bundle, cfg):
+    for cand in _targets(bundle, cfg):
+        backend, art = cand.name, cand.artifact
+        precision = art.precision
         cfg.progress(f"{backend}/{precision}: cold start ×{cfg.cold_runs}")
-        art = bundle.artifact_for(get_backend(backend).formats, precision)
         entry: dict[str, Any] = {"backend": backend, "precision": precision,
-                                 "artifact": art.path if art else None,
-                                 "size_bytes": art.size if art else None}
+                                 "artifact": art.path, "size_bytes": art.size}
         try:
             entry["cold_start"] = cold_start(str(bundle_path), backend, precision, threads,
                                              cfg.cold_runs)
@@ -161,7 +147,7 @@ def run_bench(bundle_path: str, cfg: BenchConfig) -> dict[str, Any]:
             report["results"].append(entry)
             cfg.progress(f"{backend}/{precision}: failed: {exc}")
             continue
-        entry["threads"] = engine_threads(model.backend)
+        entry["threads"] = model.backend.effective_threads()
         entry.update(warm_and_throughput(_predictor(model), rows, cfg, f"{backend}/{precision}"))
         model.close()
         report["results"].append(entry)
@@ -172,16 +158,6 @@ def run_bench(bundle_path: str, cfg: BenchConfig) -> dict[str, Any]:
     if cfg.profile is not None:
         report["budgets"] = check_budgets(report, cfg.profile)
     return report
-
-
-def engine_threads(engine: Any) -> Optional[int]:
-    """The thread count the engine really runs with (read back from the onnxruntime session, so
-    the report proves a profile's setting took effect); else what it was asked for."""
-    session = getattr(engine, "_session", None)
-    if session is not None and hasattr(session, "get_session_options"):
-        n = session.get_session_options().intra_op_num_threads
-        return n or None
-    return engine.options.threads
 
 
 def warm_and_throughput(predict: Callable[[Any], Any], rows: Any, cfg: BenchConfig,

@@ -6,16 +6,9 @@ import math
 import time
 from typing import Any, Callable, Sequence
 
+from ..sampling import percentile
 
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile of an already sorted sequence (q in 0..100)."""
-    if not sorted_values:
-        return math.nan
-    k = (len(sorted_values) - 1) * q / 100.0
-    lo, hi = math.floor(k), math.ceil(k)
-    if lo == hi:
-        return float(sorted_values[lo])
-    return float(sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo))
+__all__ = ["percentile", "summarize", "sample_latency", "throughput"]
 
 
 def summarize(samples_s: Sequence[float]) -> dict[str, float]:

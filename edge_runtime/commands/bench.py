@@ -88,19 +88,19 @@ def bench(bundle: str, backends: str, batches: str, profile: Optional[str], thre
 
 
 def _tune(bundle: str, prof) -> dict:
+    from ..backends import candidates
     from ..bundle import open_bundle
     from ..routing import cache_path, tune
 
     b = open_bundle(bundle)
-    art = b.artifact_for(("onnx",))
-    if art is None:
-        raise click.UsageError("--tune routes between engines of the ONNX artifact; this bundle has none")
-    table = tune(b, art, profile_name=prof.name if prof else None,
-                 backends=prof.backends if prof else None, max_threads=prof.cores if prof else None)
+    first = next(iter(candidates(b, prof)), None)  # the primary artifact, as load() picks it
+    if first is None:
+        raise click.UsageError("--tune: no engine installed here runs this bundle")
+    table = tune(b, first.artifact, profile=prof)
     click.echo("routing for backend=auto (fastest engine:threads per row count, median time):")
     for n, key in table["best"].items():
         click.echo(f"  {int(n):>6} rows → {key:<16} {table['timings_s'][key][n] * 1e3:.3f} ms")
-    click.echo(f"cached in {cache_path(art, prof.name if prof else None)}")
+    click.echo(f"cached in {cache_path(b, prof.name if prof else None)}")
     return table
 
 

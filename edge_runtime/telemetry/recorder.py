@@ -36,6 +36,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 import numpy as np
 
 from ..health import LiveMetrics
+from ..sampling import percentile
 from .aggregate import WindowAccumulator
 from .outbox import DEFAULT_MAX_BYTES, Outbox
 
@@ -253,9 +254,9 @@ class Recorder:
             ring = ring[-int(last_n):]
         n = len(ring)
         errors = sum(1 for _, bad in ring if bad)
-        lat = np.array([t for t, _ in ring], dtype=np.float64)
-        p50 = float(np.percentile(lat, 50)) if n else None
-        p99 = float(np.percentile(lat, 99)) if n else None
+        lat = sorted(t for t, _ in ring)
+        p50 = percentile(lat, 50) if n else None
+        p99 = percentile(lat, 99) if n else None
         return LiveMetrics(model, version, n, errors, errors / n if n else 0.0, p50, p99)
 
     # --- background work --------------------------------------------------------------------

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from ...health import LiveMetrics
+from ...sampling import upper_rank
 from .settings import DEFAULTS, resolve
 from .stats import Z, mcnemar_z, total_variation, wilson
 
@@ -205,7 +206,7 @@ class ProbationMonitor:
         n = self._n_lat
         if not n:
             return None, None
-        ranks, out, seen = (n // 2, min(n - 1, int(0.99 * (n - 1) + 0.5))), [], 0
+        ranks, out, seen = (upper_rank(n, 50), upper_rank(n, 99)), [], 0
         for i, count in enumerate(self._hist):
             if count:
                 seen += count

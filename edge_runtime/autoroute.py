@@ -1,0 +1,214 @@
+"""``auto`` without a tuning step: a rule of thumb measured on the project's benchmark machine,
+refined by a short measurement on the first load of a bundle on this machine (cached), so that
+``load(bundle)`` routes each call to the engine expected fastest for its row count.
+
+The measurement is bounded by counts, not only by time: at most :data:`MAX_CALLS` engine calls
+and :data:`MAX_ROWS` rows in all, over the rule's :data:`SHORTLIST` best candidates per row
+count (numpy is last in every order: it only runs where nothing else does), with a wall-clock
+stop at :data:`BUDGET_S` as a backstop on a slow or busy device. Every engine is proven on the
+golden rows before it is timed, and a route whose engine fails them is never used.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import TYPE_CHECKING, Any, Optional
+
+from .routing import MARGIN, MEASURE_ENV, ROW_COUNTS, _proven, _rounds, _table, cache_path, route_candidates
+from .sampling import timing_rows
+
+if TYPE_CHECKING:
+    from .backends.base import Backend
+    from .bundle import Artifact, Bundle
+    from .profiles import DeviceProfile
+
+#: Preference per model family and row count, measured with ``benchmarks/suite.py`` (breast_cancer,
+#: 2-core x86_64, see benchmarks/RESULTS.md): dense models (linear, MLP) are fastest in LiteRT at
+#: every row count measured (one row ~3.7 µs vs ~5 µs onnxruntime through the same Model layer;
+#: 10k rows 0.7 vs 1.3 ms on the logistic pipeline); a compiled artifact is expected faster still;
+#: trees run 10-40× faster in onnxruntime than in LiteRT or numpy, compiled code faster again;
+#: large batches of trees want every core. "all" is the most threads a threaded engine may use
+#: here. Backends the rule does not name rank after the named ones, numpy always last.
+RULE: dict[str, dict[int, tuple[str, ...]]] = {
+    "dense": {1: ("native:1", "litert:1", "onnxruntime:1"),
+              32: ("native:1", "litert:1", "onnxruntime:1"),
+              1024: ("native:all", "litert:1", "onnxruntime:all", "onnxruntime:1"),
+              10_000: ("native:all", "litert:1", "onnxruntime:all", "onnxruntime:1")},
+    "trees": {1: ("native:1", "onnxruntime:1", "litert:1"),
+              32: ("native:1", "onnxruntime:1", "litert:1"),
+              1024: ("native:all", "onnxruntime:all", "onnxruntime:1", "litert:1"),
+              10_000: ("native:all", "onnxruntime:all", "onnxruntime:1", "litert:1")},
+}
+#: estimator names (the manifest's provenance) that make a model a tree ensemble for the rule
+TREE_WORDS = ("Tree", "Forest", "Boosting", "XGB", "LGBM", "CatBoost")
+#: how many of the rule's best candidates are timed per row count
+SHORTLIST = {1: 3, 32: 3, 1024: 2, 10_000: 2}
+#: row counts timed on first load; 10,000 takes the 1,024-row verdict without the lean margin
+MEASURED = (1, 32, 1024)
+MAX_CALLS = 1500
+MAX_ROWS = 32_000
+BUDGET_S = 0.2
+#: a round times every candidate once; the median of 5 survives two preempted rounds
+ROUNDS = 5
+#: calls per round per candidate at each measured row count
+NUMBER = {1: 50, 32: 10, 1024: 1}
+
+
+def family(bundle: Bundle) -> str:
+    """'trees' or 'dense', from the estimator the converter recorded (a hint only: the
+    measurement and the golden rows decide)."""
+    name = str((bundle.manifest.provenance or {}).get("estimator", ""))
+    return "trees" if any(w in name for w in TREE_WORDS) else "dense"
+
+
+def measure_enabled(profile: Optional[DeviceProfile]) -> bool:
+    """The first-load measurement runs unless the profile says ``auto_measure = false`` or the
+    environment ``EDGERT_AUTO_MEASURE`` is 0/false/no/off."""
+    if os.environ.get(MEASURE_ENV, "").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    return profile is None or profile.auto_measure
+
+
+def order(fam: str, n: int, keys: list[str]) -> list[str]:
+    """``keys`` ("backend:threads") best first for ``n`` rows of a ``fam`` model, by :data:`RULE`
+    (the nearest row count it lists); "all" threads means the most a key offers per backend."""
+    table = RULE.get(fam, RULE["dense"])
+    near = min(table, key=lambda c: abs(math.log(max(n, 1) / c)))
+    prefs = table[near]
+    most: dict[str, int] = {}
+    for k in keys:
+        name, t = k.rsplit(":", 1)
+        most[name] = max(most.get(name, 0), int(t))
+
+    def rank(key: str) -> tuple[int, int, str]:
+        name, t = key.rsplit(":", 1)
+        for i, p in enumerate(prefs):
+            pname, pt = p.rsplit(":", 1)
+            if pname == name and int(t) == (most[name] if pt == "all" else int(pt)):
+                return (0, i, key)
+        return (2 if name == "numpy" else 1, int(t), key)
+
+    return sorted(keys, key=rank)
+
+
+def prefer(ranked: list[str], times: dict[str, float]) -> str:
+    """The rule's favourite among the measured candidates within ``MARGIN`` of the fastest: a
+    short measurement overturns the rule only on clear evidence, not on noise."""
+    fastest = min(times[k] for k in ranked)
+    return next(k for k in ranked if times[k] <= fastest * MARGIN)
+
+
+def _keys(bundle: Bundle, artifact: Artifact, profile: Optional[DeviceProfile]
+          ) -> dict[str, tuple[str, int, Artifact]]:
+    out = {}
+    for cls, own in route_candidates(bundle, artifact, profile):
+        for t in cls.thread_counts(profile.cores if profile else None):
+            out[f"{cls.name}:{t}"] = (cls.name, t, own)
+    return out
+
+
+class _Pool:
+    """Engines built and golden-proven on demand, at most once each."""
+
+    def __init__(self, bundle: Bundle, artifact: Artifact, keys: dict[str, tuple[str, int, Artifact]],
+                 optimization: str):
+        self.bundle, self.artifact, self.keys, self.opt = bundle, artifact, keys, optimization
+        self.engines: dict[str, Backend] = {}
+        self.bad: set[str] = set()
+
+    def get(self, key: str) -> Optional[Backend]:
+        if key in self.engines:
+            return self.engines[key]
+        if key in self.bad:
+            return None
+        name, threads, own = self.keys[key]
+        engine = _proven(self.bundle, name, threads, self.artifact, own, self.opt)
+        if engine is None:
+            self.bad.add(key)
+        else:
+            self.engines[key] = engine
+        return engine
+
+    def first(self, ranked: list[str], k: int) -> list[str]:
+        """The first ``k`` keys of ``ranked`` whose engine is proven."""
+        out: list[str] = []
+        for key in ranked:
+            if len(out) == k:
+                break
+            if self.get(key) is not None:
+                out.append(key)
+        return out
+
+
+def plan(bundle: Bundle, artifact: Artifact, profile: Optional[DeviceProfile], measure: bool,
+         counter: Optional[dict[str, int]] = None) -> tuple[Optional[dict[str, Any]], dict[str, Backend]]:
+    """The routing table for a first load (rule, refined by the bounded measurement when
+    ``measure``) and the proven engines it built, for :func:`routing.routed` to reuse. ``None``
+    when fewer than two engines could compete (nothing to route). ``counter`` receives the calls
+    and rows spent on timing (tests count them)."""
+    started = time.perf_counter()
+    keys = _keys(bundle, artifact, profile)
+    fam = family(bundle)
+    pool = _Pool(bundle, artifact, keys, profile.optimization if profile else "all")
+    spent = counter if counter is not None else {}
+    spent.setdefault("calls", 0)
+    spent.setdefault("rows", 0)
+    short = {n: pool.first(order(fam, n, list(keys)), SHORTLIST[n] if measure else 1) for n in ROW_COUNTS}
+    if len(pool.engines) < 2:
+        for engine in pool.engines.values():
+            engine.close()
+        return None, {}
+    best = {str(n): ks[0] for n, ks in short.items() if ks}
+    timings: dict[str, dict[str, float]] = {}
+    method = "rule"
+    if measure:
+        method = "measured"
+        deadline = started + BUDGET_S  # engines built and proven count against it too
+        outputs = list(artifact.outputs.values())
+        for n in MEASURED:
+            ks = short[n] if n != 1024 else list(dict.fromkeys(short[1024] + short[10_000]))
+            number = NUMBER[n]
+            cost_calls = len(ks) * (number * ROUNDS + 1)
+            if (len(ks) < 2 or time.perf_counter() > deadline or spent["calls"] + cost_calls > MAX_CALLS
+                    or spent["rows"] + cost_calls * n > MAX_ROWS):
+                continue  # the rule's verdict stands for this row count
+            x = timing_rows(bundle, n, artifact.input_dtype, artifact)
+            calls = {k: (lambda e=pool.engines[k], x=x: e.run(x, outputs)) for k in ks}
+            t0 = time.perf_counter()
+            for fn in calls.values():
+                fn()  # warm-up, and the cost of one round
+            if time.perf_counter() + (time.perf_counter() - t0) * number * ROUNDS > deadline:
+                spent["calls"] += len(ks)
+                spent["rows"] += len(ks) * n
+                continue  # no time for this row count: the rule's verdict stands
+            got = _rounds(calls, {k: number for k in ks}, ROUNDS)
+            spent["calls"] += cost_calls
+            spent["rows"] += cost_calls * n
+            for k, t in got.items():
+                timings.setdefault(k, {})[str(n)] = t
+            if n == 1024:
+                best["1024"] = prefer(short[1024], got)
+                best["10000"] = prefer(short[10_000], got)
+            else:
+                best[str(n)] = prefer(short[n], got)
+    sources = {k: keys[k][2].path for k in set(best.values())}
+    table = _table(bundle, artifact, profile, method, ROW_COUNTS, timings, best, sources)
+    return table, pool.engines
+
+
+def first_load(bundle: Bundle, artifact: Artifact, profile: Optional[DeviceProfile]
+               ) -> tuple[Optional[dict[str, Any]], dict[str, Backend]]:
+    """:func:`plan` for ``load``: measured and cached when enabled, the rule alone otherwise
+    (not cached: it costs nothing to recompute)."""
+    from .fsutil import atomic_write_json
+
+    measure = measure_enabled(profile)
+    table, engines = plan(bundle, artifact, profile, measure)
+    if table is not None and measure:
+        try:
+            atomic_write_json(cache_path(bundle, profile.name if profile else None), table)
+        except OSError:
+            pass  # a read-only cache only costs the measurement again next time
+    return table, engines

@@ -1,0 +1,195 @@
+"""``auto`` without tuning: the rule per row count, the bounded first-load measurement (counted
+in calls and rows, never timed here), its cache, its off switches, and the golden proof of
+every route; ``backends.candidates`` as the one source of candidate engines."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import edge_runtime
+from edge_runtime import autoroute, backends, routing
+from edge_runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+from edge_runtime.bundle import open_bundle
+
+
+@pytest.fixture(scope="module")
+def forest(tmp_path_factory):
+    from sklearn.ensemble import RandomForestClassifier
+    from zoo import dataset
+
+    import converters
+
+    X, y, X_te, _ = dataset("binary")
+    est = RandomForestClassifier(n_estimators=10, max_depth=5, random_state=0).fit(X, y)
+    return converters.convert(est, X, tmp_path_factory.mktemp("f"), holdout=X_te), X_te
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGERT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv(routing.MEASURE_ENV, raising=False)
+
+
+KEYS = ["onnxruntime:1", "onnxruntime:2", "litert:1", "numpy:1", "native:1", "native:2", "other:1"]
+
+
+def test_rule_picks_per_row_count_and_model_family():
+    assert autoroute.order("dense", 1, KEYS)[0] == "native:1"
+    assert autoroute.order("dense", 10_000, KEYS)[0] == "native:2"  # every core for big batches
+    plain = [k for k in KEYS if not k.startswith("native")]
+    assert autoroute.order("dense", 1, plain)[:2] == ["litert:1", "onnxruntime:1"]
+    assert autoroute.order("dense", 32, plain)[0] == "litert:1"
+    assert autoroute.order("trees", 1, plain)[0] == "onnxruntime:1"
+    assert autoroute.order("trees", 5000, plain)[0] == "onnxruntime:2"
+    assert autoroute.order("trees", 10_000, ["onnxruntime:1", "onnxruntime:4"])[0] == "onnxruntime:4"
+    for n in (1, 32, 1024, 10_000):  # numpy only where nothing else exists; unnamed ones before it
+        ranked = autoroute.order("trees", n, KEYS)
+        assert ranked[-1] == "numpy:1" and ranked.index("other:1") < ranked.index("numpy:1")
+    assert autoroute.order("dense", 1, ["numpy:1"]) == ["numpy:1"]
+
+
+def test_a_short_measurement_overturns_the_rule_only_on_clear_evidence():
+    ranked = ["litert:1", "onnxruntime:1"]
+    assert autoroute.prefer(ranked, {"litert:1": 1.1, "onnxruntime:1": 1.0}) == "litert:1"  # noise
+    assert autoroute.prefer(ranked, {"litert:1": 1.5, "onnxruntime:1": 1.0}) == "onnxruntime:1"
+
+
+def test_family_comes_from_the_recorded_estimator(forest):
+    assert autoroute.family(open_bundle(forest[0])) == "trees"
+
+
+def test_first_load_measurement_is_bounded_in_calls_and_rows(forest, monkeypatch):
+    calls = {"runs": 0, "rows": 0}
+    real_run = OnnxRuntimeBackend.run
+
+    def counting(self, x, outputs):
+        calls["runs"] += 1
+        calls["rows"] += x.shape[0]
+        return real_run(self, x, outputs)
+
+    monkeypatch.setattr(OnnxRuntimeBackend, "run", counting)
+    monkeypatch.setattr(autoroute, "BUDGET_S", 600.0)  # the bound under test is the count, not the clock
+    b = open_bundle(forest[0])
+    art = b.artifact_for(("onnx",))
+    spent: dict[str, int] = {}
+    table, engines = autoroute.plan(b, art, None, True, counter=spent)
+    try:
+        assert table is not None and table["method"] == "measured"
+        assert 0 < spent["calls"] <= autoroute.MAX_CALLS and 0 < spent["rows"] <= autoroute.MAX_ROWS
+        golden = len(b.manifest.golden["inputs"])
+        proofs = len(engines) * 2 * (1 + golden)  # each engine: labels and probabilities, batch + per row
+        assert calls["runs"] <= spent["calls"] + proofs  # nothing runs beyond the proofs and the budget
+        assert set(table["best"]) == {"1", "32", "1024", "10000"}
+        assert set(table["best"].values()) <= set(engines)
+    finally:
+        for e in engines.values():
+            e.close()
+
+
+def test_first_load_is_cached_and_reused_and_answers_like_a_plain_engine(forest, monkeypatch):
+    path, X_te = forest
+    first = edge_runtime.load(path)
+    assert isinstance(first.backend, routing.RoutedBackend)
+    cache_file = routing.cache_path(open_bundle(path), None)
+    assert json.loads(cache_file.read_text())["best"] == first.backend.table["best"]
+
+    def no_measuring(*a, **k):
+        raise AssertionError("measured again despite the cache")
+
+    monkeypatch.setattr(autoroute, "plan", no_measuring)
+    again = edge_runtime.load(path)
+    assert again.backend.table == first.backend.table
+    plain = edge_runtime.load(path, backend="onnxruntime", threads=1)
+    for n in (1, 5, 40, 2000, 12_000):
+        X = np.resize(X_te, (n, X_te.shape[1]))
+        assert np.array_equal(again.predict(X), plain.predict(X))
+        assert np.allclose(again.predict_proba(X), plain.predict_proba(X), atol=1e-6)
+
+
+def test_measurement_off_by_env_uses_the_rule_and_caches_nothing(forest, monkeypatch):
+    monkeypatch.setenv(routing.MEASURE_ENV, "0")
+    m = edge_runtime.load(forest[0])
+    assert isinstance(m.backend, routing.RoutedBackend)
+    assert m.backend.table["method"] == "rule" and m.backend.table["timings_s"] == {}
+    assert m.backend.table["best"]["1"] == "onnxruntime:1"
+    assert not routing.cache_path(open_bundle(forest[0]), None).exists()
+
+
+def test_measurement_off_by_profile(forest, tmp_path):
+    from edge_runtime.profiles import parse_profile
+
+    text = Path(edge_runtime.profiles.builtin_dir(), "laptop-x86_64.toml").read_text()
+    f = tmp_path / "quiet.toml"
+    f.write_text(text + "auto_measure = false\n")
+    prof = parse_profile(f)
+    assert prof.auto_measure is False and autoroute.measure_enabled(prof) is False
+    m = edge_runtime.load(forest[0], profile=prof)
+    assert m.backend.table["method"] == "rule" and m.backend.table["profile"] == "quiet"
+    assert not routing.cache_path(open_bundle(forest[0]), "quiet").exists()
+
+
+class Liar(OnnxRuntimeBackend):
+    """A fast engine that gets the answers wrong: it must never be routed to."""
+
+    name = "liar"
+
+    def run(self, x, outputs):
+        return [np.ascontiguousarray(o[..., ::-1]) if o.ndim == 2 else 1 - o for o in super().run(x, outputs)]
+
+
+def test_routes_failing_golden_rows_are_never_used(forest, monkeypatch):
+    monkeypatch.setitem(backends._REGISTRY, "liar", Liar)
+    rule = {fam: {n: ("liar:1", *prefs) for n, prefs in by_n.items()} for fam, by_n in autoroute.RULE.items()}
+    monkeypatch.setattr(autoroute, "RULE", rule)
+    assert autoroute.order("trees", 1, ["onnxruntime:1", "liar:1"])[0] == "liar:1"
+    for flag in ("1", "0"):  # measured, and the rule alone
+        monkeypatch.setenv(routing.MEASURE_ENV, flag)
+        m = edge_runtime.load(forest[0])
+        assert not any(k.startswith("liar") for k in m.backend.table["best"].values())
+    # a cached table that names it (written by hand) is refused at load: the plain engine answers
+    b = open_bundle(forest[0])
+    table = json.loads(json.dumps(m.backend.table))
+    table["best"] = {k: "liar:1" for k in table["best"]}
+    table["artifacts"] = {"liar:1": b.artifact_for(("onnx",)).path}
+    routing.cache_path(b, None).parent.mkdir(parents=True, exist_ok=True)
+    routing.cache_path(b, None).write_text(json.dumps(table))
+    m = edge_runtime.load(forest[0])
+    assert not isinstance(m.backend, routing.RoutedBackend)
+    m.check_golden()
+
+
+def test_candidates_is_the_one_source_of_candidate_engines():
+    root = Path(edge_runtime.__file__).parent
+    owner = root / "backends" / "__init__.py"
+    for f in root.rglob("*.py"):
+        text = f.read_text()
+        if f != owner:
+            assert "available_backends()" not in text, f"{f} lists backends itself: use backends.candidates"
+            assert ".artifact_for(cls.formats" not in text, f"{f} picks artifacts itself"
+        assert not re.search(r"getattr\([^)]*(async_only|unavailable_reason|open_async)", text), f
+        if f.parent.name != "backends":
+            assert "._session" not in text, f"{f} reads an engine's private session"
+
+
+def test_candidates_reports_why_each_backend_was_passed_over(forest):
+    b = open_bundle(forest[0])
+    found = backends.candidates(b, backends=["onnxruntime", "litert", "nope", "pyodide"])
+    assert [c.name for c in found] == ["onnxruntime"]
+    kinds = {s.name: s.kind for s in found.skipped}
+    assert kinds["nope"] == "unknown" and kinds["pyodide"] == "unavailable"
+    assert kinds.get("litert") in ("no-artifact", "unavailable")
+    assert backends.candidates(b, precision="int8").usable == []
+
+
+@pytest.mark.slow
+def test_bench_tune_writes_the_table_load_then_uses(forest, capsys):
+    from edge_runtime.commands.bench import _tune
+
+    table = _tune(str(forest[0]), None)
+    assert table["method"] == "tuned" and "cached in" in capsys.readouterr().out
+    assert edge_runtime.load(forest[0]).backend.table == table
