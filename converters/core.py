@@ -25,7 +25,7 @@ from edge_runtime.bundle import Artifact, Feature, json_safe, new_manifest, writ
 from edge_runtime.errors import BackendError, EdgeRuntimeError
 
 from .columns import match_columns, table_names
-from .errors import ConversionError, ParityError
+from .errors import CombinationUnsupportedError, ConversionError, ParityError
 from .golden import artifact_golden, golden_block, select_golden_rows
 from .onnx_export import Exported, export_onnx
 from .registry import check_supported
@@ -315,21 +315,32 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
 
     produced: list[tuple[Exported, dict]] = []
     failures = []
-    for fmt in formats:
+    skipped: list[dict[str, str]] = []  # impossible format/precision pairs among several asked
+    pairs = [(fmt, prec) for fmt in formats
+             for prec in (precisions.get(fmt, ("fp32",)) if isinstance(precisions, dict) else precisions)]
+    for fmt, prec in pairs:
         if fmt not in EXPORTERS:
             _load_optional_exporters()
         if fmt not in EXPORTERS:
             raise ConversionError(f"unknown format {fmt!r}; known: {', '.join(sorted(EXPORTERS))}")
-        for prec in (precisions.get(fmt, ("fp32",)) if isinstance(precisions, dict) else precisions):
-            tol = tolerance_for(prec, tolerance, min_label_agreement, quantized_agreement)
+        tol = tolerance_for(prec, tolerance, min_label_agreement, quantized_agreement)
+        try:
             exported = EXPORTERS[fmt](ctx, prec)
-            parity = _measured(exported, H, expected, ctx, tol)
-            if not parity["passed"] and fmt == "onnx" and prec == "fp32" and double_fallback:
-                exported, parity = _with_fallback(exported, parity, H, expected, ctx, tol)
-            produced.append((exported, parity))
-            if not parity["passed"]:
-                failures.append(f"{fmt}/{exported.precision}: " + "; ".join(parity["reasons"])
-                                + (f" ({parity['fallback']})" if parity.get("fallback") else ""))
+        except CombinationUnsupportedError as exc:
+            if len(pairs) == 1:
+                raise
+            skipped.append({"artifact": f"{fmt}/{prec}", "reason": str(exc)})
+            continue
+        parity = _measured(exported, H, expected, ctx, tol)
+        if not parity["passed"] and fmt == "onnx" and prec == "fp32" and double_fallback:
+            exported, parity = _with_fallback(exported, parity, H, expected, ctx, tol)
+        produced.append((exported, parity))
+        if not parity["passed"]:
+            failures.append(f"{fmt}/{exported.precision}: " + "; ".join(parity["reasons"])
+                            + (f" ({parity['fallback']})" if parity.get("fallback") else ""))
+    if not produced:
+        raise ConversionError("no artifact can be built: " + " | ".join(
+            f"{s['artifact']}: {s['reason']}" for s in skipped))
     if failures and not force:
         raise ParityError(f"conversion of {_describe(estimator)} refused, parity missed on "
                           f"{H.shape[0]} held-out rows: " + " | ".join(failures)
@@ -358,6 +369,8 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
                   "converter": "edge-runtime converters (skl2onnx for ONNX)",
                   "versions": _versions(), "holdout_rows": int(H.shape[0]),
                   "sample_rows": int(X.shape[0]), "forced": bool(failures)}
+    if skipped:
+        provenance["skipped"] = skipped
     reference = reference_statistics(X, names)
     if classes is not None:
         if sample_y is not None and len(sample_y) != X.shape[0]:

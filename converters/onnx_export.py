@@ -10,7 +10,7 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from .errors import ConversionError, UnsupportedEstimatorError
+from .errors import CombinationUnsupportedError, ConversionError, UnsupportedEstimatorError
 from .registry import HOW_TO_REGISTER, steps_of
 
 #: onnxruntime >= 1.17 (our lower bound) runs these; recorded in every artifact.
@@ -132,7 +132,7 @@ def quantize_int8(fp32: Exported, quantization: str = "dynamic", calibration: An
             else:
                 quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
         except ValueError as exc:  # no ai.onnx MatMul/Gemm to quantize (ai.onnx.ml-only graphs)
-            raise ConversionError(f"onnxruntime cannot quantize this model to int8 ({exc}); it uses "
+            raise CombinationUnsupportedError(f"onnxruntime cannot quantize this model to int8 ({exc}); it uses "
                                   "ai.onnx.ml operators only. Use --format tflite --precision int8") from None
         data = dst.read_bytes()
     scheme = ("onnxruntime static int8 (QDQ, calibrated on the sample rows)" if quantization == "static"

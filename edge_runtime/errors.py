@@ -63,3 +63,8 @@ class UnsupportedModelError(BackendError):
 
 class ProfileError(EdgeRuntimeError, ValueError):
     """A device profile file is missing or invalid (names the field)."""
+
+
+class ModelFileError(EdgeRuntimeError, ValueError):
+    """A model file given to a command is not what it must be (not a joblib/pickle file, or it
+    holds something other than a fitted estimator); names the file and what it holds."""

@@ -47,11 +47,14 @@ def status(state_dir: Optional[str]) -> None:
 @click.option("--max-batches", type=click.IntRange(1), default=None, help="Stop after N batches.")
 @click.option("--max-attempts", type=click.IntRange(1), default=5, show_default=True,
               help="Consecutive failures tolerated (with backoff) before giving up.")
-@click.option("--batch-segments", type=click.IntRange(1), default=50, show_default=True)
-@click.option("--batch-bytes", type=click.IntRange(1024), default=512 * 1024, show_default=True)
+@click.option("--batch-segments", type=click.IntRange(1), default=50, show_default=True,
+              help="Most outbox windows per uploaded batch.")
+@click.option("--batch-bytes", type=click.IntRange(1024), default=512 * 1024, show_default=True,
+              help="Largest uploaded batch in bytes.")
 @click.option("--base-delay", type=float, default=1.0, show_default=True,
               help="Backoff base in seconds (doubles per failure, with jitter).")
-@click.option("--timeout", type=float, default=30.0, show_default=True)
+@click.option("--timeout", type=float, default=30.0, show_default=True,
+              help="Seconds one upload may take.")
 def flush(state_dir: Optional[str], sink: str, token: Optional[str], max_batches: Optional[int],
           max_attempts: int, batch_segments: int, batch_bytes: int, base_delay: float,
           timeout: float) -> None:
