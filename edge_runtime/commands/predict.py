@@ -239,7 +239,7 @@ def inspect(bundle: str, as_json: bool, trust: tuple[str, ...]) -> None:
 @click.command()
 @click.argument("bundle", type=click.Path(exists=True))
 @click.option("--backend", default="auto", show_default=True,
-              help="Also load it on this backend and check the golden rows.")
+              help="Also load it on this engine and check the golden rows. " + BACKEND_HELP)
 @trust_option
 def verify(bundle: str, backend: str, trust: tuple[str, ...]) -> None:
     """Check digests and sizes of every artifact, the signature (with --trust or the device
