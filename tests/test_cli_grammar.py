@@ -86,7 +86,7 @@ def test_every_option_is_in_docs_with_its_kind():
 def test_one_name_one_kind_and_one_short_spelling():
     kinds: dict[str, set[str]] = {}
     shorts: dict[str, set[str]] = {}
-    for path, opt in options():
+    for _path, opt in options():
         name = long_name(opt)
         kinds.setdefault(name, set()).add("flag" if opt.is_flag else "value")
         for short in (n for n in shown_names(opt) if not n.startswith("--")):
