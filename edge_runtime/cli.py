@@ -8,6 +8,7 @@ Command groups that live in their own modules are listed in ``_COMMAND_MODULES``
 from __future__ import annotations
 
 import importlib
+import sqlite3
 import sys
 from typing import Any, Optional
 
@@ -81,7 +82,7 @@ class _Group(click.Group):
         except Exception as exc:  # noqa: BLE001 - the one place that turns anything into a line
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            expected = isinstance(exc, (EdgeRuntimeError, OSError, ValueError))
+            expected = isinstance(exc, (EdgeRuntimeError, OSError, ValueError, sqlite3.DatabaseError))
             for line in error_line(exc, unexpected=not expected):
                 click.echo(line, err=True)
             sys.exit(exit_code_of(exc) if expected else EXIT_RUNTIME)

@@ -127,3 +127,29 @@ def test_backend_help_lists_every_backend(command):
     missing = [b for b in backend_names() if b not in text]
     assert not missing, (f"`edgert {command} --help` should name the backends {missing} "
                          "(edge_runtime/commands/predict.py BACKEND_HELP)")
+
+
+def test_an_unexpected_error_is_one_line_with_a_debug_hint():
+    """What no code raised on purpose (a KeyError in a command) still reaches the user as one
+    line and exit 1, and --debug shows the real exception."""
+    from click.testing import CliRunner
+
+    from edge_runtime.cli import _Group
+
+    @click.group(cls=_Group)
+    @click.option("--debug", is_flag=True)
+    @click.pass_context
+    def group(ctx: click.Context, debug: bool) -> None:
+        ctx.ensure_object(dict)
+        ctx.obj["debug"] = debug
+
+    @group.command()
+    def boom() -> None:
+        {}["missing"]  # noqa: B018 - the bug under test
+
+    r = CliRunner().invoke(group, ["boom"])
+    assert r.exit_code == 1
+    assert r.stderr.splitlines() == [
+        "edgert: error: KeyError: 'missing' (unexpected; re-run with --debug for the traceback)"]
+    r = CliRunner().invoke(group, ["--debug", "boom"])
+    assert isinstance(r.exception, KeyError)

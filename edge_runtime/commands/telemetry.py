@@ -7,7 +7,7 @@ from typing import Optional
 
 import click
 
-from ._util import echo_json
+from ._util import echo_json, require_extra
 
 
 def register(cli: click.Group) -> None:
@@ -63,6 +63,8 @@ def flush(state_dir: Optional[str], sink: str, token: Optional[str], max_batches
     from ..telemetry.sinks import sink_from_url
     from ..telemetry.uploader import Uploader
 
+    if sink.startswith("mqtt"):  # before the outbox is opened, not when a first batch is sent
+        require_extra("paho.mqtt.client", "telemetry")
     ob = Outbox(state_dir)
     try:
         up = Uploader(ob, sink_from_url(sink, token=token, timeout_s=timeout),
