@@ -94,7 +94,7 @@ def predict(bundle: str, input: str, output: Optional[str], proba: bool, backend
     with contextlib.ExitStack() as files:
         # files are written under a temporary name and renamed only when every row is scored
         fin = None if fmt == "parquet" else open_text_in(input)
-        if fin is not None and fin is not click.get_text_stream("stdin"):
+        if fin is not None and input != "-":
             files.callback(fin.close)
         fout = (open_text_out(None) if output in (None, "-")
                 else files.enter_context(atomic_output(output, binary=out_fmt == "parquet")))
