@@ -51,6 +51,16 @@ def _show(names: Sequence[str]) -> str:
     return "[" + ", ".join(repr(n) for n in names) + "]"
 
 
+#: Column names that usually hold the label, not a feature.
+_LABEL_NAMES = ("target", "label", "labels", "y", "class", "outcome", "response")
+
+
+def _label_like(names: Sequence[str]) -> Optional[str]:
+    """The one column whose name says it is the label (``target``, ``label``, ``y``…), if any."""
+    found = [n for n in names if n.strip().lower() in _LABEL_NAMES]
+    return found[0] if len(found) == 1 else None
+
+
 def _by_name(X: np.ndarray, given: list[str], expected: list[str], role: str) -> np.ndarray:
     """Reorder ``X``'s columns (named ``given``) into ``expected`` order, or say what differs."""
     dupes = sorted({n for n in given if given.count(n) > 1})
@@ -108,7 +118,16 @@ def match_columns(data: Any, *, fitted: Optional[Sequence[str]], expected: Optio
                               f"columns {_show(list(map(str, fitted)))}: pass a DataFrame (any column "
                               "order) or feature_names=, so columns are matched by name")
     if n_in is not None and n_in != X.shape[1]:
-        raise ConversionError(f"the estimator was fitted on {n_in} features, {role} has {X.shape[1]}")
+        hint = ""
+        if X.shape[1] == n_in + 1:
+            guess = _label_like(given) if given is not None else None
+            hint = (f" (a label column left in the {role}? "
+                    + (f"{guess!r} looks like one: pass --target {guess} to edgert convert"
+                       if guess else "pass --target COLUMN to edgert convert")
+                    + (f"; its columns are {_show(given)}" if given is not None and not guess else "")
+                    + ")")
+        raise ConversionError(f"the estimator was fitted on {n_in} features, {role} has "
+                              f"{X.shape[1]}{hint}")
     if want is not None and len(want) != X.shape[1]:
         raise ConversionError(f"{role} has {X.shape[1]} columns, the sample has {len(want)}")
     names = want or given or [f"x{i}" for i in range(X.shape[1])]

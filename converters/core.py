@@ -27,7 +27,7 @@ from edge_runtime.native_abi import host_arch
 
 from .boosting import as_estimator, libraries_in
 from .columns import match_columns, table_names
-from .errors import ConversionError, ParityError
+from .errors import CombinationUnsupportedError, ConversionError, ParityError
 from .golden import artifact_golden, golden_block, select_golden_rows
 from .kinds import Typed, feeds, frame, infer, is_string_table, round_numeric, takes_raw_text, text_column, text_hint
 from .kinds import features as typed_features
@@ -375,29 +375,41 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
 
     produced: list[tuple[Exported, dict]] = []
     failures = []
-    notes = []
-    for fmt in formats:
+    notes: list[str] = []  # formats a string-typed model cannot have
+    skipped: list[dict[str, str]] = []  # impossible format/precision pairs among several asked
+    pairs = [(fmt, prec) for fmt in formats
+             for prec in (precisions.get(fmt, ("fp32",)) if isinstance(precisions, dict) else precisions)]
+    for fmt, prec in pairs:
         if typed is not None and fmt != "onnx":
-            notes.append(f"no {fmt} artifact: its engine has no string tensors, and this model takes "
-                         "categorical/text features")
+            note = (f"no {fmt} artifact: its engine has no string tensors, and this model takes "
+                    "categorical/text features")
+            if note not in notes:
+                notes.append(note)
             continue
         if fmt not in EXPORTERS:
             _load_optional_exporters()
         if fmt not in EXPORTERS:
             raise ConversionError(f"unknown format {fmt!r}; known: {', '.join(sorted(EXPORTERS))}")
-        for prec in (precisions.get(fmt, ("fp32",)) if isinstance(precisions, dict) else precisions):
-            tol = tolerance_for(prec, tolerance, min_label_agreement, quantized_agreement)
+        tol = tolerance_for(prec, tolerance, min_label_agreement, quantized_agreement)
+        try:
             made = EXPORTERS[fmt](ctx, prec)
-            for exported in made if isinstance(made, list) else [made]:
-                parity = _measured(exported, H, expected, ctx, tol)
-                if not parity["passed"] and fmt == "onnx" and prec == "fp32" and double_fallback:
-                    exported, parity = _with_fallback(exported, parity, H, expected, ctx, tol)
-                produced.append((exported, parity))
-                if not parity["passed"]:
-                    failures.append(f"{exported.key}: " + "; ".join(parity["reasons"])
-                                    + (f" ({parity['fallback']})" if parity.get("fallback") else ""))
+        except CombinationUnsupportedError as exc:
+            if len(pairs) == 1:
+                raise
+            skipped.append({"artifact": f"{fmt}/{prec}", "reason": str(exc)})
+            continue
+        for exported in made if isinstance(made, list) else [made]:
+            parity = _measured(exported, H, expected, ctx, tol)
+            if not parity["passed"] and fmt == "onnx" and prec == "fp32" and double_fallback:
+                exported, parity = _with_fallback(exported, parity, H, expected, ctx, tol)
+            produced.append((exported, parity))
+            if not parity["passed"]:
+                failures.append(f"{exported.key}: " + "; ".join(parity["reasons"])
+                                + (f" ({parity['fallback']})" if parity.get("fallback") else ""))
     if not produced:
-        raise ConversionError("no artifact to write: " + "; ".join(notes) + " (use --format onnx)")
+        raise ConversionError("no artifact can be built: " + " | ".join(
+            notes + [f"{s['artifact']}: {s['reason']}" for s in skipped])
+            + (" (use --format onnx)" if notes else ""))
     if failures and not force:
         cause = known_parity_cause(estimator)
         raise ParityError(refusal(estimator, f"parity missed on {H.shape[0]} held-out rows: "
@@ -438,6 +450,8 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
                   "sample_rows": int(X.shape[0]), "forced": bool(failures)}
     if notes:
         provenance["notes"] = notes
+    if skipped:
+        provenance["skipped"] = skipped
     reference = reference_statistics(X, names, features=features)
     if classes is not None:
         if sample_y is not None and len(sample_y) != X.shape[0]:

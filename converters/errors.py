@@ -19,3 +19,8 @@ class ParityError(ConversionError):
     def __init__(self, message: str, figures: dict):
         super().__init__(message)
         self.figures = figures
+
+
+class CombinationUnsupportedError(ConversionError):
+    """One format/precision pair cannot be built for this model (ONNX int8 of a graph made only
+    of ai.onnx.ml operators): with other pairs requested it is skipped with a note."""

@@ -14,7 +14,7 @@ import numpy as np
 from edge_runtime.bundle import LABEL_TASKS, InputSpec
 
 from .boosting import libraries_in, register
-from .errors import ConversionError, UnsupportedEstimatorError
+from .errors import CombinationUnsupportedError, ConversionError, UnsupportedEstimatorError
 from .kinds import Typed, input_specs, vectorizer_options
 from .registry import refusal, steps_of
 
@@ -191,7 +191,7 @@ def quantize_int8(fp32: Exported, quantization: str = "dynamic", calibration: An
             else:
                 quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
         except ValueError as exc:  # no ai.onnx MatMul/Gemm to quantize (ai.onnx.ml-only graphs)
-            raise ConversionError(f"onnxruntime cannot quantize this model to int8 ({exc}); it uses "
+            raise CombinationUnsupportedError(f"onnxruntime cannot quantize this model to int8 ({exc}); it uses "
                                   "ai.onnx.ml operators only. Use --format tflite --precision int8") from None
         data = dst.read_bytes()
     scheme = ("onnxruntime static int8 (QDQ, calibrated on the sample rows)" if quantization == "static"

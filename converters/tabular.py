@@ -21,17 +21,18 @@ def read_csv_matrix(path: str, *, target: Optional[str] = None) -> tuple[np.ndar
         except StopIteration:
             raise ConversionError(f"{path}: empty CSV") from None
         keep = [i for i, h in enumerate(header) if h != target]
-        rows = []
-        for n, rec in enumerate(reader, start=2):
+        rows: list[list[float]] = []
+        for n, rec in enumerate(reader, start=2):  # n: the file's line; len(rows) + 1: the data row
             if not rec:
                 continue
+            where = f"{path}:{n} (data row {len(rows) + 1})"
             if len(rec) != len(header):
-                raise ConversionError(f"{path}:{n}: {len(rec)} fields, header has {len(header)}")
+                raise ConversionError(f"{where}: {len(rec)} fields, header has {len(header)}")
             try:
                 rows.append([float(rec[i]) if rec[i].strip() not in ("", "NA", "nan") else np.nan
                              for i in keep])
             except ValueError as exc:
-                raise ConversionError(f"{path}:{n}: not a number ({exc})") from None
+                raise ConversionError(f"{where}: not a number ({exc})") from None
     if not rows:
         raise ConversionError(f"{path}: no data rows")
     return np.asarray(rows, dtype=np.float64), [header[i] for i in keep]

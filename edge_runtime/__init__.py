@@ -21,6 +21,7 @@ from .errors import (
     GoldenMismatchError,
     InputError,
     IntegrityError,
+    ModelFileError,
     SchemaVersionError,
     UnsafeArchiveError,
     UnsignedNativeError,
@@ -29,7 +30,7 @@ from .errors import (
 __all__ = [
     "__version__", "load", "load_async", "Model", "open_bundle", "pack_bundle", "unpack_bundle",
     "EdgeRuntimeError", "InputError", "BundleError", "IntegrityError", "SchemaVersionError",
-    "UnsafeArchiveError", "UnsignedNativeError", "BackendError", "GoldenMismatchError",
+    "UnsafeArchiveError", "UnsignedNativeError", "BackendError", "GoldenMismatchError", "ModelFileError",
 ]
 
 _LAZY = {

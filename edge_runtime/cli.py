@@ -8,6 +8,7 @@ Command groups that live in their own modules are listed in ``_COMMAND_MODULES``
 from __future__ import annotations
 
 import importlib
+import sqlite3
 import sys
 from typing import Any, Optional
 
@@ -30,20 +31,61 @@ _COMMAND_MODULES: list[str] = [
 ]
 
 
+#: Exit codes (docs/cli.md): 0 ok, 1 runtime error, 2 usage or input error, 3 budget breach
+#: (``bench``) or a refused candidate (``sync --once``).
+EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_BREACH = 0, 1, 2, 3
+
+_DEBUG_HINT = "re-run with --debug for the traceback"
+
+
+def error_line(exc: BaseException, *, unexpected: bool = False) -> list[str]:
+    """The lines a user sees for ``exc``: ``edgert: error: Type: first line`` (more lines only
+    when the message itself has them), with a --debug hint for errors nobody raised on purpose."""
+    msg = str(exc).strip().splitlines() or [type(exc).__name__]
+    first = f"edgert: error: {type(exc).__name__}: {msg[0]}"
+    if unexpected:
+        first += f" (unexpected; {_DEBUG_HINT})"
+    return [first] + [f"  {extra}" for extra in msg[1:]]
+
+
+def exit_code_of(exc: BaseException) -> int:
+    """2 for bad input (ValueError, including InputError and ProfileError; a file that is not
+    there), 1 for everything else."""
+    if isinstance(exc, (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError)):
+        return EXIT_USAGE
+    return EXIT_RUNTIME
+
+
+def _quiet_broken_pipe() -> None:
+    """The reader of our stdout went away (``edgert versions | head -1``): that is not an error.
+    Point stdout at /dev/null so the interpreter's final flush cannot complain either."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 class _Group(click.Group):
-    """Turns expected errors into one line on stderr (exit 2 for bad input, 1 otherwise)."""
+    """Turns every error into one line on stderr and its documented exit code; --debug re-raises."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (EdgeRuntimeError, OSError, ValueError) as exc:
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except BrokenPipeError:
+            _quiet_broken_pipe()
+            sys.exit(EXIT_OK)
+        except Exception as exc:  # noqa: BLE001 - the one place that turns anything into a line
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            msg = str(exc).strip().splitlines() or [type(exc).__name__]
-            click.echo(f"edgert: error: {type(exc).__name__}: {msg[0]}", err=True)
-            for extra in msg[1:]:
-                click.echo(f"  {extra}", err=True)
-            sys.exit(2 if isinstance(exc, ValueError) else 1)
+            expected = isinstance(exc, (EdgeRuntimeError, OSError, ValueError, sqlite3.DatabaseError))
+            for line in error_line(exc, unexpected=not expected):
+                click.echo(line, err=True)
+            sys.exit(exit_code_of(exc) if expected else EXIT_RUNTIME)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,7 +103,29 @@ for _module in _COMMAND_MODULES:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    cli.main(args=argv, prog_name="edgert")
+    """The ``edgert`` entry point: click's own errors (usage, missing extras) become one line too."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        code = cli.main(args=args, prog_name="edgert", standalone_mode=False)
+        code = code if isinstance(code, int) else EXIT_OK
+    except click.exceptions.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "edgert"
+        click.echo(f"edgert: error: {exc.format_message()} (see '{where} --help')", err=True)
+        code = EXIT_USAGE
+    except click.exceptions.ClickException as exc:
+        click.echo(f"edgert: error: {exc.format_message()}", err=True)
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("edgert: interrupted", err=True)
+        code = EXIT_RUNTIME
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+        code = EXIT_OK
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+    sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

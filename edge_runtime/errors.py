@@ -73,3 +73,8 @@ class ProfileError(EdgeRuntimeError, ValueError):
 class CollectorStoreError(EdgeRuntimeError):
     """The collector's database cannot be used: bad URL, unreachable server, missing driver,
     or a schema newer than this collector (the fleet side raises it; no device does)."""
+
+
+class ModelFileError(EdgeRuntimeError, ValueError):
+    """A model file given to a command is not what it must be (not a joblib/pickle file, or it
+    holds something other than a fitted estimator); names the file and what it holds."""

@@ -58,24 +58,58 @@ def print_report(report: dict[str, Any], echo: Callable[[str], None]) -> None:
         from rich.console import Console
         from rich.table import Table
     except ImportError:
-        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)] if rows else []
         echo(title)
-        echo("  ".join(h.ljust(w) for h, w in zip(head, widths)))
-        for r in rows:
-            echo("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+        for line in fold_table(head, rows, _width()):
+            echo(line)
     else:
         t = Table(title=title)
         for h in head:
-            t.add_column(h, justify="left" if h in ("backend", "prec") else "right")
+            t.add_column(h, justify="left" if h in ("backend", "prec") else "right", overflow="fold")
         for r in rows:
             t.add_row(*r)
-        Console(width=max(200, 15 * len(head))).print(t)
+        Console(width=_width()).print(t)  # rich folds the cells into the terminal's width
+    mismatch = report.get("machine_mismatch")
     for b in report.get("budgets") or []:
         verdict = "PASS" if b["latency_ok"] and b["memory_ok"] else "FAIL"
         echo(f"{verdict} {b['backend']}/{b['precision']} on {report['profile']}: p99 {b['p99_ms']:.3f} ms "
              f"(budget {b['latency_budget_ms']:g} ms) {'ok' if b['latency_ok'] else 'OVER'}; peak RSS "
              f"{b['peak_rss_mb']:.0f} MiB (budget {b['memory_budget_mb']:g} MiB) "
-             f"{'ok' if b['memory_ok'] else 'OVER'}")
+             f"{'ok' if b['memory_ok'] else 'OVER'}" + (" [measured on this machine, not the device]"
+                                                        if mismatch else ""))
+    if mismatch:
+        echo(f"warning: {mismatch}")
+
+
+def _width() -> int:
+    import shutil
+
+    return max(40, shutil.get_terminal_size((100, 24)).columns)
+
+
+def fold_table(head: list[str], rows: list[list[str]], width: int) -> list[str]:
+    """A plain-text table cut into column groups that each fit ``width`` (the first column,
+    the row's name, repeated in every group), instead of one line wider than the terminal."""
+    if not head:
+        return []
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
+    groups: list[list[int]] = []
+    current: list[int] = []
+    used = widths[0]
+    for i in range(1, len(head)):
+        if current and used + 2 + widths[i] > width:
+            groups.append(current)
+            current, used = [], widths[0]
+        current.append(i)
+        used += 2 + widths[i]
+    groups.append(current)
+    lines: list[str] = []
+    for n, group in enumerate(groups):
+        cols = [0, *group]
+        if n:
+            lines.append("")
+        lines.append("  ".join(head[i].ljust(widths[i]) for i in cols).rstrip())
+        lines += ["  ".join(r[i].ljust(widths[i]) for i in cols).rstrip() for r in rows]
+    return lines
 
 
 def plot_report(report: dict[str, Any], path: Path) -> None:
@@ -95,7 +129,7 @@ def plot_report(report: dict[str, Any], path: Path) -> None:
         labels.append("scikit-learn")
         p50.append(report["baseline"]["warm"]["p50_ms"] * 1e3)
         p99.append(report["baseline"]["warm"]["p99_ms"] * 1e3)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4.6))
     xs = range(len(labels))
     ax1.bar([x - 0.2 for x in xs], p50, width=0.4, label="p50")
     ax1.bar([x + 0.2 for x in xs], p99, width=0.4, label="p99")
@@ -106,6 +140,10 @@ def plot_report(report: dict[str, Any], path: Path) -> None:
     else:
         ax1.set_ylim(0, max(p99) * 1.15)
         ax1.set_ylabel("single-row latency (µs)")
+    budgets = report.get("budgets") or []
+    if budgets:  # the profile's p99 budget, in the same unit as the bars
+        ax1.axhline(budgets[0]["latency_budget_ms"] * 1e3, color="red", ls="--",
+                    label=f"p99 budget ({budgets[0]['latency_budget_ms']:g} ms)")
     ax1.legend()
     ax1.set_title("warm single-row latency")
     for e in entries:
@@ -121,7 +159,35 @@ def plot_report(report: dict[str, Any], path: Path) -> None:
     ax2.set_ylabel("rows / s")
     ax2.legend()
     ax2.set_title("throughput")
-    fig.suptitle(f"{report['bundle']['name']} {report['bundle']['version']}")
+    _cold_and_memory(ax3, entries, budgets)
+    m = report["machine"]
+    where = (f"measured on {m.get('cpu') or m.get('machine')} ({m.get('machine')}, {m.get('cpu_count')} "
+             f"cores)" + (f", profile {report['profile']}" if report.get("profile") else ""))
+    if report.get("machine_mismatch"):
+        where += ": NOT the profile's device"
+    fig.suptitle(f"{report['bundle']['name']} {report['bundle']['version']} — {where}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _cold_and_memory(ax: Any, entries: list[dict[str, Any]], budgets: list[dict[str, Any]]) -> None:
+    """Cold start (import + load + first prediction, median) as bars; peak RSS on a second axis,
+    with the profile's memory budget when there is one."""
+    labels = [f"{e['backend']}\n{e['precision']}" for e in entries]
+    xs = list(range(len(entries)))
+    ax.bar([x - 0.2 for x in xs], [e["cold_start"]["total_s"]["median"] * 1e3 for e in entries],
+           width=0.4, label="cold start (ms)", color="tab:green")
+    ax.set_ylabel("cold start, median (ms)")
+    ax.set_xticks(xs, labels)
+    mem = ax.twinx()
+    mem.bar([x + 0.2 for x in xs], [e["cold_start"]["peak_rss_mb"]["median"] for e in entries],
+            width=0.4, label="peak RSS (MiB)", color="tab:purple")
+    mem.set_ylabel("peak RSS (MiB)")
+    if budgets:
+        mem.axhline(budgets[0]["memory_budget_mb"], color="purple", ls="--",
+                    label=f"memory budget ({budgets[0]['memory_budget_mb']:g} MiB)")
+    handles = ax.get_legend_handles_labels()
+    more = mem.get_legend_handles_labels()
+    ax.legend(handles[0] + more[0], handles[1] + more[1], fontsize="small")
+    ax.set_title("cold start and peak memory")

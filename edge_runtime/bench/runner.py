@@ -54,6 +54,31 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
+#: Spellings of one architecture (``platform.machine()`` differs by OS).
+_ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64", "armv7": "armv7l",
+                 "armhf": "armv7l", "emscripten": "wasm32"}
+
+
+def _arch(name: str) -> str:
+    n = name.strip().lower()
+    return _ARCH_ALIASES.get(n, n)
+
+
+def machine_mismatch(profile: DeviceProfile, machine: dict[str, Any]) -> Optional[str]:
+    """Why this machine is not the profile's device (architecture or core count), or None: a
+    bench against a Pi's budgets on a laptop measures the laptop, and must say so."""
+    diffs = []
+    if _arch(str(machine.get("machine") or "")) != _arch(profile.arch):
+        diffs.append(f"architecture {machine.get('machine')} (profile: {profile.arch})")
+    if machine.get("cpu_count") is not None and machine["cpu_count"] != profile.cores:
+        diffs.append(f"{machine['cpu_count']} cores (profile: {profile.cores})")
+    if not diffs:
+        return None
+    return (f"this machine is not a {profile.name} device: {', '.join(diffs)}; the figures and the "
+            "PASS/FAIL verdicts are this machine's, not the device's")
+
+
+
 def _targets(bundle: Bundle, cfg: BenchConfig) -> list[Candidate]:
     """Every (backend, artifact) to measure: one per precision each backend can run."""
     every = list(cfg.backends) == ["all"]
@@ -132,6 +157,8 @@ def run_bench(bundle_path: str, cfg: BenchConfig) -> dict[str, Any]:
         "machine": machine_info(), "threads": threads,
         "profile": cfg.profile.name if cfg.profile else None, "inputs": source, "results": [],
         "baseline": None}
+    if cfg.profile is not None:
+        report["machine_mismatch"] = machine_mismatch(cfg.profile, report["machine"])
     for cand in _targets(bundle, cfg):
         backend, art = cand.name, cand.artifact
         precision = art.precision

@@ -5,24 +5,48 @@ from __future__ import annotations
 import importlib
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence, Union
 
 import click
 
+#: The extra that brings each optional module a command may need (named in the error).
+EXTRA_OF: dict[str, str] = {
+    "converters": "convert", "joblib": "convert", "sklearn": "convert", "skl2onnx": "convert",
+    "onnx": "convert", "model_signing": "convert", "cryptography": "verify", "tuf": "sync",
+    "waitress": "serve", "pyarrow": "parquet", "tqdm": "batch", "matplotlib": "plot",
+    "rich": "bench", "paho": "telemetry", "ai_edge_litert": "litert", "flatbuffers": "litert",
+}
 
-def require_extra(module: str, extra: str) -> Any:
-    """Import ``module``, or fail with the install command of the extra that brings it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise click.ClickException(
-            f"this command needs the {extra} extra ({exc.name or exc} is missing): "
-            f"pip install 'edge-runtime[{extra}]'") from None
+
+class MissingExtraError(click.ClickException):
+    """An optional module a command needs is not installed; names the extra that brings it."""
+
+    exit_code = 1
+
+
+def require_extra(modules: Union[str, Sequence[str]], extra: Optional[str] = None) -> Any:
+    """Import ``modules`` (one name or several) before the command does any work, or fail with
+    the install command of the extra that brings the first missing one; returns the first module.
+
+    ``extra`` defaults to :data:`EXTRA_OF` of each module's top-level package.
+    """
+    names = [modules] if isinstance(modules, str) else list(modules)
+    imported = []
+    for name in names:
+        try:
+            imported.append(importlib.import_module(name))
+        except ImportError as exc:
+            missing = exc.name or name
+            need = extra or EXTRA_OF.get(name.split(".")[0]) or EXTRA_OF.get(missing.split(".")[0], "dev")
+            raise MissingExtraError(
+                f"this command needs the {need} extra ({missing} is missing): "
+                f"pip install 'edge-runtime[{need}]'") from None
+    return imported[0]
 
 
 def require_converters() -> Any:
-    """Import the workstation side, or fail with the install command."""
-    return require_extra("converters", "convert")
+    """Import the workstation side (and what it imports lazily), or fail with the install command."""
+    return require_extra(("converters", "joblib", "sklearn", "skl2onnx", "onnx"), "convert")
 
 
 def echo_json(obj: Any, out: Optional[Path] = None) -> None:
@@ -57,3 +81,27 @@ def apply_trust(trust: tuple[str, ...]) -> None:
 
     TrustedKeys.load(list(trust))
     os.environ[ENV_TRUST] = os.pathsep.join(str(Path(t).resolve()) for t in trust)
+
+
+class AliasedOption(click.Option):
+    """An option whose extra names (``hidden_names``) still work but are not shown in --help:
+    the deprecated spellings kept so old scripts keep running (``--out`` for ``--output``)."""
+
+    def __init__(self, *args: Any, hidden_names: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hidden_names = tuple(hidden_names)
+
+    def get_help_record(self, ctx: click.Context) -> Optional[tuple[str, str]]:
+        shown = (self.opts, self.secondary_opts)
+        self.opts = [o for o in self.opts if o not in self.hidden_names]
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts, self.secondary_opts = shown
+
+
+def output_option(dest: str = "output", **kwargs: Any) -> Any:
+    """``-o/--output`` (``--out`` still accepted, unlisted): the one spelling of "write here"."""
+    kwargs.setdefault("help", "Where to write the output.")
+    return click.option("-o", "--output", "--out", dest, cls=AliasedOption, hidden_names=("--out",),
+                        **kwargs)

@@ -8,6 +8,8 @@ from typing import Optional
 
 import click
 
+from ._util import AliasedOption, require_extra
+
 
 def register(cli: click.Group) -> None:
     cli.add_command(bench)
@@ -27,12 +29,17 @@ def _ints(text: str) -> list[int]:
 @click.command()
 @click.argument("bundle", type=click.Path(exists=True))
 @click.option("--backend", "backends", default="all", show_default=True,
-              help="Comma-separated backends (onnxruntime,litert,numpy) or 'all'.")
-@click.option("--batch", "batches", default="1,32,1024", show_default=True)
+              help="Comma-separated engines (onnxruntime, litert, numpy, pyodide) or 'all' (every one installed, "
+                   "or the profile's).")
+@click.option("--batch", "batches", default="1,32,1024", show_default=True,
+              help="Comma-separated batch sizes (rows) for the throughput runs.")
 @click.option("--profile", default=None,
-              help="Device profile name or .toml path: threads, backends, budgets.")
-@click.option("--threads", type=click.IntRange(1, 256), default=None)
-@click.option("--cold-runs", type=click.IntRange(1, 50), default=5, show_default=True)
+              help="Device profile name or .toml path: threads, backends, budgets (exit 3 when one "
+                   "is missed; a warning when this machine is not that device).")
+@click.option("--threads", type=click.IntRange(1, 256), default=None,
+              help="Engine threads (default: the profile's, else the engine's).")
+@click.option("--cold-runs", type=click.IntRange(1, 50), default=5, show_default=True,
+              help="Fresh processes timed for cold start (import + load + first prediction).")
 @click.option("--seconds", type=click.FloatRange(0.05, 60), default=2.0, show_default=True,
               help="Time box for the warm single-row loop of each backend.")
 @click.option("--data", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -41,17 +48,34 @@ def _ints(text: str) -> list[int]:
               help="MODEL.joblib: also time scikit-learn's own predict (trusted files only).")
 @click.option("--tune", is_flag=True,
               help="Also tune row-count routing for backend=auto and cache it for this bundle + profile.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None)
-@click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None)
+@click.option("--json-output", "--json", "json_out", type=click.Path(dir_okay=False), default=None,
+              cls=AliasedOption, hidden_names=("--json",),
+              help="Also write the report as JSON (schema edgert-bench/1) to this file.")
+@click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None,
+              help="Also draw latency, throughput, cold start and memory (with the profile's "
+                   "budgets) to this PNG (needs the plot extra).")
 def bench(bundle: str, backends: str, batches: str, profile: Optional[str], threads: Optional[int],
           cold_runs: int, seconds: float, data: Optional[str], baseline: Optional[str],
           tune: bool, json_out: Optional[str], plot_out: Optional[str]) -> None:
     """Measure cold start, warm latency percentiles, throughput and memory of BUNDLE."""
     from ..bench.render import plot_report, print_report
-    from ..bench.runner import BenchConfig, run_bench, write_json
+    from ..bench.runner import BenchConfig, machine_info, machine_mismatch, run_bench, write_json
     from ..profiles import load_profile
 
+    if plot_out:  # before minutes of benchmarking, not after
+        require_extra("matplotlib", "plot")
+    estimator = None
+    if baseline:
+        from .workstation import load_estimator
+
+        require_extra(("joblib", "sklearn"), "convert")
+        estimator = load_estimator(baseline)
+    batch_sizes = _ints(batches)
     prof = load_profile(profile) if profile else None
+    if prof is not None:
+        mismatch = machine_mismatch(prof, machine_info())
+        if mismatch:
+            click.echo(f"edgert: warning: {mismatch}", err=True)
     rows = None
     if data:
         from ..bundle import open_bundle
@@ -61,14 +85,9 @@ def bench(bundle: str, backends: str, batches: str, profile: Optional[str], thre
         with open(data, newline="", encoding="utf-8") as fh:
             rows = [r for chunk in read_csv_chunks(fh, names) for r in chunk.rows]
         rows = [[float("nan") if v is None else float(v) for v in r] for r in rows]
-    estimator = None
-    if baseline:
-        import joblib  # workstation only: never on the device path
-
-        estimator = joblib.load(baseline)
     progress, stop = _progress()
     cfg = BenchConfig(backends=[b.strip() for b in backends.split(",") if b.strip()],
-                      batches=_ints(batches), cold_runs=cold_runs, warm_seconds=seconds,
+                      batches=batch_sizes, cold_runs=cold_runs, warm_seconds=seconds,
                       threads=threads, profile=prof, data=rows, baseline=estimator, progress=progress)
     try:
         report = run_bench(bundle, cfg)
@@ -119,7 +138,7 @@ def _progress():
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the profiles as JSON.")
 def profiles(as_json: bool) -> None:
     """List device profiles (built-in and yours in $EDGERT_PROFILES_DIR)."""
     from ..profiles import list_profiles

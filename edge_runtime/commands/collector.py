@@ -39,13 +39,15 @@ def _existing_db(db: Optional[str]) -> str:
 
 @click.group(invoke_without_command=True)
 @click.option("--db", default=None, envvar="EDGERT_COLLECTOR_DB", help=_DB_HELP)
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port (0 = any free port).")
 @click.option("--token", default=None, envvar="EDGERT_COLLECTOR_TOKEN",
               help="Require this bearer token (prefer the environment variable).")
 @click.option("--mqtt", default=None, metavar="HOST:PORT",
               help="Also take batches from this MQTT broker (QoS 1).")
-@click.option("--mqtt-prefix", default="edgert/telemetry", show_default=True)
+@click.option("--mqtt-prefix", default="edgert/telemetry", show_default=True,
+              help="MQTT topic prefix the devices publish under.")
 @click.option("--mqtt-group", default="edgert-collectors", show_default=True,
               help="MQTT 5 shared-subscription group: collectors in one group split the topic.")
 @click.option("--mqtt-client-id", default=None,
@@ -90,13 +92,17 @@ def collector(ctx: click.Context, db: Optional[str], host: str, port: int, token
 @click.option("--db", default=None, envvar="EDGERT_COLLECTOR_DB", help=_DB_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 @click.option("--check", is_flag=True, help="Exit 1 with one line per threshold breach.")
-@click.option("--max-psi", type=float, default=0.2, show_default=True)
+@click.option("--max-psi", type=float, default=0.2, show_default=True,
+              help="With --check: largest PSI of a feature before it counts as drifted.")
 @click.option("--min-rows", type=int, default=200, show_default=True,
               help="Rows a feature needs before drift is judged.")
-@click.option("--max-error-rate", type=float, default=0.05, show_default=True)
-@click.option("--max-p99-ms", type=float, default=None)
-@click.option("--max-accuracy-drop", type=float, default=0.05, show_default=True)
-@click.option("--min-feedback", type=int, default=30, show_default=True)
+@click.option("--max-error-rate", type=float, default=0.05, show_default=True,
+              help="With --check: largest share of failed calls.")
+@click.option("--max-p99-ms", type=float, default=None, help="With --check: largest p99 latency in ms.")
+@click.option("--max-accuracy-drop", type=float, default=0.05, show_default=True,
+              help="With --check: largest accuracy drop on feedback labels.")
+@click.option("--min-feedback", type=int, default=30, show_default=True,
+              help="Feedback labels needed before accuracy is judged.")
 @click.pass_context
 def report(ctx: click.Context, db: Optional[str], as_json: bool, check: bool, max_psi: float,
            min_rows: int, max_error_rate: float, max_p99_ms: Optional[float],

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import click
 
-from ._util import apply_trust, echo_json, trust_option
+from ._util import apply_trust, echo_json, output_option, require_extra, trust_option
+
+#: Shown by every command that takes --backend; tests/test_cli_grammar.py checks it names
+#: every registered backend.
+BACKEND_HELP = ("Engine: auto (the fastest installed one that reproduces the golden rows), "
+                "onnxruntime, litert, numpy, pyodide.")
 
 
 def register(cli: click.Group) -> None:
@@ -19,16 +25,18 @@ def register(cli: click.Group) -> None:
 @click.command()
 @click.argument("bundle", type=click.Path(exists=True))
 @click.argument("input", type=str)
-@click.option("-o", "--output", default=None, help="Output file ('-' or absent: stdout).")
+@output_option(default=None, help="Output file ('-' or absent: stdout); written to a temporary "
+               "name and renamed, so a failure leaves nothing.")
 @click.option("--proba", is_flag=True, help="Also write class probabilities.")
-@click.option("--backend", default="auto", show_default=True)
+@click.option("--backend", default="auto", show_default=True, help=BACKEND_HELP)
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "parquet"]), default=None,
               help="Input format (default: from the file name; stdin is CSV).")
 @click.option("--output-format", "out_fmt", type=click.Choice(["csv", "jsonl", "parquet"]), default=None,
               help="Output format (default: from the output name, else the input's; stdout: CSV "
                    "for Parquet input).")
 @click.option("--id-column", default=None, help="Column passed through to the output unchanged.")
-@click.option("--chunk-rows", default=4096, show_default=True, type=click.IntRange(1, 1_000_000))
+@click.option("--chunk-rows", default=4096, show_default=True, type=click.IntRange(1, 1_000_000),
+              help="Rows read, scored and written at a time (memory stays flat).")
 @click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
               help="Bad rows: stop with the row number, or leave them out and write them to the "
                    "reject file.")
@@ -55,13 +63,64 @@ def predict(bundle: str, input: str, output: Optional[str], proba: bool, backend
     the input order; with --on-error skip, bad rows are left out and listed in the reject file.
     """
     from .. import load
+    from ..errors import InputError
+    from ..fsutil import atomic_output
+    from ..scoring import detect_format, open_text_in, open_text_out
+
+    fmt = detect_format(input, fmt)
+    if out_fmt is None:
+        out_fmt = detect_format(output, None) if output not in (None, "-") else fmt
+        if out_fmt == "parquet" and output in (None, "-"):
+            out_fmt = "csv"
+    if "parquet" in (fmt, out_fmt):  # before the bundle is loaded, not after the first chunk
+        require_extra("pyarrow", "parquet")
+    if fmt == "parquet" and input == "-":
+        raise click.UsageError("Parquet input must be a file, not stdin")
+    if out_fmt == "parquet" and output in (None, "-"):
+        raise click.UsageError("Parquet output needs a file (-o out.parquet)")
+    if on_error == "skip" and reject_file is None:
+        if output in (None, "-"):
+            raise click.UsageError("--on-error skip writing to stdout needs --reject-file")
+        reject_file = f"{output}.rejects.jsonl"
+    apply_trust(trust)
+    model = load(bundle, backend=backend, threads=1 if workers > 1 else threads)
+    if strict:  # a bundle without training min/max would refuse every row: say so once, up front
+        from ..inputs import InputSchema
+
+        InputSchema(model.manifest.features).require_training()
+    if proba and model.task != "classification":
+        raise click.UsageError("--proba needs a classification model")
+    features = model.feature_names
+    with contextlib.ExitStack() as files:
+        # files are written under a temporary name and renamed only when every row is scored
+        fin = None if fmt == "parquet" else open_text_in(input)
+        if fin is not None and input != "-":
+            files.callback(fin.close)
+        fout = (open_text_out(None) if output in (None, "-")
+                else files.enter_context(atomic_output(output, binary=out_fmt == "parquet")))
+        frej = (files.enter_context(atomic_output(reject_file, binary=False)) if reject_file else None)
+        rows, seen, rejected = _score(
+            model, bundle, backend, input, fmt, out_fmt, fin, fout, frej, id_column, chunk_rows,
+            on_error, workers, proba, strict, progress, features)
+        if seen == 0:
+            raise InputError(f"{input}: no data rows (an empty input is refused, not scored)")
+    if rejected is not None:
+        click.echo(f"edgert: scored {rows} of {seen} rows; {rejected} bad row(s) skipped "
+                   f"-> {reject_file}", err=True)
+    if output not in (None, "-"):
+        click.echo(f"wrote {rows} rows to {output}")
+
+
+def _score(model: Any, bundle: str, backend: str, input: str, fmt: str, out_fmt: str, fin: Any,
+           fout: Any, frej: Any, id_column: Optional[str], chunk_rows: int, on_error: str,
+           workers: int, proba: bool, strict: bool, progress: Optional[bool],
+           features: list[str]) -> tuple[int, int, Optional[int]]:
+    """Score the open input into the open output: (rows written, rows read, rows rejected or
+    None without a reject file)."""
     from ..scoring import (
         RejectWriter,
         ResultWriter,
         TextJob,
-        detect_format,
-        open_text_in,
-        open_text_out,
         parquet_row_count,
         position_reader,
         progress_bar,
@@ -72,31 +131,6 @@ def predict(bundle: str, input: str, output: Optional[str], proba: bool, backend
         score_text_parallel,
     )
 
-    apply_trust(trust)
-    model = load(bundle, backend=backend, threads=1 if workers > 1 else threads)
-    if strict:  # a bundle without training min/max would refuse every row: say so once, up front
-        from ..inputs import InputSchema
-
-        InputSchema(model.manifest.features).require_training()
-    fmt = detect_format(input, fmt)
-    if fmt == "parquet" and input == "-":
-        raise click.UsageError("Parquet input must be a file, not stdin")
-    if out_fmt is None:
-        out_fmt = detect_format(output, None) if output not in (None, "-") else fmt
-        if out_fmt == "parquet" and output in (None, "-"):
-            out_fmt = "csv"
-    if out_fmt == "parquet" and output in (None, "-"):
-        raise click.UsageError("Parquet output needs a file (-o out.parquet)")
-    if proba and model.task != "classification":
-        raise click.UsageError("--proba needs a classification model")
-    if on_error == "skip" and reject_file is None:
-        if output in (None, "-"):
-            raise click.UsageError("--on-error skip writing to stdout needs --reject-file")
-        reject_file = f"{output}.rejects.jsonl"
-    features = model.feature_names
-    fin = None if fmt == "parquet" else open_text_in(input)
-    fout = (open(output, "wb") if out_fmt == "parquet" else open_text_out(output))  # type: ignore[arg-type]
-    frej = open(reject_file, "w", encoding="utf-8") if reject_file else None
     bar = None
     writer = None
     try:
@@ -144,23 +178,13 @@ def predict(bundle: str, input: str, output: Optional[str], proba: bool, backend
                         bar.update(max(0, min(at, bar.total or at) - bar.n))
                 bar.set_postfix(rows=seen, refresh=False)
         writer.close()
-        if bar is not None:
-            bar.close()
-            bar = None
-        if rejects is not None:
-            click.echo(f"edgert: scored {writer.rows} of {seen} rows; {rejects.count} bad row(s) "
-                       f"skipped -> {reject_file}", err=True)
+        return writer.rows, seen, rejects.count if rejects is not None else None
     finally:
         if writer is not None:
             writer.close()
         if bar is not None:
             bar.close()
-        if fin is not None and fin is not click.get_text_stream("stdin"):
-            fin.close()
-        if output not in (None, "-"):
-            fout.close()
-        if frej is not None:
-            frej.close()
+
 
 
 @click.command()
@@ -216,7 +240,7 @@ def inspect(bundle: str, as_json: bool, trust: tuple[str, ...]) -> None:
 @click.command()
 @click.argument("bundle", type=click.Path(exists=True))
 @click.option("--backend", default="auto", show_default=True,
-              help="Also load it on this backend and check the golden rows.")
+              help="Also load it on this engine and check the golden rows. " + BACKEND_HELP)
 @trust_option
 def verify(bundle: str, backend: str, trust: tuple[str, ...]) -> None:
     """Check digests and sizes of every artifact, the signature (with --trust or the device

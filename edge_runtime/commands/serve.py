@@ -9,7 +9,8 @@ from typing import Any, Callable, Optional
 import click
 
 from ._service import Service
-from ._util import apply_trust, trust_option
+from ._util import apply_trust, require_extra, trust_option
+from .predict import BACKEND_HELP
 
 
 def register(cli: click.Group) -> None:
@@ -22,7 +23,7 @@ def register(cli: click.Group) -> None:
               help="Address to bind. Keep 127.0.0.1 unless other machines must reach it.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
               help="Port (0 = any free port; the bound address is printed).")
-@click.option("--backend", default="auto", show_default=True)
+@click.option("--backend", default="auto", show_default=True, help=BACKEND_HELP)
 @click.option("--threads", "http_threads", default=4, show_default=True, type=click.IntRange(1, 256),
               help="Request threads (waitress).")
 @click.option("--model-threads", default=None, type=click.IntRange(1, 256),
@@ -46,6 +47,7 @@ def serve(source: str, host: str, port: int, backend: str, http_threads: int,
     to each newly activated version after verifying and golden-checking it, without failing or
     dropping a request, and judges a version on probation by the calls it serves.
     """
+    require_extra("waitress", "serve")  # before the bundle is loaded and checked
     from ..server.run import serve as run
 
     apply_trust(trust)  # every load and every swap then requires a signature by these keys

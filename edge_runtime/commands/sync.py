@@ -66,9 +66,11 @@ def _share(text: str) -> float:
 
 @click.command()
 @click.argument("bundle", required=False, type=click.Path(exists=True))
-@click.option("--repo", required=True, type=click.Path(file_okay=False))
-@click.option("--keys", "keys_dir", required=True, type=click.Path(file_okay=False))
-@click.option("--channel", default="stable", show_default=True)
+@click.option("--repo", required=True, type=click.Path(file_okay=False),
+              help="Repository directory (from `edgert keys init`).")
+@click.option("--keys", "keys_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory of the repository's signing keys.")
+@click.option("--channel", default="stable", show_default=True, help="Release channel devices follow.")
 @click.option("--rollout", default="100%", show_default=True, help="Share of devices, e.g. 10%.")
 @click.option("--min-runtime", default=None, help="Oldest edge-runtime version that may install it.")
 @click.option("--min-agreement", type=click.FloatRange(0.0, 1.0), default=None,
@@ -141,9 +143,10 @@ _AGENT_OPTIONS = [
                  help="The trusted root.json shipped with the app."),
     click.option("--state", default=None, help="State directory (default: the platform's data dir)."),
     click.option("--model", default=None, help="Model name to follow (default: any)."),
-    click.option("--channel", default="stable", show_default=True),
+    click.option("--channel", default="stable", show_default=True, help="Release channel to follow."),
     click.option("--device-id", default=None, help="Stable id for rollout buckets (default: random, kept)."),
-    click.option("--profile", default=None),
+    click.option("--profile", default=None,
+                 help="Device profile name or .toml path (probation, trial limits, signing policy)."),
     click.option("--download-timeout", default=600.0, show_default=True, type=click.FloatRange(min=1.0),
                  help="Seconds one file (metadata or model) may take to download, silence included, "
                       "before the pass gives up."),
@@ -207,8 +210,9 @@ def parse_interval(interval: str) -> float:
 
 @click.command()
 @agent_options
-@click.option("--once", "mode", flag_value="once", default=True)
-@click.option("--daemon", "mode", flag_value="daemon")
+@click.option("--once", "mode", flag_value="once", default=True,
+              help="One pass, then exit (the default; exit 3 when a candidate was refused).")
+@click.option("--daemon", "mode", flag_value="daemon", help="Run a pass every --interval, forever.")
 @interval_option
 def sync(mode: str, interval: str, **options: Any) -> None:
     """Fetch, verify, activate the newest admitted model version (one line per decision).
@@ -219,6 +223,7 @@ def sync(mode: str, interval: str, **options: Any) -> None:
     With --once, exits 3 when the new version was refused and marked bad (the current one keeps
     serving), 1 when the sync itself failed. --daemon never exits because of a bad version.
     """
+    require_extra("tuf", "sync")
     agent = build_agent(**options, echo=lambda line: click.echo(f"sync: {line}"))
     if mode == "daemon":
         agent.daemon(parse_interval(interval))
@@ -232,8 +237,12 @@ def sync(mode: str, interval: str, **options: Any) -> None:
         sys.exit(EXIT_REJECTED)
 
 
+_state_option = click.option("--state", default=None,
+                             help="State directory (default: the platform's data dir).")
+
+
 @click.command()
-@click.option("--state", default=None)
+@_state_option
 @click.option("--to", "to", default=None, help="Version to return to (default: the newest good one).")
 @click.option("--reason", default="manual rollback", show_default=True,
               help="Why the abandoned version is bad (kept in active.json, shown by versions).")
@@ -246,8 +255,8 @@ def rollback(state: Optional[str], to: Optional[str], reason: str) -> None:
 
 
 @click.command()
-@click.option("--state", default=None)
-@click.option("--json", "as_json", is_flag=True)
+@_state_option
+@click.option("--json", "as_json", is_flag=True, help="Print versions and history as JSON.")
 def versions(state: Optional[str], as_json: bool) -> None:
     """Installed versions: state (installed, probation, good, bad), which one is current and
     which one a rollback returns to, why each bad one is bad, and the recent history."""

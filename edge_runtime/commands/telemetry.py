@@ -7,7 +7,7 @@ from typing import Optional
 
 import click
 
-from ._util import echo_json
+from ._util import echo_json, require_extra
 
 
 def register(cli: click.Group) -> None:
@@ -47,8 +47,10 @@ def status(state_dir: Optional[str]) -> None:
 @click.option("--max-batches", type=click.IntRange(1), default=None, help="Stop after N batches.")
 @click.option("--max-attempts", type=click.IntRange(1), default=5, show_default=True,
               help="Consecutive failures tolerated (with backoff) before giving up.")
-@click.option("--batch-segments", type=click.IntRange(1), default=50, show_default=True)
-@click.option("--batch-bytes", type=click.IntRange(1024), default=512 * 1024, show_default=True)
+@click.option("--batch-segments", type=click.IntRange(1), default=50, show_default=True,
+              help="Most outbox windows per uploaded batch.")
+@click.option("--batch-bytes", type=click.IntRange(1024), default=512 * 1024, show_default=True,
+              help="Largest uploaded batch in bytes.")
 @click.option("--base-delay", type=float, default=1.0, show_default=True,
               help="Backoff base in seconds (doubles per failure, with jitter).")
 @click.option("--timeout", type=click.FloatRange(0.1), default=30.0, show_default=True,
@@ -68,6 +70,8 @@ def flush(state_dir: Optional[str], sink: str, token: Optional[str], max_batches
     from ..telemetry.sinks import SinkAuthError, sink_from_url
     from ..telemetry.uploader import Uploader
 
+    if sink.startswith("mqtt"):  # before the outbox is opened, not when a first batch is sent
+        require_extra("paho.mqtt.client", "telemetry")
     ob = Outbox(state_dir)
     try:
         up = Uploader(ob, sink_from_url(sink, token=token, timeout_s=timeout),

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import click
 
-from ._util import require_converters
+from ._util import output_option, require_converters, require_extra
 
 
 def register(cli: click.Group) -> None:
@@ -21,14 +21,16 @@ def register(cli: click.Group) -> None:
 @click.option("--sample", required=True, type=click.Path(exists=True, dir_okay=False),
               help="CSV with a header: rows like the model's input (stats, golden rows, parity); "
               "columns are matched by name to the model's features when it has names.")
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Bundle directory to write.")
-@click.option("--name", default=None)
-@click.option("--version", "version", default="1.0.0", show_default=True)
+@output_option("out_dir", required=True, type=click.Path(file_okay=False),
+               help="Bundle directory to write.")
+@click.option("--name", default=None, help="Model name in the manifest (default: from the estimator).")
+@click.option("--version", "version", default="1.0.0", show_default=True,
+              help="Model version in the manifest (semver).")
 @click.option("--format", "formats", default="onnx", show_default=True,
               help="Comma-separated artifact formats (onnx, tflite, native).")
 @click.option("--precision", "precisions", default="fp32", show_default=True,
-              help="Comma-separated precisions (fp32, fp16, int8).")
+              help="Comma-separated precisions (fp32, fp16, int8); a pair this model cannot have "
+                   "(ONNX int8 of a forest) is skipped with a note.")
 @click.option("--holdout", type=click.Path(exists=True, dir_okay=False), default=None,
               help="CSV of held-out rows for parity (default: 25% of --sample).")
 @click.option("--target", default=None,
@@ -37,7 +39,8 @@ def register(cli: click.Group) -> None:
 @click.option("--arch", "arches", default=None,
               help="native: comma-separated architectures to build a library for (x86_64, aarch64, armv7; "
               "default: this machine's).")
-@click.option("--tolerance", default=1e-4, show_default=True, type=float)
+@click.option("--tolerance", default=1e-4, show_default=True, type=float,
+              help="Largest |Δ| of probabilities/predictions against the estimator on held-out rows.")
 @click.option("--min-quantized-agreement", "quantized_agreement", default=0.99, show_default=True,
               type=click.FloatRange(0.0, 1.0),
               help="fp16/int8 artifacts are refused below this label agreement (R² for regressors).")
@@ -53,13 +56,14 @@ def convert(model: str, sample: str, out_dir: str, name: Optional[str], version:
     """Convert a fitted MODEL into a bundle: scikit-learn (.joblib/.pkl, trusted files only),
     LightGBM (model.txt), XGBoost (.json/.ubj) or CatBoost (.cbm)."""
     conv = require_converters()
-    from converters.boosting import load_model_file  # workstation only: the device never unpickles
+    fmts = tuple(f.strip() for f in formats.split(",") if f.strip())
+    if "tflite" in fmts:
+        require_extra("flatbuffers", "litert")
     from converters.tabular import read_csv_labels, read_csv_table
 
-    fmts = tuple(f.strip() for f in formats.split(",") if f.strip())
     if arches is None and target and "native" in fmts and _names_architectures(target, sample):
         arches, target = target, None  # `--format native --target x86_64,aarch64` (issue 17's spelling)
-    estimator = load_model_file(model)
+    estimator = load_estimator(model)
     # Named tables: columns are matched by name against the model's features (any order).
     X = read_csv_table(sample, target=target)
     y = read_csv_labels(sample, target) if target else None  # training class shares
@@ -86,6 +90,38 @@ def _names_architectures(value: str, sample: str) -> bool:
     return not header.intersection(names)
 
 
+def load_estimator(path: str) -> Any:
+    """A fitted model: a boosting library's own file (LightGBM model.txt, XGBoost .json/.ubj,
+    CatBoost .cbm: data, not code), else a scikit-learn estimator from a trusted .joblib/.pkl
+    file; or one line saying why not.
+
+    Raises:
+        ModelFileError: not a joblib/pickle file, or it holds no estimator (no ``predict``).
+    """
+    import pickle
+    from pathlib import Path
+
+    from converters.boosting import NATIVE_SUFFIXES, load_native
+
+    if Path(path).suffix.lower() in NATIVE_SUFFIXES:
+        return load_native(path)
+    import joblib  # workstation only: the device never unpickles anything
+
+    from ..errors import ModelFileError
+
+    try:
+        obj = joblib.load(path)
+    except (pickle.UnpicklingError, EOFError, ValueError, KeyError, IndexError, TypeError,
+            AttributeError, ImportError, MemoryError, OSError) as exc:
+        raise ModelFileError(f"{path}: not a joblib/pickle file of a model "
+                             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unreadable'})"
+                             ) from None
+    if not callable(getattr(obj, "predict", None)):
+        raise ModelFileError(f"{path}: holds a {type(obj).__name__}, not a fitted estimator (no "
+                             "predict method); dump the estimator itself: joblib.dump(model, path)")
+    return obj
+
+
 def _summary(out: Path) -> None:
     from ..bundle import open_bundle
 
@@ -108,6 +144,8 @@ def _summary(out: Path) -> None:
     elif matched == "position":
         click.echo("  columns taken by position: the estimator was fitted without column names, so "
                    "--sample must list them in training order")
+    for skip in m.provenance.get("skipped") or []:
+        click.echo(f"  skipped {skip.get('artifact')}: {skip.get('reason')}")
     golden = m.golden or {}
     note = (golden.get("selection") or {}).get("note")
     click.echo(f"  golden rows: {len(golden.get('inputs') or [])}" + (f" ({note})" if note else ""))
@@ -115,16 +153,20 @@ def _summary(out: Path) -> None:
 
 @click.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
-@click.option("--sample", required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False))
-@click.option("--name", default=None)
-@click.option("--version", "version", default="1.0.0", show_default=True)
+@click.option("--sample", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="CSV with a header: rows like the model's input (golden rows, statistics).")
+@output_option("out_dir", required=True, type=click.Path(file_okay=False),
+               help="Bundle directory to write.")
+@click.option("--name", default=None, help="Model name in the manifest (default: the file's name).")
+@click.option("--version", "version", default="1.0.0", show_default=True,
+              help="Model version in the manifest (semver).")
 @click.option("--classes", default=None, help="Comma-separated class labels, in output order.")
-@click.option("--target", default=None, help="Column of the CSV to ignore.")
+@click.option("--target", default=None, help="Column of the CSV that holds the label: not a feature.")
 def wrap(model: str, sample: str, out_dir: str, name: Optional[str], version: str,
          classes: Optional[str], target: Optional[str]) -> None:
     """Bundle a MODEL.onnx exported by another tool (schema and golden rows from the model)."""
     require_converters()
+    require_extra("onnxruntime", "convert")
     from converters.tabular import read_csv_matrix
     from converters.wrap import wrap as do_wrap
 
@@ -136,10 +178,10 @@ def wrap(model: str, sample: str, out_dir: str, name: Optional[str], version: st
 
 
 @click.command()
-@click.option("-o", "--out", "out_dir", default="demo-bundle", show_default=True,
-              type=click.Path(file_okay=False))
+@output_option("out_dir", default="demo-bundle", show_default=True, type=click.Path(file_okay=False),
+               help="Bundle directory to write.")
 @click.option("--model", "kind", type=click.Choice(["logistic", "forest"]), default="logistic",
-              show_default=True)
+              show_default=True, help="Which estimator the demo trains.")
 def demo(out_dir: str, kind: str) -> None:
     """Train on breast_cancer (ships with scikit-learn), convert, load, predict, time it."""
     require_converters()

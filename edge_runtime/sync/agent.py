@@ -260,7 +260,22 @@ def _model_name(bundle_dir: Path) -> Optional[str]:
 
 
 def trusted_root_bytes(path: Path) -> bytes:
+    """The trusted root.json's bytes, once they parse as a JSON object (TUF checks the rest).
+
+    Raises:
+        SyncError: unreadable, or not a JSON object.
+    """
+    import json
+
     try:
-        return Path(path).read_bytes()
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise SyncError(f"cannot read the trusted root {path}: {exc.strerror}") from None
+    try:
+        ok = isinstance(json.loads(data), dict)
+    except (ValueError, RecursionError):
+        ok = False
+    if not ok:
+        raise SyncError(f"the trusted root {path} is not a JSON object (TUF root metadata, as "
+                        "written by `edgert keys init`)")
+    return data
