@@ -63,3 +63,8 @@ class UnsupportedModelError(BackendError):
 
 class ProfileError(EdgeRuntimeError, ValueError):
     """A device profile file is missing or invalid (names the field)."""
+
+
+class ServeConfigError(EdgeRuntimeError, ValueError):
+    """``edgert serve`` was given a configuration it cannot honour (token file, socket path,
+    limits); names the option."""
