@@ -105,9 +105,11 @@ def activate(store: Path, version: str, previous: Optional[str] = None) -> None:
 @contextlib.contextmanager
 def server_process(source: Path, *, threads: int = 4, poll_interval: float = 0.05,
                    extra: tuple[str, ...] = ()) -> Iterator[str]:
-    """Start ``python -m edge_runtime serve SOURCE --port 0`` and yield its base URL."""
+    """Start ``python -m edge_runtime serve SOURCE --port 0`` and yield its base URL (or
+    ``unix:PATH`` when ``extra`` holds ``--unix-socket PATH``)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([sys.executable, "-m", "edge_runtime", "serve", str(source), "--port", "0",
+    where = () if "--unix-socket" in extra else ("--port", "0")
+    proc = subprocess.Popen([sys.executable, "-m", "edge_runtime", "serve", str(source), *where,
                              "--threads", str(threads), "--poll-interval", str(poll_interval), *extra],
                             env=env, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
@@ -119,7 +121,7 @@ def server_process(source: Path, *, threads: int = 4, poll_interval: float = 0.0
         if not line:
             break
         lines.append(line)
-        m = re.search(r"on (http://[\d.]+:\d+)", line)
+        m = re.search(r"on (http://[\d.]+:\d+|unix:\S+)", line)
         if m:
             url = m.group(1)
             break

@@ -78,3 +78,6 @@ class CollectorStoreError(EdgeRuntimeError):
 class ModelFileError(EdgeRuntimeError, ValueError):
     """A model file given to a command is not what it must be (not a joblib/pickle file, or it
     holds something other than a fitted estimator); names the file and what it holds."""
+class ServeConfigError(EdgeRuntimeError, ValueError):
+    """``edgert serve`` was given a configuration it cannot honour (token file, socket path,
+    limits); names the option."""

@@ -62,3 +62,19 @@ def pytest_terminal_summary(terminalreporter):
 
     for line in summary(terminalreporter.stats):
         terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def bundles_match_the_published_manifest_schema(tmp_path_factory):
+    """After the session: every bundle the tests wrote that the runtime accepts validates
+    against docs/manifest.schema.json (an error at teardown names the first mismatches)."""
+    yield
+    try:
+        import jsonschema  # noqa: F401
+    except ImportError:
+        return
+    from manifest_schema import problems_under
+
+    _, problems = problems_under(tmp_path_factory.getbasetemp())
+    assert not problems, "bundles the runtime accepts but docs/manifest.schema.json refuses:\n" + \
+        "\n".join(problems[:20])

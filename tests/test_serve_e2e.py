@@ -24,10 +24,9 @@ def store_server(tmp_path_factory: pytest.TempPathFactory, two_bundles: tuple[Pa
     b1, b2 = two_bundles
     store = serve_bench.make_store(tmp_path_factory.mktemp("store") / "store",
                                    {"1.0.0": b1, "1.1.0": b2}, "1.0.0")
-    # 500 rows of 30 numbers always fit the 1 MiB body limit, so every request the served
-    # OpenAPI document allows is one the server can accept
-    with serve_bench.server_process(store, threads=4, poll_interval=0.05,
-                                    extra=("--max-rows", "500")) as url:
+    # the default limits: the row limit is what the 1 MiB body always holds for this model, so
+    # every request the served OpenAPI document allows is one the server accepts
+    with serve_bench.server_process(store, threads=4, poll_interval=0.05) as url:
         yield url, store
 
 
@@ -82,6 +81,42 @@ def test_api_from_openapi_spec_never_gives_a_5xx(case: Any) -> None:
     case.validate_response(response)
     json.loads(response.text) if response.headers.get("content-type", [""])[0].startswith(
         "application/json") else None
+
+
+def _schemathesis_all_checks(url: str, workdir: Path, *headers: str) -> None:
+    """The schemathesis CLI, every check (negative data must be refused with a 4xx the document
+    lists, positive data accepted, ignored auth detected...), over the served document."""
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("schemathesis", path=str(Path(sys.executable).parent)) or shutil.which("schemathesis")
+    assert exe, "schemathesis CLI not found"
+    extra = [a for h in headers for a in ("-H", h)]
+    r = subprocess.run([exe, "run", url + "/openapi.json", "--checks", "all", "--max-examples", "30",
+                        "--seed", "1", "--workers", "1", "--no-color", *extra],
+                       capture_output=True, text=True, timeout=600, cwd=workdir)  # its .schemathesis/ cache
+    assert r.returncode == 0, r.stdout[:6000]
+    assert "No issues found" in r.stdout
+
+
+@pytest.mark.slow
+def test_schemathesis_all_checks_pass_with_the_default_limits(two_bundles: tuple[Path, Path],  # noqa: F811
+                                                              serve_bench: Any, tmp_path: Path) -> None:  # noqa: F811
+    with serve_bench.server_process(two_bundles[0]) as url:
+        _schemathesis_all_checks(url, tmp_path)
+
+
+@pytest.mark.slow
+def test_schemathesis_all_checks_pass_behind_a_token(two_bundles: tuple[Path, Path],  # noqa: F811
+                                                     serve_bench: Any, tmp_path: Path) -> None:  # noqa: F811
+    """With --token-file the document declares bearer security, so schemathesis also checks that
+    requests without the token are refused (ignored_auth)."""
+    token = tmp_path / "token"
+    token.write_text("s3cret-token-for-tests-0123456789")
+    token.chmod(0o600)
+    with serve_bench.server_process(two_bundles[0], extra=("--token-file", str(token))) as url:
+        _schemathesis_all_checks(url, tmp_path, "Authorization: Bearer s3cret-token-for-tests-0123456789")
 
 
 def test_serve_store_starts_on_the_newest_good_version_and_judges_probation(

@@ -25,9 +25,12 @@ from edge_runtime.sync.store import VersionStore
 
 
 def call(app: Any, method: str, path: str, body: Optional[bytes] = None, query: str = "",
-         ctype: str = "application/json", length: Optional[str] = None) -> tuple[int, dict[str, str], bytes]:
+         ctype: str = "application/json", length: Optional[str] = None,
+         auth: Optional[str] = None) -> tuple[int, dict[str, str], bytes]:
     environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query,
                "CONTENT_TYPE": ctype, "wsgi.input": io.BytesIO(body or b"")}
+    if auth is not None:
+        environ["HTTP_AUTHORIZATION"] = auth
     if body is not None:
         environ["CONTENT_LENGTH"] = length if length is not None else str(len(body))
     got: dict[str, Any] = {}
@@ -75,7 +78,8 @@ def test_served_openapi_is_the_repo_document_with_the_models_rows(app: Any, mode
 
     repo = json.loads(OPENAPI_PATH.read_text())
     served = json.loads(call(app, "GET", "/openapi.json")[2])
-    assert served["paths"] == repo["paths"]
+    assert served["paths"] == repo["paths"]  # a classifier without a token: the paths as shipped
+    assert "predictions" not in served["components"]["schemas"]["PredictResponse"]["properties"]
     row = served["components"]["schemas"]["Row"]["oneOf"]
     assert row[0]["minItems"] == row[0]["maxItems"] == 30
     assert row[1]["required"] == model.feature_names and row[1]["additionalProperties"] is False
@@ -267,7 +271,7 @@ def test_an_internal_error_is_a_500_for_that_request_only(model: Any) -> None:
     class Broken:
         def __init__(self, real: Any) -> None:
             self.manifest, self.task, self.feature_names = real.manifest, real.task, real.feature_names
-            self.backend, self.calls = real.backend, 0
+            self.backend, self.artifact, self.calls = real.backend, real.artifact, 0
 
         def predict(self, rows: Any) -> Any:
             self.calls += 1
@@ -282,3 +286,57 @@ def test_an_internal_error_is_a_500_for_that_request_only(model: Any) -> None:
     assert code == 500 and "engine fell over" not in out.decode()  # no internals leak
     assert call(app, "POST", "/predict", body)[0] == 200
     assert 'edgert_predict_errors_total{version="1.0.0",kind="internal"} 1' in metrics.render()
+
+
+def test_default_row_limit_always_fits_the_body_limit(model: Any) -> None:
+    """Without --max-rows, maxItems is what --max-body holds at the longest value each feature
+    allows (a 40-digit integer for float32, names in the object form), so every request the
+    document allows is accepted: the largest such request fits, one row more is a 422."""
+    from edge_runtime.server.limits import worst_row_bytes
+
+    app = make_app(single_model_slot(model), max_body=64 * 1024)
+    doc = json.loads(call(app, "GET", "/openapi.json")[2])
+    limit = doc["components"]["schemas"]["PredictRequest"]["oneOf"][0]["properties"]["rows"]["maxItems"]
+    worst = worst_row_bytes(model.manifest.features, "float32")
+    assert limit == (64 * 1024 - 10) // worst and limit > 1
+    longest = -340282346638528859811704183484516925440  # the float32 bound's integer part, 40 chars
+    record = {name: longest for name in model.feature_names}
+    body = json.dumps({"rows": [record] * limit}).encode()
+    assert len(body) <= 64 * 1024  # the worst case the document allows fits the body limit ...
+    code, _, out = call(app, "POST", "/predict", body)
+    assert code == 200, out  # ... and is served (the integer is within float32)
+    code, _, out = call(app, "POST", "/predict", json.dumps([[0] * 30] * (limit + 1)).encode())
+    assert code == 422 and f"the limit is {limit}" in json.loads(out)["error"]
+
+
+def test_openapi_for_a_regressor_offers_no_probabilities(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    from converters import convert
+
+    X, y = load_diabetes(return_X_y=True)
+    bundle = convert(Ridge().fit(X, y), X, tmp_path / "ridge", name="ridge", version="1.0.0")
+    app = make_app(single_model_slot(load(bundle)), server_url="http://127.0.0.1:9999")
+    doc = json.loads(call(app, "GET", "/openapi.json")[2])
+    proba = next(p for p in doc["paths"]["/predict"]["post"]["parameters"] if p["name"] == "proba")
+    assert proba["schema"]["enum"] == ["0", "false"]
+    response = doc["components"]["schemas"]["PredictResponse"]
+    assert "probabilities" not in response["properties"] and "predictions" in response["required"]
+    assert doc["servers"] == [{"url": "http://127.0.0.1:9999"}]
+    row = X[:1].tolist()
+    assert call(app, "POST", "/predict", json.dumps(row).encode(), "proba=0")[0] == 200
+    assert call(app, "POST", "/predict", json.dumps(row).encode(), "proba=1")[0] == 400
+
+
+def test_token_guards_every_path_but_healthz_in_process(model: Any) -> None:
+    app = make_app(single_model_slot(model), token=b"0123456789abcdef")
+    assert call(app, "GET", "/healthz")[0] == 200
+    code, headers, out = call(app, "GET", "/model")
+    assert code == 401 and headers["WWW-Authenticate"] == 'Bearer realm="edgert"'
+    body = json.dumps(rows(model, 1)).encode()
+    assert call(app, "POST", "/predict", body)[0] == 401
+    assert call(app, "POST", "/predict", body, auth="Bearer 0123456789abcdeX")[0] == 401
+    assert call(app, "POST", "/predict", body, auth="bearer  0123456789abcdef ")[0] == 200
+    assert call(app, "GET", "/nowhere", auth="Bearer 0123456789abcdef")[0] == 404  # routes after auth

@@ -7,8 +7,10 @@ from __future__ import annotations
 import http.client
 import json
 import signal
+import socket
 import threading
 from typing import Any, Callable, Optional
+from urllib.parse import urlsplit
 
 from ..sdnotify import Notifier, Watchdog
 
@@ -57,13 +59,39 @@ class Service:
         self.notifier.close()
 
 
-def http_ready(host: str, port: int, timeout_s: float = 5.0) -> Optional[dict[str, Any]]:
-    """The server's ``GET /readyz`` answer (model, version, backend) when it is ready, else None
-    (a wildcard bind is probed on loopback; no proxy from the environment is used)."""
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
-    conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a Unix socket (``edgert serve --unix-socket``)."""
+
+    def __init__(self, path: str, timeout: float):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.unix_path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def http_ready(url: str, token: Optional[bytes] = None, timeout_s: float = 5.0) -> Optional[dict[str, Any]]:
+    """The server's ``GET /readyz`` answer (model, version, backend) when it is ready, else None.
+    ``url`` is ``http://host:port`` (a wildcard bind is probed on loopback; no proxy from the
+    environment is used) or ``unix:PATH``; ``token`` is sent as a bearer token."""
+    conn: http.client.HTTPConnection
+    if url.startswith("unix:"):
+        conn = _UnixHTTPConnection(url.removeprefix("unix:"), timeout_s)
+    else:
+        parts = urlsplit(url)
+        host = parts.hostname or "127.0.0.1"
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+        conn = http.client.HTTPConnection(host, parts.port or 80, timeout=timeout_s)
+    headers = {"Authorization": "Bearer " + token.decode("ascii")} if token else {}
     try:
-        conn.request("GET", "/readyz")
+        conn.request("GET", "/readyz", headers=headers)
         resp = conn.getresponse()
         body = json.loads(resp.read(64 * 1024) or b"null")
         return body if resp.status == 200 and isinstance(body, dict) else None

@@ -20,7 +20,8 @@ def register(cli: click.Group) -> None:
 @click.command()
 @click.argument("source", metavar="BUNDLE_OR_STORE", type=click.Path(exists=True))
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to bind. Keep 127.0.0.1 unless other machines must reach it.")
+              help="Address to bind. Keep 127.0.0.1 unless other machines must reach it "
+                   "(then also use --token-file).")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
               help="Port (0 = any free port; the bound address is printed).")
 @click.option("--backend", default="auto", show_default=True, help=BACKEND_HELP)
@@ -30,16 +31,29 @@ def register(cli: click.Group) -> None:
               help="Threads per model call (default: the backend's).")
 @click.option("--max-body", default=1024 * 1024, show_default=True, type=click.IntRange(1),
               help="Largest accepted request body in bytes (larger: 413).")
-@click.option("--max-rows", default=10_000, show_default=True, type=click.IntRange(1),
-              help="Most rows in one request (more: 413).")
+@click.option("--max-rows", default=None, type=click.IntRange(1),
+              help="Most rows in one request (more: 422, as any request the served OpenAPI refuses). "
+                   "Default: as many as always fit in --max-body for the served model's features, "
+                   "whatever their values (printed at start).")
+@click.option("--token-file", type=click.Path(dir_okay=False),
+              help="Require 'Authorization: Bearer <token>' (the file's content, chmod 600) on every "
+                   "path but /healthz; 401 without it.")
+@click.option("--unix-socket", type=click.Path(dir_okay=False),
+              help="Listen on this Unix socket (mode 0600) instead of --host/--port.")
+@click.option("--connection-limit", "connections", default=None, type=click.IntRange(1),
+              help="Most connections open at once (default 1000, within the file-descriptor limit); "
+                   "more wait in the listen backlog.")
+@click.option("--idle-timeout", default=30, show_default=True, type=click.IntRange(1),
+              help="Seconds without a byte before an idle connection is closed (slowloris guard).")
 @click.option("--poll-interval", default=0.5, show_default=True, type=click.FloatRange(0.01),
               help="Seconds between checks of a sync store's active.json.")
 @click.option("--strict", is_flag=True,
               help="Also refuse values outside each feature's training min/max (422).")
 @trust_option
 def serve(source: str, host: str, port: int, backend: str, http_threads: int,
-          model_threads: Optional[int], max_body: int, max_rows: int, poll_interval: float,
-          strict: bool, trust: tuple[str, ...]) -> None:
+          model_threads: Optional[int], max_body: int, max_rows: Optional[int],
+          token_file: Optional[str], unix_socket: Optional[str], connections: Optional[int],
+          idle_timeout: int, poll_interval: float, strict: bool, trust: tuple[str, ...]) -> None:
     """Serve BUNDLE_OR_STORE over HTTP: POST /predict, GET /healthz /readyz /metrics /model /openapi.json.
 
     Given a sync store (a directory with active.json and versions/), it serves the current
@@ -50,6 +64,10 @@ def serve(source: str, host: str, port: int, backend: str, http_threads: int,
     require_extra("waitress", "serve")  # before the bundle is loaded and checked
     from ..server.run import serve as run
 
+    ctx = click.get_current_context()
+    if unix_socket and any(ctx.get_parameter_source(p) is not click.core.ParameterSource.DEFAULT
+                           for p in ("host", "port")):
+        raise click.UsageError("--unix-socket replaces --host/--port: give one or the other")
     apply_trust(trust)  # every load and every swap then requires a signature by these keys
 
     logging.basicConfig(level=logging.INFO, format="edgert: %(levelname)s %(message)s", stream=sys.stderr)
@@ -59,8 +77,10 @@ def serve(source: str, host: str, port: int, backend: str, http_threads: int,
     try:
         serve_with(service, run, source=source, host=host, port=port, backend=backend,
                    model_threads=model_threads, http_threads=http_threads, max_body=max_body,
-                   max_rows=max_rows, poll_interval=poll_interval, strict=strict)
-    except ImportError as exc:
+                   max_rows=max_rows, poll_interval=poll_interval, strict=strict,
+                   token_file=token_file, unix_socket=unix_socket, connections=connections,
+                   idle_timeout=idle_timeout)
+    except ImportError as exc:  # a ServeConfigError is a usage error: exit 2, by the CLI's handler
         raise click.ClickException(str(exc)) from None
     finally:
         service.close()
@@ -80,18 +100,18 @@ def serve_with(service: Service, run: Callable[..., None], *,
         lines.append(line)
         click.echo(line, err=True)
 
-    def ready(host: str, port: int) -> None:
+    def ready(url: str, token: Optional[bytes]) -> None:
         def check() -> bool:
-            answer = http_ready(host, port)
+            answer = http_ready(url, token)
             if answer is None:
                 return False
-            now = f"serving {answer.get('model')} {answer.get('version')} on http://{host}:{port}"
+            now = f"serving {answer.get('model')} {answer.get('version')} on {url}"
             if not said or said[-1] != now:
                 said.append(now)
                 service.status(now)
             return also_healthy()
 
-        service.ready(lines[-1].removeprefix("edgert: ") if lines else f"serving on {host}:{port}",
+        service.ready(lines[-1].removeprefix("edgert: ") if lines else f"serving on {url}",
                       healthy=check)
 
     run(announce=announce, on_ready=ready, **options)

@@ -16,14 +16,14 @@ import json
 import logging
 import math
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Union
 from urllib.parse import parse_qs
 
 from ..errors import EdgeRuntimeError, InputError
-from ..inputs.schema import FLOAT_MAX
-from ..manifest_checks import MAX_CATEGORY_CHARS, MAX_TEXT_CHARS
+from .auth import CHALLENGE, OPEN_PATHS, authorized
+from .limits import row_limit
 from .metrics import Metrics
+from .openapi import OPENAPI_PATH, base_document, openapi_for_model
 from .slot import ModelSlot
 
 if TYPE_CHECKING:
@@ -31,11 +31,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("edge_runtime.server")
 
-OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 DEFAULT_MAX_BODY = 1024 * 1024
-DEFAULT_MAX_ROWS = 10_000
+#: None: the rows that always fit in the body limit for the served model (server/limits.py)
+DEFAULT_MAX_ROWS: Optional[int] = None
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
             411: "Length Required", 413: "Content Too Large", 415: "Unsupported Media Type",
             422: "Unprocessable Content", 500: "Internal Server Error", 503: "Service Unavailable"}
 
@@ -70,15 +70,18 @@ class PredictionApp:
     """Routes: POST /predict, GET /healthz, /readyz, /metrics, /model, /openapi.json."""
 
     def __init__(self, slot: Union[ModelSlot, HotSwapModel], *, metrics: Optional[Metrics] = None,
-                 max_body: int = DEFAULT_MAX_BODY, max_rows: int = DEFAULT_MAX_ROWS,
-                 strict: bool = False):
+                 max_body: int = DEFAULT_MAX_BODY, max_rows: Optional[int] = DEFAULT_MAX_ROWS,
+                 strict: bool = False, token: Optional[bytes] = None, server_url: Optional[str] = None):
         self.slot = slot
         self.strict = strict  # also refuse values outside the training min/max
         self.metrics = metrics or Metrics()
         self.max_body = max_body
-        self.max_rows = max_rows
+        self.max_rows = max_rows  # None: derived per served model from max_body (limits.py)
+        self.token = token  # None: no authentication (bind to 127.0.0.1 or a 0600 Unix socket)
+        self.server_url = server_url  # the document's `servers` entry: the bound address
         self._openapi = OPENAPI_PATH.read_bytes()
         self._openapi_cache: Optional[tuple[Any, bytes]] = None
+        self._limit_cache: Optional[tuple[Any, int]] = None
         self.routes: dict[str, dict[str, Callable[[dict[str, Any]], tuple[int, str, bytes]]]] = {
             "/predict": {"POST": self._predict},
             "/healthz": {"GET": self._healthz},
@@ -94,6 +97,9 @@ class PredictionApp:
         method = environ.get("REQUEST_METHOD", "GET").upper()
         extra: list[tuple[str, str]] = []
         try:
+            if path not in OPEN_PATHS and not authorized(self.token, environ.get("HTTP_AUTHORIZATION")):
+                raise HTTPError(401, "missing or wrong bearer token: send 'Authorization: Bearer <token>' "
+                                     "(edgert serve --token-file)", [("WWW-Authenticate", CHALLENGE)])
             methods = self.routes.get(path)
             if methods is None:
                 raise HTTPError(404, f"no such path {path!r}; try one of {sorted(self.routes)}")
@@ -138,7 +144,7 @@ class PredictionApp:
         try:
             proba = self._proba_param(environ.get("QUERY_STRING", ""))
             model = loaded.model
-            rows_in = self._parse_rows(self._read_body(environ))
+            rows_in = self._parse_rows(self._read_body(environ), self.row_limit(loaded))
             rows = len(rows_in)
             if proba and model.task != "classification":
                 raise HTTPError(400, f"proba=1: model '{model.manifest.name}' is a {model.task} model "
@@ -206,7 +212,18 @@ class PredictionApp:
             raise HTTPError(415, f"Content-Type {ctype!r} is not JSON; send application/json")
         return body
 
-    def _parse_rows(self, body: bytes) -> list[Any]:
+    def row_limit(self, loaded: Any) -> int:
+        """The most rows one request may carry to ``loaded``: ``max_rows``, or the rows that
+        always fit in ``max_body`` for its features."""
+        cached = self._limit_cache
+        if cached is None or cached[0] is not loaded:
+            model = loaded.model
+            cached = self._limit_cache = (loaded, row_limit(
+                self.max_rows, self.max_body, model.manifest.features, model.artifact.input_dtype,
+                strict=self.strict))
+        return cached[1]
+
+    def _parse_rows(self, body: bytes, max_rows: int) -> list[Any]:
         """The request's rows: arrays in feature order or objects keyed by feature name. Only
         the request's shape is checked here; the values are the model's input schema's job."""
         try:
@@ -232,9 +249,11 @@ class PredictionApp:
             raise HTTPError(400, f"'rows' must be an array of rows, got {type(rows).__name__}")
         if not rows:
             raise HTTPError(400, "'rows' is empty; send at least one row")
-        if len(rows) > self.max_rows:
-            raise HTTPError(422, f"{len(rows)} rows in one request; the limit is {self.max_rows} "
-                                 "(edgert serve --max-rows)")
+        # a schema violation (the document's maxItems), like every other one: 422; 413 is kept
+        # for the body limit, which no schema can express
+        if len(rows) > max_rows:
+            raise HTTPError(422, f"{len(rows)} rows in one request; the limit is {max_rows} "
+                                 "(edgert serve --max-rows; by default what --max-body always holds)")
         for i, r in enumerate(rows):
             if not isinstance(r, (list, dict)):
                 raise HTTPError(400, f"row {i} is a {type(r).__name__}; each row must be an array of "
@@ -282,51 +301,17 @@ class PredictionApp:
             return 200, "application/json", self._openapi
         cached = self._openapi_cache
         if cached is None or cached[0] is not loaded:
-            cached = self._openapi_cache = (loaded, json.dumps(
-                openapi_for_model(json.loads(self._openapi), loaded.model.manifest, self.max_rows,
-                                  dtype=loaded.model.artifact.input_dtype, strict=self.strict)).encode())
+            model = loaded.model
+            doc = openapi_for_model(base_document(), model.manifest, self.row_limit(loaded),
+                                    dtype=model.artifact.input_dtype, strict=self.strict,
+                                    server_url=self.server_url, token=self.token is not None)
+            cached = self._openapi_cache = (loaded, json.dumps(doc).encode())
         return 200, "application/json", cached[1]
 
 
-def openapi_for_model(doc: dict[str, Any], manifest: Any, max_rows: int = DEFAULT_MAX_ROWS, *,
-                      dtype: str = "float32", strict: bool = False) -> dict[str, Any]:
-    """The repo's OpenAPI document with the generic ``Row`` schema replaced by the served model's
-    rows (its feature names, count, which accept null, the bounds its input schema enforces: the
-    float type's, the allowed range and, with ``strict``, the training range) and the row limit
-    set to the server's, so clients and schema-driven tests see exactly what /predict accepts."""
-    limit = FLOAT_MAX.get(dtype, FLOAT_MAX["float64"])
-
-    def feature_schema(f: Any) -> dict[str, Any]:
-        if f.kind != "numeric":  # strings: the input schema's length bound, and the categories
-            out: dict[str, Any] = {"type": "string", "maxLength": MAX_CATEGORY_CHARS
-                                   if f.kind == "categorical" else MAX_TEXT_CHARS}
-            if f.kind == "categorical" and f.unknown == "error":
-                out["enum"] = list(f.categories)
-            return out
-        lo, hi = -limit, limit
-        for bounds in (f.range, (f.train_min, f.train_max) if strict else None):
-            if bounds is not None and None not in bounds:
-                lo, hi = max(lo, float(bounds[0])), min(hi, float(bounds[1]))
-        types = ["number"] + (["boolean"] if lo <= 0 and 1 <= hi else []) + (["null"] if f.allow_nan else [])
-        return {"type": types, "minimum": lo, "maximum": hi}
-
-    feats = list(manifest.features)
-    doc["info"]["x-model"] = {"name": manifest.name, "version": manifest.version}
-    doc["components"]["schemas"]["Row"] = {"oneOf": [
-        {"type": "array", "description": "Values in feature order: " + ", ".join(f.name for f in feats),
-         "prefixItems": [feature_schema(f) for f in feats], "items": False,
-         "minItems": len(feats), "maxItems": len(feats)},
-        {"type": "object", "description": "Values keyed by feature name",
-         "properties": {f.name: feature_schema(f) for f in feats},
-         "required": [f.name for f in feats], "additionalProperties": False},
-    ]}
-    for form in doc["components"]["schemas"]["PredictRequest"]["oneOf"]:
-        (form["properties"]["rows"] if form["type"] == "object" else form)["maxItems"] = max_rows
-    return doc
-
-
 def make_app(slot: Union[ModelSlot, HotSwapModel], **kwargs: Any) -> PredictionApp:
-    """The WSGI callable for ``slot`` (keyword arguments: ``metrics``, ``max_body``, ``max_rows``)."""
+    """The WSGI callable for ``slot`` (keyword arguments: ``metrics``, ``max_body``, ``max_rows``,
+    ``strict``, ``token``, ``server_url``)."""
     return PredictionApp(slot, **kwargs)
 
 
