@@ -95,7 +95,7 @@ class Collector:
                 self.store.close()
                 raise
         self.mqtt, self.mqtt_prefix = mqtt, mqtt_prefix.strip("/")
-        self._started = False
+        self._started = self._stopped = False
         self._mqtt: Optional[MqttReceiver] = None
         if mqtt is not None:
             self._mqtt = MqttReceiver(self, mqtt[0], mqtt[1], prefix=self.mqtt_prefix,
@@ -117,7 +117,11 @@ class Collector:
         if self._http is not None:
             self._http.start()
         if self._mqtt is not None:
-            self._mqtt.start()
+            try:
+                self._mqtt.start()
+            except BaseException:
+                self.stop()  # not half started: the HTTP side closes too
+                raise
         return self
 
     def serve_forever(self) -> None:
@@ -129,6 +133,10 @@ class Collector:
             self.stop()
 
     def stop(self) -> None:
+        """Close the receivers and the database (again: no-op)."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self._http is not None:
             self._http.stop()
         if self._mqtt is not None:

@@ -77,7 +77,10 @@ class MqttReceiver:
         client.on_message = self._on_message
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY_S
-        client.connect(self.host, self.port, keepalive=30, clean_start=False, properties=props)
+        try:
+            client.connect(self.host, self.port, keepalive=30, clean_start=False, properties=props)
+        except OSError as exc:
+            raise OSError(f"mqtt://{self.host}:{self.port}: {exc.strerror or exc}") from None
         client.loop_start()
         if not ready.wait(timeout_s) or failed:
             client.loop_stop()

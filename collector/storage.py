@@ -124,7 +124,7 @@ class Store(ABC):
             done = {int(r[0]) for r in cur.execute("SELECT version FROM schema_migrations")}
             if done and max(done) > SCHEMA_VERSION:
                 raise CollectorStoreError(
-                    f"{self.url}: schema version {max(done)} is newer than this collector's "
+                    f"{redact_url(self.url)}: schema version {max(done)} is newer than this collector's "
                     f"({SCHEMA_VERSION}); upgrade edge-runtime")
             for version, statements in MIGRATIONS:
                 if version in done:

@@ -9,11 +9,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import click
 
+from ._service import Service
 from ._util import echo_json
+
+if TYPE_CHECKING:  # imported inside the commands: a device install may lack it
+    from collector import Collector
 
 
 def register(cli: click.Group) -> None:
@@ -72,20 +76,40 @@ def collector(ctx: click.Context, db: Optional[str], host: str, port: int, token
         if not h or not p.isdigit():
             raise click.BadParameter("expected HOST:PORT", param_hint="--mqtt")
         broker = (h, int(p))
+    service = Service()
+    # SIGTERM (systemd, docker) stops it like Ctrl-C: receivers closed, connections released
+    service.install_signal_handlers(interrupt=True)
+    coll: Optional[Collector] = None
     try:
-        coll = Collector(db, host=host, port=port, token=token, mqtt=broker,
-                         mqtt_prefix=mqtt_prefix, http=not no_http, mqtt_group=mqtt_group,
-                         mqtt_client_id=mqtt_client_id)
-        coll.start()
-    except CollectorStoreError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(json.dumps({"listening": f"http://{host}:{coll.port}/v1/batches" if not no_http
-                           else None, "mqtt": mqtt, "db": redact_url(coll.store.url)}), err=True)
-    sys.stderr.flush()
-    try:
+        try:
+            coll = Collector(db, host=host, port=port, token=token, mqtt=broker,
+                             mqtt_prefix=mqtt_prefix, http=not no_http, mqtt_group=mqtt_group,
+                             mqtt_client_id=mqtt_client_id)
+            coll.start()
+        except (CollectorStoreError, OSError) as exc:
+            raise click.ClickException(str(exc)) from None
+        where = f"http://{host}:{coll.port}/v1/batches" if not no_http else None
+        click.echo(json.dumps({"listening": where, "mqtt": mqtt,
+                               "db": redact_url(coll.store.url)}), err=True)
+        sys.stderr.flush()
+        started = coll
+        service.ready(f"collecting on {where or mqtt}", healthy=lambda: _db_answers(started))
         coll.serve_forever()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # the signal may come at any point once the handlers are in
         pass
+    finally:
+        if coll is not None:
+            coll.stop()
+        service.close()
+
+
+def _db_answers(coll: Collector) -> bool:
+    """The watchdog's health check: the database answers a query."""
+    try:
+        coll.store.counts()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means unhealthy
+        return False
 
 
 @collector.command()

@@ -46,3 +46,16 @@ def test_unusable_databases_are_one_clear_line(tmp_path):
     assert "127.0.0.1:1/x" in res.stderr and "pw0rd" not in res.stderr
     res = _cli(["collector", "report", "--db", "redis://x"])
     assert res.returncode == 1 and "redis:// is not supported" in res.stderr
+
+
+def test_sigterm_stops_cleanly_and_unreachable_broker_is_one_line(tmp_path):
+    import signal
+
+    from fleet_cli import start_cli_collector
+
+    proc, port = start_cli_collector(str(tmp_path / "c.db"))
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    res = _cli(["collector", "--db", str(tmp_path / "c.db"), "--port", "0", "--mqtt", "127.0.0.1:1"])
+    assert res.returncode == 1 and "Traceback" not in res.stderr and "127.0.0.1" in res.stderr, res.stderr
