@@ -8,6 +8,7 @@ Install it with ``pip install 'edge-runtime[collector]'``.
 
 from __future__ import annotations
 
-from .core import Collector, CollectorStore, Thresholds, check
+from .alerts import Alerter
+from .core import Breach, Collector, CollectorStore, Thresholds, breaches, check
 
-__all__ = ["Collector", "CollectorStore", "Thresholds", "check"]
+__all__ = ["Alerter", "Breach", "Collector", "CollectorStore", "Thresholds", "breaches", "check"]

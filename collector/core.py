@@ -23,6 +23,8 @@ from edge_runtime.bundle import parse_semver
 from edge_runtime.telemetry.aggregate import merge_segments, validate_segment
 from edge_runtime.telemetry.stats import PSI_MIN_ROWS, PSI_THRESHOLD, feature_drift, quantile_from_buckets
 
+from .series import bucket_segments, point
+
 log = logging.getLogger("collector")
 MAX_BODY_BYTES = 32 * 1024 * 1024
 
@@ -120,28 +122,55 @@ class CollectorStore:
         return {"batches": b, "segments": s}
 
     def report(self, *, psi_threshold: float = PSI_THRESHOLD,
-               min_rows: int = PSI_MIN_ROWS) -> dict[str, Any]:
-        """Per model version: calls, rows, error rate, latency quantiles, classes, drift,
-        feedback accuracy, shadow agreement; plus what devices reported as dropped."""
+               min_rows: int = PSI_MIN_ROWS, since: Optional[float] = None,
+               series: bool = False) -> dict[str, Any]:
+        """Per model version: calls, rows, error rate, errors by kind, latency quantiles,
+        classes, drift, feedback accuracy, shadow agreement; plus what devices reported as
+        dropped. ``since`` (a collector clock time) keeps only batches received from then on
+        (alerts judge a recent window, not all history); ``series`` adds each version's
+        figures over time (:mod:`collector.series`)."""
+        cut = "" if since is None else " WHERE received >= ?"
+        args = () if since is None else (float(since),)
         with self._lock:
-            rows = self._db.execute("SELECT model, version, payload FROM segments").fetchall()
+            rows = self._db.execute(
+                "SELECT model, version, payload, device_id, window_end FROM segments" + (
+                    "" if since is None else f" WHERE batch_id IN (SELECT batch_id FROM batches{cut})"),
+                args).fetchall()
             refs = {(m, v): json.loads(p) for m, v, p in
                     self._db.execute("SELECT model, version, payload FROM refs")}
             dropped = self._db.execute(
                 "SELECT COALESCE(SUM(dropped_segments), 0), COALESCE(SUM(dropped_calls), 0) "
-                "FROM batches").fetchone()
-            devices = self._db.execute("SELECT COUNT(DISTINCT device_id) FROM batches").fetchone()[0]
+                f"FROM batches{cut}", args).fetchone()
+            devices = self._db.execute(
+                f"SELECT COUNT(DISTINCT device_id) FROM batches{cut}", args).fetchone()[0]
         merged: dict[tuple[str, str], dict[str, Any]] = {}
         nseg: dict[tuple[str, str], int] = {}
-        for model, version, text in rows:
+        raw: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        devs: dict[tuple[str, str], dict[str, tuple[float, Optional[str]]]] = {}
+        for model, version, text, device, wend in rows:
             seg = json.loads(text)
             key = (model, version)
             merged[key] = merge_segments(merged[key], seg) if key in merged else seg
             nseg[key] = nseg.get(key, 0) + 1
+            if series:
+                raw.setdefault(key, []).append(seg)
+            last = devs.setdefault(key, {}).get(device)
+            if last is None or wend >= last[0]:  # the device's latest word on its rollout state
+                devs[key][device] = (wend, seg.get("state") if isinstance(seg.get("state"), str)
+                                     else (last[1] if last else None))
         versions = []
         for key in sorted(merged, key=lambda k: (k[0], _semver_key(k[1]))):
             versions.append(_version_report(merged[key], refs.get(key), nseg[key],
                                             psi_threshold, min_rows))
+            states: dict[str, int] = {}
+            for _, state in devs[key].values():
+                if state is not None:
+                    states[state] = states.get(state, 0) + 1
+            versions[-1].update(devices=len(devs[key]), states=states)
+            if series:
+                versions[-1]["series"] = [
+                    point(_version_report(b, None, 1, psi_threshold, min_rows))
+                    for b in bucket_segments(raw[key])]
         return {"versions": versions, "devices": devices,
                 "dropped": {"segments": int(dropped[0]), "calls": int(dropped[1])}}
 
@@ -203,36 +232,67 @@ class Thresholds:
     min_feedback: int = 30
 
 
-def check(report: dict[str, Any], t: Thresholds) -> list[str]:
-    """One line per breach: drift per feature, error rate, p99 latency, accuracy drop.
+@dataclass(frozen=True)
+class Breach:
+    """One threshold breach, structured (alerts label it) and as one line (``check``).
+
+    ``kind`` is ``drift``, ``error_rate``, ``latency``, ``accuracy`` or ``dropped``; ``value`` the
+    measured figure and ``limit`` the threshold it crossed, in the units of the message.
+    """
+
+    kind: str
+    model: str
+    version: str
+    value: float
+    limit: float
+    message: str
+    feature: Optional[str] = None
+
+
+def breaches(report: dict[str, Any], t: Thresholds) -> list[Breach]:
+    """Every breach of ``t`` in ``report``: drift per feature, error rate, p99 latency,
+    accuracy drop, windows dropped by devices.
 
     The accuracy drop of a version is measured against the nearest earlier version (by
     semver) of the same model that has at least ``min_feedback`` labelled predictions.
     """
-    lines = []
+    out = []
     last_acc: dict[str, tuple[str, float]] = {}
     for v in report["versions"]:
-        tag = f"{v['model']}@{v['version']}"
+        m, ver = v["model"], v["version"]
+        tag = f"{m}@{ver}"
         for name, d in v["drift"].items():
             if d["psi"] is not None and d["rows"] >= t.min_rows and d["psi"] > t.max_psi:
-                lines.append(f"{tag}: drift in feature '{name}': PSI {d['psi']:.3f} > {t.max_psi}")
+                out.append(Breach("drift", m, ver, d["psi"], t.max_psi,
+                                  f"{tag}: drift in feature '{name}': PSI {d['psi']:.3f} > {t.max_psi}",
+                                  feature=name))
         if v["calls"] + v["errors"] and v["error_rate"] > t.max_error_rate:
-            lines.append(f"{tag}: error rate {v['error_rate']:.2%} > {t.max_error_rate:.2%} "
-                         f"({v['errors']} of {v['calls'] + v['errors']})")
+            kinds = ", ".join(f"{k} {n}" for k, n in sorted(v["errors_by_kind"].items()))
+            out.append(Breach("error_rate", m, ver, v["error_rate"], t.max_error_rate,
+                              f"{tag}: error rate {v['error_rate']:.2%} > {t.max_error_rate:.2%} "
+                              f"({v['errors']} of {v['calls'] + v['errors']}: {kinds})"))
         p99 = v["latency_s"]["p99"]
         if t.max_p99_ms is not None and p99 is not None and p99 * 1000 > t.max_p99_ms:
-            lines.append(f"{tag}: p99 latency {p99 * 1000:.3g} ms > {t.max_p99_ms} ms")
+            out.append(Breach("latency", m, ver, p99 * 1000, t.max_p99_ms,
+                              f"{tag}: p99 latency {p99 * 1000:.3g} ms > {t.max_p99_ms} ms"))
         acc, n = v["feedback"]["accuracy"], v["feedback"]["n"]
         if acc is not None and n >= t.min_feedback:
-            prev = last_acc.get(v["model"])
+            prev = last_acc.get(m)
             if prev is not None and prev[1] - acc > t.max_accuracy_drop:
-                lines.append(f"{tag}: accuracy {acc:.2%} dropped {prev[1] - acc:.2%} from "
-                             f"{prev[1]:.2%} ({v['model']}@{prev[0]}) > {t.max_accuracy_drop:.2%}")
-            last_acc[v["model"]] = (v["version"], acc)
+                out.append(Breach("accuracy", m, ver, prev[1] - acc, t.max_accuracy_drop,
+                                  f"{tag}: accuracy {acc:.2%} dropped {prev[1] - acc:.2%} from "
+                                  f"{prev[1]:.2%} ({m}@{prev[0]}) > {t.max_accuracy_drop:.2%}"))
+            last_acc[m] = (ver, acc)
     if report["dropped"]["segments"]:
-        lines.append(f"devices dropped {report['dropped']['segments']} telemetry windows "
-                     f"({report['dropped']['calls']} calls) under the outbox size cap")
-    return lines
+        out.append(Breach("dropped", "", "", report["dropped"]["segments"], 0,
+                          f"devices dropped {report['dropped']['segments']} telemetry windows "
+                          f"({report['dropped']['calls']} calls) under the outbox size cap"))
+    return out
+
+
+def check(report: dict[str, Any], t: Thresholds) -> list[str]:
+    """One line per breach (see :func:`breaches`)."""
+    return [b.message for b in breaches(report, t)]
 
 
 # --- receivers --------------------------------------------------------------------------------
@@ -243,17 +303,21 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt: str, *args: Any) -> None:
         log.debug("%s " + fmt, self.address_string(), *args)
 
-    def _reply(self, status: int, obj: Any) -> None:
-        data = json.dumps(obj).encode()
+    def _reply(self, status: int, obj: Any, ctype: str = "application/json") -> None:
+        data = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        from . import dashboard
+
         if self.path == "/v1/health":
             self._reply(200, {"ok": True, **self.server.store.counts()})
+        elif (got := dashboard.route(self.path, self.server.store)) is not None:
+            self._reply(got[0], got[2], got[1])
         else:
             self._reply(404, {"error": "not found"})
 

@@ -63,3 +63,7 @@ class UnsupportedModelError(BackendError):
 
 class ProfileError(EdgeRuntimeError, ValueError):
     """A device profile file is missing or invalid (names the field)."""
+
+
+class AlertDeliveryError(EdgeRuntimeError):
+    """An alert webhook refused or did not answer a notification (it is retried next round)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import click
 
@@ -59,17 +59,32 @@ def collector(ctx: click.Context, db: Optional[str], host: str, port: int, token
         pass
 
 
+def _threshold_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The ``check`` thresholds, shared by ``report --check`` and ``alerts``."""
+    for opt in reversed([
+            click.option("--max-psi", type=float, default=0.2, show_default=True),
+            click.option("--min-rows", type=int, default=200, show_default=True,
+                         help="Rows a feature needs before drift is judged."),
+            click.option("--max-error-rate", type=float, default=0.05, show_default=True),
+            click.option("--max-p99-ms", type=float, default=None),
+            click.option("--max-accuracy-drop", type=float, default=0.05, show_default=True),
+            click.option("--min-feedback", type=int, default=30, show_default=True)]):
+        f = opt(f)
+    return f
+
+
+def _db_path(ctx: click.Context, db: Optional[str]) -> str:
+    db = db or (ctx.obj or {}).get("collector_db")
+    if db is None or not Path(db).is_file():
+        raise click.UsageError("--db must name an existing collector database")
+    return db
+
+
 @collector.command()
 @click.option("--db", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 @click.option("--check", is_flag=True, help="Exit 1 with one line per threshold breach.")
-@click.option("--max-psi", type=float, default=0.2, show_default=True)
-@click.option("--min-rows", type=int, default=200, show_default=True,
-              help="Rows a feature needs before drift is judged.")
-@click.option("--max-error-rate", type=float, default=0.05, show_default=True)
-@click.option("--max-p99-ms", type=float, default=None)
-@click.option("--max-accuracy-drop", type=float, default=0.05, show_default=True)
-@click.option("--min-feedback", type=int, default=30, show_default=True)
+@_threshold_options
 @click.pass_context
 def report(ctx: click.Context, db: Optional[str], as_json: bool, check: bool, max_psi: float,
            min_rows: int, max_error_rate: float, max_p99_ms: Optional[float],
@@ -78,10 +93,7 @@ def report(ctx: click.Context, db: Optional[str], as_json: bool, check: bool, ma
     from collector import CollectorStore, Thresholds
     from collector import check as run_check
 
-    db = db or (ctx.obj or {}).get("collector_db")
-    if db is None or not Path(db).is_file():
-        raise click.UsageError("--db must name an existing collector database")
-    store = CollectorStore(db)
+    store = CollectorStore(_db_path(ctx, db))
     try:
         rep = store.report(psi_threshold=max_psi, min_rows=min_rows)
     finally:
@@ -101,6 +113,61 @@ def report(ctx: click.Context, db: Optional[str], as_json: bool, check: bool, ma
             sys.exit(1)
 
 
+@collector.command()
+@click.option("--db", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--webhook", required=True, metavar="URL",
+              help="Alertmanager-compatible webhook receiver (http or https).")
+@click.option("--webhook-token", default=None, envvar="EDGERT_WEBHOOK_TOKEN",
+              help="Bearer token for the webhook (prefer the environment variable).")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
+              help="Seconds between evaluations.")
+@click.option("--window", type=click.FloatRange(min=0, min_open=True), default=3600.0,
+              show_default=True, help="Judge the batches received in the last this many seconds.")
+@click.option("--once", is_flag=True, help="Evaluate once and exit (1 if the webhook failed).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0,
+              show_default=True, help="Seconds to wait for the webhook.")
+@_threshold_options
+@click.pass_context
+def alerts(ctx: click.Context, db: Optional[str], webhook: str, webhook_token: Optional[str],
+           interval: float, window: float, once: bool, timeout: float, max_psi: float,
+           min_rows: int, max_error_rate: float, max_p99_ms: Optional[float],
+           max_accuracy_drop: float, min_feedback: int) -> None:
+    """Send Alertmanager-style firing/resolved alerts to a webhook when thresholds are
+    breached (state kept in the collector database, so a restart does not fire again)."""
+    import time
+
+    from collector import Alerter, Thresholds
+
+    from ..errors import AlertDeliveryError
+
+    t = Thresholds(max_psi=max_psi, min_rows=min_rows, max_error_rate=max_error_rate,
+                   max_p99_ms=max_p99_ms, max_accuracy_drop=max_accuracy_drop,
+                   min_feedback=min_feedback)
+    try:
+        alerter = Alerter(_db_path(ctx, db), webhook, thresholds=t, window_s=window,
+                          timeout_s=timeout, token=webhook_token)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--webhook") from None
+    try:
+        while True:
+            try:
+                r = alerter.evaluate()
+                click.echo(json.dumps({"fired": [a.labels for a in r.fired],
+                                       "resolved": [a.labels for a in r.resolved],
+                                       "active": r.active}))
+            except AlertDeliveryError as exc:
+                click.echo(f"alerts: {exc} (retried next round)", err=True)
+                if once:
+                    sys.exit(1)
+            if once:
+                return
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        alerter.close()
+
+
 def _ms(v: Optional[float]) -> str:
     if v is None:
         return "-"
@@ -114,8 +181,9 @@ def _print_report(rep: dict) -> None:
         lat = v["latency_s"]
         fb = v["feedback"]
         acc = "-" if fb["accuracy"] is None else f"{fb['accuracy']:.2%} of {fb['n']}"
+        kinds = "".join(f", {k} {n}" for k, n in sorted(v["errors_by_kind"].items()))
         click.echo(f"{v['model']}@{v['version']}: calls {v['calls']} rows {v['rows']} "
-                   f"errors {v['errors']} ({v['error_rate']:.2%}) lost {v['lost']} "
+                   f"errors {v['errors']} ({v['error_rate']:.2%}{kinds}) lost {v['lost']} "
                    f"p50 {_ms(lat['p50'])} p90 {_ms(lat['p90'])} p99 {_ms(lat['p99'])} "
                    f"accuracy {acc}")
         for cand, s in v["shadow"].items():

@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
+from .alerting import AlertCallback
 from .recorder import CALL, ERROR, PROBA_CALL, LiveMetrics, Recorder, Stream, get_recorder
 
 _perf = time.perf_counter
@@ -34,7 +35,9 @@ class MonitoredModel:
     """
 
     def __init__(self, model: Any, recorder: Recorder, *, name: Optional[str] = None,
-                 version: Optional[str] = None, reference: Optional[dict[str, Any]] = None):
+                 version: Optional[str] = None, reference: Optional[dict[str, Any]] = None,
+                 on_alert: Optional[AlertCallback] = None,
+                 alert_rules: Optional[dict[str, Any]] = None):
         manifest = getattr(model, "manifest", None)
         self.model = model
         self.recorder = recorder
@@ -53,6 +56,8 @@ class MonitoredModel:
                              width=len(feature_names) if feature_names else None)
         self._sid = recorder.register(self.stream)
         self._rec = recorder
+        if on_alert is not None:
+            recorder.watch(self.stream, on_alert, alert_rules)
         self.predict = _recording(CALL, model.predict, recorder, self._sid, self._error)  # type: ignore[method-assign]
         proba = getattr(model, "predict_proba", None)
         if proba is not None:
@@ -126,8 +131,14 @@ def _recording(kind: int, call: Callable[[Any], np.ndarray], rec: Recorder, sid:
 
 
 def monitor(model: Any, recorder: Optional[Recorder] = None, *,
-            state_dir: Union[str, os.PathLike[str], None] = None, **recorder_options: Any
-            ) -> MonitoredModel:
-    """Wrap ``model`` so its predictions are recorded (the process-wide recorder by default)."""
+            state_dir: Union[str, os.PathLike[str], None] = None,
+            on_alert: Optional[AlertCallback] = None, alert_rules: Optional[dict[str, Any]] = None,
+            **recorder_options: Any) -> MonitoredModel:
+    """Wrap ``model`` so its predictions are recorded (the process-wide recorder by default).
+
+    ``on_alert(breach)`` is called (on a thread of its own, never from ``predict``) once per
+    drift, error-rate or p99-latency breach of the live window, and again only after the
+    breach cleared; ``alert_rules`` overrides :data:`~edge_runtime.telemetry.alerting.DEFAULT_ALERT_RULES`.
+    """
     rec = recorder or get_recorder(state_dir, **recorder_options)
-    return MonitoredModel(model, rec)
+    return MonitoredModel(model, rec, on_alert=on_alert, alert_rules=alert_rules)

@@ -36,6 +36,7 @@ import numpy as np
 
 from ..health import LiveMetrics
 from .aggregate import WindowAccumulator
+from .alerting import AlertCallback, AlertDispatcher, LiveAlerts
 from .outbox import DEFAULT_MAX_BYTES, Outbox
 
 log = logging.getLogger("edge_runtime.telemetry")
@@ -130,6 +131,8 @@ class Recorder:
         self._last_stream: Optional[Stream] = None
         self._thread: Optional[threading.Thread] = None
         self._closed = False
+        self._watchers: list[LiveAlerts] = []
+        self._dispatcher: Optional[AlertDispatcher] = None
         if start:
             self.start()
         ref = weakref.ref(self)
@@ -147,7 +150,8 @@ class Recorder:
             self._wake.wait(self.drain_interval_s)
             self._wake.clear()
             try:
-                self.drain()
+                if self.drain() and self._watchers:
+                    self.check_alerts()
                 if self._live_dirty and \
                         time.monotonic() - self._last_live_write >= self.live_write_s:
                     self.write_live()
@@ -177,6 +181,8 @@ class Recorder:
             self.flush()
         finally:
             self.outbox.close()
+            if self._dispatcher is not None:
+                self._dispatcher.stop()
 
     def __enter__(self) -> Recorder:
         return self
@@ -216,6 +222,39 @@ class Recorder:
         """Error rate and p50/p99 latency over the last ``last_n`` calls (drains first)."""
         self.drain()
         return self._live_metrics(model, version, last_n)
+
+    # --- on-device alerts (telemetry/alerting.py) -------------------------------------------
+    def watch(self, stream: Stream, callback: AlertCallback,
+              rules: Optional[dict[str, Any]] = None) -> LiveAlerts:
+        """Call ``callback(LiveBreach)`` (on the alert thread) when ``stream``'s live window
+        breaches ``rules``; judged after every drain that brought new entries."""
+        watcher = LiveAlerts(stream.model, stream.version, callback, rules)
+        self.register(stream)
+        with self._drain_lock:
+            if self._dispatcher is None:
+                self._dispatcher = AlertDispatcher()
+            self._watchers.append(watcher)
+        return watcher
+
+    def check_alerts(self, wait: bool = False) -> None:
+        """Judge every watched version now (the drain thread does it by itself); ``wait``
+        returns only once the callbacks have run."""
+        self.drain()
+        with self._drain_lock:
+            dispatcher = self._dispatcher
+            for w in self._watchers:
+                metrics = self._live_metrics(*w.key, None)
+                current = [(start, acc) for (key, start), (_, acc) in self._windows.items()
+                           if key == w.key]
+                drift = None
+                if current:
+                    acc = max(current, key=lambda sa: sa[0])[1]
+                    drift = acc.drift(float(w.rules["max_psi"]), int(w.rules["min_rows"]))
+                for breach in w.evaluate(metrics, drift):
+                    if dispatcher is not None:
+                        dispatcher.put(w.callback, breach)
+        if wait and dispatcher is not None:
+            dispatcher.join()
 
     def write_live(self) -> None:
         """Write every version's live metrics to ``<state>/telemetry/live.json`` so another
