@@ -261,6 +261,11 @@ def validate_segment(seg: Any) -> dict[str, Any]:
     for k in seg["latency"]:
         if not k.isdigit() or int(k) >= N_LATENCY_BUCKETS:
             raise ValueError(f"segment field 'latency.{k}' is not a latency bucket")
+    if "state" in seg:
+        from ..sync.store import STATES
+
+        if seg["state"] not in STATES:
+            raise ValueError(f"segment field 'state' is not one of {', '.join(STATES)}")
     feats = seg.get("features")
     if feats is not None:
         if not (isinstance(feats, dict) and isinstance(feats.get("names"), list)

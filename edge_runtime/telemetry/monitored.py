@@ -92,6 +92,16 @@ class MonitoredModel:
         """
         self.recorder.feedback(prediction_id, label)
 
+    def set_rollout_state(self, state: Optional[str]) -> None:
+        """Report this version's state in the version store (``installed``, ``probation``,
+        ``good`` or ``bad``) with every telemetry window from now on, so the collector's
+        dashboard shows which versions are on probation, committed or rolled back."""
+        from ..sync.store import STATES
+
+        if state is not None and state not in STATES:
+            raise ValueError(f"rollout state must be one of {', '.join(STATES)}, got {state!r}")
+        self.stream.state = state
+
     def live_metrics(self, last_n: Optional[int] = None) -> LiveMetrics:
         return self.recorder.live_metrics(self.name, self.version, last_n)
 

@@ -66,6 +66,7 @@ class Stream:
         self.adapt = adapt
         self.width = width
         self.sid: Optional[int] = None
+        self.state: Optional[str] = None  # rollout state sent with each window (set_rollout_state)
 
     def to_matrix(self, X: Any) -> Optional[np.ndarray]:
         """The validated 2-D input again (drain thread only); None if it cannot be rebuilt."""
@@ -482,7 +483,10 @@ class Recorder:
                     done.append(key)
                     if not acc.empty():
                         self.register(stream)
-                        segments.append(acc.to_segment())
+                        seg = acc.to_segment()
+                        if stream.state is not None:
+                            seg["state"] = stream.state
+                        segments.append(seg)
             self.outbox.add_segments(segments)
             for key in done:
                 del self._windows[key]
