@@ -155,7 +155,7 @@ def post_json(url: str, body: dict[str, Any], *, timeout_s: float = 10.0,
     req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers,
                                  method="POST")
     try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 - scheme checked
+        with _OPENER.open(req, timeout=timeout_s) as resp:
             resp.read(MAX_RESPONSE_BYTES)
             return int(resp.status)
     except urllib.error.HTTPError as exc:
@@ -163,6 +163,17 @@ def post_json(url: str, body: dict[str, Any], *, timeout_s: float = 10.0,
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise AlertDeliveryError(f"webhook {_safe(url)} unreachable: {reason}") from None
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an error: urllib would turn the POST into a body-less GET, whose 2xx
+    would then count as delivered."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
 
 
 def _safe(url: str) -> str:

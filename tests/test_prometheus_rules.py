@@ -23,7 +23,7 @@ def _promtool(*args: str) -> subprocess.CompletedProcess:
 def test_rules_are_valid():
     r = _promtool("check", "rules", "edgert-rules.yml")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "SUCCESS: 6 rules found" in r.stdout
+    assert "SUCCESS: 7 rules found" in r.stdout
 
 
 def test_rule_unit_tests_pass():

@@ -66,7 +66,10 @@ class AlertDispatcher:
         self._q.join()
 
     def stop(self) -> None:
-        self._q.put(None)
+        try:
+            self._q.put(None, timeout=1)
+        except queue.Full:  # a stuck callback: the daemon thread goes with the process
+            return
         self._thread.join(timeout=5)
 
 

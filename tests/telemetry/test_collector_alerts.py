@@ -29,6 +29,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.bodies: list[dict] = []
+        self.gets = 0
         self.status = 200
         outer = self
 
@@ -41,6 +42,14 @@ class Receiver:
                 if outer.status == 200:
                     outer.bodies.append(body)
                 self.send_response(outer.status)
+                if 300 <= outer.status < 400:
+                    self.send_header("Location", outer.url)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_GET(self) -> None:  # noqa: N802 - where a followed redirect would land
+                outer.gets += 1
+                self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -137,6 +146,15 @@ def test_webhook_url_and_window_are_checked(tmp_path):
 
 
 def test_unreachable_webhook_fails_once_with_its_name(tmp_path, tel_env):
+    db = _dropped_db(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "edge_runtime", "collector", "alerts", "--db", str(db),
+                        "--webhook", "http://127.0.0.1:9/hook", "--once", "--timeout", "2"],
+                       env=tel_env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert "webhook http://127.0.0.1:9/hook unreachable" in r.stderr
+
+
+def _dropped_db(tmp_path):
     from collector import CollectorStore
 
     db = tmp_path / "c.db"
@@ -144,8 +162,21 @@ def test_unreachable_webhook_fails_once_with_its_name(tmp_path, tel_env):
     store.ingest({"batch_id": "b1", "device_id": "d1", "segments": [],
                   "dropped": {"segments": 2, "calls": 50}})  # a fleet-wide breach
     store.close()
-    r = subprocess.run([sys.executable, "-m", "edge_runtime", "collector", "alerts", "--db", str(db),
-                        "--webhook", "http://127.0.0.1:9/hook", "--once", "--timeout", "2"],
-                       env=tel_env, capture_output=True, text=True, timeout=60)
-    assert r.returncode == 1
-    assert "webhook http://127.0.0.1:9/hook unreachable" in r.stderr
+    return db
+
+
+def test_a_redirect_is_not_a_delivery(tmp_path, receiver):
+    alerter = Alerter(_dropped_db(tmp_path), receiver.url)
+    try:
+        receiver.status = 302
+        with pytest.raises(AlertDeliveryError, match="HTTP 302"):
+            alerter.evaluate()
+        assert receiver.gets == 0 and alerter.state.firing() == {}
+        receiver.status = 200
+        r = alerter.evaluate()
+        assert [a.labels for a in r.fired] == [{"alertname": "EdgertTelemetryDropped",
+                                                "severity": "warning"}]
+        assert "dropped 2 telemetry windows (50 calls)" in receiver.bodies[0]["alerts"][0][
+            "annotations"]["summary"]
+    finally:
+        alerter.close()
