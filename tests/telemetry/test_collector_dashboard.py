@@ -190,3 +190,19 @@ def test_dashboard_in_chromium_shows_the_report(cancer_bundles, cancer_data, tmp
     names = cancer_data[4]
     assert {k for k, d in v2["drift"].items() if d["drift"]} == {names[j] for j in SHIFTED}
     assert not [k for k, d in v1["drift"].items() if d["drift"]]
+
+
+def test_rollout_state_is_checked_on_both_sides(cancer_bundles, tmp_path):
+    from edge_runtime.telemetry.aggregate import validate_segment
+
+    rec = Recorder(tmp_path / "state", start=False)
+    mm = MonitoredModel(load(cancer_bundles["1.0.0"]), rec)
+    with pytest.raises(ValueError, match="rollout state must be one of installed, probation"):
+        mm.set_rollout_state("committed")
+    rec.close()
+    seg = {"segment_id": "s", "model": "m", "version": "1.0.0", "window_start": 0,
+           "window_end": 1, "calls": 1, "rows": 1, "errors": {}, "latency": {}, "classes": {},
+           "outputs": {}, "feedback": {}, "shadow": {}, "state": "probation"}
+    assert validate_segment(seg) is seg
+    with pytest.raises(ValueError, match="segment field 'state'"):
+        validate_segment({**seg, "state": "<script>"})
