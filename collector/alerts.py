@@ -10,8 +10,13 @@ never heals: a drift that stopped would keep firing). A version, or a drifting f
 no data (or fewer than ``min_rows`` rows) in the window keeps its alert as it is: no data
 is no verdict.
 
-The payload is Alertmanager's webhook format (version "4"), so anything that takes
-Alertmanager notifications (its own receivers, chat bridges, PagerDuty adapters) takes ours.
+Two targets: a *webhook* gets Alertmanager's webhook format (version "4"), one notification
+per change, so anything that takes Alertmanager notifications (chat bridges, PagerDuty
+adapters, ticket hooks) takes ours; an *Alertmanager* gets the alerts through its own API
+(``POST /api/v2/alerts``, as Prometheus sends them): every round re-sends what is firing
+with an ``endsAt`` a few rounds ahead (so Alertmanager resolves them by itself if this
+evaluator dies) and what cleared with ``endsAt`` = now; routing, grouping, silences and
+repeats are then Alertmanager's.
 """
 
 from __future__ import annotations
@@ -142,8 +147,8 @@ class AlertState:
             self._db.close()
 
 
-def post_json(url: str, body: dict[str, Any], *, timeout_s: float = 10.0,
-              token: Optional[str] = None) -> int:
+def post_json(url: str, body: Any, *, timeout_s: float = 10.0,
+              token: Optional[str] = None, name: str = "webhook") -> int:
     """POST ``body`` to ``url``; returns the HTTP status (2xx).
 
     Raises:
@@ -159,10 +164,10 @@ def post_json(url: str, body: dict[str, Any], *, timeout_s: float = 10.0,
             resp.read(MAX_RESPONSE_BYTES)
             return int(resp.status)
     except urllib.error.HTTPError as exc:
-        raise AlertDeliveryError(f"webhook {_safe(url)} answered HTTP {exc.code}") from None
+        raise AlertDeliveryError(f"{name} {_safe(url)} answered HTTP {exc.code}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise AlertDeliveryError(f"webhook {_safe(url)} unreachable: {reason}") from None
+        raise AlertDeliveryError(f"{name} {_safe(url)} unreachable: {reason}") from None
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -200,17 +205,33 @@ class Round:
     active: int
 
 
-class Alerter:
-    """Evaluates the thresholds over the collector database and notifies the webhook."""
+def alertmanager_body(alerts: list[Alert], valid_until: float,
+                      generator_url: str = "") -> list[dict[str, Any]]:
+    """Alertmanager's ``POST /api/v2/alerts`` body: firing alerts end at ``valid_until``
+    unless re-sent, resolved ones carry their own end."""
+    return [{"labels": dict(a.labels), "annotations": dict(a.annotations),
+             "startsAt": rfc3339(a.starts_at),
+             "endsAt": rfc3339(valid_until if a.ends_at is None else a.ends_at),
+             "generatorURL": generator_url} for a in alerts]
 
-    def __init__(self, db: Union[str, Path], webhook: str, *,
+
+class Alerter:
+    """Evaluates the thresholds over the collector database and notifies ``url``: a webhook
+    (``to="webhook"``) or an Alertmanager (``to="alertmanager"``, its base URL)."""
+
+    def __init__(self, db: Union[str, Path], url: str, *,
                  thresholds: Optional[Thresholds] = None,
                  window_s: Optional[float] = DEFAULT_WINDOW_S, timeout_s: float = 10.0,
                  token: Optional[str] = None, receiver: str = "edgert",
-                 external_url: str = ""):
+                 external_url: str = "", to: str = "webhook", resend_s: float = 60.0):
         if window_s is not None and window_s <= 0:
             raise ValueError(f"window_s must be positive, got {window_s}")
-        self.webhook = check_webhook_url(webhook)
+        if to not in ("webhook", "alertmanager"):
+            raise ValueError(f"alerts go to 'webhook' or 'alertmanager', not {to!r}")
+        self.to = to
+        self.resend_s = float(resend_s)
+        self.webhook = check_webhook_url(url if to == "webhook" else
+                                         url.rstrip("/") + "/api/v2/alerts")
         self.thresholds = thresholds or Thresholds()
         self.window_s = window_s
         self.timeout_s = timeout_s
@@ -238,20 +259,32 @@ class Alerter:
         firing = self.state.firing()
         new = [a for fp, a in current.items() if fp not in firing]
         gone = [a for fp, a in firing.items() if fp not in current and _judged(a, rep, t)]
-        if new:
-            self._send(new)
+        for a in gone:
+            a.ends_at = now
+        if self.to == "alertmanager":
+            ended = {a.fingerprint for a in gone}
+            still = [a for a in firing.values() if a.fingerprint not in ended]
+            for a in still:  # the latest figures, the original start
+                if a.fingerprint in current:
+                    a.annotations = current[a.fingerprint].annotations
+            if still or new or gone:
+                self._post(alertmanager_body(still + new + gone, now + 4 * self.resend_s,
+                                             self.external_url))
             self.state.fired(new)
-        if gone:
-            for a in gone:
-                a.ends_at = now
-            self._send(gone)
             self.state.resolved(gone)
+        else:
+            if new:
+                self._post(webhook_payload(new, receiver=self.receiver,
+                                           external_url=self.external_url))
+                self.state.fired(new)
+            if gone:
+                self._post(webhook_payload(gone, receiver=self.receiver,
+                                           external_url=self.external_url))
+                self.state.resolved(gone)
         return Round(new, gone, len(firing) + len(new) - len(gone))
 
-    def _send(self, alerts: list[Alert]) -> None:
-        post_json(self.webhook, webhook_payload(alerts, receiver=self.receiver,
-                                                external_url=self.external_url),
-                  timeout_s=self.timeout_s, token=self.token)
+    def _post(self, body: Any) -> None:
+        post_json(self.webhook, body, timeout_s=self.timeout_s, token=self.token, name=self.to)
 
     def close(self) -> None:
         self.state.close()

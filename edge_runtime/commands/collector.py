@@ -115,8 +115,10 @@ def report(ctx: click.Context, db: Optional[str], as_json: bool, check: bool, ma
 
 @collector.command()
 @click.option("--db", type=click.Path(exists=True, dir_okay=False), default=None)
-@click.option("--webhook", required=True, metavar="URL",
-              help="Alertmanager-compatible webhook receiver (http or https).")
+@click.option("--webhook", default=None, metavar="URL",
+              help="Send Alertmanager webhook notifications (version 4) to this receiver.")
+@click.option("--alertmanager", default=None, metavar="URL",
+              help="Or push the alerts to this Alertmanager (its base URL; POST /api/v2/alerts).")
 @click.option("--webhook-token", default=None, envvar="EDGERT_WEBHOOK_TOKEN",
               help="Bearer token for the webhook (prefer the environment variable).")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
@@ -128,12 +130,14 @@ def report(ctx: click.Context, db: Optional[str], as_json: bool, check: bool, ma
               show_default=True, help="Seconds to wait for the webhook.")
 @_threshold_options
 @click.pass_context
-def alerts(ctx: click.Context, db: Optional[str], webhook: str, webhook_token: Optional[str],
+def alerts(ctx: click.Context, db: Optional[str], webhook: Optional[str],
+           alertmanager: Optional[str], webhook_token: Optional[str],
            interval: float, window: float, once: bool, timeout: float, max_psi: float,
            min_rows: int, max_error_rate: float, max_p99_ms: Optional[float],
            max_accuracy_drop: float, min_feedback: int) -> None:
-    """Send Alertmanager-style firing/resolved alerts to a webhook when thresholds are
-    breached (state kept in the collector database, so a restart does not fire again)."""
+    """Send firing/resolved alerts when thresholds are breached: to a webhook (Alertmanager's
+    notification format) or to an Alertmanager (state kept in the collector database, so a
+    restart does not fire again)."""
     import time
 
     from collector import Alerter, Thresholds
@@ -143,11 +147,14 @@ def alerts(ctx: click.Context, db: Optional[str], webhook: str, webhook_token: O
     t = Thresholds(max_psi=max_psi, min_rows=min_rows, max_error_rate=max_error_rate,
                    max_p99_ms=max_p99_ms, max_accuracy_drop=max_accuracy_drop,
                    min_feedback=min_feedback)
+    if (webhook is None) == (alertmanager is None):
+        raise click.UsageError("give one of --webhook URL or --alertmanager URL")
     try:
-        alerter = Alerter(_db_path(ctx, db), webhook, thresholds=t, window_s=window,
-                          timeout_s=timeout, token=webhook_token)
+        alerter = Alerter(_db_path(ctx, db), webhook or alertmanager or "", thresholds=t,
+                          window_s=window, timeout_s=timeout, token=webhook_token,
+                          to="webhook" if webhook else "alertmanager", resend_s=interval)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--webhook") from None
+        raise click.BadParameter(str(exc), param_hint="--webhook" if webhook else "--alertmanager") from None
     try:
         while True:
             try:

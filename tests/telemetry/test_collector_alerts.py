@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -137,12 +138,17 @@ def test_drift_fires_once_then_resolves(cancer_bundles, cancer_data, tmp_path, r
         alerter.close()
 
 
-def test_webhook_url_and_window_are_checked(tmp_path):
+def test_webhook_url_and_window_are_checked(tmp_path, tel_env):
     db = tmp_path / "c.db"
     with pytest.raises(ValueError, match="webhook URL must be http"):
         Alerter(db, "file:///etc/passwd")
     with pytest.raises(ValueError, match="window_s must be positive"):
         Alerter(db, "http://127.0.0.1:1/x", window_s=0)
+    with pytest.raises(ValueError, match="'webhook' or 'alertmanager'"):
+        Alerter(db, "http://127.0.0.1:1/x", to="pager")
+    r = subprocess.run([sys.executable, "-m", "edge_runtime", "collector", "alerts", "--db", str(db),
+                        "--once"], env=tel_env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "give one of --webhook URL or --alertmanager URL" in r.stderr
 
 
 def test_unreachable_webhook_fails_once_with_its_name(tmp_path, tel_env):
@@ -180,3 +186,109 @@ def test_a_redirect_is_not_a_delivery(tmp_path, receiver):
             "annotations"]["summary"]
     finally:
         alerter.close()
+
+
+def _segment(sid: str, calls: int, errors: int) -> dict:
+    now = time.time()
+    return {"segment_id": sid, "model": "fraud", "version": "3.1.0", "window_start": now - 60,
+            "window_end": now, "calls": calls, "rows": calls,
+            "errors": {"TimeoutError": errors} if errors else {}, "latency": {"40": calls + errors},
+            "classes": {"0": calls}, "outputs": {}, "feedback": {}, "shadow": {}}
+
+
+def _wait(cond, what: str, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = cond()
+        if got:
+            return got
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.slow
+def test_alerts_through_a_real_alertmanager(tmp_path, receiver):
+    """Pushed to a real Alertmanager (its API v2), the alert is routed to a webhook: its own
+    notification has the same shape as ours, and the resolution follows."""
+    import shutil
+
+    from telemetry_helpers import free_port, wait_port
+
+    from collector import CollectorStore
+
+    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    if binary is None:
+        pytest.skip("alertmanager missing: run scripts/setup.d/72-alertmanager.sh")
+    port = free_port()
+    cfg = tmp_path / "am.yml"
+    cfg.write_text(f"""route:
+  receiver: hook
+  group_by: [alertname, model, version]
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: {receiver.url}
+        send_resolved: true
+""")
+    am = subprocess.Popen([binary, f"--config.file={cfg}", f"--storage.path={tmp_path / 'am'}",
+                           f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
+                           "--log.level=warn"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    db = tmp_path / "c.db"
+    store = CollectorStore(db)
+    # Alertmanager judges endsAt on its own clock: this test runs on real time, with a window
+    # of a few seconds (the firing round comes right after the ingest, well inside it)
+    window = 3.0
+    alerter = Alerter(db, f"http://127.0.0.1:{port}", to="alertmanager", window_s=window,
+                      resend_s=1)
+    ours = Receiver()
+    try:
+        wait_port(port)
+        _wait(lambda: _ready(port), "alertmanager ready")
+        store.ingest({"batch_id": "b1", "device_id": "d1", "segments": [_segment("s1", 80, 20)]})
+        r = alerter.evaluate()
+        assert [a.labels["alertname"] for a in r.fired] == ["EdgertHighErrorRate"]
+        listed = json.loads(urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/api/v2/alerts", timeout=5).read())
+        assert [a["labels"] for a in listed] == [{"alertname": "EdgertHighErrorRate",
+                                                  "severity": "critical", "model": "fraud",
+                                                  "version": "3.1.0"}]
+        assert "TimeoutError 20" in listed[0]["annotations"]["summary"]
+        theirs = _wait(lambda: [b for b in receiver.bodies if b["status"] == "firing"],
+                       "Alertmanager's firing notification")[0]
+        # the same alert, through our own webhook sender: the same keys at every level
+        other = CollectorStore(tmp_path / "c2.db")
+        other.ingest({"batch_id": "b1", "device_id": "d1", "segments": [_segment("s1", 80, 20)]})
+        other.close()
+        webhook = Alerter(tmp_path / "c2.db", ours.url)
+        webhook.evaluate()
+        webhook.close()
+        mine = ours.bodies[0]
+        assert set(mine) == set(theirs)
+        assert set(mine["alerts"][0]) == set(theirs["alerts"][0])
+        assert theirs["commonLabels"] == mine["commonLabels"]
+        assert theirs["alerts"][0]["labels"] == mine["alerts"][0]["labels"]
+        assert theirs["version"] == mine["version"] == "4"
+
+        time.sleep(window)  # the unhealthy batch leaves the window
+        store.ingest({"batch_id": "b2", "device_id": "d1", "segments": [_segment("s2", 100, 0)]})
+        r = alerter.evaluate()  # the window holds only the healthy batch
+        assert len(r.resolved) == 1 and r.active == 0
+        resolved = _wait(lambda: [b for b in receiver.bodies if b["status"] == "resolved"],
+                         "Alertmanager's resolved notification")[0]
+        assert resolved["alerts"][0]["labels"]["alertname"] == "EdgertHighErrorRate"
+    finally:
+        ours.close()
+        alerter.close()
+        store.close()
+        am.terminate()
+        am.wait(timeout=10)
+
+
+def _ready(port: int) -> bool:
+    try:
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2).status == 200
+    except OSError:
+        return False
