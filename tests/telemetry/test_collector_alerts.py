@@ -146,8 +146,8 @@ def test_webhook_url_and_window_are_checked(tmp_path, tel_env):
         Alerter(db, "http://127.0.0.1:1/x", window_s=0)
     with pytest.raises(ValueError, match="'webhook' or 'alertmanager'"):
         Alerter(db, "http://127.0.0.1:1/x", to="pager")
-    r = subprocess.run([sys.executable, "-m", "edge_runtime", "collector", "alerts", "--db", str(db),
-                        "--once"], env=tel_env, capture_output=True, text=True, timeout=60)
+    r = subprocess.run([sys.executable, "-m", "edge_runtime", "collector", "alerts", "--db",
+                        str(_dropped_db(tmp_path)), "--once"], env=tel_env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "give one of --webhook URL or --alertmanager URL" in r.stderr
 
 
