@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from edge_runtime.bundle import parse_semver
+from edge_runtime.health import Breach
 from edge_runtime.telemetry.aggregate import merge_segments, validate_segment
 from edge_runtime.telemetry.stats import PSI_MIN_ROWS, PSI_THRESHOLD, feature_drift, quantile_from_buckets
 
@@ -230,23 +231,6 @@ class Thresholds:
     max_p99_ms: Optional[float] = None
     max_accuracy_drop: float = 0.05
     min_feedback: int = 30
-
-
-@dataclass(frozen=True)
-class Breach:
-    """One threshold breach, structured (alerts label it) and as one line (``check``).
-
-    ``kind`` is ``drift``, ``error_rate``, ``latency``, ``accuracy`` or ``dropped``; ``value`` the
-    measured figure and ``limit`` the threshold it crossed, in the units of the message.
-    """
-
-    kind: str
-    model: str
-    version: str
-    value: float
-    limit: float
-    message: str
-    feature: Optional[str] = None
 
 
 def breaches(report: dict[str, Any], t: Thresholds) -> list[Breach]:

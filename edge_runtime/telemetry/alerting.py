@@ -19,12 +19,12 @@ import queue
 import threading
 from typing import Any, Callable, Optional
 
-from ..health import LiveBreach, LiveMetrics
+from ..health import Breach, LiveMetrics
 from .stats import PSI_MIN_ROWS, PSI_THRESHOLD
 
 log = logging.getLogger("edge_runtime.telemetry")
 
-AlertCallback = Callable[[LiveBreach], Any]
+AlertCallback = Callable[[Breach], Any]
 #: Rules used when ``monitor(..., on_alert=cb)`` is given none (keys as a device profile's
 #: ``probation`` table, plus ``max_psi`` and ``min_rows`` for drift).
 DEFAULT_ALERT_RULES: dict[str, Any] = {
@@ -42,7 +42,7 @@ class AlertDispatcher:
         self._thread = threading.Thread(target=self._run, name="edgert-alerts", daemon=True)
         self._thread.start()
 
-    def put(self, callback: AlertCallback, breach: LiveBreach) -> None:
+    def put(self, callback: AlertCallback, breach: Breach) -> None:
         try:
             self._q.put_nowait((callback, breach))
         except queue.Full:
@@ -86,13 +86,13 @@ class LiveAlerts:
         self.active: set[tuple[str, Optional[str]]] = set()
 
     def evaluate(self, metrics: LiveMetrics, drift: Optional[dict[str, dict[str, Any]]]
-                 ) -> list[LiveBreach]:
+                 ) -> list[Breach]:
         """Update the state from one verdict; returns the breaches that fire now.
 
         ``drift`` is :meth:`WindowAccumulator.drift` of the current window, judged with this
         object's ``max_psi`` and ``min_rows`` (None: the version has no reference)."""
         judged: set[tuple[str, Optional[str]]] = set()
-        found: list[LiveBreach] = []
+        found: list[Breach] = []
         live = metrics.breach_list(self.rules)
         if live is not None:
             judged |= {("error_rate", None), ("latency", None)}
@@ -103,7 +103,7 @@ class LiveAlerts:
                 continue
             judged.add(("drift", name))
             if d["drift"]:
-                found.append(LiveBreach(
+                found.append(Breach(
                     "drift", metrics.model, metrics.version, d["psi"], limit,
                     f"{metrics.model}@{metrics.version}: drift in feature '{name}': PSI "
                     f"{d['psi']:.3f} > {limit:g} over {d['rows']} rows", feature=name))

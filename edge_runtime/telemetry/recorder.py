@@ -227,7 +227,7 @@ class Recorder:
     # --- on-device alerts (telemetry/alerting.py) -------------------------------------------
     def watch(self, stream: Stream, callback: AlertCallback,
               rules: Optional[dict[str, Any]] = None) -> LiveAlerts:
-        """Call ``callback(LiveBreach)`` (on the alert thread) when ``stream``'s live window
+        """Call ``callback(Breach)`` (on the alert thread) when ``stream``'s live window
         breaches ``rules``; judged after every drain that brought new entries."""
         watcher = LiveAlerts(stream.model, stream.version, callback, rules)
         self.register(stream)
