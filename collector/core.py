@@ -24,7 +24,7 @@ from edge_runtime.health import Breach
 from edge_runtime.telemetry.aggregate import merge_segments, validate_segment
 from edge_runtime.telemetry.stats import PSI_MIN_ROWS, PSI_THRESHOLD, feature_drift, quantile_from_buckets
 
-from .series import bucket_segments, point
+from .series import bucket_segments, point, slim
 
 log = logging.getLogger("collector")
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -154,7 +154,7 @@ class CollectorStore:
             merged[key] = merge_segments(merged[key], seg) if key in merged else seg
             nseg[key] = nseg.get(key, 0) + 1
             if series:
-                raw.setdefault(key, []).append(seg)
+                raw.setdefault(key, []).append(slim(seg))
             last = devs.setdefault(key, {}).get(device)
             if last is None or wend >= last[0]:  # the device's latest word on its rollout state
                 devs[key][device] = (wend, seg.get("state") if isinstance(seg.get("state"), str)

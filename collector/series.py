@@ -15,12 +15,23 @@ from edge_runtime.telemetry.aggregate import merge_segments
 
 #: Points per version at most (a dashboard line is ~600 px wide: more would not show).
 MAX_POINTS = 120
+# what a point needs (feature bins, outputs, shadow and samples are left out of the sums:
+# they are most of the merging work and no line shows them)
+_SLIM_KEEP = ("model", "version", "window_start", "window_end", "calls", "rows", "errors",
+              "latency", "classes")
+_SLIM_EMPTY = ("feedback", "outputs", "shadow")
+
+
+def slim(seg: dict[str, Any]) -> dict[str, Any]:
+    """The part of a segment a point is made of (kept per window until the buckets are known)."""
+    return {k: seg.get(k) or {} for k in _SLIM_EMPTY} | {k: seg[k] for k in _SLIM_KEEP}
 
 
 def bucket_segments(segments: Iterable[dict[str, Any]], max_points: int = MAX_POINTS
                     ) -> list[dict[str, Any]]:
-    """Segments of one model version summed into at most ``max_points`` time buckets,
-    oldest first. Each bucket's ``window_start``/``window_end`` cover what it holds."""
+    """Segments (:func:`slim` ones will do) of one model version summed into at most
+    ``max_points`` time buckets, oldest first; each bucket's ``window_start``/``window_end``
+    cover what it holds."""
     segs = list(segments)
     if not segs:
         return []
