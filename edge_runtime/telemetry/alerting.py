@@ -3,7 +3,7 @@
 Judged in the recorder's drain thread (never on the prediction path) with the same rules
 probation uses (:meth:`edge_runtime.health.LiveMetrics.breach_list` for error rate and p99
 latency over the last ``live_n`` calls; :func:`~edge_runtime.telemetry.stats.feature_drift`
-for PSI per feature over the current telemetry window). A breach fires once; it can fire
+for PSI per feature over tumbling windows of ``drift_rows`` input rows). A breach fires once; it can fire
 again only after a verdict says it cleared. Too little data (fewer than ``min_predictions``
 calls, fewer than ``min_rows`` rows in the window) is no verdict: the state is kept.
 
@@ -20,6 +20,7 @@ import threading
 from typing import Any, Callable, Optional
 
 from ..health import Breach, LiveMetrics
+from .aggregate import WindowAccumulator
 from .stats import PSI_MIN_ROWS, PSI_THRESHOLD
 
 log = logging.getLogger("edge_runtime.telemetry")
@@ -29,7 +30,7 @@ AlertCallback = Callable[[Breach], Any]
 #: ``probation`` table, plus ``max_psi`` and ``min_rows`` for drift).
 DEFAULT_ALERT_RULES: dict[str, Any] = {
     "max_error_rate": 0.05, "max_p99_ms": None, "min_predictions": 100,
-    "max_psi": PSI_THRESHOLD, "min_rows": PSI_MIN_ROWS}
+    "max_psi": PSI_THRESHOLD, "min_rows": PSI_MIN_ROWS, "drift_rows": 5 * PSI_MIN_ROWS}
 QUEUE_MAX = 1000
 
 
@@ -77,20 +78,47 @@ class LiveAlerts:
     """The firing state of one model version's live rules, and whom to tell."""
 
     def __init__(self, model: str, version: str, callback: AlertCallback,
-                 rules: Optional[dict[str, Any]] = None):
+                 rules: Optional[dict[str, Any]] = None, *,
+                 reference: Optional[dict[str, Any]] = None):
         if not callable(callback):
             raise TypeError(f"on_alert must be callable, got {type(callback).__name__}")
         self.key = (model, version)
         self.callback = callback
         self.rules = {**DEFAULT_ALERT_RULES, **(rules or {})}
+        if int(self.rules["drift_rows"]) < int(self.rules["min_rows"]):
+            raise ValueError("alert rule drift_rows must be at least min_rows")
         self.active: set[tuple[str, Optional[str]]] = set()
+        self._reference = reference
+        self._drift: Optional[WindowAccumulator] = None
+        self._new_drift_window()
+
+    def _new_drift_window(self) -> None:
+        """Drift is judged over tumbling windows of ``drift_rows`` rows (their own bins: the
+        telemetry windows restart at every persist, too often for a quiet device)."""
+        if self._reference:
+            self._drift = WindowAccumulator(*self.key, 0.0, 0.0, self._reference)
+
+    def add_inputs(self, x: Any) -> None:
+        """Bin a block of validated inputs into the drift window (drain thread)."""
+        if self._drift is not None:
+            self._drift.add_inputs(x)
+
+    def drift_window(self) -> Optional[dict[str, dict[str, Any]]]:
+        """PSI per feature of the drift window; once it holds ``drift_rows`` rows, the
+        verdict is taken and the next window starts empty."""
+        if self._drift is None:
+            return None
+        drift = self._drift.drift(float(self.rules["max_psi"]), int(self.rules["min_rows"]))
+        if max((d["rows"] for d in drift.values()), default=0) >= int(self.rules["drift_rows"]):
+            self._new_drift_window()
+        return drift
 
     def evaluate(self, metrics: LiveMetrics, drift: Optional[dict[str, dict[str, Any]]]
                  ) -> list[Breach]:
         """Update the state from one verdict; returns the breaches that fire now.
 
-        ``drift`` is :meth:`WindowAccumulator.drift` of the current window, judged with this
-        object's ``max_psi`` and ``min_rows`` (None: the version has no reference)."""
+        ``drift`` is :meth:`drift_window` (PSI per feature, judged with this object's
+        ``max_psi`` and ``min_rows``; None: the version has no reference)."""
         judged: set[tuple[str, Optional[str]]] = set()
         found: list[Breach] = []
         live = metrics.breach_list(self.rules)

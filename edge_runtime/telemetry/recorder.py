@@ -228,8 +228,10 @@ class Recorder:
     def watch(self, stream: Stream, callback: AlertCallback,
               rules: Optional[dict[str, Any]] = None) -> LiveAlerts:
         """Call ``callback(Breach)`` (on the alert thread) when ``stream``'s live window
-        breaches ``rules``; judged after every drain that brought new entries."""
-        watcher = LiveAlerts(stream.model, stream.version, callback, rules)
+        breaches ``rules``; judged after every drain that brought new entries. Inputs are
+        binned once more for the watcher's own drift window (``drift_rows`` rows)."""
+        watcher = LiveAlerts(stream.model, stream.version, callback, rules,
+                             reference=stream.reference)
         self.register(stream)
         with self._drain_lock:
             if self._dispatcher is None:
@@ -245,12 +247,7 @@ class Recorder:
             dispatcher = self._dispatcher
             for w in self._watchers:
                 metrics = self._live_metrics(*w.key, None)
-                current = [(start, acc) for (key, start), (_, acc) in self._windows.items()
-                           if key == w.key]
-                drift = None
-                if current:
-                    acc = max(current, key=lambda sa: sa[0])[1]
-                    drift = acc.drift(float(w.rules["max_psi"]), int(w.rules["min_rows"]))
+                drift = w.drift_window()
                 for breach in w.evaluate(metrics, drift):
                     if dispatcher is not None:
                         dispatcher.put(w.callback, breach)
@@ -394,6 +391,9 @@ class Recorder:
         acc.add_calls(lat, rows)
         if x is not None:
             acc.add_inputs(x)
+            for w in self._watchers:
+                if w.key == stream.key:
+                    w.add_inputs(x)
             if self.sample_rate > 0:
                 take = [r for r in x.tolist() if random.random() < self.sample_rate]
                 if take:

@@ -72,27 +72,44 @@ def test_error_rate_fires_once_per_breach(cancer_bundles, cancer_data, tmp_path)
 
 def test_drift_and_latency_breaches_carry_the_figure(cancer_bundles, cancer_data, tmp_path):
     X_tr, _, _, _, names = cancer_data
-    rec = Recorder(tmp_path / "state", window_s=3600, start=False)
+    rec = Recorder(tmp_path / "state", start=False)
     model = load(cancer_bundles["1.0.0"])
     cb = Calls()
-    mm = monitor(model, rec, on_alert=cb, alert_rules={"min_rows": 200, "max_psi": 0.2,
-                                                        "max_p99_ms": 1e-9, "min_predictions": 5})
+    mm = monitor(model, rec, on_alert=cb, alert_rules={
+        "min_rows": 200, "max_psi": 0.2, "drift_rows": 300, "max_p99_ms": 1e-9,
+        "min_predictions": 5})
     rng = np.random.default_rng(7)
-    healthy = X_tr[rng.integers(0, len(X_tr), 100)]
+
+    def rows(n: int, shifted: bool) -> np.ndarray:
+        x = X_tr[rng.integers(0, len(X_tr), n)].astype(np.float64)
+        if shifted:
+            x[:, SHIFTED] += 1.5 * X_tr[:, SHIFTED].std(axis=0)
+        return x
+
+    healthy = rows(100, False)
     for i in range(0, 100, 20):
         mm.predict(healthy[i:i + 20])
     rec.check_alerts(wait=True)  # latency judged (5 calls); drift not yet (100 rows < 200)
     assert [b.kind for b in cb.got] == ["latency"]
     assert cb.got[0].value > 0 and cb.got[0].limit == 1e-9
-    shifted = X_tr[rng.integers(0, len(X_tr), 400)].astype(np.float64)
-    shifted[:, SHIFTED] += 1.5 * X_tr[:, SHIFTED].std(axis=0)
-    mm.predict(shifted)
+    rec.flush()  # the telemetry windows restart empty: the drift window keeps its rows
+    mm.predict(rows(150, True))
     rec.check_alerts(wait=True)
     drift = [b for b in cb.got if b.kind == "drift"]
-    assert sorted(b.feature for b in drift) == sorted(names[j] for j in SHIFTED)
-    assert all(b.value > 0.2 and b.limit == 0.2 and "PSI" in b.message for b in drift)
+    expected = sorted(names[j] for j in SHIFTED)
+    assert sorted(b.feature for b in drift) == expected
+    assert all(b.value > 0.2 and b.limit == 0.2 and "over 250 rows" in b.message for b in drift)
     rec.check_alerts(wait=True)
     assert len(cb.got) == 4  # nothing fires twice
+    mm.predict(rows(100, False))  # 350 rows >= drift_rows: judged (still drifted), window ends
+    rec.check_alerts(wait=True)
+    mm.predict(rows(300, False))  # a whole healthy window: the drift clears
+    rec.check_alerts(wait=True)
+    assert len(cb.got) == 4
+    mm.predict(rows(300, True))  # drifted again: fires again
+    rec.check_alerts(wait=True)
+    again = [b for b in cb.got[4:] if b.kind == "drift"]
+    assert sorted(b.feature for b in again) == expected
     rec.close()
 
 
@@ -112,4 +129,7 @@ def test_on_alert_must_be_callable(cancer_bundles, tmp_path):
     rec = Recorder(tmp_path / "state", start=False)
     with pytest.raises(TypeError, match="on_alert must be callable"):
         monitor(load(cancer_bundles["1.0.0"]), rec, on_alert="print")
+    with pytest.raises(ValueError, match="drift_rows must be at least min_rows"):
+        monitor(load(cancer_bundles["1.0.0"]), rec, on_alert=print,
+                alert_rules={"min_rows": 500, "drift_rows": 100})
     rec.close()
