@@ -51,13 +51,21 @@ def status(state_dir: Optional[str]) -> None:
 @click.option("--batch-bytes", type=click.IntRange(1024), default=512 * 1024, show_default=True)
 @click.option("--base-delay", type=float, default=1.0, show_default=True,
               help="Backoff base in seconds (doubles per failure, with jitter).")
-@click.option("--timeout", type=float, default=30.0, show_default=True)
+@click.option("--timeout", type=click.FloatRange(0.1), default=30.0, show_default=True,
+              help="Seconds to wait for one batch's acknowledgement.")
+@click.option("--max-time", type=click.FloatRange(0.1), default=300.0, show_default=True,
+              help="Seconds the whole flush may take, backoff sleeps included.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
 def flush(state_dir: Optional[str], sink: str, token: Optional[str], max_batches: Optional[int],
           max_attempts: int, batch_segments: int, batch_bytes: int, base_delay: float,
-          timeout: float) -> None:
-    """Upload the outbox; delete only acknowledged batches. Exit 1 if some remain unsent."""
+          timeout: float, max_time: float, quiet: bool) -> None:
+    """Upload the outbox; delete only acknowledged batches.
+
+    Prints a JSON summary on stdout and a progress line per batch or failure on stderr. Exit 1
+    if some remain unsent; a refused token (HTTP 401/403) stops at once with one error line.
+    """
     from ..telemetry.outbox import Outbox
-    from ..telemetry.sinks import sink_from_url
+    from ..telemetry.sinks import SinkAuthError, sink_from_url
     from ..telemetry.uploader import Uploader
 
     ob = Outbox(state_dir)
@@ -65,12 +73,16 @@ def flush(state_dir: Optional[str], sink: str, token: Optional[str], max_batches
         up = Uploader(ob, sink_from_url(sink, token=token, timeout_s=timeout),
                       batch_segments=batch_segments, batch_bytes=batch_bytes,
                       base_delay_s=base_delay)
-        res = up.flush(max_batches, max_attempts=max_attempts, respect_backoff=False)
+        res = up.flush(max_batches, max_attempts=max_attempts, respect_backoff=False,
+                       max_time_s=max_time,
+                       progress=None if quiet else lambda line: click.echo(f"flush: {line}", err=True))
     finally:
         ob.close()
     echo_json({"batches": res.batches, "segments": res.segments, "calls": res.calls,
-               "failures": res.failures, "rejected": res.rejected,
-               "remaining_segments": res.remaining_segments,
-               "errors": res.errors[-3:]})
+               "failures": res.failures, "errors": res.errors,
+               "rejected": res.rejected, "rejections": res.rejections,
+               "remaining_segments": res.remaining_segments, "timed_out": res.timed_out})
+    if res.fatal is not None:
+        raise SinkAuthError(res.fatal)
     if res.retry_after_s is not None:
         sys.exit(1)

@@ -6,11 +6,22 @@ add up) and only then drops the oldest, recording how many segments and calls it
 the loss itself is reported. A batch, once claimed, keeps its id and contents until acked:
 a retry after a crash or a lost acknowledgement resends the same id, and the collector
 deduplicates on it. ``synchronous=FULL`` makes every commit survive power loss.
+
+The cap covers what the outbox occupies on disk, not only its payload: the database pages in
+use, the WAL (bounded by ``journal_size_limit`` and checkpoints), the shared-memory file and a
+small **reserve file**. The reserve is what makes a full disk survivable: SQLite needs a few
+free pages to write anything, even a claim or the count of what it had to drop, so when a
+write fails for lack of space the outbox deletes its reserve, tightens its cap (merging, then
+dropping the oldest, counted) and retries. What still cannot be written is counted in memory
+and added to the drop counters by the next write that succeeds, so the collector learns of
+every call it never received (never a silent loss). The reserve is recreated once space returns.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -19,14 +30,20 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Callable, Iterator, Optional, TypeVar, Union
 
 from ..errors import EdgeRuntimeError
 from .aggregate import merge_segments
 
 OUTBOX_NAME = "outbox.sqlite"
+RESERVE_NAME = "outbox.reserve"
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+#: Smaller caps are raised to this: an empty SQLite outbox with its WAL and reserve needs it.
+MIN_MAX_BYTES = 512 * 1024
 BATCH_SCHEMA = 1
+_SHM_BYTES = 32 * 1024  # SQLite's wal-index (-shm) file for one small database
+_T = TypeVar("_T")
+log = logging.getLogger("edge_runtime.telemetry.outbox")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS segments (
@@ -76,6 +93,39 @@ class Batch:
         return json.dumps(self.body, separators=(",", ":"), sort_keys=True).encode()
 
 
+def _disk_full(exc: BaseException) -> bool:
+    """SQLite reports a full disk as SQLITE_FULL, or as an I/O error when a new file (WAL,
+    shared memory) cannot even be created."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if not isinstance(exc, sqlite3.Error):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in (13, 10):  # SQLITE_FULL, SQLITE_IOERR
+        return True
+    text = str(exc).lower()
+    return "disk is full" in text or "disk i/o error" in text
+
+
+@dataclass(frozen=True)
+class DiskBudget:
+    """How ``max_bytes`` is shared between the files of one outbox."""
+
+    total: int
+    wal: int
+    reserve: int
+
+    @classmethod
+    def of(cls, max_bytes: int) -> DiskBudget:
+        total = max(MIN_MAX_BYTES, int(max_bytes))
+        return cls(total, wal=min(max(total // 8, 128 * 1024), 1024 * 1024),
+                   reserve=min(max(total // 16, 64 * 1024), 256 * 1024))
+
+    @property
+    def database(self) -> int:
+        return self.total - self.wal - self.reserve - _SHM_BYTES
+
+
 def default_state_dir() -> Path:
     """``$EDGERT_STATE_DIR``, else the platform's per-user state directory."""
     env = os.environ.get("EDGERT_STATE_DIR")
@@ -105,21 +155,47 @@ class Outbox:
         self.dir = base / "telemetry"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / OUTBOX_NAME
-        self.max_bytes = int(max_bytes)
+        self.reserve_path = self.dir / RESERVE_NAME
+        self.budget = DiskBudget.of(max_bytes)
+        self.max_bytes = self.budget.total
         self._lock = threading.RLock()
+        self._db_cap = self.budget.database  # tightened when the disk runs out first
+        self._unsaved_drops = [0, 0]  # segments, calls lost while nothing could be written
+        self._reserve_retry_at = 0.0
+        self._full = False  # warned once per episode of a full disk
         try:
-            self._db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None,
-                                       check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA busy_timeout=30000")
-            with self._tx():
-                for stmt in _SCHEMA.split(";"):
-                    if stmt.strip():
-                        self._db.execute(stmt)
+            self._db = self._with_space(self._open)
         except sqlite3.DatabaseError as exc:
+            if _disk_full(exc):
+                raise OutboxError(f"{self.path}: no space left to open the telemetry outbox "
+                                  f"({exc})") from None
             raise OutboxError(f"{self.path}: not a telemetry outbox ({exc})") from None
+        except OSError as exc:
+            raise OutboxError(f"{self.path}: cannot open the telemetry outbox ({exc})") from None
         self.device_id = device_id or self._device_id()
+        self._ensure_reserve()
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None,
+                             check_same_thread=False)
+        try:
+            # auto_vacuum only takes effect on a new file: acked pages go back to the disk.
+            db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA busy_timeout=30000")
+            db.execute(f"PRAGMA journal_size_limit={self.budget.wal}")
+            page = db.execute("PRAGMA page_size").fetchone()[0]
+            db.execute(f"PRAGMA wal_autocheckpoint={max(8, self.budget.wal // page // 2)}")
+            db.execute("BEGIN IMMEDIATE")
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    db.execute(stmt)
+            db.execute("COMMIT")
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     # --- plumbing ---------------------------------------------------------------------------
     @contextmanager
@@ -128,10 +204,126 @@ class Outbox:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # A COMMIT that failed (full disk) has already rolled back: a second
+                # ROLLBACK would raise "cannot rollback - no transaction is active".
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
+
+    def _with_space(self, op: Callable[[], _T], *, must: bool = True) -> _T:
+        """Run ``op``; if the disk is full, tighten the cap and retry once.
+
+        Only writes that ``must`` succeed (a claim, an ack, the drop counts, opening) may also
+        spend the reserve: new windows must not, or nothing would be left for those.
+        """
+        try:
+            return op()
+        except (sqlite3.Error, OSError) as exc:
+            if not _disk_full(exc):
+                raise
+            if not self._full:
+                log.warning("telemetry outbox %s: disk full (%s): keeping what fits, counting "
+                            "the rest as dropped", self.path, exc)
+            self._full = True
+        if must:
+            self._release_reserve()
+        if hasattr(self, "_db"):
+            self._tighten_cap()
+        return op()
+
+    def _write(self, fn: Callable[[sqlite3.Connection], _T], *, must: bool = True) -> _T:
+        """One transaction that also records drops no earlier write could (see the module doc)."""
+        def op() -> _T:
+            with self._lock:
+                segs, calls = self._unsaved_drops
+                with self._tx() as db:
+                    if segs or calls:  # first, so a batch claimed here carries them
+                        self._count_drop(segs, calls)
+                    result = fn(db)
+                # committed: only now are they no longer this process's to remember
+                self._unsaved_drops = [self._unsaved_drops[0] - segs, self._unsaved_drops[1] - calls]
+                return result
+        result = self._with_space(op, must=must)
+        self._bound_wal()
+        return result
+
+    def _bound_wal(self) -> None:
+        """A transaction larger than the WAL budget grew the file past it; journal_size_limit
+        would only trim it at the next write, so checkpoint and truncate it now."""
+        try:
+            if os.stat(f"{self.path}-wal").st_size <= self.budget.wal:
+                return
+            with self._lock:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except (OSError, sqlite3.Error) as exc:
+            log.debug("telemetry outbox: WAL checkpoint: %s", exc)
+
+    def _count_drop(self, segments: int, calls: int) -> None:
+        self._set_meta("dropped_segments", int(self._meta("dropped_segments")) + segments)
+        self._set_meta("dropped_calls", int(self._meta("dropped_calls")) + calls)
+
+    def _used_db_bytes(self, db: sqlite3.Connection) -> int:
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        free = db.execute("PRAGMA freelist_count").fetchone()[0]
+        return int((pages - free) * db.execute("PRAGMA page_size").fetchone()[0])
+
+    def _tighten_cap(self) -> None:
+        """The disk ran out before the cap: aim below what is in use now, so new windows
+        reuse the pages the oldest ones free instead of growing the file."""
+        try:
+            used = self._used_db_bytes(self._db)
+        except sqlite3.Error:
+            return
+        self._db_cap = max(0, min(self._db_cap, int(used * 0.75)))
+
+    # --- the reserve file -------------------------------------------------------------------
+    def _release_reserve(self) -> None:
+        try:
+            self.reserve_path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("telemetry outbox: cannot remove %s: %s", self.reserve_path, exc)
+        self._reserve_retry_at = time.monotonic() + 5.0
+
+    def _ensure_reserve(self) -> None:
+        """(Re)create the reserve when there is space for it; cheap when it exists."""
+        if time.monotonic() < self._reserve_retry_at:
+            return
+        try:
+            if self.reserve_path.stat().st_size >= self.budget.reserve:
+                return
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return
+        if hasattr(os, "statvfs"):  # leave room for the data too, or the next write fails again
+            try:
+                st = os.statvfs(self.dir)
+                if st.f_bavail * st.f_frsize < 2 * self.budget.reserve:
+                    self._reserve_retry_at = time.monotonic() + 5.0
+                    return
+            except OSError:
+                return
+        tmp = self.reserve_path.with_suffix(".tmp")
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(b"\0" * self.budget.reserve)  # real blocks, not a sparse hole
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.reserve_path)
+            self._db_cap = self.budget.database  # space came back: the full cap again
+            if self._full:
+                log.warning("telemetry outbox %s: space is back", self.path)
+            self._full = False
+        except OSError:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+            self._reserve_retry_at = time.monotonic() + 5.0
 
     def _meta(self, key: str, default: str = "0") -> str:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -142,42 +334,86 @@ class Outbox:
                          "DO UPDATE SET value=excluded.value", (key, str(value)))
 
     def _device_id(self) -> str:
-        with self._tx():
+        def get(db: sqlite3.Connection) -> str:
             dev = self._meta("device_id", "")
             if not dev:
                 dev = uuid.uuid4().hex
                 self._set_meta("device_id", dev)
-        return dev
+            return dev
+        return self._write(get)
 
     def close(self) -> None:
+        """Close; never raises (a count that still could not be written is logged)."""
         with self._lock:
-            self._db.close()
+            try:
+                if any(self._unsaved_drops):
+                    self._write(lambda db: None)
+            except (sqlite3.Error, OSError) as exc:
+                segs, calls = self._unsaved_drops
+                log.error("telemetry outbox %s: %d windows (%d calls) were dropped and the disk "
+                          "is too full to record it: %s", self.path, segs, calls, exc)
+            try:
+                self._db.close()
+            except sqlite3.Error as exc:
+                log.warning("telemetry outbox %s: close: %s", self.path, exc)
 
     # --- writing ----------------------------------------------------------------------------
     def set_reference(self, model: str, version: str, reference: dict[str, Any]) -> None:
-        """Remember a version's reference counts once (sent along with its segments)."""
-        with self._tx() as db:
-            db.execute("INSERT OR IGNORE INTO refs(model, version, payload) VALUES(?, ?, ?)",
-                       (model, version, json.dumps(reference, separators=(",", ":"))))
+        """Remember a version's reference counts once (sent along with its segments).
+
+        On a disk too full even for that, the reference is skipped (drift for that version
+        is then not judged) rather than failing the caller.
+        """
+        text = json.dumps(reference, separators=(",", ":"))
+        try:
+            self._write(lambda db: db.execute(
+                "INSERT OR IGNORE INTO refs(model, version, payload) VALUES(?, ?, ?)",
+                (model, version, text)))
+        except (sqlite3.Error, OSError) as exc:
+            if not _disk_full(exc):
+                raise
+            log.warning("telemetry outbox: no space for %s@%s's reference", model, version)
 
     def add_segments(self, segments: list[dict[str, Any]]) -> None:
-        """Store closed windows (one transaction), then apply the size cap."""
+        """Store closed windows (one transaction), then apply the size cap.
+
+        Never fails for lack of space: windows that cannot be kept are counted as dropped.
+        """
         if not segments:
             return
-        with self._tx() as db:
-            for seg in segments:
-                seg = dict(seg, segment_id=uuid.uuid4().hex)
-                text = json.dumps(seg, separators=(",", ":"))
-                db.execute("INSERT INTO segments(segment_id, model, version, calls, bytes, "
-                           "payload) VALUES(?, ?, ?, ?, ?, ?)",
-                           (seg["segment_id"], seg["model"], seg["version"],
-                            int(seg.get("calls", 0)), len(text), text))
-            self._enforce_cap(db)
+        rows = []
+        for seg in segments:
+            seg = dict(seg, segment_id=uuid.uuid4().hex)
+            text = json.dumps(seg, separators=(",", ":"))
+            rows.append((seg["segment_id"], seg["model"], seg["version"],
+                         int(seg.get("calls", 0)), len(text), text))
 
-    def _enforce_cap(self, db: sqlite3.Connection) -> None:
+        incoming = sum(r[4] for r in rows) + 64 * len(rows)  # payload + row overhead
+
+        def insert(db: sqlite3.Connection) -> None:
+            self._enforce_cap(db, incoming)  # make room first: the insert reuses freed pages
+            db.executemany("INSERT INTO segments(segment_id, model, version, calls, bytes, "
+                           "payload) VALUES(?, ?, ?, ?, ?, ?)", rows)
+            self._enforce_cap(db)
+        try:
+            self._write(insert, must=False)
+        except (sqlite3.Error, OSError) as exc:
+            if not _disk_full(exc):
+                raise
+            with self._lock:
+                self._unsaved_drops[0] += len(rows)
+                self._unsaved_drops[1] += sum(r[3] for r in rows)
+            return
+        self._ensure_reserve()
+
+    def _over_cap(self, db: sqlite3.Connection, incoming: int) -> bool:
+        total = db.execute("SELECT COALESCE(SUM(bytes), 0) FROM segments").fetchone()[0]
+        return max(total, self._used_db_bytes(db)) + incoming > self._db_cap
+
+    def _enforce_cap(self, db: sqlite3.Connection, incoming: int = 0) -> None:
+        """Merge, then drop the oldest unsent windows until ``incoming`` more bytes fit."""
         while True:
-            total = db.execute("SELECT COALESCE(SUM(bytes), 0) FROM segments").fetchone()[0]
-            if total <= self.max_bytes:
+            if not self._over_cap(db, incoming):
                 return
             oldest = db.execute("SELECT seq, model, version FROM segments WHERE batch_id IS NULL "
                                 "ORDER BY seq LIMIT 1").fetchone()
@@ -202,8 +438,7 @@ class Outbox:
             seq, calls = db.execute("SELECT seq, calls FROM segments WHERE seq=?",
                                     (rows[0][0],)).fetchone()
             db.execute("DELETE FROM segments WHERE seq=?", (seq,))
-            self._set_meta("dropped_segments", int(self._meta("dropped_segments")) + 1)
-            self._set_meta("dropped_calls", int(self._meta("dropped_calls")) + int(calls))
+            self._count_drop(1, int(calls))
 
     # --- uploading --------------------------------------------------------------------------
     def next_batch(self, max_segments: int = 100, max_bytes: int = 1024 * 1024) -> Optional[Batch]:
@@ -212,7 +447,7 @@ class Outbox:
         A new batch takes the oldest unsent segments, at most ``max_segments`` and about
         ``max_bytes`` (always at least one), plus the drop counters since the last batch.
         """
-        with self._tx() as db:
+        def claim(db: sqlite3.Connection) -> Optional[Batch]:
             row = db.execute("SELECT batch_id FROM batches ORDER BY seq LIMIT 1").fetchone()
             if row is None:
                 picked, size = [], 0
@@ -239,6 +474,7 @@ class Outbox:
             else:
                 batch_id = row[0]
             return self._load_batch(db, batch_id)
+        return self._write(claim)
 
     def _load_batch(self, db: sqlite3.Connection, batch_id: str) -> Batch:
         created, dropped_s, dropped_c = db.execute(
@@ -260,18 +496,30 @@ class Outbox:
 
     def ack(self, batch_id: str) -> None:
         """The collector has the batch: delete it and its segments (one transaction)."""
-        with self._tx() as db:
+        def delete(db: sqlite3.Connection) -> None:
             db.execute("DELETE FROM segments WHERE batch_id=?", (batch_id,))
             db.execute("DELETE FROM batches WHERE batch_id=?", (batch_id,))
+        self._write(delete)
+        self._give_back_space()
+
+    def _give_back_space(self) -> None:
+        """Return freed pages to the file system (auto_vacuum=INCREMENTAL), then the reserve."""
+        try:
+            with self._lock:
+                self._db.execute("PRAGMA incremental_vacuum")
+        except sqlite3.Error as exc:
+            log.debug("telemetry outbox: incremental_vacuum: %s", exc)
+        self._ensure_reserve()
 
     def reject(self, batch: Batch, reason: str) -> None:
         """The collector refuses the batch for good: keep it aside (never silently deleted;
         ``edgert telemetry status`` counts it) so the batches behind it can go."""
-        with self._tx() as db:
+        def move(db: sqlite3.Connection) -> None:
             db.execute("INSERT OR REPLACE INTO rejected VALUES(?, ?, ?, ?)",
                        (batch.batch_id, time.time(), reason[:1000], batch.encode().decode()))
             db.execute("DELETE FROM segments WHERE batch_id=?", (batch.batch_id,))
             db.execute("DELETE FROM batches WHERE batch_id=?", (batch.batch_id,))
+        self._write(move)
 
     # --- backoff state (kept here so it survives restarts of the daemon) --------------------
     def backoff_state(self) -> tuple[int, float]:
@@ -279,9 +527,24 @@ class Outbox:
             return int(self._meta("failures")), float(self._meta("next_attempt_at"))
 
     def set_backoff_state(self, failures: int, next_attempt_at: float) -> None:
-        with self._tx():
+        def save(db: sqlite3.Connection) -> None:
             self._set_meta("failures", failures)
             self._set_meta("next_attempt_at", next_attempt_at)
+        self._write(save)
+
+    def disk_bytes(self) -> int:
+        """What the outbox occupies on disk now: database, WAL, shared memory and reserve."""
+        total = 0
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            try:
+                total += os.stat(f"{self.path}{suffix}").st_blocks * 512
+            except OSError:
+                pass
+        try:
+            total += self.reserve_path.stat().st_blocks * 512
+        except OSError:
+            pass
+        return total
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -293,7 +556,10 @@ class Outbox:
             rejected = db.execute("SELECT COUNT(*) FROM rejected").fetchone()[0]
             return {"path": str(self.path), "device_id": self.device_id, "segments": segs,
                     "calls": calls, "bytes": size, "max_bytes": self.max_bytes,
+                    "disk_bytes": self.disk_bytes(),
                     "batches_in_flight": in_flight, "rejected_batches": rejected,
-                    "dropped_segments_unreported": int(self._meta("dropped_segments")),
-                    "dropped_calls_unreported": int(self._meta("dropped_calls")),
+                    "dropped_segments_unreported": int(self._meta("dropped_segments"))
+                    + self._unsaved_drops[0],
+                    "dropped_calls_unreported": int(self._meta("dropped_calls"))
+                    + self._unsaved_drops[1],
                     "failures": int(self._meta("failures"))}

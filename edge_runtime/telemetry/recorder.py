@@ -18,6 +18,7 @@ Raw inputs are never stored unless ``sample_rate`` > 0 is set explicitly.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import math
@@ -129,6 +130,7 @@ class Recorder:
         self.live_write_s = 1.0
         self._last_live_write = 0.0
         self._live_dirty = False
+        self._live_write_failed = False
         self._last_stream: Optional[Stream] = None
         self._thread: Optional[threading.Thread] = None
         self._closed = False
@@ -180,6 +182,8 @@ class Recorder:
             self._thread.join(timeout=10)
         try:
             self.flush()
+        except Exception:  # noqa: BLE001 - closing (often at exit) must not raise
+            log.warning("telemetry: final flush failed", exc_info=True)
         finally:
             self.outbox.close()
             if self._dispatcher is not None:
@@ -267,8 +271,17 @@ class Recorder:
             f"{m}@{v}": self._live_metrics(m, v, None).as_dict() for m, v in list(self._live)}}
         path = self.outbox.dir / LIVE_NAME
         tmp = path.with_name(f".{LIVE_NAME}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(doc))
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(json.dumps(doc))
+            os.replace(tmp, path)
+        except OSError as exc:  # a full disk: the live view is stale, predictions go on
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            if not self._live_write_failed:
+                log.warning("telemetry: cannot write %s: %s", path, exc)
+            self._live_write_failed = True
+        else:
+            self._live_write_failed = False
 
     def _live_metrics(self, model: str, version: str, last_n: Optional[int]) -> LiveMetrics:
         ring = list(self._live.get((model, version), ()))

@@ -30,6 +30,13 @@ class BatchRejected(SinkError):
     """The collector refuses this batch's content (HTTP 400/422): resending cannot help."""
 
 
+class SinkAuthError(SinkError):
+    """The collector or broker refuses our credentials (HTTP 401/403, MQTT not authorised).
+
+    Permanent until the token is fixed: the uploader stops at once instead of backing off.
+    """
+
+
 class Sink(Protocol):
     def send(self, batch: Batch) -> None: ...
 
@@ -67,6 +74,10 @@ class HttpSink:
             conn.close()
         if resp.status in (400, 422):
             raise BatchRejected(f"{self.url}: HTTP {resp.status}: {body[:200]!r}")
+        if resp.status in (401, 403):
+            raise SinkAuthError(f"{self.url}: HTTP {resp.status} {resp.reason}: the collector "
+                                f"refuses {'this token' if self.token else 'requests without a token'} "
+                                f"(--token / EDGERT_TELEMETRY_TOKEN)")
         if resp.status != 200:
             raise SinkError(f"{self.url}: HTTP {resp.status}: {body[:200]!r}")
         try:
@@ -112,6 +123,14 @@ class MqttSink:
             client.username_pw_set(self.username, self.password)
         client.on_message = self._on_message
         client.on_subscribe = lambda *a, **k: self._subscribed.set()
+        refused: list[str] = []
+        connected = threading.Event()
+
+        def on_connect(client: Any, userdata: Any, flags: Any, reason: Any, props: Any = None) -> None:
+            if getattr(reason, "is_failure", False):
+                refused.append(str(reason))
+            connected.set()
+        client.on_connect = on_connect
         self._subscribed.clear()
         try:
             rc = client.connect(self.host, self.port, keepalive=30)
@@ -120,6 +139,13 @@ class MqttSink:
         if rc != 0:
             raise SinkError(f"mqtt://{self.host}:{self.port}: connect failed ({rc})")
         client.loop_start()
+        if not connected.wait(self.timeout_s) or refused:
+            client.loop_stop()
+            client.disconnect()
+            why = refused[0] if refused else "no CONNACK"
+            cls = SinkAuthError if refused and ("authori" in why.lower() or "password" in why.lower()) \
+                else SinkError
+            raise cls(f"mqtt://{self.host}:{self.port}: connection refused: {why}")
         if self.ack == "collector":
             client.subscribe(f"{self.prefix}/acks/{device_id}", qos=1)
             if not self._subscribed.wait(self.timeout_s):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from .outbox import Outbox
-from .sinks import BatchRejected, Sink, SinkError
+from .sinks import BatchRejected, Sink, SinkAuthError, SinkError
 
 
 @dataclass
@@ -23,10 +23,13 @@ class FlushResult:
     segments: int = 0
     calls: int = 0
     failures: int = 0
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # one per failure, in order
     rejected: int = 0  # batches the collector refused for good (kept aside in the outbox)
+    rejections: list[str] = field(default_factory=list)  # one per rejected batch
     retry_after_s: Optional[float] = None  # set when it stopped because of a failure/backoff
     remaining_segments: int = 0
+    fatal: Optional[str] = None  # credentials refused: retrying cannot help
+    timed_out: bool = False  # stopped by the total time limit
 
     @property
     def complete(self) -> bool:
@@ -57,14 +60,19 @@ class Uploader:
         return d / 2 + self._rng.uniform(0, d / 2)
 
     def flush(self, max_batches: Optional[int] = None, *, max_attempts: int = 1,
-              respect_backoff: bool = True) -> FlushResult:
+              respect_backoff: bool = True, max_time_s: Optional[float] = None,
+              progress: Optional[Callable[[str], None]] = None) -> FlushResult:
         """Send up to ``max_batches`` batches (all if None).
 
         ``max_attempts`` consecutive failures are tolerated within this call (sleeping the
         backoff delay between them) before it returns with ``retry_after_s`` set. With
         ``respect_backoff`` a call made before the stored retry time sends nothing.
+        ``max_time_s`` bounds the whole call (sleeps included); refused credentials stop it at
+        once (``fatal``). ``progress`` gets one line per batch sent and per failure.
         """
         res = FlushResult()
+        say = progress or (lambda line: None)
+        end = None if max_time_s is None else time.monotonic() + max_time_s
         failures, next_at = self.outbox.backoff_state()
         if respect_backoff and failures and time.time() < next_at:
             res.retry_after_s = next_at - time.time()
@@ -73,6 +81,10 @@ class Uploader:
         attempts = 0
         try:
             while max_batches is None or res.batches < max_batches:
+                if end is not None and time.monotonic() >= end:
+                    res.timed_out = True
+                    res.retry_after_s = res.retry_after_s or 0.0
+                    break
                 batch = self.outbox.next_batch(self.batch_segments, self.batch_bytes)
                 if batch is None:
                     break
@@ -81,7 +93,8 @@ class Uploader:
                 except BatchRejected as exc:
                     self.outbox.reject(batch, str(exc))
                     res.rejected += 1
-                    res.errors.append(str(exc))
+                    res.rejections.append(str(exc))
+                    say(f"batch {batch.batch_id} rejected for good: {exc}")
                     continue
                 except SinkError as exc:
                     failures += 1
@@ -90,9 +103,21 @@ class Uploader:
                     res.errors.append(str(exc))
                     delay = self.delay_for(failures)
                     self.outbox.set_backoff_state(failures, time.time() + delay)
+                    if isinstance(exc, SinkAuthError):
+                        res.fatal = str(exc)
+                        res.retry_after_s = delay
+                        say(f"failed: {exc}")
+                        break
                     if attempts >= max_attempts:
                         res.retry_after_s = delay
+                        say(f"attempt {attempts} failed: {exc}; giving up for now")
                         break
+                    if end is not None and time.monotonic() + delay >= end:
+                        res.timed_out = True
+                        res.retry_after_s = delay
+                        say(f"attempt {attempts} failed: {exc}; time limit reached")
+                        break
+                    say(f"attempt {attempts} failed: {exc}; retrying in {delay:.1f} s")
                     self._sleep(delay)
                     continue
                 self.outbox.ack(batch.batch_id)
@@ -103,6 +128,7 @@ class Uploader:
                 res.batches += 1
                 res.segments += batch.segments
                 res.calls += batch.calls
+                say(f"sent batch {res.batches}: {batch.segments} windows, {batch.calls} calls")
         finally:
             self.sink.close()
         res.remaining_segments = self.outbox.stats()["segments"]

@@ -39,9 +39,15 @@ def test_collector_and_flush_through_cli(cancer_bundles, cancer_data, tmp_path, 
     try:
         wait_port(port)
         sink = f"http://127.0.0.1:{port}/v1/batches"
-        denied = _cli(["telemetry", "flush", "--sink", sink, "--max-attempts", "1"],
-                      dict(env, EDGERT_TELEMETRY_TOKEN="wrong"))
-        assert denied.returncode == 1 and "401" in denied.stdout
+        # A wrong token is permanent: with the default 5 attempts and 1 s backoff it still
+        # stops after the first answer, with one error line naming the 401.
+        denied = _cli(["telemetry", "flush", "--sink", sink], dict(env, EDGERT_TELEMETRY_TOKEN="wrong"))
+        assert denied.returncode == 1
+        summary = json.loads(denied.stdout)
+        assert summary["failures"] == 1 and len(summary["errors"]) == 1 and summary["batches"] == 0
+        errors = [line for line in denied.stderr.splitlines() if line.startswith("edgert: error:")]
+        assert len(errors) == 1 and "SinkAuthError" in errors[0] and "HTTP 401" in errors[0], denied.stderr
+        assert "Traceback" not in denied.stderr
         assert json.loads(_cli(["telemetry", "status"], env).stdout)["calls"] == len(X) + 1
         ok = _cli(["telemetry", "flush", "--sink", sink], dict(env, EDGERT_TELEMETRY_TOKEN="s3cret"))
         assert ok.returncode == 0, ok.stderr + ok.stdout

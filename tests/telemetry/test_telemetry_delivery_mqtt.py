@@ -3,6 +3,7 @@ collector down then up, the uploader killed -9 mid-flush, the collector cut off 
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -59,3 +60,40 @@ def test_mqtt_delivery_exact(mosquitto, state_100k, outbox_100k, tmp_path, tel_e
     finally:
         coll.stop()
         ob.close()
+
+
+def test_mqtt_refused_password_is_permanent(tmp_path):
+    """A broker that requires a password refuses a wrong one in its CONNACK: one SinkAuthError,
+    not a retried timeout."""
+    import shutil
+    import subprocess
+
+    from conftest import _mosquitto_binary
+    from telemetry_helpers import free_port, wait_port
+
+    from edge_runtime.telemetry.sinks import SinkAuthError
+
+    binary, passwd = _mosquitto_binary(), shutil.which("mosquitto_passwd")
+    if binary is None or passwd is None:
+        pytest.skip("mosquitto is not installed (scripts/setup.d/20-mosquitto.sh installs it)")
+    pytest.importorskip("paho.mqtt.client")
+    pwfile = tmp_path / "passwd"
+    subprocess.run([passwd, "-c", "-b", str(pwfile), "device", "right"], check=True, timeout=30)
+    pwfile.chmod(0o600)
+    port = free_port()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {pwfile}\n"
+                    "persistence false\n"
+                    # as root, mosquitto would switch to its own user, who cannot read tmp_path
+                    + ("user root\n" if os.geteuid() == 0 else ""))
+    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        sink = MqttSink("127.0.0.1", port, username="device", password="wrong", timeout_s=5)
+        batch = Batch("b1", {"device_id": "d1", "segments": []})
+        with pytest.raises(SinkAuthError, match="refused"):
+            sink.send(batch)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -15,6 +15,7 @@ from telemetry_helpers import StoreSink
 from collector import CollectorStore, Thresholds, check
 from edge_runtime.telemetry import Outbox, Uploader
 from edge_runtime.telemetry.aggregate import WindowAccumulator, merge_segments
+from edge_runtime.telemetry.outbox import MIN_MAX_BYTES
 from edge_runtime.telemetry.recorder import Recorder, Stream
 from edge_runtime.telemetry.sinks import SinkError
 from edge_runtime.telemetry.stats import LATENCY_EDGES, psi, quantile_from_buckets
@@ -84,36 +85,40 @@ def test_merge_is_exact(calls, cut):
         assert merged[key] == whole[key]
 
 
-def _segment(i: int) -> dict:
+def _segment(i: int, classes: int = 1) -> dict:
     acc = WindowAccumulator("m", "1.0.0", float(i), 1.0, None)
     acc.add_calls(np.full(10, 1e-5), 10)
-    acc.add_outputs(np.array(["a"] * 10), True)
-    return acc.to_segment()
+    acc.add_outputs(np.array([f"class-{k % classes}" for k in range(10 * classes)][:10]), True)
+    seg = acc.to_segment()
+    seg["outputs"].update({f"class-{k}": 0 for k in range(classes)})  # a wide segment, ~30 B a class
+    return seg
 
 
 def test_outbox_cap_merges_then_drops_and_reports(tmp_path):
-    ob = Outbox(tmp_path, max_bytes=3000)
+    ob = Outbox(tmp_path, max_bytes=3000)  # raised to the floor: the cap covers the files on disk
+    assert ob.max_bytes == MIN_MAX_BYTES
+    cap = ob.budget.database
     for i in range(40):
-        ob.add_segments([_segment(i)])
+        ob.add_segments([_segment(i, classes=400)])  # 40 x ~11 kB: more than the cap
     stats = ob.stats()
-    assert stats["bytes"] <= 3000
+    assert stats["bytes"] <= cap and stats["segments"] < 40
     assert stats["calls"] == 400  # merging lost nothing so far
     acc = WindowAccumulator("n", "1.0.0", 0.0, 1.0, None)  # a second version: not mergeable
     big = acc.to_segment()
-    k = 0
-    while len(json.dumps(big, separators=(",", ":"))) < 2750:  # fits alone, not with the rest
-        big["outputs"][str(k)] = 1
-        k += 1
+    big["outputs"] = {str(k): 1 for k in range(cap // 30)}  # ~cap/3: fits alone, not with the rest
+    assert cap // 4 < len(json.dumps(big, separators=(",", ":"))) < cap // 2
     big["calls"] = 7
-    ob.add_segments([big])  # too big for the cap next to the rest: the oldest go
+    for j in range(3):  # three versions: not mergeable with each other either
+        ob.add_segments([dict(big, version=f"1.0.{j + 1}")])  # the oldest go to make room
     stats = ob.stats()
     assert stats["dropped_segments_unreported"] >= 1
+    assert stats["disk_bytes"] <= ob.max_bytes
     dropped_calls = stats["dropped_calls_unreported"]
     store = CollectorStore(tmp_path / "c.db")
     assert Uploader(ob, StoreSink(store)).flush().complete
     rep = store.report()
     kept = sum(v["calls"] for v in rep["versions"])
-    assert kept + rep["dropped"]["calls"] == 407 and rep["dropped"]["calls"] == dropped_calls
+    assert kept + rep["dropped"]["calls"] == 421 and rep["dropped"]["calls"] == dropped_calls
     assert any("dropped" in line for line in check(rep, Thresholds()))
 
 
@@ -159,6 +164,32 @@ def test_backoff_exponential_with_jitter_and_retry_same_batch(tmp_path):
     assert 0.5 <= slept[0] <= 1.0 and 1.0 <= slept[1] <= 2.0 and 1.5 <= slept[2] <= 3.0
     delays = {up.delay_for(5) for _ in range(20)}
     assert len(delays) > 1 and all(1.5 <= d <= 3.0 for d in delays)
+
+
+def test_flush_counts_every_failure_it_lists_and_stops_at_its_time_limit(tmp_path):
+    ob = Outbox(tmp_path)
+    ob.add_segments([_segment(i) for i in range(4)])
+    lines: list[str] = []
+    up = Uploader(ob, FailingSink(10**6), batch_segments=2, base_delay_s=0.02, max_delay_s=0.05)
+    res = up.flush(max_attempts=10**6, max_time_s=0.5, progress=lines.append)
+    assert res.timed_out and res.batches == 0 and res.retry_after_s is not None
+    assert res.failures == len(res.errors) >= 2  # the count is what is listed, all of it
+    assert sum("failed" in line for line in lines) == res.failures
+    assert ob.stats()["calls"] == 40  # nothing lost
+
+
+def test_refused_credentials_stop_the_flush_at_once(tmp_path):
+    from edge_runtime.telemetry.sinks import SinkAuthError
+
+    class Refusing(FailingSink):
+        def send(self, batch) -> None:
+            raise SinkAuthError("HTTP 401 Unauthorized")
+
+    ob = Outbox(tmp_path)
+    ob.add_segments([_segment(0)])
+    slept: list[float] = []
+    res = Uploader(ob, Refusing(0), sleep=slept.append).flush(max_attempts=5)
+    assert res.fatal and "401" in res.fatal and res.failures == 1 and not slept
 
 
 @settings(max_examples=80, deadline=None)
