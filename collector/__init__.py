@@ -9,10 +9,12 @@ Install it with ``pip install 'edge-runtime[collector]'``; PostgreSQL needs noth
 from __future__ import annotations
 
 from edge_runtime.errors import CollectorStoreError
+from edge_runtime.health import Breach
 
+from .alerts import Alerter
 from .core import Collector, CollectorStore
-from .report import Thresholds, check
+from .report import Thresholds, breaches, check
 from .storage import Store, open_store, redact_url
 
-__all__ = ["Collector", "CollectorStore", "CollectorStoreError", "Store", "Thresholds", "check",
-           "open_store", "redact_url"]
+__all__ = ["Alerter", "Breach", "Collector", "CollectorStore", "CollectorStoreError", "Store", "Thresholds",
+           "breaches", "check", "open_store", "redact_url"]

@@ -53,11 +53,15 @@ class CollectorStore:
     def counts(self) -> dict[str, int]:
         return self.db.counts()
 
-    def report(self, *, psi_threshold: float = PSI_THRESHOLD,
-               min_rows: int = PSI_MIN_ROWS) -> dict[str, Any]:
-        """Per model version: calls, rows, error rate, latency quantiles, classes, drift,
-        feedback accuracy, shadow agreement, devices; plus what devices reported as dropped."""
-        return build_report(self.db.snapshot(), psi_threshold=psi_threshold, min_rows=min_rows)
+    def report(self, *, psi_threshold: float = PSI_THRESHOLD, min_rows: int = PSI_MIN_ROWS,
+               since: Optional[float] = None, series: bool = False) -> dict[str, Any]:
+        """Per model version: calls, rows, error rate, errors by kind, latency quantiles,
+        classes, drift, feedback accuracy, shadow agreement, devices and their rollout states;
+        plus what devices reported as dropped. ``since`` (a collector clock time) keeps only
+        batches received from then on (alerts judge a recent window, not all history);
+        ``series`` adds each version's figures over time (:mod:`collector.series`)."""
+        return build_report(self.db.snapshot(since), psi_threshold=psi_threshold,
+                            min_rows=min_rows, series=series)
 
     def metrics(self, *, mqtt_received: Optional[int] = None) -> str:
         """The report as Prometheus text (``GET /metrics``)."""
@@ -87,6 +91,10 @@ class Collector:
         self.delay_s = 0.0
         self.app = CollectorApp(self)
         self.app.add_page("/metrics", self._metrics_page)
+        from . import dashboard
+
+        self.app.add_handler(lambda path, query: dashboard.route(
+            path + (f"?{query}" if query else ""), self.store))
         self._http: Optional[WsgiServer] = None
         if http:
             try:

@@ -11,30 +11,50 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from edge_runtime.bundle import parse_semver
+from edge_runtime.health import Breach
 from edge_runtime.telemetry.aggregate import merge_segments
 from edge_runtime.telemetry.stats import PSI_MIN_ROWS, PSI_THRESHOLD, feature_drift, quantile_from_buckets
 
+from .series import bucket_segments, point, slim
 from .storage import Snapshot
 
 QUANTILES = (("p50", .5), ("p90", .9), ("p99", .99))
 
 
 def build_report(snap: Snapshot, *, psi_threshold: float = PSI_THRESHOLD,
-                 min_rows: int = PSI_MIN_ROWS) -> dict[str, Any]:
+                 min_rows: int = PSI_MIN_ROWS, series: bool = False) -> dict[str, Any]:
     """Per model version: calls, rows, error rate, latency quantiles and buckets, classes,
-    drift, feedback accuracy, shadow agreement, devices; plus what devices reported dropped."""
+    drift, feedback accuracy, shadow agreement, devices and their rollout states (each
+    device's latest word); plus what devices reported dropped. ``series`` adds each version's
+    figures over time (:mod:`collector.series`)."""
     merged: dict[tuple[str, str], dict[str, Any]] = {}
     nseg: dict[tuple[str, str], int] = {}
-    for model, version, text in snap.segments:
+    raw: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    devs: dict[tuple[str, str], dict[str, tuple[float, Optional[str]]]] = {}
+    for model, version, text, device, wend in snap.segments:
         seg = json.loads(text)
         key = (model, version)
         merged[key] = merge_segments(merged[key], seg) if key in merged else seg
         nseg[key] = nseg.get(key, 0) + 1
+        if series:
+            raw.setdefault(key, []).append(slim(seg))
+        last = devs.setdefault(key, {}).get(device)
+        if last is None or wend >= last[0]:  # the device's latest word on its rollout state
+            state = seg.get("state")
+            devs[key][device] = (wend, state if isinstance(state, str) else (last[1] if last else None))
     versions = []
     for key in sorted(merged, key=lambda k: (k[0], _semver_key(k[1]))):
         v = _version_report(merged[key], snap.refs.get(key), nseg[key], psi_threshold, min_rows)
-        v["devices"] = snap.devices_by_version.get(key, 0)
+        states: dict[str, int] = {}
+        for _, state in devs[key].values():
+            if state is not None:
+                states[state] = states.get(state, 0) + 1
+        v["devices"] = len(devs[key])
         v["devices_current"] = snap.current_by_version.get(key, 0)
+        v["states"] = states
+        if series:
+            v["series"] = [point(_version_report(b, None, 1, psi_threshold, min_rows))
+                           for b in bucket_segments(raw[key])]
         versions.append(v)
     return {"versions": versions, "devices": snap.devices,
             "dropped": {"segments": snap.dropped_segments, "calls": snap.dropped_calls}}
@@ -99,33 +119,47 @@ class Thresholds:
     min_feedback: int = 30
 
 
-def check(report: dict[str, Any], t: Thresholds) -> list[str]:
-    """One line per breach: drift per feature, error rate, p99 latency, accuracy drop.
+def breaches(report: dict[str, Any], t: Thresholds) -> list[Breach]:
+    """Every breach of ``t`` in ``report``: drift per feature, error rate (with the error
+    kinds), p99 latency, accuracy drop, windows dropped by devices.
 
     The accuracy drop of a version is measured against the nearest earlier version (by
     semver) of the same model that has at least ``min_feedback`` labelled predictions.
     """
-    lines = []
+    out = []
     last_acc: dict[str, tuple[str, float]] = {}
     for v in report["versions"]:
-        tag = f"{v['model']}@{v['version']}"
+        m, ver = v["model"], v["version"]
+        tag = f"{m}@{ver}"
         for name, d in v["drift"].items():
             if d["psi"] is not None and d["rows"] >= t.min_rows and d["psi"] > t.max_psi:
-                lines.append(f"{tag}: drift in feature '{name}': PSI {d['psi']:.3f} > {t.max_psi}")
+                out.append(Breach("drift", m, ver, d["psi"], t.max_psi,
+                                  f"{tag}: drift in feature '{name}': PSI {d['psi']:.3f} > {t.max_psi}",
+                                  feature=name))
         if v["calls"] + v["errors"] and v["error_rate"] > t.max_error_rate:
-            lines.append(f"{tag}: error rate {v['error_rate']:.2%} > {t.max_error_rate:.2%} "
-                         f"({v['errors']} of {v['calls'] + v['errors']})")
+            kinds = ", ".join(f"{k} {n}" for k, n in sorted(v["errors_by_kind"].items()))
+            out.append(Breach("error_rate", m, ver, v["error_rate"], t.max_error_rate,
+                              f"{tag}: error rate {v['error_rate']:.2%} > {t.max_error_rate:.2%} "
+                              f"({v['errors']} of {v['calls'] + v['errors']}: {kinds})"))
         p99 = v["latency_s"]["p99"]
         if t.max_p99_ms is not None and p99 is not None and p99 * 1000 > t.max_p99_ms:
-            lines.append(f"{tag}: p99 latency {p99 * 1000:.3g} ms > {t.max_p99_ms} ms")
+            out.append(Breach("latency", m, ver, p99 * 1000, t.max_p99_ms,
+                              f"{tag}: p99 latency {p99 * 1000:.3g} ms > {t.max_p99_ms} ms"))
         acc, n = v["feedback"]["accuracy"], v["feedback"]["n"]
         if acc is not None and n >= t.min_feedback:
-            prev = last_acc.get(v["model"])
+            prev = last_acc.get(m)
             if prev is not None and prev[1] - acc > t.max_accuracy_drop:
-                lines.append(f"{tag}: accuracy {acc:.2%} dropped {prev[1] - acc:.2%} from "
-                             f"{prev[1]:.2%} ({v['model']}@{prev[0]}) > {t.max_accuracy_drop:.2%}")
-            last_acc[v["model"]] = (v["version"], acc)
+                out.append(Breach("accuracy", m, ver, prev[1] - acc, t.max_accuracy_drop,
+                                  f"{tag}: accuracy {acc:.2%} dropped {prev[1] - acc:.2%} from "
+                                  f"{prev[1]:.2%} ({m}@{prev[0]}) > {t.max_accuracy_drop:.2%}"))
+            last_acc[m] = (ver, acc)
     if report["dropped"]["segments"]:
-        lines.append(f"devices dropped {report['dropped']['segments']} telemetry windows "
-                     f"({report['dropped']['calls']} calls) under the outbox size cap")
-    return lines
+        out.append(Breach("dropped", "", "", report["dropped"]["segments"], 0,
+                          f"devices dropped {report['dropped']['segments']} telemetry windows "
+                          f"({report['dropped']['calls']} calls) under the outbox size cap"))
+    return out
+
+
+def check(report: dict[str, Any], t: Thresholds) -> list[str]:
+    """One line per breach (see :func:`breaches`)."""
+    return [b.message for b in breaches(report, t)]

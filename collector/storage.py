@@ -21,7 +21,7 @@ import time
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence, TypeVar, Union
+from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar, Union
 
 from edge_runtime.errors import CollectorStoreError
 
@@ -63,7 +63,7 @@ class StoredBatch:
 class Snapshot:
     """What the report reads, in one consistent read."""
 
-    segments: list[tuple[str, str, str]]  # model, version, payload
+    segments: list[tuple[str, str, str, str, float]]  # model, version, payload, device, window end
     refs: dict[tuple[str, str], dict[str, Any]]
     dropped_segments: int
     dropped_calls: int
@@ -186,18 +186,23 @@ class Store(ABC):
             s = cur.execute("SELECT COUNT(*) FROM segments").fetchone()[0]
         return {"batches": int(b), "segments": int(s)}
 
-    def snapshot(self) -> Snapshot:
-        return self._run(self._snapshot)
+    def snapshot(self, since: Optional[float] = None) -> Snapshot:
+        """Everything stored, or only the batches received at or after ``since``."""
+        return self._run(lambda: self._snapshot(since))
 
-    def _snapshot(self) -> Snapshot:
+    def _snapshot(self, since: Optional[float] = None) -> Snapshot:
+        cut = "" if since is None else " WHERE received >= ?"
+        args: tuple[Any, ...] = () if since is None else (float(since),)
+        in_window = "" if since is None else " WHERE batch_id IN (SELECT batch_id FROM batches WHERE received >= ?)"
         with self._tx() as cur:
-            rows = [tuple(r) for r in
-                    cur.execute("SELECT model, version, payload FROM segments").fetchall()]
+            rows = [(m, v, p, d, float(e)) for m, v, p, d, e in cur.execute(
+                "SELECT model, version, payload, device_id, window_end FROM segments" + in_window,
+                args).fetchall()]
             refs = {(m, v): json.loads(p) for m, v, p in
                     cur.execute("SELECT model, version, payload FROM refs").fetchall()}
             dropped = cur.execute("SELECT COALESCE(SUM(dropped_segments), 0), "
-                                  "COALESCE(SUM(dropped_calls), 0) FROM batches").fetchone()
-            devices = cur.execute("SELECT COUNT(DISTINCT device_id) FROM batches").fetchone()[0]
+                                  "COALESCE(SUM(dropped_calls), 0) FROM batches" + cut, args).fetchone()
+            devices = cur.execute("SELECT COUNT(DISTINCT device_id) FROM batches" + cut, args).fetchone()[0]
             by_version = {(m, v): int(n) for m, v, n in cur.execute(
                 "SELECT model, version, COUNT(DISTINCT device_id) FROM segments "
                 "GROUP BY model, version").fetchall()}

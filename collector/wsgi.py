@@ -12,11 +12,14 @@ import json
 import logging
 import threading
 import time
+from http import HTTPStatus
 from typing import Any, Callable, Iterable, Optional
 
 log = logging.getLogger("collector")
 MAX_BODY_BYTES = 32 * 1024 * 1024
 Page = Callable[[], tuple[str, bytes]]  # () -> (content type, body)
+#: (path, query string) -> (status, content type, body), or None when the path is not its own
+Handler = Callable[[str, str], Optional[tuple[int, str, bytes]]]
 StartResponse = Callable[..., Any]
 
 
@@ -27,10 +30,15 @@ class CollectorApp:
         self.collector = collector
         self.max_body = int(max_body)
         self.pages: dict[str, Page] = {}
+        self.handlers: list[Handler] = []
 
     def add_page(self, path: str, render: Page) -> None:
         """Serve ``GET path`` with ``render()`` (computed per request)."""
         self.pages[path] = render
+
+    def add_handler(self, handler: Handler) -> None:
+        """Serve the GETs ``handler(path, query)`` answers (the dashboard and its data)."""
+        self.handlers.append(handler)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -39,6 +47,15 @@ class CollectorApp:
             if method != "POST":
                 return _json(start_response, 405, {"error": "use POST"}, [("Allow", "POST")])
             return self._batches(environ, start_response)
+        if method in ("GET", "HEAD"):
+            for handler in self.handlers:
+                got = handler(path, environ.get("QUERY_STRING", ""))
+                if got is not None:
+                    status, ctype, body = got
+                    start_response(f"{status} {HTTPStatus(status).phrase}",
+                                   [("Content-Type", ctype), ("Content-Length", str(len(body))),
+                                    ("Cache-Control", "no-store")])
+                    return [b"" if method == "HEAD" else body]
         page = self.pages.get(path)
         if page is None and path != "/v1/health":
             return _json(start_response, 404, {"error": "not found"})

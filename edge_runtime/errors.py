@@ -81,3 +81,5 @@ class ModelFileError(EdgeRuntimeError, ValueError):
 class ServeConfigError(EdgeRuntimeError, ValueError):
     """``edgert serve`` was given a configuration it cannot honour (token file, socket path,
     limits); names the option."""
+class AlertDeliveryError(EdgeRuntimeError):
+    """An alert webhook refused or did not answer a notification (it is retried next round)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import click
 
@@ -112,21 +112,38 @@ def _db_answers(coll: Collector) -> bool:
         return False
 
 
+def _threshold_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The ``check`` thresholds, shared by ``report --check`` and ``alerts``."""
+    for opt in reversed([
+            click.option("--max-psi", type=float, default=0.2, show_default=True,
+                         help="Largest PSI of a feature before it counts as drifted."),
+            click.option("--min-rows", type=int, default=200, show_default=True,
+                         help="Rows a feature needs before drift is judged."),
+            click.option("--max-error-rate", type=float, default=0.05, show_default=True,
+                         help="Largest share of failed calls."),
+            click.option("--max-p99-ms", type=float, default=None, help="Largest p99 latency in ms."),
+            click.option("--max-accuracy-drop", type=float, default=0.05, show_default=True,
+                         help="Largest accuracy drop on feedback labels."),
+            click.option("--min-feedback", type=int, default=30, show_default=True,
+                         help="Feedback labels needed before accuracy is judged.")]):
+        f = opt(f)
+    return f
+
+
+def _sqlite_path(ctx: click.Context, db: Optional[str]) -> str:
+    """The SQLite file ``alerts`` keeps its state in (PostgreSQL is not supported there yet)."""
+    db = _existing_db(db or (ctx.obj or {}).get("collector_db"))
+    if "://" in db and not db.startswith("sqlite:"):
+        raise click.UsageError("--db: `collector alerts` keeps its state in a SQLite collector database; "
+                               "PostgreSQL is not supported for alerts yet")
+    return db[len("sqlite:///"):] if db.startswith("sqlite:///") else db
+
+
 @collector.command()
 @click.option("--db", default=None, envvar="EDGERT_COLLECTOR_DB", help=_DB_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 @click.option("--check", is_flag=True, help="Exit 1 with one line per threshold breach.")
-@click.option("--max-psi", type=float, default=0.2, show_default=True,
-              help="With --check: largest PSI of a feature before it counts as drifted.")
-@click.option("--min-rows", type=int, default=200, show_default=True,
-              help="Rows a feature needs before drift is judged.")
-@click.option("--max-error-rate", type=float, default=0.05, show_default=True,
-              help="With --check: largest share of failed calls.")
-@click.option("--max-p99-ms", type=float, default=None, help="With --check: largest p99 latency in ms.")
-@click.option("--max-accuracy-drop", type=float, default=0.05, show_default=True,
-              help="With --check: largest accuracy drop on feedback labels.")
-@click.option("--min-feedback", type=int, default=30, show_default=True,
-              help="Feedback labels needed before accuracy is judged.")
+@_threshold_options
 @click.pass_context
 def report(ctx: click.Context, db: Optional[str], as_json: bool, check: bool, max_psi: float,
            min_rows: int, max_error_rate: float, max_p99_ms: Optional[float],
@@ -159,6 +176,69 @@ def report(ctx: click.Context, db: Optional[str], as_json: bool, check: bool, ma
             sys.exit(1)
 
 
+@collector.command()
+@click.option("--db", default=None, envvar="EDGERT_COLLECTOR_DB",
+              help="Collector database (a SQLite file; default: the group's --db).")
+@click.option("--webhook", default=None, metavar="URL",
+              help="Send Alertmanager webhook notifications (version 4) to this receiver.")
+@click.option("--alertmanager", default=None, metavar="URL",
+              help="Or push the alerts to this Alertmanager (its base URL; POST /api/v2/alerts).")
+@click.option("--webhook-token", default=None, envvar="EDGERT_WEBHOOK_TOKEN",
+              help="Bearer token for the webhook (prefer the environment variable).")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
+              help="Seconds between evaluations.")
+@click.option("--window", type=click.FloatRange(min=0, min_open=True), default=3600.0,
+              show_default=True, help="Judge the batches received in the last this many seconds.")
+@click.option("--once", is_flag=True, help="Evaluate once and exit (1 if the webhook failed).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0,
+              show_default=True, help="Seconds to wait for the webhook.")
+@_threshold_options
+@click.pass_context
+def alerts(ctx: click.Context, db: Optional[str], webhook: Optional[str],
+           alertmanager: Optional[str], webhook_token: Optional[str],
+           interval: float, window: float, once: bool, timeout: float, max_psi: float,
+           min_rows: int, max_error_rate: float, max_p99_ms: Optional[float],
+           max_accuracy_drop: float, min_feedback: int) -> None:
+    """Send firing/resolved alerts when thresholds are breached: to a webhook (Alertmanager's
+    notification format) or to an Alertmanager (state kept in the collector database, so a
+    restart does not fire again)."""
+    import time
+
+    from collector import Alerter, Thresholds
+
+    from ..errors import AlertDeliveryError
+
+    t = Thresholds(max_psi=max_psi, min_rows=min_rows, max_error_rate=max_error_rate,
+                   max_p99_ms=max_p99_ms, max_accuracy_drop=max_accuracy_drop,
+                   min_feedback=min_feedback)
+    if (webhook is None) == (alertmanager is None):
+        raise click.UsageError("give one of --webhook URL or --alertmanager URL")
+    try:
+        alerter = Alerter(_sqlite_path(ctx, db), webhook or alertmanager or "", thresholds=t,
+                          window_s=window, timeout_s=timeout, token=webhook_token,
+                          to="webhook" if webhook else "alertmanager", resend_s=interval)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--webhook" if webhook else "--alertmanager") from None
+    try:
+        while True:
+            try:
+                r = alerter.evaluate()
+                click.echo(json.dumps({"fired": [a.labels for a in r.fired],
+                                       "resolved": [a.labels for a in r.resolved],
+                                       "active": r.active}))
+            except AlertDeliveryError as exc:
+                click.echo(f"alerts: {exc} (retried next round)", err=True)
+                if once:
+                    sys.exit(1)
+            if once:
+                return
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        alerter.close()
+
+
 def _ms(v: Optional[float]) -> str:
     if v is None:
         return "-"
@@ -172,8 +252,9 @@ def _print_report(rep: dict) -> None:
         lat = v["latency_s"]
         fb = v["feedback"]
         acc = "-" if fb["accuracy"] is None else f"{fb['accuracy']:.2%} of {fb['n']}"
+        kinds = "".join(f", {k} {n}" for k, n in sorted(v["errors_by_kind"].items()))
         click.echo(f"{v['model']}@{v['version']}: calls {v['calls']} rows {v['rows']} "
-                   f"errors {v['errors']} ({v['error_rate']:.2%}) lost {v['lost']} "
+                   f"errors {v['errors']} ({v['error_rate']:.2%}{kinds}) lost {v['lost']} "
                    f"p50 {_ms(lat['p50'])} p90 {_ms(lat['p90'])} p99 {_ms(lat['p99'])} "
                    f"accuracy {acc}")
         for cand, s in v["shadow"].items():

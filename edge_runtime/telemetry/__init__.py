@@ -2,7 +2,8 @@
 
 Pieces, each in its own module: :mod:`.stats` (fixed histograms, PSI), :mod:`.aggregate`
 (mergeable window figures), :mod:`.recorder` (queue + background drain), :mod:`.monitored`
-(``MonitoredModel`` wrapper with feedback), :mod:`.outbox` (SQLite WAL with a size cap),
+(``MonitoredModel`` wrapper with feedback), :mod:`.alerting` (on-device alert callbacks),
+:mod:`.outbox` (SQLite WAL with a size cap),
 :mod:`.sinks` (HTTP JSON, MQTT) and :mod:`.uploader` (batches, acks, backoff); the receiver
 is the top-level ``collector`` package, which no device imports. Imported lazily.
 """
@@ -16,6 +17,7 @@ _LAZY = {
     "Recorder": "recorder", "get_recorder": "recorder", "LiveMetrics": "recorder",
     "read_live_metrics": "recorder",
     "MonitoredModel": "monitored", "monitor": "monitored",
+    "LiveAlerts": "alerting", "DEFAULT_ALERT_RULES": "alerting",
     "Outbox": "outbox", "OutboxError": "outbox", "default_state_dir": "outbox",
     "Uploader": "uploader", "FlushResult": "uploader",
     "HttpSink": "sinks", "MqttSink": "sinks", "SinkError": "sinks", "sink_from_url": "sinks",

@@ -12,7 +12,14 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
-from .stats import N_LATENCY_BUCKETS, feature_drift, latency_bucket_counts, output_bucket_keys
+from .stats import (
+    N_LATENCY_BUCKETS,
+    PSI_MIN_ROWS,
+    PSI_THRESHOLD,
+    feature_drift,
+    latency_bucket_counts,
+    output_bucket_keys,
+)
 
 SEGMENT_SCHEMA = 1
 MAX_SAMPLES_PER_WINDOW = 100
@@ -158,6 +165,13 @@ class WindowAccumulator:
         return (self.calls == 0 and not self.errors and self.feedback["n"] == 0
                 and not self.shadow and not self.lost and not self.unmatched_feedback)
 
+    def drift(self, threshold: float = PSI_THRESHOLD, min_rows: int = PSI_MIN_ROWS
+              ) -> dict[str, dict[str, Any]]:
+        """Per feature: PSI of this window against the reference, rows seen, drift flag."""
+        return {name: feature_drift(ref, b, int(miss), threshold=threshold, min_rows=min_rows)
+                for name, ref, b, miss in zip(self.feature_names, self._ref_feats, self.bins,
+                                              self.missing.tolist())}
+
     def to_segment(self) -> dict[str, Any]:
         lat = {str(i): int(c) for i, c in enumerate(self.latency.tolist()) if c}
         seg: dict[str, Any] = {
@@ -177,9 +191,7 @@ class WindowAccumulator:
                                "missing": self.missing.tolist()}
             # this window's own PSI and drift flags (informational: PSI does not add up, so
             # merging drops them and the collector recomputes from the summed bins)
-            drift = {name: feature_drift(ref, b, int(miss))
-                     for name, ref, b, miss in zip(self.feature_names, self._ref_feats, bins,
-                                                   self.missing.tolist())}
+            drift = self.drift()
             seg["psi"] = {k: d["psi"] for k, d in drift.items()}
             seg["drifted"] = [k for k, d in drift.items() if d["drift"]]
         if self.samples:
@@ -249,6 +261,11 @@ def validate_segment(seg: Any) -> dict[str, Any]:
     for k in seg["latency"]:
         if not k.isdigit() or int(k) >= N_LATENCY_BUCKETS:
             raise ValueError(f"segment field 'latency.{k}' is not a latency bucket")
+    if "state" in seg:
+        from ..sync.store import STATES
+
+        if seg["state"] not in STATES:
+            raise ValueError(f"segment field 'state' is not one of {', '.join(STATES)}")
     feats = seg.get("features")
     if feats is not None:
         if not (isinstance(feats, dict) and isinstance(feats.get("names"), list)

@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
+from .alerting import AlertCallback
 from .recorder import CALL, ERROR, PROBA_CALL, LiveMetrics, Recorder, Stream, get_recorder
 
 _perf = time.perf_counter
@@ -34,7 +35,9 @@ class MonitoredModel:
     """
 
     def __init__(self, model: Any, recorder: Recorder, *, name: Optional[str] = None,
-                 version: Optional[str] = None, reference: Optional[dict[str, Any]] = None):
+                 version: Optional[str] = None, reference: Optional[dict[str, Any]] = None,
+                 on_alert: Optional[AlertCallback] = None,
+                 alert_rules: Optional[dict[str, Any]] = None):
         manifest = getattr(model, "manifest", None)
         self.model = model
         self.recorder = recorder
@@ -55,6 +58,8 @@ class MonitoredModel:
                              width=len(feature_names) if feature_names else None)
         self._sid = recorder.register(self.stream)
         self._rec = recorder
+        if on_alert is not None:
+            recorder.watch(self.stream, on_alert, alert_rules)
         self.predict = _recording(CALL, model.predict, recorder, self._sid, self._error)  # type: ignore[method-assign]
         proba = getattr(model, "predict_proba", None)
         if proba is not None:
@@ -88,6 +93,16 @@ class MonitoredModel:
         The predicted label is held in memory (bounded, with a TTL) only until this call.
         """
         self.recorder.feedback(prediction_id, label)
+
+    def set_rollout_state(self, state: Optional[str]) -> None:
+        """Report this version's state in the version store (``installed``, ``probation``,
+        ``good`` or ``bad``) with every telemetry window from now on, so the collector's
+        dashboard shows which versions are on probation, committed or rolled back."""
+        from ..sync.store import STATES
+
+        if state is not None and state not in STATES:
+            raise ValueError(f"rollout state must be one of {', '.join(STATES)}, got {state!r}")
+        self.stream.state = state
 
     def live_metrics(self, last_n: Optional[int] = None) -> LiveMetrics:
         return self.recorder.live_metrics(self.name, self.version, last_n)
@@ -129,8 +144,14 @@ def _recording(kind: int, call: Callable[[Any], np.ndarray], rec: Recorder, sid:
 
 
 def monitor(model: Any, recorder: Optional[Recorder] = None, *,
-            state_dir: Union[str, os.PathLike[str], None] = None, **recorder_options: Any
-            ) -> MonitoredModel:
-    """Wrap ``model`` so its predictions are recorded (the process-wide recorder by default)."""
+            state_dir: Union[str, os.PathLike[str], None] = None,
+            on_alert: Optional[AlertCallback] = None, alert_rules: Optional[dict[str, Any]] = None,
+            **recorder_options: Any) -> MonitoredModel:
+    """Wrap ``model`` so its predictions are recorded (the process-wide recorder by default).
+
+    ``on_alert(breach)`` is called (on a thread of its own, never from ``predict``) once per
+    drift, error-rate or p99-latency breach of the live window, and again only after the
+    breach cleared; ``alert_rules`` overrides :data:`~edge_runtime.telemetry.alerting.DEFAULT_ALERT_RULES`.
+    """
     rec = recorder or get_recorder(state_dir, **recorder_options)
-    return MonitoredModel(model, rec)
+    return MonitoredModel(model, rec, on_alert=on_alert, alert_rules=alert_rules)

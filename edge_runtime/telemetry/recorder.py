@@ -38,6 +38,7 @@ import numpy as np
 from ..health import LiveMetrics
 from ..sampling import percentile
 from .aggregate import WindowAccumulator
+from .alerting import AlertCallback, AlertDispatcher, LiveAlerts
 from .outbox import DEFAULT_MAX_BYTES, Outbox
 
 log = logging.getLogger("edge_runtime.telemetry")
@@ -67,6 +68,7 @@ class Stream:
         self.adapt = adapt
         self.width = width
         self.sid: Optional[int] = None
+        self.state: Optional[str] = None  # rollout state sent with each window (set_rollout_state)
 
     def to_matrix(self, X: Any) -> Optional[np.ndarray]:
         """The validated 2-D input again (drain thread only); None if it cannot be rebuilt."""
@@ -134,6 +136,8 @@ class Recorder:
         self._last_stream: Optional[Stream] = None
         self._thread: Optional[threading.Thread] = None
         self._closed = False
+        self._watchers: list[LiveAlerts] = []
+        self._dispatcher: Optional[AlertDispatcher] = None
         if start:
             self.start()
         ref = weakref.ref(self)
@@ -151,7 +155,8 @@ class Recorder:
             self._wake.wait(self.drain_interval_s)
             self._wake.clear()
             try:
-                self.drain()
+                if self.drain() and self._watchers:
+                    self.check_alerts()
                 if self._live_dirty and \
                         time.monotonic() - self._last_live_write >= self.live_write_s:
                     self.write_live()
@@ -183,6 +188,8 @@ class Recorder:
             log.warning("telemetry: final flush failed", exc_info=True)
         finally:
             self.outbox.close()
+            if self._dispatcher is not None:
+                self._dispatcher.stop()
 
     def __enter__(self) -> Recorder:
         return self
@@ -222,6 +229,36 @@ class Recorder:
         """Error rate and p50/p99 latency over the last ``last_n`` calls (drains first)."""
         self.drain()
         return self._live_metrics(model, version, last_n)
+
+    # --- on-device alerts (telemetry/alerting.py) -------------------------------------------
+    def watch(self, stream: Stream, callback: AlertCallback,
+              rules: Optional[dict[str, Any]] = None) -> LiveAlerts:
+        """Call ``callback(Breach)`` (on the alert thread) when ``stream``'s live window
+        breaches ``rules``; judged after every drain that brought new entries. Inputs are
+        binned once more for the watcher's own drift window (``drift_rows`` rows)."""
+        watcher = LiveAlerts(stream.model, stream.version, callback, rules,
+                             reference=stream.reference)
+        self.register(stream)
+        with self._drain_lock:
+            if self._dispatcher is None:
+                self._dispatcher = AlertDispatcher()
+            self._watchers.append(watcher)
+        return watcher
+
+    def check_alerts(self, wait: bool = False) -> None:
+        """Judge every watched version now (the drain thread does it by itself); ``wait``
+        returns only once the callbacks have run."""
+        self.drain()
+        with self._drain_lock:
+            dispatcher = self._dispatcher
+            for w in self._watchers:
+                metrics = self._live_metrics(*w.key, None)
+                drift = w.drift_window()
+                for breach in w.evaluate(metrics, drift):
+                    if dispatcher is not None:
+                        dispatcher.put(w.callback, breach)
+        if wait and dispatcher is not None:
+            dispatcher.join()
 
     def write_live(self) -> None:
         """Write every version's live metrics to ``<state>/telemetry/live.json`` so another
@@ -369,6 +406,9 @@ class Recorder:
         acc.add_calls(lat, rows)
         if x is not None:
             acc.add_inputs(x)
+            for w in self._watchers:
+                if w.key == stream.key:
+                    w.add_inputs(x)
             if self.sample_rate > 0:
                 take = [r for r in x.tolist() if random.random() < self.sample_rate]
                 if take:
@@ -458,7 +498,10 @@ class Recorder:
                     done.append(key)
                     if not acc.empty():
                         self.register(stream)
-                        segments.append(acc.to_segment())
+                        seg = acc.to_segment()
+                        if stream.state is not None:
+                            seg["state"] = stream.state
+                        segments.append(seg)
             self.outbox.add_segments(segments)
             for key in done:
                 del self._windows[key]

@@ -104,7 +104,7 @@ def test_feedback_shows_accuracy_drop_and_check_fails(cancer_bundles, cancer_dat
     assert res.returncode == 0, res.stderr
 
 
-def test_live_metrics_and_error_kinds(cancer_bundles, cancer_data, tmp_path):
+def test_live_metrics_and_error_kinds(cancer_bundles, cancer_data, tmp_path, tel_env):
     X_tr = cancer_data[0]
     rec = Recorder(tmp_path / "state", live_n=100)
     mm = MonitoredModel(load(cancer_bundles["1.0.0"]), rec)
@@ -131,3 +131,9 @@ def test_live_metrics_and_error_kinds(cancer_bundles, cancer_data, tmp_path):
     v = version(deliver(tmp_path / "state", tmp_path / "c.db"), "1.0.0")
     assert v["calls"] == 90 and v["errors_by_kind"] == {"InputError": 10}
     assert v["error_rate"] == 0.1
+    r = subprocess.run([sys.executable, "-m", "edge_runtime", "collector", "report", "--db",
+                        str(tmp_path / "c.db"), "--check"], env=tel_env, capture_output=True,
+                       text=True)
+    assert r.returncode == 1
+    assert "errors 10 (10.00%, InputError 10)" in r.stdout  # the human report names the kind
+    assert "error rate 10.00% > 5.00% (10 of 100: InputError 10)" in r.stderr
