@@ -55,6 +55,10 @@ def bundles(tmp_path_factory):
 def pytest_terminal_summary(terminalreporter):
     """The counts of ONNX's node tests on the numpy backend (passed / skipped by type /
     failed) and which source covers the registered kernels, when those tests ran."""
+    checked = getattr(terminalreporter.config, "_manifest_schema_checked", None)
+    if checked:
+        terminalreporter.write_line(f"docs/manifest.schema.json: {checked} bundle manifests written by "
+                                    "this session validated")
     if not any(f in (getattr(r, "nodeid", None) or "") for reps in terminalreporter.stats.values()
                for r in reps for f in ("test_numpy_node_tests.py", "test_numpy_differential.py")):
         return
@@ -65,7 +69,7 @@ def pytest_terminal_summary(terminalreporter):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def bundles_match_the_published_manifest_schema(tmp_path_factory):
+def bundles_match_the_published_manifest_schema(tmp_path_factory, request):
     """After the session: every bundle the tests wrote that the runtime accepts validates
     against docs/manifest.schema.json (an error at teardown names the first mismatches)."""
     yield
@@ -75,6 +79,7 @@ def bundles_match_the_published_manifest_schema(tmp_path_factory):
         return
     from manifest_schema import problems_under
 
-    _, problems = problems_under(tmp_path_factory.getbasetemp())
+    checked, problems = problems_under(tmp_path_factory.getbasetemp())
+    request.config._manifest_schema_checked = checked  # shown in the terminal summary
     assert not problems, "bundles the runtime accepts but docs/manifest.schema.json refuses:\n" + \
         "\n".join(problems[:20])

@@ -108,14 +108,23 @@ def test_schemathesis_all_checks_pass_with_the_default_limits(two_bundles: tuple
 
 
 @pytest.mark.slow
-def test_schemathesis_all_checks_pass_behind_a_token(two_bundles: tuple[Path, Path],  # noqa: F811
-                                                     serve_bench: Any, tmp_path: Path) -> None:  # noqa: F811
-    """With --token-file the document declares bearer security, so schemathesis also checks that
-    requests without the token are refused (ignored_auth)."""
+def test_schemathesis_all_checks_pass_for_a_regressor_behind_a_token(
+        serve_bench: Any, tmp_path: Path) -> None:  # noqa: F811
+    """A regression model's document offers no probabilities (schemathesis sends every value the
+    document allows, proba=1 included) and, with --token-file, declares bearer security, so
+    schemathesis also checks that requests without the token are refused (ignored_auth)."""
+    pytest.importorskip("sklearn")
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    from converters import convert
+
+    X, y = load_diabetes(return_X_y=True)
+    bundle = convert(Ridge().fit(X, y), X, tmp_path / "ridge", name="ridge", version="1.0.0")
     token = tmp_path / "token"
     token.write_text("s3cret-token-for-tests-0123456789")
     token.chmod(0o600)
-    with serve_bench.server_process(two_bundles[0], extra=("--token-file", str(token))) as url:
+    with serve_bench.server_process(bundle, extra=("--token-file", str(token))) as url:
         _schemathesis_all_checks(url, tmp_path, "Authorization: Bearer s3cret-token-for-tests-0123456789")
 
 

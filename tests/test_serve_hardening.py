@@ -4,20 +4,16 @@ other clients out, an optional bearer token guards every path but /healthz, a Un
 
 from __future__ import annotations
 
-import http.client
-import json
 import resource
-import socket
 import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
-from urllib.parse import urlsplit
 
 import pytest
-from serve_support import cli_env, serve_bench, two_bundles  # noqa: F401
+from serve_support import cli_env, load_benchmark, serve_bench, two_bundles  # noqa: F401
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("waitress")
@@ -25,45 +21,9 @@ pytest.importorskip("waitress")
 TOKEN = "s3cret-token-for-tests-0123456789"
 
 
-def _row(bundle: Path) -> bytes:
-    man = json.loads((bundle / "manifest.json").read_text())
-    return json.dumps({"rows": man["golden"]["inputs"][:1]}).encode()
-
-
-def _predict(url: str, body: bytes, timeout: float) -> int:
-    """One POST /predict on a fresh connection (the harsher case: each needs an accept)."""
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
-    try:
-        conn.request("POST", "/predict", body=body, headers={"Content-Type": "application/json"})
-        resp = conn.getresponse()
-        resp.read()
-        return resp.status
-    finally:
-        conn.close()
-
-
-def _idle_sockets(url: str, n: int) -> list[socket.socket]:
-    """``n`` slowloris connections: half send nothing, half a partial request header."""
-    parts = urlsplit(url)
-    socks = []
-    for i in range(n):
-        s = socket.create_connection((parts.hostname, parts.port), timeout=5)
-        if i % 2:
-            s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 10")
-        socks.append(s)
-    return socks
-
-
-def _still_open(s: socket.socket) -> bool:
-    """Whether the server still holds ``s`` open (no EOF, no reset), without waiting."""
-    s.setblocking(False)
-    try:
-        return s.recv(1, socket.MSG_PEEK) != b""
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
+# the helpers of benchmarks/serve_idle.py (imported from the file: the test and the benchmark run one code)
+_idle = load_benchmark("serve_idle")
+_row, _predict, _idle_sockets, _still_open = _idle.one_row, _idle.predict_once, _idle.idle_sockets, _idle.still_open
 
 
 @pytest.fixture()

@@ -340,3 +340,12 @@ def test_token_guards_every_path_but_healthz_in_process(model: Any) -> None:
     assert call(app, "POST", "/predict", body, auth="Bearer 0123456789abcdeX")[0] == 401
     assert call(app, "POST", "/predict", body, auth="bearer  0123456789abcdef ")[0] == 200
     assert call(app, "GET", "/nowhere", auth="Bearer 0123456789abcdef")[0] == 404  # routes after auth
+
+
+def test_openapi_without_a_model_still_names_the_real_address_and_token() -> None:
+    app = make_app(ModelSlot(None), server_url="http://127.0.0.1:4242", token=b"0123456789abcdef")
+    code, _, out = call(app, "GET", "/openapi.json", auth="Bearer 0123456789abcdef")
+    doc = json.loads(out)
+    assert code == 200 and doc["servers"] == [{"url": "http://127.0.0.1:4242"}]
+    assert doc["security"] == [{"bearer": []}] and "x-model" not in doc["info"]
+    assert call(app, "GET", "/readyz", auth="Bearer 0123456789abcdef")[0] == 503

@@ -23,7 +23,7 @@ from ..errors import EdgeRuntimeError, InputError
 from .auth import CHALLENGE, OPEN_PATHS, authorized
 from .limits import row_limit
 from .metrics import Metrics
-from .openapi import OPENAPI_PATH, base_document, openapi_for_model
+from .openapi import OPENAPI_PATH, base_document, for_server, openapi_for_model
 from .slot import ModelSlot
 
 if TYPE_CHECKING:
@@ -79,7 +79,6 @@ class PredictionApp:
         self.max_rows = max_rows  # None: derived per served model from max_body (limits.py)
         self.token = token  # None: no authentication (bind to 127.0.0.1 or a 0600 Unix socket)
         self.server_url = server_url  # the document's `servers` entry: the bound address
-        self._openapi = OPENAPI_PATH.read_bytes()
         self._openapi_cache: Optional[tuple[Any, bytes]] = None
         self._limit_cache: Optional[tuple[Any, int]] = None
         self.routes: dict[str, dict[str, Callable[[dict[str, Any]], tuple[int, str, bytes]]]] = {
@@ -297,8 +296,9 @@ class PredictionApp:
 
     def _openapi_doc(self, environ: dict[str, Any]) -> tuple[int, str, bytes]:
         loaded = self.slot.current
-        if loaded is None:
-            return 200, "application/json", self._openapi
+        if loaded is None:  # the generic rows; still the real address and security
+            doc = for_server(base_document(), server_url=self.server_url, token=self.token is not None)
+            return 200, "application/json", json.dumps(doc).encode()
         cached = self._openapi_cache
         if cached is None or cached[0] is not loaded:
             model = loaded.model

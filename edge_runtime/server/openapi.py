@@ -69,6 +69,13 @@ def openapi_for_model(doc: dict[str, Any], manifest: Any, max_rows: int, *, dtyp
     else:
         schemas["PredictResponse"]["properties"].pop("predictions", None)
         schemas["PredictResponse"]["required"] = ["model", "version", "labels"]
+    return for_server(doc, server_url=server_url, token=token)
+
+
+def for_server(doc: dict[str, Any], *, server_url: Optional[str], token: bool) -> dict[str, Any]:
+    """``doc`` with the server's own parts: ``servers`` = ``server_url`` and, with ``token``,
+    bearer security on every path but the open ones (with their 401). Also used while no model
+    is loaded, so even that document names the real address."""
     if server_url:
         doc["servers"] = [{"url": server_url}]
     if token:
