@@ -79,6 +79,8 @@ FAMILIES = {
     "logistic_multiclass_minmax": (lambda: make_pipeline(MinMaxScaler(), L.LogisticRegression()), "multi", 1e-6),
     "ridge": (lambda: make_pipeline(StandardScaler(), L.Ridge()), "reg", 1e-6),
     "linear_regression": (lambda: L.LinearRegression(), "reg", 1e-6),
+    "lasso": (lambda: L.Lasso(alpha=0.1), "reg", 1e-6),
+    "sgd_regressor": (lambda: make_pipeline(StandardScaler(), L.SGDRegressor(random_state=0)), "reg", 1e-6),
     "sgd_log_loss": (lambda: make_pipeline(StandardScaler(), L.SGDClassifier(loss="log_loss", random_state=0)),
                      "multi", 1e-6),
     "linear_svc": (lambda: make_pipeline(StandardScaler(), svm.LinearSVC()), "multi", 1e-6),
