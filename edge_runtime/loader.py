@@ -184,11 +184,16 @@ class _Plan:
                 # the profile's precision is a preference only
                 art = self.bundle.artifact_for(cls.formats, accept=cls.accepts)
             if art is None:
+                unfit = [a for a in self.bundle.manifest.artifacts if a.format in cls.formats and not cls.accepts(a)]
+                if unfit:  # there are some, built for another machine: never loaded
+                    built = ", ".join(sorted({str(a.extra.get("arch")) for a in unfit}))
+                    self.reasons.append(f"{name}: bundle has no {'/'.join(cls.formats)} artifact for this machine "
+                                        f"(only for {built})")
+                    if not self.auto:
+                        raise UnsupportedModelError(f"backend {self.reasons[-1]}")
+                    continue
                 self.reasons.append(f"{name}: bundle has no {'/'.join(cls.formats)} artifact"
-                                    + (f" at precision {self.precision}" if self.precision else "")
-                                    + (" for this machine" if self.bundle.artifact_for(cls.formats) else ""))
-                if not self.auto and self.bundle.artifact_for(cls.formats):
-                    raise UnsupportedModelError(f"backend {name!r}: " + self.reasons[-1].split(": ", 1)[1])
+                                    + (f" at precision {self.precision}" if self.precision else ""))
                 continue
             if getattr(cls, "requires_trust", False) and not self.trust_reason():
                 self.refused = UnsignedNativeError(
