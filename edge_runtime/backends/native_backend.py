@@ -179,7 +179,7 @@ class NativeBackend(Backend):
         rc = self._fn(x.ctypes.data + start * d * 4, stop - start, out.ctypes.data + start * k * 8,
                       label.ctypes.data + start * 4 if label is not None else None)
         if rc != 0:
-            raise UnsupportedModelError(f"'{self.artifact.path}': native predict returned {rc}")
+            self._failed(rc, start)
 
     def _single(self) -> tuple[Any, Any, Any, int, int, int]:
         """This thread's preallocated one-row buffers and their addresses (input, outputs,
@@ -200,8 +200,9 @@ class NativeBackend(Backend):
         if n == 1:
             x1, o1, l1, xa, oa, la = self._single()
             np.copyto(x1, x)
-            if self._fn(xa, 1, oa, la) != 0:
-                raise UnsupportedModelError(f"'{self.artifact.path}': native predict failed")
+            rc = self._fn(xa, 1, oa, la)
+            if rc != 0:
+                self._failed(rc, 0)
             out, label = o1.copy(), l1.copy()  # the caller keeps its answer; the buffers stay ours
             return self._pick(outputs, out, label if self.has_label else None)
         out = np.empty((n, self.n_outputs), np.float64)
@@ -211,6 +212,14 @@ class NativeBackend(Backend):
         elif n:
             self._call(x, out, label, 0, n)
         return self._pick(outputs, out, label)
+
+    def _failed(self, rc: int, start: int) -> None:
+        """Raises: InputError for a row the model refuses, else UnsupportedModelError."""
+        if rc > 0:
+            row = start + rc - 1
+            raise InputError.at(row, "a category the model never saw in training (its encoder raises on "
+                                     "unknown categories)")
+        raise UnsupportedModelError(f"'{self.artifact.path}': native predict failed ({rc})")
 
     def _pick(self, outputs: Sequence[str], out: Any, label: Any) -> list:
         res = []
