@@ -387,3 +387,22 @@ def test_column_transformer_with_one_hot_before_a_linear_model(drop, unknown) ->
             engine.run(bad, list(outs.values()))
     else:
         _check(est, engine, outs, bad.astype(np.float64), 1e-12)
+
+
+def test_convert_a_one_hot_pipeline_to_native_end_to_end(tmp_path) -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    import converters
+
+    X, y = _mixed()
+    ct = ColumnTransformer([("num", make_pipeline(SimpleImputer(), StandardScaler()), [0, 1, 2, 5]),
+                            ("cat", OneHotEncoder(handle_unknown="ignore"), [3, 4])])
+    est = make_pipeline(ct, L.LogisticRegression()).fit(X[:TRAIN], y[:TRAIN])
+    path = converters.convert(est, X[:TRAIN], tmp_path / "b", formats=["native"], holdout=X[TRAIN:TRAIN + 500])
+    model = edge_runtime.load(path, backend="native", allow_unsigned_native=True)
+    x = X[TRAIN:]
+    assert np.array_equal(model.predict(x), est.predict(x))
+    assert np.max(np.abs(model.predict_proba(x) - est.predict_proba(x))) <= 1e-12
+    allow = [f.allow_nan for f in model.bundle.manifest.features]
+    assert allow == [True, True, True, True, True, True]  # imputed, and unknown categories are ignored
