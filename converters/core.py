@@ -38,6 +38,9 @@ from .stats import class_reference, nan_tolerant_features, r2_score, reference_s
 #: Which runtime backend proves an artifact of each format at conversion time.
 FORMAT_BACKEND = {"onnx": "onnxruntime", "tflite": "litert", "native": "native"}
 QUANTIZED = ("fp16", "int8")
+#: native code computes in float64 as scikit-learn does: held to this, whatever ``tolerance`` says
+#: (trees measure 0, softmax heads one ulp, linear/MLP ~1e-13: a larger gap is a codegen bug)
+NATIVE_ATOL = 1e-9
 
 
 @dataclass
@@ -390,7 +393,8 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
             _load_optional_exporters()
         if fmt not in EXPORTERS:
             raise ConversionError(f"unknown format {fmt!r}; known: {', '.join(sorted(EXPORTERS))}")
-        tol = tolerance_for(prec, tolerance, min_label_agreement, quantized_agreement)
+        tol = tolerance_for(prec, min(tolerance, NATIVE_ATOL) if fmt == "native" else tolerance,
+                            min_label_agreement, quantized_agreement)
         try:
             made = EXPORTERS[fmt](ctx, prec)
         except CombinationUnsupportedError as exc:

@@ -79,6 +79,8 @@ FAMILIES = {
     "logistic_multiclass_minmax": (lambda: make_pipeline(MinMaxScaler(), L.LogisticRegression()), "multi", 1e-6),
     "ridge": (lambda: make_pipeline(StandardScaler(), L.Ridge()), "reg", 1e-6),
     "linear_regression": (lambda: L.LinearRegression(), "reg", 1e-6),
+    "lasso": (lambda: L.Lasso(alpha=0.1), "reg", 1e-6),
+    "sgd_regressor": (lambda: make_pipeline(StandardScaler(), L.SGDRegressor(random_state=0)), "reg", 1e-6),
     "sgd_log_loss": (lambda: make_pipeline(StandardScaler(), L.SGDClassifier(loss="log_loss", random_state=0)),
                      "multi", 1e-6),
     "linear_svc": (lambda: make_pipeline(StandardScaler(), svm.LinearSVC()), "multi", 1e-6),
@@ -352,3 +354,55 @@ def test_cli_convert_native_with_target_architectures(tmp_path: Path) -> None:
                                   "-o", str(tmp_path / "b"), "--format", "native", "--target", host_arch()])
     assert r.exit_code == 0, r.output
     assert f"model.{host_arch()}.so native/fp32 [{host_arch()}, native]" in r.output
+
+
+def _mixed() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    n = TRAIN + 10_000
+    X = np.c_[rng.normal(size=(n, 3)), rng.integers(0, 4, n), rng.integers(0, 3, n), rng.normal(size=n)]
+    X = X.astype(np.float32).astype(np.float64)
+    X[rng.random(n) < 0.05, 5] = np.nan
+    y = ((X[:, 0] + (X[:, 3] == 2) - (X[:, 4] == 1)) > 0).astype(int)
+    return X, y
+
+
+@pytest.mark.parametrize("drop,unknown", [(None, "ignore"), (None, "error"), ("first", "error"),
+                                          ("if_binary", "error")])
+def test_column_transformer_with_one_hot_before_a_linear_model(drop, unknown) -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    X, y = _mixed()
+    ct = ColumnTransformer([("num", make_pipeline(SimpleImputer(), StandardScaler()), [0, 1, 5]),
+                            ("cat", OneHotEncoder(drop=drop, handle_unknown=unknown), [3, 4])],
+                           remainder="passthrough")
+    est = make_pipeline(ct, L.LogisticRegression()).fit(X[:TRAIN], y[:TRAIN])
+    engine, outs, _ = _engine(est, X.shape[1])
+    for n in ROWS:
+        _check(est, engine, outs, X[TRAIN:TRAIN + n], 1e-12)
+    bad = np.ascontiguousarray(X[TRAIN:TRAIN + 5], np.float32)
+    bad[3, 3] = 9.0  # a category never seen in training
+    if unknown == "error":  # sklearn raises for that row: so does the device, naming it
+        with pytest.raises(InputError, match="row 3: a category the model never saw"):
+            engine.run(bad, list(outs.values()))
+    else:
+        _check(est, engine, outs, bad.astype(np.float64), 1e-12)
+
+
+def test_convert_a_one_hot_pipeline_to_native_end_to_end(tmp_path) -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    import converters
+
+    X, y = _mixed()
+    ct = ColumnTransformer([("num", make_pipeline(SimpleImputer(), StandardScaler()), [0, 1, 2, 5]),
+                            ("cat", OneHotEncoder(handle_unknown="ignore"), [3, 4])])
+    est = make_pipeline(ct, L.LogisticRegression()).fit(X[:TRAIN], y[:TRAIN])
+    path = converters.convert(est, X[:TRAIN], tmp_path / "b", formats=["native"], holdout=X[TRAIN:TRAIN + 500])
+    model = edge_runtime.load(path, backend="native", allow_unsigned_native=True)
+    x = X[TRAIN:]
+    assert np.array_equal(model.predict(x), est.predict(x))
+    assert np.max(np.abs(model.predict_proba(x) - est.predict_proba(x))) <= 1e-12
+    allow = [f.allow_nan for f in model.bundle.manifest.features]
+    assert allow == [True, True, True, True, True, True]  # imputed, and unknown categories are ignored

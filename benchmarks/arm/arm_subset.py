@@ -1,6 +1,8 @@
 """The ARM subset: ``prepare`` (host, with the converters) builds demo bundles and the host's
 outputs; ``check`` (under emulation, runtime only) loads every bundle on every backend that is
 importable there, compares with the host's outputs, and prints latency ratios between backends.
+Where the cross compilers and qemu-user are installed (scripts/setup.d/60-cross.sh), the bundles
+also carry native libraries for aarch64 and armv7, so the ratios include native vs onnxruntime.
 
     python benchmarks/arm/arm_subset.py prepare DIR
     python benchmarks/arm/arm_subset.py check DIR
@@ -16,6 +18,8 @@ from pathlib import Path
 
 
 def prepare(out: Path) -> None:
+    import shutil
+
     import numpy as np
     from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
     from sklearn.ensemble import GradientBoostingRegressor, RandomForestClassifier
@@ -26,6 +30,9 @@ def prepare(out: Path) -> None:
 
     from converters import convert
 
+    tools = ("aarch64-linux-gnu-gcc", "arm-linux-gnueabihf-gcc", "qemu-aarch64-static", "qemu-arm-static")
+    native = all(shutil.which(t) for t in tools)
+    formats = ["onnx", "native"] if native else ["onnx"]
     out.mkdir(parents=True, exist_ok=True)
     cases = {
         "logistic": (make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000)), load_breast_cancer),
@@ -38,13 +45,14 @@ def prepare(out: Path) -> None:
         X, y = loader(return_X_y=True)
         X = X.astype(np.float32).astype(np.float64)
         est.fit(X, y)
-        bundle = convert(est, X, out / name, holdout=X[::3])
+        bundle = convert(est, X, out / name, holdout=X[::3], formats=formats,
+                         targets=["aarch64", "armv7"] if native else None)
         rows = X[:64]
         expected = {"rows": rows.tolist(), "predict": np.asarray(est.predict(rows)).tolist()}
         if hasattr(est, "predict_proba"):
             expected["proba"] = est.predict_proba(rows).tolist()
         (bundle / "expected.json").write_text(json.dumps(expected))
-    print(f"prepared {len(cases)} bundles in {out}")
+    print(f"prepared {len(cases)} bundles in {out} ({', '.join(formats)})")
 
 
 def check(src: Path) -> None:
@@ -69,7 +77,8 @@ def check(src: Path) -> None:
                 continue
             t0 = time.perf_counter()
             try:
-                model = edge_runtime.load(bundle, backend=name, threads=1)  # golden rows checked
+                # golden rows checked; the native libraries are this harness's own build
+                model = edge_runtime.load(bundle, backend=name, threads=1, allow_unsigned_native=name == "native")
             except edge_runtime.EdgeRuntimeError as exc:
                 print(f"  {bundle.name:<9} {name:<12} not usable here: {exc}")
                 continue

@@ -13,12 +13,12 @@ from typing import Any, Optional
 from ..core import EXPORTERS, ExportContext
 from ..errors import ConversionError, UnsupportedEstimatorError
 from ..onnx_export import Exported
-from . import dense, trees
-from .toolchain import Toolchain, compile_library, find, parse_targets
+from . import dense, prep, trees
+from .toolchain import compile_library, find, parse_targets
 
 __all__ = ["export_native", "generate_c", "SUPPORTED"]
 
-SUPPORTED = dense.LINEAR + dense.MLP + trees.TREES + dense.PRE + ("Pipeline",)
+SUPPORTED = dense.LINEAR + dense.MLP + trees.TREES + prep.PRE
 
 
 def _split(estimator: Any) -> tuple[list[Any], Any]:
@@ -46,7 +46,7 @@ def generate_c(estimator: Any, n_features: int, has_proba: bool) -> tuple[str, i
         return dense.generate(last, pre, n_features, has_proba)
     raise UnsupportedEstimatorError(f"{name} cannot be compiled to native code. Supported: "
                                     f"{', '.join(dense.LINEAR + dense.MLP + trees.TREES)} (after "
-                                    f"{', '.join(dense.PRE)} for the non-tree ones). Use --format onnx.")
+                                    f"{', '.join(prep.PRE)} for the non-tree ones). Use --format onnx.")
 
 
 def outputs_for(task: str, has_proba: bool) -> dict[str, str]:
@@ -74,12 +74,6 @@ def export_native(ctx: ExportContext, precision: str, targets: Optional[Any] = N
                             opset={"native_abi": 1}, extra=extra, name=f"model.{target}.so",
                             toolchain=tc))
     return out
-
-
-def toolchain_of(exported: Exported) -> Toolchain:
-    tc = exported.toolchain
-    assert isinstance(tc, Toolchain)
-    return tc
 
 
 EXPORTERS["native"] = export_native  # type: ignore[assignment]

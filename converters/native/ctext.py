@@ -9,8 +9,10 @@ Every generated library exports the same five symbols (``ABI_VERSION`` 1), which
     int32_t  edgert_has_label(void);    /* 1: an int32 class index per row is written too */
     int32_t  edgert_predict(const float *x, int64_t n, double *out, int32_t *label);
 
-``edgert_predict`` handles any row range, so the device splits a batch across threads by
-calling it on slices (ctypes releases the GIL). It allocates nothing and keeps no state.
+``edgert_predict`` returns 0, -1 for bad arguments, or 1 + the index of the first row it refused
+(a category unseen in training, where the encoder raises). It handles any row range, so the
+device splits a batch across threads by calling it on slices (ctypes releases the GIL). It
+allocates nothing and keeps no state.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ def array(name: str, values: Iterable[float]) -> str:
 
 
 def entry_points(n_features: int, n_outputs: int, has_label: bool, row_fn: str) -> str:
-    """The exported ABI around ``row_fn(const float *x, double *o, int32_t *label)``."""
+    """The exported ABI around ``int32_t row_fn(const float *x, double *o, int32_t *label)``
+    (non-zero: the row is refused)."""
     return f"""
 #define EDGERT_EXPORT __attribute__((visibility("default")))
 EDGERT_EXPORT uint32_t edgert_abi(void) {{ return {ABI_VERSION}u; }}
@@ -50,7 +53,7 @@ EDGERT_EXPORT int32_t edgert_predict(const float *x, int64_t n, double *out, int
     int32_t unused = 0;
     if (n < 0 || !x || !out) return -1;
     for (int64_t i = 0; i < n; ++i)
-        {row_fn}(x + i * {n_features}, out + i * {n_outputs}, label ? label + i : &unused);
+        if ({row_fn}(x + i * {n_features}, out + i * {n_outputs}, label ? label + i : &unused)) return (int32_t)(i + 1);
     return 0;
 }}
 """

@@ -15,43 +15,13 @@ import numpy as np
 
 from ..errors import UnsupportedEstimatorError
 from .ctext import HEADER, argmax, array, entry_points, expit_pair, softmax
+from .prep import Code, emit
 
 LINEAR = ("LogisticRegression", "LinearRegression", "Ridge", "SGDClassifier", "SGDRegressor", "LinearSVC",
           "Lasso", "ElasticNet")
 MLP = ("MLPClassifier", "MLPRegressor")
-PRE = ("StandardScaler", "MinMaxScaler", "SimpleImputer")
 ACTIVATIONS = {"identity": "v", "relu": "(v > 0.0 ? v : 0.0)", "tanh": "tanh(v)",
                "logistic": "(1.0 / (1.0 + exp(-v)))"}
-
-
-def _pre_c(pre: list[Any], d: int) -> str:
-    """C statements turning ``x`` (float32) into ``z`` (double), one step after another."""
-    out = [f" double z[{d}];\n for (int32_t j = 0; j < {d}; ++j) z[j] = (double)x[j];\n"]
-    for i, p in enumerate(pre):
-        name = type(p).__name__
-        if name == "SimpleImputer":
-            if getattr(p, "add_indicator", False) or np.asarray(p.statistics_).shape != (d,) \
-                    or np.isnan(np.asarray(p.statistics_, np.float64)).any():
-                raise UnsupportedEstimatorError("a SimpleImputer with add_indicator or dropped columns cannot be "
-                                                "compiled to native code")
-            out.append(array(f"FILL{i}", p.statistics_))
-            out.append(f" for (int32_t j = 0; j < {d}; ++j) if (z[j] != z[j]) z[j] = FILL{i}[j];\n")
-        elif name == "StandardScaler":
-            if p.mean_ is not None:
-                out.append(array(f"MEAN{i}", p.mean_))
-                out.append(f" for (int32_t j = 0; j < {d}; ++j) z[j] -= MEAN{i}[j];\n")
-            if p.scale_ is not None:
-                out.append(array(f"SCALE{i}", p.scale_))
-                out.append(f" for (int32_t j = 0; j < {d}; ++j) z[j] /= SCALE{i}[j];\n")
-        elif name == "MinMaxScaler":
-            if getattr(p, "clip", False):
-                raise UnsupportedEstimatorError("MinMaxScaler(clip=True) cannot be compiled to native code")
-            out.append(array(f"MMS{i}", p.scale_) + array(f"MMM{i}", p.min_))
-            out.append(f" for (int32_t j = 0; j < {d}; ++j) {{ z[j] *= MMS{i}[j]; z[j] += MMM{i}[j]; }}\n")
-        else:
-            raise UnsupportedEstimatorError(f"{name} before the model cannot be compiled to native code "
-                                            f"(supported: {', '.join(PRE)})")
-    return "".join(out)
 
 
 def _layer(i: int, w: np.ndarray, b: np.ndarray, src: str, dst: str, act: str) -> str:
@@ -73,21 +43,23 @@ def generate(last: Any, pre: list[Any], d: int, has_proba: bool) -> tuple[str, i
     """(C source, output columns) for ``pre`` steps then a linear model or an MLP."""
     name = type(last).__name__
     classifier = hasattr(last, "classes_")
-    tables, body = [], []
-    pre_c = _pre_c(pre, d)
-    tables += [ln for ln in pre_c.splitlines(keepends=True) if ln.startswith("static")]
-    body += [ln for ln in pre_c.splitlines(keepends=True) if not ln.startswith("static")]
+    code = Code()
+    z, width = emit(code, pre, d)
+    tables, body = code.tables, code.body
+    n_in = int(np.shape(last.coefs_[0] if name in MLP else np.atleast_2d(getattr(last, "coef_", 0)).T)[0])
+    if name in MLP + LINEAR and n_in != width:
+        raise UnsupportedEstimatorError(f"{name} takes {n_in} columns but the steps before it give {width}")
     if name in MLP:
-        src = "z"
+        src = z
         layers = list(zip(last.coefs_, last.intercepts_))
         for i, (w, b) in enumerate(layers):
             w, b = np.asarray(w, np.float64), np.asarray(b, np.float64)
             act = last.activation if i < len(layers) - 1 else "identity"
             dst = f"h{i}"
             body.append(f" double {dst}[{w.shape[1]}];\n")
-            code = _layer(i, w, b, src, dst, act)
-            tables += [ln for ln in code.splitlines(keepends=True) if ln.startswith("static")]
-            body += [ln for ln in code.splitlines(keepends=True) if not ln.startswith("static")]
+            layer = _layer(i, w, b, src, dst, act)
+            tables += [ln for ln in layer.splitlines(keepends=True) if ln.startswith("static")]
+            body += [ln for ln in layer.splitlines(keepends=True) if not ln.startswith("static")]
             src = dst
         scores, k = src, int(layers[-1][0].shape[1])
         out_act = last.out_activation_
@@ -98,9 +70,9 @@ def generate(last: Any, pre: list[Any], d: int, has_proba: bool) -> tuple[str, i
         coef = np.atleast_2d(np.asarray(last.coef_, np.float64))
         b = np.atleast_1d(np.asarray(last.intercept_, np.float64)) * np.ones(coef.shape[0])
         body.append(f" double s[{coef.shape[0]}];\n")
-        code = _layer(0, np.ascontiguousarray(coef.T), b, "z", "s", "identity")
-        tables += [ln for ln in code.splitlines(keepends=True) if ln.startswith("static")]
-        body += [ln for ln in code.splitlines(keepends=True) if not ln.startswith("static")]
+        layer = _layer(0, np.ascontiguousarray(coef.T), b, z, "s", "identity")
+        tables += [ln for ln in layer.splitlines(keepends=True) if ln.startswith("static")]
+        body += [ln for ln in layer.splitlines(keepends=True) if not ln.startswith("static")]
         scores, k = "s", coef.shape[0]
     else:
         raise UnsupportedEstimatorError(f"{name} is not a linear model or an MLP")
@@ -125,6 +97,6 @@ def generate(last: Any, pre: list[Any], d: int, has_proba: bool) -> tuple[str, i
                         f"  for (int32_t j = 0; j < {k}; ++j) o[j] /= t; }}\n")
         # MLP labels are argmax(proba); linear ones argmax(decision)
         body.append(" " + argmax("o" if mlp else scores, k))
-    src = HEADER + "".join(tables) + "static void row(const float *x, double *o, int32_t *label) {\n" \
-        + "".join(body) + "}\n" + entry_points(d, n_out, classifier, "row")
+    src = HEADER + "".join(tables) + "static int32_t row(const float *x, double *o, int32_t *label) {\n" \
+        + "".join(body) + " return 0;\n}\n" + entry_points(d, n_out, classifier, "row")
     return src, n_out

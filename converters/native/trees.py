@@ -164,7 +164,7 @@ def generate(est: Any, n_features: int, classifier: bool) -> tuple[str, int]:
     src = [HEADER]
     src += [_tree_fn(i, t) for i, t in enumerate(e.trees)]
     init = ", ".join(lit(v) for v in e.base) if e.base is not None else "0"
-    body = [f"static void row(const float *x, double *o, int32_t *label) {{\n double r[{e.width}] = {{{init}}};\n"]
+    body = [f"static int32_t row(const float *x, double *o, int32_t *label) {{\n double r[{e.width}] = {{{init}}};\n"]
     body += [f" t{i}(x, r);\n" for i in range(len(e.trees))]
     if e.divide:
         body.append(f" for (int32_t j = 0; j < {e.width}; ++j) r[j] /= {lit(float(e.divide))};\n")
@@ -181,7 +181,7 @@ def generate(est: Any, n_features: int, classifier: bool) -> tuple[str, int]:
         n_out = e.width
         body.append(" " + argmax("r", e.width))
         body.append(f" for (int32_t j = 0; j < {e.width}; ++j) o[j] = r[j];\n " + softmax("o", e.width))
-    body.append("}\n")
+    body.append(" return 0;\n}\n")
     src += body
     src.append(entry_points(n_features, n_out, classifier, "row"))
     return "".join(src), n_out

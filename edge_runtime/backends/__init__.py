@@ -9,7 +9,13 @@ import pkgutil
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Sequence, Type
 
-from ..errors import BackendError, BackendUnavailableError, EdgeRuntimeError, UnsignedNativeError
+from ..errors import (
+    BackendError,
+    BackendUnavailableError,
+    EdgeRuntimeError,
+    UnsignedNativeError,
+    UnsupportedModelError,
+)
 from .base import Backend, BackendOptions
 
 if TYPE_CHECKING:
@@ -121,11 +127,11 @@ def _artifacts(bundle: Bundle, cls: Type[Backend], precision: Optional[str],
 
 
 def _no_artifact(bundle: Bundle, cls: Type[Backend], precision: Optional[str]) -> str:
-    why = f"bundle has no {'/'.join(cls.formats)} artifact" + (f" at precision {precision}" if precision else "")
     mine = [a for a in bundle.manifest.artifacts if a.format in cls.formats]
-    if mine and not any(cls.accepts(a) for a in mine):
-        why += " that this machine can run"
-    return why
+    if mine and not any(cls.accepts(a) for a in mine):  # built for other machines: never loaded
+        built = ", ".join(sorted({str(a.extra.get("arch")) for a in mine}))
+        return f"bundle has no {'/'.join(cls.formats)} artifact for this machine (only for {built})"
+    return f"bundle has no {'/'.join(cls.formats)} artifact" + (f" at precision {precision}" if precision else "")
 
 
 def candidates(bundle: Bundle, profile: Optional[DeviceProfile] = None, precision: Optional[str] = None,
@@ -164,7 +170,10 @@ def candidates(bundle: Bundle, profile: Optional[DeviceProfile] = None, precisio
             continue
         arts = _artifacts(bundle, cls, precision, preferred, every_precision)
         if not arts:
-            out.skipped.append(Skipped(name, _no_artifact(bundle, cls, precision or preferred), "no-artifact"))
+            why = _no_artifact(bundle, cls, precision or preferred)
+            foreign = "for this machine" in why
+            out.skipped.append(Skipped(name, why, "no-artifact",
+                                       UnsupportedModelError(f"backend {name!r}: {why}") if foreign else None))
             continue
         if cls.requires_trust and not bundle.native_trust:
             why = (f"'{arts[0].path}' is native code and the bundle is neither signed by a key this device "

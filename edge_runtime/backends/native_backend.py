@@ -9,9 +9,10 @@ path never runs native code). Before ``dlopen`` the library must be for this mac
 ``arch`` and the ELF header), and it is written to a private directory (0700, ours) and its
 sha256 checked *there*, so the bytes mapped are the verified ones.
 
-Calls: the input's shape, dtype and layout are checked before every call into C; single rows go
-straight through (no buffer is built per call); batches of ``PARALLEL_MIN_ROWS`` rows or more
-are split over ``threads`` Python threads, each calling C on its slice (ctypes releases the GIL).
+Calls: the input's shape, dtype and layout are checked before every call into C; a single row
+goes through this thread's preallocated buffers (copied in, answers copied out); batches of
+``PARALLEL_MIN_ROWS`` rows or more are split over ``threads`` Python threads, each calling C on
+its slice (ctypes releases the GIL).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import hashlib
 import os
 import stat
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -152,7 +154,7 @@ class NativeBackend(Backend):
         import numpy as np
 
         self._np = np
-        self._dummy = np.zeros(1, np.int32)  # label sink for libraries of regressors
+        self._local = threading.local()
 
     def widths(self) -> dict[str, int]:
         out = {self.artifact.input_name: self.n_features}
@@ -177,18 +179,49 @@ class NativeBackend(Backend):
         rc = self._fn(x.ctypes.data + start * d * 4, stop - start, out.ctypes.data + start * k * 8,
                       label.ctypes.data + start * 4 if label is not None else None)
         if rc != 0:
-            raise UnsupportedModelError(f"'{self.artifact.path}': native predict returned {rc}")
+            self._failed(rc, start)
+
+    def _single(self) -> tuple[Any, Any, Any, int, int, int]:
+        """This thread's preallocated one-row buffers and their addresses (input, outputs,
+        label): a single-row call builds no array or ctypes object before C runs."""
+        bufs = getattr(self._local, "bufs", None)
+        if bufs is None:
+            np = self._np
+            x1 = np.empty((1, self.n_features), np.float32)
+            o1 = np.empty((1, self.n_outputs), np.float64)
+            l1 = np.empty(1, np.int32)
+            bufs = self._local.bufs = (x1, o1, l1, x1.ctypes.data, o1.ctypes.data, l1.ctypes.data)
+        return bufs
 
     def run(self, x: Any, outputs: Sequence[str]) -> list:
         self._check(x)
         np = self._np
         n = x.shape[0]
+        if n == 1:
+            x1, o1, l1, xa, oa, la = self._single()
+            np.copyto(x1, x)
+            rc = self._fn(xa, 1, oa, la)
+            if rc != 0:
+                self._failed(rc, 0)
+            out, label = o1.copy(), l1.copy()  # the caller keeps its answer; the buffers stay ours
+            return self._pick(outputs, out, label if self.has_label else None)
         out = np.empty((n, self.n_outputs), np.float64)
         label = np.empty(n, np.int32) if self.has_label else None
         if n >= PARALLEL_MIN_ROWS and self._threads > 1:
             self._parallel(x, out, label, n)
         elif n:
             self._call(x, out, label, 0, n)
+        return self._pick(outputs, out, label)
+
+    def _failed(self, rc: int, start: int) -> None:
+        """Raises: InputError for a row the model refuses, else UnsupportedModelError."""
+        if rc > 0:
+            row = start + rc - 1
+            raise InputError.at(row, "a category the model never saw in training (its encoder raises on "
+                                     "unknown categories)")
+        raise UnsupportedModelError(f"'{self.artifact.path}': native predict failed ({rc})")
+
+    def _pick(self, outputs: Sequence[str], out: Any, label: Any) -> list:
         res = []
         for name in outputs:
             role = self._roles.get(name)
