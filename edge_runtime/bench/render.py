@@ -134,15 +134,17 @@ def plot_report(report: dict[str, Any], path: Path) -> None:
     ax1.bar([x - 0.2 for x in xs], p50, width=0.4, label="p50")
     ax1.bar([x + 0.2 for x in xs], p99, width=0.4, label="p99")
     ax1.set_xticks(list(xs), labels)
-    if max(p99) > 10 * min(p50):  # log only when the bars span orders of magnitude
+    budgets = report.get("budgets") or []
+    budget_us = budgets[0]["latency_budget_ms"] * 1e3 if budgets else None
+    top = max(p99 + ([budget_us] if budget_us else []))
+    if top > 10 * min(p50):  # log only when the bars (and the budget) span orders of magnitude
         ax1.set_yscale("log")
         ax1.set_ylabel("single-row latency (µs, log)")
     else:
-        ax1.set_ylim(0, max(p99) * 1.15)
+        ax1.set_ylim(0, top * 1.15)
         ax1.set_ylabel("single-row latency (µs)")
-    budgets = report.get("budgets") or []
-    if budgets:  # the profile's p99 budget, in the same unit as the bars
-        ax1.axhline(budgets[0]["latency_budget_ms"] * 1e3, color="red", ls="--",
+    if budget_us:  # the profile's p99 budget, in the same unit as the bars, always in view
+        ax1.axhline(budget_us, color="red", ls="--",
                     label=f"p99 budget ({budgets[0]['latency_budget_ms']:g} ms)")
     ax1.legend()
     ax1.set_title("warm single-row latency")
@@ -176,18 +178,23 @@ def _cold_and_memory(ax: Any, entries: list[dict[str, Any]], budgets: list[dict[
     with the profile's memory budget when there is one."""
     labels = [f"{e['backend']}\n{e['precision']}" for e in entries]
     xs = list(range(len(entries)))
-    ax.bar([x - 0.2 for x in xs], [e["cold_start"]["total_s"]["median"] * 1e3 for e in entries],
-           width=0.4, label="cold start (ms)", color="tab:green")
+    cold = [e["cold_start"]["total_s"]["median"] * 1e3 for e in entries]
+    rss = [e["cold_start"]["peak_rss_mb"]["median"] for e in entries]
+    ax.bar([x - 0.2 for x in xs], cold, width=0.4, label="cold start (ms)", color="tab:green")
     ax.set_ylabel("cold start, median (ms)")
+    ax.set_ylim(0, max(cold) * 1.45)  # headroom for the legend
     ax.set_xticks(xs, labels)
     mem = ax.twinx()
-    mem.bar([x + 0.2 for x in xs], [e["cold_start"]["peak_rss_mb"]["median"] for e in entries],
-            width=0.4, label="peak RSS (MiB)", color="tab:purple")
+    mem.bar([x + 0.2 for x in xs], rss, width=0.4, label="peak RSS (MiB)", color="tab:purple")
     mem.set_ylabel("peak RSS (MiB)")
+    mem_top = max(rss)
     if budgets:
         mem.axhline(budgets[0]["memory_budget_mb"], color="purple", ls="--",
                     label=f"memory budget ({budgets[0]['memory_budget_mb']:g} MiB)")
+        mem_top = max(mem_top, budgets[0]["memory_budget_mb"])
+    mem.set_ylim(0, mem_top * 1.45)
     handles = ax.get_legend_handles_labels()
     more = mem.get_legend_handles_labels()
-    ax.legend(handles[0] + more[0], handles[1] + more[1], fontsize="small")
+    mem.legend(handles[0] + more[0], handles[1] + more[1], fontsize="small", loc="upper center",
+               ncol=2, framealpha=0.9)  # on the twin axis: drawn above both sets of bars
     ax.set_title("cold start and peak memory")
