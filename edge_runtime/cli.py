@@ -102,12 +102,19 @@ for _module in _COMMAND_MODULES:
     importlib.import_module(_module).register(cli)
 
 
+#: click >= 8.2 raises this for a group called without a command (8.1 printed the help itself).
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """The ``edgert`` entry point: click's own errors (usage, missing extras) become one line too."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         code = cli.main(args=args, prog_name="edgert", standalone_mode=False)
         code = code if isinstance(code, int) else EXIT_OK
+    except _NO_ARGS_IS_HELP as exc:  # `edgert`, `edgert keys`: the help, as a request for it
+        click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+        code = EXIT_OK
     except click.exceptions.UsageError as exc:
         where = exc.ctx.command_path if exc.ctx is not None else "edgert"
         click.echo(f"edgert: error: {exc.format_message()} (see '{where} --help')", err=True)

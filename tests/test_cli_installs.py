@@ -238,6 +238,8 @@ PRINTS_LINES = [
     ["collector", "report", "--db", "{c_db}", "--json"],
     ["bench", "{bundle}", "--backend", "numpy", "--cold-runs", "1", "--seconds", "0.05", "--batch", "1"],
     ["--help"],
+    [],  # a bare group prints its help (exit 0), as --help does
+    ["keys"],
 ]
 
 
