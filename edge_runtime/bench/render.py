@@ -62,12 +62,17 @@ def print_report(report: dict[str, Any], echo: Callable[[str], None]) -> None:
         for line in fold_table(head, rows, _width()):
             echo(line)
     else:
-        t = Table(title=title)
-        for h in head:
-            t.add_column(h, justify="left" if h in ("backend", "prec") else "right", overflow="fold")
-        for r in rows:
-            t.add_row(*r)
-        Console(width=_width()).print(t)  # rich folds the cells into the terminal's width
+        width = _width()
+        console = Console(width=width)
+        # one table per group of columns that fits (rich's borders take 3 characters a column)
+        for n, group in enumerate(column_groups(head, rows, width, pad=3)):
+            t = Table(title=title if n == 0 else None)
+            for i in (0, *group):
+                t.add_column(head[i], justify="left" if head[i] in ("backend", "prec") else "right",
+                             overflow="fold")
+            for r in rows:
+                t.add_row(*(r[i] for i in (0, *group)))
+            console.print(t)
     mismatch = report.get("machine_mismatch")
     for b in report.get("budgets") or []:
         verdict = "PASS" if b["latency_ok"] and b["memory_ok"] else "FAIL"
@@ -86,24 +91,31 @@ def _width() -> int:
     return max(40, shutil.get_terminal_size((100, 24)).columns)
 
 
+def column_groups(head: list[str], rows: list[list[str]], width: int, pad: int = 2) -> list[list[int]]:
+    """Columns 1.. cut into groups that each fit ``width`` beside column 0 (the row's name),
+    each column taking its widest cell plus ``pad``."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
+    groups: list[list[int]] = []
+    current: list[int] = []
+    used = widths[0] + pad
+    for i in range(1, len(head)):
+        if current and used + pad + widths[i] > width:
+            groups.append(current)
+            current, used = [], widths[0] + pad
+        current.append(i)
+        used += pad + widths[i]
+    groups.append(current)
+    return groups
+
+
 def fold_table(head: list[str], rows: list[list[str]], width: int) -> list[str]:
     """A plain-text table cut into column groups that each fit ``width`` (the first column,
     the row's name, repeated in every group), instead of one line wider than the terminal."""
     if not head:
         return []
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
-    groups: list[list[int]] = []
-    current: list[int] = []
-    used = widths[0]
-    for i in range(1, len(head)):
-        if current and used + 2 + widths[i] > width:
-            groups.append(current)
-            current, used = [], widths[0]
-        current.append(i)
-        used += 2 + widths[i]
-    groups.append(current)
     lines: list[str] = []
-    for n, group in enumerate(groups):
+    for n, group in enumerate(column_groups(head, rows, width)):
         cols = [0, *group]
         if n:
             lines.append("")
