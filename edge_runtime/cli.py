@@ -56,6 +56,22 @@ def exit_code_of(exc: BaseException) -> int:
     return EXIT_RUNTIME
 
 
+def _stdout_is_gone() -> bool:
+    """Whether our stdout is a pipe whose reader has gone (its write end polls as an error), so
+    a BrokenPipeError from a socket (an upload, a download) is never mistaken for ``| head``."""
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file: no pipe to lose
+        return False
+    if not hasattr(select, "poll"):  # Windows: no way to tell, and no `head` either
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+
+
 def _quiet_broken_pipe() -> None:
     """The reader of our stdout went away (``edgert versions | head -1``): that is not an error.
     Point stdout at /dev/null so the interpreter's final flush cannot complain either."""
@@ -76,10 +92,10 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
-        except BrokenPipeError:
-            _quiet_broken_pipe()
-            sys.exit(EXIT_OK)
         except Exception as exc:  # noqa: BLE001 - the one place that turns anything into a line
+            if isinstance(exc, BrokenPipeError) and _stdout_is_gone():
+                _quiet_broken_pipe()
+                sys.exit(EXIT_OK)
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             expected = isinstance(exc, (EdgeRuntimeError, OSError, ValueError, sqlite3.DatabaseError))
