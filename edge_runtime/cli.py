@@ -56,6 +56,22 @@ def exit_code_of(exc: BaseException) -> int:
     return EXIT_RUNTIME
 
 
+def _stdout_is_gone() -> bool:
+    """Whether our stdout is a pipe whose reader has gone (its write end polls as an error), so
+    a BrokenPipeError from a socket (an upload, a download) is never mistaken for ``| head``."""
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file: no pipe to lose
+        return False
+    if not hasattr(select, "poll"):  # Windows: no way to tell, and no `head` either
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+
+
 def _quiet_broken_pipe() -> None:
     """The reader of our stdout went away (``edgert versions | head -1``): that is not an error.
     Point stdout at /dev/null so the interpreter's final flush cannot complain either."""
@@ -76,10 +92,10 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
-        except BrokenPipeError:
-            _quiet_broken_pipe()
-            sys.exit(EXIT_OK)
         except Exception as exc:  # noqa: BLE001 - the one place that turns anything into a line
+            if isinstance(exc, BrokenPipeError) and _stdout_is_gone():
+                _quiet_broken_pipe()
+                sys.exit(EXIT_OK)
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             expected = isinstance(exc, (EdgeRuntimeError, OSError, ValueError, sqlite3.DatabaseError))
@@ -102,12 +118,19 @@ for _module in _COMMAND_MODULES:
     importlib.import_module(_module).register(cli)
 
 
+#: click >= 8.2 raises this for a group called without a command (8.1 printed the help itself).
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """The ``edgert`` entry point: click's own errors (usage, missing extras) become one line too."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         code = cli.main(args=args, prog_name="edgert", standalone_mode=False)
         code = code if isinstance(code, int) else EXIT_OK
+    except _NO_ARGS_IS_HELP as exc:  # `edgert`, `edgert keys`: the help, as a request for it
+        click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+        code = EXIT_OK
     except click.exceptions.UsageError as exc:
         where = exc.ctx.command_path if exc.ctx is not None else "edgert"
         click.echo(f"edgert: error: {exc.format_message()} (see '{where} --help')", err=True)

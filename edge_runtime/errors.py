@@ -12,9 +12,11 @@ class EdgeRuntimeError(Exception):
 class InputError(EdgeRuntimeError, ValueError):
     """Prediction input does not fit the model's schema (names the field or column).
 
-    ``row`` is the offending row (0-based in the batch the API was given) when there is one, and
-    ``reason`` the message without its row prefix, so a caller that numbers rows otherwise (the
-    CLI counts file records from 1) can say the same thing with its own number (:meth:`at`).
+    Messages count rows from 1, on every path (API, CSV, serve, Pyodide): "row 1" is the first
+    row of the batch (or the file's first data row). ``row`` is the offending row's 0-based index
+    in that batch, when there is one, and ``reason`` the message without its row prefix, so a
+    caller that numbers rows otherwise (a chunk of a file) can say the same thing with its own
+    number (:meth:`at`).
     """
 
     def __init__(self, message: str, *, row: Optional[int] = None, reason: Optional[str] = None):
@@ -24,9 +26,10 @@ class InputError(EdgeRuntimeError, ValueError):
 
     @classmethod
     def at(cls, row: int, reason: str) -> InputError:
-        """The error for ``reason`` at ``row``: "row 3, feature 'x': ..." or "row 3: ..."."""
+        """The error for ``reason`` at 0-based ``row``: "row 4, feature 'x': ..." or "row 4: ..."
+        (the message counts from 1)."""
         sep = ", " if reason.startswith("feature ") else ": "
-        return cls(f"row {row}{sep}{reason}", row=row, reason=reason)
+        return cls(f"row {row + 1}{sep}{reason}", row=row, reason=reason)
 
 
 class BundleError(EdgeRuntimeError):

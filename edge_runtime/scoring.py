@@ -283,7 +283,7 @@ def score_chunk(model: Any, chunk: Chunk, *, proba: bool = False, on_error: str 
                 keep.append(i)
         rejects.sort(key=lambda r: r.row)
         if rejects and on_error == "fail":
-            raise InputError.at(rejects[0].row, rejects[0].reason) from None
+            raise InputError.at(rejects[0].row - 1, rejects[0].reason) from None  # Reject.row counts from 1
         if not keep:
             return Scored(_empty(), None, [] if ids is not None else None, rejects, n + len(chunk.rejects))
         rows = _take(rows, keep)

@@ -73,7 +73,7 @@ def test_page_prediction_matches_python_runtime(page_run):
 
 def test_bad_value_names_the_field(page_run):
     out, model, _, _ = page_run
-    assert out["bad_error"] == f"row 0, feature '{model.feature_names[2]}': 'abc' is not a number"
+    assert out["bad_error"] == f"row 1, feature '{model.feature_names[2]}': 'abc' is not a number"
 
 
 def test_offline_and_clean(page_run):

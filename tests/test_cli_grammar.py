@@ -153,3 +153,19 @@ def test_an_unexpected_error_is_one_line_with_a_debug_hint():
         "edgert: error: KeyError: 'missing' (unexpected; re-run with --debug for the traceback)"]
     r = CliRunner().invoke(group, ["--debug", "boom"])
     assert isinstance(r.exception, KeyError)
+
+
+def test_a_broken_pipe_that_is_not_stdout_is_an_error(cli_env):
+    """Only a reader of stdout going away (``| head``) ends quietly: a BrokenPipeError from a
+    socket (an upload to a collector that hung up) is a failure, exit 1."""
+    import subprocess
+    import sys
+
+    code = ("import click\nfrom edge_runtime.cli import _Group\n"
+            "@click.group(cls=_Group)\n@click.pass_context\ndef g(ctx):\n    ctx.ensure_object(dict)\n"
+            "@g.command()\ndef upload():\n    raise BrokenPipeError(32, 'Broken pipe')\n"
+            "g.main(['upload'])\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env,
+                       timeout=60)
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == ["edgert: error: BrokenPipeError: [Errno 32] Broken pipe"]

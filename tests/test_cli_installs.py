@@ -88,6 +88,9 @@ def files(tmp_path_factory) -> dict[str, Path]:
     (d / "notbundle").mkdir()
     (d / "root.json").write_text("{not json")
     (d / "store").mkdir()
+    from collector.core import CollectorStore
+
+    CollectorStore(d / "c.db").close()  # an empty collector database
     return {p.name.replace("-", "_").replace(".", "_"): p for p in d.iterdir()} | {"dir": d}
 
 
@@ -231,8 +234,12 @@ PRINTS_LINES = [
     ["profiles", "--json"],
     ["versions", "--state", "{store}", "--json"],
     ["telemetry", "status", "--state-dir", "{dir}/t2"],
+    ["collector", "report", "--db", "{c_db}"],
+    ["collector", "report", "--db", "{c_db}", "--json"],
     ["bench", "{bundle}", "--backend", "numpy", "--cold-runs", "1", "--seconds", "0.05", "--batch", "1"],
     ["--help"],
+    [],  # a bare group prints its help (exit 0), as --help does
+    ["keys"],
 ]
 
 

@@ -114,10 +114,10 @@ def test_load_predict_and_validate_without_numpy_onnxruntime_click(logistic, cli
     assert out["golden"]["label_agreement"] == 1.0 and out["golden"]["probabilities_max_abs_diff"] < 1e-4
     assert out["golden_async"] == out["golden"]
     errors = out["errors"]
-    assert errors["text"] == "row 0, feature 'sepal_width': 'abc' is not a number"
+    assert errors["text"] == "row 1, feature 'sepal_width': 'abc' is not a number"
     assert errors["width"].startswith("wrong number of features: expected 4")
-    assert errors["unknown"].startswith("row 0: unknown feature name(s) ['colour']")
+    assert errors["unknown"].startswith("row 1: unknown feature name(s) ['colour']")
     assert errors["empty"] == "no rows to predict (got an empty input)"
     assert "golden" in errors and "pure-logistic-wrong" in errors["golden"]
     if not reference.manifest.features[1].allow_nan:
-        assert errors["nan"].startswith("row 0, feature 'sepal_width': NaN")
+        assert errors["nan"].startswith("row 1, feature 'sepal_width': NaN")

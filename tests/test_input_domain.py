@@ -41,13 +41,13 @@ def test_non_finite_and_beyond_float32_refused_naming_row_and_feature(value):
     for adapter in both(TRAINED):
         with pytest.raises(InputError) as info:
             adapter(rows)
-        assert str(info.value) == f"row 1, feature 'b': {NOT_FINITE}"
+        assert str(info.value) == f"row 2, feature 'b': {NOT_FINITE}"
         assert info.value.row == 1 and info.value.reason == f"feature 'b': {NOT_FINITE}"
 
 
 def test_refused_in_arrays_and_frames_too():
     adapter = InputAdapter(TRAINED)
-    message = f"row 0, feature 'c': {NOT_FINITE}"
+    message = f"row 1, feature 'c': {NOT_FINITE}"
     for X in (np.array([[0.0, 1.0, np.inf]], dtype=np.float32), np.array([[0.0, 1.0, 1e39]]),
               pd.DataFrame([{"a": 0.0, "b": 1.0, "c": -np.inf}]), pd.DataFrame([{"a": 0, "b": 1, "c": 10**400}]),
               np.array([[0, 1, 10**400]], dtype=object)):
@@ -61,17 +61,17 @@ def test_the_float32_edge_is_its_largest_value_not_where_the_cast_overflows():
     above = float(np.nextafter(edge, math.inf))  # a float32 cast rounds it down to the edge
     for adapter in both(TRAINED):
         assert verdict(adapter, [[0.0, edge, -edge]])[0] == "ok"
-        assert verdict(adapter, [[0.0, 1.0, above]])[1] == f"row 0, feature 'c': {NOT_FINITE}"
-        assert verdict(adapter, [[-above, 1.0, 0.0]])[1] == f"row 0, feature 'a': {NOT_FINITE}"
+        assert verdict(adapter, [[0.0, 1.0, above]])[1] == f"row 1, feature 'c': {NOT_FINITE}"
+        assert verdict(adapter, [[-above, 1.0, 0.0]])[1] == f"row 1, feature 'a': {NOT_FINITE}"
     assert verdict(InputAdapter(TRAINED), np.array([[0.0, 1.0, above]]))[0] == "error"
 
 
 def test_text_is_refused_in_typed_paths_and_read_from_csv_cells_by_one_rule():
     for adapter in both(TRAINED):
         assert verdict(adapter, [[0.0, "1", 2.5]])[1] == (
-            "row 0, feature 'b': '1' is text, not a number: send numbers (only CSV cells are read as text)")
-        assert verdict(adapter, [[0.0, "n/a", 2.5]])[1] == "row 0, feature 'b': 'n/a' is not a number"
-        assert verdict(adapter, [[0.0, b"1", 2.5]])[1] == "row 0, feature 'b': b'1' is not a number"
+            "row 1, feature 'b': '1' is text, not a number: send numbers (only CSV cells are read as text)")
+        assert verdict(adapter, [[0.0, "n/a", 2.5]])[1] == "row 1, feature 'b': 'n/a' is not a number"
+        assert verdict(adapter, [[0.0, b"1", 2.5]])[1] == "row 1, feature 'b': b'1' is not a number"
     cells = {" 14.0 ": 14.0, "1e39": 1e39, "-Infinity": -math.inf, "": None, " NA ": None, "null": None,
              "NaN": None, "abc": "abc", "0x10": "0x10"}
     assert {k: text_value(k) for k in cells} == cells
@@ -90,7 +90,7 @@ def test_nan_is_still_governed_by_allow_nan_and_checked_before_infinity():
         assert verdict(adapter, [[0.0, 1.0, math.nan]])[0] == "ok"  # 'c' has an imputer
         assert verdict(adapter, [[0.0, 1.0, None]])[0] == "ok"
         got = verdict(adapter, [[math.inf, 1.0, 2.5], [0.0, None, 2.5]])
-        assert got[1] == "row 1, feature 'b': NaN/missing value, and this model has no imputer for it"
+        assert got[1] == "row 2, feature 'b': NaN/missing value, and this model has no imputer for it"
 
 
 def test_strict_refuses_values_outside_the_training_range_naming_value_and_range():
@@ -98,12 +98,12 @@ def test_strict_refuses_values_outside_the_training_range_naming_value_and_range
     for adapter in both(TRAINED):
         assert verdict(adapter, rows)[0] == "ok"  # not strict: the training range is advice
         assert verdict(adapter, rows, strict=True) == (
-            "error", "row 1, feature 'b': 10.5 is outside the training range [0.0, 10.0] (strict)",
+            "error", "row 2, feature 'b': 10.5 is outside the training range [0.0, 10.0] (strict)",
             1, "feature 'b': 10.5 is outside the training range [0.0, 10.0] (strict)")
         assert verdict(adapter, [[0.1, 0.0, 2.5]], strict=True)[0] == "ok"
         assert verdict(adapter, [[1.0, 0.0, math.nan]], strict=True)[0] == "ok"  # NaN: allow_nan's call
         got = verdict(adapter, [[1.1, 0.0, 2.5]], strict=True)
-        assert got[1] == "row 0, feature 'a': 1.1 is outside the training range [-1.0, 1.0] (strict)"
+        assert got[1] == "row 1, feature 'a': 1.1 is outside the training range [-1.0, 1.0] (strict)"
 
 
 def test_strict_without_training_bounds_says_so():

@@ -75,12 +75,9 @@ def _serve(model: Any, row: list[Any], strict: bool = False) -> Any:
 
 
 def _file(model: Any, chunks: Any, strict: bool) -> Any:
-    """Scored as ``edgert predict`` scores a file: rows count from 1 there, so the message is
-    renumbered to the API's 0-based row before comparing."""
-    try:
-        return [p for c in chunks for p in score_chunk(model, c, proba=True, strict=strict).probabilities.tolist()]
-    except InputError as exc:
-        raise InputError.at(exc.row - 1, exc.reason) from None
+    """Scored as ``edgert predict`` scores a file: its first data row is row 1, as the API's first
+    row is, so the messages compare as they are."""
+    return [p for c in chunks for p in score_chunk(model, c, proba=True, strict=strict).probabilities.tolist()]
 
 
 def _jsonl(model: Any, row: list[Any], strict: bool = False) -> Any:
@@ -150,7 +147,7 @@ def test_every_path_accepts_and_refuses_the_same_values_with_the_same_message(
 def test_model_predict_refuses_the_headline_values(model: Any, value: Any) -> None:
     with pytest.raises(InputError) as info:
         model.predict([ROW, [5.1, 3.5, value, 0.2]])
-    assert str(info.value) == f"row 1, feature 'petal_length': {NOT_FINITE}"
+    assert str(info.value) == f"row 2, feature 'petal_length': {NOT_FINITE}"
 
 
 def test_convert_records_the_training_min_max_and_strict_enforces_them(model: Any) -> None:
@@ -165,7 +162,7 @@ def test_convert_records_the_training_min_max_and_strict_enforces_them(model: An
     assert model.predict([inside], strict=True).shape == (1,)
     with pytest.raises(InputError) as info:
         model.predict_proba([inside, outside], strict=True)
-    assert str(info.value) == STRICT.format(row=1, value=7.4)
+    assert str(info.value) == STRICT.format(row=2, value=7.4)
 
 
 # --- through the real CLI and a real server -------------------------------------------------------
@@ -225,14 +222,14 @@ def test_edgert_serve_refuses_them_with_the_same_message(bundle: Path, model: An
     with serve_bench.server_process(bundle, threads=2, extra=("--strict",)) as url:
         for _, literal in BAD:
             code, doc = _post(url, f'{{"rows": [[5.1, 3.5, 1.4, 0.2], [5.1, 3.5, {literal}, 0.2]]}}'.encode())
-            assert (code, doc["error"]) == (422, f"row 1, feature 'petal_length': {NOT_FINITE}")
+            assert (code, doc["error"]) == (422, f"row 2, feature 'petal_length': {NOT_FINITE}")
         code, doc = _post(url, json.dumps({"rows": [[5.1, 3.5, "1.4", 0.2]]}).encode())
-        assert (code, doc["error"]) == (422, "row 0, feature 'petal_length': '1.4' is text, not a number: "
+        assert (code, doc["error"]) == (422, "row 1, feature 'petal_length': '1.4' is text, not a number: "
                                              "send numbers (only CSV cells are read as text)")
         code, doc = _post(url, json.dumps({"rows": [ROW, dict(zip(NAMES, ROW))]}).encode())
         assert code == 200 and doc["labels"] == model.predict([ROW, ROW]).tolist()
         code, doc = _post(url, json.dumps({"rows": [ROW, [5.1, 3.5, 7.9, 0.2]]}).encode())
-        assert (code, doc["error"]) == (422, STRICT.format(row=1, value=7.9))
+        assert (code, doc["error"]) == (422, STRICT.format(row=2, value=7.9))
 
 
 def test_strict_on_a_bundle_without_training_bounds_stops_up_front(bundle: Path, tmp_path: Path) -> None:

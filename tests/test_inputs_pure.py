@@ -37,13 +37,13 @@ def test_accepted_forms_give_the_same_float32_matrix(adapters, X):
 
 @pytest.mark.parametrize("X,message", [
     ([[1.0, 2.0, 3.0]], "wrong number of features: expected 4"),
-    ([ROW, [1.0, 2.0]], "row 1: wrong number of features: expected 4"),
+    ([ROW, [1.0, 2.0]], "row 2: wrong number of features: expected 4"),
     ([{**REC, "colour": 1}], "unknown feature name"),
     ([{k: v for k, v in REC.items() if k != "petal_length"}], "missing feature.*petal_length"),
-    ([[5.1, "abc", 1.4, 0.2]], "row 0, feature 'sepal_width': 'abc' is not a number"),
-    ([ROW, [5.1, "3.5", 1.4, 0.2]], "row 1, feature 'sepal_width': '3.5' is text, not a number"),
+    ([[5.1, "abc", 1.4, 0.2]], "row 1, feature 'sepal_width': 'abc' is not a number"),
+    ([ROW, [5.1, "3.5", 1.4, 0.2]], "row 2, feature 'sepal_width': '3.5' is text, not a number"),
     ([[5.1, 3.5, float("nan"), 0.2]], "feature 'petal_length': NaN"),
-    ([ROW, [5.1, 3.5, 1.4, None]], "row 1, feature 'petal_width': NaN"),
+    ([ROW, [5.1, 3.5, 1.4, None]], "row 2, feature 'petal_width': NaN"),
     ([[5.1, 3.5, 1.4, 99.0]], "petal_width.*outside the allowed range"),
     ([], "no rows"),
     ([[[1.0, 2.0, 3.0, 4.0]]], "must be 2-D"),

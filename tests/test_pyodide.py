@@ -78,6 +78,6 @@ def test_sync_predict_says_to_await_and_bad_input_gets_the_apis_message(pyodide_
         with pytest.raises(edge_runtime.InputError) as info:
             model.predict(bad)
         assert case["errors"]["bad_rows"] == f"InputError: {info.value}"
-        assert case["errors"]["bad_rows"].startswith("InputError: row 0, feature '")
+        assert case["errors"]["bad_rows"].startswith("InputError: row 1, feature '")
     assert "'n/a' is not a number" in out["cases"][0]["errors"]["bad_rows"]
     assert all("beyond the float32 range" in c["errors"]["bad_rows"] for c in out["cases"][1:])

@@ -62,12 +62,17 @@ def print_report(report: dict[str, Any], echo: Callable[[str], None]) -> None:
         for line in fold_table(head, rows, _width()):
             echo(line)
     else:
-        t = Table(title=title)
-        for h in head:
-            t.add_column(h, justify="left" if h in ("backend", "prec") else "right", overflow="fold")
-        for r in rows:
-            t.add_row(*r)
-        Console(width=_width()).print(t)  # rich folds the cells into the terminal's width
+        width = _width()
+        console = Console(width=width)
+        # one table per group of columns that fits (rich's borders take 3 characters a column)
+        for n, group in enumerate(column_groups(head, rows, width, pad=3)):
+            t = Table(title=title if n == 0 else None)
+            for i in (0, *group):
+                t.add_column(head[i], justify="left" if head[i] in ("backend", "prec") else "right",
+                             overflow="fold")
+            for r in rows:
+                t.add_row(*(r[i] for i in (0, *group)))
+            console.print(t)
     mismatch = report.get("machine_mismatch")
     for b in report.get("budgets") or []:
         verdict = "PASS" if b["latency_ok"] and b["memory_ok"] else "FAIL"
@@ -86,24 +91,31 @@ def _width() -> int:
     return max(40, shutil.get_terminal_size((100, 24)).columns)
 
 
+def column_groups(head: list[str], rows: list[list[str]], width: int, pad: int = 2) -> list[list[int]]:
+    """Columns 1.. cut into groups that each fit ``width`` beside column 0 (the row's name),
+    each column taking its widest cell plus ``pad``."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
+    groups: list[list[int]] = []
+    current: list[int] = []
+    used = widths[0] + pad
+    for i in range(1, len(head)):
+        if current and used + pad + widths[i] > width:
+            groups.append(current)
+            current, used = [], widths[0] + pad
+        current.append(i)
+        used += pad + widths[i]
+    groups.append(current)
+    return groups
+
+
 def fold_table(head: list[str], rows: list[list[str]], width: int) -> list[str]:
     """A plain-text table cut into column groups that each fit ``width`` (the first column,
     the row's name, repeated in every group), instead of one line wider than the terminal."""
     if not head:
         return []
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
-    groups: list[list[int]] = []
-    current: list[int] = []
-    used = widths[0]
-    for i in range(1, len(head)):
-        if current and used + 2 + widths[i] > width:
-            groups.append(current)
-            current, used = [], widths[0]
-        current.append(i)
-        used += 2 + widths[i]
-    groups.append(current)
     lines: list[str] = []
-    for n, group in enumerate(groups):
+    for n, group in enumerate(column_groups(head, rows, width)):
         cols = [0, *group]
         if n:
             lines.append("")
@@ -134,15 +146,17 @@ def plot_report(report: dict[str, Any], path: Path) -> None:
     ax1.bar([x - 0.2 for x in xs], p50, width=0.4, label="p50")
     ax1.bar([x + 0.2 for x in xs], p99, width=0.4, label="p99")
     ax1.set_xticks(list(xs), labels)
-    if max(p99) > 10 * min(p50):  # log only when the bars span orders of magnitude
+    budgets = report.get("budgets") or []
+    budget_us = budgets[0]["latency_budget_ms"] * 1e3 if budgets else None
+    top = max(p99 + ([budget_us] if budget_us else []))
+    if top > 10 * min(p50):  # log only when the bars (and the budget) span orders of magnitude
         ax1.set_yscale("log")
         ax1.set_ylabel("single-row latency (µs, log)")
     else:
-        ax1.set_ylim(0, max(p99) * 1.15)
+        ax1.set_ylim(0, top * 1.15)
         ax1.set_ylabel("single-row latency (µs)")
-    budgets = report.get("budgets") or []
-    if budgets:  # the profile's p99 budget, in the same unit as the bars
-        ax1.axhline(budgets[0]["latency_budget_ms"] * 1e3, color="red", ls="--",
+    if budget_us:  # the profile's p99 budget, in the same unit as the bars, always in view
+        ax1.axhline(budget_us, color="red", ls="--",
                     label=f"p99 budget ({budgets[0]['latency_budget_ms']:g} ms)")
     ax1.legend()
     ax1.set_title("warm single-row latency")
@@ -176,18 +190,23 @@ def _cold_and_memory(ax: Any, entries: list[dict[str, Any]], budgets: list[dict[
     with the profile's memory budget when there is one."""
     labels = [f"{e['backend']}\n{e['precision']}" for e in entries]
     xs = list(range(len(entries)))
-    ax.bar([x - 0.2 for x in xs], [e["cold_start"]["total_s"]["median"] * 1e3 for e in entries],
-           width=0.4, label="cold start (ms)", color="tab:green")
+    cold = [e["cold_start"]["total_s"]["median"] * 1e3 for e in entries]
+    rss = [e["cold_start"]["peak_rss_mb"]["median"] for e in entries]
+    ax.bar([x - 0.2 for x in xs], cold, width=0.4, label="cold start (ms)", color="tab:green")
     ax.set_ylabel("cold start, median (ms)")
+    ax.set_ylim(0, max(cold) * 1.45)  # headroom for the legend
     ax.set_xticks(xs, labels)
     mem = ax.twinx()
-    mem.bar([x + 0.2 for x in xs], [e["cold_start"]["peak_rss_mb"]["median"] for e in entries],
-            width=0.4, label="peak RSS (MiB)", color="tab:purple")
+    mem.bar([x + 0.2 for x in xs], rss, width=0.4, label="peak RSS (MiB)", color="tab:purple")
     mem.set_ylabel("peak RSS (MiB)")
+    mem_top = max(rss)
     if budgets:
         mem.axhline(budgets[0]["memory_budget_mb"], color="purple", ls="--",
                     label=f"memory budget ({budgets[0]['memory_budget_mb']:g} MiB)")
+        mem_top = max(mem_top, budgets[0]["memory_budget_mb"])
+    mem.set_ylim(0, mem_top * 1.45)
     handles = ax.get_legend_handles_labels()
     more = mem.get_legend_handles_labels()
-    ax.legend(handles[0] + more[0], handles[1] + more[1], fontsize="small")
+    mem.legend(handles[0] + more[0], handles[1] + more[1], fontsize="small", loc="upper center",
+               ncol=2, framealpha=0.9)  # on the twin axis: drawn above both sets of bars
     ax.set_title("cold start and peak memory")

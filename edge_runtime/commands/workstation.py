@@ -166,7 +166,6 @@ def wrap(model: str, sample: str, out_dir: str, name: Optional[str], version: st
          classes: Optional[str], target: Optional[str]) -> None:
     """Bundle a MODEL.onnx exported by another tool (schema and golden rows from the model)."""
     require_converters()
-    require_extra("onnxruntime", "convert")
     from converters.tabular import read_csv_matrix
     from converters.wrap import wrap as do_wrap
 

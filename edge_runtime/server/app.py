@@ -255,7 +255,7 @@ class PredictionApp:
                                  "(edgert serve --max-rows; by default what --max-body always holds)")
         for i, r in enumerate(rows):
             if not isinstance(r, (list, dict)):
-                raise HTTPError(400, f"row {i} is a {type(r).__name__}; each row must be an array of "
+                raise HTTPError(400, f"row {i + 1} is a {type(r).__name__}; each row must be an array of "
                                      "feature values or an object keyed by feature name")
         return rows
 
