@@ -153,7 +153,7 @@ def run_model(name: str, est: Any, X_tr: np.ndarray, y_tr: np.ndarray, X_te: np.
         log(f"{name}: {n} rows")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            got = compare(calls, rounds=rounds, number=NUMBER[n], warmup=2)
+            got = compare(calls, rounds=rounds, number=NUMBER[n], warmup=2, rotate=True)
         out["ms"][str(n)] = {k: v / 1e3 for k, v in got.items()}
     for m in engines.values():
         m.close()

@@ -10,23 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import test_routing
 
 import edge_runtime
 from edge_runtime import autoroute, backends, routing
 from edge_runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from edge_runtime.bundle import open_bundle
 
-
-@pytest.fixture(scope="module")
-def forest(tmp_path_factory):
-    from sklearn.ensemble import RandomForestClassifier
-    from zoo import dataset
-
-    import converters
-
-    X, y, X_te, _ = dataset("binary")
-    est = RandomForestClassifier(n_estimators=10, max_depth=5, random_state=0).fit(X, y)
-    return converters.convert(est, X, tmp_path_factory.mktemp("f"), holdout=X_te), X_te
+forest = test_routing.bundle  # the same small forest bundle (a fixture), built once per module
 
 
 @pytest.fixture(autouse=True)
