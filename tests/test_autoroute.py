@@ -184,3 +184,20 @@ def test_bench_tune_writes_the_table_load_then_uses(forest, capsys):
     table = _tune(str(forest[0]), None)
     assert table["method"] == "tuned" and "cached in" in capsys.readouterr().out
     assert edge_runtime.load(forest[0]).backend.table == table
+
+
+two_format_bundle = test_routing.two_format_bundle
+
+
+def test_a_tampered_twin_met_while_routing_is_an_integrity_error(two_format_bundle, tmp_path):
+    import shutil
+
+    from edge_runtime.errors import IntegrityError
+
+    path = shutil.copytree(two_format_bundle[0], tmp_path / "b")
+    tfl = path / "model.tflite"
+    data = bytearray(tfl.read_bytes())
+    data[-1] ^= 1
+    tfl.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError):
+        edge_runtime.load(path)
