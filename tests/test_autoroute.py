@@ -201,3 +201,12 @@ def test_a_tampered_twin_met_while_routing_is_an_integrity_error(two_format_bund
     tfl.write_bytes(bytes(data))
     with pytest.raises(IntegrityError):
         edge_runtime.load(path)
+
+
+def test_timing_rounds_rotate_so_no_candidate_always_follows_the_same_one():
+    seen: list[str] = []
+    calls = {k: (lambda k=k: seen.append(k)) for k in "abc"}
+    got = routing._rounds(calls, {k: 1 for k in calls}, 3)
+    assert set(got) == set("abc") and len(seen) == 9
+    assert [seen[i] for i in (0, 3, 6)] == ["a", "b", "c"]  # each round starts one later
+    assert routing._rounds({}, {}, 3) == {}
