@@ -95,6 +95,10 @@ class RoutedBackend(Backend):
         self.table = table
         self._routes = list(routes)  # (max_rows inclusive, engine), ascending; last is unbounded
         self._one = self._routes[0][1]
+        # what info, metrics and errors name: the engine when every route runs the same one (at
+        # different thread counts), else "auto"
+        names = {engine.name for _, engine in self._routes}
+        self.name = names.pop() if len(names) == 1 else "auto"  # type: ignore[misc]
 
     @property
     def routes(self) -> list[tuple[int, Backend]]:
