@@ -130,7 +130,7 @@ class ViaArtifact(Backend):
         # not Backend.__init__: the wrapped engine already holds the model
         self.artifact = primary
         self.options = engine.options
-        self.name = engine.name
+        self.name = engine.name  # type: ignore[misc]  # an adapter takes its engine's name
         self._engine = engine
         self._names = {primary.outputs[r]: own.outputs[r] for r in primary.outputs}
         import numpy as np
@@ -162,7 +162,7 @@ class ViaArtifact(Backend):
         if x.dtype != self._dtype:
             x = x.astype(self._dtype)
         res = self._engine.run(x, [self._names[o] for o in outputs])
-        if self._classes is not None and self._label in outputs:
+        if self._classes is not None and self._label is not None and self._label in outputs:
             i = list(outputs).index(self._label)
             res[i] = self._classes[res[i].astype("int64").ravel()]
         return res
