@@ -16,15 +16,18 @@ def per_call_us(fn: Callable[[], Any], number: int) -> float:
 
 
 def compare(contenders: dict[str, Callable[[], Any]], *, rounds: int = 15, number: int = 2000,
-            warmup: int = 200) -> dict[str, float]:
-    """Median µs per call of each contender over ``rounds`` interleaved rounds."""
+            warmup: int = 200, rotate: bool = False) -> dict[str, float]:
+    """Median µs per call of each contender over ``rounds`` interleaved rounds. ``rotate``: each
+    round starts one contender later, so no contender always runs right after the same one (a
+    multi-threaded engine's or BLAS's spinning threads slow whatever runs next on a small box)."""
     for fn in contenders.values():
         for _ in range(warmup):
             fn()
     samples: dict[str, list[float]] = {k: [] for k in contenders}
-    for _ in range(rounds):
-        for name, fn in contenders.items():
-            samples[name].append(per_call_us(fn, number))
+    names = list(contenders)
+    for r in range(rounds):
+        for name in (names[r % len(names):] + names[:r % len(names)]) if rotate else names:
+            samples[name].append(per_call_us(contenders[name], number))
     return {k: statistics.median(v) for k, v in samples.items()}
 
 

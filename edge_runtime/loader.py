@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Callable, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Union
 
 from .backends import Candidate, candidates
 from .backends.base import Backend, BackendOptions
@@ -101,6 +101,7 @@ def _routed(plan: _Plan, tune: bool) -> Optional[Model]:
         return None
     primary = first.artifact
     engines: dict[str, Backend] = {}
+    table: Optional[dict[str, Any]]
     try:
         if tune:
             table = routing.tune(plan.bundle, primary, profile=plan.profile)

@@ -10,23 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import test_routing
 
 import edge_runtime
 from edge_runtime import autoroute, backends, routing
 from edge_runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from edge_runtime.bundle import open_bundle
 
-
-@pytest.fixture(scope="module")
-def forest(tmp_path_factory):
-    from sklearn.ensemble import RandomForestClassifier
-    from zoo import dataset
-
-    import converters
-
-    X, y, X_te, _ = dataset("binary")
-    est = RandomForestClassifier(n_estimators=10, max_depth=5, random_state=0).fit(X, y)
-    return converters.convert(est, X, tmp_path_factory.mktemp("f"), holdout=X_te), X_te
+forest = test_routing.bundle  # the same small forest bundle (a fixture), built once per module
 
 
 @pytest.fixture(autouse=True)
@@ -193,3 +184,29 @@ def test_bench_tune_writes_the_table_load_then_uses(forest, capsys):
     table = _tune(str(forest[0]), None)
     assert table["method"] == "tuned" and "cached in" in capsys.readouterr().out
     assert edge_runtime.load(forest[0]).backend.table == table
+
+
+two_format_bundle = test_routing.two_format_bundle
+
+
+def test_a_tampered_twin_met_while_routing_is_an_integrity_error(two_format_bundle, tmp_path):
+    import shutil
+
+    from edge_runtime.errors import IntegrityError
+
+    path = shutil.copytree(two_format_bundle[0], tmp_path / "b")
+    tfl = path / "model.tflite"
+    data = bytearray(tfl.read_bytes())
+    data[-1] ^= 1
+    tfl.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError):
+        edge_runtime.load(path)
+
+
+def test_timing_rounds_rotate_so_no_candidate_always_follows_the_same_one():
+    seen: list[str] = []
+    calls = {k: (lambda k=k: seen.append(k)) for k in "abc"}
+    got = routing._rounds(calls, {k: 1 for k in calls}, 3)
+    assert set(got) == set("abc") and len(seen) == 9
+    assert [seen[i] for i in (0, 3, 6)] == ["a", "b", "c"]  # each round starts one later
+    assert routing._rounds({}, {}, 3) == {}

@@ -96,6 +96,8 @@ class NativeBackend(Backend):
     name = "native"
     formats = ("native",)
     priority = 5
+    #: batches of PARALLEL_MIN_ROWS rows or more are split over options.threads threads
+    threaded = True
     #: the loader refuses this backend's artifacts from bundles that are neither signed nor
     #: installed through TUF (see edge_runtime.loader)
     requires_trust = True

@@ -88,9 +88,10 @@ def _targets(bundle: Bundle, cfg: BenchConfig) -> list[Candidate]:
         if s.kind == "unknown" and not every and s.refusal is not None:
             raise s.refusal
         cfg.progress(f"skip {s.name}: {s.why}")
-    seen: set[tuple[str, str]] = set()
-    return [c for c in found.usable if (c.name, c.artifact.precision) not in seen
-            and not seen.add((c.name, c.artifact.precision))]
+    out: dict[tuple[str, str], Candidate] = {}
+    for c in found.usable:
+        out.setdefault((c.name, c.artifact.precision), c)
+    return list(out.values())
 
 
 def cold_start(bundle_path: str, backend: str, precision: str, threads: Optional[int],
