@@ -375,3 +375,56 @@ def test_string_columns_the_model_cannot_read_are_refused_naming_them(tmp_path):
     with pytest.raises(converters.ConversionError,
                        match=r"column 'w2' holds text \('a'\), but no OneHotEncoder, OrdinalEncoder"):
         converters.convert(est, words, tmp_path / "words")
+
+
+def test_serve_takes_string_features_and_names_an_unknown_category(converted):
+    from test_server_app import call
+
+    from edge_runtime.server import make_app
+    from edge_runtime.server.app import single_model_slot
+
+    est, path, test = converted["mixed"]
+    model = edge_runtime.load(path, backend="onnxruntime")
+    app = make_app(single_model_slot(model), max_body=64 * 1024, max_rows=100)
+    records = test.head(5).to_dict("records")
+    code, _, body = call(app, "POST", "/predict", json.dumps({"rows": records}).encode(), "proba=1")
+    assert code == 200, body
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert json.loads(body)["labels"] == est.predict(test.head(5)).tolist()
+    rows = test.head(2).to_numpy(dtype=object).tolist()
+    rows[1][1] = "XXL"
+    code, _, body = call(app, "POST", "/predict", json.dumps({"rows": rows}).encode())
+    assert code == 422
+    assert json.loads(body)["error"].startswith("row 1, feature 'size': unknown category 'XXL'")
+
+
+def _random_records(model: Any, n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """Rows drawn from each feature's kind: categories plus some never seen, texts from the
+    vocabulary plus empty ones and unknown words, numbers at several scales."""
+    out: list[dict[str, Any]] = [{} for _ in range(n)]
+    for f in model.manifest.features:
+        if f.kind == "categorical":
+            pool = list(f.categories) + ([] if f.unknown == "error" else ["never-seen", ""])
+            vals = [pool[i] for i in rng.integers(0, len(pool), n)]
+        elif f.kind == "text":
+            vocab = WORDS + ["zebra", "the", "a"]
+            vals = [" ".join(rng.choice(vocab, int(rng.integers(0, 9))).tolist()) for _ in range(n)]
+        else:
+            vals = (rng.normal(size=n) * rng.choice([0.5, 3.0, 50.0])).tolist()
+        for rec, v in zip(out, vals):
+            rec[f.name] = v
+    return out
+
+
+@pytest.mark.parametrize("name", ["onehot", "ordinal", "mixed", "tfidf", "counts"])
+def test_numpy_backend_matches_onnxruntime_on_typed_bundles_at_every_size(converted, name):
+    _, path, _ = converted[name]
+    ort = edge_runtime.load(path, backend="onnxruntime")
+    npy = edge_runtime.load(path, backend="numpy")
+    rng = np.random.default_rng(len(name))
+    for n in (1, 2, 7, 32, 33, 65, 1000, 10_000):
+        x = _random_records(ort, n, rng)
+        np.testing.assert_allclose(npy.predict_proba(x), ort.predict_proba(x), atol=1e-5, rtol=1e-5,
+                                   err_msg=f"{name} rows={n}")
+        assert (npy.predict(x).astype(str) == ort.predict(x).astype(str)).all()
