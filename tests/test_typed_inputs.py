@@ -177,6 +177,7 @@ def test_strings_stay_refused_in_numeric_features(converted):
         model.predict([{"colour": "red", "size": "M", "weight": 1.5}])
 
 
+@pytest.mark.slow
 def test_edgert_predict_scores_a_csv_with_string_columns(converted, tmp_path, cli_env):
     est, path, test = converted["mixed"]
     rows = test.head(20).copy()
@@ -340,6 +341,7 @@ def test_tuner_and_bench_time_a_typed_bundle_on_its_golden_rows(converted, tmp_p
     assert len(model.predict(rows)) == 70 and len(model.predict(rows[:1])) == 1
 
 
+@pytest.mark.slow
 def test_edgert_convert_reads_a_csv_with_string_columns(tmp_path, cli_env):
     import joblib
 
