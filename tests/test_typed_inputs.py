@@ -430,3 +430,12 @@ def test_numpy_backend_matches_onnxruntime_on_typed_bundles_at_every_size(conver
         np.testing.assert_allclose(npy.predict_proba(x), ort.predict_proba(x), atol=1e-5, rtol=1e-5,
                                    err_msg=f"{name} rows={n}")
         assert (npy.predict(x).astype(str) == ort.predict(x).astype(str)).all()
+
+
+def test_object_columns_of_numbers_keep_the_one_matrix_layout(tmp_path):
+    train = _table(200, 9)[["weight"]].assign(w2=lambda d: d["weight"] ** 2)
+    est = LogisticRegression().fit(train, _target(_table(200, 9)))
+    path = converters.convert(est, train.astype(object), tmp_path / "b")
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert "inputs" not in manifest["artifacts"][0] and manifest["artifacts"][0]["input"]["dtype"] == "float32"
+    assert all("kind" not in f for f in manifest["inputs"]["features"])
