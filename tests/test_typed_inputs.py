@@ -339,6 +339,10 @@ def test_tuner_and_bench_time_a_typed_bundle_on_its_golden_rows(converted, tmp_p
     assert rows.shape == (70, 3) and rows.dtype == object and source.startswith("golden rows")
     model = edge_runtime.load(converted["mixed"][1], backend="numpy")
     assert len(model.predict(rows)) == 70 and len(model.predict(rows[:1])) == 1
+    routed = edge_runtime.load(converted["mixed"][1])  # auto: the table just tuned routes by rows
+    assert routed.backend.name == "auto"
+    assert routed.predict(rows).tolist() == model.predict(rows).tolist()
+    assert routed.predict(rows[:1]).tolist() == model.predict(rows[:1]).tolist()
 
 
 @pytest.mark.slow
