@@ -443,3 +443,18 @@ def test_object_columns_of_numbers_keep_the_one_matrix_layout(tmp_path):
     manifest = json.loads((path / "manifest.json").read_text())
     assert "inputs" not in manifest["artifacts"][0] and manifest["artifacts"][0]["input"]["dtype"] == "float32"
     assert all("kind" not in f for f in manifest["inputs"]["features"])
+
+
+def test_parquet_with_string_columns_is_scored(converted, tmp_path):
+    pytest.importorskip("pyarrow")
+    from edge_runtime.scoring import read_parquet_chunks, score_chunk
+
+    est, path, test = converted["mixed"]
+    model = edge_runtime.load(path, backend="numpy")
+    test.head(50).to_parquet(tmp_path / "in.parquet")
+    chunks = list(read_parquet_chunks(str(tmp_path / "in.parquet"), model.feature_names, chunk_rows=20,
+                                      schema=model.input_schema))
+    got = np.concatenate([score_chunk(model, c).values for c in chunks])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert got.tolist() == est.predict(test.head(50)).tolist()

@@ -101,7 +101,8 @@ def predict(bundle: str, input: str, output: Optional[str], proba: bool, backend
     writer = None
     try:
         if fin is None:
-            chunks = read_parquet_chunks(input, features, id_column=id_column, chunk_rows=chunk_rows)
+            chunks = read_parquet_chunks(input, features, id_column=id_column, chunk_rows=chunk_rows,
+                                         schema=model.input_schema)
             bar = progress_bar(progress, total=parquet_row_count(input), unit="row")
             pos = None
         else:
