@@ -160,7 +160,8 @@ def make_tokenizer(node):
         raise node.fail(f"its regular expression does not compile here ({exc})") from None
     if tokenexp:
         def split(s: str) -> list[str]:
-            return [t for t in pattern.findall(s) if isinstance(t, str) and len(t) >= mincharnum]
+            # whole matches (findall would give a group's text when the pattern has groups)
+            return [t for t in (m.group(0) for m in pattern.finditer(s)) if t and len(t) >= mincharnum]
     else:
         def split(s: str) -> list[str]:
             return [t for t in pattern.split(s) if t and len(t) >= mincharnum]
