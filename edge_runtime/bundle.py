@@ -358,8 +358,7 @@ class Manifest:
             raise BundleError(f"manifest: '{where}.kind' {checks.kind(kind)} {str(kind)[:40]!r} is not "
                               f"one of {FEATURE_KINDS}")
         extra: dict[str, Any] = dict(_training_bounds(feat, where + "."))
-        if kind != "numeric":
-            extra.update(checks.typed_feature(feat, kind, where))
+        extra.update(checks.typed_feature(feat, kind, where))
         return Feature(name=checks.text(checks.require(feat, "name", where + "."), where + ".name"),
                        allow_nan=checks.boolean(feat.get("allow_nan", False), where + ".allow_nan"),
                        range=checks.value_range(feat.get("range"), where + ".range"), **extra)

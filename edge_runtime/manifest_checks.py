@@ -237,8 +237,14 @@ def categories(value: Any, where: str) -> tuple[str, ...]:
 
 
 def typed_feature(feat: Mapping[str, Any], feature_kind: str, where: str) -> dict[str, Any]:
-    """The fields of a categorical or text feature (``Feature`` keyword arguments). Such a
-    feature takes strings: no NaN, no numeric range, no training min/max."""
+    """The fields of a categorical or text feature (``Feature`` keyword arguments; none for a
+    numeric one, which has no categories). Such a feature takes strings: no NaN, no numeric
+    range, no training min/max."""
+    if feature_kind == "numeric":
+        for key in ("categories", "unknown"):
+            if feat.get(key) is not None:
+                raise fail(f"{where}.{key}", "is set, but only a categorical feature has categories")
+        return {}
     for key in ("range", "train_min", "train_max"):
         if feat.get(key) is not None:
             raise fail(f"{where}.{key}", f"is set, but a {feature_kind} feature takes strings")
