@@ -463,3 +463,16 @@ def test_parquet_with_string_columns_is_scored(converted, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert got.tolist() == est.predict(test.head(50)).tolist()
+
+
+def test_warn_policy_is_refused_at_the_input_as_its_graph_would_fail(tmp_path):
+    """skl2onnx's OneHotEncoder gives zeros only for handle_unknown='ignore'; with 'warn' the
+    engine fails on an unknown value, so the device refuses it by name before the engine runs."""
+    train = _table(300, 10)
+    est = make_pipeline(OneHotEncoder(handle_unknown="warn"), LogisticRegression()).fit(train[["color"]],
+                                                                                      _target(train))
+    path = converters.convert(est, train[["color"]], tmp_path / "warn")
+    model = edge_runtime.load(path, backend="onnxruntime")
+    assert model.manifest.features[0].unknown == "error"
+    with pytest.raises(InputError, match=r"^row 0, feature 'color': unknown category 'teal'"):
+        model.predict([["teal"]])
