@@ -160,13 +160,16 @@ def make_tokenizer(node):
         pattern = re.compile(tokenexp if tokenexp else "|".join(separators), re.ASCII)
     except re.error as exc:
         raise node.fail(f"its regular expression does not compile here ({exc})") from None
-    if tokenexp:
+    least = max(mincharnum, 1)  # an empty match is no token
+    if tokenexp and not pattern.groups:  # findall's whole matches, in C
         def split(s: str) -> list[str]:
-            # whole matches (findall would give a group's text when the pattern has groups)
-            return [t for t in (m.group(0) for m in pattern.finditer(s)) if t and len(t) >= mincharnum]
+            return [t for t in pattern.findall(s) if len(t) >= least]
+    elif tokenexp:  # with groups, findall gives a group's text: take the whole matches
+        def split(s: str) -> list[str]:
+            return [t for t in (m.group(0) for m in pattern.finditer(s)) if len(t) >= least]
     else:
         def split(s: str) -> list[str]:
-            return [t for t in pattern.split(s) if t and len(t) >= mincharnum]
+            return [t for t in pattern.split(s) if len(t) >= least]
 
     def kernel(x):
         flat = x.reshape(-1).tolist()
