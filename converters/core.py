@@ -360,6 +360,8 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
     strings = is_string_table(sample_X)
     X, H, names, matched_by = _columns(estimator, sample_X, holdout, feature_names, strings)
     typed = infer(estimator, X, names) if strings else None
+    if typed is not None and not typed.any_strings:  # object columns of numbers: one matrix
+        X, H, typed = X.astype(np.float64), (H.astype(np.float64) if H is not None else None), None
     # the device feeds float32: compare on those
     rounded: Callable[[np.ndarray], np.ndarray] = (lambda T: round_numeric(T, typed)) if typed \
         else (lambda T: T.astype(np.float32).astype(np.float64))

@@ -104,9 +104,12 @@ def _encoders(estimator: Any) -> dict[str, tuple[tuple[str, ...], str]]:
     out: dict[str, tuple[tuple[str, ...], str]] = {}
 
     def add(encoder: Any, names: Sequence[Any]) -> None:
+        # what the ONNX graph does, which is what the device runs: skl2onnx's OneHotEncoder
+        # gives zeros only for 'ignore' ('warn' and 'infrequent_if_exist' make the engine fail
+        # on an unknown value), so those are refused by name at the input instead
         policy = encoder.handle_unknown
-        unknown = ("error" if policy == "error" else "encoded" if policy == "use_encoded_value"
-                   else "ignore")
+        unknown = ("encoded" if policy == "use_encoded_value" else
+                   "ignore" if policy == "ignore" and type(encoder).__name__ == "OneHotEncoder" else "error")
         for name, cats in zip(names, encoder.categories_):
             out[str(name)] = (tuple(str(c) for c in cats.tolist()), unknown)
 

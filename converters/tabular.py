@@ -12,8 +12,12 @@ import numpy as np
 from .errors import ConversionError
 
 
-def read_csv_matrix(path: str, *, target: Optional[str] = None) -> tuple[np.ndarray, list[str]]:
-    """A numeric CSV with a header; empty cells become NaN; ``target`` is dropped if present."""
+def _read_cells(path: str, target: Optional[str]) -> tuple[list[str], list[list[str]], list[int]]:
+    """A CSV's header, text cells (without ``target``; blank lines skipped) and each row's line.
+
+    Raises:
+        ConversionError: an empty file, a line with the wrong number of fields, no data rows.
+    """
     with open(Path(path), newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
         try:
@@ -21,21 +25,35 @@ def read_csv_matrix(path: str, *, target: Optional[str] = None) -> tuple[np.ndar
         except StopIteration:
             raise ConversionError(f"{path}: empty CSV") from None
         keep = [i for i, h in enumerate(header) if h != target]
-        rows: list[list[float]] = []
+        rows: list[list[str]] = []
+        lines: list[int] = []
         for n, rec in enumerate(reader, start=2):  # n: the file's line; len(rows) + 1: the data row
             if not rec:
                 continue
             where = f"{path}:{n} (data row {len(rows) + 1})"
             if len(rec) != len(header):
                 raise ConversionError(f"{where}: {len(rec)} fields, header has {len(header)}")
-            try:
-                rows.append([float(rec[i]) if rec[i].strip() not in ("", "NA", "nan") else np.nan
-                             for i in keep])
-            except ValueError as exc:
-                raise ConversionError(f"{where}: not a number ({exc})") from None
+            rows.append([rec[i] for i in keep])
+            lines.append(n)
     if not rows:
         raise ConversionError(f"{path}: no data rows")
-    return np.asarray(rows, dtype=np.float64), [header[i] for i in keep]
+    return [header[i] for i in keep], rows, lines
+
+
+def _missing(cell: str) -> bool:
+    return cell.strip() in ("", "NA", "nan")
+
+
+def read_csv_matrix(path: str, *, target: Optional[str] = None) -> tuple[np.ndarray, list[str]]:
+    """A numeric CSV with a header; empty cells become NaN; ``target`` is dropped if present."""
+    names, rows, lines = _read_cells(path, target)
+    values = []
+    for k, (n, rec) in enumerate(zip(lines, rows), start=1):
+        try:
+            values.append([np.nan if _missing(c) else float(c) for c in rec])
+        except ValueError as exc:
+            raise ConversionError(f"{path}:{n} (data row {k}): not a number ({exc})") from None
+    return np.asarray(values, dtype=np.float64), names
 
 
 @dataclass
@@ -51,39 +69,20 @@ class Table:
 
 
 def read_csv_table(path: str, *, target: Optional[str] = None) -> Table:
-    """:func:`read_csv_matrix` as a named :class:`Table`; a CSV with text columns (categories,
-    free text) as an object table: those columns keep their text (blank/NA cells missing),
-    the others are read as numbers."""
-    try:
-        values, names = read_csv_matrix(path, target=target)
-    except ConversionError as exc:
-        if "not a number" not in str(exc):
-            raise
-        return _read_csv_objects(path, target)
-    return Table(values, names)
-
-
-def _read_csv_objects(path: str, target: Optional[str]) -> Table:
-    with open(Path(path), newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        header = [h.strip() for h in next(reader)]
-        keep = [i for i, h in enumerate(header) if h != target]
-        rows = []
-        for n, rec in enumerate(reader, start=2):
-            if not rec:
-                continue
-            if len(rec) != len(header):
-                raise ConversionError(f"{path}:{n}: {len(rec)} fields, header has {len(header)}")
-            rows.append([rec[i] for i in keep])
-    values = np.empty((len(rows), len(keep)), dtype=object)
-    for j in range(len(keep)):
+    """A CSV with a header as a named :class:`Table`: numbers, or, when some column holds text
+    (categories, free text), an object table where those columns keep their text and the others
+    are numbers (blank/NA cells missing in both)."""
+    names, rows, _ = _read_cells(path, target)
+    values = np.empty((len(rows), len(names)), dtype=object)
+    text = False
+    for j in range(len(names)):
         cells = [r[j] for r in rows]
-        missing = [c.strip() in ("", "NA", "nan") for c in cells]
         try:
-            values[:, j] = [np.nan if m else float(c) for c, m in zip(cells, missing)]
+            values[:, j] = [np.nan if _missing(c) else float(c) for c in cells]
         except ValueError:  # a text column: categories or free text
-            values[:, j] = [np.nan if m else c for c, m in zip(cells, missing)]
-    return Table(values, [header[i] for i in keep])
+            values[:, j] = [np.nan if _missing(c) else c for c in cells]
+            text = True
+    return Table(values if text else values.astype(np.float64), names)
 
 
 def read_csv_labels(path: str, target: str) -> Optional[np.ndarray]:

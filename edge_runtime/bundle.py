@@ -358,13 +358,11 @@ class Manifest:
         if kind not in FEATURE_KINDS:
             raise BundleError(f"manifest: '{where}.kind' {checks.kind(kind)} {str(kind)[:40]!r} is not "
                               f"one of {FEATURE_KINDS}")
-        typed: dict[str, Any] = {}
-        if kind != "numeric":
-            typed = checks.typed_feature(feat, kind, where)
+        extra: dict[str, Any] = dict(_training_bounds(feat, where + "."))
+        extra.update(checks.typed_feature(feat, kind, where))
         return Feature(name=checks.text(checks.require(feat, "name", where + "."), where + ".name"),
                        allow_nan=checks.boolean(feat.get("allow_nan", False), where + ".allow_nan"),
-                       range=checks.value_range(feat.get("range"), where + ".range"),
-                       **_training_bounds(feat, where + "."), **typed)
+                       range=checks.value_range(feat.get("range"), where + ".range"), **extra)
 
     @property
     def feature_names(self) -> list[str]:

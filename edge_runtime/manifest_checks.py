@@ -26,6 +26,8 @@ DTYPES = ("float32", "float64")
 #: a categorical feature's categories: at most this many, each at most this many characters
 MAX_CATEGORIES = 65_536
 MAX_CATEGORY_CHARS = 1024
+#: one text value (a text feature's cell) is at most this many characters
+MAX_TEXT_CHARS = 100_000
 UNKNOWN_POLICIES = ("ignore", "encoded", "error")
 CLASS_TYPES = (str, int, float, bool)
 
@@ -218,12 +220,13 @@ def check_label_order(golden: Mapping[str, Any], classes: list[Any], where: str)
                    f"are the top class in {agree} of {decided} rows ({where})")
 
 
-def category(value: Any, where: str) -> str:
-    """A category: a string of at most ``MAX_CATEGORY_CHARS`` (any characters; "" is one)."""
+def category(value: Any, where: str, max_chars: int = MAX_CATEGORY_CHARS) -> str:
+    """A category (or, with ``max_chars=MAX_TEXT_CHARS``, a text feature's value): a string of
+    at most ``max_chars`` (any characters; "" is one)."""
     if not isinstance(value, str):
         raise fail(where, f"must be a string, not {kind(value)} ({_short(value)})")
-    if len(value) > MAX_CATEGORY_CHARS:
-        raise fail(where, f"is {len(value)} characters long (at most {MAX_CATEGORY_CHARS})")
+    if len(value) > max_chars:
+        raise fail(where, f"is {len(value)} characters long (at most {max_chars})")
     return value
 
 
@@ -239,8 +242,14 @@ def categories(value: Any, where: str) -> tuple[str, ...]:
 
 
 def typed_feature(feat: Mapping[str, Any], feature_kind: str, where: str) -> dict[str, Any]:
-    """The fields of a categorical or text feature (``Feature`` keyword arguments). Such a
-    feature takes strings: no NaN, no numeric range, no training min/max."""
+    """The fields of a categorical or text feature (``Feature`` keyword arguments; none for a
+    numeric one, which has no categories). Such a feature takes strings: no NaN, no numeric
+    range, no training min/max."""
+    if feature_kind == "numeric":
+        for key in ("categories", "unknown"):
+            if feat.get(key) is not None:
+                raise fail(f"{where}.{key}", "is set, but only a categorical feature has categories")
+        return {}
     for key in ("range", "train_min", "train_max"):
         if feat.get(key) is not None:
             raise fail(f"{where}.{key}", f"is set, but a {feature_kind} feature takes strings")
@@ -333,7 +342,7 @@ def check_reference(value: Any, names: Sequence[str], where: str = "reference") 
 def _golden_row(row: Any, where: str, features: Sequence[Any]) -> None:
     for j, (v, feat) in enumerate(zip(seq(row, where, length=len(features)), features)):
         if feat.kind != "numeric":  # categories and text: a string the input check accepts
-            (category if feat.kind == "categorical" else text_value)(v, f"{where}[{j}]")
+            category(v, f"{where}[{j}]", MAX_CATEGORY_CHARS if feat.kind == "categorical" else MAX_TEXT_CHARS)
             continue
         if v is None:
             if not feat.allow_nan:
@@ -347,18 +356,6 @@ def _golden_row(row: Any, where: str, features: Sequence[Any]) -> None:
                 raise fail(f"{where}[{j}]", f"is {v}, outside feature '{feat.name}' range "
                            f"[{feat.range[0]}, {feat.range[1]}]")
 
-
-#: one text value (a text feature's cell) is at most this many characters
-MAX_TEXT_CHARS = 100_000
-
-
-def text_value(value: Any, where: str) -> str:
-    """A text feature's value: a string of at most ``MAX_TEXT_CHARS``."""
-    if not isinstance(value, str):
-        raise fail(where, f"must be a string, not {kind(value)} ({_short(value)})")
-    if len(value) > MAX_TEXT_CHARS:
-        raise fail(where, f"is {len(value)} characters long (at most {MAX_TEXT_CHARS})")
-    return value
 
 
 def _short(value: Any) -> str:

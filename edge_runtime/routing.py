@@ -106,7 +106,7 @@ class RoutedBackend(Backend):
         return list(self._routes)
 
     def run(self, x: Any, outputs: Sequence[str]) -> list:
-        n = x.shape[0]
+        n = (next(iter(x.values())) if type(x) is dict else x).shape[0]  # named inputs: a dict
         if n == 1:
             return self._one.run(x, outputs)
         for limit, engine in self._routes:

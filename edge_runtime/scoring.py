@@ -215,9 +215,10 @@ def parquet_row_count(path: str) -> int:
 
 
 def read_parquet_chunks(path: str, features: list[str], *, id_column: Optional[str] = None,
-                        chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+                        chunk_rows: int = CHUNK_ROWS, schema: Optional[InputSchema] = None) -> Iterator[Chunk]:
     """Parquet (needs pyarrow): record batches of ``chunk_rows`` rows, features cast to float64
-    (nulls become NaN, i.e. missing).
+    (nulls become NaN, i.e. missing); with the model's ``schema``, categorical and text features
+    as their values (an object table, for the schema to judge).
 
     Raises:
         InputError: unknown/missing columns, or a feature column that is not numeric.
@@ -235,15 +236,24 @@ def read_parquet_chunks(path: str, features: list[str], *, id_column: Optional[s
     check_columns(header, features, id_column, "Parquet columns")
     columns = features + ([id_column] if id_column else [])
     first = 0
+    strings = set(schema.string_columns) if schema is not None else set()
     for batch in pf.iter_batches(batch_size=chunk_rows, columns=columns):
         cols = []
-        for name in features:
+        for j, name in enumerate(features):
+            if j in strings:
+                cols.append(np.array(batch.column(name).to_pylist(), dtype=object))
+                continue
             try:
                 cols.append(pc.cast(batch.column(name), pa.float64()).to_numpy(zero_copy_only=False))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise InputError(f"Parquet column '{name}' is not numeric "
                                  f"({batch.schema.field(name).type}): {exc}") from None
-        arr = np.column_stack(cols) if cols else np.empty((batch.num_rows, 0))
+        if strings:
+            arr = np.empty((batch.num_rows, len(cols)), dtype=object)
+            for j, col in enumerate(cols):
+                arr[:, j] = col
+        else:
+            arr = np.column_stack(cols) if cols else np.empty((batch.num_rows, 0))
         ids = batch.column(id_column).to_pylist() if id_column else None
         yield Chunk(first, np.ascontiguousarray(arr), ids)
         first += batch.num_rows

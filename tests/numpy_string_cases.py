@@ -107,6 +107,7 @@ def models() -> dict[str, Any]:
     out["Tokenizer/regex/mark/min3"] = tokenizer(1, 3, tokenexp="[a-zA-Z0-9_]+")
     out["Tokenizer/regex/2d"] = tokenizer(0, 2, tokenexp="[a-z]+", two_d=True)
     out["Tokenizer/separators"] = tokenizer(0, 1, separators=(" ", "-"))
+    out["Tokenizer/regex/groups"] = tokenizer(0, 1, tokenexp="([a-z])([a-z0-9]+)")
     for mode in ("TF", "IDF", "TFIDF"):
         out[f"TfIdfVectorizer/{mode}/1-2"] = tfidf(mode, 1, 2, 0)
     out["TfIdfVectorizer/TF/2-2/skip2"] = tfidf("TF", 2, 2, 2)

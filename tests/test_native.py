@@ -383,7 +383,7 @@ def test_column_transformer_with_one_hot_before_a_linear_model(drop, unknown) ->
     bad = np.ascontiguousarray(X[TRAIN:TRAIN + 5], np.float32)
     bad[3, 3] = 9.0  # a category never seen in training
     if unknown == "error":  # sklearn raises for that row: so does the device, naming it
-        with pytest.raises(InputError, match="row 3: a category the model never saw"):
+        with pytest.raises(InputError, match="row 4: a category the model never saw"):
             engine.run(bad, list(outs.values()))
     else:
         _check(est, engine, outs, bad.astype(np.float64), 1e-12)

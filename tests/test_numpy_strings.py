@@ -37,6 +37,21 @@ def test_string_kernel_matches_onnxruntime(model_id):
             assert_same(w, g, f"{model_id} rows={n} output {j}")
 
 
+@pytest.mark.parametrize("model_id", [m for m in MODELS if m.startswith("TfIdf")])
+def test_tfidf_row_by_row_counting_matches_onnxruntime(model_id, monkeypatch):
+    """The row loop the kernel falls back to when n-gram keys would overflow int64."""
+    from edge_runtime.onnx_numpy.ops import text
+
+    monkeypatch.setattr(text, "MAX_GRAM_KEY", 0)
+    model = MODELS[model_id]
+    blob = model.SerializeToString()
+    sess, (plan, _) = ort_session(blob), load_plan(blob)
+    rng = np.random.default_rng(7)
+    for n in (1, 33, 500):
+        feeds = rows(model, n, rng)
+        assert_same(sess.run(None, feeds)[0], plan.run(feeds)[0], f"{model_id} rows={n} (row loop)")
+
+
 def test_tokenizer_refuses_what_it_lacks():
     from numpy_string_cases import S, _io, _model
     from onnx import helper

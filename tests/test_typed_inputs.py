@@ -177,6 +177,7 @@ def test_strings_stay_refused_in_numeric_features(converted):
         model.predict([{"colour": "red", "size": "M", "weight": 1.5}])
 
 
+@pytest.mark.slow
 def test_edgert_predict_scores_a_csv_with_string_columns(converted, tmp_path, cli_env):
     est, path, test = converted["mixed"]
     rows = test.head(20).copy()
@@ -252,6 +253,11 @@ def _manifest(converted) -> dict:
     (lambda m: m["inputs"]["features"][0].pop("categories"), r"missing field 'inputs.features\[0\].categories'"),
     (lambda m: m["inputs"]["features"][0].update(categories=["a", "a"]), "duplicate categories"),
     (lambda m: m["inputs"]["features"][0].update(categories=[1, 2]), r"categories\[0\]' must be a string"),
+    (lambda m: m["inputs"]["features"][0].update(categories=[str(i) for i in range(70_000)]),
+     r"categories' has 70000 entries \(at most 65536\)"),
+    (lambda m: m["inputs"]["features"][0].update(categories=["x" * 1025]), r"is 1025 characters long \(at most 1024\)"),
+    (lambda m: m["inputs"]["features"][0].update(kind=["text"]), r"kind' a list"),
+    (lambda m: m["inputs"]["features"][2].update(categories=["a"]), "only a categorical feature has categories"),
     (lambda m: m["inputs"]["features"][0].update(unknown="maybe"), r"unknown' is 'maybe'"),
     (lambda m: m["inputs"]["features"][0].update(allow_nan=True), "must be false for a categorical"),
     (lambda m: m["inputs"]["features"][0].update(range=[0, 1]), "a categorical feature takes strings"),
@@ -338,8 +344,13 @@ def test_tuner_and_bench_time_a_typed_bundle_on_its_golden_rows(converted, tmp_p
     assert rows.shape == (70, 3) and rows.dtype == object and source.startswith("golden rows")
     model = edge_runtime.load(converted["mixed"][1], backend="numpy")
     assert len(model.predict(rows)) == 70 and len(model.predict(rows[:1])) == 1
+    routed = edge_runtime.load(converted["mixed"][1])  # auto: the table just tuned routes by rows
+    assert routed.backend.name == "auto"
+    assert routed.predict(rows).tolist() == model.predict(rows).tolist()
+    assert routed.predict(rows[:1]).tolist() == model.predict(rows[:1]).tolist()
 
 
+@pytest.mark.slow
 def test_edgert_convert_reads_a_csv_with_string_columns(tmp_path, cli_env):
     import joblib
 
@@ -375,3 +386,93 @@ def test_string_columns_the_model_cannot_read_are_refused_naming_them(tmp_path):
     with pytest.raises(converters.ConversionError,
                        match=r"column 'w2' holds text \('a'\), but no OneHotEncoder, OrdinalEncoder"):
         converters.convert(est, words, tmp_path / "words")
+
+
+def test_serve_takes_string_features_and_names_an_unknown_category(converted):
+    from test_server_app import call
+
+    from edge_runtime.server import make_app
+    from edge_runtime.server.app import single_model_slot
+
+    est, path, test = converted["mixed"]
+    model = edge_runtime.load(path, backend="onnxruntime")
+    app = make_app(single_model_slot(model), max_body=64 * 1024, max_rows=100)
+    records = test.head(5).to_dict("records")
+    code, _, body = call(app, "POST", "/predict", json.dumps({"rows": records}).encode(), "proba=1")
+    assert code == 200, body
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert json.loads(body)["labels"] == est.predict(test.head(5)).tolist()
+    rows = test.head(2).to_numpy(dtype=object).tolist()
+    rows[1][1] = "XXL"
+    code, _, body = call(app, "POST", "/predict", json.dumps({"rows": rows}).encode())
+    assert code == 422
+    assert json.loads(body)["error"].startswith("row 1, feature 'size': unknown category 'XXL'")
+
+
+def _random_records(model: Any, n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """Rows drawn from each feature's kind: categories plus some never seen, texts from the
+    vocabulary plus empty ones and unknown words, numbers at several scales."""
+    out: list[dict[str, Any]] = [{} for _ in range(n)]
+    for f in model.manifest.features:
+        if f.kind == "categorical":
+            pool = list(f.categories) + ([] if f.unknown == "error" else ["never-seen", ""])
+            vals = [pool[i] for i in rng.integers(0, len(pool), n)]
+        elif f.kind == "text":
+            vocab = WORDS + ["zebra", "the", "a"]
+            vals = [" ".join(rng.choice(vocab, int(rng.integers(0, 9))).tolist()) for _ in range(n)]
+        else:
+            vals = (rng.normal(size=n) * rng.choice([0.5, 3.0, 50.0])).tolist()
+        for rec, v in zip(out, vals):
+            rec[f.name] = v
+    return out
+
+
+@pytest.mark.parametrize("name", ["onehot", "ordinal", "mixed", "tfidf", "counts"])
+def test_numpy_backend_matches_onnxruntime_on_typed_bundles_at_every_size(converted, name):
+    _, path, _ = converted[name]
+    ort = edge_runtime.load(path, backend="onnxruntime")
+    npy = edge_runtime.load(path, backend="numpy")
+    rng = np.random.default_rng(len(name))
+    for n in (1, 2, 7, 32, 33, 65, 1000, 10_000):
+        x = _random_records(ort, n, rng)
+        np.testing.assert_allclose(npy.predict_proba(x), ort.predict_proba(x), atol=1e-5, rtol=1e-5,
+                                   err_msg=f"{name} rows={n}")
+        assert (npy.predict(x).astype(str) == ort.predict(x).astype(str)).all()
+
+
+def test_object_columns_of_numbers_keep_the_one_matrix_layout(tmp_path):
+    train = _table(200, 9)[["weight"]].assign(w2=lambda d: d["weight"] ** 2)
+    est = LogisticRegression().fit(train, _target(_table(200, 9)))
+    path = converters.convert(est, train.astype(object), tmp_path / "b")
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert "inputs" not in manifest["artifacts"][0] and manifest["artifacts"][0]["input"]["dtype"] == "float32"
+    assert all("kind" not in f for f in manifest["inputs"]["features"])
+
+
+def test_parquet_with_string_columns_is_scored(converted, tmp_path):
+    pytest.importorskip("pyarrow")
+    from edge_runtime.scoring import read_parquet_chunks, score_chunk
+
+    est, path, test = converted["mixed"]
+    model = edge_runtime.load(path, backend="numpy")
+    test.head(50).to_parquet(tmp_path / "in.parquet")
+    chunks = list(read_parquet_chunks(str(tmp_path / "in.parquet"), model.feature_names, chunk_rows=20,
+                                      schema=model.input_schema))
+    got = np.concatenate([score_chunk(model, c).values for c in chunks])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert got.tolist() == est.predict(test.head(50)).tolist()
+
+
+def test_warn_policy_is_refused_at_the_input_as_its_graph_would_fail(tmp_path):
+    """skl2onnx's OneHotEncoder gives zeros only for handle_unknown='ignore'; with 'warn' the
+    engine fails on an unknown value, so the device refuses it by name before the engine runs."""
+    train = _table(300, 10)
+    est = make_pipeline(OneHotEncoder(handle_unknown="warn"), LogisticRegression()).fit(train[["color"]],
+                                                                                      _target(train))
+    path = converters.convert(est, train[["color"]], tmp_path / "warn")
+    model = edge_runtime.load(path, backend="onnxruntime")
+    assert model.manifest.features[0].unknown == "error"
+    with pytest.raises(InputError, match=r"^row 0, feature 'color': unknown category 'teal'"):
+        model.predict([["teal"]])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Optional, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Optional, Sequence, Union
 
 if TYPE_CHECKING:  # numpy is imported lazily: the core must import without it (Pyodide)
     import numpy as np
@@ -83,7 +83,7 @@ class Backend(abc.ABC):
         return self.options.threads
 
     @abc.abstractmethod
-    def run(self, x: np.ndarray, outputs: Sequence[str]) -> list[np.ndarray]:
+    def run(self, x: Union[np.ndarray, dict[str, np.ndarray]], outputs: Sequence[str]) -> list[np.ndarray]:
         """Outputs named in ``outputs``, in that order, for the 2-D input ``x``.
 
         ``x`` is C-contiguous, already of the artifact's input dtype and feature count; for an

@@ -135,7 +135,8 @@ def _score(model: Any, bundle: str, backend: str, input: str, fmt: str, out_fmt:
     writer = None
     try:
         if fin is None:
-            chunks = read_parquet_chunks(input, features, id_column=id_column, chunk_rows=chunk_rows)
+            chunks = read_parquet_chunks(input, features, id_column=id_column, chunk_rows=chunk_rows,
+                                         schema=model.input_schema)
             bar = progress_bar(progress, total=parquet_row_count(input), unit="row")
             pos = None
         else:

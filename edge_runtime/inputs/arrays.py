@@ -181,17 +181,12 @@ class FeedAdapter(InputAdapter):
         Raises:
             InputError: as :meth:`__call__`.
         """
-        columns = self._columns(X)
-        s = self.schema
-        out = np.zeros((len(columns[0]) if columns else 0, self.width), dtype=np.float64)
-        for c, col in enumerate(columns):
+        numbers, strings = self._parse(self._columns(X))
+        for c, values in strings.items():
             if c in self._codes:
-                table, other = self._codes[c], len(self._codes[c])
-                out[:, c] = [table.get(v, other) for v in s.strings(col, c)]
-            elif c not in self._strings:
-                out[:, c] = col if isinstance(col, np.ndarray) and col.dtype.kind in "fiub" \
-                    else [s.number(v, r, c) for r, v in enumerate(col)]
-        return out
+                table = self._codes[c]
+                numbers[:, c] = [table.get(v, len(table)) for v in values.tolist()]
+        return numbers
 
     def __call__(self, X: Any, strict: bool = False) -> dict[str, np.ndarray]:  # type: ignore[override]
         """``X`` as ``{input name: array}``.
@@ -199,12 +194,23 @@ class FeedAdapter(InputAdapter):
         Raises:
             InputError: the input does not fit the schema (the message names row and feature).
         """
-        columns = self._columns(X)
-        n = len(columns[0]) if columns else 0
-        if n == 0:
+        numbers, strings = self._parse(self._columns(X))
+        if numbers.shape[0] == 0:
             raise InputError("no rows to predict (got an empty input)")
+        arr = InputAdapter.__call__(self, numbers, strict)
+        feeds = {}
+        for name, dtype, cols in self.specs:
+            if dtype == "string":
+                feeds[name] = np.stack([strings[c] for c in cols], axis=1)
+            else:
+                feeds[name] = np.ascontiguousarray(arr[:, cols], dtype=dtype)
+        return feeds
+
+    def _parse(self, columns: list[Any]) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+        """The numeric columns as a float64 matrix (string columns left 0) and each string
+        column as an object array, or the InputError of the first bad row (row-major)."""
         s = self.schema
-        numbers = np.zeros((n, self.width), dtype=np.float64)
+        numbers = np.zeros((len(columns[0]) if columns else 0, self.width), dtype=np.float64)
         strings: dict[int, np.ndarray] = {}
         refused: list[tuple[int, int, InputError]] = []
         for c, col in enumerate(columns):
@@ -219,14 +225,7 @@ class FeedAdapter(InputAdapter):
                 refused.append((exc.row if exc.row is not None else -1, c, exc))
         if refused:
             raise min(refused, key=lambda t: (t[0], t[1]))[2]
-        arr = InputAdapter.__call__(self, numbers, strict)
-        feeds = {}
-        for name, dtype, cols in self.specs:
-            if dtype == "string":
-                feeds[name] = np.stack([strings[c] for c in cols], axis=1)
-            else:
-                feeds[name] = np.ascontiguousarray(arr[:, cols], dtype=dtype)
-        return feeds
+        return numbers, strings
 
     def _columns(self, X: Any) -> list[Any]:
         """One sequence of values per feature, in feature order (frames by column name)."""

@@ -332,8 +332,7 @@ class InputSchema:
 
     # --- the messages (one per refusal, whatever the path) --------------------------------
     def not_a_number(self, row: int, col: int, value: Any) -> InputError:
-        text = repr(value)
-        text = text if len(text) <= 40 else text[:39] + "…"
+        text = _shown(value)
         why = "is not a number"
         if isinstance(value, str) and not isinstance(text_value(value), str):
             why = "is text, not a number: send numbers (only CSV cells are read as text)"
@@ -343,16 +342,12 @@ class InputSchema:
         if value is None or (isinstance(value, float) and value != value):
             return InputError.at(row, f"feature '{self.names[col]}': missing value; a "
                                       f"{self.kinds[col]} feature needs a string")
-        text = repr(value)
-        text = text if len(text) <= 40 else text[:39] + "…"
-        return InputError.at(row, f"feature '{self.names[col]}': {text} is not a string (a "
+        return InputError.at(row, f"feature '{self.names[col]}': {_shown(value)} is not a string (a "
                                   f"{self.kinds[col]} feature takes text)")
 
     def unknown_category(self, row: int, col: int, value: str) -> InputError:
-        text = repr(value)
-        text = text if len(text) <= 40 else text[:39] + "…"
         known = sorted(self.closed.get(col, ()))
-        return InputError.at(row, f"feature '{self.names[col]}': unknown category {text}; the model's "
+        return InputError.at(row, f"feature '{self.names[col]}': unknown category {_shown(value)}; the model's "
                                   f"encoder refuses unknown categories (known: {names_hint(known)})")
 
     def nan_error(self, row: int, col: int, value: float = math.nan) -> InputError:
@@ -375,6 +370,12 @@ class InputSchema:
 
     def _interval(self, lo: Any, hi: Any) -> str:
         return f"[{show(float(lo), self.dtype)}, {show(float(hi), self.dtype)}]"
+
+
+def _shown(value: Any) -> str:
+    """A refused value as messages show it: its repr, cut at 40 characters."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def _is_1d(value: Any) -> bool:

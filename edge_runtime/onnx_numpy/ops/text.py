@@ -17,6 +17,8 @@ import numpy as np
 from . import ML, op
 
 MICROSOFT = "com.microsoft"
+#: TfIdfVectorizer counts n-grams as int64 keys below this (vocabulary size ** n), else row by row
+MAX_GRAM_KEY = 2 ** 62
 #: the Tokenizer's start- and end-of-text marks (``mark=1``)
 _START, _END = "\x02", "\x03"
 
@@ -158,12 +160,16 @@ def make_tokenizer(node):
         pattern = re.compile(tokenexp if tokenexp else "|".join(separators), re.ASCII)
     except re.error as exc:
         raise node.fail(f"its regular expression does not compile here ({exc})") from None
-    if tokenexp:
+    least = max(mincharnum, 1)  # an empty match is no token
+    if tokenexp and not pattern.groups:  # findall's whole matches, in C
         def split(s: str) -> list[str]:
-            return [t for t in pattern.findall(s) if isinstance(t, str) and len(t) >= mincharnum]
+            return [t for t in pattern.findall(s) if len(t) >= least]
+    elif tokenexp:  # with groups, findall gives a group's text: take the whole matches
+        def split(s: str) -> list[str]:
+            return [t for t in (m.group(0) for m in pattern.finditer(s)) if len(t) >= least]
     else:
         def split(s: str) -> list[str]:
-            return [t for t in pattern.split(s) if t and len(t) >= mincharnum]
+            return [t for t in pattern.split(s) if len(t) >= least]
 
     def kernel(x):
         flat = x.reshape(-1).tolist()
@@ -208,6 +214,36 @@ def make_tfidf(node):
             k += 1
     wanted = [n for n in range(min_n, max_n + 1) if any(len(g) == n for g in grams)]
     w = np.asarray(weights, dtype=np.float32) if weights else np.ones(width, dtype=np.float32)
+    # vectorised counting: tokens -> vocabulary ids, an n-gram -> one int64 key (base K), looked
+    # up in the sorted keys of the pool's n-grams; the row loop below where keys would overflow
+    vocab = {t: i for i, t in enumerate(dict.fromkeys(pool))}
+    base = len(vocab) + 1
+    keyed = bool(wanted) and base ** max(wanted) < MAX_GRAM_KEY
+    by_n: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for n in wanted if keyed else ():
+        items = sorted((_gram_key([vocab[t] for t in g], base), col) for g, col in grams.items() if len(g) == n)
+        by_n[n] = (np.array([k for k, _ in items], dtype=np.int64), np.array([c for _, c in items], dtype=np.intp))
+
+    def count_keyed(rows: np.ndarray, out: np.ndarray) -> None:
+        size = rows.shape[1]
+        ids = np.array([vocab.get(t, -1) for t in rows.reshape(-1).tolist()], dtype=np.int64).reshape(rows.shape)
+        for skip in range(max_skip + 1):
+            step = skip + 1
+            for n in wanted:
+                span = (n - 1) * step
+                if (n == 1 and skip) or span >= size:  # a 1-gram has no gaps: counted at skip 0
+                    continue
+                starts = size - span
+                key = np.zeros((rows.shape[0], starts), dtype=np.int64)
+                valid = np.ones(key.shape, dtype=bool)
+                for k in range(n):
+                    part = ids[:, k * step:k * step + starts]
+                    valid &= part >= 0
+                    key = key * base + np.maximum(part, 0)
+                keys, cols = by_n[n]
+                at = np.minimum(np.searchsorted(keys, key), keys.size - 1)
+                r, c = np.nonzero(valid & (keys[at] == key))
+                np.add.at(out, (r, cols[at[r, c]]), 1)
 
     def row_counts(tokens: list[Any], out: np.ndarray) -> None:
         size = len(tokens)
@@ -231,8 +267,11 @@ def make_tfidf(node):
         if rows.dtype != object:
             rows = rows.astype(np.int64)
         out = np.zeros((rows.shape[0], width), dtype=np.float32)
-        for i, tokens in enumerate(rows.tolist()):
-            row_counts(tokens, out[i])
+        if keyed:
+            count_keyed(rows, out)
+        else:
+            for i, tokens in enumerate(rows.tolist()):
+                row_counts(tokens, out[i])
         if mode == "IDF":
             out = (out > 0).astype(np.float32) * w
         elif mode == "TFIDF":
@@ -240,3 +279,10 @@ def make_tfidf(node):
         return [out.reshape(-1) if x.ndim == 1 else out]
 
     return kernel
+
+
+def _gram_key(ids: list[int], base: int) -> int:
+    key = 0
+    for i in ids:
+        key = key * base + i
+    return key
