@@ -154,14 +154,14 @@ def test_unknown_category_follows_handle_unknown(converted):
     for backend in BACKENDS:
         model = edge_runtime.load(path, backend=backend)
         rows = [{"color": "red", "size": "M", "weight": 1.0}, {"color": "red", "size": "XXL", "weight": 2.0}]
-        with pytest.raises(InputError, match=r"^row 1, feature 'size': unknown category 'XXL'; .*refuses"):
+        with pytest.raises(InputError, match=r"^row 2, feature 'size': unknown category 'XXL'; .*refuses"):
             model.predict(rows)
 
 
 @pytest.mark.parametrize("value, message", [
-    (3, r"row 0, feature 'color': 3 is not a string \(a categorical feature takes text\)"),
-    (None, r"row 0, feature 'color': missing value; a categorical feature needs a string"),
-    ("x" * 2000, r"row 0, feature 'color': a categorical value of 2000 characters is too long"),
+    (3, r"row 1, feature 'color': 3 is not a string \(a categorical feature takes text\)"),
+    (None, r"row 1, feature 'color': missing value; a categorical feature needs a string"),
+    ("x" * 2000, r"row 1, feature 'color': a categorical value of 2000 characters is too long"),
 ])
 def test_bad_categorical_values_are_refused_naming_row_and_feature(converted, value, message):
     model = edge_runtime.load(converted["onehot"][1], backend="numpy")
@@ -171,7 +171,7 @@ def test_bad_categorical_values_are_refused_naming_row_and_feature(converted, va
 
 def test_strings_stay_refused_in_numeric_features(converted):
     model = edge_runtime.load(converted["mixed"][1], backend="onnxruntime")
-    with pytest.raises(InputError, match=r"^row 0, feature 'weight': '1.5' is text, not a number"):
+    with pytest.raises(InputError, match=r"^row 1, feature 'weight': '1.5' is text, not a number"):
         model.predict([{"color": "red", "size": "M", "weight": "1.5"}])
     with pytest.raises(InputError, match=r"unknown feature name\(s\) \['colour'\]"):
         model.predict([{"colour": "red", "size": "M", "weight": 1.5}])
@@ -293,11 +293,10 @@ def test_a_numeric_1_0_manifest_still_loads(converted):
 
 
 def test_served_openapi_describes_string_features(converted):
-    from edge_runtime.server.app import openapi_for_model
+    from edge_runtime.server.openapi import base_document, openapi_for_model
 
-    doc = json.loads((Path(edge_runtime.__file__).parent / "server" / "openapi.json").read_text())
     manifest = edge_runtime.load(converted["mixed"][1], backend="numpy").manifest
-    row = openapi_for_model(doc, manifest)["components"]["schemas"]["Row"]["oneOf"][1]["properties"]
+    row = openapi_for_model(base_document(), manifest, 100)["components"]["schemas"]["Row"]["oneOf"][1]["properties"]
     assert row["color"] == {"type": "string", "maxLength": 1024, "enum": sorted(COLORS)}
     assert row["weight"]["type"] == ["number", "boolean"] or row["weight"]["type"][0] == "number"
 
@@ -345,7 +344,9 @@ def test_tuner_and_bench_time_a_typed_bundle_on_its_golden_rows(converted, tmp_p
     model = edge_runtime.load(converted["mixed"][1], backend="numpy")
     assert len(model.predict(rows)) == 70 and len(model.predict(rows[:1])) == 1
     routed = edge_runtime.load(converted["mixed"][1])  # auto: the table just tuned routes by rows
-    assert routed.backend.name == "auto"
+    from edge_runtime.routing import RoutedBackend
+
+    assert isinstance(routed.backend, RoutedBackend)
     assert routed.predict(rows).tolist() == model.predict(rows).tolist()
     assert routed.predict(rows[:1]).tolist() == model.predict(rows[:1]).tolist()
 
@@ -407,7 +408,7 @@ def test_serve_takes_string_features_and_names_an_unknown_category(converted):
     rows[1][1] = "XXL"
     code, _, body = call(app, "POST", "/predict", json.dumps({"rows": rows}).encode())
     assert code == 422
-    assert json.loads(body)["error"].startswith("row 1, feature 'size': unknown category 'XXL'")
+    assert json.loads(body)["error"].startswith("row 2, feature 'size': unknown category 'XXL'")
 
 
 def _random_records(model: Any, n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
@@ -474,5 +475,5 @@ def test_warn_policy_is_refused_at_the_input_as_its_graph_would_fail(tmp_path):
     path = converters.convert(est, train[["color"]], tmp_path / "warn")
     model = edge_runtime.load(path, backend="onnxruntime")
     assert model.manifest.features[0].unknown == "error"
-    with pytest.raises(InputError, match=r"^row 0, feature 'color': unknown category 'teal'"):
+    with pytest.raises(InputError, match=r"^row 1, feature 'color': unknown category 'teal'"):
         model.predict([["teal"]])

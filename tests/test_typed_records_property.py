@@ -64,7 +64,7 @@ def _expect(records: list[dict[str, Any]]) -> tuple[Optional[tuple[int, str, str
     names = [f.name for f in FEATURES]
     for r, rec in enumerate(records):  # the input's shape first: a nested value is a 3-D input
         if any(isinstance(rec[n], list) for n in names):
-            return (r, "", f"row {r}: input must be 2-D"), {}
+            return (r, "", f"row {r + 1}: input must be 2-D"), {}
     for check in (_parse_error, _domain_error):
         for r, rec in enumerate(records):  # row-major: the first bad row, then the first feature
             for name in names:
@@ -102,5 +102,5 @@ def test_records_parse_or_fail_naming_row_and_feature(records):
             ADAPT(given_input)
         msg = str(info.value)
         if name:
-            assert msg.startswith(f"row {r}, feature '{name}': "), (msg, problem)
+            assert msg.startswith(f"row {r + 1}, feature '{name}': "), (msg, problem)
         assert why in msg, (msg, problem)
