@@ -16,7 +16,8 @@ from zoo import dataset
 import converters
 import edge_runtime
 from converters import ConversionError, ParityError
-from converters.boosting import _float32_floor, load_native
+from converters.boosting import load_native
+from converters.float32 import down32
 
 lightgbm = pytest.importorskip("lightgbm")
 xgboost = pytest.importorskip("xgboost")
@@ -28,7 +29,7 @@ def test_float32_floor_decides_every_float32_like_the_double_threshold():
     rng = np.random.default_rng(0)
     t = np.concatenate([rng.normal(0, 100, 2000), rng.normal(0, 1e-3, 500), [0.0, -0.0, 1.0, 765.0000000000001]])
     for th in t:
-        f = _float32_floor(float(th))
+        f = float(down32(np.array([th]))[0])
         assert np.float32(f) == f and f <= th
         # the float32 values around the threshold: the only ones the rounding could move
         near = np.float32(th)

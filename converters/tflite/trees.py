@@ -25,16 +25,9 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..float32 import down32
 from .builder import Graph
 from .compile import _affine, _head, _input, unsupported
-
-
-def down32(thr: np.ndarray) -> np.ndarray:
-    """Largest float32 ≤ each float64 threshold: float32 x ≤ t  ⇔  x ≤ down32(t)."""
-    t32 = np.asarray(thr, np.float64).astype(np.float32)
-    up = t32.astype(np.float64) > thr
-    t32[up] = np.nextafter(t32[up], np.float32(-np.inf))
-    return t32
 
 
 class Forest:
