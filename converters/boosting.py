@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -141,6 +142,83 @@ def _register_lightgbm() -> None:
                              (wrapped_reg, reg_shape, None)):
         update_registered_converter(est, f"EdgeRT{est.__name__}", shape, _lightgbm_converter,
                                     options=opts)
+
+
+@dataclass
+class FlatTree:
+    """One LightGBM tree as node arrays (depth-first ids; children -1 at leaves), what the
+    TFLite tree compiler takes. ``missing_left``: where NaN goes (LightGBM reads NaN as 0.0
+    where the split has no missing-value direction)."""
+
+    feature: np.ndarray
+    threshold: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    leaf: np.ndarray
+    value: np.ndarray
+    missing_left: np.ndarray
+    depth: int
+    output: int  # which raw score (class) the tree adds to
+
+
+def lightgbm_trees(model: Any) -> tuple[list[FlatTree], int, str]:
+    """The trees of a LightGBM model (estimator or wrapped Booster), the number of raw scores
+    and the objective's link: "identity" (regression), "sigmoid" (binary), "softmax".
+
+    Raises:
+        ConversionError: a split or objective the float comparisons cannot reproduce exactly
+            (categorical splits, zero-as-missing, random-forest averaging, log links).
+    """
+    booster = model.booster_
+    dump = booster.dump_model()
+    objective = str(dump.get("objective", "")).split()[0]
+    k = int(dump.get("num_tree_per_iteration", 1))
+    if objective == "binary":
+        link = "sigmoid"
+    elif objective in ("multiclass", "softmax"):
+        link = "softmax"
+    elif objective in ("regression", "regression_l2", "l2", "regression_l1", "huber", "fair", "quantile"):
+        link = "identity"
+    else:
+        raise ConversionError(f"LightGBM objective {objective!r} has no TFLite compilation (ONNX converts it)")
+    if dump.get("average_output"):
+        raise ConversionError("LightGBM random-forest mode (average_output) has no TFLite compilation")
+    trees = []
+    for i, info in enumerate(dump["tree_info"]):
+        trees.append(_flatten_lightgbm(info["tree_structure"], i % k))
+    return trees, k, link
+
+
+def _flatten_lightgbm(root: dict, output: int) -> FlatTree:
+    feat, thr, left, right, leaf, value, miss = [], [], [], [], [], [], []
+    depth = 0
+    stack: list[tuple[dict, int, int, bool]] = [(root, -1, 0, True)]  # node, parent, depth, is left
+    while stack:
+        node, parent, d, is_left = stack.pop()
+        i = len(feat)
+        depth = max(depth, d)
+        if parent >= 0:
+            (left if is_left else right)[parent] = i
+        if "split_feature" not in node:
+            feat.append(0), thr.append(0.0), left.append(-1), right.append(-1)
+            leaf.append(True), value.append(float(node["leaf_value"])), miss.append(False)
+            continue
+        if node.get("decision_type") != "<=":
+            raise ConversionError("LightGBM categorical splits have no TFLite compilation (ONNX converts them)")
+        missing = node.get("missing_type", "None")
+        t = float(node["threshold"])
+        if missing == "NaN":
+            nan_left = bool(node.get("default_left", True))
+        elif missing == "None":
+            nan_left = 0.0 <= t  # LightGBM reads NaN as 0.0
+        else:
+            raise ConversionError(f"LightGBM missing_type {missing!r} (zero as missing) has no TFLite compilation")
+        feat.append(int(node["split_feature"])), thr.append(t), left.append(-1), right.append(-1)
+        leaf.append(False), value.append(0.0), miss.append(nan_left)
+        stack.append((node["right_child"], i, d + 1, False))
+        stack.append((node["left_child"], i, d + 1, True))
+    return FlatTree(np.asarray(feat), np.asarray(thr, np.float64), np.asarray(left), np.asarray(right),
+                    np.asarray(leaf, bool), np.asarray(value, np.float64), np.asarray(miss, bool), depth, output)
 
 
 # --- XGBoost ----------------------------------------------------------------------------------

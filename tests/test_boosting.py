@@ -142,3 +142,26 @@ def test_a_model_that_predicts_nothing_is_refused_in_one_line(tmp_path):
     with pytest.raises(ConversionError) as err:
         converters.convert(StandardScaler().fit(X), X, tmp_path / "b")
     assert "\n" not in str(err.value) and str(err.value).startswith("cannot convert StandardScaler: ")
+
+
+@pytest.mark.parametrize("backend", ["litert", "numpy"])
+def test_lightgbm_with_missing_values_compiles_to_tflite(tmp_path, backend):
+    """NaN follows each split's learned direction (missing_type NaN) in the TFLite trees too."""
+    pytest.importorskip("ai_edge_litert")
+    X, y, X_te, _ = dataset("mixed")  # 5 % NaN in the numeric columns, no imputer
+    est = lightgbm.LGBMClassifier(n_estimators=20, num_leaves=8, verbose=-1, random_state=0).fit(X, y)
+    bundle = converters.convert(est, X, tmp_path / "b", holdout=X_te, formats=("onnx", "tflite"))
+    model = edge_runtime.load(bundle, backend=backend)
+    assert np.isnan(X_te).any()
+    assert np.array_equal(model.predict(X_te), est.predict(X_te))
+    assert np.max(np.abs(model.predict_proba(X_te) - est.predict_proba(X_te))) <= 1e-4
+
+
+def test_lightgbm_categorical_splits_are_refused_for_tflite_only(tmp_path):
+    from converters import UnsupportedEstimatorError
+
+    X, y, X_te, _ = dataset("mixed")
+    est = lightgbm.LGBMClassifier(n_estimators=10, num_leaves=8, verbose=-1, min_data_per_group=5,
+                                  cat_smooth=1.0).fit(X, y, categorical_feature=[8, 9])
+    with pytest.raises(UnsupportedEstimatorError, match="categorical splits have no TFLite compilation"):
+        converters.convert(est, X, tmp_path / "t", holdout=X_te, formats=("tflite",))

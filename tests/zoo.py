@@ -299,10 +299,11 @@ def reference(est: Any, task: str, X: np.ndarray) -> dict[str, np.ndarray]:
 def _tflite_note(est: Any) -> str | None:
     """None where the TFLite compiler takes ``est``, else why not (one line)."""
     from converters import UnsupportedEstimatorError
+    from converters.boosting import as_estimator
     from converters.tflite.compile import split
 
     try:
-        split(est)
+        split(as_estimator(est))
     except UnsupportedEstimatorError as exc:
         return str(exc).split(". ")[0]
     return None

@@ -25,6 +25,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..errors import ConversionError
 from ..float32 import down32
 from .builder import Graph
 from .compile import _affine, _head, _input, unsupported
@@ -265,6 +266,8 @@ def compile_trees(g: Graph, est: Any, pre: list[Any], d: int, has_proba: bool) -
     name = type(est).__name__
     classifier = hasattr(est, "classes_")
     n_classes = len(est.classes_) if classifier else 1
+    if name.startswith(("LGBM", "LightGBMBooster")):
+        return x, _lightgbm(g, h, est, has_proba)
     if name.startswith("HistGradientBoosting"):
         return x, _hgb(g, h, est, n_classes, classifier, has_proba)
     if name.startswith("GradientBoosting"):
@@ -339,6 +342,25 @@ def _gb(g: Graph, h: int, est: Any, n_classes: int, classifier: bool, has_proba:
     init = np.asarray(est._raw_predict_init(np.zeros((1, est.n_features_in_))), np.float64).reshape(-1)
     raw = g.binary("ADD", raw, g.const(init.astype(np.float32)), (-1, k))
     return _boosted_head(g, raw, n_classes if classifier else 1, classifier, has_proba)
+
+
+def _lightgbm(g: Graph, h: int, est: Any, has_proba: bool) -> dict[str, int]:
+    """LightGBM: leaf values summed per raw score (the first trees carry the initial score),
+    then its link; thresholds floored to float32 like every other tree here."""
+    from ..boosting import lightgbm_trees
+
+    try:
+        trees, k, link = lightgbm_trees(est)
+    except ConversionError as exc:
+        raise unsupported(f"this LGBM model ({exc})") from None
+    forest = Forest(k)
+    for t in trees:
+        v = np.zeros((len(t.feature), k))
+        v[:, t.output] = t.value
+        forest.add(t.feature, t.threshold, t.left, t.right, t.leaf, v, t.depth, t.missing_left)
+    raw = _emit(g, forest, h)
+    classifier = link != "identity"
+    return _boosted_head(g, raw, 2 if link == "sigmoid" else k, classifier, has_proba)
 
 
 def _hgb(g: Graph, h: int, est: Any, n_classes: int, classifier: bool, has_proba: bool) -> dict[str, int]:
