@@ -144,14 +144,17 @@ def test_a_model_that_predicts_nothing_is_refused_in_one_line(tmp_path):
     assert "\n" not in str(err.value) and str(err.value).startswith("cannot convert StandardScaler: ")
 
 
-@pytest.mark.parametrize("backend", ["litert", "numpy"])
-def test_lightgbm_with_missing_values_compiles_to_tflite(tmp_path, backend):
-    """NaN follows each split's learned direction (missing_type NaN) in the TFLite trees too."""
+@pytest.mark.parametrize("library", ["lightgbm", "xgboost"])
+def test_boosting_with_missing_values_compiles_to_tflite(tmp_path, library):
+    """NaN follows each split's learned direction in the TFLite trees too (LightGBM's
+    missing_type NaN, XGBoost's missing child); XGBoost's strict x < t stays exact."""
     pytest.importorskip("ai_edge_litert")
     X, y, X_te, _ = dataset("mixed")  # 5 % NaN in the numeric columns, no imputer
-    est = lightgbm.LGBMClassifier(n_estimators=20, num_leaves=8, verbose=-1, random_state=0).fit(X, y)
+    est = (lightgbm.LGBMClassifier(n_estimators=20, num_leaves=8, verbose=-1, random_state=0)
+           if library == "lightgbm" else xgboost.XGBClassifier(n_estimators=20, max_depth=3, random_state=0)).fit(X, y)
     bundle = converters.convert(est, X, tmp_path / "b", holdout=X_te, formats=("onnx", "tflite"))
-    model = edge_runtime.load(bundle, backend=backend)
+    model = edge_runtime.load(bundle, backend="litert")
+    assert model.artifact.format == "tflite"
     assert np.isnan(X_te).any()
     assert np.array_equal(model.predict(X_te), est.predict(X_te))
     assert np.max(np.abs(model.predict_proba(X_te) - est.predict_proba(X_te))) <= 1e-4

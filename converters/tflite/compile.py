@@ -22,7 +22,7 @@ MLP = ("MLPClassifier", "MLPRegressor")
 TREES = ("DecisionTreeClassifier", "DecisionTreeRegressor", "RandomForestClassifier", "RandomForestRegressor",
          "ExtraTreesClassifier", "ExtraTreesRegressor", "GradientBoostingClassifier", "GradientBoostingRegressor",
          "HistGradientBoostingClassifier", "HistGradientBoostingRegressor", "LGBMClassifier", "LGBMRegressor",
-         "LightGBMBoosterClassifier", "LightGBMBoosterRegressor")
+         "LightGBMBoosterClassifier", "LightGBMBoosterRegressor", "XGBClassifier", "XGBRegressor")
 PRE = ("StandardScaler", "MinMaxScaler", "SimpleImputer")
 SUPPORTED = LINEAR + MLP + TREES + PRE + ("Pipeline",)
 

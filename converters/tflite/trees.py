@@ -266,8 +266,8 @@ def compile_trees(g: Graph, est: Any, pre: list[Any], d: int, has_proba: bool) -
     name = type(est).__name__
     classifier = hasattr(est, "classes_")
     n_classes = len(est.classes_) if classifier else 1
-    if name.startswith(("LGBM", "LightGBMBooster")):
-        return x, _lightgbm(g, h, est, has_proba)
+    if name.startswith(("LGBM", "LightGBMBooster", "XGB")):
+        return x, _boosting_library(g, h, est, has_proba)
     if name.startswith("HistGradientBoosting"):
         return x, _hgb(g, h, est, n_classes, classifier, has_proba)
     if name.startswith("GradientBoosting"):
@@ -344,21 +344,27 @@ def _gb(g: Graph, h: int, est: Any, n_classes: int, classifier: bool, has_proba:
     return _boosted_head(g, raw, n_classes if classifier else 1, classifier, has_proba)
 
 
-def _lightgbm(g: Graph, h: int, est: Any, has_proba: bool) -> dict[str, int]:
-    """LightGBM: leaf values summed per raw score (the first trees carry the initial score),
-    then its link; thresholds floored to float32 like every other tree here."""
-    from ..boosting import lightgbm_trees
+def _boosting_library(g: Graph, h: int, est: Any, has_proba: bool) -> dict[str, int]:
+    """LightGBM / XGBoost: leaf values summed per raw score, plus the margin offset (XGBoost's
+    base score; LightGBM's first trees carry it), then the link; thresholds floored to float32
+    like every other tree here (XGBoost's strict ``<`` is turned into ``<=`` exactly)."""
+    from ..boosting import lightgbm_trees, xgboost_trees
 
     try:
-        trees, k, link = lightgbm_trees(est)
+        if type(est).__name__.startswith("XGB"):
+            trees, k, link, offset = xgboost_trees(est)
+        else:
+            (trees, k, link), offset = lightgbm_trees(est), None
     except ConversionError as exc:
-        raise unsupported(f"this LGBM model ({exc})") from None
+        raise unsupported(f"this {type(est).__name__} model ({exc})") from None
     forest = Forest(k)
     for t in trees:
         v = np.zeros((len(t.feature), k))
         v[:, t.output] = t.value
         forest.add(t.feature, t.threshold, t.left, t.right, t.leaf, v, t.depth, t.missing_left)
     raw = _emit(g, forest, h)
+    if offset is not None and np.any(offset != 0):
+        raw = g.binary("ADD", raw, g.const(offset.astype(np.float32).reshape(1, k)), (-1, k))
     classifier = link != "identity"
     return _boosted_head(g, raw, 2 if link == "sigmoid" else k, classifier, has_proba)
 
