@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import ConversionError
 from ..float32 import down32
+from .boosted_trees import lightgbm_trees, xgboost_trees
 from .builder import Graph
 from .compile import _affine, _head, _input, unsupported
 
@@ -348,7 +349,6 @@ def _boosting_library(g: Graph, h: int, est: Any, has_proba: bool) -> dict[str, 
     """LightGBM / XGBoost: leaf values summed per raw score, plus the margin offset (XGBoost's
     base score; LightGBM's first trees carry it), then the link; thresholds floored to float32
     like every other tree here (XGBoost's strict ``<`` is turned into ``<=`` exactly)."""
-    from ..boosting import lightgbm_trees, xgboost_trees
 
     try:
         if type(est).__name__.startswith("XGB"):
