@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -58,12 +58,23 @@ def lightgbm_trees(model: Any) -> tuple[list[FlatTree], int, str]:
         raise ConversionError("LightGBM random-forest mode (average_output) has no TFLite compilation")
     trees = []
     for i, info in enumerate(dump["tree_info"]):
-        trees.append(_flatten_lightgbm(info["tree_structure"], i % k))
+        trees.append(_flatten(info["tree_structure"], i % k, _lightgbm_node))
     return trees, k, link
 
 
-def _flatten_lightgbm(root: dict, output: int) -> FlatTree:
-    feat, thr, left, right, leaf, value, miss = [], [], [], [], [], [], []
+#: one node read from a library's dump: ("leaf", value) or ("split", feature, threshold used
+#: with ``x <= threshold``, NaN goes left, left child, right child)
+Visited = tuple
+
+
+def _flatten(root: dict, output: int, visit: Callable[[dict], Visited]) -> FlatTree:
+    """Depth-first node arrays of one tree; ``visit`` reads one node of the library's dump."""
+    feat: list[int] = []
+    thr: list[float] = []
+    left: list[int] = []
+    right: list[int] = []
+    value: list[float] = []
+    miss: list[bool] = []
     depth = 0
     stack: list[tuple[dict, int, int, bool]] = [(root, -1, 0, True)]  # node, parent, depth, is left
     while stack:
@@ -72,26 +83,41 @@ def _flatten_lightgbm(root: dict, output: int) -> FlatTree:
         depth = max(depth, d)
         if parent >= 0:
             (left if is_left else right)[parent] = i
-        if "split_feature" not in node:
-            feat.append(0), thr.append(0.0), left.append(-1), right.append(-1)
-            leaf.append(True), value.append(float(node["leaf_value"])), miss.append(False)
+        seen = visit(node)
+        left.append(-1)
+        right.append(-1)
+        if seen[0] == "leaf":
+            feat.append(0)
+            thr.append(0.0)
+            value.append(float(seen[1]))
+            miss.append(False)
             continue
-        if node.get("decision_type") != "<=":
-            raise ConversionError("LightGBM categorical splits have no TFLite compilation (ONNX converts them)")
-        missing = node.get("missing_type", "None")
-        t = float(node["threshold"])
-        if missing == "NaN":
-            nan_left = bool(node.get("default_left", True))
-        elif missing == "None":
-            nan_left = 0.0 <= t  # LightGBM reads NaN as 0.0
-        else:
-            raise ConversionError(f"LightGBM missing_type {missing!r} (zero as missing) has no TFLite compilation")
-        feat.append(int(node["split_feature"])), thr.append(t), left.append(-1), right.append(-1)
-        leaf.append(False), value.append(0.0), miss.append(nan_left)
-        stack.append((node["right_child"], i, d + 1, False))
-        stack.append((node["left_child"], i, d + 1, True))
+        _, f, t, nan_left, yes, no = seen
+        feat.append(int(f))
+        thr.append(float(t))
+        value.append(0.0)
+        miss.append(bool(nan_left))
+        stack.append((no, i, d + 1, False))
+        stack.append((yes, i, d + 1, True))
+    leaf = np.asarray(left) == -1
     return FlatTree(np.asarray(feat), np.asarray(thr, np.float64), np.asarray(left), np.asarray(right),
-                    np.asarray(leaf, bool), np.asarray(value, np.float64), np.asarray(miss, bool), depth, output)
+                    leaf, np.asarray(value, np.float64), np.asarray(miss, bool), depth, output)
+
+
+def _lightgbm_node(node: dict) -> Visited:
+    if "split_feature" not in node:
+        return ("leaf", node["leaf_value"])
+    if node.get("decision_type") != "<=":
+        raise ConversionError("LightGBM categorical splits have no TFLite compilation (ONNX converts them)")
+    missing = node.get("missing_type", "None")
+    t = float(node["threshold"])
+    if missing == "NaN":
+        nan_left = bool(node.get("default_left", True))
+    elif missing == "None":
+        nan_left = 0.0 <= t  # LightGBM reads NaN as 0.0
+    else:
+        raise ConversionError(f"LightGBM missing_type {missing!r} (zero as missing) has no TFLite compilation")
+    return ("split", node["split_feature"], t, nan_left, node["left_child"], node["right_child"])
 
 
 def xgboost_trees(model: Any) -> tuple[list[FlatTree], int, str, np.ndarray]:
@@ -114,7 +140,7 @@ def xgboost_trees(model: Any) -> tuple[list[FlatTree], int, str, np.ndarray]:
         raise ConversionError(f"XGBoost objective {objective!r} has no TFLite compilation (ONNX converts it)")
     k = int(getattr(model, "n_classes_", 1)) if links[objective] == "softmax" else 1
     dumps = [json.loads(t) for t in booster.get_dump(dump_format="json")]
-    trees = [_flatten_xgboost(t, i % k) for i, t in enumerate(dumps)]
+    trees = [_flatten(t, i % k, _xgboost_node) for i, t in enumerate(dumps)]
     row = xgboost.DMatrix(np.zeros((1, booster.num_features()), np.float32))
     margin = np.asarray(booster.predict(row, output_margin=True), np.float64).reshape(-1)
     reached = np.asarray(booster.predict(row, pred_leaf=True)).reshape(-1)
@@ -134,29 +160,14 @@ def _xgb_leaf_value(node: dict, leaf_id: int) -> float:
     raise ConversionError(f"XGBoost leaf {leaf_id} not found in its tree")
 
 
-def _flatten_xgboost(root: dict, output: int) -> FlatTree:
-    feat, thr, left, right, leaf, value, miss = [], [], [], [], [], [], []
-    depth = 0
-    stack: list[tuple[dict, int, int, bool]] = [(root, -1, 0, True)]
-    while stack:
-        node, parent, d, is_left = stack.pop()
-        i = len(feat)
-        depth = max(depth, d)
-        if parent >= 0:
-            (left if is_left else right)[parent] = i
-        if "leaf" in node:
-            feat.append(0), thr.append(0.0), left.append(-1), right.append(-1)
-            leaf.append(True), value.append(float(node["leaf"])), miss.append(False)
-            continue
-        split = str(node["split"])
-        if not split.startswith("f") or not split[1:].isdigit() or "split_condition" not in node:
-            raise ConversionError(f"XGBoost split {split!r} is not a numeric feature split (no TFLite compilation)")
-        t32 = np.float32(node["split_condition"])
-        below = float(np.nextafter(t32, np.float32(-np.inf)))  # x < t  ⇔  x <= t⁻ for float32 x
-        children = {c["nodeid"]: c for c in node["children"]}
-        feat.append(int(split[1:])), thr.append(below), left.append(-1), right.append(-1)
-        leaf.append(False), value.append(0.0), miss.append(node["missing"] == node["yes"])
-        stack.append((children[node["no"]], i, d + 1, False))
-        stack.append((children[node["yes"]], i, d + 1, True))
-    return FlatTree(np.asarray(feat), np.asarray(thr, np.float64), np.asarray(left), np.asarray(right),
-                    np.asarray(leaf, bool), np.asarray(value, np.float64), np.asarray(miss, bool), depth, output)
+def _xgboost_node(node: dict) -> Visited:
+    if "leaf" in node:
+        return ("leaf", node["leaf"])
+    split = str(node["split"])
+    if not split.startswith("f") or not split[1:].isdigit() or "split_condition" not in node:
+        raise ConversionError(f"XGBoost split {split!r} is not a numeric feature split (no TFLite compilation)")
+    t32 = np.float32(node["split_condition"])
+    below = float(np.nextafter(t32, np.float32(-np.inf)))  # x < t  ⇔  x <= t⁻ for float32 x
+    children = {c["nodeid"]: c for c in node["children"]}
+    return ("split", int(split[1:]), below, node["missing"] == node["yes"], children[node["yes"]],
+            children[node["no"]])
