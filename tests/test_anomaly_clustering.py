@@ -69,3 +69,21 @@ def test_soft_voting_converts(tmp_path):
     model = edge_runtime.load(converters.convert(est, X, tmp_path / "b", holdout=X_te))
     assert est.flatten_transform  # the user's estimator is left as it was
     assert np.max(np.abs(model.predict_proba(X_te) - est.predict_proba(X_te))) <= 1e-4
+
+
+def test_edgert_predict_gives_anomaly_labels(tmp_path, cli_env):
+    import subprocess
+    import sys
+
+    from sklearn.ensemble import IsolationForest
+    from test_cli import write_csv
+
+    X, _, X_te, _ = dataset("binary")
+    est = _fit(IsolationForest(n_estimators=20, random_state=0), X)
+    converters.convert(est, X, tmp_path / "b", holdout=X_te)
+    rows = write_csv(tmp_path / "in.csv", X_te, [f"x{i}" for i in range(X.shape[1])])
+    r = subprocess.run([sys.executable, "-m", "edge_runtime", "predict", str(tmp_path / "b"), str(rows),
+                        "--backend", "onnxruntime"], capture_output=True, text=True, env=cli_env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    got = [int(v) for v in r.stdout.split()[1:]]
+    assert got == est.predict(X_te).tolist()
