@@ -144,14 +144,17 @@ def test_a_model_that_predicts_nothing_is_refused_in_one_line(tmp_path):
     assert "\n" not in str(err.value) and str(err.value).startswith("cannot convert StandardScaler: ")
 
 
-@pytest.mark.parametrize("library", ["lightgbm", "xgboost"])
+@pytest.mark.parametrize("library", ["lightgbm", "xgboost", "catboost"])
 def test_boosting_with_missing_values_compiles_to_tflite(tmp_path, library):
     """NaN follows each split's learned direction in the TFLite trees too (LightGBM's
-    missing_type NaN, XGBoost's missing child); XGBoost's strict x < t stays exact."""
+    missing_type NaN, XGBoost's missing child, CatBoost's nan_mode); XGBoost's strict x < t
+    and CatBoost's x > border stay exact."""
     pytest.importorskip("ai_edge_litert")
     X, y, X_te, _ = dataset("mixed")  # 5 % NaN in the numeric columns, no imputer
-    est = (lightgbm.LGBMClassifier(n_estimators=20, num_leaves=8, verbose=-1, random_state=0)
-           if library == "lightgbm" else xgboost.XGBClassifier(n_estimators=20, max_depth=3, random_state=0)).fit(X, y)
+    est = {"lightgbm": lambda: lightgbm.LGBMClassifier(n_estimators=20, num_leaves=8, verbose=-1, random_state=0),
+           "xgboost": lambda: xgboost.XGBClassifier(n_estimators=20, max_depth=3, random_state=0),
+           "catboost": lambda: catboost.CatBoostClassifier(iterations=20, depth=3, verbose=0, random_seed=0,
+                                                           allow_writing_files=False)}[library]().fit(X, y)
     bundle = converters.convert(est, X, tmp_path / "b", holdout=X_te, formats=("onnx", "tflite"))
     model = edge_runtime.load(bundle, backend="litert")
     assert model.artifact.format == "tflite"

@@ -171,3 +171,53 @@ def _xgboost_node(node: dict) -> Visited:
     children = {c["nodeid"]: c for c in node["children"]}
     return ("split", int(split[1:]), below, node["missing"] == node["yes"], children[node["yes"]],
             children[node["no"]])
+
+
+def catboost_trees(model: Any) -> tuple[list[FlatTree], int, str, np.ndarray, float]:
+    """CatBoost's oblivious trees (its JSON export) as full binary :class:`FlatTree`s: level j
+    tests split j (``x > border`` goes right, bit j of the leaf index), the leaf values are the
+    row of that index. Also the number of raw scores, the link, the bias and the scale
+    (raw = scale × Σ leaves + bias).
+
+    Raises:
+        ConversionError: a loss other than Logloss, MultiClass or RMSE, or a split on anything
+            but a float feature (categorical, text, embeddings).
+    """
+    import tempfile
+    from pathlib import Path
+
+    loss = str(model.get_all_params().get("loss_function", ""))
+    links = {"Logloss": "sigmoid", "CrossEntropy": "sigmoid", "MultiClass": "softmax", "RMSE": "identity"}
+    if loss not in links:
+        raise ConversionError(f"CatBoost loss {loss!r} has no TFLite compilation (ONNX converts it)")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.json"
+        model.save_model(str(path), format="json")
+        dump = json.loads(path.read_text(encoding="utf-8"))
+    nan_right = {f["flat_feature_index"]: f.get("nan_value_treatment") == "AsTrue"
+                 for f in dump["features_info"].get("float_features", [])}
+    scale, bias = dump.get("scale_and_bias", [1.0, [0.0]])
+    bias = np.asarray(bias, np.float64).reshape(-1)
+    k = bias.size
+    trees = []
+    for tree in dump["oblivious_trees"]:
+        splits = tree["splits"]
+        if any(s.get("split_type") != "FloatFeature" for s in splits):
+            raise ConversionError("CatBoost splits on categorical or text features have no TFLite compilation")
+        leaves = np.asarray(tree["leaf_values"], np.float64).reshape(-1, k)
+        for j in range(k):
+            trees.append(_oblivious(splits, leaves[:, j], nan_right, j))
+    return trees, k, links[loss], bias, float(scale)
+
+
+def _oblivious(splits: list, values: np.ndarray, nan_right: dict, output: int) -> FlatTree:
+    def visit(node: dict) -> Visited:
+        level, index = node["level"], node["index"]
+        if level == len(splits):
+            return ("leaf", values[index])
+        s = splits[level]
+        f = s["float_feature_index"]
+        return ("split", f, s["border"], not nan_right.get(f, False),
+                {"level": level + 1, "index": index}, {"level": level + 1, "index": index | (1 << level)})
+
+    return _flatten({"level": 0, "index": 0}, output, visit)

@@ -22,7 +22,8 @@ MLP = ("MLPClassifier", "MLPRegressor")
 TREES = ("DecisionTreeClassifier", "DecisionTreeRegressor", "RandomForestClassifier", "RandomForestRegressor",
          "ExtraTreesClassifier", "ExtraTreesRegressor", "GradientBoostingClassifier", "GradientBoostingRegressor",
          "HistGradientBoostingClassifier", "HistGradientBoostingRegressor", "LGBMClassifier", "LGBMRegressor",
-         "LightGBMBoosterClassifier", "LightGBMBoosterRegressor", "XGBClassifier", "XGBRegressor")
+         "LightGBMBoosterClassifier", "LightGBMBoosterRegressor", "XGBClassifier", "XGBRegressor",
+         "CatBoostClassifier", "CatBoostRegressor")
 PRE = ("StandardScaler", "MinMaxScaler", "SimpleImputer")
 SUPPORTED = LINEAR + MLP + TREES + PRE + ("Pipeline",)
 

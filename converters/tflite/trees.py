@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import ConversionError
 from ..float32 import down32
-from .boosted_trees import lightgbm_trees, xgboost_trees
+from .boosted_trees import catboost_trees, lightgbm_trees, xgboost_trees
 from .builder import Graph
 from .compile import _affine, _head, _input, unsupported
 
@@ -267,7 +267,7 @@ def compile_trees(g: Graph, est: Any, pre: list[Any], d: int, has_proba: bool) -
     name = type(est).__name__
     classifier = hasattr(est, "classes_")
     n_classes = len(est.classes_) if classifier else 1
-    if name.startswith(("LGBM", "LightGBMBooster", "XGB")):
+    if name.startswith(("LGBM", "LightGBMBooster", "XGB", "CatBoost")):
         return x, _boosting_library(g, h, est, has_proba)
     if name.startswith("HistGradientBoosting"):
         return x, _hgb(g, h, est, n_classes, classifier, has_proba)
@@ -350,9 +350,12 @@ def _boosting_library(g: Graph, h: int, est: Any, has_proba: bool) -> dict[str, 
     base score; LightGBM's first trees carry it), then the link; thresholds floored to float32
     like every other tree here (XGBoost's strict ``<`` is turned into ``<=`` exactly)."""
 
+    scale = 1.0
     try:
         if type(est).__name__.startswith("XGB"):
             trees, k, link, offset = xgboost_trees(est)
+        elif type(est).__name__.startswith("CatBoost"):
+            trees, k, link, offset, scale = catboost_trees(est)
         else:
             (trees, k, link), offset = lightgbm_trees(est), None
     except ConversionError as exc:
@@ -360,7 +363,7 @@ def _boosting_library(g: Graph, h: int, est: Any, has_proba: bool) -> dict[str, 
     forest = Forest(k)
     for t in trees:
         v = np.zeros((len(t.feature), k))
-        v[:, t.output] = t.value
+        v[:, t.output] = t.value * scale
         forest.add(t.feature, t.threshold, t.left, t.right, t.leaf, v, t.depth, t.missing_left)
     raw = _emit(g, forest, h)
     if offset is not None and np.any(offset != 0):
