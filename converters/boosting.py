@@ -28,6 +28,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .errors import ConversionError
+from .float32 import down32
 from .registry import refusal, steps_of
 
 LIBRARIES = ("lightgbm", "xgboost", "catboost")
@@ -82,14 +83,6 @@ def _shapes() -> tuple[Any, Any]:
 
 
 # --- LightGBM ---------------------------------------------------------------------------------
-def _float32_floor(t: float) -> float:
-    """The largest float32 not above ``t``: ``x <= t`` ⇔ ``x <= _float32_floor(t)`` for float32 x."""
-    f = np.float32(t)
-    if float(f) > t:
-        f = np.nextafter(f, np.float32(-np.inf))
-    return float(f)
-
-
 def _floor_thresholds(node: dict) -> None:
     stack = [node]
     while stack:
@@ -97,7 +90,7 @@ def _floor_thresholds(node: dict) -> None:
         if "split_feature" not in n:
             continue
         if n.get("decision_type") == "<=" and isinstance(n.get("threshold"), (int, float)):
-            n["threshold"] = _float32_floor(float(n["threshold"]))
+            n["threshold"] = float(down32(np.array([float(n["threshold"])]))[0])
         stack += [n["left_child"], n["right_child"]]
 
 

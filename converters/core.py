@@ -269,7 +269,7 @@ def _columns(estimator: Any, sample_X: Any, holdout: Any, feature_names: Optiona
     (object tables with ``strings``)."""
     fitted = getattr(estimator, "feature_names_in_", None)
     fitted = None if fitted is None else [str(n) for n in fitted]
-    n_in = getattr(estimator, "n_features_in_", None)
+    n_in = getattr(estimator, "n_features_in_", None) or None  # a CatBoost model read from .cbm says 0
     sample = match_columns(sample_X, fitted=fitted, expected=fitted, feature_names=feature_names,
                            n_in=n_in, role="sample", strings=strings)
     named = fitted is not None or table_names(sample_X) is not None or feature_names is not None

@@ -51,15 +51,21 @@ class Exported:
 
 def _classifier_options(estimator: Any) -> dict:
     options = {}
-    for step in steps_of(estimator):
+    steps = steps_of(estimator)
+    for step in list(steps):  # a VotingClassifier's members get a ZipMap of their own otherwise
+        if type(step).__name__ == "VotingClassifier":
+            steps += [s for e in getattr(step, "estimators_", []) for s in steps_of(e)]
+    for step in steps:
         # Only classifiers with probabilities have a ZipMap (skl2onnx rejects the option on others).
         try:
             with_proba = hasattr(step, "predict_proba")
         except AttributeError:
             with_proba = False
         # An empty entry for the others stops skl2onnx's pipeline parser from adding one anyway.
+        # (a hard-voting VotingClassifier has no predict_proba, yet skl2onnx gives it a ZipMap)
         if hasattr(step, "classes_") and not hasattr(step, "steps"):
-            options[id(step)] = {"zipmap": False} if with_proba else {}
+            zipmap = with_proba or type(step).__name__ == "VotingClassifier"
+            options[id(step)] = {"zipmap": False} if zipmap else {}
     return options
 
 

@@ -21,7 +21,9 @@ LINEAR = ("LogisticRegression", "LinearRegression", "Ridge", "SGDClassifier", "L
 MLP = ("MLPClassifier", "MLPRegressor")
 TREES = ("DecisionTreeClassifier", "DecisionTreeRegressor", "RandomForestClassifier", "RandomForestRegressor",
          "ExtraTreesClassifier", "ExtraTreesRegressor", "GradientBoostingClassifier", "GradientBoostingRegressor",
-         "HistGradientBoostingClassifier", "HistGradientBoostingRegressor")
+         "HistGradientBoostingClassifier", "HistGradientBoostingRegressor", "LGBMClassifier", "LGBMRegressor",
+         "LightGBMBoosterClassifier", "LightGBMBoosterRegressor", "XGBClassifier", "XGBRegressor",
+         "CatBoostClassifier", "CatBoostRegressor")
 PRE = ("StandardScaler", "MinMaxScaler", "SimpleImputer")
 SUPPORTED = LINEAR + MLP + TREES + PRE + ("Pipeline",)
 

@@ -25,16 +25,11 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..errors import ConversionError
+from ..float32 import down32
+from .boosted_trees import catboost_trees, lightgbm_trees, xgboost_trees
 from .builder import Graph
 from .compile import _affine, _head, _input, unsupported
-
-
-def down32(thr: np.ndarray) -> np.ndarray:
-    """Largest float32 ≤ each float64 threshold: float32 x ≤ t  ⇔  x ≤ down32(t)."""
-    t32 = np.asarray(thr, np.float64).astype(np.float32)
-    up = t32.astype(np.float64) > thr
-    t32[up] = np.nextafter(t32[up], np.float32(-np.inf))
-    return t32
 
 
 class Forest:
@@ -272,6 +267,8 @@ def compile_trees(g: Graph, est: Any, pre: list[Any], d: int, has_proba: bool) -
     name = type(est).__name__
     classifier = hasattr(est, "classes_")
     n_classes = len(est.classes_) if classifier else 1
+    if name.startswith(("LGBM", "LightGBMBooster", "XGB", "CatBoost")):
+        return x, _boosting_library(g, h, est, has_proba)
     if name.startswith("HistGradientBoosting"):
         return x, _hgb(g, h, est, n_classes, classifier, has_proba)
     if name.startswith("GradientBoosting"):
@@ -346,6 +343,33 @@ def _gb(g: Graph, h: int, est: Any, n_classes: int, classifier: bool, has_proba:
     init = np.asarray(est._raw_predict_init(np.zeros((1, est.n_features_in_))), np.float64).reshape(-1)
     raw = g.binary("ADD", raw, g.const(init.astype(np.float32)), (-1, k))
     return _boosted_head(g, raw, n_classes if classifier else 1, classifier, has_proba)
+
+
+def _boosting_library(g: Graph, h: int, est: Any, has_proba: bool) -> dict[str, int]:
+    """LightGBM / XGBoost: leaf values summed per raw score, plus the margin offset (XGBoost's
+    base score; LightGBM's first trees carry it), then the link; thresholds floored to float32
+    like every other tree here (XGBoost's strict ``<`` is turned into ``<=`` exactly)."""
+
+    scale = 1.0
+    try:
+        if type(est).__name__.startswith("XGB"):
+            trees, k, link, offset = xgboost_trees(est)
+        elif type(est).__name__.startswith("CatBoost"):
+            trees, k, link, offset, scale = catboost_trees(est)
+        else:
+            (trees, k, link), offset = lightgbm_trees(est), None
+    except ConversionError as exc:
+        raise unsupported(f"this {type(est).__name__} model ({exc})") from None
+    forest = Forest(k)
+    for t in trees:
+        v = np.zeros((len(t.feature), k))
+        v[:, t.output] = t.value * scale
+        forest.add(t.feature, t.threshold, t.left, t.right, t.leaf, v, t.depth, t.missing_left)
+    raw = _emit(g, forest, h)
+    if offset is not None and np.any(offset != 0):
+        raw = g.binary("ADD", raw, g.const(offset.astype(np.float32).reshape(1, k)), (-1, k))
+    classifier = link != "identity"
+    return _boosted_head(g, raw, 2 if link == "sigmoid" else k, classifier, has_proba)
 
 
 def _hgb(g: Graph, h: int, est: Any, n_classes: int, classifier: bool, has_proba: bool) -> dict[str, int]:

@@ -184,3 +184,26 @@ def make_topk(node):
         return [np.take_along_axis(x, idx, axis=axis), idx.astype(np.int64, copy=False)]
 
     return kernel
+
+
+@op("CumSum", since=11)
+def make_cumsum(node):
+    """Running sums along ``axis`` (an input); ``exclusive`` shifts by one (the first is 0),
+    ``reverse`` sums from the end. AdaBoostRegressor's weighted median uses it."""
+    exclusive = bool(node.int("exclusive", 0))
+    reverse = bool(node.int("reverse", 0))
+
+    def kernel(x, axis):
+        ax = int(np.ravel(axis)[0])
+        if not -x.ndim <= ax < x.ndim:
+            raise node.fail(f"axis {ax} is out of range for a {x.ndim}-D input")
+        y = np.flip(x, ax) if reverse else x
+        out = np.cumsum(y, axis=ax, dtype=x.dtype)
+        if exclusive:
+            out = np.roll(out, 1, axis=ax)
+            first = [slice(None)] * x.ndim
+            first[ax] = slice(0, 1)
+            out[tuple(first)] = 0
+        return [np.flip(out, ax) if reverse else out]
+
+    return kernel
