@@ -23,7 +23,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -99,7 +99,7 @@ def engines_for(bundle: Path, log: Callable[[str], None]) -> dict[str, Any]:
 
 
 def run_model(name: str, est: Any, X_tr: np.ndarray, y_tr: np.ndarray, X_te: np.ndarray, tmp: Path,
-              quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
+              quick: bool, log: Callable[[str], None], sign_with: Optional[Path] = None) -> dict[str, Any]:
     import onnxruntime as ort
 
     import edge_runtime
@@ -115,7 +115,8 @@ def run_model(name: str, est: Any, X_tr: np.ndarray, y_tr: np.ndarray, X_te: np.
     # a native one when the native exporter and backend are both here
     formats = ["onnx"] + [f for f, b in (("tflite", "litert"), ("native", "native"))
                           if f in EXPORTERS and b in backend_names()]
-    bundle = convert(est, X_tr, tmp / name.split()[0], holdout=X_te, formats=tuple(formats), force=False)
+    bundle = convert(est, X_tr, tmp / name.split()[0], holdout=X_te, formats=tuple(formats), force=False,
+                     sign_with=sign_with)
     onnx_path = bundle / "model.onnx" if (bundle / "model.onnx").exists() else next(bundle.glob("*.onnx"))
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
@@ -236,10 +237,16 @@ def main() -> None:
     X_tr, X_te, y_tr, _ = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
     t0 = time.perf_counter()
     results = {}
+    from converters.signing import init_signing_key
+
     with tempfile.TemporaryDirectory() as tmp:
+        # bundles signed as an owner would ship them, and a device that trusts the key: native
+        # code runs only from a signed bundle (or one installed through TUF)
+        key, public = init_signing_key(Path(tmp) / "keys")
+        os.environ["EDGERT_TRUST"] = str(public)
         for name, est in models().items():
             results[name] = run_model(name, est, X_tr, y_tr, X_te, Path(tmp), args.quick,
-                                      lambda m: print(m, file=sys.stderr))
+                                      lambda m: print(m, file=sys.stderr), sign_with=key)
     text = render(results, machine(), time.perf_counter() - t0)
     Path(args.out).write_text(text)
     print(text)

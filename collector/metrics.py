@@ -7,8 +7,10 @@ labels, shadow agreement. Counters are the stored sums, so they only grow while 
 arrive, whichever collector stored them: any collector sharing the database serves the
 same figures.
 
-Not here (yet): rollout state (probation / committed / rolled back). Devices do not send it;
-what the reports carry is which version each device ran last (``edgert_devices_current``).
+Rollout state: ``edgert_version_state{state}`` counts devices per state of the version store
+(installed, probation, good = committed, bad = rolled back) from each device's latest window,
+for apps that report it (``MonitoredModel.set_rollout_state``); ``edgert_devices_current`` is
+which version each device ran last.
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ def render(report: dict[str, Any], *, counts: Optional[dict[str, int]] = None,
         ("edgert_devices", "gauge", "Devices that sent telemetry for this model version."),
         ("edgert_devices_current", "gauge",
          "Devices whose most recent telemetry window for this model is on this version."),
+        ("edgert_version_state", "gauge",
+         "Devices whose latest window reports this version in this rollout state "
+         "(installed, probation, good, bad)."),
         ("edgert_predict_calls_total", "counter", "Successful predict calls."),
         ("edgert_predict_rows_total", "counter", "Rows predicted."),
         ("edgert_predict_errors_total", "counter", "Failed predict calls, by error kind."),
@@ -99,6 +104,8 @@ def render(report: dict[str, Any], *, counts: Optional[dict[str, int]] = None,
         mv = {"model": v["model"], "version": v["version"]}
         f["edgert_devices"].add(v.get("devices", 0), **mv)
         f["edgert_devices_current"].add(v.get("devices_current", 0), **mv)
+        for state, n in sorted((v.get("states") or {}).items()):
+            f["edgert_version_state"].add(n, **mv, state=state)
         f["edgert_predict_calls_total"].add(v["calls"], **mv)
         f["edgert_predict_rows_total"].add(v["rows"], **mv)
         for kind, n in sorted(v["errors_by_kind"].items()):

@@ -28,6 +28,8 @@ def dataset(kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris, load_wine
     from sklearn.model_selection import train_test_split
 
+    if kind in ("strings", "text"):
+        return _typed_dataset(kind)
     if kind == "binary":
         X, y = load_breast_cancer(return_X_y=True)
     elif kind == "multiclass":
@@ -49,6 +51,33 @@ def dataset(kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     X = X.astype(np.float32).astype(np.float64)
     strat = y if kind != "regression" else None
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=0, stratify=strat)
+    return X_tr, y_tr, X_te, y_te
+
+
+COLORS, SIZES = ("red", "green", "blue", "teal"), ("S", "M", "L", "XL")
+WORDS = ("good", "great", "nice", "bad", "awful", "terrible", "plot", "acting", "movie", "film")
+
+
+def _typed_dataset(kind: str) -> tuple[Any, np.ndarray, Any, np.ndarray]:
+    """Tables with string columns, as pandas DataFrames: ``strings`` (two categories and a
+    number) or ``text`` (a free-text review and a number); labels follow from the columns."""
+    import pandas as pd
+
+    def table(n: int, seed: int) -> tuple[Any, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        if kind == "strings":
+            df = pd.DataFrame({"color": rng.choice(COLORS, n), "size": rng.choice(SIZES, n),
+                               "weight": np.float32(rng.normal(size=n) * 3 + 1).astype(np.float64)})
+            y = (((df["color"] == "red") ^ (df["weight"] > 1)) | (df["size"] == "XL")).to_numpy().astype(int)
+            return df, y
+        df = pd.DataFrame({"review": [" ".join(rng.choice(WORDS, int(rng.integers(1, 8)))) for _ in range(n)],
+                           "stars": rng.integers(1, 6, n).astype(float)})
+        good = df["review"].str.count("good|great|nice")
+        bad = df["review"].str.count("bad|awful|terrible")
+        return df, np.where(good > bad, "pos", np.where(good < bad, "neg", "mixed"))
+
+    X_tr, y_tr = table(600, 0)
+    X_te, y_te = table(300, 1)
     return X_tr, y_tr, X_te, y_te
 
 
@@ -177,11 +206,14 @@ def _wide_cases() -> list[Case]:
         VotingClassifier,
         VotingRegressor,
     )
+    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
     from sklearn.preprocessing import (
         MaxAbsScaler,
         Normalizer,
+        OneHotEncoder,
+        OrdinalEncoder,
         PolynomialFeatures,
         QuantileTransformer,
         RobustScaler,
@@ -249,6 +281,13 @@ def _wide_cases() -> list[Case]:
         ("catboost", R, "regression", lambda: catboost.CatBoostRegressor(
             iterations=20, depth=3, verbose=0, random_seed=0, allow_writing_files=False, thread_count=1)),
         ("imputer-catboost", C, "mixed", lambda: _pipe(SimpleImputer(strategy="median"), cat_c())),
+        ("onehot-scaler-logistic", C, "strings", lambda: _pipe(ColumnTransformer(
+            [("cat", OneHotEncoder(handle_unknown="ignore"), ["color", "size"]), ("num", S(), ["weight"])]), lr())),
+        ("ordinal-forest", C, "strings", lambda: _pipe(ColumnTransformer(
+            [("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1), ["color", "size"]),
+             ("num", "passthrough", ["weight"])]), RandomForestClassifier(10, max_depth=6, random_state=0))),
+        ("tfidf-logistic", C, "text", lambda: _pipe(ColumnTransformer(
+            [("t", TfidfVectorizer(ngram_range=(1, 2)), "review"), ("n", S(), ["stars"])]), lr())),
         ("isolationforest", "anomaly", "binary", lambda: IsolationForest(n_estimators=20, random_state=0)),
         ("kmeans", "clustering", "multiclass", lambda: _pipe(S(), KMeans(3, n_init=3, random_state=0))),
         ("minibatchkmeans", "clustering", "binary", lambda: MiniBatchKMeans(4, n_init=3, random_state=0)),

@@ -185,6 +185,11 @@ def test_dashboard_in_chromium_shows_the_report(cancer_bundles, cancer_data, tmp
             assert card["points"][(chart, key)] == [p[key] for p in series if p[key] is not None]
     v1, v2 = rep["versions"]
     assert v1["states"] == {"good": 2} and v2["states"] == {"probation": 1, "bad": 1}
+    from collector.metrics import render
+
+    text = render(rep)  # what /metrics serves: the rollout states, for EdgertVersionRolledBack
+    assert 'edgert_version_state{model="cancer",version="2.0.0",state="bad"} 1' in text
+    assert 'edgert_version_state{model="cancer",version="1.0.0",state="good"} 2' in text
     assert (v1["devices"], v2["devices"]) == (2, 2)
     assert v2["errors_by_kind"] == {"InputError": 3}
     names = cancer_data[4]
