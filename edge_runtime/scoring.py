@@ -330,7 +330,7 @@ class ResultWriter:
         self.fh, self.fmt, self.proba, self.task = fh, fmt, proba, task
         self.classes = classes
         self.id_column = id_column
-        self.target = "label" if task == "classification" else "prediction"
+        self.target = "prediction" if task == "regression" else "label"
         self.rows = 0
         self._csv = csv.writer(fh) if fmt == "csv" else None
         self._parquet: Any = None

@@ -52,7 +52,7 @@ class MonitoredModel:
         feature_names = getattr(model, "feature_names", None)
         adapt = getattr(model, "_adapt", None)
         adapt = getattr(adapt, "codes", adapt)  # named inputs (strings): the matrix of codes
-        self.stream = Stream(self.name, self.version, classification=task == "classification",
+        self.stream = Stream(self.name, self.version, classification=task != "regression",
                              classes=list(classes) if classes is not None else None,
                              reference=ref, adapt=adapt,
                              width=len(feature_names) if feature_names else None)

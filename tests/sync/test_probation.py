@@ -492,3 +492,31 @@ def test_cli_publish_signs_the_probation_expectations(cancer, tmp_path, cli_env)
     latest = max(repo.glob("metadata/*.targets.json"), key=lambda p: int(p.name.split(".")[0]))
     custom = json.loads(latest.read_text())["signed"]["targets"]["cancer/cancer-1.0.0.tar.gz"]["custom"]
     assert custom["edge_runtime"]["probation"] == {"min_agreement_bp": 8000, "predictions": 500}
+
+
+def test_anomaly_labels_are_judged_by_agreement(tmp_path):
+    """An IsolationForest's -1/1 flags are labels: the shadow counts agreements for them (it
+    compared them as regression values, so an honest anomaly retrain read as 0 % agreement)."""
+    import warnings
+
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.ensemble import IsolationForest
+
+    from converters import convert
+
+    X, _ = load_breast_cancer(return_X_y=True)
+    X = X.astype(np.float32).astype(np.float64)
+    paths = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for v, seed in (("1.0.0", 0), ("1.1.0", 0)):
+            est = IsolationForest(n_estimators=20, random_state=seed).fit(X)
+            paths[v] = convert(est, X, tmp_path / v, name="outliers", version=v)
+    mon, model = _monitor(paths["1.1.0"], paths["1.0.0"], predictions=100)
+    try:
+        _feed(mon, model, X, 100)
+        verdict, why = mon.verdict()
+        assert verdict == "pass" and "label agreement 1.000" in why, why
+    finally:
+        mon.close()
+        model.close()

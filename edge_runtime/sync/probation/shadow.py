@@ -246,7 +246,7 @@ class ShadowWorker:
         return np.asarray(out).reshape(-1).astype(str)
 
     def _compare(self, method: str, out: np.ndarray, ids: Any, got: Optional[np.ndarray]) -> None:
-        if self.task == "classification":
+        if self.task != "regression":  # labels: classes, anomaly flags, clusters
             new = self._new_labels(method, out)
             _count(self._labels, new)
             old = None
