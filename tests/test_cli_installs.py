@@ -30,10 +30,12 @@ def device_python(request) -> Path:
     setup.cfg (cached), the project itself is rebuilt from the checkout every session."""
     key = hashlib.sha256((ROOT / "setup.cfg").read_bytes() + (ROOT / "pyproject.toml").read_bytes()
                          ).hexdigest()[:12]
-    base = Path(request.config.cache.mkdir("device-venv")) / key
+    cache = ROOT / "build" / "device-venv"  # not pytest's cache: CI runs with -p no:cacheprovider
+    cache.mkdir(parents=True, exist_ok=True)
+    base = cache / key
     py = base / "bin" / "python"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    wheels = Path(request.config.cache.mkdir("device-venv")) / f"wheel-{os.getpid()}"
+    wheels = cache / f"wheel-{os.getpid()}"
     shutil.rmtree(wheels, ignore_errors=True)
     built = _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(ROOT)],
                  env, ROOT, timeout=600)

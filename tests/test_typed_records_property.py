@@ -52,6 +52,8 @@ def _numeric(text: str) -> bool:
 
 
 def _domain_error(name: str, v: Any) -> Optional[str]:
+    if name not in ("num", "num2"):  # the string features have no numeric domain
+        return None
     x = math.nan if v is None else float(v)
     if name == "num" and math.isnan(x):
         return "NaN/missing value"

@@ -63,7 +63,13 @@ def print_report(report: dict[str, Any], echo: Callable[[str], None]) -> None:
             echo(line)
     else:
         width = _width()
-        console = Console(width=width)
+
+        class _Console(Console):  # type: ignore[misc]
+            def on_broken_pipe(self) -> None:
+                # rich exits 1 when the reader goes (`| head`); the CLI turns this into a quiet 0
+                raise BrokenPipeError
+
+        console = _Console(width=width)
         # one table per group of columns that fits (rich's borders take 3 characters a column)
         for n, group in enumerate(column_groups(head, rows, width, pad=3)):
             t = Table(title=title if n == 0 else None)

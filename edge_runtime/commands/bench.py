@@ -29,8 +29,8 @@ def _ints(text: str) -> list[int]:
 @click.command()
 @click.argument("bundle", type=click.Path(exists=True))
 @click.option("--backend", "backends", default="all", show_default=True,
-              help="Comma-separated engines (onnxruntime, litert, numpy, pyodide) or 'all' (every one installed, "
-                   "or the profile's).")
+              help="Comma-separated engines (native, onnxruntime, litert, numpy, pyodide) or 'all' "
+                   "(every one installed, or the profile's).")
 @click.option("--batch", "batches", default="1,32,1024", show_default=True,
               help="Comma-separated batch sizes (rows) for the throughput runs.")
 @click.option("--profile", default=None,

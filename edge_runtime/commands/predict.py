@@ -13,7 +13,7 @@ from ._util import apply_trust, echo_json, output_option, require_extra, trust_o
 #: Shown by every command that takes --backend; tests/test_cli_grammar.py checks it names
 #: every registered backend.
 BACKEND_HELP = ("Engine: auto (the fastest installed one that reproduces the golden rows), "
-                "onnxruntime, litert, numpy, pyodide.")
+                "native (compiled C, signed bundles only), onnxruntime, litert, numpy, pyodide.")
 
 
 def register(cli: click.Group) -> None:
