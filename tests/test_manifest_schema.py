@@ -68,7 +68,7 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     _set("schema_version", "2.0"),
     _set("name", KeyError),
     _set("version", "1.0"),
-    _set("task", "clustering"),
+    _set("task", "ranking"),
     _set("inputs.dtype", "int8"),
     _set("inputs.features", []),
     _set("inputs.features.0.name", 3),
@@ -82,7 +82,7 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     _set("artifacts.0.sha256", "ABC"),
     _set("artifacts.0.size", 0),
     _set("artifacts.0.input.dtype", "int64"),
-    _set("artifacts.0.outputs", {"scores": "s"}),
+    _set("artifacts.0.outputs", {"embedding": "s"}),
     _set("artifacts.0.label_encoding", "onehot"),
     _set("outputs", {}),
 ])
