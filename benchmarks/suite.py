@@ -85,10 +85,10 @@ def engines_for(bundle: Path, log: Callable[[str], None]) -> dict[str, Any]:
     ``Model`` (the same layer ``auto`` answers through), "native" included when installed."""
     import edge_runtime
     from edge_runtime.backends import candidates
-    from edge_runtime.bundle import open_bundle
+    from edge_runtime.loader import open_trusted
 
     out = {}
-    for c in candidates(open_bundle(bundle)):
+    for c in candidates(open_trusted(bundle)):  # signed, with EDGERT_TRUST set: native included
         for t in c.backend.thread_counts():
             try:
                 out[f"{c.name}:{t}"] = edge_runtime.load(bundle, backend=c.name, threads=t,

@@ -159,6 +159,29 @@ async def load_async(source: Union[str, os.PathLike[str], Bundle], backend: str 
     raise plan.failure()
 
 
+def open_trusted(source: Union[str, os.PathLike[str], Bundle], trust: Optional[TrustSource] = None, *,
+                 profile: Optional[DeviceProfile] = None, allow_unsigned_native: bool = False) -> Bundle:
+    """The bundle, its signature checked before any engine sees a byte (when the device requires
+    one: ``trust``, the profile's ``[signing]``, ``EDGERT_TRUST``), and
+    :attr:`Bundle.native_trust` set to why its native code may run here ("" when it may not):
+    a verified signature, an install through TUF by the sync agent, or the explicit opt-in.
+    ``load``, ``edgert bench`` and routing all build their engines from such a bundle.
+
+    Raises:
+        IntegrityError: a required signature is missing or does not verify.
+    """
+    bundle = source if isinstance(source, Bundle) else open_bundle(source)
+    signed = enforce_signature(bundle, trust if trust is not None else profile_trust(profile))
+    if signed is not None:
+        bundle.native_trust = f"signature verified (key {signed.key.short}…)"
+    else:
+        from .sync.store import installed_through_tuf
+
+        bundle.native_trust = ("installed through TUF by the sync agent" if installed_through_tuf(bundle)
+                               else "allow_unsigned_native=True" if allow_unsigned_native else "")
+    return bundle
+
+
 class _Plan:
     """The backends to try for one bundle, in order, and why each one was passed over."""
 
@@ -166,12 +189,8 @@ class _Plan:
                  precision: Optional[str], profile: Union[str, DeviceProfile, None],
                  threads: Optional[int], trust: Optional[TrustSource] = None,
                  allow_unsigned_native: bool = False):
-        self.bundle = source if isinstance(source, Bundle) else open_bundle(source)
         prof = load_profile(profile) if isinstance(profile, str) else profile
-        # before any engine
-        self.signed = enforce_signature(self.bundle, trust if trust is not None else profile_trust(prof))
-        self.allow_unsigned_native = allow_unsigned_native
-        self.bundle.native_trust = self.trust_reason()  # routing builds engines from the bundle
+        self.bundle = open_trusted(source, trust, profile=prof, allow_unsigned_native=allow_unsigned_native)
         self.refused: Optional[UnsignedNativeError] = None
         self.yielded = 0
         self.profile = prof
@@ -197,16 +216,6 @@ class _Plan:
         for c in found:
             self.yielded += 1
             yield c.backend, c.artifact
-
-    def trust_reason(self) -> str:
-        """Why native code from this bundle may run ("" when it may not)."""
-        if self.signed is not None:
-            return f"signature verified (key {self.signed.key.short}…)"
-        from .sync.store import installed_through_tuf
-
-        if installed_through_tuf(self.bundle):
-            return "installed through TUF by the sync agent"
-        return "allow_unsigned_native=True" if self.allow_unsigned_native else ""
 
     def options_for(self, cls: type[Backend]) -> BackendOptions:
         """The engine options; a backend of executable code also gets why it may run."""

@@ -16,8 +16,9 @@ from typing import Any, Callable, Optional, Sequence
 
 from .._version import __version__
 from ..backends import Candidate, candidates
-from ..bundle import Bundle, open_bundle
+from ..bundle import Bundle
 from ..errors import EdgeRuntimeError
+from ..loader import open_trusted
 from ..profiles import DeviceProfile
 from ..sampling import golden_rows, reference_rows
 from .stats import sample_latency, summarize, throughput
@@ -149,7 +150,7 @@ def run_bench(bundle_path: str, cfg: BenchConfig) -> dict[str, Any]:
     """Measure every (backend, precision) of the bundle; returns the report dict."""
     from .. import load
 
-    bundle = open_bundle(bundle_path)
+    bundle = open_trusted(bundle_path, profile=cfg.profile)  # native code only when it may run
     threads = cfg.threads or (cfg.profile.threads if cfg.profile else None)
     rows, source = _rows_and_source(bundle, cfg, max(cfg.batches) if cfg.batches else 1)
     report: dict[str, Any] = {
