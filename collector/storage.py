@@ -68,7 +68,6 @@ class Snapshot:
     dropped_segments: int
     dropped_calls: int
     devices: int
-    devices_by_version: dict[tuple[str, str], int]
     #: devices whose latest window (of that model) is on this version
     current_by_version: dict[tuple[str, str], int] = field(default_factory=dict)
 
@@ -203,9 +202,6 @@ class Store(ABC):
             dropped = cur.execute("SELECT COALESCE(SUM(dropped_segments), 0), "
                                   "COALESCE(SUM(dropped_calls), 0) FROM batches" + cut, args).fetchone()
             devices = cur.execute("SELECT COUNT(DISTINCT device_id) FROM batches" + cut, args).fetchone()[0]
-            by_version = {(m, v): int(n) for m, v, n in cur.execute(
-                "SELECT model, version, COUNT(DISTINCT device_id) FROM segments "
-                "GROUP BY model, version").fetchall()}
             latest: dict[tuple[str, str], tuple[float, str]] = {}
             for dev, m, v, end in cur.execute(
                     "SELECT device_id, model, version, MAX(window_end) FROM segments "
@@ -215,8 +211,7 @@ class Store(ABC):
         current: dict[tuple[str, str], int] = {}
         for (_, m), (_, v) in latest.items():
             current[(m, v)] = current.get((m, v), 0) + 1
-        return Snapshot(rows, refs, int(dropped[0]), int(dropped[1]), int(devices),
-                        by_version, current)
+        return Snapshot(rows, refs, int(dropped[0]), int(dropped[1]), int(devices), current)
 
 
 class _Exec:

@@ -28,15 +28,20 @@ _DB_HELP = ("Collector database: a file path or sqlite:///path (SQLite), or post
             "(PostgreSQL, shared by several collectors; prefer EDGERT_COLLECTOR_DB for passwords).")
 
 
+def _sqlite_file(db: str) -> Optional[str]:
+    """The file of a SQLite database (a path or sqlite:///path); None for a server URL."""
+    if "://" in db and not db.startswith("sqlite:"):
+        return None
+    return db[len("sqlite:///"):] if db.startswith("sqlite:///") else db
+
+
 def _existing_db(db: Optional[str]) -> str:
     """A database to read: a URL as given, a SQLite file only if it exists (a report must not
     create an empty database and print nothing)."""
     if db is None:
         raise click.UsageError("--db must name an existing collector database")
-    if "://" in db and not db.startswith("sqlite:"):
-        return db
-    path = db[len("sqlite:///"):] if db.startswith("sqlite:///") else db
-    if not Path(path).is_file():
+    path = _sqlite_file(db)
+    if path is not None and not Path(path).is_file():
         raise click.UsageError(f"--db must name an existing collector database ({path} is not a file)")
     return db
 
@@ -132,11 +137,11 @@ def _threshold_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def _sqlite_path(ctx: click.Context, db: Optional[str]) -> str:
     """The SQLite file ``alerts`` keeps its state in (PostgreSQL is not supported there yet)."""
-    db = _existing_db(db or (ctx.obj or {}).get("collector_db"))
-    if "://" in db and not db.startswith("sqlite:"):
+    path = _sqlite_file(_existing_db(db or (ctx.obj or {}).get("collector_db")))
+    if path is None:
         raise click.UsageError("--db: `collector alerts` keeps its state in a SQLite collector database; "
                                "PostgreSQL is not supported for alerts yet")
-    return db[len("sqlite:///"):] if db.startswith("sqlite:///") else db
+    return path
 
 
 @collector.command()

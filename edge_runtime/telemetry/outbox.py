@@ -185,8 +185,8 @@ class Outbox:
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA busy_timeout=30000")
             db.execute(f"PRAGMA journal_size_limit={self.budget.wal}")
-            page = db.execute("PRAGMA page_size").fetchone()[0]
-            db.execute(f"PRAGMA wal_autocheckpoint={max(8, self.budget.wal // page // 2)}")
+            self._page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
+            db.execute(f"PRAGMA wal_autocheckpoint={max(8, self.budget.wal // self._page_size // 2)}")
             db.execute("BEGIN IMMEDIATE")
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
@@ -267,7 +267,7 @@ class Outbox:
     def _used_db_bytes(self, db: sqlite3.Connection) -> int:
         pages = db.execute("PRAGMA page_count").fetchone()[0]
         free = db.execute("PRAGMA freelist_count").fetchone()[0]
-        return int((pages - free) * db.execute("PRAGMA page_size").fetchone()[0])
+        return int((pages - free) * self._page_size)  # fixed once the file exists
 
     def _tighten_cap(self) -> None:
         """The disk ran out before the cap: aim below what is in use now, so new windows
