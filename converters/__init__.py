@@ -6,8 +6,16 @@ Heavy dependencies (scikit-learn, skl2onnx, onnx) live here and never on the dev
 from __future__ import annotations
 
 from .core import EXPORTERS, ExportContext, convert
-from .errors import ConversionError, ParityError, UnsupportedEstimatorError
+from .errors import (
+    CombinationUnsupportedError,
+    ConversionError,
+    ParityError,
+    PublishError,
+    SigningError,
+    UnsupportedEstimatorError,
+)
 from .registry import SUPPORTED, register_converter
 
 __all__ = ["convert", "register_converter", "SUPPORTED", "EXPORTERS", "ExportContext",
-           "ConversionError", "ParityError", "UnsupportedEstimatorError"]
+           "CombinationUnsupportedError", "ConversionError", "ParityError", "PublishError", "SigningError",
+           "UnsupportedEstimatorError"]

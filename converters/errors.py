@@ -1,4 +1,9 @@
-"""Errors of the workstation side (they subclass the runtime's base error, so one except works)."""
+"""Errors of the workstation side (they subclass the runtime's base error, so one except works).
+
+Every exception class of ``converters`` is defined here and exported (``__all__``, and from
+``converters`` itself); the modules that raised them before (``converters.publish``,
+``converters.signing``) re-export them, so existing imports keep working.
+"""
 
 from __future__ import annotations
 
@@ -24,3 +29,15 @@ class ParityError(ConversionError):
 class CombinationUnsupportedError(ConversionError):
     """One format/precision pair cannot be built for this model (ONNX int8 of a graph made only
     of ai.onnx.ml operators): with other pairs requested it is skipped with a note."""
+
+
+class PublishError(ConversionError):
+    """The repository or the keys are not in a state we can publish from."""
+
+
+class SigningError(ConversionError):
+    """A bundle could not be signed (missing package, unusable key, not a bundle)."""
+
+
+__all__ = ["CombinationUnsupportedError", "ConversionError", "ParityError", "PublishError",
+           "SigningError", "UnsupportedEstimatorError"]

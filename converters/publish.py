@@ -20,7 +20,7 @@ from typing import Any, Optional
 from edge_runtime.bundle import open_bundle, pack_bundle, parse_semver
 from edge_runtime.fsutil import atomic_write_bytes
 
-from .errors import ConversionError
+from .errors import PublishError as PublishError  # defined in errors.py; importable from here too
 
 ROLES = ("root", "targets", "snapshot", "timestamp")
 EXPIRY = {"root": timedelta(days=365), "targets": timedelta(days=90), "snapshot": timedelta(days=30),
@@ -28,10 +28,6 @@ EXPIRY = {"root": timedelta(days=365), "targets": timedelta(days=90), "snapshot"
 INDEX = "index.json"
 #: Model names become a directory and file names in the repository and on every device.
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-class PublishError(ConversionError):
-    """The repository or the keys are not in a state we can publish from."""
 
 
 def _now() -> datetime:

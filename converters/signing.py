@@ -18,15 +18,11 @@ from edge_runtime.errors import BundleError
 from edge_runtime.fsutil import atomic_write_bytes
 from edge_runtime.signing import TrustedKeys, verify_bundle
 
-from .errors import ConversionError
+from .errors import SigningError as SigningError  # defined in errors.py; importable from here too
 
 PRIVATE_NAME = "signing-key.pem"
 PUBLIC_NAME = "signing-key.pub.pem"
 PathLike = Union[str, "Path"]
-
-
-class SigningError(ConversionError):
-    """A bundle could not be signed (missing package, unusable key, not a bundle)."""
 
 
 def init_signing_key(keys_dir: PathLike, *, force: bool = False) -> tuple[Path, Path]:

@@ -15,22 +15,56 @@ from typing import Any
 
 from ._version import __version__
 from .errors import (
+    AlertDeliveryError,
+    AttributeMissing,
     BackendError,
+    BackendOutputError,
+    BackendUnavailableError,
+    BatchRejected,
+    BenchError,
     BundleError,
+    CandidateFailed,
+    CollectorStoreError,
     EdgeRuntimeError,
     GoldenMismatchError,
     InputError,
     IntegrityError,
+    ModelDecodeError,
     ModelFileError,
+    ModelUseError,
+    NoProbabilitiesError,
+    NoServableModelError,
+    NumpyRequiredError,
+    OutboxError,
+    ProfileError,
     SchemaVersionError,
+    ServeConfigError,
+    SinkAuthError,
+    SinkError,
+    StoreBusy,
+    StoreError,
+    StrategyError,
+    SyncError,
+    TransitionError,
+    TrialUnavailable,
     UnsafeArchiveError,
     UnsignedNativeError,
+    UnsupportedModelError,
+    UpdateRejected,
 )
 
 __all__ = [
     "__version__", "load", "load_async", "Model", "open_bundle", "pack_bundle", "unpack_bundle",
-    "EdgeRuntimeError", "InputError", "BundleError", "IntegrityError", "SchemaVersionError",
-    "UnsafeArchiveError", "UnsignedNativeError", "BackendError", "GoldenMismatchError", "ModelFileError",
+    # every exception class of edge_runtime.errors (tests/test_errors.py checks it), so one
+    # ``except edge_runtime.X`` works for an app
+    "AlertDeliveryError", "AttributeMissing", "BackendError", "BackendOutputError",
+    "BackendUnavailableError", "BatchRejected", "BenchError", "BundleError", "CandidateFailed",
+    "CollectorStoreError", "EdgeRuntimeError", "GoldenMismatchError", "InputError",
+    "IntegrityError", "ModelDecodeError", "ModelFileError", "ModelUseError", "NoProbabilitiesError",
+    "NoServableModelError", "NumpyRequiredError", "OutboxError", "ProfileError",
+    "SchemaVersionError", "ServeConfigError", "SinkAuthError", "SinkError", "StoreBusy",
+    "StoreError", "StrategyError", "SyncError", "TransitionError", "TrialUnavailable",
+    "UnsafeArchiveError", "UnsignedNativeError", "UnsupportedModelError", "UpdateRejected",
 ]
 
 _LAZY = {

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
-from .errors import EdgeRuntimeError, InputError
+from .errors import EdgeRuntimeError, InputError, NoProbabilitiesError, NoServableModelError
 from .sync.errors import StoreBusy, StoreError, TransitionError
 from .sync.probation import ProbationMonitor
 from .sync.store import ACTIVE, VersionStore
@@ -48,7 +48,7 @@ class HotSwapModel:
     """Thread-safe holder of the store's current model.
 
     Raises (from the constructor):
-        EdgeRuntimeError: no version in the store can be verified, loaded and golden-checked.
+        NoServableModelError: no version in the store can be verified, loaded and golden-checked.
     """
 
     def __init__(self, state_dir: Any = None, *, backend: str = "auto", profile: Any = None,
@@ -84,8 +84,8 @@ class HotSwapModel:
             log.warning("start not counted: %s", exc)
         self.refresh(force=True)
         if self._current is None:
-            raise EdgeRuntimeError(f"{self.store.root}: no loadable model version in the store"
-                                   + (f" ({self.last_swap_error})" if self.last_swap_error else ""))
+            raise NoServableModelError(f"{self.store.root}: no loadable model version in the store"
+                                       + (f" ({self.last_swap_error})" if self.last_swap_error else ""))
 
     # --- what is served ---------------------------------------------------------------------
     @property
@@ -335,13 +335,14 @@ class HotSwapModel:
 
     def run(self, served: LoadedModel, method: str, X: Any, ids: Any = None, **kw: Any) -> Any:
         """Call ``method`` of a leased model; the one place where calls are observed for
-        probation (an :class:`InputError` is the caller's fault and is not counted). ``ids``
-        (one per row) let :meth:`feedback` report delayed labels."""
+        probation (an :class:`InputError` or a :class:`NoProbabilitiesError` is the caller's
+        fault and is not counted). ``ids`` (one per row) let :meth:`feedback` report delayed
+        labels."""
         monitor = self._monitor_for(served.version)
         t0 = time.perf_counter()
         try:
             out = getattr(served.model, method)(X, **kw)
-        except InputError:
+        except (InputError, NoProbabilitiesError):
             raise
         except Exception:
             if monitor is not None:
@@ -356,7 +357,7 @@ class HotSwapModel:
         self.refresh()
         with self.lease() as served:
             if served is None:
-                raise EdgeRuntimeError(f"{self.store.root}: no model is being served")
+                raise NoServableModelError(f"{self.store.root}: no model is being served")
             return self.run(served, method, X, ids=ids)
 
     def predict(self, X: Any, *, ids: Any = None) -> Any:

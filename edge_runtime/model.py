@@ -12,7 +12,7 @@ from typing import Any, Optional
 from . import golden
 from .backends.base import Backend
 from .bundle import LABEL_TASKS, Artifact, Bundle
-from .errors import EdgeRuntimeError
+from .errors import BundleError, ModelUseError, NoProbabilitiesError
 from .golden import flat
 
 try:
@@ -52,10 +52,10 @@ class Model:
             self._label_out = None  # the converter found argmax(proba) matches the framework
             self._label_is_index = True
         if self.task in LABEL_TASKS and self._label_out is None and self._proba_out is None:
-            raise EdgeRuntimeError(f"artifact '{artifact.path}' has neither a label nor a "
-                                   "probabilities output")
+            raise BundleError(f"artifact '{artifact.path}' has neither a label nor a "
+                              "probabilities output")
         if self.task == "regression" and self._pred_out is None:
-            raise EdgeRuntimeError(f"artifact '{artifact.path}' has no 'prediction' output")
+            raise BundleError(f"artifact '{artifact.path}' has no 'prediction' output")
 
     @staticmethod
     def _make_classes(classes: Optional[list[Any]]) -> Any:
@@ -91,8 +91,7 @@ class Model:
     def predict_proba(self, X: Any, *, strict: bool = False) -> np.ndarray:
         """Class probabilities, shape (rows, classes), columns in ``self.classes`` order."""
         if self._proba_out is None:
-            raise EdgeRuntimeError(f"model '{self.manifest.name}' gives no probabilities "
-                                   f"(task {self.task}); use predict()")
+            raise NoProbabilitiesError.of(self.manifest.name, self.task)
         return self.backend.run(self._adapt(X, strict), self._proba_out)[0]
 
     async def predict_async(self, X: Any, *, strict: bool = False) -> np.ndarray:
@@ -108,7 +107,7 @@ class Model:
     async def predict_proba_async(self, X: Any, *, strict: bool = False) -> np.ndarray:
         """Awaitable :meth:`predict_proba`."""
         if self._proba_out is None:
-            raise EdgeRuntimeError(f"model '{self.manifest.name}' gives no probabilities")
+            raise NoProbabilitiesError.of(self.manifest.name, self.task)
         return np.asarray((await self.backend.run_async(self._adapt(X, strict), self._proba_out))[0])
 
     def scores(self, X: Any, *, strict: bool = False) -> np.ndarray:
@@ -117,7 +116,7 @@ class Model:
         ``clustering`` the distance to each cluster centre (``transform``), for classifiers
         without probabilities their decision values."""
         if self._scores_out is None:
-            raise EdgeRuntimeError(f"model '{self.manifest.name}' has no scores output (task {self.task})")
+            raise ModelUseError(f"model '{self.manifest.name}' has no scores output (task {self.task})")
         return self._values(self.backend.run(self._adapt(X, strict), self._scores_out)[0])
 
     def decision_function(self, X: Any, *, strict: bool = False) -> np.ndarray:
@@ -127,8 +126,8 @@ class Model:
     def transform(self, X: Any, *, strict: bool = False) -> np.ndarray:
         """Distance of each row to each cluster centre (clustering), as scikit-learn's ``transform``."""
         if self.task != "clustering":
-            raise EdgeRuntimeError(f"model '{self.manifest.name}' is a {self.task} model; transform() "
-                                   "gives cluster distances of a clustering model")
+            raise ModelUseError(f"model '{self.manifest.name}' is a {self.task} model; transform() "
+                                "gives cluster distances of a clustering model")
         return self.scores(X, strict=strict)
 
     def _labels(self, raw: Any) -> np.ndarray:

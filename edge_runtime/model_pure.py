@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from .errors import EdgeRuntimeError
+from .errors import BackendOutputError, NoProbabilitiesError, NumpyRequiredError
 from .inputs.lists import ListInputAdapter
 from .model import Model
 
@@ -26,8 +26,8 @@ class ListModel(Model):
     @staticmethod
     def _make_adapter(features: Any, artifact: Any) -> Any:
         if artifact.inputs:
-            raise EdgeRuntimeError(f"artifact '{artifact.path}' takes named inputs (strings among "
-                                   "them), which need numpy; install numpy to load this bundle")
+            raise NumpyRequiredError(f"artifact '{artifact.path}' takes named inputs (strings among "
+                                     "them), which need numpy; install numpy to load this bundle")
         return ListInputAdapter(features, artifact.input_dtype)
 
     def predict(self, X: Any, *, strict: bool = False) -> list[Any]:
@@ -59,8 +59,7 @@ class ListModel(Model):
 
     def _require_proba(self) -> None:
         if self._proba_out is None:
-            raise EdgeRuntimeError(f"model '{self.manifest.name}' gives no probabilities "
-                                   f"(task {self.task}); use predict()")
+            raise NoProbabilitiesError.of(self.manifest.name, self.task)
 
     def _finish_predict(self, n: int, outs: list[Any]) -> list[Any]:
         if self._pred_out is not None:
@@ -88,7 +87,7 @@ def _flat_values(raw: Any) -> list[Any]:
         return [raw]
     if raw and isinstance(raw[0], (list, tuple)):
         if any(len(r) != 1 for r in raw):
-            raise EdgeRuntimeError("backend returned several values per row where one was expected")
+            raise BackendOutputError("backend returned several values per row where one was expected")
         return [r[0] for r in raw]
     return list(raw)
 
@@ -100,6 +99,6 @@ def _rows(raw: Any, n: int) -> list[list[float]]:
         return [list(r) for r in raw]
     raw = list(raw)
     if n <= 0 or len(raw) % n:
-        raise EdgeRuntimeError(f"backend returned {len(raw)} values for {n} rows")
+        raise BackendOutputError(f"backend returned {len(raw)} values for {n} rows")
     d = len(raw) // n
     return [raw[i * d:(i + 1) * d] for i in range(n)]

@@ -24,11 +24,8 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .errors import EdgeRuntimeError, IntegrityError
-
-
-class StrategyError(EdgeRuntimeError, ValueError):
-    """A strategy or feature-flag configuration is invalid (the message names the field)."""
+from .errors import EdgeRuntimeError, IntegrityError, NoProbabilitiesError
+from .errors import StrategyError as StrategyError  # defined in errors.py; importable from here too
 
 
 def stable_fraction(key: Any, salt: str = "") -> float:
@@ -199,7 +196,7 @@ class Ensemble:
 
     def predict_proba(self, X: Any) -> np.ndarray:
         if self.task != "classification":
-            raise StrategyError("ensemble: predict_proba needs a classification task")
+            raise NoProbabilitiesError.of(self.name, self.task)
         return sum(w * np.asarray(m.predict_proba(X), dtype=np.float64)
                    for w, m in zip(self.weights, self.models))
 

@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional, Sequence
 from .._version import __version__
 from ..backends import Candidate, candidates
 from ..bundle import Bundle
-from ..errors import EdgeRuntimeError
+from ..errors import BenchError, EdgeRuntimeError
 from ..loader import open_trusted
 from ..profiles import DeviceProfile
 from ..sampling import golden_rows, reference_rows
@@ -104,8 +104,8 @@ def cold_start(bundle_path: str, backend: str, precision: str, threads: Optional
                             backend, precision, str(threads or 0)],
                            capture_output=True, text=True, timeout=300)
         if r.returncode != 0:
-            raise EdgeRuntimeError(f"cold start of {backend}/{precision} failed: "
-                                   + (r.stderr.strip().splitlines() or ["?"])[-1])
+            raise BenchError(f"cold start of {backend}/{precision} failed: "
+                             + (r.stderr.strip().splitlines() or ["?"])[-1])
         results.append(json.loads(r.stdout.strip().splitlines()[-1]))
     out: dict[str, Any] = {"runs": runs}
     for key in ("import_s", "load_s", "first_predict_s", "total_s", "peak_rss_mb"):
@@ -136,7 +136,7 @@ def _rows_and_source(bundle: Bundle, cfg: BenchConfig, need: int) -> tuple[Any, 
     else:
         base = golden_rows(bundle)
         if not base.shape[0]:
-            raise EdgeRuntimeError("the bundle has no golden rows: pass --data X.csv")
+            raise BenchError("the bundle has no golden rows: pass --data X.csv")
         source = f"golden rows ({base.shape[0]})"
         extra = reference_rows(bundle, need - base.shape[0]) if base.dtype != object else None
         if extra is not None:

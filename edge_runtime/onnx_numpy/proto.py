@@ -12,17 +12,13 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ..errors import UnsupportedModelError
+from ..errors import ModelDecodeError as ModelDecodeError  # defined in errors.py; importable from here too
 
 #: nesting of graphs inside attributes inside nodes (Scan/If bodies); real models use 1-2
 MAX_DEPTH = 16
 #: elements in one tensor (about 2 GiB of float64 at most is already absurd on a device)
 MAX_ELEMENTS = 1 << 28
 MAX_DIMS = 32
-
-
-class ModelDecodeError(UnsupportedModelError):
-    """The bytes are not a well-formed ONNX model (truncated, corrupt or hostile)."""
 
 
 # --- ONNX enums -------------------------------------------------------------------------------

@@ -44,6 +44,10 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 
 
 class HTTPError(Exception):
+    """The app's own control flow: an HTTP status, message and headers for the response.
+    Raised and caught inside :class:`PredictionApp` only (it never reaches a caller), so it is
+    not an :class:`~edge_runtime.errors.EdgeRuntimeError` and not exported."""
+
     def __init__(self, code: int, message: str, headers: Optional[list[tuple[str, str]]] = None):
         super().__init__(message)
         self.code, self.message, self.headers = code, message, headers or []
@@ -322,5 +326,5 @@ def single_model_slot(model: Any) -> ModelSlot:
     return ModelSlot(LoadedModel(model, model.manifest.version, str(model.bundle.origin)))
 
 
-__all__ = ["DEFAULT_MAX_BODY", "DEFAULT_MAX_ROWS", "EdgeRuntimeError", "HTTPError", "OPENAPI_PATH",
+__all__ = ["DEFAULT_MAX_BODY", "DEFAULT_MAX_ROWS", "EdgeRuntimeError", "OPENAPI_PATH",
            "PredictionApp", "make_app", "single_model_slot"]

@@ -1,27 +1,18 @@
-"""Errors of the sync agent and its version store."""
+"""Errors of the sync agent and its version store: defined in :mod:`edge_runtime.errors` (one
+place for every exception) and re-exported here, where apps imported them from before."""
 
 from __future__ import annotations
 
-from ..errors import EdgeRuntimeError
+from ..errors import (
+    CandidateFailed,
+    NoServableModelError,
+    StoreBusy,
+    StoreError,
+    SyncError,
+    TransitionError,
+    TrialUnavailable,
+    UpdateRejected,
+)
 
-
-class SyncError(EdgeRuntimeError):
-    """The agent could not complete a sync (network, repository, lock); the device keeps its model."""
-
-
-class UpdateRejected(SyncError):
-    """A candidate version failed a check (TUF, digests, load, smoke test, probation) and was
-    marked bad; the previous version stays active."""
-
-
-class StoreError(SyncError):
-    """The version store refused or could not record a change; ``active.json`` is unchanged."""
-
-
-class TransitionError(StoreError):
-    """A state change that the store's state machine does not allow from the version's state
-    (e.g. committing a version that is not on probation, rolling back to a bad version)."""
-
-
-class StoreBusy(StoreError):
-    """Another process held the store's record lock past the time limit; try again later."""
+__all__ = ["CandidateFailed", "NoServableModelError", "StoreBusy", "StoreError", "SyncError",
+           "TransitionError", "TrialUnavailable", "UpdateRejected"]

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import IO, Any, Optional, Union
 
-from .errors import SyncError, UpdateRejected
+from ..errors import CandidateFailed, TrialUnavailable  # defined in errors.py; importable from here too
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MEMORY_MB = 2048
@@ -51,17 +51,6 @@ _REASON_CHARS = 300
 _ALARM_GRACE_S = 5  # the child's own deadline, after the parent's: it outlives no dead agent
 _OOM = re.compile(r"MemoryError|bad[ _]alloc|(failed|unable) to allocate|out of memory|cannot allocate memory|"
                   r"memory allocation", re.I)
-
-
-class CandidateFailed(UpdateRejected):
-    """The candidate's load or smoke test failed in the trial process (any exception, a
-    timeout, a crash, out of memory); the reason says which, and the version is marked bad."""
-
-
-class TrialUnavailable(SyncError):
-    """The trial process failed before it touched the candidate (cannot start Python, a broken
-    install, a memory limit too small for the interpreter): the device's fault, not the
-    version's, so the version is not marked bad and the next pass tries again."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
+from ..errors import NoProbabilitiesError
 from .alerting import AlertCallback
 from .recorder import CALL, ERROR, PROBA_CALL, LiveMetrics, Recorder, Stream, get_recorder
 
@@ -69,7 +70,7 @@ class MonitoredModel:
             self.predict_proba = self._no_proba  # type: ignore[method-assign]
 
     def _no_proba(self, X: Any, *, ids: Any = None) -> np.ndarray:
-        raise AttributeError(f"{self.name} {self.version} gives no probabilities")
+        raise NoProbabilitiesError.of(str(self.name), getattr(self.model, "task", "unknown"))
 
     # --- the hot path -----------------------------------------------------------------------
     # ``__init__`` replaces both methods on the instance with closures from ``_recording``

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, TypeVar, Union
 
-from ..errors import EdgeRuntimeError
+from ..errors import OutboxError as OutboxError  # defined in errors.py; importable from here too
 from .aggregate import merge_segments
 
 OUTBOX_NAME = "outbox.sqlite"
@@ -74,10 +74,6 @@ CREATE TABLE IF NOT EXISTS rejected (
     body TEXT NOT NULL
 );
 """
-
-
-class OutboxError(EdgeRuntimeError):
-    """The telemetry outbox cannot be opened or is not an outbox."""
 
 
 @dataclass

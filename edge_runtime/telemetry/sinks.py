@@ -16,25 +16,10 @@ import time
 import urllib.parse
 from typing import Any, Optional, Protocol
 
-from ..errors import EdgeRuntimeError
+from ..errors import BatchRejected, SinkAuthError, SinkError  # defined in errors.py; importable from here too
 from .outbox import Batch
 
 DEFAULT_MQTT_PREFIX = "edgert/telemetry"
-
-
-class SinkError(EdgeRuntimeError):
-    """A batch was not acknowledged (network down, refused, bad answer). Retry later."""
-
-
-class BatchRejected(SinkError):
-    """The collector refuses this batch's content (HTTP 400/422): resending cannot help."""
-
-
-class SinkAuthError(SinkError):
-    """The collector or broker refuses our credentials (HTTP 401/403, MQTT not authorised).
-
-    Permanent until the token is fixed: the uploader stops at once instead of backing off.
-    """
 
 
 class Sink(Protocol):

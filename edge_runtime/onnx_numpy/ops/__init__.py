@@ -13,6 +13,7 @@ import pkgutil
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from ...errors import AttributeMissing as AttributeMissing  # defined in errors.py; importable from here too
 from ..proto import (
     A_FLOAT,
     A_FLOATS,
@@ -22,7 +23,6 @@ from ..proto import (
     A_STRING,
     A_STRINGS,
     A_TENSOR,
-    ModelDecodeError,
     Node,
 )
 
@@ -68,10 +68,6 @@ class _Required:
 
 
 _REQUIRED: Any = _Required()
-
-
-class AttributeMissing(ModelDecodeError):
-    """A required attribute is absent or has the wrong type."""
 
 
 @dataclass
