@@ -2,7 +2,7 @@
 (backend order, threads, precision) with which budgets (p99 latency, memory).
 
 Profiles are TOML files: the ones shipped in ``device_profiles/``, the user's own in
-``$EDGERT_PROFILES_DIR`` (or the platform config dir), or any path given directly.
+``$EDGERT_PROFILES_DIR`` (else ``profiles/`` in the user config dir), or any path given directly.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .errors import ProfileError
+from .paths import profiles_dir
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -66,20 +67,13 @@ def builtin_dir() -> Path:
     return here / "device_profiles"
 
 
-def user_dir() -> Optional[Path]:
-    env = os.environ.get("EDGERT_PROFILES_DIR")
-    if env:
-        return Path(env)
-    try:
-        from platformdirs import user_config_dir
-    except ImportError:
-        return None
-    return Path(user_config_dir("edge-runtime")) / "profiles"
+def user_dir() -> Path:
+    """The user's own profiles (``edge_runtime.paths.profiles_dir``)."""
+    return profiles_dir()
 
 
 def _search_dirs() -> list[Path]:
-    dirs = [d for d in (user_dir(),) if d is not None]
-    return dirs + [builtin_dir()]
+    return [user_dir(), builtin_dir()]
 
 
 def list_profiles() -> list[DeviceProfile]:

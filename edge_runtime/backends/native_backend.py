@@ -28,7 +28,7 @@ from typing import Any, Optional, Sequence
 
 from ..errors import InputError, IntegrityError, UnsupportedModelError
 from ..native_abi import ABI_VERSION, elf_arch, host_arch
-from ..paths import user_dir
+from ..paths import native_dir
 from . import register
 from .base import Backend, BackendOptions
 
@@ -39,8 +39,7 @@ PARALLEL_MIN_ROWS = 2048
 
 def library_dir() -> Path:
     """Private directory for extracted libraries (``$EDGERT_NATIVE_DIR`` or the user cache)."""
-    env = os.environ.get("EDGERT_NATIVE_DIR")
-    return Path(env) if env else user_dir("cache", "EDGERT_CACHE_DIR") / "native"
+    return native_dir()
 
 
 def _private_dir() -> Path:

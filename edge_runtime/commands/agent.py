@@ -91,7 +91,7 @@ def _upload_loop(stop: threading.Event, sink: Any, telemetry_dir: Optional[str],
 @click.option("--upload-interval", default="5m", show_default=True, help="Telemetry upload interval.")
 @click.option("--telemetry-dir", default=None, envvar="EDGERT_STATE_DIR", type=click.Path(file_okay=False),
               help="Directory of the telemetry outbox the app writes (default: $EDGERT_STATE_DIR or "
-                   "the platform's user state dir).")
+                   "the user data dir; docs/paths.md).")
 def agent(interval: str, port: Optional[int], host: str, backend: str, http_threads: int,
           poll_interval: float, collector: Optional[str], token: Optional[str], upload_interval: str,
           telemetry_dir: Optional[str], **options: Any) -> None:

@@ -141,7 +141,8 @@ _AGENT_OPTIONS = [
     click.option("--repo", "repo", required=True, help="Repository base URL (https://…) or directory."),
     click.option("--root", "root_file", required=True, type=click.Path(exists=True, dir_okay=False),
                  help="The trusted root.json shipped with the app."),
-    click.option("--state", default=None, help="State directory (default: the platform's data dir)."),
+    click.option("--state", default=None,
+                 help="State directory (default: $EDGERT_STATE_DIR or the user data dir; docs/paths.md)."),
     click.option("--model", default=None, help="Model name to follow (default: any)."),
     click.option("--channel", default="stable", show_default=True, help="Release channel to follow."),
     click.option("--device-id", default=None, help="Stable id for rollout buckets (default: random, kept)."),
@@ -238,7 +239,7 @@ def sync(mode: str, interval: str, **options: Any) -> None:
 
 
 _state_option = click.option("--state", default=None,
-                             help="State directory (default: the platform's data dir).")
+                             help="State directory (default: $EDGERT_STATE_DIR or the user data dir; docs/paths.md).")
 
 
 @click.command()

@@ -17,7 +17,7 @@ def register(cli: click.Group) -> None:
 _state_dir = click.option("--state-dir", type=click.Path(file_okay=False), default=None,
                           envvar="EDGERT_STATE_DIR",
                           help="Device state directory (default: $EDGERT_STATE_DIR or the "
-                               "platform's user state dir).")
+                               "user data dir; docs/paths.md).")
 
 
 @click.group()

@@ -35,7 +35,7 @@ from typing import Any, Iterator, Optional, Union
 from ..bundle import MANIFEST_NAME, Bundle, open_bundle, parse_semver, unpack_bundle
 from ..errors import BundleError, IntegrityError
 from ..fsutil import atomic_write_json, fsync_dir
-from ..paths import user_dir
+from ..paths import state_dir
 from ..signing import TrustSource
 from ..signing import enforce as enforce_signature
 from .errors import StoreBusy, TransitionError
@@ -66,7 +66,8 @@ def checkpoint(step: str) -> None:
 
 
 def default_state_dir() -> Path:
-    return user_dir("data", "EDGERT_STATE_DIR")
+    """The store's root when none is given: the device's state dir (``edge_runtime.paths``)."""
+    return state_dir()
 
 
 def is_store(path: Union[str, os.PathLike[str]]) -> bool:

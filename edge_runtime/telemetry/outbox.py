@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, TypeVar, Union
 
 from ..errors import OutboxError as OutboxError  # defined in errors.py; importable from here too
+from ..paths import telemetry_state_dir
 from .aggregate import merge_segments
 
 OUTBOX_NAME = "outbox.sqlite"
@@ -123,16 +124,9 @@ class DiskBudget:
 
 
 def default_state_dir() -> Path:
-    """``$EDGERT_STATE_DIR``, else the platform's per-user state directory."""
-    env = os.environ.get("EDGERT_STATE_DIR")
-    if env:
-        return Path(env)
-    try:
-        import platformdirs
-
-        return Path(platformdirs.user_state_dir("edge-runtime"))
-    except ImportError:
-        return Path.home() / ".local" / "state" / "edge-runtime"
+    """The state root whose ``telemetry/`` holds the outbox when none is given: the device's
+    state dir, or where an upgraded device's outbox already is (``edge_runtime.paths``)."""
+    return telemetry_state_dir()
 
 
 class Outbox:
