@@ -28,7 +28,7 @@ from .errors import (
 )
 
 __all__ = [
-    "__version__", "load", "load_async", "Model", "open_bundle", "pack_bundle", "unpack_bundle",
+    "__version__", "load", "load_async", "Model", "Predictor", "open_bundle", "pack_bundle", "unpack_bundle",
     "EdgeRuntimeError", "InputError", "BundleError", "IntegrityError", "SchemaVersionError",
     "UnsafeArchiveError", "UnsignedNativeError", "BackendError", "GoldenMismatchError", "ModelFileError",
 ]
@@ -37,6 +37,7 @@ _LAZY = {
     "load": ("loader", "load"),
     "load_async": ("loader", "load_async"),
     "Model": ("model", "Model"),
+    "Predictor": ("predictor", "Predictor"),
     "open_bundle": ("bundle", "open_bundle"),
     "pack_bundle": ("bundle", "pack_bundle"),
     "unpack_bundle": ("bundle", "unpack_bundle"),
