@@ -8,6 +8,11 @@
 - :class:`FeatureFlags` + :class:`StrategyRouter`: a local JSON file (optionally signed with
   Ed25519) or the custom fields of signed TUF target metadata choose the active strategy;
   editing the file switches it without a redeploy.
+
+Each of them is an :class:`edge_runtime.predictor.Predictor` over Predictors (loaded models,
+monitored models, other strategies): ``strict``, ``key`` and ``ids`` are passed on as that
+module defines. Wrap anything else (an object with only ``predict(X)``) in a
+:class:`~edge_runtime.telemetry.MonitoredModel` first.
 """
 
 from __future__ import annotations
