@@ -17,13 +17,14 @@ meaning is defined here, once:
     it. A bare ``Model`` is one version with nothing to route, and ignores it.
 ``ids`` (default ``None``)
     One id per row (or one id for a one-row call), naming each prediction so its true label can
-    be reported later with ``feedback(id, label)``. Used by ``MonitoredModel`` (telemetry
-    accuracy) and ``HotSwapModel`` (probation compares the versions on labelled calls); passed
-    on by the other wrappers. A bare ``Model`` records nothing, and ignores it. ``Ensemble``
-    deliberately does not pass them to its members: its answer is none of theirs, so a label
-    belongs to the ensemble (monitor the ensemble itself to record it).
+    be reported later with ``feedback(id, label)``. Recorded by ``MonitoredModel`` (telemetry
+    accuracy), which also passes them on, and by ``HotSwapModel`` (probation compares the
+    versions on labelled calls), which serves a bare ``Model``; the strategies pass them on. A
+    bare ``Model`` records nothing, and ignores them. ``Ensemble`` deliberately does not pass
+    them to its members: its answer is none of theirs, so a label belongs to the ensemble
+    (monitor the ensemble itself to record them).
 
-All four are keyword-only. ``predict`` gives one label or value per row, ``predict_proba`` one
+All three are keyword-only. ``predict`` gives one label or value per row, ``predict_proba`` one
 row of class probabilities per input row (columns in ``classes`` order); the ``_async`` twins
 are the same calls as coroutines (event loops, Pyodide's asynchronous JavaScript engines).
 
