@@ -97,6 +97,9 @@ def test_monitored_model_records_ids_and_passes_everything_on(tmp_path: Path) ->
     spy = Spy(label=1)
     rec = Recorder(tmp_path / "s", start=False)
     mm = MonitoredModel(spy, rec, name="m", version="1.0.0")
+    for name in METHODS:  # the recording closures that replace the methods on the instance, too
+        assert _params(getattr(mm, name)) == _params(getattr(Predictor, name)), name
+        assert inspect.iscoroutinefunction(getattr(mm, name)) == name.endswith("_async"), name
     before = len(rec.buf)
     _through_protocol(mm)
     assert spy.calls == ALL_FOUR
