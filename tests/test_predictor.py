@@ -189,6 +189,7 @@ def test_router_passes_everything_to_the_active_strategy() -> None:
 # --- the real thing: a loaded Model and the hot-swap holder -----------------------------------
 @pytest.fixture(scope="module")
 def iris(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("sklearn")  # the workstation side makes the bundle; the spies need none
     from sklearn.linear_model import LogisticRegression
     from zoo import dataset
 
