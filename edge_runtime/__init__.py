@@ -54,7 +54,7 @@ from .errors import (
 )
 
 __all__ = [
-    "__version__", "load", "load_async", "Model", "open_bundle", "pack_bundle", "unpack_bundle",
+    "__version__", "load", "load_async", "Model", "Predictor", "open_bundle", "pack_bundle", "unpack_bundle",
     # every exception class of edge_runtime.errors (tests/test_errors.py checks it), so one
     # ``except edge_runtime.X`` works for an app
     "AlertDeliveryError", "AttributeMissing", "BackendError", "BackendOutputError",
@@ -71,6 +71,7 @@ _LAZY = {
     "load": ("loader", "load"),
     "load_async": ("loader", "load_async"),
     "Model": ("model", "Model"),
+    "Predictor": ("predictor", "Predictor"),
     "open_bundle": ("bundle", "open_bundle"),
     "pack_bundle": ("bundle", "pack_bundle"),
     "unpack_bundle": ("bundle", "unpack_bundle"),

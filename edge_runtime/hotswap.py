@@ -16,6 +16,7 @@ request) and :meth:`HotSwapModel.follow` (a watcher thread, so no request waits 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import threading
@@ -353,21 +354,56 @@ class HotSwapModel:
             self._judge(monitor, served.version)  # served: latency counted, a sample for the shadow
         return out
 
-    def _call(self, method: str, X: Any, ids: Any = None) -> Any:
+    def _call(self, method: str, X: Any, ids: Any = None, **kw: Any) -> Any:
         self.refresh()
         with self.lease() as served:
             if served is None:
                 raise NoServableModelError(f"{self.store.root}: no model is being served")
-            return self.run(served, method, X, ids=ids)
+            return self.run(served, method, X, ids=ids, **kw)
 
-    def predict(self, X: Any, *, ids: Any = None) -> Any:
+    # The Predictor (edge_runtime.predictor): ``strict`` and ``key`` go to the served model (a
+    # bare Model, which ignores ``key``); ``ids`` are this holder's, for probation feedback.
+    def predict(self, X: Any, *, strict: bool = False, key: Any = None, ids: Any = None) -> Any:
         """Labels or values of the current version; ``ids`` (one per row) let the app report
         the true labels later with :meth:`feedback`."""
-        return self._call("predict", X, ids)
+        return self._call("predict", X, ids, strict=strict, key=key)
 
-    def predict_proba(self, X: Any, *, ids: Any = None) -> Any:
+    def predict_proba(self, X: Any, *, strict: bool = False, key: Any = None, ids: Any = None) -> Any:
         """Class probabilities of the current version; ``ids`` as for :meth:`predict`."""
-        return self._call("predict_proba", X, ids)
+        return self._call("predict_proba", X, ids, strict=strict, key=key)
+
+    async def predict_async(self, X: Any, *, strict: bool = False, key: Any = None,
+                            ids: Any = None) -> Any:
+        """:meth:`predict` on a worker thread (swaps and probation are synchronous), so an event
+        loop is not blocked."""
+        return await asyncio.to_thread(self.predict, X, strict=strict, key=key, ids=ids)
+
+    async def predict_proba_async(self, X: Any, *, strict: bool = False, key: Any = None,
+                                  ids: Any = None) -> Any:
+        """:meth:`predict_proba` on a worker thread, as :meth:`predict_async`."""
+        return await asyncio.to_thread(self.predict_proba, X, strict=strict, key=key, ids=ids)
+
+    @property
+    def task(self) -> str:
+        return self._served().task
+
+    @property
+    def classes(self) -> Any:
+        return self._served().classes
+
+    @property
+    def feature_names(self) -> Any:
+        return self._served().feature_names
+
+    @property
+    def input_schema(self) -> Any:
+        return self._served().input_schema
+
+    def _served(self) -> Any:
+        model = self.model
+        if model is None:
+            raise NoServableModelError(f"{self.store.root}: no model is being served")
+        return model
 
     def report_error(self, kind: str = "app") -> None:
         """Count an error the app saw downstream of a prediction (an implausible output, a

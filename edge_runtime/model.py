@@ -73,10 +73,22 @@ class Model:
         categories, messages), for readers that parse text (CSV cells) before predicting."""
         return self._adapt.schema
 
+    def feature_matrix(self, X: Any) -> np.ndarray:
+        """``X`` checked and turned into the float matrix telemetry bins for drift, one column
+        per feature (a categorical value as its category's index, text as 0), so a wrapper that
+        records inputs (:class:`~edge_runtime.telemetry.MonitoredModel`) bins what the model saw.
+
+        Raises:
+            InputError: the input does not fit the schema.
+        """
+        adapt = self._adapt
+        return adapt.codes(X) if isinstance(adapt, FeedAdapter) else adapt(X)
+
     # --- prediction -------------------------------------------------------------------------
-    def predict(self, X: Any, *, strict: bool = False) -> np.ndarray:
+    def predict(self, X: Any, *, strict: bool = False, key: Any = None, ids: Any = None) -> np.ndarray:
         """Class labels (classification) or predicted values (regression), one per row.
-        ``strict`` also refuses values outside the training min/max of each feature.
+        ``strict`` also refuses values outside the training min/max of each feature; ``key``
+        and ``ids`` are ignored (one version, nothing recorded: see :mod:`edge_runtime.predictor`).
 
         Raises:
             InputError: the input does not fit the schema (names the row and the feature).
@@ -88,13 +100,15 @@ class Model:
             return self._labels(self.backend.run(x, self._label_out)[0])
         return self._labels(self.backend.run(x, self._proba_out)[0].argmax(axis=1))
 
-    def predict_proba(self, X: Any, *, strict: bool = False) -> np.ndarray:
+    def predict_proba(self, X: Any, *, strict: bool = False, key: Any = None,
+                      ids: Any = None) -> np.ndarray:
         """Class probabilities, shape (rows, classes), columns in ``self.classes`` order."""
         if self._proba_out is None:
             raise NoProbabilitiesError.of(self.manifest.name, self.task)
         return self.backend.run(self._adapt(X, strict), self._proba_out)[0]
 
-    async def predict_async(self, X: Any, *, strict: bool = False) -> np.ndarray:
+    async def predict_async(self, X: Any, *, strict: bool = False, key: Any = None,
+                            ids: Any = None) -> np.ndarray:
         """Awaitable :meth:`predict`, for event loops and for Pyodide's async JS engines."""
         x = self._adapt(X, strict)
         if self._pred_out is not None:
@@ -104,7 +118,8 @@ class Model:
         proba = (await self.backend.run_async(x, self._proba_out))[0]
         return self._labels(np.asarray(proba).argmax(axis=1))
 
-    async def predict_proba_async(self, X: Any, *, strict: bool = False) -> np.ndarray:
+    async def predict_proba_async(self, X: Any, *, strict: bool = False, key: Any = None,
+                                  ids: Any = None) -> np.ndarray:
         """Awaitable :meth:`predict_proba`."""
         if self._proba_out is None:
             raise NoProbabilitiesError.of(self.manifest.name, self.task)

@@ -30,28 +30,36 @@ class ListModel(Model):
                                      "them), which need numpy; install numpy to load this bundle")
         return ListInputAdapter(features, artifact.input_dtype)
 
-    def predict(self, X: Any, *, strict: bool = False) -> list[Any]:
+    def predict(self, X: Any, *, strict: bool = False, key: Any = None,  # type: ignore[override]
+                ids: Any = None) -> list[Any]:
         """Class labels (classification) or predicted values (regression), one per row."""
         x = self._adapt(X, strict)
         return self._finish_predict(x.shape[0], self.backend.run(x, self._predict_outputs()))
 
-    def predict_proba(self, X: Any, *, strict: bool = False) -> list[list[float]]:
+    def predict_proba(self, X: Any, *, strict: bool = False, key: Any = None,  # type: ignore[override]
+                      ids: Any = None) -> list[list[float]]:
         """Class probabilities, one row per input row, columns in ``self.classes`` order."""
         self._require_proba()
         x = self._adapt(X, strict)
         return _rows(self.backend.run(x, self._proba_out)[0], x.shape[0])
 
-    async def predict_async(self, X: Any, *, strict: bool = False) -> list[Any]:
+    async def predict_async(self, X: Any, *, strict: bool = False, key: Any = None,  # type: ignore[override]
+                            ids: Any = None) -> list[Any]:
         """Awaitable :meth:`predict`: all rows go to the backend in one call."""
         x = self._adapt(X, strict)
         outs = await self.backend.run_async(x, self._predict_outputs())
         return self._finish_predict(x.shape[0], outs)
 
-    async def predict_proba_async(self, X: Any, *, strict: bool = False) -> list[list[float]]:
+    async def predict_proba_async(self, X: Any, *, strict: bool = False,  # type: ignore[override]
+                                  key: Any = None, ids: Any = None) -> list[list[float]]:
         """Awaitable :meth:`predict_proba`: all rows go to the backend in one call."""
         self._require_proba()
         x = self._adapt(X, strict)
         return _rows((await self.backend.run_async(x, self._proba_out))[0], x.shape[0])
+
+    def feature_matrix(self, X: Any) -> Any:
+        """``X`` checked, as the :class:`edge_runtime.inputs.Rows` matrix the backend takes."""
+        return self._adapt(X)
 
     # --- helpers ----------------------------------------------------------------------------
     def _predict_outputs(self) -> list[str]:

@@ -8,10 +8,16 @@
 - :class:`FeatureFlags` + :class:`StrategyRouter`: a local JSON file (optionally signed with
   Ed25519) or the custom fields of signed TUF target metadata choose the active strategy;
   editing the file switches it without a redeploy.
+
+Each of them is an :class:`edge_runtime.predictor.Predictor` over Predictors (loaded models,
+monitored models, other strategies): ``strict``, ``key`` and ``ids`` are passed on as that
+module defines. Wrap anything else (an object with only ``predict(X)``) in a
+:class:`~edge_runtime.telemetry.MonitoredModel` first.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -41,6 +47,23 @@ def _same_outputs(a: np.ndarray, b: np.ndarray, atol: float) -> np.ndarray:
     return np.all(a.astype(str) == b.astype(str), axis=1)
 
 
+def _shared(models: Sequence[tuple[str, Any]], attr: str, who: str) -> Any:
+    """The value of ``attr`` (``None`` if absent) all ``(label, model)`` pairs agree on, else a
+    :class:`StrategyError`: one value read for models that disagree would feed or read some
+    of them wrong, without an error."""
+    value = getattr(models[0][1], attr, None)
+    want = _comparable(value)
+    for label, m in models[1:]:
+        if _comparable(getattr(m, attr, None)) != want:
+            raise StrategyError(f"{who}: {label} differs in {attr.replace('_', ' ')}; read it from "
+                                "the model itself")
+    return value
+
+
+def _comparable(value: Any) -> Any:
+    return value if value is None or isinstance(value, str) else list(value)
+
+
 class Shadow:
     """Serve ``primary``; run ``candidate`` on the same inputs off the prediction path.
 
@@ -48,6 +71,10 @@ class Shadow:
     into its telemetry as ``shadow[<candidate version>]``). Inputs wait in a bounded queue;
     when it is full the shadow comparison is skipped (counted in ``skipped``), never the
     prediction. Labels must match exactly; regression values within ``atol``.
+
+    A :class:`~edge_runtime.predictor.Predictor`: ``strict``, ``key`` and ``ids`` go to the
+    primary; the candidate gets the rows only (it is compared, not routed or labelled). The
+    attributes are the primary's.
     """
 
     def __init__(self, primary: Any, candidate: Any, *, queue_max: int = 10_000,
@@ -64,16 +91,46 @@ class Shadow:
         self._thread = threading.Thread(target=self._run, name="edgert-shadow", daemon=True)
         self._thread.start()
 
-    def predict(self, X: Any, **kw: Any) -> np.ndarray:
-        y = self.primary.predict(X, **kw)
+    @property
+    def task(self) -> str:
+        return self.primary.task
+
+    @property
+    def classes(self) -> Any:
+        return self.primary.classes
+
+    @property
+    def feature_names(self) -> Any:
+        return self.primary.feature_names
+
+    @property
+    def input_schema(self) -> Any:
+        return self.primary.input_schema
+
+    def predict(self, X: Any, *, strict: bool = False, key: Any = None, ids: Any = None) -> np.ndarray:
+        y = self.primary.predict(X, strict=strict, key=key, ids=ids)
+        self._offer(X, y)
+        return y
+
+    def predict_proba(self, X: Any, *, strict: bool = False, key: Any = None,
+                      ids: Any = None) -> np.ndarray:
+        return self.primary.predict_proba(X, strict=strict, key=key, ids=ids)
+
+    async def predict_async(self, X: Any, *, strict: bool = False, key: Any = None,
+                            ids: Any = None) -> np.ndarray:
+        y = await self.primary.predict_async(X, strict=strict, key=key, ids=ids)
+        self._offer(X, y)
+        return y
+
+    async def predict_proba_async(self, X: Any, *, strict: bool = False, key: Any = None,
+                                  ids: Any = None) -> np.ndarray:
+        return await self.primary.predict_proba_async(X, strict=strict, key=key, ids=ids)
+
+    def _offer(self, X: Any, y: Any) -> None:
         try:
             self._q.put_nowait((X.copy() if isinstance(X, np.ndarray) else X, y))
         except queue.Full:
             self.skipped += 1
-        return y
-
-    def predict_proba(self, X: Any, **kw: Any) -> np.ndarray:
-        return self.primary.predict_proba(X, **kw)
 
     def feedback(self, prediction_id: Any, label: Any) -> None:
         self.primary.feedback(prediction_id, label)
@@ -113,6 +170,12 @@ class ABSplit:
     The key is the ``key=`` of each call, else ``default_key`` (e.g. the device id, for a
     per-device split). Arm i takes keys whose :func:`stable_fraction` falls in its share of
     [0, 1), in the order given.
+
+    A :class:`~edge_runtime.predictor.Predictor`: ``key`` chooses the arm and, with ``strict``
+    and ``ids``, is passed on to it. ``task``, ``classes`` and ``feature_names`` are the arms'
+    when they all agree (else reading one is a :class:`StrategyError`: arms that order their
+    features differently cannot share one array layout); ``input_schema`` is the first arm's
+    (each arm checks its rows against its own ranges).
     """
 
     def __init__(self, arms: Mapping[str, tuple[Any, float]], *, salt: str = "",
@@ -131,6 +194,26 @@ class ABSplit:
         self._bounds = [(b / total, label, m) for b, label, m in self._bounds]
         self.salt, self.default_key = salt, default_key
 
+    def _arms(self) -> list[tuple[str, Any]]:
+        return [(f"arm '{label}'", m) for _, label, m in self._bounds]
+
+    @property
+    def task(self) -> str:
+        return _shared(self._arms(), "task", "A/B split")
+
+    @property
+    def classes(self) -> Any:
+        return _shared(self._arms(), "classes", "A/B split")
+
+    @property
+    def feature_names(self) -> Any:
+        return _shared(self._arms(), "feature_names", "A/B split")
+
+    @property
+    def input_schema(self) -> Any:
+        self.feature_names  # noqa: B018 - refuses arms whose columns differ
+        return self._bounds[0][2].input_schema
+
     def arm_for(self, key: Any) -> str:
         f = stable_fraction(key, self.salt)
         for bound, label, _ in self._bounds:
@@ -146,11 +229,20 @@ class ABSplit:
         label = self.arm_for(key)
         return next(m for _, lab, m in self._bounds if lab == label)
 
-    def predict(self, X: Any, *, key: Any = None, **kw: Any) -> np.ndarray:
-        return self._model(key).predict(X, **kw)
+    def predict(self, X: Any, *, strict: bool = False, key: Any = None, ids: Any = None) -> np.ndarray:
+        return self._model(key).predict(X, strict=strict, key=key, ids=ids)
 
-    def predict_proba(self, X: Any, *, key: Any = None, **kw: Any) -> np.ndarray:
-        return self._model(key).predict_proba(X, **kw)
+    def predict_proba(self, X: Any, *, strict: bool = False, key: Any = None,
+                      ids: Any = None) -> np.ndarray:
+        return self._model(key).predict_proba(X, strict=strict, key=key, ids=ids)
+
+    async def predict_async(self, X: Any, *, strict: bool = False, key: Any = None,
+                            ids: Any = None) -> np.ndarray:
+        return await self._model(key).predict_async(X, strict=strict, key=key, ids=ids)
+
+    async def predict_proba_async(self, X: Any, *, strict: bool = False, key: Any = None,
+                                  ids: Any = None) -> np.ndarray:
+        return await self._model(key).predict_proba_async(X, strict=strict, key=key, ids=ids)
 
     def feedback(self, prediction_id: Any, label: Any) -> None:
         # all arms share the recorder; it knows which version made the prediction
@@ -162,7 +254,13 @@ class Ensemble:
 
     ``method="average"``: mean of probabilities (classification) or values (regression),
     weighted by ``weights``; ``"vote"``: the most voted label (ties to the first class in
-    ``classes`` order). Exposes ``name``/``version``/``reference`` so it can be monitored.
+    ``classes`` order). Exposes ``name``/``version``/``reference`` and :meth:`feature_matrix`
+    so it can be monitored.
+
+    A :class:`~edge_runtime.predictor.Predictor`: ``strict`` and ``key`` go to every member;
+    ``ids`` deliberately do not (the ensemble's answer is none of the members', so a true label
+    belongs to the ensemble: wrap it in a ``MonitoredModel`` to record them).
+    ``input_schema`` is the first member's (every member checks the rows itself).
     """
 
     def __init__(self, models: Sequence[Any], method: str = "average",
@@ -192,27 +290,62 @@ class Ensemble:
         self.name = name or (man[0].name if man[0] is not None else "ensemble")
         self.version = "+".join(m.version if m is not None else "?" for m in man)
         self.reference = man[0].reference if man[0] is not None else None
-        self._adapt = getattr(first, "_adapt", None)
 
-    def predict_proba(self, X: Any) -> np.ndarray:
+    @property
+    def input_schema(self) -> Any:
+        return self.models[0].input_schema
+
+    def feature_matrix(self, X: Any) -> np.ndarray:
+        """The first member's :meth:`~edge_runtime.model.Model.feature_matrix` (telemetry)."""
+        return self.models[0].feature_matrix(X)
+
+    # --- prediction: ask every member, then combine -----------------------------------------
+    def _source(self) -> str:
+        """The member method :meth:`predict` combines (probabilities when averaging classes)."""
+        if self.task == "regression" or self.method == "vote":
+            return "predict"
+        self._require_proba()
+        return "predict_proba"
+
+    def _require_proba(self) -> None:
         if self.task != "classification":
             raise NoProbabilitiesError.of(self.name, self.task)
-        return sum(w * np.asarray(m.predict_proba(X), dtype=np.float64)
-                   for w, m in zip(self.weights, self.models))
 
-    def predict(self, X: Any) -> np.ndarray:
+    def _average(self, outputs: Sequence[Any]) -> np.ndarray:
+        return sum(w * np.asarray(o, dtype=np.float64) for w, o in zip(self.weights, outputs))  # type: ignore[return-value]
+
+    def _decide(self, outputs: Sequence[Any]) -> np.ndarray:
+        """:meth:`predict`'s answer from the members' answers to :meth:`_source`."""
         if self.task == "regression":
-            return sum(w * np.asarray(m.predict(X), dtype=np.float64)
-                       for w, m in zip(self.weights, self.models))
+            return self._average(outputs)
         classes = np.asarray(self.classes)
         if self.method == "average":
-            return classes[self.predict_proba(X).argmax(axis=1)]
-        votes = None
-        for w, m in zip(self.weights, self.models):
-            labels = np.asarray(m.predict(X)).astype(str)
-            onehot = (labels[:, None] == classes.astype(str)[None, :]) * w
-            votes = onehot if votes is None else votes + onehot
-        return classes[votes.argmax(axis=1)]
+            return classes[self._average(outputs).argmax(axis=1)]
+        names = classes.astype(str)[None, :]
+        votes = sum((np.asarray(y).astype(str)[:, None] == names) * w
+                    for w, y in zip(self.weights, outputs))
+        return classes[np.asarray(votes).argmax(axis=1)]
+
+    def predict(self, X: Any, *, strict: bool = False, key: Any = None, ids: Any = None) -> np.ndarray:
+        source = self._source()
+        return self._decide([getattr(m, source)(X, strict=strict, key=key) for m in self.models])
+
+    def predict_proba(self, X: Any, *, strict: bool = False, key: Any = None,
+                      ids: Any = None) -> np.ndarray:
+        self._require_proba()
+        return self._average([m.predict_proba(X, strict=strict, key=key) for m in self.models])
+
+    async def predict_async(self, X: Any, *, strict: bool = False, key: Any = None,
+                            ids: Any = None) -> np.ndarray:
+        source = self._source() + "_async"
+        return self._decide(await asyncio.gather(*(getattr(m, source)(X, strict=strict, key=key)
+                                                   for m in self.models)))
+
+    async def predict_proba_async(self, X: Any, *, strict: bool = False, key: Any = None,
+                                  ids: Any = None) -> np.ndarray:
+        self._require_proba()
+        return self._average(await asyncio.gather(*(m.predict_proba_async(X, strict=strict, key=key)
+                                                    for m in self.models)))
 
 
 # --- feature flags ------------------------------------------------------------------------
@@ -265,7 +398,7 @@ def _load_public_key(key: Union[bytes, str, os.PathLike[str]]) -> Any:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-    if isinstance(key, (str, os.PathLike)) and Path(key).is_file():
+    if isinstance(key, os.PathLike) or (isinstance(key, str) and Path(key).is_file()):
         key = Path(key).read_bytes()
     if isinstance(key, str):
         key = key.encode()
@@ -362,6 +495,11 @@ class StrategyRouter:
     ``models`` maps version -> (monitored) model. Every call polls the flags cheaply (a
     clock read; the file is stat'ed at most every ``poll_s``) and rebuilds the strategy
     when they changed.
+
+    A :class:`~edge_runtime.predictor.Predictor` whose arguments and attributes are the active
+    strategy's: ``key`` picks the arm of an A/B split and reaches the model of any other
+    strategy (which ignores it); ``ids`` reach the model that answers, except under an
+    ensemble (see :class:`Ensemble`).
     """
 
     def __init__(self, models: Mapping[str, Any], flags: FeatureFlags, *,
@@ -399,21 +537,37 @@ class StrategyRouter:
             self._build()
         return self._active
 
-    def predict(self, X: Any, **kw: Any) -> np.ndarray:
-        active = self.active
-        if not isinstance(active, ABSplit):
-            kw.pop("key", None)
-        if isinstance(active, Ensemble):
-            kw.pop("ids", None)
-        return active.predict(X, **kw)
+    # --- the Predictor: everything goes to the active strategy, which defines what it uses ----
+    @property
+    def task(self) -> str:
+        return self.active.task
 
-    def predict_proba(self, X: Any, **kw: Any) -> np.ndarray:
-        active = self.active
-        if not isinstance(active, ABSplit):
-            kw.pop("key", None)
-        if isinstance(active, Ensemble):
-            kw.pop("ids", None)
-        return active.predict_proba(X, **kw)
+    @property
+    def classes(self) -> Any:
+        return self.active.classes
+
+    @property
+    def feature_names(self) -> Any:
+        return self.active.feature_names
+
+    @property
+    def input_schema(self) -> Any:
+        return self.active.input_schema
+
+    def predict(self, X: Any, *, strict: bool = False, key: Any = None, ids: Any = None) -> np.ndarray:
+        return self.active.predict(X, strict=strict, key=key, ids=ids)
+
+    def predict_proba(self, X: Any, *, strict: bool = False, key: Any = None,
+                      ids: Any = None) -> np.ndarray:
+        return self.active.predict_proba(X, strict=strict, key=key, ids=ids)
+
+    async def predict_async(self, X: Any, *, strict: bool = False, key: Any = None,
+                            ids: Any = None) -> np.ndarray:
+        return await self.active.predict_async(X, strict=strict, key=key, ids=ids)
+
+    async def predict_proba_async(self, X: Any, *, strict: bool = False, key: Any = None,
+                                  ids: Any = None) -> np.ndarray:
+        return await self.active.predict_proba_async(X, strict=strict, key=key, ids=ids)
 
     def feedback(self, prediction_id: Any, label: Any) -> None:
         fb = getattr(self._active, "feedback", None)
