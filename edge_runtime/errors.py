@@ -86,3 +86,8 @@ class ServeConfigError(EdgeRuntimeError, ValueError):
     limits); names the option."""
 class AlertDeliveryError(EdgeRuntimeError):
     """An alert webhook refused or did not answer a notification (it is retried next round)."""
+
+
+class ScoringOptionError(EdgeRuntimeError, ValueError):
+    """Batch-scoring options that cannot work together (Parquet to stdout, skipped rows with
+    nowhere to go, probabilities of a regressor): refused before any row is read."""

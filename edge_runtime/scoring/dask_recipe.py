@@ -6,7 +6,7 @@ are the ones ``edgert predict`` and ``Model.predict`` give. Dask is an optional 
 (``pip install 'edge-runtime[dask]'``); this module imports neither dask nor pandas at import time.
 
     import dask.dataframe as dd
-    from edge_runtime.dask_scoring import dask_predict
+    from edge_runtime.scoring.dask_recipe import dask_predict
 
     ddf = dd.read_parquet("s3://bucket/rows/*.parquet")      # or read_csv, from_pandas, ...
     scored = dask_predict(ddf, "/models/breast-cancer", proba=True, keep=["id"])
@@ -17,24 +17,10 @@ The bundle path must be readable from every worker (a shared filesystem, or copy
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Sequence
 
-_MODELS: dict[tuple[str, str], Any] = {}
-_LOCK = threading.Lock()
-
-
-def _model(bundle: str, backend: str) -> Any:
-    key = (str(bundle), backend)
-    model = _MODELS.get(key)
-    if model is None:
-        with _LOCK:
-            model = _MODELS.get(key)
-            if model is None:
-                from .loader import load
-
-                model = _MODELS[key] = load(bundle, backend=backend)
-    return model
+from .engine import worker_model
+from .writers import output_columns, target_column
 
 
 def predict_partition(df: Any, bundle: str, *, proba: bool = False, backend: str = "auto",
@@ -47,15 +33,15 @@ def predict_partition(df: Any, bundle: str, *, proba: bool = False, backend: str
         InputError: a feature column is missing or not numeric, or a value is invalid.
     """
 
-    model = _model(bundle, backend)
+    model = worker_model(bundle, backend)
     names = model.feature_names
     missing = [n for n in names if n not in df.columns]
     if missing:
-        from .errors import InputError
+        from ..errors import InputError
 
         raise InputError(f"partition: missing feature column(s) {missing[:5]}")
-    target = "label" if model.task == "classification" else "prediction"
-    cols = [target] + ([f"proba_{c}" for c in model.manifest.classes or []] if proba else [])
+    target = target_column(model.task)
+    cols = output_columns(model.task, model.manifest.classes, proba)
     out = df[list(keep)].copy()
     if len(df) == 0:
         for name, col in _meta(model, proba).items():
@@ -71,17 +57,20 @@ def predict_partition(df: Any, bundle: str, *, proba: bool = False, backend: str
 
 
 def _meta(model: Any, proba: bool) -> Any:
+    """The empty output frame: the target column (a classifier's by its class labels' dtype),
+    then float32 probabilities."""
     import numpy as np
     import pandas as pd
 
+    target = target_column(model.task)
     if model.task == "classification":
         classes = np.asarray(model.manifest.classes or [0])
-        data: dict[str, Any] = {"label": pd.Series([], dtype=classes.dtype)}
+        data: dict[str, Any] = {target: pd.Series([], dtype=classes.dtype)}
         if proba:
             for c in model.manifest.classes or []:
                 data[f"proba_{c}"] = pd.Series([], dtype="float32")
     else:
-        data = {"prediction": pd.Series([], dtype="float32")}
+        data = {target: pd.Series([], dtype="float32")}
     return pd.DataFrame(data)
 
 
@@ -91,16 +80,14 @@ def dask_predict(ddf: Any, bundle: str, *, proba: bool = False, backend: str = "
     so Dask needs no trial run. The bundle is loaded here once to check it and learn the schema."""
     import pandas as pd
 
-    model = _model(bundle, backend)
+    model = worker_model(bundle, backend)
     meta = _meta(model, proba)
     if proba:
         dtype = model.predict_proba(model_first_row(model)).dtype
         for c in model.manifest.classes or []:
             meta[f"proba_{c}"] = meta[f"proba_{c}"].astype(dtype)
-    if model.task != "classification":
-        meta["prediction"] = meta["prediction"].astype(model.predict(model_first_row(model)).dtype)
-    else:
-        meta["label"] = meta["label"].astype(model.predict(model_first_row(model)).dtype)
+    target = target_column(model.task)
+    meta[target] = meta[target].astype(model.predict(model_first_row(model)).dtype)
     kept = pd.DataFrame({c: pd.Series([], dtype=ddf.dtypes[c]) for c in keep})
     meta = pd.concat([kept, meta], axis=1)
     return ddf.map_partitions(predict_partition, bundle, proba=proba, backend=backend, keep=list(keep),
