@@ -12,14 +12,29 @@ are the ones ``edgert predict`` and ``Model.predict`` give. Dask is an optional 
     scored = dask_predict(ddf, "/models/breast-cancer", proba=True, keep=["id"])
     scored.to_parquet("scored/")                               # id, label, proba_<class> per row
 
+Many files rather than one frame: :func:`dask_score_files` runs :func:`score_file` (what
+``edgert predict`` runs) once per file in the workers, so each output is byte-identical to the
+CLI's, with its reject file.
+
+    import dask
+    from edge_runtime.scoring.dask_recipe import dask_score_files
+
+    tasks = dask_score_files(["in/a.csv", "in/b.csv"], "/models/breast-cancer", "scored/",
+                             proba=True, id_column="id", on_error="skip")
+    summaries = dask.compute(*tasks)                           # scored/a.csv, scored/b.csv, ...
+
 The bundle path must be readable from every worker (a shared filesystem, or copy it there).
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from pathlib import Path
+from typing import Any, Optional, Sequence
 
+from ..errors import ScoringOptionError
 from .engine import worker_model
+from .file import ScoreRequest, ScoreSummary, score_file
+from .readers import detect_format
 from .writers import output_columns, target_column
 
 
@@ -100,3 +115,32 @@ def model_first_row(model: Any) -> Any:
 
     golden = (model.manifest.golden or {}).get("inputs") or [[0.0] * len(model.feature_names)]
     return np.array([[np.nan if v is None else v for v in golden[0]]], dtype=np.float64)
+
+
+def dask_score_files(paths: Sequence[str], bundle: str, out_dir: str, *, out_fmt: Optional[str] = None,
+                     backend: str = "auto", **options: Any) -> list[Any]:
+    """One ``dask.delayed`` :func:`score_file` per input file, for many files on a cluster with
+    ``edgert predict``'s exact output: ``out_dir/<input stem>.<format>`` per input (format:
+    ``out_fmt``, else the input's), reject files, atomic outputs, the same errors. ``options``
+    are :class:`ScoreRequest`'s (``proba``, ``id_column``, ``on_error``, ``chunk_rows``, ...).
+    Run them with ``dask.compute(*tasks)``, which returns one :class:`ScoreSummary` per file.
+
+    Raises:
+        ScoringOptionError: options that cannot work, or two inputs with one output name
+            (checked here, before anything runs).
+    """
+    import dask
+
+    requests: dict[Path, ScoreRequest] = {}
+    for path in paths:
+        target = Path(out_dir) / f"{Path(path).stem}.{out_fmt or detect_format(str(path), options.get('fmt'))}"
+        if target in requests:
+            raise ScoringOptionError(f"{path} and {requests[target].input} would both write {target}")
+        requests[target] = ScoreRequest(bundle, str(path), str(target), out_fmt=out_fmt, backend=backend,
+                                        **options).check()
+    return [dask.delayed(_score_one, pure=False)(req) for req in requests.values()]
+
+
+def _score_one(req: ScoreRequest) -> ScoreSummary:
+    """In a Dask worker: the process's cached model (golden rows checked once per process)."""
+    return score_file(req, worker_model(req.bundle, req.backend, req.threads))

@@ -85,9 +85,10 @@ class ScoreSummary:
     output: Optional[str]
 
 
-def load_for_scoring(req: ScoreRequest) -> Any:
-    """The bundle loaded for ``req`` (one engine thread when worker processes score), checked
-    for what the options need, so a run that cannot work stops before reading a row.
+def load_for_scoring(req: ScoreRequest, model: Any = None) -> Any:
+    """The bundle loaded for ``req`` (one engine thread when worker processes score), or the
+    ``model`` already loaded from it, checked for what the options need, so a run that cannot
+    work stops before reading a row.
 
     Raises:
         ScoringOptionError: probabilities asked of a model that is no classifier.
@@ -96,7 +97,8 @@ def load_for_scoring(req: ScoreRequest) -> Any:
     from ..inputs import InputSchema
     from ..loader import load
 
-    model = load(req.bundle, backend=req.backend, threads=1 if req.workers > 1 else req.threads)
+    if model is None:
+        model = load(req.bundle, backend=req.backend, threads=1 if req.workers > 1 else req.threads)
     if req.strict:  # a bundle without training min/max would refuse every row: say so once, up front
         InputSchema(model.manifest.features).require_training()
     if req.proba and model.task != "classification":
@@ -104,9 +106,10 @@ def load_for_scoring(req: ScoreRequest) -> Any:
     return model
 
 
-def score_file(req: ScoreRequest) -> ScoreSummary:
+def score_file(req: ScoreRequest, model: Any = None) -> ScoreSummary:
     """Score ``req.input`` into ``req.output`` chunk by chunk (memory stays flat), output rows
-    in input order; with ``on_error="skip"`` bad rows go to the reject file instead.
+    in input order; with ``on_error="skip"`` bad rows go to the reject file instead. ``model``:
+    ``req.bundle`` already loaded (a worker's cached copy), else it is loaded here.
 
     Raises:
         ScoringOptionError: see :meth:`ScoreRequest.check` and :func:`load_for_scoring`.
@@ -114,7 +117,7 @@ def score_file(req: ScoreRequest) -> ScoreSummary:
             a bad header, or an input without data rows.
     """
     req.check()
-    model = load_for_scoring(req)
+    model = load_for_scoring(req, model)
     fmt, out_fmt = req.formats
     with contextlib.ExitStack() as files:
         fin = None if fmt == "parquet" else open_text_in(req.input)
