@@ -140,3 +140,14 @@ def test_dask_scores_each_file_with_score_file(tmp_path: Path, two_bundles: tupl
         assert (tmp_path / "scored" / src.name).read_bytes() == direct.read_bytes()
     with pytest.raises(ScoringOptionError, match="would both write"):
         dask_score_files([str(srcs[0]), str(srcs[0])], bundle, str(tmp_path / "x"))
+
+
+def test_read_csv_rows_gives_floats_in_feature_order(tmp_path: Path) -> None:
+    from edge_runtime.scoring import read_csv_rows
+
+    src = tmp_path / "rows.csv"
+    src.write_text("b,a\n2.5,1\n,3\n")
+    got = read_csv_rows(str(src), ["a", "b"])
+    assert got[0] == [1.0, 2.5] and got[1][0] == 3.0 and got[1][1] != got[1][1]  # blank: NaN
+    with pytest.raises(InputError, match="unknown column"):
+        read_csv_rows(str(src), ["a", "c"])

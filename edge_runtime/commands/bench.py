@@ -66,10 +66,10 @@ def bench(bundle: str, backends: str, batches: str, profile: Optional[str], thre
         require_extra("matplotlib", "plot")
     estimator = None
     if baseline:
-        from .workstation import load_estimator
-
         require_extra(("joblib", "sklearn"), "convert")
-        estimator = load_estimator(baseline)
+        from converters.boosting import load_model_file
+
+        estimator = load_model_file(baseline)
     batch_sizes = _ints(batches)
     prof = load_profile(profile) if profile else None
     if prof is not None:
