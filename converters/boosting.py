@@ -305,14 +305,34 @@ def as_estimator(model: Any) -> Any:
 
 
 def load_model_file(path: Any) -> Any:
-    """The model in a file ``edgert convert`` was given: a boosting library's own format
-    (:data:`NATIVE_SUFFIXES`, :func:`load_native`), else a pickled scikit-learn estimator
-    (``.joblib``/``.pkl``: trusted files only, unpickling runs code)."""
+    """The model in a file ``edgert convert`` (or ``bench --baseline``) was given: a boosting
+    library's own format (:data:`NATIVE_SUFFIXES`, :func:`load_native`: data, not code), else a
+    scikit-learn estimator from a trusted ``.joblib``/``.pkl`` file (unpickling runs code); or
+    one line saying why not.
+
+    Raises:
+        ModelFileError: not a joblib/pickle file, or it holds no estimator (no ``predict``).
+        ConversionError: a boosting file its library cannot read.
+    """
     if Path(path).suffix.lower() in NATIVE_SUFFIXES:
         return load_native(path)
-    import joblib
+    import pickle
 
-    return joblib.load(path)
+    import joblib  # workstation only: the device never unpickles anything
+
+    from edge_runtime.errors import ModelFileError
+
+    try:
+        obj = joblib.load(path)
+    except (pickle.UnpicklingError, EOFError, ValueError, KeyError, IndexError, TypeError,
+            AttributeError, ImportError, MemoryError, OSError) as exc:
+        raise ModelFileError(f"{path}: not a joblib/pickle file of a model "
+                             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unreadable'})"
+                             ) from None
+    if not callable(getattr(obj, "predict", None)):
+        raise ModelFileError(f"{path}: holds a {type(obj).__name__}, not a fitted estimator (no "
+                             "predict method); dump the estimator itself: joblib.dump(model, path)")
+    return obj
 
 
 def load_native(path: Any) -> Any:

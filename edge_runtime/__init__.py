@@ -38,6 +38,7 @@ from .errors import (
     OutboxError,
     ProfileError,
     SchemaVersionError,
+    ScoringOptionError,
     ServeConfigError,
     SinkAuthError,
     SinkError,
@@ -62,7 +63,7 @@ __all__ = [
     "CollectorStoreError", "EdgeRuntimeError", "GoldenMismatchError", "InputError",
     "IntegrityError", "ModelDecodeError", "ModelFileError", "ModelUseError", "NoProbabilitiesError",
     "NoServableModelError", "NumpyRequiredError", "OutboxError", "ProfileError",
-    "SchemaVersionError", "ServeConfigError", "SinkAuthError", "SinkError", "StoreBusy",
+    "SchemaVersionError", "ScoringOptionError", "ServeConfigError", "SinkAuthError", "SinkError", "StoreBusy",
     "StoreError", "StrategyError", "SyncError", "TransitionError", "TrialUnavailable",
     "UnsafeArchiveError", "UnsignedNativeError", "UnsupportedModelError", "UpdateRejected",
 ]

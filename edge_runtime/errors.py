@@ -215,6 +215,10 @@ class SinkAuthError(SinkError):
     Permanent until the token is fixed: the uploader stops at once instead of backing off.
     """
 
+class ScoringOptionError(EdgeRuntimeError, ValueError):
+    """Batch-scoring options that cannot work together (Parquet to stdout, skipped rows with
+    nowhere to go, probabilities of a regressor): refused before any row is read."""
+
 
 __all__ = [
     "AlertDeliveryError", "AttributeMissing", "BackendError", "BackendOutputError",
@@ -222,7 +226,7 @@ __all__ = [
     "CollectorStoreError", "EdgeRuntimeError", "GoldenMismatchError", "InputError", "IntegrityError",
     "ModelDecodeError", "ModelFileError", "ModelUseError", "NoProbabilitiesError",
     "NoServableModelError", "NumpyRequiredError", "OutboxError", "ProfileError",
-    "SchemaVersionError", "ServeConfigError", "SinkAuthError", "SinkError", "StoreBusy",
+    "SchemaVersionError", "ScoringOptionError", "ServeConfigError", "SinkAuthError", "SinkError", "StoreBusy",
     "StoreError", "StrategyError", "SyncError", "TransitionError", "TrialUnavailable",
     "UnsafeArchiveError", "UnsignedNativeError", "UnsupportedModelError", "UpdateRejected",
 ]

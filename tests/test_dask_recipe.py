@@ -13,7 +13,7 @@ dd = pytest.importorskip("dask.dataframe")
 pd = pytest.importorskip("pandas")
 
 from edge_runtime import load  # noqa: E402
-from edge_runtime.dask_scoring import dask_predict  # noqa: E402
+from edge_runtime.scoring.dask_recipe import dask_predict  # noqa: E402
 
 
 def test_dask_map_partitions_matches_the_model(tmp_path: Path, two_bundles: tuple[Path, Path]) -> None:  # noqa: F811
@@ -37,8 +37,8 @@ def test_dask_map_partitions_matches_the_model(tmp_path: Path, two_bundles: tupl
 
 
 def test_partition_missing_a_feature_names_it(two_bundles: tuple[Path, Path]) -> None:  # noqa: F811
-    from edge_runtime.dask_scoring import predict_partition
     from edge_runtime.errors import InputError
+    from edge_runtime.scoring.dask_recipe import predict_partition
 
     with pytest.raises(InputError, match="missing feature column"):
         predict_partition(pd.DataFrame({"x": [1.0]}), str(two_bundles[0]))

@@ -66,10 +66,10 @@ def bench(bundle: str, backends: str, batches: str, profile: Optional[str], thre
         require_extra("matplotlib", "plot")
     estimator = None
     if baseline:
-        from .workstation import load_estimator
-
         require_extra(("joblib", "sklearn"), "convert")
-        estimator = load_estimator(baseline)
+        from converters.boosting import load_model_file
+
+        estimator = load_model_file(baseline)
     batch_sizes = _ints(batches)
     prof = load_profile(profile) if profile else None
     if prof is not None:
@@ -79,12 +79,9 @@ def bench(bundle: str, backends: str, batches: str, profile: Optional[str], thre
     rows = None
     if data:
         from ..bundle import open_bundle
-        from ..scoring import read_csv_chunks
+        from ..scoring import read_csv_rows
 
-        names = open_bundle(bundle).manifest.feature_names
-        with open(data, newline="", encoding="utf-8") as fh:
-            rows = [r for chunk in read_csv_chunks(fh, names) for r in chunk.rows]
-        rows = [[float("nan") if v is None else float(v) for v in r] for r in rows]
+        rows = read_csv_rows(data, open_bundle(bundle).manifest.feature_names)
     progress, stop = _progress()
     cfg = BenchConfig(backends=[b.strip() for b in backends.split(",") if b.strip()],
                       batches=batch_sizes, cold_runs=cold_runs, warm_seconds=seconds,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Optional
 
 import click
 
@@ -62,130 +60,26 @@ def predict(bundle: str, input: str, output: Optional[str], proba: bool, backend
     Memory stays flat: CHUNK_ROWS rows are read, scored and written at a time. Output rows keep
     the input order; with --on-error skip, bad rows are left out and listed in the reject file.
     """
-    from .. import load
-    from ..errors import InputError
-    from ..fsutil import atomic_output
-    from ..scoring import detect_format, open_text_in, open_text_out
+    from ..errors import ScoringOptionError
+    from ..scoring import ScoreRequest, score_file
 
-    fmt = detect_format(input, fmt)
-    if out_fmt is None:
-        out_fmt = detect_format(output, None) if output not in (None, "-") else fmt
-        if out_fmt == "parquet" and output in (None, "-"):
-            out_fmt = "csv"
-    if "parquet" in (fmt, out_fmt):  # before the bundle is loaded, not after the first chunk
+    req = ScoreRequest(bundle, input, output, fmt=fmt, out_fmt=out_fmt, proba=proba, backend=backend,
+                       id_column=id_column, chunk_rows=chunk_rows, on_error=on_error,
+                       reject_file=reject_file, workers=workers, threads=threads, progress=progress,
+                       strict=strict)
+    if "parquet" in req.formats:  # before the bundle is loaded, not after the first chunk
         require_extra("pyarrow", "parquet")
-    if fmt == "parquet" and input == "-":
-        raise click.UsageError("Parquet input must be a file, not stdin")
-    if out_fmt == "parquet" and output in (None, "-"):
-        raise click.UsageError("Parquet output needs a file (-o out.parquet)")
-    if on_error == "skip" and reject_file is None:
-        if output in (None, "-"):
-            raise click.UsageError("--on-error skip writing to stdout needs --reject-file")
-        reject_file = f"{output}.rejects.jsonl"
-    apply_trust(trust)
-    model = load(bundle, backend=backend, threads=1 if workers > 1 else threads)
-    if strict:  # a bundle without training min/max would refuse every row: say so once, up front
-        from ..inputs import InputSchema
-
-        InputSchema(model.manifest.features).require_training()
-    if proba and model.task != "classification":
-        raise click.UsageError("--proba needs a classification model")
-    features = model.feature_names
-    with contextlib.ExitStack() as files:
-        # files are written under a temporary name and renamed only when every row is scored
-        fin = None if fmt == "parquet" else open_text_in(input)
-        if fin is not None and input != "-":
-            files.callback(fin.close)
-        fout = (open_text_out(None) if output in (None, "-")
-                else files.enter_context(atomic_output(output, binary=out_fmt == "parquet")))
-        frej = (files.enter_context(atomic_output(reject_file, binary=False)) if reject_file else None)
-        rows, seen, rejected = _score(
-            model, bundle, backend, input, fmt, out_fmt, fin, fout, frej, id_column, chunk_rows,
-            on_error, workers, proba, strict, progress, features)
-        if seen == 0:
-            raise InputError(f"{input}: no data rows (an empty input is refused, not scored)")
-    if rejected is not None:
-        click.echo(f"edgert: scored {rows} of {seen} rows; {rejected} bad row(s) skipped "
-                   f"-> {reject_file}", err=True)
-    if output not in (None, "-"):
-        click.echo(f"wrote {rows} rows to {output}")
-
-
-def _score(model: Any, bundle: str, backend: str, input: str, fmt: str, out_fmt: str, fin: Any,
-           fout: Any, frej: Any, id_column: Optional[str], chunk_rows: int, on_error: str,
-           workers: int, proba: bool, strict: bool, progress: Optional[bool],
-           features: list[str]) -> tuple[int, int, Optional[int]]:
-    """Score the open input into the open output: (rows written, rows read, rows rejected or
-    None without a reject file)."""
-    from ..scoring import (
-        RejectWriter,
-        ResultWriter,
-        TextJob,
-        parquet_row_count,
-        position_reader,
-        progress_bar,
-        read_csv_chunks,
-        read_jsonl_chunks,
-        read_parquet_chunks,
-        score_stream,
-        score_text_parallel,
-    )
-
-    bar = None
-    writer = None
     try:
-        if fin is None:
-            chunks = read_parquet_chunks(input, features, id_column=id_column, chunk_rows=chunk_rows,
-                                         schema=model.input_schema)
-            bar = progress_bar(progress, total=parquet_row_count(input), unit="row")
-            pos = None
-        else:
-            chunks = (read_csv_chunks(fin, features, id_column=id_column, chunk_rows=chunk_rows,
-                                      schema=model.input_schema)
-                      if fmt == "csv" else
-                      read_jsonl_chunks(fin, id_column=id_column, chunk_rows=chunk_rows))
-            size = Path(input).stat().st_size if input != "-" else None
-            bar = progress_bar(progress, total=size, unit="B")
-            pos = position_reader(fin)
-        writer = ResultWriter(fout, out_fmt, classes=model.manifest.classes, proba=proba,
-                              task=model.task, id_column=id_column)
-        rejects = RejectWriter(frej) if frej else None
-        if workers > 1 and fin is not None:
-            # text input: workers parse, score and format; this process splits lines and writes
-            job = TextJob(bundle=bundle, backend=backend, fmt=fmt, out_fmt=out_fmt, header_line="",
-                          features=features, id_column=id_column, proba=proba, on_error=on_error,
-                          strict=strict)
-            results: Iterator[tuple[Any, list[Any], int, int]] = score_text_parallel(
-                fin, job, workers=workers, chunk_rows=chunk_rows)
-        else:
-            results = ((sc, sc.rejects, sc.rows_in, len(sc.values)) for sc in score_stream(
-                chunks, model=model, bundle=bundle, backend=backend, workers=workers, proba=proba,
-                on_error=on_error, strict=strict))
-        seen = 0
-        for result, bad, rows_in, rows_out in results:
-            if isinstance(result, str):
-                writer.write_text(result, rows_out)
-            elif rows_out:
-                writer.write(result, result.values, result.probabilities)
-            if rejects is not None and bad:
-                rejects.write(bad)
-            seen += rows_in
-            if bar is not None:
-                if pos is None:
-                    bar.update(rows_in)
-                else:
-                    at = pos()
-                    if at is not None:
-                        bar.update(max(0, min(at, bar.total or at) - bar.n))
-                bar.set_postfix(rows=seen, refresh=False)
-        writer.close()
-        return writer.rows, seen, rejects.count if rejects is not None else None
-    finally:
-        if writer is not None:
-            writer.close()
-        if bar is not None:
-            bar.close()
-
+        req.check()
+        apply_trust(trust)
+        done = score_file(req)
+    except ScoringOptionError as exc:
+        raise click.UsageError(str(exc)) from None
+    if done.rejected is not None:
+        click.echo(f"edgert: scored {done.rows} of {done.seen} rows; {done.rejected} bad row(s) skipped "
+                   f"-> {done.reject_file}", err=True)
+    if output not in (None, "-"):
+        click.echo(f"wrote {done.rows} rows to {output}")
 
 
 @click.command()

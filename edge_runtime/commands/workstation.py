@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import click
 
@@ -59,11 +59,12 @@ def convert(model: str, sample: str, out_dir: str, name: Optional[str], version:
     fmts = tuple(f.strip() for f in formats.split(",") if f.strip())
     if "tflite" in fmts:
         require_extra("flatbuffers", "litert")
+    from converters.boosting import load_model_file
     from converters.tabular import read_csv_labels, read_csv_table
 
     if arches is None and target and "native" in fmts and _names_architectures(target, sample):
         arches, target = target, None  # `--format native --target x86_64,aarch64` (issue 17's spelling)
-    estimator = load_estimator(model)
+    estimator = load_model_file(model)
     # Named tables: columns are matched by name against the model's features (any order).
     X = read_csv_table(sample, target=target)
     y = read_csv_labels(sample, target) if target else None  # training class shares
@@ -88,38 +89,6 @@ def _names_architectures(value: str, sample: str) -> bool:
     with open(sample, newline="", encoding="utf-8") as fh:
         header = {h.strip() for h in next(csv.reader(fh), [])}
     return not header.intersection(names)
-
-
-def load_estimator(path: str) -> Any:
-    """A fitted model: a boosting library's own file (LightGBM model.txt, XGBoost .json/.ubj,
-    CatBoost .cbm: data, not code), else a scikit-learn estimator from a trusted .joblib/.pkl
-    file; or one line saying why not.
-
-    Raises:
-        ModelFileError: not a joblib/pickle file, or it holds no estimator (no ``predict``).
-    """
-    import pickle
-    from pathlib import Path
-
-    from converters.boosting import NATIVE_SUFFIXES, load_native
-
-    if Path(path).suffix.lower() in NATIVE_SUFFIXES:
-        return load_native(path)
-    import joblib  # workstation only: the device never unpickles anything
-
-    from ..errors import ModelFileError
-
-    try:
-        obj = joblib.load(path)
-    except (pickle.UnpicklingError, EOFError, ValueError, KeyError, IndexError, TypeError,
-            AttributeError, ImportError, MemoryError, OSError) as exc:
-        raise ModelFileError(f"{path}: not a joblib/pickle file of a model "
-                             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unreadable'})"
-                             ) from None
-    if not callable(getattr(obj, "predict", None)):
-        raise ModelFileError(f"{path}: holds a {type(obj).__name__}, not a fitted estimator (no "
-                             "predict method); dump the estimator itself: joblib.dump(model, path)")
-    return obj
 
 
 def _summary(out: Path) -> None:
