@@ -450,7 +450,8 @@ class Outbox:
         def claim(db: sqlite3.Connection) -> Optional[Batch]:
             row = db.execute("SELECT batch_id FROM batches ORDER BY seq LIMIT 1").fetchone()
             if row is None:
-                picked, size = [], 0
+                picked: list[int] = []
+                size = 0
                 for seq, nbytes in db.execute(
                         "SELECT seq, bytes FROM segments WHERE batch_id IS NULL ORDER BY seq "
                         "LIMIT ?", (max(1, int(max_segments)),)):

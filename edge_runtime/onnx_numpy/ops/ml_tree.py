@@ -139,7 +139,7 @@ class _Forest:
         thr = self.values if x.dtype == np.float32 else self._values64
         n_rows = x.shape[0]
         flat = np.ascontiguousarray(x).ravel()
-        idx = np.empty((n_rows, self.n_trees), dtype=np.int32)
+        idx: np.ndarray = np.empty((n_rows, self.n_trees), dtype=np.int32)
         idx[:] = self.roots
         base = (np.arange(n_rows, dtype=np.intp) * x.shape[1])[:, None] \
             if n_rows >= TREE_BATCH_MIN_ROWS else None
@@ -150,7 +150,7 @@ class _Forest:
             v = flat.take(feats)[None, :] if n_rows < TREE_BATCH_MIN_ROWS else \
                 np.take(x, feats, axis=1)
             # next = false child + decision * (true - false): cheaper than np.where on ints
-            nxt = (self.fc32 + self._decide(v, thr) * self.delta32).ravel()
+            nxt: np.ndarray = (self.fc32 + self._decide(v, thr) * self.delta32).ravel()
             if n_rows < TREE_BATCH_MIN_ROWS and self.n_nodes <= TREE_SQUARING_MAX_NODES:
                 # depth steps of "next node" by repeated squaring of the step table: a few
                 # gathers over the (few) nodes instead of one per level

@@ -234,11 +234,11 @@ class ShadowWorker:
                     answers = [np.asarray(previous.predict(run[0][2])).reshape(-1)]
                 else:
                     got = np.asarray(previous.predict(np.concatenate([it[2] for it in run]))).reshape(-1)
-                    answers = np.split(got, np.cumsum([len(it[2]) for it in run])[:-1])
+                    answers = [*np.split(got, np.cumsum([len(it[2]) for it in run])[:-1])]
             except Exception:  # noqa: BLE001 - the previous version's failure is not the new one's
                 self._ev.shadow_errors += len(run)
-        for (_, m, _X, out, ids), got in zip(run, answers):
-            self._compare(m, out, ids, got)
+        for (_, m, _X, out, ids), answer in zip(run, answers):
+            self._compare(m, out, ids, answer)
 
     def _new_labels(self, method: str, out: np.ndarray) -> np.ndarray:
         if method == "predict_proba" and self.classes is not None:
