@@ -268,9 +268,13 @@ def validate_segment(seg: Any) -> dict[str, Any]:
         if seg["state"] not in STATES:
             raise ValueError(f"segment field 'state' is not one of {', '.join(STATES)}")
     feats = seg.get("features")
-    if feats is not None:
-        if not (isinstance(feats, dict) and isinstance(feats.get("names"), list)
-                and isinstance(feats.get("bins"), list) and isinstance(feats.get("missing"), list)
-                and len(feats["names"]) == len(feats["bins"]) == len(feats["missing"])):
-            raise ValueError("segment field 'features' is malformed")
+    if feats is not None and not _features_well_formed(feats):
+        raise ValueError("segment field 'features' is malformed")
     return seg
+
+
+def _features_well_formed(feats: Any) -> bool:
+    """A segment's ``features``: names, bins and missing counts, three lists of one length."""
+    return (isinstance(feats, dict) and isinstance(feats.get("names"), list)
+            and isinstance(feats.get("bins"), list) and isinstance(feats.get("missing"), list)
+            and len(feats["names"]) == len(feats["bins"]) == len(feats["missing"]))

@@ -27,7 +27,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, TypeVar, Union
@@ -319,10 +319,8 @@ class Outbox:
                 log.warning("telemetry outbox %s: space is back", self.path)
             self._full = False
         except OSError:
-            try:
+            with suppress(OSError):
                 tmp.unlink()
-            except OSError:
-                pass
             self._reserve_retry_at = time.monotonic() + 5.0
 
     def _meta(self, key: str, default: str = "0") -> str:
@@ -537,14 +535,10 @@ class Outbox:
         """What the outbox occupies on disk now: database, WAL, shared memory and reserve."""
         total = 0
         for suffix in ("", "-wal", "-shm", "-journal"):
-            try:
+            with suppress(OSError):
                 total += os.stat(f"{self.path}{suffix}").st_blocks * 512
-            except OSError:
-                pass
-        try:
+        with suppress(OSError):
             total += self.reserve_path.stat().st_blocks * 512
-        except OSError:
-            pass
         return total
 
     def stats(self) -> dict[str, Any]:

@@ -63,7 +63,7 @@ _OTHER_UNARY: dict[str, Unary] = {
     "Not": np.logical_not, "Reciprocal": lambda x: (1 / x).astype(x.dtype), "Floor": np.floor,
     "Ceil": np.ceil, "Sign": np.sign, "IsNaN": np.isnan,
     "Softplus": lambda x: np.logaddexp(0, x).astype(x.dtype),
-    "Erf": lambda x: _erf(x).astype(x.dtype)}
+    "Erf": lambda x: np.asarray(_erf(x)).astype(x.dtype)}
 for _name, _fn in {**ACTIVATIONS, **_OTHER_UNARY}.items():
     _unary(_name, _fn)
 

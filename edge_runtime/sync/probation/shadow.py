@@ -11,6 +11,7 @@ full the sample is dropped and counted, the caller never waits.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import threading
@@ -55,10 +56,8 @@ class Evidence:
 def _background_priority() -> None:
     """Lower this thread's scheduling priority where the OS allows it per thread (Linux:
     ``setpriority`` on the thread id), so the serving thread wins a contended core."""
-    try:
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted: the shadow still works
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-    except (AttributeError, OSError):  # not Linux, or not permitted: the shadow still works
-        pass
 
 
 def _count(counter: Counter, labels: np.ndarray) -> None:
