@@ -13,7 +13,7 @@ import numpy as np
 def _median_us(fn: Callable[[], Any], budget_s: float = 0.5, min_iter: int = 200) -> float:
     for _ in range(20):
         fn()
-    times = []
+    times: list[float] = []
     deadline = time.perf_counter() + budget_s
     while len(times) < min_iter or time.perf_counter() < deadline:
         t0 = time.perf_counter()

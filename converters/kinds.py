@@ -171,10 +171,7 @@ def as_table(data: Any, role: str) -> tuple[np.ndarray, Optional[list[str]]]:
     and its column names (None for an array)."""
     cols = getattr(data, "columns", None)
     names = None if cols is None else [str(c) for c in cols]
-    if hasattr(data, "to_numpy"):
-        raw = data.to_numpy(dtype=object)
-    else:
-        raw = np.asarray(data, dtype=object)
+    raw = data.to_numpy(dtype=object) if hasattr(data, "to_numpy") else np.asarray(data, dtype=object)
     if raw.ndim != 2 or raw.shape[0] == 0:
         raise ConversionError(f"{role} must be a non-empty 2-D table, got shape {raw.shape}")
     out = np.empty(raw.shape, dtype=object)

@@ -35,7 +35,7 @@ def reference_statistics(X: np.ndarray, names: Sequence[str], n_bins: int = N_BI
             edges = np.unique(qs)
             counts = np.bincount(np.searchsorted(edges, present, side="right"),
                                  minlength=edges.size + 1)
-            summary = {"mean": float(present.mean()), "std": float(present.std()),
+            summary: dict[str, Optional[float]] = {"mean": float(present.mean()), "std": float(present.std()),
                        "min": float(present.min()), "max": float(present.max())}
         else:
             edges, counts = np.array([]), np.array([0])

@@ -88,15 +88,16 @@ def wrap(model_path: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] = 
             else:
                 classes = sorted(set(got["label"].tolist()))
         classes = [c.item() if hasattr(c, "item") else c for c in classes]
+    labels = None if classes is None else list(classes)
     names = list(feature_names or [f"x{i}" for i in range(X.shape[1])])
     def key(rows: np.ndarray) -> np.ndarray:
-        out = run_exported(exported, rows, classes)
+        out = run_exported(exported, rows, labels)
         if "label" in out:
             return out["label"]
         return out["probabilities"].argmax(axis=1) if "probabilities" in out else out["prediction"]
 
     g, selection = select_golden_rows(X, None, key, task, n=n_golden, source="sample")
-    gout = run_exported(exported, g, classes)
+    gout = run_exported(exported, g, labels)
     golden: dict[str, Any] = {"inputs": json_safe(g.tolist()), "atol": 1e-4, "rtol": 1e-5,
                               "selection": selection}
     for role, arr in gout.items():
@@ -105,7 +106,7 @@ def wrap(model_path: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] = 
     features = [Feature(name=n, allow_nan=False, train_min=b[0] if b else None,
                         train_max=b[1] if b else None) for n, b in zip(names, training_bounds(X, dtype))]
     manifest = new_manifest(name=name or path.stem, version=version, task=task, features=features,
-                            classes=list(classes) if classes is not None else None, golden=golden,
+                            classes=labels, golden=golden,
                             reference=reference_statistics(X, names),
                             provenance={"framework": "external", "source_file": path.name,
                                         "converter": "edgert wrap"})

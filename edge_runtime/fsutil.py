@@ -43,10 +43,8 @@ def atomic_output(path: PathLike, *, binary: bool = True, mode: int = 0o644) -> 
         os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
     fsync_dir(target.parent)
 

@@ -52,10 +52,9 @@ def label_floor(artifact: Artifact) -> float:
     quantized bar its conversion kept (its parity ``min_label_agreement``), at least 0.9."""
     if artifact.precision not in QUANTIZED:
         return LABEL_AGREEMENT_FLOOR
-    bar = (artifact.parity or {}).get("min_label_agreement")
     try:
-        bar = float(bar)
-    except (TypeError, ValueError):
+        bar = float((artifact.parity or {})["min_label_agreement"])
+    except (KeyError, TypeError, ValueError):
         return LABEL_AGREEMENT_FLOOR
     return min(1.0, max(QUANTIZED_AGREEMENT_MIN, bar)) if math.isfinite(bar) else LABEL_AGREEMENT_FLOOR
 
@@ -187,15 +186,16 @@ def compare(golden: Mapping[str, Any], got: Mapping[str, Any], where: str,
     """
     figures: dict[str, float] = {}
     if "label" in got:
-        have = [str(v) for v in flat(got["label"])]
-        want = [str(v) for v in flat(golden["label"])]
-        agree = sum(a == b for a, b in zip(have, want)) / len(want) if len(have) == len(want) else 0.0
+        have_labels = [str(v) for v in flat(got["label"])]
+        want_labels = [str(v) for v in flat(golden["label"])]
+        same_rows = len(have_labels) == len(want_labels)
+        agree = sum(a == b for a, b in zip(have_labels, want_labels)) / len(want_labels) if same_rows else 0.0
         figures["label_agreement"] = agree
         floor = max(_capped(golden.get("min_label_agreement"), 1.0, 1.0), label_floor(artifact))
         if agree < floor:
-            wrong = sum(a != b for a, b in zip(have, want)) if len(have) == len(want) else len(want)
+            wrong = sum(a != b for a, b in zip(have_labels, want_labels)) if same_rows else len(want_labels)
             raise GoldenMismatchError(f"{where}: golden labels agree on {agree:.1%} of rows "
-                                      f"({wrong} of {len(want)} differ; at least {floor:.1%} needed)")
+                                      f"({wrong} of {len(want_labels)} differ; at least {floor:.1%} needed)")
     for key in ("probabilities", "prediction"):
         if key not in got:
             continue

@@ -178,13 +178,8 @@ def check_golden(golden: Any, where: str, *, features: Sequence[Any], task: str,
             number(block[key], f"{where}.{key}", lo=0.0)
     if "min_label_agreement" in block:
         number(block["min_label_agreement"], f"{where}.min_label_agreement", lo=0.0, hi=1.0)
-    known = {str(c) for c in classes} if classes is not None else None
     if block.get("label") is not None:
-        for i, lab in enumerate(seq(block["label"], f"{where}.label", length=rows)):
-            if not isinstance(lab, CLASS_TYPES):
-                raise fail(f"{where}.label[{i}]", f"must be a class label, not {kind(lab)}")
-            if known is not None and str(lab) not in known:
-                raise fail(f"{where}.label[{i}]", f"is {_short(lab)}, not one of outputs.classes")
+        _golden_labels(block["label"], where, classes, rows)
     if block.get("probabilities") is not None:
         if task != "classification" or classes is None:
             raise fail(f"{where}.probabilities", "is set, but the bundle has no classes")
@@ -195,6 +190,16 @@ def check_golden(golden: Any, where: str, *, features: Sequence[Any], task: str,
         for i, v in enumerate(seq(block["prediction"], f"{where}.prediction", length=rows)):
             number(v, f"{where}.prediction[{i}]")
     return rows
+
+
+def _golden_labels(labels: Any, where: str, classes: Optional[list[Any]], rows: int) -> None:
+    """One class label per golden row, each one of ``classes`` when the bundle lists them."""
+    known = {str(c) for c in classes} if classes is not None else None
+    for i, lab in enumerate(seq(labels, f"{where}.label", length=rows)):
+        if not isinstance(lab, CLASS_TYPES):
+            raise fail(f"{where}.label[{i}]", f"must be a class label, not {kind(lab)}")
+        if known is not None and str(lab) not in known:
+            raise fail(f"{where}.label[{i}]", f"is {_short(lab)}, not one of outputs.classes")
 
 
 def check_label_order(golden: Mapping[str, Any], classes: list[Any], where: str) -> None:
@@ -314,29 +319,38 @@ def check_reference(value: Any, names: Sequence[str], where: str = "reference") 
         if feat.get("missing") is not None:
             integer(feat["missing"], at + ".missing", lo=0, hi=2**63 - 1)
         if feat.get("categories") is not None:  # a categorical feature: counts per category + other
-            cats = categories(feat["categories"], at + ".categories")
-            # the device bins category codes: the edges are the half-integers between them
-            if feat.get("edges") != [i + 0.5 for i in range(len(cats))]:
-                raise fail(at + ".edges", "must be the half-integers 0.5 … len(categories) - 0.5 "
-                           "(category codes are binned)")
-            counts = seq(require(feat, "counts", at + "."), at + ".counts", length=len(cats) + 1)
-            for k, c in enumerate(counts):
-                integer(c, f"{at}.counts[{k}]", lo=0, hi=2**63 - 1)
-            continue
-        edges = seq(feat.get("edges", []), at + ".edges")
-        last = -math.inf
-        for k, e in enumerate(edges):
-            e = number(e, f"{at}.edges[{k}]")
-            if e < last:
-                raise fail(at + ".edges", "is not sorted")
-            last = e
-        if feat.get("counts") is not None:
-            counts = seq(feat["counts"], at + ".counts", length=len(edges) + 1)
-            for k, c in enumerate(counts):
-                integer(c, f"{at}.counts[{k}]", lo=0, hi=2**63 - 1)
-        for key in ("min", "max", "mean", "std"):
-            if feat.get(key) is not None:
-                number(feat[key], f"{at}.{key}")
+            _reference_categorical(feat, at)
+        else:
+            _reference_numeric(feat, at)
+
+
+def _reference_categorical(feat: Mapping[str, Any], at: str) -> None:
+    cats = categories(feat["categories"], at + ".categories")
+    # the device bins category codes: the edges are the half-integers between them
+    if feat.get("edges") != [i + 0.5 for i in range(len(cats))]:
+        raise fail(at + ".edges", "must be the half-integers 0.5 … len(categories) - 0.5 "
+                   "(category codes are binned)")
+    counts = seq(require(feat, "counts", at + "."), at + ".counts", length=len(cats) + 1)
+    for k, c in enumerate(counts):
+        integer(c, f"{at}.counts[{k}]", lo=0, hi=2**63 - 1)
+
+
+def _reference_numeric(feat: Mapping[str, Any], at: str) -> None:
+    """Sorted bin edges, one count more than edges, and numeric summary figures."""
+    edges = seq(feat.get("edges", []), at + ".edges")
+    last = -math.inf
+    for k, e in enumerate(edges):
+        e = number(e, f"{at}.edges[{k}]")
+        if e < last:
+            raise fail(at + ".edges", "is not sorted")
+        last = e
+    if feat.get("counts") is not None:
+        counts = seq(feat["counts"], at + ".counts", length=len(edges) + 1)
+        for k, c in enumerate(counts):
+            integer(c, f"{at}.counts[{k}]", lo=0, hi=2**63 - 1)
+    for key in ("min", "max", "mean", "std"):
+        if feat.get(key) is not None:
+            number(feat[key], f"{at}.{key}")
 
 
 def _golden_row(row: Any, where: str, features: Sequence[Any]) -> None:

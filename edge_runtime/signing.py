@@ -305,7 +305,7 @@ def verify_envelope(env: Envelope, trust: TrustedKeys) -> SignedFiles:
         if not candidates:
             raise IntegrityError(f"{SIGNATURE_NAME}: a signature is required but {trust.describe()}")
     message = pae(PAYLOAD_TYPE, env.payload)
-    algo = {256: hashes.SHA256, 384: hashes.SHA384, 521: hashes.SHA512}
+    algo: dict[int, type[hashes.HashAlgorithm]] = {256: hashes.SHA256, 384: hashes.SHA384, 521: hashes.SHA512}
     for key in candidates:
         for sig in env.signatures:
             try:
@@ -328,7 +328,7 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _bundle_files(bundle: Bundle) -> tuple[Optional[bytes], dict[str, Any]]:
+def _bundle_files(bundle: Bundle) -> tuple[Optional[bytes], dict[str, Union[Path, bytes]]]:
     """The signature's bytes (None if absent) and every other file: name -> Path or bytes.
 
     Raises:
@@ -336,10 +336,9 @@ def _bundle_files(bundle: Bundle) -> tuple[Optional[bytes], dict[str, Any]]:
     """
     members = bundle.archive_members()
     if members is not None:
-        files = {n: b for n, b in members.items() if n != SIGNATURE_NAME}
-        return members.get(SIGNATURE_NAME), files
+        return members.get(SIGNATURE_NAME), {n: b for n, b in members.items() if n != SIGNATURE_NAME}
     root = Path(bundle.origin)
-    files: dict[str, Any] = {}
+    files: dict[str, Union[Path, bytes]] = {}
     sig: Optional[bytes] = None
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         for name in sorted(dirnames + filenames):

@@ -73,7 +73,8 @@ def test_convert_inspect_verify_predict(forest_files, workdir, cli_env):
     r = edgert(["predict", str(out), str(workdir / "score.csv"), "--proba", "--id-column", "row_id",
                 "-o", str(workdir / "pred.csv"), "--chunk-rows", "50"], cli_env)
     assert r.returncode == 0, r.stderr
-    rows = list(csv.DictReader(open(workdir / "pred.csv")))
+    with open(workdir / "pred.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
     assert [r_["row_id"] for r_ in rows] == ids["row_id"]
     assert [int(r_["label"]) for r_ in rows] == est.predict(X_te).tolist()
     proba = np.array([[float(r_["proba_0"]), float(r_["proba_1"])] for r_ in rows])

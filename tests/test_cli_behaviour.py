@@ -28,6 +28,11 @@ def write_csv(path: Path, header: list[str], rows) -> Path:
     return path
 
 
+def _lines(path: Path) -> int:
+    with open(path) as fh:
+        return sum(1 for _ in fh)
+
+
 @pytest.fixture(scope="module")
 def logistic(tmp_path_factory):
     """A bundle (by the real convert command) and its training table with a label column."""
@@ -68,7 +73,7 @@ def test_predict_says_what_it_wrote_and_a_failure_leaves_nothing(logistic):
     r = CliRunner().invoke(cli, ["predict", str(d / "bundle"), str(good), "-o", str(d / "out.csv")])
     assert r.exit_code == 0, r.stderr
     assert r.stdout == f"wrote {len(rows)} rows to {d / 'out.csv'}\n"
-    assert sum(1 for _ in open(d / "out.csv")) == len(rows) + 1
+    assert _lines(d / "out.csv") == len(rows) + 1
     bad_rows = [list(map(str, r_)) for r_ in rows]
     bad_rows[len(rows) - 3][2] = "abc"  # late in the file: several chunks were written already
     bad = write_csv(d / "bad.csv", names, bad_rows)
@@ -81,7 +86,7 @@ def test_predict_says_what_it_wrote_and_a_failure_leaves_nothing(logistic):
     r = CliRunner().invoke(cli, ["predict", str(d / "bundle"), str(bad), "-o", str(d / "out.csv"),
                                  "--chunk-rows", "50"])
     assert r.exit_code == 2
-    assert sum(1 for _ in open(d / "out.csv")) == len(rows) + 1  # the old output is untouched
+    assert _lines(d / "out.csv") == len(rows) + 1  # the old output is untouched
 
 
 def test_an_impossible_format_precision_pair_is_skipped_with_a_note(tmp_path):

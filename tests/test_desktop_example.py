@@ -81,10 +81,11 @@ def test_desktop_app_updates_its_model_from_a_local_repository(
     pub.publish(two_bundles[0], repo, keys)
     ui = tmp_path / "ui.json"
     env = dict(cli_env(), DISPLAY=display)
-    proc = subprocess.Popen([sys.executable, str(APP), "--repo", repo.as_uri(), "--root", str(keys / "root.json"),
-                             "--state", str(tmp_path / "state"), "--sync-every", "1",
-                             "--state-file", str(ui), "--self-test"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "app.log", "w"))
+    with open(tmp_path / "app.log", "w") as log:  # the app keeps its own copy of the descriptor
+        proc = subprocess.Popen([sys.executable, str(APP), "--repo", repo.as_uri(),
+                                 "--root", str(keys / "root.json"), "--state", str(tmp_path / "state"),
+                                 "--sync-every", "1", "--state-file", str(ui), "--self-test"],
+                                env=env, stdout=subprocess.DEVNULL, stderr=log)
 
     def shown() -> dict[str, Any]:
         return json.loads(ui.read_text())

@@ -265,10 +265,8 @@ def _assert_ties(case: Any, x: np.ndarray, rows: np.ndarray, proba: Any, tol: fl
         return
     assert proba is not None, (what, "labels differ", rows[:5])
     p = np.sort(np.asarray(proba)[rows].reshape(len(rows), -1), axis=1)
-    if p.shape[1] == 1:  # a single probability column: the tie is at 0.5
-        gap = np.abs(p[:, 0] - 0.5) * 2
-    else:
-        gap = p[:, -1] - p[:, -2]
+    # a single probability column: the tie is at 0.5
+    gap = np.abs(p[:, 0] - 0.5) * 2 if p.shape[1] == 1 else p[:, -1] - p[:, -2]
     assert (gap <= max(tol, 1e-6)).all(), (what, "labels differ without a tie", rows[:5],
                                            gap.max())
 
@@ -456,28 +454,35 @@ def _scan(cols: int, distance: bool) -> Any:
                   [_const("pts", points), _const("k", [5], TensorProto.INT64)], opset=17)
 
 
+def _one_op_models(cols: int) -> dict[str, Any]:
+    """The single-node models of the element-wise, reduction, arg and softmax kernels."""
+    models: dict[str, Any] = {}
+    for op in UNARY:
+        models[f"{op}/{cols}"] = _one(op, cols)
+    for op in BINARY:
+        models[f"{op}/{cols}"] = _one(op, cols, ("x", "c"))
+    for op in COMPARE:
+        models[f"{op}/{cols}"] = _one(op, cols, ("x", "c"), TensorProto.BOOL)
+    for op in REDUCE:
+        for axis, keep in ((1, 1), (1, 0), (0, 1)):
+            models[f"{op}/{cols}/axis{axis}/keep{keep}"] = _reduce(op, cols, axis, keep)
+    for op in ("ArgMax", "ArgMin"):
+        for axis, keep, last in ((1, 1, 0), (1, 0, 0), (1, 1, 1), (0, 1, 0)):
+            models[f"{op}/{cols}/axis{axis}/keep{keep}/last{last}"] = _one(
+                op, cols, out_type=TensorProto.INT64, axis=axis, keepdims=keep, select_last_index=last)
+    for axis in (1, 0):
+        models[f"Softmax/{cols}/axis{axis}"] = _one("Softmax", cols, axis=axis)
+        models[f"LogSoftmax/{cols}/axis{axis}"] = _one("LogSoftmax", cols, axis=axis)
+    return models
+
+
 def _kernel_models() -> dict[str, Any]:
     """Model id -> a small model exercising one registered kernel (a few need a node before
     them for their input type); ids start with the op they are for."""
     models: dict[str, Any] = {}
     i64 = TensorProto.INT64
     for cols in KERNEL_COLUMNS:
-        for op in UNARY:
-            models[f"{op}/{cols}"] = _one(op, cols)
-        for op in BINARY:
-            models[f"{op}/{cols}"] = _one(op, cols, ("x", "c"))
-        for op in COMPARE:
-            models[f"{op}/{cols}"] = _one(op, cols, ("x", "c"), TensorProto.BOOL)
-        for op in REDUCE:
-            for axis, keep in ((1, 1), (1, 0), (0, 1)):
-                models[f"{op}/{cols}/axis{axis}/keep{keep}"] = _reduce(op, cols, axis, keep)
-        for op in ("ArgMax", "ArgMin"):
-            for axis, keep, last in ((1, 1, 0), (1, 0, 0), (1, 1, 1), (0, 1, 0)):
-                models[f"{op}/{cols}/axis{axis}/keep{keep}/last{last}"] = _one(
-                    op, cols, out_type=i64, axis=axis, keepdims=keep, select_last_index=last)
-        for axis in (1, 0):
-            models[f"Softmax/{cols}/axis{axis}"] = _one("Softmax", cols, axis=axis)
-            models[f"LogSoftmax/{cols}/axis{axis}"] = _one("LogSoftmax", cols, axis=axis)
+        models.update(_one_op_models(cols))
         models[f"LeakyRelu/{cols}"] = _one("LeakyRelu", cols, alpha=0.1)
         models[f"IsNaN/{cols}"] = _model(
             [helper.make_node("Log", ["x"], ["l"]), helper.make_node("IsNaN", ["l"], ["y"])],

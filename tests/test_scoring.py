@@ -250,7 +250,8 @@ def test_peak_memory_stays_flat_as_the_file_grows(tmp_path: Path, forest_bundle:
     rss_big = _peak_rss_mb(["predict", bundle, str(big), "-o", str(tmp_path / "b.out"), *common])
     # holding the big file's rows would take tens of MB more (40k rows x 31 Python strings)
     assert rss_big - rss_small < 12, (rss_small, rss_big)
-    assert sum(1 for _ in open(tmp_path / "b.out")) == 40_001
+    with open(tmp_path / "b.out") as fh:
+        assert sum(1 for _ in fh) == 40_001
 
 
 def test_text_blocks_keep_quoted_newlines_and_drop_blank_lines() -> None:

@@ -393,9 +393,9 @@ def test_cli_serve_with_trust_serves_signed_and_refuses_unsigned(models, keys, c
     from serve_support import load_benchmark
 
     bench = load_benchmark("serve_load")
-    with bench.server_process(models["signed"], extra=("--trust", str(keys["pub"]))) as url:
-        with urllib.request.urlopen(url + "/readyz", timeout=30) as resp:
-            assert resp.status == 200
+    with bench.server_process(models["signed"], extra=("--trust", str(keys["pub"]))) as url, \
+            urllib.request.urlopen(url + "/readyz", timeout=30) as resp:
+        assert resp.status == 200
     out = _edgert(cli_env, "serve", str(models["other"]), "--port", "0", "--trust", str(keys["pub"]))
     assert out.returncode != 0 and "not signed" in out.stderr
 
@@ -436,8 +436,8 @@ def test_cli_serve_store_with_trust_serves_the_previous_good_when_current_was_ta
         store.activate(v)
         store.commit(v, "test: judged good")
     _swap_model(store.path("1.1.0"), models["other"])
-    with load_benchmark("serve_load").server_process(store.root, extra=("--trust", str(keys["pub"]))) as url:
-        with urllib.request.urlopen(url + "/model", timeout=30) as resp:
-            assert json.loads(resp.read())["version"] == "1.0.0"
+    with load_benchmark("serve_load").server_process(store.root, extra=("--trust", str(keys["pub"]))) as url, \
+            urllib.request.urlopen(url + "/model", timeout=30) as resp:
+        assert json.loads(resp.read())["version"] == "1.0.0"
     rec = VersionStore(store.root).read_active()
     assert rec["current"] == "1.0.0" and "signature check failed at rest" in rec["known_bad"]["1.1.0"]

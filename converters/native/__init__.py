@@ -76,4 +76,4 @@ def export_native(ctx: ExportContext, precision: str, targets: Optional[Any] = N
     return out
 
 
-EXPORTERS["native"] = export_native  # type: ignore[assignment]
+EXPORTERS["native"] = export_native

@@ -114,7 +114,7 @@ def _lightgbm_node(node: dict) -> Visited:
     if missing == "NaN":
         nan_left = bool(node.get("default_left", True))
     elif missing == "None":
-        nan_left = 0.0 <= t  # LightGBM reads NaN as 0.0
+        nan_left = t >= 0.0  # LightGBM reads NaN as 0.0
     else:
         raise ConversionError(f"LightGBM missing_type {missing!r} (zero as missing) has no TFLite compilation")
     return ("split", node["split_feature"], t, nan_left, node["left_child"], node["right_child"])

@@ -17,7 +17,7 @@ def schema() -> Any:
         from ai_edge_litert import schema_py_generated as s
     except ImportError:
         try:
-            from tflite_runtime import schema_py_generated as s  # type: ignore[no-redef]
+            from tflite_runtime import schema_py_generated as s
         except ImportError:
             raise ConversionError("writing TFLite needs the TFLite schema: pip install ai-edge-litert "
                                   "(TensorFlow is not needed)") from None

@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import UnsupportedEstimatorError
+from ..errors import ConversionError, UnsupportedEstimatorError
 from .builder import HYBRID_MIN, Graph
 from .integer import integer_dense
 
@@ -118,6 +118,8 @@ def _dense(g: Graph, h: int, layers: list[Dense], fill: Optional[np.ndarray], s:
 
 
 def _calibration(g: Graph, fill: Optional[np.ndarray], s: np.ndarray) -> np.ndarray:
+    if g.calibration is None:  # the same rule and message as the ONNX exporter's
+        raise ConversionError("static int8 quantization needs calibration rows (the sample)")
     rows = np.array(g.calibration[:4096], dtype=np.float64)  # ranges settle long before this
     if fill is not None:
         rows = np.where(np.isnan(rows), fill, rows)

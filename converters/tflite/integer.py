@@ -10,7 +10,7 @@ label-agreement bar judges the result like every int8 artifact.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 
 #: (scale, zero point) the int8 TFLite kernels fix for these activations' outputs
 _FIXED_OUTPUT = {"TANH": (1.0 / 128.0, 0), "LOGISTIC": (1.0 / 256.0, -128)}
-_ACT = {"TANH": np.tanh, "LOGISTIC": lambda z: 1.0 / (1.0 + np.exp(-z)), None: lambda z: z,
-        "RELU": lambda z: np.maximum(z, 0.0)}
+_Activation = Callable[[np.ndarray], np.ndarray]
+_ACT: dict[Optional[str], _Activation] = {
+    "TANH": np.tanh, "LOGISTIC": lambda z: 1.0 / (1.0 + np.exp(-z)), None: lambda z: z,
+    "RELU": lambda z: np.maximum(z, 0.0)}
 
 
 def asymmetric(values: np.ndarray) -> tuple[float, int]:

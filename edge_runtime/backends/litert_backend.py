@@ -17,7 +17,7 @@ def _interpreter_class() -> Any:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         try:
-            from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
+            from tflite_runtime.interpreter import Interpreter
         except ImportError:
             raise BackendUnavailableError("no TFLite interpreter: pip install ai-edge-litert "
                                           "(or tflite-runtime with numpy<2)") from None

@@ -42,8 +42,9 @@ class NumpyBackend(Backend):
         from ..onnx_numpy.plan import load_plan
 
         self._plan, model = load_plan(model_bytes)
-        graph = model.graph
-        self._widths = {v.name: v.shape[1] for v in list(graph.inputs) + list(graph.outputs)
+        graph = model.graph  # never None: load_plan refuses a model without a graph
+        values = [] if graph is None else list(graph.inputs) + list(graph.outputs)
+        self._widths = {v.name: v.shape[1] for v in values
                         if v.shape is not None and len(v.shape) == 2 and isinstance(v.shape[1], int)}
         self.check_names({name: "" for name in self._plan.inputs}, self._plan.outputs)
         self._input = artifact.input_name

@@ -128,12 +128,12 @@ class PyodideBackend(Backend):
                                "`await edge_runtime.load_async(...)`")
         JsException = self._js_exception
         n, d = x.shape
+        typecode = _TYPECODES[self._dtype]
         from_numpy = not isinstance(x, Rows)  # the numpy-free input path gives Rows
-        rows = None if from_numpy else x.data
-        if not from_numpy and rows.typecode != _TYPECODES[self._dtype]:
-            rows = array(_TYPECODES[self._dtype], rows)
-        elif from_numpy:
-            rows = array(_TYPECODES[self._dtype])
+        if isinstance(x, Rows):
+            rows = x.data if x.data.typecode == typecode else array(typecode, x.data)
+        else:
+            rows = array(typecode)
             rows.frombytes(x.tobytes())  # x is C-contiguous and of the artifact's dtype already
         # to_js copies a typed buffer into the matching JS typed array in one go (~6 µs for 300
         # floats, against ~180 µs through a JS list).

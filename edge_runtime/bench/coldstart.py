@@ -4,6 +4,7 @@ first prediction times and the process's peak resident memory."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -36,10 +37,8 @@ def main(argv: list[str]) -> None:
 
     engine_mod = {"onnxruntime": "onnxruntime", "litert": "ai_edge_litert"}.get(backend)
     if engine_mod:
-        try:
+        with contextlib.suppress(ImportError):
             __import__(engine_mod)
-        except ImportError:
-            pass
     t1 = time.perf_counter()
     b = open_bundle(bundle)
     model = edge_runtime.load(b, backend=backend, precision=precision, threads=threads, verify=False)

@@ -12,7 +12,7 @@ def _fmt_ms(v: float) -> str:
 
 
 def table_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    batches = []
+    batches: list[int] = []
     for e in report["results"]:
         batches = [t["batch"] for t in e.get("throughput", [])] or batches
     head = ["backend", "prec", "size", "import", "create", "1st pred", "cold total (min–max)", "peak RSS",
@@ -64,7 +64,7 @@ def print_report(report: dict[str, Any], echo: Callable[[str], None]) -> None:
     else:
         width = _width()
 
-        class _Console(Console):  # type: ignore[misc]
+        class _Console(Console):
             def on_broken_pipe(self) -> None:
                 # rich exits 1 when the reader goes (`| head`); the CLI turns this into a quiet 0
                 raise BrokenPipeError

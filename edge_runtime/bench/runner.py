@@ -189,6 +189,15 @@ def run_bench(bundle_path: str, cfg: BenchConfig) -> dict[str, Any]:
     return report
 
 
+def _bound(predict: Callable[[Any], Any], rows: Any) -> Callable[[], Any]:
+    return lambda: predict(rows)
+
+
+def _first_rows(predict: Callable[[Any], Any], rows: Any, n: int) -> Callable[[], Any]:
+    """``predict`` on the first ``n`` rows, sliced in each call (as the warm figure is)."""
+    return lambda: predict(rows[:n])
+
+
 def warm_and_throughput(predict: Callable[[Any], Any], rows: Any, cfg: BenchConfig,
                         label: str) -> dict[str, Any]:
     """Warm single-row percentiles and throughput at each batch size, for one predictor."""
@@ -199,7 +208,7 @@ def warm_and_throughput(predict: Callable[[Any], Any], rows: Any, cfg: BenchConf
     for b in cfg.batches:
         cfg.progress(f"{label}: batch {b}")
         chunk = rows[:b]
-        out["throughput"].append(throughput(lambda c=chunk: predict(c), b, seconds=cfg.batch_seconds))
+        out["throughput"].append(throughput(_bound(predict, chunk), b, seconds=cfg.batch_seconds))
     return out
 
 
@@ -214,7 +223,7 @@ def baseline(estimator: Any, rows: Any, cfg: BenchConfig) -> dict[str, Any]:
         warnings.simplefilter("ignore")
         warm = summarize(sample_latency(lambda: fn(rows64[:1]), seconds=cfg.warm_seconds,
                                         warmup=5, min_samples=30))
-        tp = [throughput(lambda b=b: fn(rows64[:b]), b, seconds=cfg.batch_seconds) for b in cfg.batches]
+        tp = [throughput(_first_rows(fn, rows64, b), b, seconds=cfg.batch_seconds) for b in cfg.batches]
     return {"name": f"scikit-learn {type(estimator).__name__}", "warm": warm, "throughput": tp}
 
 

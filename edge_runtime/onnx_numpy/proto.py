@@ -221,40 +221,46 @@ def _tensor(r: _Reader, depth: int) -> Tensor:
     floats: list[bytes] = []
     doubles: list[bytes] = []
     for num, wt, val in r.fields():
-        if num == 1:
-            _varints(r, wt, val, True, "dims", t.dims)
-            if len(t.dims) > MAX_DIMS:
-                raise r.fail("tensor has too many dimensions")
-        elif num == 2:
-            _expect(r, wt, _VARINT, "data_type")
-            t.data_type = val
-        elif num == 4:
+        if num == 4:
             _fixed(r, wt, val, 4, "float_data", floats)
-        elif num == 5:
-            _varints(r, wt, val, True, "int32_data", t.int32_data)
-        elif num == 6:
-            _expect(r, wt, _LEN, "string_data")
-            t.string_data.append(r.raw(val))
-        elif num == 7:
-            _varints(r, wt, val, True, "int64_data", t.int64_data)
-        elif num == 8:
-            _expect(r, wt, _LEN, "name")
-            t.name = r.text(val)
-        elif num == 9:
-            _expect(r, wt, _LEN, "raw_data")
-            t.raw_data = r.raw(val)
         elif num == 10:
             _fixed(r, wt, val, 8, "double_data", doubles)
-        elif num == 11:
-            _varints(r, wt, val, False, "uint64_data", t.uint64_data)
-        elif num == 14:
-            t.external = val == 1
+        else:
+            _tensor_field(r, t, num, wt, val)
     t.float_data = b"".join(floats) if floats else None
     t.double_data = b"".join(doubles) if doubles else None
     for d in t.dims:
         if d < 0:
             raise r.fail(f"tensor '{t.name}' has a negative dimension {d}")
     return t
+
+
+def _tensor_field(r: _Reader, t: Tensor, num: int, wt: int, val: Any) -> None:
+    """One TensorProto field other than the packed float/double data (unknown ones skipped)."""
+    if num == 1:
+        _varints(r, wt, val, True, "dims", t.dims)
+        if len(t.dims) > MAX_DIMS:
+            raise r.fail("tensor has too many dimensions")
+    elif num == 2:
+        _expect(r, wt, _VARINT, "data_type")
+        t.data_type = val
+    elif num == 5:
+        _varints(r, wt, val, True, "int32_data", t.int32_data)
+    elif num == 6:
+        _expect(r, wt, _LEN, "string_data")
+        t.string_data.append(r.raw(val))
+    elif num == 7:
+        _varints(r, wt, val, True, "int64_data", t.int64_data)
+    elif num == 8:
+        _expect(r, wt, _LEN, "name")
+        t.name = r.text(val)
+    elif num == 9:
+        _expect(r, wt, _LEN, "raw_data")
+        t.raw_data = r.raw(val)
+    elif num == 11:
+        _varints(r, wt, val, False, "uint64_data", t.uint64_data)
+    elif num == 14:
+        t.external = val == 1
 
 
 def _value_info(r: _Reader) -> ValueInfo:
@@ -290,48 +296,60 @@ def _attribute(r: _Reader, depth: int) -> Attribute:
     a = Attribute()
     floats: list[bytes] = []
     for num, wt, val in r.fields():
-        if num == 1:
-            _expect(r, wt, _LEN, "name")
-            a.name = r.text(val)
-        elif num == 20:
-            _expect(r, wt, _VARINT, "type")
-            a.type = val
-        elif num == 2:
-            _expect(r, wt, _I32, "f")
-            a.f = struct.unpack("<f", val)[0]
-        elif num == 3:
-            _expect(r, wt, _VARINT, "i")
-            a.i = val - (1 << 64) if val >= 1 << 63 else val
-        elif num == 4:
-            _expect(r, wt, _LEN, "s")
-            a.s = r.raw(val)
-        elif num == 5:
-            _expect(r, wt, _LEN, "t")
-            a.t = _tensor(r.sub(val, "AttributeProto.t"), depth + 1)
-        elif num == 6:
-            _expect(r, wt, _LEN, "g")
-            a.g = _graph(r.sub(val, "AttributeProto.g"), depth + 1)
-        elif num == 7:
+        if num == 7:
             _fixed(r, wt, val, 4, "floats", floats)
-        elif num == 8:
-            _varints(r, wt, val, True, "ints", a.ints)
-        elif num == 9:
-            _expect(r, wt, _LEN, "strings")
-            if len(a.strings) >= MAX_ELEMENTS:
-                raise r.fail("too many strings")
-            a.strings.append(r.raw(val))
-        elif num == 10:
-            _expect(r, wt, _LEN, "tensors")
-            a.tensors.append(_tensor(r.sub(val, "AttributeProto.tensors"), depth + 1))
-        elif num == 11:
-            _expect(r, wt, _LEN, "graphs")
-            a.graphs.append(_graph(r.sub(val, "AttributeProto.graphs"), depth + 1))
+        elif num in (5, 6, 10, 11):
+            _attribute_nested(r, a, num, wt, val, depth)
+        else:
+            _attribute_field(r, a, num, wt, val)
     if floats:
         blob = b"".join(floats)
         a.floats = list(struct.unpack(f"<{len(blob) // 4}f", blob))
     if not a.name:
         raise r.fail("attribute without a name")
     return a
+
+
+def _attribute_field(r: _Reader, a: Attribute, num: int, wt: int, val: Any) -> None:
+    """One AttributeProto field holding a name, type, number, string or list of them."""
+    if num == 1:
+        _expect(r, wt, _LEN, "name")
+        a.name = r.text(val)
+    elif num == 20:
+        _expect(r, wt, _VARINT, "type")
+        a.type = val
+    elif num == 2:
+        _expect(r, wt, _I32, "f")
+        a.f = struct.unpack("<f", val)[0]
+    elif num == 3:
+        _expect(r, wt, _VARINT, "i")
+        a.i = val - (1 << 64) if val >= 1 << 63 else val
+    elif num == 4:
+        _expect(r, wt, _LEN, "s")
+        a.s = r.raw(val)
+    elif num == 8:
+        _varints(r, wt, val, True, "ints", a.ints)
+    elif num == 9:
+        _expect(r, wt, _LEN, "strings")
+        if len(a.strings) >= MAX_ELEMENTS:
+            raise r.fail("too many strings")
+        a.strings.append(r.raw(val))
+
+
+def _attribute_nested(r: _Reader, a: Attribute, num: int, wt: int, val: Any, depth: int) -> None:
+    """An AttributeProto field holding tensors (5, 10) or subgraphs (6, 11), one level deeper."""
+    if num == 5:
+        _expect(r, wt, _LEN, "t")
+        a.t = _tensor(r.sub(val, "AttributeProto.t"), depth + 1)
+    elif num == 6:
+        _expect(r, wt, _LEN, "g")
+        a.g = _graph(r.sub(val, "AttributeProto.g"), depth + 1)
+    elif num == 10:
+        _expect(r, wt, _LEN, "tensors")
+        a.tensors.append(_tensor(r.sub(val, "AttributeProto.tensors"), depth + 1))
+    elif num == 11:
+        _expect(r, wt, _LEN, "graphs")
+        a.graphs.append(_graph(r.sub(val, "AttributeProto.graphs"), depth + 1))
 
 
 def _node(r: _Reader, depth: int) -> Node:

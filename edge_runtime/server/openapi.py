@@ -40,7 +40,7 @@ def openapi_for_model(doc: dict[str, Any], manifest: Any, max_rows: int, *, dtyp
                 out["enum"] = list(f.categories)
             return out
         lo, hi = feature_bounds(f, dtype, strict=strict)
-        types = ["number"] + (["boolean"] if lo <= 0 and 1 <= hi else []) + (["null"] if f.allow_nan else [])
+        types = ["number"] + (["boolean"] if lo <= 0 and hi >= 1 else []) + (["null"] if f.allow_nan else [])
         return {"type": types, "minimum": lo, "maximum": hi}
 
     feats = list(manifest.features)

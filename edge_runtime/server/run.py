@@ -152,9 +152,9 @@ def serve(source: str, *, host: str = "127.0.0.1", port: int = 8080, backend: st
         url = f"unix:{unix_socket}"
         app.server_url = "http://localhost"  # what an HTTP client over the socket sends as Host
     else:
-        bound = str(server.effective_host)  # type: ignore[union-attr]
+        bound = str(server.effective_host)
         shown = f"[{bound}]" if ":" in bound else bound
-        url = app.server_url = f"http://{shown}:{server.effective_port}"  # type: ignore[union-attr]
+        url = app.server_url = f"http://{shown}:{server.effective_port}"
     cur = slot.current
     following = isinstance(slot, HotSwapModel)
     if following and slot.last_swap_error:

@@ -69,7 +69,8 @@ class HttpFetcher(Urllib3Fetcher):
         if getattr(self, "_proxy_env", None) is None:  # python-tuf's proxy-aware pool, if it has one
             import urllib3
 
-            self._proxy_env = urllib3.PoolManager()
+            # tuf types the attribute as its ProxyEnvironment; a PoolManager has the same request()
+            self._proxy_env = urllib3.PoolManager()  # type: ignore[assignment]
 
     def _timeout(self, url: str, deadline: float) -> float:
         left = deadline - time.monotonic()

@@ -23,6 +23,7 @@ blamed). The parent keeps at most ``_STDOUT_CAP`` bytes of result and the last
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -300,10 +301,8 @@ def _setup(profile: Any) -> Any:
     device's (the parent sees no ready line), not the version's."""
     from .. import loader  # noqa: F401 - imported now, so a broken install fails before ready
 
-    try:
+    with contextlib.suppress(ImportError):
         import numpy  # noqa: F401 - every engine but onnxruntime-web needs it
-    except ImportError:
-        pass
     from ..profiles import load_profile, profile_from_dict
 
     if profile and "ref" in profile:

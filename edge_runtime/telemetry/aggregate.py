@@ -101,13 +101,14 @@ class WindowAccumulator:
         against each edge rounded *up* to float32, which for float32 v is the same test as
         against the float64 edge (and halves the work). NaN counts as missing, never as a bin.
         """
-        if self._padded is None or x.ndim != 2 or x.shape[1] != self._padded.shape[0]:
+        padded, padded32 = self._padded, self._padded32
+        if padded is None or padded32 is None or x.ndim != 2 or x.shape[1] != padded.shape[0]:
             return
         if x.dtype == np.float32:
-            edges = self._padded32
+            edges = padded32
         else:
             x = x.astype(np.float64, copy=False)
-            edges = self._padded
+            edges = padded
         xt = np.ascontiguousarray(x.T)
         n = xt.shape[1]
         tmp = np.empty(xt.shape, dtype=bool)
@@ -267,9 +268,13 @@ def validate_segment(seg: Any) -> dict[str, Any]:
         if seg["state"] not in STATES:
             raise ValueError(f"segment field 'state' is not one of {', '.join(STATES)}")
     feats = seg.get("features")
-    if feats is not None:
-        if not (isinstance(feats, dict) and isinstance(feats.get("names"), list)
-                and isinstance(feats.get("bins"), list) and isinstance(feats.get("missing"), list)
-                and len(feats["names"]) == len(feats["bins"]) == len(feats["missing"])):
-            raise ValueError("segment field 'features' is malformed")
+    if feats is not None and not _features_well_formed(feats):
+        raise ValueError("segment field 'features' is malformed")
     return seg
+
+
+def _features_well_formed(feats: Any) -> bool:
+    """A segment's ``features``: names, bins and missing counts, three lists of one length."""
+    return (isinstance(feats, dict) and isinstance(feats.get("names"), list)
+            and isinstance(feats.get("bins"), list) and isinstance(feats.get("missing"), list)
+            and len(feats["names"]) == len(feats["bins"]) == len(feats["missing"]))

@@ -27,7 +27,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, TypeVar, Union
@@ -309,10 +309,8 @@ class Outbox:
                 log.warning("telemetry outbox %s: space is back", self.path)
             self._full = False
         except OSError:
-            try:
+            with suppress(OSError):
                 tmp.unlink()
-            except OSError:
-                pass
             self._reserve_retry_at = time.monotonic() + 5.0
 
     def _meta(self, key: str, default: str = "0") -> str:
@@ -440,7 +438,8 @@ class Outbox:
         def claim(db: sqlite3.Connection) -> Optional[Batch]:
             row = db.execute("SELECT batch_id FROM batches ORDER BY seq LIMIT 1").fetchone()
             if row is None:
-                picked, size = [], 0
+                picked: list[int] = []
+                size = 0
                 for seq, nbytes in db.execute(
                         "SELECT seq, bytes FROM segments WHERE batch_id IS NULL ORDER BY seq "
                         "LIMIT ?", (max(1, int(max_segments)),)):
@@ -526,14 +525,10 @@ class Outbox:
         """What the outbox occupies on disk now: database, WAL, shared memory and reserve."""
         total = 0
         for suffix in ("", "-wal", "-shm", "-journal"):
-            try:
+            with suppress(OSError):
                 total += os.stat(f"{self.path}{suffix}").st_blocks * 512
-            except OSError:
-                pass
-        try:
+        with suppress(OSError):
             total += self.reserve_path.stat().st_blocks * 512
-        except OSError:
-            pass
         return total
 
     def stats(self) -> dict[str, Any]:

@@ -31,7 +31,7 @@ import weakref
 from collections import OrderedDict, deque
 from itertools import repeat
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, TypeVar, Union
 
 import numpy as np
 
@@ -81,6 +81,9 @@ class Stream:
             return self.adapt(X)
         except Exception:  # noqa: BLE001 - the call succeeded; a stale mutable input is not fatal
             return None
+
+
+_T = TypeVar("_T")
 
 
 def _window_start(t: float, window_s: float) -> float:
@@ -140,8 +143,7 @@ class Recorder:
         self._dispatcher: Optional[AlertDispatcher] = None
         if start:
             self.start()
-        ref = weakref.ref(self)
-        atexit.register(lambda: (r := ref()) is not None and r.close())
+        atexit.register(_close_at_exit, weakref.ref(self))
 
     # --- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -394,8 +396,8 @@ class Recorder:
         if starts.min() != starts.max():  # the drain straddles a window boundary: split
             for w in np.unique(starts).tolist():
                 sel = np.flatnonzero(starts == w).tolist()
-                self._calls(stream, kind, *([col[i] for i in sel]
-                                            for col in (ts, lats, xs, xbs, ys, ids)))
+                self._calls(stream, kind, _pick(ts, sel), _pick(lats, sel), _pick(xs, sel),
+                            _pick(xbs, sel), _pick(ys, sel), _pick(ids, sel))
             return
         acc = self._window(stream, float(wall[0]))
         acc.touched(float(wall.min()))
@@ -405,38 +407,37 @@ class Recorder:
         x, rows = self._inputs(stream, xs, xbs, ys)
         acc.add_calls(lat, rows)
         if x is not None:
-            acc.add_inputs(x)
-            for w in self._watchers:
-                if w.key == stream.key:
-                    w.add_inputs(x)
-            if self.sample_rate > 0:
-                take = [r for r in x.tolist() if random.random() < self.sample_rate]
-                if take:
-                    acc.add_samples(take)
-        try:
-            try:
-                uniform = len(set(map(_ndim, ys))) == 1 and type(ys[0]) is np.ndarray
-            except AttributeError:
-                uniform = False
-            if uniform and ys[0].ndim == (2 if kind == PROBA_CALL else 1):
-                y = np.concatenate(ys) if len(ys) > 1 else ys[0]
-            elif kind == PROBA_CALL:
-                y = np.concatenate([np.asarray(v).reshape(len(v), -1) for v in ys])
-            else:
-                y = np.concatenate([np.ravel(v) for v in ys])
-        except ValueError:
+            self._observe_inputs(stream, acc, x)
+        y = _output_block(kind, ys)
+        if y is None:
             return
         if kind == PROBA_CALL:
             idx = y.argmax(axis=1)
             y = stream.classes[idx] if stream.classes is not None else idx
         acc.add_outputs(y, stream.classification)
         if ids.count(None) != len(ids):
-            pos = 0
-            for pid, v in zip(ids, ys):
-                k = len(v)
-                if pid is not None:
-                    self._remember(stream, pid, y[pos:pos + k], float(wall[0]))
-                pos += k
+            self._remember_calls(stream, ids, ys, y, float(wall[0]))
+
+    def _observe_inputs(self, stream: Stream, acc: WindowAccumulator, x: np.ndarray) -> None:
+        """The window's and the live watchers' input bins, and the sampled rows."""
+        acc.add_inputs(x)
+        for w in self._watchers:
+            if w.key == stream.key:
+                w.add_inputs(x)
+        if self.sample_rate > 0:
+            take = [r for r in x.tolist() if random.random() < self.sample_rate]
+            if take:
+                acc.add_samples(take)
+
+    def _remember_calls(self, stream: Stream, ids: Sequence[Any], ys: Sequence[Any], y: np.ndarray,
+                        t: float) -> None:
+        """Each call's slice of the output block, kept under its prediction id for feedback."""
+        pos = 0
+        for pid, v in zip(ids, ys):
+            k = len(v)
+            if pid is not None:
+                self._remember(stream, pid, y[pos:pos + k], t)
+            pos += k
 
     @staticmethod
     def _snapshot(v: Any, b: Optional[bytes]) -> Any:
@@ -445,16 +446,18 @@ class Recorder:
     def _inputs(self, stream: Stream, xs: Sequence[Any], xbs: Sequence[Optional[bytes]],
                 ys: Sequence[Any]) -> tuple[Optional[np.ndarray], int]:
         """The recorded inputs as one 2-D block (rebuilt from the byte snapshots), and rows."""
-        if xbs.count(None) == 0:
+        snapshots = [b for b in xbs if b is not None]
+        if len(snapshots) == len(xbs):
             shapes = set(map(_shape, xs))
             dtypes = set(map(_dtype, xs))
             if len(shapes) == 1 and len(dtypes) == 1:
                 shape = next(iter(shapes))
                 if len(shape) == 2 and (not stream.width or shape[1] == stream.width):
-                    x = np.frombuffer(b"".join(xbs), dtype=next(iter(dtypes)))
-                    return x.reshape(len(xs) * shape[0], shape[1]), len(xs) * shape[0]
+                    flat = np.frombuffer(b"".join(snapshots), dtype=next(iter(dtypes)))
+                    return flat.reshape(len(xs) * shape[0], shape[1]), len(xs) * shape[0]
         mats = [stream.to_matrix(self._snapshot(v, b)) for v, b in zip(xs, xbs)]
         good = [m for m in mats if m is not None]
+        x: Optional[np.ndarray]
         try:
             x = np.concatenate([np.asarray(m, dtype=np.float64) for m in good]) if good else None
         except ValueError:
@@ -518,6 +521,35 @@ _ndim = operator.attrgetter("ndim")
 def _rows_of(y: Any) -> int:
     shape = getattr(y, "shape", None)
     return int(shape[0]) if shape else 1
+
+
+def _pick(col: Sequence[_T], sel: Sequence[int]) -> list[_T]:
+    return [col[i] for i in sel]
+
+
+def _output_block(kind: int, ys: Sequence[Any]) -> Optional[np.ndarray]:
+    """The calls' outputs as one block (2-D probabilities or 1-D values), None when they do not
+    stack (then the window counts the calls and inputs but not the outputs)."""
+    try:
+        try:
+            uniform = len(set(map(_ndim, ys))) == 1 and type(ys[0]) is np.ndarray
+        except AttributeError:
+            uniform = False
+        if uniform and ys[0].ndim == (2 if kind == PROBA_CALL else 1):
+            return np.concatenate(ys) if len(ys) > 1 else ys[0]
+        if kind == PROBA_CALL:
+            return np.concatenate([np.asarray(v).reshape(len(v), -1) for v in ys])
+        return np.concatenate([np.ravel(v) for v in ys])
+    except ValueError:
+        return None
+
+
+def _close_at_exit(ref: weakref.ref[Recorder]) -> None:
+    """Flush a recorder still open when the interpreter exits (the weak reference lets an
+    unused recorder be collected before that)."""
+    recorder = ref()
+    if recorder is not None:
+        recorder.close()
 
 
 def read_live_metrics(model: str, version: str,

@@ -37,13 +37,14 @@ class HttpSink:
             raise ValueError(f"sink URL {url!r} is not http(s)://host[:port]/path")
         self.url = url
         self._parts = parts
+        self._host: str = parts.hostname
         self.token = token
         self.timeout_s = timeout_s
 
     def send(self, batch: Batch) -> None:
         p = self._parts
         cls = http.client.HTTPSConnection if p.scheme == "https" else http.client.HTTPConnection
-        conn = cls(p.hostname, p.port, timeout=self.timeout_s)
+        conn = cls(self._host, p.port, timeout=self.timeout_s)
         headers = {"Content-Type": "application/json", "X-Batch-Id": batch.batch_id}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"

@@ -8,7 +8,7 @@ same figures as one window would have.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -83,7 +83,7 @@ def psi(reference: Sequence[float], observed: Sequence[float]) -> Optional[float
     return float(np.sum((op - rp) * np.log(op / rp)))
 
 
-def feature_drift(ref_feature: dict[str, Any], counts: Sequence[int], missing: int, *,
+def feature_drift(ref_feature: dict[str, Any], counts: Iterable[int], missing: int, *,
                   threshold: float = PSI_THRESHOLD, min_rows: int = PSI_MIN_ROWS
                   ) -> dict[str, Any]:
     """PSI of one feature's observed bins (plus missing as its own bin) against the reference."""

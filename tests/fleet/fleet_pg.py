@@ -64,7 +64,7 @@ class PgServer:
                 "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"]
         if not fsync:  # tests: durability of the test cluster itself does not matter
             args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
-        self._log = open(self.dir / "server.log", "wb")
+        self._log = open(self.dir / "server.log", "wb")  # noqa: SIM115 - close() closes it
         self.proc = subprocess.Popen(args, env=env, cwd=self.dir, stdout=self._log,
                                      stderr=subprocess.STDOUT, **kw)
         self.url = f"postgresql://edgert@127.0.0.1:{self.port}/postgres"

@@ -114,4 +114,4 @@ def test_whatever_the_name_nothing_is_written_outside_the_repository(good, tmp_p
                                      or (work / "b").resolve() in p.parents)}
     assert written == inside
     if path is not None:
-        assert path == f"{name}/{name}-1.0.0.tar.gz" and "/" not in name and ".." != name
+        assert path == f"{name}/{name}-1.0.0.tar.gz" and "/" not in name and name != ".."

@@ -350,9 +350,8 @@ def test_lock_keeps_a_second_agent_out(installed):
     from edge_runtime.sync.agent import store_lock
 
     keys, path, url, state = installed
-    with store_lock(VersionStore(state)):
-        with pytest.raises(SyncError, match="another sync agent holds the lock"):
-            agent(url, keys, state).sync_once()
+    with store_lock(VersionStore(state)), pytest.raises(SyncError, match="another sync agent holds the lock"):
+        agent(url, keys, state).sync_once()
 
 
 def test_download_policies(bundles, installed):

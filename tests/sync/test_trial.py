@@ -6,6 +6,7 @@ afterwards installs. A real TUF repository on 127.0.0.1, signed by `converters.p
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
@@ -358,8 +359,6 @@ def _children() -> set[str]:
         pytest.skip("needs /proc")
     out: set[str] = set()
     for task in proc.iterdir():
-        try:
+        with contextlib.suppress(OSError):
             out |= set((task / "children").read_text().split())
-        except OSError:
-            pass
     return out

@@ -3,6 +3,7 @@ answer never reaches the client (a lost acknowledgement)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from typing import Callable
@@ -57,10 +58,8 @@ class CuttingProxy:
             pass
         finally:
             for s in (client, up):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 s.close()
 
     def close(self) -> None:

@@ -3,7 +3,7 @@ helpers to read and write node attributes and add folded constants."""
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import numpy as np
 
@@ -63,7 +63,7 @@ def float_attr(node: Node, name: str) -> Optional[np.ndarray]:
 
 
 def with_attrs(node: Node, inputs: list[str], outputs: Optional[list[str]] = None,
-          **floats: np.ndarray) -> Node:
+          **floats: Union[np.ndarray, float]) -> Node:
     attrs = dict(node.attributes)
     for name, value in floats.items():
         if np.ndim(value) == 0:

@@ -109,8 +109,10 @@ def _consumer_weights(g: NodeGraph, user: Node, constants: dict,
             return None
 
         def store_linear(x: str, w2: np.ndarray, b2: Optional[np.ndarray]) -> list[Node]:
-            extra = {} if b2 is None else {"intercepts": b2}
-            return [with_attrs(user, [x] + list(user.inputs[1:]), coefficients=w2.T, **extra)]
+            ins = [x] + list(user.inputs[1:])
+            if b2 is None:
+                return [with_attrs(user, ins, coefficients=w2.T)]
+            return [with_attrs(user, ins, coefficients=w2.T, intercepts=b2)]
 
         return w, b, store_linear, set()
     if user.domain or user.op_type not in ("MatMul", "Gemm") or len(user.inputs) < 2:

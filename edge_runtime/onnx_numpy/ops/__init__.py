@@ -8,6 +8,7 @@ happens in the factory, so it is done once per model, not once per call.
 
 from __future__ import annotations
 
+import builtins  # the accessors below named int/float/str shadow the builtins in the class
 import importlib
 import pkgutil
 from dataclasses import dataclass
@@ -110,19 +111,19 @@ class OpNode:
         a = self._get(name, A_STRING, default if default is not None else _REQUIRED)
         return a.s.decode("utf-8", "replace") if a is not default else default
 
-    def ints(self, name: str, default: Any = _REQUIRED) -> Any:
+    def ints(self, name: builtins.str, default: Any = _REQUIRED) -> Any:
         a = self._get(name, A_INTS, default)
         return list(a.ints) if a is not default else default
 
-    def floats(self, name: str, default: Any = _REQUIRED) -> Any:
+    def floats(self, name: builtins.str, default: Any = _REQUIRED) -> Any:
         a = self._get(name, A_FLOATS, default)
         return list(a.floats) if a is not default else default
 
-    def strings(self, name: str, default: Any = _REQUIRED) -> Any:
+    def strings(self, name: builtins.str, default: Any = _REQUIRED) -> Any:
         a = self._get(name, A_STRINGS, default)
         return [s.decode("utf-8", "replace") for s in a.strings] if a is not default else default
 
-    def tensor(self, name: str, default: Any = _REQUIRED) -> Any:
+    def tensor(self, name: builtins.str, default: Any = _REQUIRED) -> Any:
         from ..tensors import to_array
 
         a = self._get(name, A_TENSOR, default)
@@ -132,13 +133,13 @@ class OpNode:
             raise AttributeMissing(f"{self.node.op_type} attribute '{name}' holds no tensor")
         return to_array(a.t)
 
-    def graph(self, name: str) -> Any:
+    def graph(self, name: builtins.str) -> Any:
         a = self._get(name, A_GRAPH, _REQUIRED)
         if a.g is None or self.plan_graph is None:
             raise AttributeMissing(f"{self.node.op_type} attribute '{name}' holds no graph")
         return self.plan_graph(a.g)
 
-    def fail(self, msg: str) -> Exception:
+    def fail(self, msg: builtins.str) -> Exception:
         from ...errors import UnsupportedModelError
 
         return UnsupportedModelError(f"{self.node.op_type} node '{self.node.name}': {msg}")

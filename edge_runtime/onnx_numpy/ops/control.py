@@ -126,10 +126,7 @@ def make_scan(node):
         k = len(body.outputs) - n_state
         results = list(states)
         for j in range(k):
-            if collected:
-                y = np.stack([c[j] for c in collected])
-            else:
-                y = np.zeros((0,), dtype=np.float32)
+            y = np.stack([c[j] for c in collected]) if collected else np.zeros((0,), dtype=np.float32)
             if out_dirs and out_dirs[j]:
                 y = y[::-1]
             if out_axes and out_axes[j]:

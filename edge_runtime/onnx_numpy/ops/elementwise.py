@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 
@@ -26,8 +27,12 @@ def _pow(a, b):
     return out.astype(a.dtype) if out.dtype != a.dtype else out
 
 
+Binary = Callable[[np.ndarray, np.ndarray], np.ndarray]
+Unary = Callable[[np.ndarray], np.ndarray]
+
 #: the arithmetic ops (also used by the fused in-place chains of ``fused.py``)
-ARITHMETIC = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": _div, "Pow": _pow}
+ARITHMETIC: dict[str, Binary] = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": _div,
+                                 "Pow": _pow}
 
 for _name, _fn in {**ARITHMETIC, "Equal": np.equal, "Less": np.less, "Greater": np.greater,
                    "LessOrEqual": np.less_equal, "GreaterOrEqual": np.greater_equal,
@@ -50,15 +55,16 @@ def _sigmoid(x):
 _erf = np.frompyfunc(math.erf, 1, 1)
 
 #: the float activations and functions (also used by the fused in-place chains)
-ACTIVATIONS = {"Relu": lambda x: np.maximum(x, x.dtype.type(0)), "Sigmoid": _sigmoid,
-               "Tanh": np.tanh, "Exp": np.exp, "Log": np.log, "Sqrt": np.sqrt,
-               "Abs": np.abs, "Neg": np.negative}
+ACTIVATIONS: dict[str, Unary] = {
+    "Relu": lambda x: np.maximum(x, x.dtype.type(0)), "Sigmoid": _sigmoid,
+    "Tanh": np.tanh, "Exp": np.exp, "Log": np.log, "Sqrt": np.sqrt, "Abs": np.abs, "Neg": np.negative}
 
-for _name, _fn in {**ACTIVATIONS, "Not": np.logical_not,
-                   "Reciprocal": lambda x: (1 / x).astype(x.dtype), "Floor": np.floor,
-                   "Ceil": np.ceil, "Sign": np.sign, "IsNaN": np.isnan,
-                   "Softplus": lambda x: np.logaddexp(0, x).astype(x.dtype),
-                   "Erf": lambda x: _erf(x).astype(x.dtype)}.items():
+_OTHER_UNARY: dict[str, Unary] = {
+    "Not": np.logical_not, "Reciprocal": lambda x: (1 / x).astype(x.dtype), "Floor": np.floor,
+    "Ceil": np.ceil, "Sign": np.sign, "IsNaN": np.isnan,
+    "Softplus": lambda x: np.logaddexp(0, x).astype(x.dtype),
+    "Erf": lambda x: np.asarray(_erf(x)).astype(x.dtype)}
+for _name, _fn in {**ACTIVATIONS, **_OTHER_UNARY}.items():
     _unary(_name, _fn)
 
 

@@ -5,6 +5,8 @@ MatMul + bias + activation with the bias and activation applied in place on the 
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from ..fuse import FUSED_DOMAIN
@@ -78,9 +80,10 @@ def make_chain(node):
     if len(ops) < 2 or len(slots) != len(ops) - 1 or \
             any(o not in ARITHMETIC and o not in ACTIVATIONS for o in ops):
         raise node.fail("malformed chain")
-    first = ARITHMETIC.get(ops[0]) or ACTIVATIONS[ops[0]]
+    # one- or two-input ops: ``slot`` (or n_first) says which, not the type
+    first: Callable[..., np.ndarray] = ARITHMETIC.get(ops[0]) or ACTIVATIONS[ops[0]]
     n_first = 2 if ops[0] in ARITHMETIC else 1
-    rest = [(name, slot, ARITHMETIC.get(name) or ACTIVATIONS[name])
+    rest: list[tuple[str, int, Callable[..., np.ndarray]]] = [(name, slot, ARITHMETIC.get(name) or ACTIVATIONS[name])
             for name, slot in zip(ops[1:], slots)]
 
     def kernel(*args):

@@ -217,10 +217,7 @@ def make_svm_regressor(node):
 
     def kernel(x):
         xd = x.astype(np.float64, copy=False)  # only read
-        if n_sv:
-            s = kern(xd) @ coefs + rho[0]
-        else:
-            s = xd @ coefs + rho[0]
+        s = kern(xd) @ coefs + rho[0] if n_sv else xd @ coefs + rho[0]
         if one_class:
             s = np.where(s > 0, 1.0, -1.0)
         s = post(s[:, None])

@@ -8,6 +8,8 @@ loop per node or per row. Scores are then the leaf weight rows summed over trees
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..switches import (
@@ -26,6 +28,62 @@ _LEAF = 6
 # the size switches (``..switches``): rows x trees x outputs per MIN/MAX chunk (caps temporary
 # memory); rows x nodes up to which all nodes are decided up front instead of per level; nodes
 # up to which a gather over all of them costs about what one per level does (single row)
+
+
+def _depth(node: Any, roots: np.ndarray, leaf: np.ndarray, tc: np.ndarray, fc: np.ndarray) -> int:
+    """The deepest tree's depth: all trees walked level by level; a cycle never reaches the leaves.
+
+    Raises:
+        UnsupportedModelError: a tree has a cycle.
+    """
+    level, depth = roots, 0
+    while True:
+        level = level[~leaf[level]]
+        if level.size == 0:
+            return depth
+        depth += 1
+        if depth > leaf.size:
+            raise node.fail("a tree has a cycle")
+        level = np.unique(np.concatenate([tc[level], fc[level]]))
+
+
+def _leaf_weights(node: Any, prefix: str, index: dict[tuple[int, int], int],
+                  n_out: int) -> tuple[np.ndarray, list[int], bool]:
+    """The dense leaf-weight table (node × output, summed where a leaf has several weights for
+    one output), the outputs the weights name, and whether every weight is >= 0.
+
+    Raises:
+        UnsupportedModelError: the weight lists differ in length, or name an unknown output or node.
+    """
+    w_t = node.ints(f"{prefix}_treeids")
+    w_n = node.ints(f"{prefix}_nodeids")
+    w_i = node.ints(f"{prefix}_ids")
+    if node.has(f"{prefix}_weights_as_tensor"):
+        w_v = node.tensor(f"{prefix}_weights_as_tensor").ravel().astype(np.float64)
+    else:
+        w_v = np.array(node.floats(f"{prefix}_weights"), dtype=np.float64)
+    if not (len(w_t) == len(w_n) == len(w_i) == w_v.size):
+        raise node.fail("weight attribute lists differ in length")
+    if w_i and (min(w_i) < 0 or max(w_i) >= n_out):
+        raise node.fail(f"a weight names output {max(w_i)} of {n_out}")
+    table = np.zeros((len(index), n_out), dtype=np.float64)
+    try:
+        rows = np.array([index[(t, i)] for t, i in zip(w_t, w_n)], dtype=np.int64)
+    except KeyError as exc:
+        raise node.fail(f"a weight points at a missing node {exc}") from None
+    if rows.size:
+        np.add.at(table, (rows, np.array(w_i, dtype=np.int64)), w_v)
+    return table, sorted(set(w_i)), bool((w_v >= 0).all())
+
+
+def _compare_mixed(modes: np.ndarray, v: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Each node's own comparison, for forests whose nodes do not share one mode."""
+    cond = np.zeros(modes.shape, dtype=bool)
+    for code in range(6):
+        sel = modes == code
+        if sel.any():
+            cond[sel] = _compare(code, v[sel], t[sel])
+    return cond
 
 
 class _Forest:
@@ -79,17 +137,7 @@ class _Forest:
         if np.unique(tree_of_root).size != roots.size or roots.size != np.unique(tids).size:
             raise node.fail("every tree needs exactly one root")
         self.n_trees = roots.size
-        # depth: walk all trees level by level; a cycle never reaches the leaves
-        level, depth = roots, 0
-        while True:
-            level = level[~leaf[level]]
-            if level.size == 0:
-                break
-            depth += 1
-            if depth > n:
-                raise node.fail("a tree has a cycle")
-            level = np.unique(np.concatenate([tc[level], fc[level]]))
-        self.depth = depth
+        self.depth = _depth(node, roots, leaf, tc, fc)
         self.values = values.astype(np.float32)
         self.modes = modes
         self.single_mode = int(modes[~leaf][0]) if (~leaf).any() and \
@@ -102,27 +150,7 @@ class _Forest:
         self.feats = feats.astype(np.int32)
         self._values64 = values.astype(np.float64)
         self.roots = roots.astype(np.int32)
-        # leaf weights
-        w_t = node.ints(f"{weights_prefix}_treeids")
-        w_n = node.ints(f"{weights_prefix}_nodeids")
-        w_i = node.ints(f"{weights_prefix}_ids")
-        if node.has(f"{weights_prefix}_weights_as_tensor"):
-            w_v = node.tensor(f"{weights_prefix}_weights_as_tensor").ravel().astype(np.float64)
-        else:
-            w_v = np.array(node.floats(f"{weights_prefix}_weights"), dtype=np.float64)
-        if not (len(w_t) == len(w_n) == len(w_i) == w_v.size):
-            raise node.fail("weight attribute lists differ in length")
-        self.used_ids = sorted(set(w_i))
-        if w_i and (min(w_i) < 0 or max(w_i) >= n_out):
-            raise node.fail(f"a weight names output {max(w_i)} of {n_out}")
-        self.weights_all_positive = bool((w_v >= 0).all())
-        table = np.zeros((n, n_out), dtype=np.float64)
-        try:
-            rows = np.array([index[(t, i)] for t, i in zip(w_t, w_n)], dtype=np.int64)
-        except KeyError as exc:
-            raise node.fail(f"a weight points at a missing node {exc}") from None
-        if rows.size:
-            np.add.at(table, (rows, np.array(w_i, dtype=np.int64)), w_v)
+        table, self.used_ids, self.weights_all_positive = _leaf_weights(node, weights_prefix, index, n_out)
         self.table = table
         self._table32 = table.astype(np.float32)
         self.n_out = n_out
@@ -139,36 +167,45 @@ class _Forest:
         thr = self.values if x.dtype == np.float32 else self._values64
         n_rows = x.shape[0]
         flat = np.ascontiguousarray(x).ravel()
-        idx = np.empty((n_rows, self.n_trees), dtype=np.int32)
+        idx: np.ndarray = np.empty((n_rows, self.n_trees), dtype=np.int32)
         idx[:] = self.roots
+        if n_rows * self.n_nodes <= TREE_SMALL_BATCH_CELLS:
+            return self._walk_decided(x, flat, thr, idx)
+        return self._walk_levels(x, flat, idx)
+
+    def _walk_decided(self, x: np.ndarray, flat: np.ndarray, thr: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Few rows: decide every node once and turn the decisions into "next node" per node;
+        each level is then a single gather (no per-level arithmetic)."""
+        n_rows = x.shape[0]
+        v = flat.take(self.feats)[None, :] if n_rows < TREE_BATCH_MIN_ROWS else \
+            np.take(x, self.feats, axis=1)
+        # next = false child + decision * (true - false): cheaper than np.where on ints
+        nxt: np.ndarray = (self.fc32 + self._decide(v, thr) * self.delta32).ravel()
+        if n_rows < TREE_BATCH_MIN_ROWS and self.n_nodes <= TREE_SQUARING_MAX_NODES:
+            # depth steps of "next node" by repeated squaring of the step table: a few
+            # gathers over the (few) nodes instead of one per level
+            step, d = nxt, self.depth
+            while d:
+                if d & 1:
+                    idx = step.take(idx)
+                d >>= 1
+                if d:
+                    step = step.take(step)
+        elif n_rows < TREE_BATCH_MIN_ROWS:
+            for _ in range(self.depth):
+                idx = nxt.take(idx)
+        else:
+            off = (np.arange(n_rows, dtype=np.int32) * np.int32(self.n_nodes))[:, None]
+            for _ in range(self.depth):
+                idx = nxt.take(idx + off)
+        return idx
+
+    def _walk_levels(self, x: np.ndarray, flat: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Many rows: one level of every tree per step, deciding only the nodes reached."""
+        n_rows = x.shape[0]
         base = (np.arange(n_rows, dtype=np.intp) * x.shape[1])[:, None] \
             if n_rows >= TREE_BATCH_MIN_ROWS else None
-        feats, mode, mvtt = self.feats, self.single_mode, self.mvtt
-        if n_rows * self.n_nodes <= TREE_SMALL_BATCH_CELLS:
-            # few rows: decide every node once and turn the decisions into "next node" per
-            # node; each level is then a single gather (no per-level arithmetic)
-            v = flat.take(feats)[None, :] if n_rows < TREE_BATCH_MIN_ROWS else \
-                np.take(x, feats, axis=1)
-            # next = false child + decision * (true - false): cheaper than np.where on ints
-            nxt = (self.fc32 + self._decide(v, thr) * self.delta32).ravel()
-            if n_rows < TREE_BATCH_MIN_ROWS and self.n_nodes <= TREE_SQUARING_MAX_NODES:
-                # depth steps of "next node" by repeated squaring of the step table: a few
-                # gathers over the (few) nodes instead of one per level
-                step, d = nxt, self.depth
-                while d:
-                    if d & 1:
-                        idx = step.take(idx)
-                    d >>= 1
-                    if d:
-                        step = step.take(step)
-            elif n_rows < TREE_BATCH_MIN_ROWS:
-                for _ in range(self.depth):
-                    idx = nxt.take(idx)
-            else:
-                off = (np.arange(n_rows, dtype=np.int32) * np.int32(self.n_nodes))[:, None]
-                for _ in range(self.depth):
-                    idx = nxt.take(idx + off)
-            return idx
+        mode, mvtt = self.single_mode, self.mvtt
         if mvtt is not None and not np.isnan(flat).any():
             mvtt = None  # no missing values in this batch: two passes a level saved
         # the walk keeps 2 * node: the per-node tables are stored twice over (slots 2n and
@@ -186,12 +223,7 @@ class _Forest:
             elif mode is not None:
                 cond = _compare(mode, v, t)
             else:
-                m = d2["modes"].take(idx)
-                cond = np.zeros(idx.shape, dtype=bool)
-                for code in range(6):
-                    sel = m == code
-                    if sel.any():
-                        cond[sel] = _compare(code, v[sel], t[sel])
+                cond = _compare_mixed(d2["modes"].take(idx), v, t)
             if mvtt is not None:
                 cond |= np.isnan(v) & d2["mvtt"].take(idx)
             idx = kids2.take(idx + cond)
@@ -319,10 +351,7 @@ def make_tree_classifier(node):
         elif base_ is not None and base_.size == 1:
             s0 = s0 + base_[0]
         pos = s1 if has1 else s0
-        if binary_case:
-            positive = pos > 0.5 if all_pos else pos > 0
-        else:
-            positive = pos > 0
+        positive = (pos > 0.5 if all_pos else pos > 0) if binary_case else pos > 0
         label = labels.take(positive.view(np.int8))
         if two:
             z = post(np.stack([s0, s1], axis=1))

@@ -201,7 +201,39 @@ def make_tfidf(node):
     if not 1 <= min_n <= max_n or max_skip < 0:
         raise node.fail(f"gram lengths [{min_n}, {max_n}], skip {max_skip}")
     width = max(indexes) + 1 if indexes else 0
-    # n-gram (tuple) -> output column; the pool holds the 1-grams, then the 2-grams, ...
+    grams = _pool_grams(node, counts, indexes, pool)
+    wanted = [n for n in range(min_n, max_n + 1) if any(len(g) == n for g in grams)]
+    w = np.asarray(weights, dtype=np.float32) if weights else np.ones(width, dtype=np.float32)
+    # vectorised counting: tokens -> vocabulary ids, an n-gram -> one int64 key (base K), looked
+    # up in the sorted keys of the pool's n-grams; the row loop below where keys would overflow
+    vocab = {t: i for i, t in enumerate(dict.fromkeys(pool))}
+    base = len(vocab) + 1
+    keyed = bool(wanted) and base ** max(wanted) < MAX_GRAM_KEY
+    by_n = _keyed_grams(grams, vocab, base, wanted) if keyed else {}
+
+    def kernel(x):
+        if x.ndim not in (1, 2):
+            raise node.fail(f"input shape {x.shape}: TfIdfVectorizer takes [C] or [N, C]")
+        rows = x.reshape(1, -1) if x.ndim == 1 else x
+        if rows.dtype != object:
+            rows = rows.astype(np.int64)
+        out = np.zeros((rows.shape[0], width), dtype=np.float32)
+        if keyed:
+            _count_keyed(rows, out, vocab, base, wanted, by_n, max_skip)
+        else:
+            for i, tokens in enumerate(rows.tolist()):
+                _count_row(tokens, out[i], grams, wanted, max_skip)
+        if mode == "IDF":
+            out = (out > 0).astype(np.float32) * w
+        elif mode == "TFIDF":
+            out = out * w
+        return [out.reshape(-1) if x.ndim == 1 else out]
+
+    return kernel
+
+
+def _pool_grams(node: Any, counts: list[int], indexes: list[int], pool: list[Any]) -> dict[tuple, int]:
+    """n-gram (tuple) -> output column; the pool holds the 1-grams, then the 2-grams, ..."""
     grams: dict[tuple, int] = {}
     k = 0
     bounds = list(counts) + [len(pool)]
@@ -212,73 +244,59 @@ def make_tfidf(node):
                 raise node.fail("fewer ngram_indexes than n-grams in the pool")
             grams[tuple(pool[at:at + n])] = indexes[k]
             k += 1
-    wanted = [n for n in range(min_n, max_n + 1) if any(len(g) == n for g in grams)]
-    w = np.asarray(weights, dtype=np.float32) if weights else np.ones(width, dtype=np.float32)
-    # vectorised counting: tokens -> vocabulary ids, an n-gram -> one int64 key (base K), looked
-    # up in the sorted keys of the pool's n-grams; the row loop below where keys would overflow
-    vocab = {t: i for i, t in enumerate(dict.fromkeys(pool))}
-    base = len(vocab) + 1
-    keyed = bool(wanted) and base ** max(wanted) < MAX_GRAM_KEY
+    return grams
+
+
+def _keyed_grams(grams: dict[tuple, int], vocab: dict[Any, int], base: int,
+                 wanted: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per n-gram length: the pool's n-gram keys, sorted, and the output column of each."""
     by_n: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    for n in wanted if keyed else ():
+    for n in wanted:
         items = sorted((_gram_key([vocab[t] for t in g], base), col) for g, col in grams.items() if len(g) == n)
         by_n[n] = (np.array([k for k, _ in items], dtype=np.int64), np.array([c for _, c in items], dtype=np.intp))
+    return by_n
 
-    def count_keyed(rows: np.ndarray, out: np.ndarray) -> None:
-        size = rows.shape[1]
-        ids = np.array([vocab.get(t, -1) for t in rows.reshape(-1).tolist()], dtype=np.int64).reshape(rows.shape)
-        for skip in range(max_skip + 1):
-            step = skip + 1
+
+def _count_keyed(rows: np.ndarray, out: np.ndarray, vocab: dict[Any, int], base: int, wanted: list[int],
+                 by_n: dict[int, tuple[np.ndarray, np.ndarray]], max_skip: int) -> None:
+    """Adds each row's n-gram counts to ``out``, all rows at once through the int64 keys."""
+    size = rows.shape[1]
+    ids = np.array([vocab.get(t, -1) for t in rows.reshape(-1).tolist()], dtype=np.int64).reshape(rows.shape)
+    for skip in range(max_skip + 1):
+        step = skip + 1
+        for n in wanted:
+            span = (n - 1) * step
+            if (n == 1 and skip) or span >= size:  # a 1-gram has no gaps: counted at skip 0
+                continue
+            starts = size - span
+            key = np.zeros((rows.shape[0], starts), dtype=np.int64)
+            valid = np.ones(key.shape, dtype=bool)
+            for k in range(n):
+                part = ids[:, k * step:k * step + starts]
+                valid &= part >= 0
+                key = key * base + np.maximum(part, 0)
+            keys, cols = by_n[n]
+            at = np.minimum(np.searchsorted(keys, key), keys.size - 1)
+            r, c = np.nonzero(valid & (keys[at] == key))
+            np.add.at(out, (r, cols[at[r, c]]), 1)
+
+
+def _count_row(tokens: list[Any], out: np.ndarray, grams: dict[tuple, int], wanted: list[int],
+               max_skip: int) -> None:
+    """Adds one row's n-gram counts to ``out``, token by token (where keys would overflow)."""
+    size = len(tokens)
+    for skip in range(max_skip + 1):
+        step = skip + 1
+        for start in range(size):
             for n in wanted:
-                span = (n - 1) * step
-                if (n == 1 and skip) or span >= size:  # a 1-gram has no gaps: counted at skip 0
+                if n == 1 and skip:  # a 1-gram has no gaps: counted once, at skip 0
                     continue
-                starts = size - span
-                key = np.zeros((rows.shape[0], starts), dtype=np.int64)
-                valid = np.ones(key.shape, dtype=bool)
-                for k in range(n):
-                    part = ids[:, k * step:k * step + starts]
-                    valid &= part >= 0
-                    key = key * base + np.maximum(part, 0)
-                keys, cols = by_n[n]
-                at = np.minimum(np.searchsorted(keys, key), keys.size - 1)
-                r, c = np.nonzero(valid & (keys[at] == key))
-                np.add.at(out, (r, cols[at[r, c]]), 1)
-
-    def row_counts(tokens: list[Any], out: np.ndarray) -> None:
-        size = len(tokens)
-        for skip in range(max_skip + 1):
-            step = skip + 1
-            for start in range(size):
-                for n in wanted:
-                    if n == 1 and skip:  # a 1-gram has no gaps: counted once, at skip 0
-                        continue
-                    last = start + (n - 1) * step
-                    if last >= size:
-                        break
-                    col = grams.get(tuple(tokens[start:last + 1:step]))
-                    if col is not None:
-                        out[col] += 1
-
-    def kernel(x):
-        if x.ndim not in (1, 2):
-            raise node.fail(f"input shape {x.shape}: TfIdfVectorizer takes [C] or [N, C]")
-        rows = x.reshape(1, -1) if x.ndim == 1 else x
-        if rows.dtype != object:
-            rows = rows.astype(np.int64)
-        out = np.zeros((rows.shape[0], width), dtype=np.float32)
-        if keyed:
-            count_keyed(rows, out)
-        else:
-            for i, tokens in enumerate(rows.tolist()):
-                row_counts(tokens, out[i])
-        if mode == "IDF":
-            out = (out > 0).astype(np.float32) * w
-        elif mode == "TFIDF":
-            out = out * w
-        return [out.reshape(-1) if x.ndim == 1 else out]
-
-    return kernel
+                last = start + (n - 1) * step
+                if last >= size:
+                    break
+                col = grams.get(tuple(tokens[start:last + 1:step]))
+                if col is not None:
+                    out[col] += 1
 
 
 def _gram_key(ids: list[int], base: int) -> int:

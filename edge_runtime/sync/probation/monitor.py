@@ -206,7 +206,9 @@ class ProbationMonitor:
         n = self._n_lat
         if not n:
             return None, None
-        ranks, out, seen = (upper_rank(n, 50), upper_rank(n, 99)), [], 0
+        ranks = (upper_rank(n, 50), upper_rank(n, 99))
+        out: list[float] = []
+        seen = 0
         for i, count in enumerate(self._hist):
             if count:
                 seen += count

@@ -11,6 +11,7 @@ full the sample is dropped and counted, the caller never waits.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import threading
@@ -55,10 +56,8 @@ class Evidence:
 def _background_priority() -> None:
     """Lower this thread's scheduling priority where the OS allows it per thread (Linux:
     ``setpriority`` on the thread id), so the serving thread wins a contended core."""
-    try:
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted: the shadow still works
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-    except (AttributeError, OSError):  # not Linux, or not permitted: the shadow still works
-        pass
 
 
 def _count(counter: Counter, labels: np.ndarray) -> None:
@@ -234,11 +233,11 @@ class ShadowWorker:
                     answers = [np.asarray(previous.predict(run[0][2])).reshape(-1)]
                 else:
                     got = np.asarray(previous.predict(np.concatenate([it[2] for it in run]))).reshape(-1)
-                    answers = np.split(got, np.cumsum([len(it[2]) for it in run])[:-1])
+                    answers = [*np.split(got, np.cumsum([len(it[2]) for it in run])[:-1])]
             except Exception:  # noqa: BLE001 - the previous version's failure is not the new one's
                 self._ev.shadow_errors += len(run)
-        for (_, m, _X, out, ids), got in zip(run, answers):
-            self._compare(m, out, ids, got)
+        for (_, m, _X, out, ids), answer in zip(run, answers):
+            self._compare(m, out, ids, answer)
 
     def _new_labels(self, method: str, out: np.ndarray) -> np.ndarray:
         if method == "predict_proba" and self.classes is not None:
