@@ -57,6 +57,16 @@ def _iris(out: Path) -> Path:
                     holdout=X_te)
 
 
+def _iris_relabeled(out: Path) -> Path:
+    """``iris`` trained with every class renamed (y + 1) % 3: a swapped model for the golden tests."""
+    from sklearn.linear_model import LogisticRegression
+    from zoo import dataset
+
+    X, y, X_te, _ = dataset("iris")
+    return _convert(LogisticRegression(max_iter=1000).fit(X, (y + 1) % 3), X, out, name="iris",
+                    version="1.0.0", holdout=X_te)
+
+
 def _iris_named(out: Path) -> Path:
     """The iris model with feature names and an allowed range (the input-path tests)."""
     from sklearn.linear_model import LogisticRegression
@@ -142,6 +152,7 @@ def _telemetry(version: str) -> Callable[[Path], Path]:
 #: name -> builder(out_dir) -> bundle directory. Keep each small: the whole set is committed.
 BUNDLES: dict[str, Callable[[Path], Path]] = {
     "iris": _iris,
+    "iris-relabeled": _iris_relabeled,
     "iris-named": _iris_named,
     "iris-two-formats": _iris_two_formats,
     "logistic-binary": _zoo("logistic-binary"),
