@@ -29,6 +29,8 @@ DEFAULT_OUT = ROOT / "tests" / "data"
 CREATED = "2026-01-01T00:00:00Z"
 #: Data sets saved as arrays: the zoo's splits (``zoo.dataset``), float32-representable features.
 DATASETS = ("iris", "binary", "multiclass", "regression")
+#: The versions of the sync tests' iris bundles (C = 0.5 + their index).
+SYNC_VERSIONS = ("1.0.0", "1.1.0", "1.2.0", "1.3.0", "2.0.0")
 #: The feature names of the iris bundle the input-path tests use.
 IRIS_NAMES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 
@@ -48,13 +50,10 @@ def _convert(est: Any, X: Any, out: Path, **kwargs: Any) -> Path:
 
 
 def _iris(out: Path) -> Path:
-    """iris LogisticRegression ``iris`` 1.0.0: the bundle, archive, store and trial tests' model."""
-    from sklearn.linear_model import LogisticRegression
-    from zoo import dataset
+    """iris LogisticRegression ``iris`` 1.0.0: the bundle, archive, store, sync and golden tests' model."""
+    from device_support import train_iris_bundle
 
-    X, y, X_te, _ = dataset("iris")
-    return _convert(LogisticRegression(max_iter=1000).fit(X, y), X, out, name="iris", version="1.0.0",
-                    holdout=X_te)
+    return train_iris_bundle(out)
 
 
 def _iris_relabeled(out: Path) -> Path:
@@ -65,6 +64,15 @@ def _iris_relabeled(out: Path) -> Path:
     X, y, X_te, _ = dataset("iris")
     return _convert(LogisticRegression(max_iter=1000).fit(X, (y + 1) % 3), X, out, name="iris",
                     version="1.0.0", holdout=X_te)
+
+
+def _iris_c(version: str, C: float) -> Callable[[Path], Path]:
+    def build(out: Path) -> Path:
+        """``iris`` ``version`` fitted with regularisation ``C`` (sync: versions whose answers differ)."""
+        from device_support import train_iris_bundle
+
+        return train_iris_bundle(out, version, C=C)
+    return build
 
 
 def _iris_named(out: Path) -> Path:
@@ -154,6 +162,8 @@ BUNDLES: dict[str, Callable[[Path], Path]] = {
     "iris": _iris,
     "iris-relabeled": _iris_relabeled,
     "iris-named": _iris_named,
+    "iris-1.1.0-c3": _iris_c("1.1.0", 3.0),
+    **{f"iris-sync-{v}": _iris_c(v, 0.5 + i) for i, v in enumerate(SYNC_VERSIONS)},
     "iris-two-formats": _iris_two_formats,
     "logistic-binary": _zoo("logistic-binary"),
     "logistic-multiclass": _zoo("logistic-multiclass"),
