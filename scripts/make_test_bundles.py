@@ -75,6 +75,15 @@ def _iris_c(version: str, C: float) -> Callable[[Path], Path]:
     return build
 
 
+def _iris_forest(out: Path) -> Path:
+    """A 10-tree iris forest (the import-boundary tests: a tree ensemble on the device)."""
+    from sklearn.ensemble import RandomForestClassifier
+    from zoo import dataset
+
+    X, y, X_te, _ = dataset("iris")
+    return _convert(RandomForestClassifier(n_estimators=10, random_state=0).fit(X, y), X, out, holdout=X_te)
+
+
 def _iris_named(out: Path) -> Path:
     """The iris model with feature names and an allowed range (the input-path tests)."""
     from sklearn.linear_model import LogisticRegression
@@ -162,6 +171,7 @@ BUNDLES: dict[str, Callable[[Path], Path]] = {
     "iris": _iris,
     "iris-relabeled": _iris_relabeled,
     "iris-named": _iris_named,
+    "iris-forest": _iris_forest,
     "iris-1.1.0-c3": _iris_c("1.1.0", 3.0),
     **{f"iris-sync-{v}": _iris_c(v, 0.5 + i) for i, v in enumerate(SYNC_VERSIONS)},
     "iris-two-formats": _iris_two_formats,
