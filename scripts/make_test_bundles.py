@@ -166,6 +166,16 @@ def _telemetry(version: str) -> Callable[[Path], Path]:
     return build
 
 
+def _probation(model: str, version: str) -> Callable[[Path], Path]:
+    def build(out: Path) -> Path:
+        """The probation tests' versions (tests/sync/probation_bundles.py)."""
+        sys.path.insert(0, str(ROOT / "tests" / "sync"))
+        import probation_bundles
+
+        return probation_bundles.train(model, version, out)
+    return build
+
+
 #: name -> builder(out_dir) -> bundle directory. Keep each small: the whole set is committed.
 BUNDLES: dict[str, Callable[[Path], Path]] = {
     "iris": _iris,
@@ -186,6 +196,8 @@ BUNDLES: dict[str, Callable[[Path], Path]] = {
     "cancer-1.0.0": _telemetry("1.0.0"),
     "cancer-1.1.0": _telemetry("1.1.0"),
     "cancer-2.0.0": _telemetry("2.0.0"),
+    **{f"probation-cancer-{v}": _probation("cancer", v) for v in ("1.0.0", "1.1.0", "1.2.0", "1.3.0")},
+    **{f"probation-diabetes-{v}": _probation("diabetes", v) for v in ("1.0.0", "1.1.0", "1.2.0")},
 }
 
 
