@@ -28,3 +28,6 @@ else
 fi
 "$VENV/bin/lint-imports"
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
+# Last stage: the device-side tests again, in a venv without the convert extra (cached under build/)
+echo "== device-only tests (scripts/device-tests.sh)"
+bash scripts/device-tests.sh

@@ -35,37 +35,36 @@ def serve_bench() -> Any:
 
 
 @pytest.fixture(scope="session")
-def two_bundles(tmp_path_factory: pytest.TempPathFactory, serve_bench: Any) -> tuple[Path, Path]:
-    """breast_cancer logistic models 1.0.0 and 1.1.0 (different C: some answers differ)."""
-    pytest.importorskip("sklearn")
-    return serve_bench.build_demo_bundles(tmp_path_factory.mktemp("bundles"))
+def two_bundles(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """breast_cancer logistic models 1.0.0 and 1.1.0 (different C: some answers differ): copies of
+    the committed ones (benchmarks/serve_load.build_demo_bundles trains the same)."""
+    from committed import copy_bundle
+
+    d = tmp_path_factory.mktemp("bundles")
+    return (copy_bundle("breast-cancer-1.0.0", d / "bundle-1.0.0"),
+            copy_bundle("breast-cancer-1.1.0", d / "bundle-1.1.0"))
 
 
 @pytest.fixture(scope="session")
 def forest_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small random forest: tree ensembles score each row on its own, so batch and row-by-row
-    probabilities are bit-identical (a linear model's batched MatMul may differ in the last ulp)."""
-    pytest.importorskip("sklearn")
-    from sklearn.ensemble import RandomForestClassifier
+    probabilities are bit-identical (a linear model's batched MatMul may differ in the last ulp).
+    The committed one (15 trees, depth 6, scripts/make_test_bundles.py)."""
+    from committed import copy_bundle
 
-    from converters import convert
-
-    X_tr, X_te, y_tr, names = load_benchmark("serve_load").breast_cancer_split()
-    est = RandomForestClassifier(n_estimators=15, max_depth=6, random_state=0).fit(X_tr, y_tr)
-    return convert(est, X_tr, tmp_path_factory.mktemp("forest"), name="bc-forest", version="1.0.0",
-                   holdout=X_te, feature_names=names)
+    return copy_bundle("bc-forest", tmp_path_factory.mktemp("forest") / "bc-forest")
 
 
 def breast_cancer_rows(n: int, seed: int = 0) -> tuple[list[str], Any]:
     """``n`` rows resampled from breast_cancer with a little noise, as float32-representable
     values (the models run in float32), and the feature names."""
     import numpy as np
-    from sklearn.datasets import load_breast_cancer
+    from committed import breast_cancer
 
-    data = load_breast_cancer()
+    data, _, names = breast_cancer()
     rng = np.random.default_rng(seed)
-    X = data.data[rng.integers(0, len(data.data), n)] * rng.uniform(0.9, 1.1, (n, data.data.shape[1]))
-    return [f.replace(" ", "_") for f in data.feature_names], X.astype(np.float32).astype(np.float64)
+    X = data[rng.integers(0, len(data), n)] * rng.uniform(0.9, 1.1, (n, data.shape[1]))
+    return names, X.astype(np.float32).astype(np.float64)
 
 
 def write_csv(path: Path, names: list[str], X: Any, *, id_column: str = "id") -> Path:

@@ -81,11 +81,15 @@ def _member(name: str, data: bytes) -> bytes:
 END = bytes(1024)
 
 
-@pytest.fixture(scope="module")
-def good(bundles) -> Path:
-    from zoo import CASES
+pytestmark = pytest.mark.device
 
-    return bundles(next(c for c in CASES if c.id == "logistic-binary"))
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory) -> Path:
+    """The zoo's logistic-binary bundle, committed (a private copy)."""
+    from committed import copy_bundle
+
+    return copy_bundle("logistic-binary", tmp_path_factory.mktemp("good") / "logistic-binary")
 
 
 def _child(cli_env, *args) -> dict:

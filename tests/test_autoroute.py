@@ -18,6 +18,7 @@ from edge_runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from edge_runtime.bundle import open_bundle
 
 forest = test_routing.bundle  # the same small forest bundle (a fixture), built once per module
+pytestmark = pytest.mark.device
 
 
 @pytest.fixture(autouse=True)

@@ -36,23 +36,15 @@ from edge_runtime.errors import (
     UnsafeArchiveError,
 )
 
+pytestmark = pytest.mark.device
+
 
 @pytest.fixture(scope="module")
 def good(tmp_path_factory) -> Path:
-    from zoo import dataset
+    """The committed iris LogisticRegression bundle (a private copy)."""
+    from committed import copy_bundle
 
-    import converters
-
-    X, _, X_te, _ = dataset("iris")
-    return converters.convert(fitted_iris(), X, tmp_path_factory.mktemp("good"), holdout=X_te)
-
-
-def fitted_iris():
-    from sklearn.linear_model import LogisticRegression
-    from zoo import dataset
-
-    X, y, _, _ = dataset("iris")
-    return LogisticRegression(max_iter=1000).fit(X, y)
+    return copy_bundle("iris", tmp_path_factory.mktemp("good") / "iris")
 
 
 def copy_of(good: Path, tmp_path: Path) -> Path:

@@ -12,6 +12,8 @@ import pytest
 from edge_runtime.backends import backend_names
 from edge_runtime.cli import cli
 
+pytestmark = pytest.mark.device
+
 DOC = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 
 

@@ -14,13 +14,17 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from zoo import dataset
 
-import converters
 import edge_runtime
 from edge_runtime import golden as device_golden
 from edge_runtime.bundle import Artifact
 from edge_runtime.errors import BackendError, BundleError, GoldenMismatchError
+
+
+def dataset(kind):
+    from zoo import dataset
+
+    return dataset(kind)
 
 
 def _fit(est, kind):
@@ -31,17 +35,22 @@ def _fit(est, kind):
 
 
 @pytest.fixture(scope="module")
-def iris(tmp_path_factory):
-    """The iris logistic bundle, and a second model whose labels differ on most of iris."""
+def iris():
+    """The iris logistic bundle, and a second model whose labels differ on most of iris (both
+    committed, read only: scripts/make_test_bundles.py)."""
+    from committed import bundle
+
+    return bundle("iris"), bundle("iris-relabeled")
+
+
+@pytest.fixture(scope="module")
+def iris_estimators():
+    """The two estimators of ``iris``, fitted again (deterministic: the same models)."""
     from sklearn.linear_model import LogisticRegression
 
-    X, y, X_te, _ = dataset("iris")
-    est = LogisticRegression(max_iter=1000).fit(X, y)
-    other = LogisticRegression(max_iter=1000).fit(X, (y + 1) % 3)  # every class renamed
-    d = tmp_path_factory.mktemp("iris")
-    a = converters.convert(est, X, d / "a", name="iris", holdout=X_te)
-    b = converters.convert(other, X, d / "b", name="iris", holdout=X_te)
-    return a, b, est, other
+    X, y, _, _ = dataset("iris")
+    return (LogisticRegression(max_iter=1000).fit(X, y),
+            LogisticRegression(max_iter=1000).fit(X, (y + 1) % 3))  # every class renamed
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -68,8 +77,8 @@ def _swap_artifact(bundle: Path, donor: Path) -> None:
     _edit(bundle, fix)
 
 
-def test_golden_rows_cover_every_class_from_the_holdout(iris):
-    a, _, est, _ = iris
+def test_golden_rows_cover_every_class_from_the_holdout(iris, iris_estimators):
+    a, est = iris[0], iris_estimators[0]
     _, _, X_te, _ = dataset("iris")
     g = json.loads((a / "manifest.json").read_text())["golden"]
     rows = np.asarray(g["inputs"], dtype=float)
@@ -86,6 +95,8 @@ def test_golden_rows_cover_every_class_from_the_holdout(iris):
 def test_regressor_golden_rows_hold_the_extremes_of_its_predictions(tmp_path):
     from sklearn.tree import DecisionTreeRegressor
 
+    import converters
+
     X, y, X_te, _ = dataset("regression")
     est = _fit(DecisionTreeRegressor(max_depth=5, random_state=0), "regression")
     b = converters.convert(est, X, tmp_path / "b", holdout=X_te)
@@ -99,6 +110,8 @@ def test_regressor_golden_rows_hold_the_extremes_of_its_predictions(tmp_path):
 def test_fewer_rows_than_32_are_all_used_and_the_manifest_says_so(tmp_path):
     from sklearn.linear_model import LogisticRegression
 
+    import converters
+
     X, y, _, _ = dataset("iris")
     few = np.vstack([X[y == k][:7] for k in range(3)])  # 21 rows
     est = LogisticRegression(max_iter=1000).fit(X, y)
@@ -111,8 +124,8 @@ def test_fewer_rows_than_32_are_all_used_and_the_manifest_says_so(tmp_path):
         converters.convert(est, X, tmp_path / "c", n_golden=8)
 
 
-def test_a_swapped_model_with_atol_1e9_is_refused(iris, tmp_path):
-    a, b, est, other = iris
+def test_a_swapped_model_with_atol_1e9_is_refused(iris, iris_estimators, tmp_path):
+    (a, b), (est, other) = iris, iris_estimators
     X = dataset("iris")[0]
     changed = int(np.sum(est.predict(X) != other.predict(X)))
     assert changed >= 90  # the swap is a different model on most rows
@@ -130,6 +143,7 @@ def test_a_swapped_model_with_atol_1e9_is_refused(iris, tmp_path):
     assert unproven.predict(X).tolist() == other.predict(X).tolist()
 
 
+@pytest.mark.device
 def test_probabilities_off_by_more_than_the_cap_are_refused_whatever_atol_says(iris, tmp_path):
     a = iris[0]
 
@@ -144,6 +158,8 @@ def test_probabilities_off_by_more_than_the_cap_are_refused_whatever_atol_says(i
 
 def test_regression_tolerance_is_capped_relative_to_the_outputs_scale(tmp_path):
     from sklearn.linear_model import Ridge
+
+    import converters
 
     X, _, X_te, _ = dataset("regression")
     est = _fit(Ridge(), "regression")
@@ -160,6 +176,7 @@ def test_regression_tolerance_is_capped_relative_to_the_outputs_scale(tmp_path):
         edge_runtime.load(bad, backend="onnxruntime")
 
 
+@pytest.mark.device
 def test_a_bundle_without_golden_rows_loads_only_unverified(iris, tmp_path):
     bare = _edit(_copy(iris[0], tmp_path / "bare"), lambda m: m.update(golden=None))
     with pytest.raises(BundleError, match="no golden rows.*verify=False"):
@@ -169,6 +186,7 @@ def test_a_bundle_without_golden_rows_loads_only_unverified(iris, tmp_path):
         model.check_golden()
 
 
+@pytest.mark.device
 def test_an_empty_golden_block_is_a_malformed_manifest(iris, tmp_path):
     empty = _edit(_copy(iris[0], tmp_path / "empty"), lambda m: m.update(golden={"inputs": []}))
     for verify in (True, False):
@@ -176,6 +194,7 @@ def test_an_empty_golden_block_is_a_malformed_manifest(iris, tmp_path):
             edge_runtime.load(empty, verify=verify)
 
 
+@pytest.mark.device
 def test_golden_rows_without_this_models_outputs_are_refused(iris, tmp_path):
     def strip(m):
         for k in ("label", "probabilities"):
@@ -192,6 +211,8 @@ def test_dynamic_int8_is_proven_one_row_at_a_time_on_its_own_per_row_outputs(tmp
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+
+    import converters
 
     X, _, X_te, _ = dataset("multiclass")
     est = _fit(make_pipeline(StandardScaler(), MLPClassifier((32, 16), max_iter=300, random_state=0)),
@@ -225,6 +246,7 @@ def _artifact(precision: str, parity: dict) -> Artifact:
                     input_name="x", input_dtype="float32", outputs={"label": "l"}, parity=parity)
 
 
+@pytest.mark.device
 def test_label_floor_keeps_the_quantized_bar_and_never_goes_lower():
     assert device_golden.label_floor(_artifact("fp32", {"min_label_agreement": 0.0})) == 0.99
     assert device_golden.label_floor(_artifact("int8", {"min_label_agreement": 0.95})) == 0.95
@@ -241,6 +263,7 @@ hostile = st.one_of(st.none(), st.booleans(), st.text(max_size=5), st.floats(all
                     st.integers(min_value=-10**400, max_value=10**400), st.lists(st.integers(), max_size=2))
 
 
+@pytest.mark.device
 @settings(max_examples=300, deadline=None)
 @given(atol=hostile, rtol=hostile, want=st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=5))
 def test_no_manifest_tolerance_loosens_the_cap(atol, rtol, want):
@@ -256,6 +279,7 @@ def test_wrapped_kmeans_golden_rows_cover_every_cluster_and_catch_a_wrong_batch_
     """A KMeans bundle's 8 golden rows sat below the numpy backend's 32-row switch, where ArgMin
     took argmax: now the rows cover every cluster, and the all-at-once run crosses the switch, so
     a backend is either right on all of iris or refused at load, never silently wrong."""
+
     from skl2onnx import to_onnx
     from sklearn.cluster import KMeans
 

@@ -94,17 +94,20 @@ def _to_bytes(doc: dict) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
+pytestmark = pytest.mark.device
+
+
 @pytest.fixture(scope="module")
-def originals(bundles):
-    from zoo import CASES as ZOO
+def originals():
+    """case id -> (manifest, its fields, artifact bytes) of the committed zoo bundles."""
+    from committed import bundle
 
     out = {}
-    for case in ZOO:
-        if case.id in CASES:
-            path = bundles(case)
-            raw = (path / MANIFEST_NAME).read_bytes()
-            files = {p.name: p.read_bytes() for p in path.iterdir() if p.name != MANIFEST_NAME}
-            out[case.id] = (json.loads(raw), _fields(_paths(json.loads(raw))), files)
+    for case_id in CASES:
+        path = bundle(case_id)
+        raw = (path / MANIFEST_NAME).read_bytes()
+        files = {p.name: p.read_bytes() for p in path.iterdir() if p.name != MANIFEST_NAME}
+        out[case_id] = (json.loads(raw), _fields(_paths(json.loads(raw))), files)
     assert sorted(out) == sorted(CASES)
     return out
 
@@ -273,16 +276,11 @@ def test_feature_count_must_be_the_artifacts(originals, backend):
 
 
 @pytest.fixture(scope="module")
-def with_tflite(tmp_path_factory):
-    from zoo import CASES as ZOO
-    from zoo import dataset, fitted
+def with_tflite():
+    """The zoo's logistic-multiclass as ONNX and TFLite (committed)."""
+    from committed import bundle
 
-    import converters
-
-    case = next(c for c in ZOO if c.id == "logistic-multiclass")
-    X, _, X_te, _ = dataset(case.data)
-    path = converters.convert(fitted(case.id), X, tmp_path_factory.mktemp("tfl"), holdout=X_te,
-                              formats=("onnx", "tflite"))
+    path = bundle("logistic-multiclass-tflite")
     doc = json.loads((path / MANIFEST_NAME).read_bytes())
     return doc, {p.name: p.read_bytes() for p in path.iterdir() if p.name != MANIFEST_NAME}
 

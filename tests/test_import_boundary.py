@@ -17,21 +17,19 @@ def run_blocked(code: str, blocked: list[str], env: dict) -> subprocess.Complete
                           timeout=120)
 
 
+
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
-    from sklearn.ensemble import RandomForestClassifier
-    from zoo import dataset
+    """A 10-tree iris forest (committed)."""
+    from committed import copy_bundle
 
-    import converters
-
-    X, y, X_te, _ = dataset("iris")
-    est = RandomForestClassifier(n_estimators=10, random_state=0).fit(X, y)
-    return converters.convert(est, X, tmp_path_factory.mktemp("b"), holdout=X_te)
+    return copy_bundle("iris-forest", tmp_path_factory.mktemp("b") / "forest")
 
 
 WORKSTATION = ["sklearn", "skl2onnx", "onnx", "converters", "joblib", "scipy", "pandas"]
 
 
+@pytest.mark.device
 def test_runtime_imports_loads_and_predicts_without_workstation_packages(bundle, cli_env):
     r = run_blocked(f"""
         import pickle
@@ -46,6 +44,7 @@ def test_runtime_imports_loads_and_predicts_without_workstation_packages(bundle,
     assert r.stdout.strip() == "[0] (1, 3)"
 
 
+@pytest.mark.device
 def test_bare_import_needs_no_numpy_or_engine(cli_env):
     r = run_blocked("""
         import edge_runtime
@@ -55,6 +54,7 @@ def test_bare_import_needs_no_numpy_or_engine(cli_env):
     assert r.returncode == 0, r.stderr
 
 
+@pytest.mark.device
 def test_cli_device_commands_work_without_workstation_packages(bundle, cli_env, tmp_path):
     csv = tmp_path / "in.csv"
     csv.write_text("x0,x1,x2,x3\n5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n")
@@ -71,6 +71,7 @@ def test_cli_device_commands_work_without_workstation_packages(bundle, cli_env, 
     assert r.stdout.splitlines() == ["label", "0", "2"]
 
 
+@pytest.mark.device
 def test_convert_without_converters_says_what_to_install(cli_env, tmp_path):
     r = run_blocked("""
         import sys
@@ -82,8 +83,9 @@ def test_convert_without_converters_says_what_to_install(cli_env, tmp_path):
     assert "pip install 'edge-runtime[convert]'" in r.stderr
 
 
-@pytest.mark.parametrize("argv", [["sync", "--once", "--repo", "REPO", "--root", "ROOT", "--state", "STATE"],
-                                  ["publish", "--repo", "REPO", "--keys", "KEYS", "--refresh-timestamp"]])
+@pytest.mark.parametrize("argv", [  # publish is a workstation command (the convert extra), sync a device one
+    pytest.param(["sync", "--once", "--repo", "REPO", "--root", "ROOT", "--state", "STATE"], marks=pytest.mark.device),
+    ["publish", "--repo", "REPO", "--keys", "KEYS", "--refresh-timestamp"]])
 def test_sync_commands_without_tuf_say_what_to_install(argv, cli_env, tmp_path):
     root = tmp_path / "root.json"
     root.write_text("{}")

@@ -37,17 +37,15 @@ STRICT = "row {row}, feature 'petal_length': {value} is outside the training ran
 NOT_FINITE = "infinite, or beyond the float32 range (|x| ≤ 3.4028235e+38); the model cannot take it"
 
 
+pytestmark = pytest.mark.device
+
+
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("sklearn")
-    from sklearn.linear_model import LogisticRegression
-    from zoo import dataset
+    """iris LogisticRegression with NAMES and petal_width in [0, 10] (committed)."""
+    from committed import copy_bundle
 
-    import converters
-
-    X, y, _, _ = dataset("iris")
-    return converters.convert(LogisticRegression(max_iter=1000).fit(X, y), X, tmp_path_factory.mktemp("iris"),
-                              feature_names=NAMES, feature_ranges={"petal_width": [0.0, 10.0]})
+    return copy_bundle("iris-named", tmp_path_factory.mktemp("iris") / "iris")
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +149,7 @@ def test_model_predict_refuses_the_headline_values(model: Any, value: Any) -> No
 
 
 def test_convert_records_the_training_min_max_and_strict_enforces_them(model: Any) -> None:
-    from zoo import dataset
+    from committed import dataset
 
     X = dataset("iris")[0].astype(np.float32)
     feats = model.manifest.features

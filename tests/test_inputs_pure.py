@@ -14,6 +14,8 @@ from edge_runtime.bundle import Feature
 from edge_runtime.errors import InputError
 from edge_runtime.inputs import InputAdapter, ListInputAdapter, Rows
 
+pytestmark = pytest.mark.device
+
 NAMES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 FEATURES = [Feature(n, allow_nan=False, range=(0.0, 10.0) if n == "petal_width" else None) for n in NAMES]
 ROW = [5.1, 3.5, 1.4, 0.2]

@@ -19,15 +19,15 @@ def fake_pyodide(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime_web", types.ModuleType("onnxruntime_web"))
 
 
+pytestmark = pytest.mark.device
+
+
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    from sklearn.linear_model import LogisticRegression
-    from zoo import dataset
+def bundle():
+    """The iris LogisticRegression bundle (committed, read only)."""
+    from committed import bundle
 
-    import converters
-
-    X, y, _, _ = dataset("iris")
-    return converters.convert(LogisticRegression(max_iter=500).fit(X, y), X, tmp_path_factory.mktemp("b"))
+    return bundle("iris")
 
 
 def test_unavailable_off_pyodide():

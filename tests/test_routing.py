@@ -10,17 +10,15 @@ import pytest
 import edge_runtime
 from edge_runtime import routing
 
+pytestmark = pytest.mark.device
+
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
-    from sklearn.ensemble import RandomForestClassifier
-    from zoo import dataset
+    """A breast_cancer forest (20 trees, depth 6; committed) and the zoo's binary test rows."""
+    from committed import copy_bundle, dataset
 
-    import converters
-
-    X, y, X_te, _ = dataset("binary")
-    est = RandomForestClassifier(n_estimators=20, max_depth=6, random_state=0).fit(X, y)
-    return converters.convert(est, X, tmp_path_factory.mktemp("r"), holdout=X_te), X_te
+    return copy_bundle("routing-forest", tmp_path_factory.mktemp("r") / "forest"), dataset("binary")[2]
 
 
 @pytest.fixture(autouse=True)
@@ -111,23 +109,16 @@ def test_tuning_rows_follow_the_training_histograms_not_tiled_golden_rows(bundle
 
 @pytest.fixture(scope="module")
 def two_format_bundle(tmp_path_factory):
-    from sklearn.datasets import load_iris
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    """iris as ONNX and TFLite with class values 10/20/30, not indices (the label must be mapped;
+    committed), and all 150 iris rows."""
+    from committed import copy_bundle, dataset
 
-    import converters
     from edge_runtime.backends import get_backend
 
     if not get_backend("litert").is_available():
         pytest.skip("needs the litert backend (ai-edge-litert)")
-    X, y = load_iris(return_X_y=True)
-    X = X.astype(np.float32).astype(np.float64)
-    y = np.array([10, 20, 30])[y]  # class values that are not indices: the label must be mapped
-    est = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X, y)
-    path = converters.convert(est, X, tmp_path_factory.mktemp("two"), holdout=X[::4],
-                              formats=("onnx", "tflite"))
-    return path, X
+    X_tr, _, X_te, _ = dataset("iris")
+    return copy_bundle("iris-two-formats", tmp_path_factory.mktemp("two") / "iris"), np.vstack([X_tr, X_te])
 
 
 def test_routes_may_cross_formats_and_answer_like_the_onnx_artifact(two_format_bundle):

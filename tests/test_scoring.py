@@ -27,6 +27,8 @@ from serve_support import (  # noqa: F401
 
 from edge_runtime import load
 
+pytestmark = pytest.mark.device
+
 
 def edgert(*args: Any, check: bool = True) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run([sys.executable, "-m", "edge_runtime", *map(str, args)], env=cli_env(),

@@ -15,6 +15,8 @@ from typing import Any, Iterator
 import pytest
 from serve_support import cli_env, load_benchmark, serve_bench, two_bundles  # noqa: F401
 
+pytestmark = pytest.mark.device
+
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("waitress")
 

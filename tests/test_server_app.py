@@ -23,6 +23,8 @@ from edge_runtime.server.app import single_model_slot
 from edge_runtime.server.metrics import Metrics
 from edge_runtime.sync.store import VersionStore
 
+pytestmark = pytest.mark.device
+
 
 def call(app: Any, method: str, path: str, body: Optional[bytes] = None, query: str = "",
          ctype: str = "application/json", length: Optional[str] = None,
@@ -310,14 +312,11 @@ def test_default_row_limit_always_fits_the_body_limit(model: Any) -> None:
 
 
 def test_openapi_for_a_regressor_offers_no_probabilities(tmp_path: Path) -> None:
-    pytest.importorskip("sklearn")
-    from sklearn.datasets import load_diabetes
-    from sklearn.linear_model import Ridge
+    from committed import bundle as committed_bundle
+    from committed import dataset
 
-    from converters import convert
-
-    X, y = load_diabetes(return_X_y=True)
-    bundle = convert(Ridge().fit(X, y), X, tmp_path / "ridge", name="ridge", version="1.0.0")
+    X = dataset("regression")[0]
+    bundle = committed_bundle("ridge-regression")
     app = make_app(single_model_slot(load(bundle)), server_url="http://127.0.0.1:9999")
     doc = json.loads(call(app, "GET", "/openapi.json")[2])
     proba = next(p for p in doc["paths"]["/predict"]["post"]["parameters"] if p["name"] == "proba")

@@ -19,6 +19,8 @@ from device_support import NotifySocket, edgert_popen, iris_bundle, status_of
 
 from edge_runtime.sdnotify import Notifier, Watchdog
 
+pytestmark = pytest.mark.device
+
 ROOT = Path(__file__).resolve().parents[1]
 UNITS = sorted((ROOT / "examples" / "systemd").glob("*.service"))
 

@@ -17,6 +17,8 @@ from edge_runtime.bundle import Feature, InputSpec
 from edge_runtime.errors import InputError
 from edge_runtime.inputs.arrays import FeedAdapter
 
+pytestmark = pytest.mark.device
+
 FEATURES = [Feature("num"), Feature("closed", kind="categorical", categories=("a", "b", "c"), unknown="error"),
             Feature("open", kind="categorical", categories=("x", "y"), unknown="ignore"),
             Feature("txt", kind="text"), Feature("num2", allow_nan=True, range=(-10.0, 10.0))]

@@ -19,6 +19,8 @@ from edge_runtime import load
 from edge_runtime.sync.store import VersionStore
 from edge_runtime.telemetry import MonitoredModel, Outbox, Recorder
 
+pytestmark = pytest.mark.device
+
 ROW = [5.1, 3.5, 1.4, 0.2]
 
 

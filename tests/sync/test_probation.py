@@ -38,32 +38,15 @@ def _mon(hot: HotSwapModel) -> Optional[ProbationMonitor]:
     """The monitor judging the version ``hot`` serves, if it is on probation."""
     return hot._monitor_for(hot.version) if hot.version else None  # noqa: SLF001
 
-def _lr(C: float = 1.0):
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
-
-
 @pytest.fixture(scope="module")
 def cancer(tmp_path_factory):
-    """breast_cancer logistic bundles: 1.0.0 trained on half the data; 1.1.0 on shuffled
-    labels; 1.2.0 retrained on all of it; 1.3.0 so regularised it answers one class always."""
-    from zoo import dataset
+    """breast_cancer logistic bundles (committed; probation_bundles.VERSIONS says what each is),
+    and live traffic: every row once, shuffled, with its true label."""
+    import probation_bundles
 
-    import converters
-
-    X, y, X_te, y_te = dataset("binary")
-    rng = np.random.default_rng(0)
-    half = rng.permutation(len(X))[: len(X) // 2]
-    d = tmp_path_factory.mktemp("cancer")
-    fits = {"1.0.0": _lr().fit(X[half], y[half]), "1.1.0": _lr().fit(X, rng.permutation(y)),
-            "1.2.0": _lr().fit(X, y), "1.3.0": _lr(C=1e-6).fit(X, y)}
-    paths = {v: converters.convert(est, X, d / v, name="cancer", version=v, holdout=X_te, sample_y=y)
-             for v, est in fits.items()}
-    order = rng.permutation(len(X) + len(X_te))  # live traffic: every row once, shuffled
-    return {"paths": paths, "rows": np.vstack([X, X_te])[order], "truth": np.concatenate([y, y_te])[order]}
+    rows, truth = probation_bundles.live_rows("cancer")
+    return {"paths": probation_bundles.committed("cancer", tmp_path_factory.mktemp("cancer")),
+            "rows": rows, "truth": truth}
 
 
 @pytest.fixture()
@@ -106,6 +89,7 @@ def _rolled_back_from(state: Path, version: str):
     return lambda: version in VersionStore(state).read_active()["known_bad"]
 
 
+@pytest.mark.device
 def test_shuffled_labels_rolled_back_and_retrain_commits(cancer, http_repo, tmp_path):
     keys, repo, url = http_repo
     state, paths, rows = tmp_path / "state", cancer["paths"], cancer["rows"]
@@ -157,6 +141,7 @@ def usb_device(cancer, tmp_path):
         hot.close()
 
 
+@pytest.mark.device
 def test_signed_min_agreement_overrides_the_default(cancer, usb_device):
     """File source (USB stick): a strict signed bar rolls back the honest retrain that the
     default commits; a lenient one lets the shuffled model through. Both reach the device
@@ -190,6 +175,7 @@ def _feed(monitor: ProbationMonitor, model, rows: np.ndarray, n: int, ids: bool 
     assert monitor.drain()
 
 
+@pytest.mark.device
 def test_class_share_drift_is_caught(cancer, tmp_path):
     paths, rows = cancer["paths"], cancer["rows"]
     const, model = _monitor(paths["1.3.0"], paths["1.0.0"], min_agreement=0.0)
@@ -214,6 +200,7 @@ def test_class_share_drift_is_caught(cancer, tmp_path):
         model.close()
 
 
+@pytest.mark.device
 def test_a_bad_first_version_keeps_serving_and_says_so(cancer, tmp_path):
     """Nothing to roll back to: never no model; the failed verdict is recorded, not hidden."""
     _, _, state = _first_install(cancer["paths"]["1.3.0"], tmp_path)
@@ -229,6 +216,7 @@ def test_a_bad_first_version_keeps_serving_and_says_so(cancer, tmp_path):
         hot.close()
 
 
+@pytest.mark.device
 def test_delayed_label_accuracy_drop_is_caught(cancer, usb_device):
     """Through the real hot-swap: ids on predict, truths later via feedback. Agreement and
     class shares are switched off by the signed expectations, so only feedback can decide."""
@@ -252,6 +240,7 @@ def test_delayed_label_accuracy_drop_is_caught(cancer, usb_device):
     assert "feedback accuracy 0." in why and "< previous version's 0.9" in why, why
 
 
+@pytest.mark.device
 def test_feedback_does_not_fail_an_honest_retrain(cancer):
     paths, rows, truth = cancer["paths"], cancer["rows"], cancer["truth"]
     mon, model = _monitor(paths["1.2.0"], paths["1.0.0"])
@@ -281,6 +270,7 @@ class _Stalled:
         self.model.close()
 
 
+@pytest.mark.device
 def test_full_shadow_queue_drops_samples_instead_of_blocking(cancer):
     paths, rows = cancer["paths"], cancer["rows"]
     stalled = _Stalled(edge_runtime.load(paths["1.0.0"]))
@@ -309,23 +299,14 @@ def test_full_shadow_queue_drops_samples_instead_of_blocking(cancer):
 
 @pytest.fixture(scope="module")
 def diabetes(tmp_path_factory):
-    from sklearn.linear_model import Ridge
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from zoo import dataset
+    """diabetes ridge bundles 1.0.0 (half the data), 1.1.0 (all), 1.2.0 (shuffled; committed)."""
+    import probation_bundles
 
-    import converters
-
-    X, y, X_te, _ = dataset("regression")
-    rng = np.random.default_rng(0)
-    half = rng.permutation(len(X))[: len(X) // 2]
-    d = tmp_path_factory.mktemp("diabetes")
-    fits = {"1.0.0": (X[half], y[half]), "1.1.0": (X, y), "1.2.0": (X, rng.permutation(y))}
-    paths = {v: converters.convert(make_pipeline(StandardScaler(), Ridge()).fit(*xy), X, d / v,
-                                   name="diabetes", version=v, holdout=X_te) for v, xy in fits.items()}
-    return paths, np.vstack([X, X_te])
+    return (probation_bundles.committed("diabetes", tmp_path_factory.mktemp("diabetes")),
+            probation_bundles.live_rows("diabetes")[0])
 
 
+@pytest.mark.device
 def test_regression_judged_on_relative_error(diabetes):
     paths, rows = diabetes
     shuffled, model = _monitor(paths["1.2.0"], paths["1.0.0"], predictions=100)
@@ -347,6 +328,7 @@ def test_regression_judged_on_relative_error(diabetes):
         model.close()
 
 
+@pytest.mark.device
 def test_a_previous_version_that_does_not_load_is_reported(cancer, tmp_path):
     mon, model = _monitor(cancer["paths"]["1.2.0"], tmp_path / "gone", predictions=20)
     try:
@@ -364,6 +346,7 @@ _json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow
                      max_leaves=10)
 
 
+@pytest.mark.device
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(_json, st.dictionaries(st.sampled_from(sorted(SIGNED)) | st.text(max_size=6), _json, max_size=6)))
 def test_decoding_signed_fields_never_raises_and_keeps_only_valid_values(raw):
@@ -377,6 +360,7 @@ def test_decoding_signed_fields_never_raises_and_keeps_only_valid_values(raw):
     assert len(warnings) == ignored
 
 
+@pytest.mark.device
 @settings(max_examples=200, deadline=None)
 @given(st.floats(0, 1), st.integers(1, 10_000_000), st.integers(1, 10_080))
 def test_signed_fields_round_trip(agreement, predictions, minutes):
@@ -387,6 +371,7 @@ def test_signed_fields_round_trip(agreement, predictions, minutes):
     assert abs(back["min_agreement"] - agreement) <= 0.5e-4
 
 
+@pytest.mark.device
 def test_publish_refuses_bad_expectations(cancer, tmp_path):
     keys, repo = tmp_path / "keys", tmp_path / "repo"
     pub.init_keys(keys, repo)
@@ -398,6 +383,7 @@ def test_publish_refuses_bad_expectations(cancer, tmp_path):
         pub.publish(cancer["paths"]["1.0.0"], repo, keys, probation={"predictions": 2.5})
 
 
+@pytest.mark.device
 def test_probabilities_are_judged_by_their_labels_and_bad_profile_values_are_ignored(cancer, caplog):
     """predict_proba calls count by their argmax class; a profile typo falls back to the
     default bar (logged) instead of stopping the model from serving."""
@@ -428,10 +414,11 @@ def test_cli_convert_stores_training_class_shares_from_the_target_column(tmp_pat
     import sys
 
     import joblib
+    from probation_bundles import lr_pipeline
     from zoo import dataset
 
     X, y, _, _ = dataset("binary")
-    joblib.dump(_lr().fit(X, y), tmp_path / "lr.joblib")
+    joblib.dump(lr_pipeline().fit(X, y), tmp_path / "lr.joblib")
     with open(tmp_path / "sample.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["label", *(f"f{i}" for i in range(X.shape[1]))])
@@ -444,6 +431,7 @@ def test_cli_convert_stores_training_class_shares_from_the_target_column(tmp_pat
     assert ref == {"labels": [0, 1], "counts": [int((y == 0).sum()), int((y == 1).sum())], "source": "labels"}
 
 
+@pytest.mark.device
 def test_a_window_ended_by_time_says_what_it_could_not_judge(cancer):
     import time
 
@@ -462,6 +450,7 @@ def test_a_window_ended_by_time_says_what_it_could_not_judge(cancer):
         model.close()
 
 
+@pytest.mark.device
 def test_ids_that_are_not_a_sequence_never_fail_the_served_call(cancer):
     paths, rows = cancer["paths"], cancer["rows"]
     model = edge_runtime.load(paths["1.2.0"])

@@ -21,6 +21,8 @@ from edge_runtime.sync.agent import SyncAgent
 from edge_runtime.sync.errors import SyncError
 from edge_runtime.sync.store import VersionStore
 
+pytestmark = pytest.mark.device
+
 
 class SilentServer:
     """Accepts every connection, reads the request, and answers nothing (or only ``head``)

@@ -23,17 +23,15 @@ from edge_runtime.sync.store import ACTIVE, VersionStore
 ROW = [[5.1, 3.5, 1.4, 0.2]]
 
 
+pytestmark = pytest.mark.device
+
+
 @pytest.fixture(scope="module")
 def iris(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from sklearn.linear_model import LogisticRegression
-    from zoo import dataset
+    """The iris LogisticRegression bundle ``iris`` 1.0.0 (committed)."""
+    from committed import copy_bundle
 
-    import converters
-
-    X, y, X_te, _ = dataset("iris")
-    est = LogisticRegression(max_iter=1000).fit(X, y)
-    return converters.convert(est, X, tmp_path_factory.mktemp("iris") / "b", name="iris",
-                              version="1.0.0", holdout=X_te)
+    return copy_bundle("iris", tmp_path_factory.mktemp("iris") / "b")
 
 
 @pytest.fixture()

@@ -32,18 +32,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
-    """iris logistic bundles 1.0.0 … 1.3.0; 1.2.0's golden rows disagree with its model."""
-    from sklearn.linear_model import LogisticRegression
-    from zoo import dataset
+    """iris logistic bundles 1.0.0 … 2.0.0 (C = 0.5 + index; committed); 1.2.0's golden rows
+    disagree with its model."""
+    from committed import copy_bundle
 
-    import converters
-
-    X, y, X_te, _ = dataset("iris")
     d = tmp_path_factory.mktemp("bundles")
-    out = {}
-    for i, v in enumerate(["1.0.0", "1.1.0", "1.2.0", "1.3.0", "2.0.0"]):
-        est = LogisticRegression(C=0.5 + i, max_iter=1000).fit(X, y)
-        out[v] = converters.convert(est, X, d / v, name="iris", version=v, holdout=X_te)
+    out = {v: copy_bundle(f"iris-sync-{v}", d / v) for v in ["1.0.0", "1.1.0", "1.2.0", "1.3.0", "2.0.0"]}
     m = json.loads((out["1.2.0"] / "manifest.json").read_text())
     m["golden"]["probabilities"] = [list(reversed(r)) for r in m["golden"]["probabilities"]]
     # labels still the top class of each (reversed) row: a well-formed manifest the model disproves
@@ -67,6 +61,7 @@ def assert_serving(state: Path, version: str) -> None:
     assert m.predict([[5.1, 3.5, 1.4, 0.2]]).shape == (1,)
 
 
+@pytest.mark.device
 def test_update_path_refusal_and_probation_rollback(bundles, http_repo, tmp_path):
     keys, path, url = http_repo
     state = tmp_path / "state"
@@ -114,6 +109,7 @@ def _profile(tmp_path: Path, **probation):
                                                         "max_p99_ms": 1000.0, **probation}})
 
 
+@pytest.mark.device
 def test_file_source_usb_stick(bundles, repo, tmp_path):
     keys, path = repo
     pub.publish(bundles["1.0.0"], path, keys)
@@ -138,6 +134,7 @@ def installed(bundles, http_repo, tmp_path):
     return keys, path, url, state
 
 
+@pytest.mark.device
 def test_attack_tampered_target(bundles, installed):
     keys, path, url, state = installed
     pub.publish(bundles["1.1.0"], path, keys)
@@ -151,6 +148,7 @@ def test_attack_tampered_target(bundles, installed):
     assert "1.1.0" not in VersionStore(state).read_active()["known_bad"]  # a good mirror may follow
 
 
+@pytest.mark.device
 def test_attack_wrong_signing_key(bundles, installed, tmp_path):
     keys, path, url, state = installed
     evil = tmp_path / "evil-keys"
@@ -164,6 +162,7 @@ def test_attack_wrong_signing_key(bundles, installed, tmp_path):
     assert_serving(state, "1.0.0")
 
 
+@pytest.mark.device
 def test_attack_replayed_metadata(bundles, installed):
     keys, path, url, state = installed
     old_ts = (path / "metadata" / "timestamp.json").read_bytes()
@@ -175,6 +174,7 @@ def test_attack_replayed_metadata(bundles, installed):
     assert_serving(state, "1.1.0")
 
 
+@pytest.mark.device
 def test_attack_freeze_expired_timestamp(bundles, installed):
     keys, path, url, state = installed
     pub.publish(bundles["1.1.0"], path, keys)
@@ -184,6 +184,7 @@ def test_attack_freeze_expired_timestamp(bundles, installed):
     assert_serving(state, "1.0.0")
 
 
+@pytest.mark.device
 def test_attack_endless_data(bundles, installed):
     keys, path, url, state = installed
     (path / "metadata" / "timestamp.json").write_bytes(b"{" + b" " * (5 * 1024 * 1024))
@@ -192,6 +193,7 @@ def test_attack_endless_data(bundles, installed):
     assert_serving(state, "1.0.0")
 
 
+@pytest.mark.device
 def test_attack_oversized_target(bundles, installed):
     keys, path, url, state = installed
     pub.publish(bundles["1.1.0"], path, keys)
@@ -205,6 +207,7 @@ def test_attack_oversized_target(bundles, installed):
     assert_serving(state, "1.0.0")
 
 
+@pytest.mark.device
 def test_attack_mix_and_match(bundles, installed):
     keys, path, url, state = installed
     pub.publish(bundles["1.1.0"], path, keys)
@@ -259,6 +262,7 @@ def _add_version(state: Path, bundle: Path, version: str) -> None:
     _copy_as(bundle, state / "versions" / version, version)
 
 
+@pytest.mark.device
 @pytest.mark.parametrize("step", STEPS)
 def test_kill_9_at_every_step_leaves_a_loadable_store(bundles, installed, cli_env, step):
     keys, path, url, state = installed
@@ -301,6 +305,7 @@ m.close()
 """
 
 
+@pytest.mark.device
 @pytest.mark.parametrize("step", VERDICT_STEPS)
 def test_kill_9_at_a_probation_verdict_leaves_a_loadable_store(bundles, installed, cli_env, step):
     """A power cut while the judge records commit / rollback: the old record, whole, and the
@@ -334,6 +339,7 @@ def test_kill_9_at_a_probation_verdict_leaves_a_loadable_store(bundles, installe
     assert_serving(state, rec["current"])
 
 
+@pytest.mark.device
 def test_rollout_share_is_stable_and_about_right():
     offer = Offer(path="m/m-1.1.0.tar.gz", name="m", version="1.1.0", channel="stable", rollout_bp=1000,
                   min_runtime=None, length=1)
@@ -346,6 +352,7 @@ def test_rollout_share_is_stable_and_about_right():
     assert np.isclose(len(chosen) / 1000, 0.1, atol=0.05)
 
 
+@pytest.mark.device
 def test_lock_keeps_a_second_agent_out(installed):
     from edge_runtime.sync.agent import store_lock
 
@@ -354,6 +361,7 @@ def test_lock_keeps_a_second_agent_out(installed):
         agent(url, keys, state).sync_once()
 
 
+@pytest.mark.device
 def test_download_policies(bundles, installed):
     import time
 
@@ -379,6 +387,7 @@ def test_download_policies(bundles, installed):
         DownloadPolicy(mode="sometimes")
 
 
+@pytest.mark.device
 def test_hot_swap_under_concurrent_predictions(bundles, installed):
     """Threads predicting while the holder swaps versions never hit a closed model."""
     from edge_runtime.hotswap import HotSwapModel
@@ -435,6 +444,7 @@ def test_revocation_rolls_devices_back_and_keeps_them_off(bundles, installed, cl
     assert agent(url, keys, state).sync_once().version == "1.3.0"
 
 
+@pytest.mark.device
 def test_revoked_only_version_keeps_serving_until_a_replacement(bundles, installed):
     keys, path, url, state = installed
     pub.revoke("iris", "1.0.0", path, keys, reason="recall")
@@ -470,6 +480,7 @@ class _Dripping(_Quiet):
             pass
 
 
+@pytest.mark.device
 def test_attack_slow_mirror_is_cut_off(bundles, installed):
     keys, path, _, state = installed
     pub.publish(bundles["1.1.0"], path, keys)
@@ -489,6 +500,7 @@ def test_attack_slow_mirror_is_cut_off(bundles, installed):
         server.server_close()
 
 
+@pytest.mark.device
 def test_probation_judges_with_the_same_rules_as_live_telemetry():
     from edge_runtime.health import LiveMetrics
     from edge_runtime.sync.probation import ProbationMonitor
@@ -514,6 +526,7 @@ def test_probation_judges_with_the_same_rules_as_live_telemetry():
     assert ok.verdict() == ("pass", "100 predictions within limits")
 
 
+@pytest.mark.device
 def test_five_bad_versions_in_a_row_keep_the_way_back_and_one_download_at_most(
         bundles, installed, cli_env, tmp_path):
     keys, path, url, state = installed

@@ -57,15 +57,10 @@ def _nothing(m):
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> Path:
-    from sklearn.linear_model import LogisticRegression
-    from zoo import dataset
+    """The iris LogisticRegression bundle ``iris`` 1.0.0 (committed)."""
+    from committed import copy_bundle
 
-    import converters
-
-    X, y, X_te, _ = dataset("iris")
-    est = LogisticRegression(max_iter=1000).fit(X, y)
-    return converters.convert(est, X, tmp_path_factory.mktemp("trial") / "iris", name="iris",
-                              version="1.0.0", holdout=X_te)
+    return copy_bundle("iris", tmp_path_factory.mktemp("trial") / "iris")
 
 
 def _good(base: Path, out: Path, version: str) -> Path:
@@ -112,7 +107,12 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("kind", list(CASES))
+#: Cases that build their graph with the onnx package (workstation side): not device tests.
+NEEDS_ONNX = ("Loop", "tensor")
+
+
+@pytest.mark.parametrize("kind", [pytest.param(k, marks=() if any(w in k for w in NEEDS_ONNX) else pytest.mark.device)
+                                  for k in CASES])
 def test_bad_candidate_is_marked_bad_in_time_never_retried_and_a_good_one_follows(
         kind, base, http_repo, tmp_path, monkeypatch):
     build, profile, hook, memory_mb, reason = CASES[kind]
@@ -147,6 +147,7 @@ def test_bad_candidate_is_marked_bad_in_time_never_retried_and_a_good_one_follow
     assert agent().sync_once().version == "1.2.0"
 
 
+@pytest.mark.device
 def test_cli_sync_once_refuses_with_one_line_and_exit_3(base, http_repo, tmp_path, cli_env):
     keys, path, url = http_repo
     state = tmp_path / "state"
@@ -207,6 +208,7 @@ def _wait_for(cond, proc: subprocess.Popen, log: Path, within_s: float = TIMEOUT
         time.sleep(0.1)
 
 
+@pytest.mark.device
 def test_daemon_survives_a_pass_that_raises_outside_the_sync_errors(base, http_repo, tmp_path):
     """A pass that fails on the device's own side (here the TUF cache path is a file: OSError)
     is logged and retried; once it is fixed the daemon installs."""
@@ -234,6 +236,7 @@ def test_daemon_survives_a_pass_that_raises_outside_the_sync_errors(base, http_r
     assert VersionStore(state).read_active()["current"] == "1.0.0", lines
 
 
+@pytest.mark.device
 def test_a_trial_that_cannot_start_does_not_blame_the_version(base, http_repo, tmp_path):
     """20 MiB is too little for the interpreter's own imports: the pass fails, nothing is
     marked bad, and with a workable limit the same version installs."""
@@ -248,6 +251,7 @@ def test_a_trial_that_cannot_start_does_not_blame_the_version(base, http_repo, t
     assert SyncAgent(url, (keys / "root.json").read_bytes(), state, device_id="d").sync_once().version == "1.0.0"
 
 
+@pytest.mark.device
 def test_try_candidate_reports_the_backend_and_the_golden_figures(base):
     result = try_candidate(base, name="iris", version="1.0.0", profile=_profile("numpy"))
     assert result["backend"] == "numpy"
@@ -265,6 +269,7 @@ def test_the_memory_limit_is_what_stops_the_huge_tensor(base, tmp_path):
                          memory_mb=2048)["backend"] == "onnxruntime"
 
 
+@pytest.mark.device
 @pytest.mark.parametrize(("hook", "reason"), [
     ("exit", r"^the trial process exited with status 7$"),
     ("garbage", r"^the trial process sent no readable result \(got '\\x00\{not json'\)$"),
@@ -275,6 +280,7 @@ def test_a_child_that_exits_or_answers_nonsense_fails_the_candidate(base, monkey
         try_candidate(base, name="iris", version="1.0.0")
 
 
+@pytest.mark.device
 def test_trial_hang_hook_is_killed_with_its_process_group(base, monkeypatch):
     monkeypatch.setenv(TEST_HOOK_ENV, "hang")
     started = time.monotonic()
@@ -283,6 +289,7 @@ def test_trial_hang_hook_is_killed_with_its_process_group(base, monkeypatch):
     assert time.monotonic() - started < 2.0 + MARGIN_S
 
 
+@pytest.mark.device
 def test_trial_limits_explicit_then_profile_then_default():
     assert trial_limits() == trial_limits(None, timeout_s=None, memory_mb=None)
     assert (trial_limits().timeout_s, trial_limits().memory_mb) == (60.0, 2048)
@@ -297,6 +304,7 @@ def test_trial_limits_explicit_then_profile_then_default():
         trial_limits(_profile(trial_memory_mb="lots"))
 
 
+@pytest.mark.device
 @pytest.mark.skipif(not hasattr(os, "killpg"), reason="process groups are POSIX")
 def test_trial_leaves_no_process_behind(base, monkeypatch):
     monkeypatch.setenv(TEST_HOOK_ENV, "hang")
@@ -306,6 +314,7 @@ def test_trial_leaves_no_process_behind(base, monkeypatch):
     assert _children() == before
 
 
+@pytest.mark.device
 @pytest.mark.skipif(not hasattr(signal, "alarm"), reason="the child's own deadline uses SIGALRM")
 def test_a_trial_whose_agent_is_killed_does_not_outlive_its_deadline(base, monkeypatch, cli_env):
     """kill -9 of the agent mid-trial: the hanging child ends itself soon after its deadline."""

@@ -12,6 +12,8 @@ import pytest
 from edge_runtime import load
 from edge_runtime.telemetry import Recorder, monitor
 
+pytestmark = pytest.mark.device
+
 SHIFTED = [0, 7, 21]
 
 

@@ -8,11 +8,14 @@ import subprocess
 import sys
 import time
 
+import pytest
 from telemetry_helpers import N_PREDICTIONS, free_port, kill_flush_midway
 from telemetry_net import CuttingProxy
 
 from collector import Collector
 from edge_runtime.telemetry import HttpSink, Outbox, Uploader
+
+pytestmark = pytest.mark.device
 
 
 def _totals(coll: Collector) -> dict:

@@ -14,6 +14,8 @@ from edge_runtime.telemetry import MqttSink, Outbox, Uploader
 from edge_runtime.telemetry.outbox import Batch
 from edge_runtime.telemetry.sinks import BatchRejected
 
+pytestmark = pytest.mark.device
+
 
 def _totals(coll: Collector) -> dict:
     (v,) = coll.store.report()["versions"]

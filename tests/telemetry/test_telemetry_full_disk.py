@@ -19,6 +19,8 @@ from collector import Collector, CollectorStore
 from edge_runtime.telemetry import MonitoredModel, Outbox, Recorder
 from edge_runtime.telemetry.aggregate import WindowAccumulator
 
+pytestmark = pytest.mark.device
+
 MADE = 1_000_000
 
 

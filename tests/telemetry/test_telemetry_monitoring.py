@@ -13,6 +13,8 @@ from telemetry_helpers import deliver, version
 from edge_runtime import load
 from edge_runtime.telemetry import MonitoredModel, Recorder, read_live_metrics
 
+pytestmark = pytest.mark.device
+
 SHIFTED = [0, 7, 21]
 
 

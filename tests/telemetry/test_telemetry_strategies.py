@@ -24,6 +24,8 @@ from edge_runtime.strategies import (
 )
 from edge_runtime.telemetry import MonitoredModel, Recorder
 
+pytestmark = pytest.mark.device
+
 
 @pytest.fixture(scope="module")
 def inputs(cancer_data):

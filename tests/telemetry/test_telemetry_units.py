@@ -21,6 +21,8 @@ from edge_runtime.telemetry.recorder import Recorder, Stream
 from edge_runtime.telemetry.sinks import SinkError
 from edge_runtime.telemetry.stats import LATENCY_EDGES, psi, quantile_from_buckets
 
+pytestmark = pytest.mark.device
+
 
 def test_latency_quantiles_within_one_bucket():
     lat = np.random.default_rng(0).lognormal(np.log(2e-5), 0.6, 20000)
