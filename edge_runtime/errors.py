@@ -69,6 +69,11 @@ class UnsupportedModelError(BackendError):
     """A model uses an operator or feature that this backend does not implement."""
 
 
+class NoProbabilitiesError(EdgeRuntimeError, AttributeError):
+    """The model gives no class probabilities (a regressor, or a classifier exported without
+    them): an ``AttributeError`` too, as scikit-learn's missing ``predict_proba`` is."""
+
+
 class ProfileError(EdgeRuntimeError, ValueError):
     """A device profile file is missing or invalid (names the field)."""
 
