@@ -24,6 +24,8 @@ from edge_runtime.backends.base import BackendOptions
 from edge_runtime.bundle import LABEL_TASKS, Artifact, Feature, json_safe, new_manifest, sha256_hex, write_bundle
 from edge_runtime.errors import BackendError, EdgeRuntimeError
 from edge_runtime.native_abi import host_arch
+from edge_runtime.outputs.arrays import ArrayDecoder
+from edge_runtime.outputs.plan import OutputPlan
 
 from .boosting import as_estimator, libraries_in
 from .columns import match_columns, table_names
@@ -166,14 +168,11 @@ def run_exported(exported: Exported, X: np.ndarray, classes: Optional[list], *,
     Raises:
         BackendError: the device's engine cannot load or run the artifact.
     """
-    art = Artifact(path=f"{exported.format}/{exported.precision} artifact being converted",
-                   format=exported.format, precision=exported.precision,
-                   sha256=sha256_hex(exported.data), size=len(exported.data), input_name=exported.input_name,
-                   input_dtype=exported.input_dtype, outputs=exported.outputs, opset=exported.opset,
-                   extra=exported.extra, inputs=exported.inputs)
+    art = _artifact(exported)
+    decoder = _decoder(art, classes)
     x: Any = feeds(exported.inputs, X) if exported.inputs else \
         np.ascontiguousarray(X, dtype=np.dtype(exported.input_dtype))
-    roles = [r for r in ("label", "probabilities", "prediction", "scores") if r in exported.outputs]
+    roles = decoder.plan.roles
     names = [exported.outputs[r] for r in roles]
     if exported.format == "native" and exported.extra.get("arch") != host_arch():
         from .native.emulate import run_foreign  # another architecture's library: under qemu-user
@@ -193,14 +192,21 @@ def run_exported(exported: Exported, X: np.ndarray, classes: Optional[list], *,
                 raw = engine.run(x, names)
         finally:
             engine.close()
-    got = dict(zip(roles, (np.asarray(v) for v in raw)))
-    if exported.extra.get("label_from") == "probabilities":
-        got["label"] = np.asarray(classes, dtype=object)[got["probabilities"].argmax(axis=1)]
-    elif "label" in got:
-        got["label"] = got["label"].reshape(-1)
-        if exported.extra.get("label_encoding") == "index":
-            got["label"] = np.asarray(classes, dtype=object)[got["label"].astype(np.intp)]
-    return got
+    return decoder.decode_all(dict(zip(roles, raw)))
+
+
+def _artifact(exported: Exported) -> Artifact:
+    """The manifest entry ``exported`` will get, for the device's engine and decoder."""
+    return Artifact(path=f"{exported.format}/{exported.precision} artifact being converted",
+                    format=exported.format, precision=exported.precision,
+                    sha256=sha256_hex(exported.data), size=len(exported.data), input_name=exported.input_name,
+                    input_dtype=exported.input_dtype, outputs=exported.outputs, opset=exported.opset,
+                    extra=exported.extra, inputs=exported.inputs)
+
+
+def _decoder(art: Artifact, classes: Optional[list]) -> ArrayDecoder:
+    """The device's output decoder for ``art``; classes stay Python objects (compared as text)."""
+    return ArrayDecoder(OutputPlan(art), None if classes is None else np.asarray(classes, dtype=object))
 
 
 def measure_parity(exported: Exported, X: np.ndarray, expected: dict, ctx: ExportContext,
@@ -219,7 +225,7 @@ def measure_parity(exported: Exported, X: np.ndarray, expected: dict, ctx: Expor
         if agree < 1.0 and "probabilities" in got and ctx.classes is not None:
             # Engines break exact probability ties their own way (a 20-tree forest at 10 votes
             # each); where scikit-learn's label is argmax(proba), decode it the same way.
-            alt = np.asarray(ctx.classes, dtype=object)[got["probabilities"].argmax(axis=1)]
+            alt = _decoder(_artifact(exported), ctx.classes).argmax_labels(got["probabilities"])
             alt_agree = float(np.mean(alt.astype(str) == want_labels))
             if alt_agree > agree:
                 exported.extra["label_from"] = "probabilities"

@@ -60,8 +60,10 @@ def load(source: Union[str, os.PathLike[str], Bundle], backend: str = "auto", *,
     """
     from .model import Model
 
+    model_cls = model_class()
     plan = _Plan(source, backend, precision, profile, threads, trust, allow_unsigned_native)
-    if plan.auto and threads is None and verify:
+    # routing measures and proves its routes with numpy: without it the loop picks one engine
+    if plan.auto and threads is None and verify and model_cls is Model:
         routed = _routed(plan, tune)
         if routed is not None:
             return routed
@@ -69,13 +71,28 @@ def load(source: Union[str, os.PathLike[str], Bundle], backend: str = "auto", *,
         try:
             engine = cls(plan.bundle.read_artifact(art), art, plan.options_for(cls))
             plan.check_widths(engine)
-            model = Model(plan.bundle, engine, art)
+            model = model_cls(plan.bundle, engine, art)
             if verify:
                 _proven(model, model.check_golden)
             return model
         except (GoldenMismatchError, UnsupportedModelError, BackendUnavailableError) as exc:
             plan.passed_over(cls.name, exc)
     raise plan.failure()
+
+
+def model_class() -> type[Model]:
+    """The model class for this Python: :class:`Model` where numpy imports, else the plain-lists
+    :class:`~edge_runtime.model_pure.ListModel` (Pyodide's core). Chosen here, once per load, so
+    neither model module imports the other and the numpy path pays nothing per call."""
+    from .model import Model
+
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        from .model_pure import ListModel
+
+        return ListModel
+    return Model
 
 
 def _proven(model: Model, check: Callable[[], object]) -> None:
@@ -92,7 +109,8 @@ def _routed(plan: _Plan, tune: bool) -> Optional[Model]:
     bundle, machine and profile, else a full tuning (``tune``), else the first-load plan
     (:mod:`edge_runtime.autoroute`); every route proven on the golden rows. None when there is
     nothing to route between or a route cannot be built: the plain loop then picks one engine
-    (and says why others were passed over)."""
+    (and says why others were passed over). Only called where numpy imports: the measurements
+    and the routes' golden proofs use it."""
     from . import autoroute, routing
     from .model import Model
 
@@ -138,15 +156,14 @@ async def load_async(source: Union[str, os.PathLike[str], Bundle], backend: str 
     Raises:
         BundleError, IntegrityError, BackendError: as :func:`load`.
     """
-    from .model import Model
-
+    model_cls = model_class()
     plan = _Plan(source, backend, precision, profile, threads, trust, allow_unsigned_native)
     for cls, art in plan.candidates(sync=False):
         try:
             engine = cls(plan.bundle.read_artifact(art), art, plan.options_for(cls))
             plan.check_widths(engine)
             await engine.open_async()
-            model = Model(plan.bundle, engine, art)
+            model = model_cls(plan.bundle, engine, art)
             if verify:
                 try:
                     await model.check_golden_async()

@@ -1,8 +1,10 @@
 """``Model``: validated inputs in, labels / probabilities / predictions out, on any backend.
 
-numpy is optional: where it cannot be imported (Pyodide's core, tiny Pythons) ``Model(...)``
-builds a :class:`edge_runtime.model_pure.ListModel`, the same API on plain lists. The choice is
-made once, at construction, so the numpy path pays nothing per call for it.
+This is the numpy model; :class:`edge_runtime.model_pure.ListModel` is the same API on plain
+lists, for Pythons without numpy (Pyodide's core). :func:`edge_runtime.load` picks the class
+(:func:`edge_runtime.loader.model_class`); this module never imports the lists one. How raw
+engine outputs become answers is :mod:`edge_runtime.outputs`, decided once at construction, so a
+call runs the input adapter, the engine and one decode function.
 """
 
 from __future__ import annotations
@@ -11,26 +13,26 @@ from typing import Any, Optional
 
 from . import golden
 from .backends.base import Backend
-from .bundle import LABEL_TASKS, Artifact, Bundle
-from .errors import BundleError, ModelUseError, NoProbabilitiesError
+from .bundle import Artifact, Bundle
+from .errors import BackendUnavailableError, ModelUseError, NoProbabilitiesError
 from .golden import flat
+from .outputs.plan import OutputPlan
 
 try:
     import numpy as np
-except ImportError:  # the core runs without numpy (Pyodide offline): see model_pure
+except ImportError:  # importable without numpy: ListModel (model_pure) subclasses this class
     np = None  # type: ignore[assignment]
 else:
     from .inputs.arrays import FeedAdapter, InputAdapter
+    from .outputs.arrays import ArrayDecoder
 
 
 class Model:
-    """A loaded bundle bound to one backend. Build it with :func:`edge_runtime.load`."""
+    """A loaded bundle bound to one backend. Build it with :func:`edge_runtime.load`.
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Model:
-        if cls is Model and np is None:
-            from .model_pure import ListModel
-            cls = ListModel
-        return super().__new__(cls)
+    Raises:
+        BundleError: the artifact lacks the outputs the manifest's task needs.
+    """
 
     def __init__(self, bundle: Bundle, backend: Backend, artifact: Artifact):
         m = bundle.manifest
@@ -40,32 +42,34 @@ class Model:
         self.artifact = artifact
         self.task = m.task
         self.feature_names = m.feature_names
-        self.classes = self._make_classes(m.classes)
         self._adapt = self._make_adapter(m.features, artifact)
-        outs = artifact.outputs
-        self._label_out = [outs["label"]] if "label" in outs else None
-        self._proba_out = [outs["probabilities"]] if "probabilities" in outs else None
-        self._pred_out = [outs["prediction"]] if "prediction" in outs else None
-        self._scores_out = [outs["scores"]] if "scores" in outs else None
-        self._label_is_index = artifact.extra.get("label_encoding") == "index"
-        if artifact.extra.get("label_from") == "probabilities" and self._proba_out is not None:
-            self._label_out = None  # the converter found argmax(proba) matches the framework
-            self._label_is_index = True
-        if self.task in LABEL_TASKS and self._label_out is None and self._proba_out is None:
-            raise BundleError(f"artifact '{artifact.path}' has neither a label nor a "
-                              "probabilities output")
-        if self.task == "regression" and self._pred_out is None:
-            raise BundleError(f"artifact '{artifact.path}' has no 'prediction' output")
+        plan = OutputPlan(artifact, m.task)
+        self._decoder = self._make_decoder(plan, m.classes)
+        self.classes = self._decoder.classes
+        # what each call requests and the one function that decodes its answer
+        self._predict_out = plan.predict
+        self._proba_out = plan.probabilities
+        self._scores_out = plan.scores
+        self._decode = self._decoder.predict
 
     @staticmethod
-    def _make_classes(classes: Optional[list[Any]]) -> Any:
-        return np.asarray(classes) if classes is not None else None
+    def _make_decoder(plan: OutputPlan, classes: Optional[list[Any]]) -> Any:
+        return ArrayDecoder(plan, classes)
 
     @staticmethod
     def _make_adapter(features: Any, artifact: Artifact) -> Any:
+        if np is None:
+            raise BackendUnavailableError("Model answers in numpy arrays and numpy is not installed: "
+                                          "edge_runtime.load() gives the plain-lists ListModel here")
         if artifact.inputs:  # several named inputs (strings among them): one array each
             return FeedAdapter(features, artifact.inputs)
         return InputAdapter(features, artifact.input_dtype)
+
+    def _no_proba(self) -> NoProbabilitiesError:
+        return NoProbabilitiesError.of(self.manifest.name, self.task)
+
+    def _no_scores(self) -> ModelUseError:
+        return ModelUseError(f"model '{self.manifest.name}' has no scores output (task {self.task})")
 
     @property
     def input_schema(self) -> Any:
@@ -93,37 +97,31 @@ class Model:
         Raises:
             InputError: the input does not fit the schema (names the row and the feature).
         """
-        x = self._adapt(X, strict)
-        if self._pred_out is not None:
-            return self._values(self.backend.run(x, self._pred_out)[0])
-        if self._label_out is not None:
-            return self._labels(self.backend.run(x, self._label_out)[0])
-        return self._labels(self.backend.run(x, self._proba_out)[0].argmax(axis=1))
+        return self._decode(self.backend.run(self._adapt(X, strict), self._predict_out)[0])
 
     def predict_proba(self, X: Any, *, strict: bool = False, key: Any = None,
                       ids: Any = None) -> np.ndarray:
-        """Class probabilities, shape (rows, classes), columns in ``self.classes`` order."""
+        """Class probabilities, shape (rows, classes), columns in ``self.classes`` order.
+
+        Raises:
+            NoProbabilitiesError: the model gives no probabilities (also an ``AttributeError``).
+        """
         if self._proba_out is None:
-            raise NoProbabilitiesError.of(self.manifest.name, self.task)
-        return self.backend.run(self._adapt(X, strict), self._proba_out)[0]
+            raise self._no_proba()
+        return self.backend.run(self._adapt(X, strict), self._proba_out)[0]  # engines answer arrays
 
     async def predict_async(self, X: Any, *, strict: bool = False, key: Any = None,
                             ids: Any = None) -> np.ndarray:
         """Awaitable :meth:`predict`, for event loops and for Pyodide's async JS engines."""
-        x = self._adapt(X, strict)
-        if self._pred_out is not None:
-            return self._values((await self.backend.run_async(x, self._pred_out))[0])
-        if self._label_out is not None:
-            return self._labels((await self.backend.run_async(x, self._label_out))[0])
-        proba = (await self.backend.run_async(x, self._proba_out))[0]
-        return self._labels(np.asarray(proba).argmax(axis=1))
+        return self._decode((await self.backend.run_async(self._adapt(X, strict), self._predict_out))[0])
 
     async def predict_proba_async(self, X: Any, *, strict: bool = False, key: Any = None,
                                   ids: Any = None) -> np.ndarray:
         """Awaitable :meth:`predict_proba`."""
         if self._proba_out is None:
-            raise NoProbabilitiesError.of(self.manifest.name, self.task)
-        return np.asarray((await self.backend.run_async(self._adapt(X, strict), self._proba_out))[0])
+            raise self._no_proba()
+        raw = (await self.backend.run_async(self._adapt(X, strict), self._proba_out))[0]
+        return self._decoder.probabilities(raw)
 
     def scores(self, X: Any, *, strict: bool = False) -> np.ndarray:
         """The model's raw scores, one row per input: for ``anomaly`` the anomaly score
@@ -131,8 +129,8 @@ class Model:
         ``clustering`` the distance to each cluster centre (``transform``), for classifiers
         without probabilities their decision values."""
         if self._scores_out is None:
-            raise ModelUseError(f"model '{self.manifest.name}' has no scores output (task {self.task})")
-        return self._values(self.backend.run(self._adapt(X, strict), self._scores_out)[0])
+            raise self._no_scores()
+        return self._decoder.values(self.backend.run(self._adapt(X, strict), self._scores_out)[0])
 
     def decision_function(self, X: Any, *, strict: bool = False) -> np.ndarray:
         """Anomaly score per row (below 0: outlier), as scikit-learn's ``decision_function``."""
@@ -144,17 +142,6 @@ class Model:
             raise ModelUseError(f"model '{self.manifest.name}' is a {self.task} model; transform() "
                                 "gives cluster distances of a clustering model")
         return self.scores(X, strict=strict)
-
-    def _labels(self, raw: Any) -> np.ndarray:
-        raw = np.asarray(raw).reshape(-1)
-        if self._label_is_index and self.classes is not None:
-            return self.classes[raw.astype(np.intp)]
-        return raw
-
-    @staticmethod
-    def _values(raw: Any) -> np.ndarray:
-        raw = np.asarray(raw)
-        return raw.reshape(-1) if raw.ndim == 2 and raw.shape[1] == 1 else raw
 
     # --- trust ------------------------------------------------------------------------------
     def check_golden(self) -> dict[str, float]:

@@ -34,6 +34,7 @@ from .backends import candidates, get_backend
 from .backends.base import Backend, BackendOptions
 from .bundle import Artifact, Bundle
 from .fsutil import atomic_write_json
+from .outputs.plan import OutputPlan, index_encoded
 from .paths import user_dir
 from .sampling import percentile, timing_rows
 
@@ -138,22 +139,20 @@ class ViaArtifact(Backend):
         # a dtype object, compared in C: str(x.dtype) costs ~1 µs per call in numpy 2, a third
         # of a one-row LiteRT call, and made LiteRT lose routes it should win
         self._dtype = np.dtype(own.input_dtype)
-        index = "index"
-        own_index = own.extra.get("label_encoding") == index
-        primary_index = primary.extra.get("label_encoding") == index
         self._label = primary.outputs.get("label")
-        self._classes = None
-        if own_index and not primary_index and classes is not None:
-            import numpy as np
+        # own index labels where the primary gives class values: decoded as the own artifact's
+        # label tensor (its class lookup), which is what the primary artifact would answer
+        self._to_class: Optional[Callable[[Any], Any]] = None
+        if index_encoded(own) and not index_encoded(primary) and classes is not None:
+            from .outputs.arrays import ArrayDecoder
 
-            self._classes = np.asarray(classes)
+            self._to_class = ArrayDecoder(OutputPlan(own), classes).labels
 
     @staticmethod
     def compatible(primary: Artifact, own: Artifact, classes: Optional[Sequence[Any]]) -> bool:
         if not all(r in own.outputs for r in primary.outputs):
             return False
-        own_index = own.extra.get("label_encoding") == "index"
-        primary_index = primary.extra.get("label_encoding") == "index"
+        own_index, primary_index = index_encoded(own), index_encoded(primary)
         if "label" in primary.outputs and own_index != primary_index:
             return own_index and classes is not None  # index -> class value is a lookup
         return True
@@ -162,9 +161,9 @@ class ViaArtifact(Backend):
         if x.dtype != self._dtype:
             x = x.astype(self._dtype)
         res = self._engine.run(x, [self._names[o] for o in outputs])
-        if self._classes is not None and self._label is not None and self._label in outputs:
+        if self._to_class is not None and self._label is not None and self._label in outputs:
             i = list(outputs).index(self._label)
-            res[i] = self._classes[res[i].astype("int64").ravel()]
+            res[i] = self._to_class(res[i])
         return res
 
     def close(self) -> None:

@@ -121,3 +121,28 @@ def test_load_predict_and_validate_without_numpy_onnxruntime_click(logistic, cli
     assert "golden" in errors and "pure-logistic-wrong" in errors["golden"]
     if not reference.manifest.features[1].allow_nan:
         assert errors["nan"].startswith("row 1, feature 'sepal_width': NaN")
+
+
+def test_auto_backend_without_numpy_picks_one_engine_instead_of_routing(logistic, cli_env, tmp_path):
+    """``backend="auto"`` with two engines that both pass the golden rows: routing would time
+    them on numpy rows (it failed with ImportError before); the plain loop takes the first."""
+    est, bundle, _ = logistic
+    engines = ("COEF, INTERCEPT" + SCRIPT.split("\nm = edge_runtime.load(")[0].split("COEF, INTERCEPT", 1)[1]
+               ).format(coef=est.coef_.tolist(), intercept=est.intercept_.tolist())
+    script = blocker(BLOCKED) + textwrap.dedent("""
+        import json, math, sys
+        import edge_runtime
+        from edge_runtime.backends import Backend, register
+    """) + engines + textwrap.dedent(f"""
+        @register
+        class Twin(PureLogistic):
+            name = "pure-logistic-twin"
+
+        m = edge_runtime.load({str(bundle)!r})
+        print(json.dumps({{"class": type(m).__name__, "backend": m.backend.name}}))
+    """)
+    env = {**cli_env, "EDGERT_CACHE_DIR": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["class"] == "ListModel" and out["backend"].startswith("pure-logistic")

@@ -7,14 +7,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
 
 from ..errors import ConversionError, UnsupportedEstimatorError
 from .builder import HYBRID_MIN, Graph
-from .integer import integer_dense
+from .integer import Dense, integer_dense
 
 LINEAR = ("LogisticRegression", "LinearRegression", "Ridge", "SGDClassifier", "LinearSVC", "SGDRegressor",
           "Lasso", "ElasticNet")
@@ -73,15 +72,6 @@ def _input(g: Graph, d: int, fill: Optional[np.ndarray]) -> tuple[int, int]:
         return x, x
     isnan = g.binary("NOT_EQUAL", x, x, (-1, d), np.bool_)
     return x, g.select(isnan, g.const(fill.astype(np.float32), name="fill"), x, (-1, d))
-
-
-@dataclass
-class Dense:
-    """One layer: act(x @ w.T + b); ``act`` RELU | TANH | LOGISTIC | None."""
-
-    w: np.ndarray
-    b: np.ndarray
-    act: Optional[str] = None
 
 
 def _first_layer(g: Graph, h: int, w: np.ndarray, b: np.ndarray, a: np.ndarray, c: np.ndarray,

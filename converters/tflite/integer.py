@@ -10,14 +10,12 @@ label-agreement bar judges the result like every int8 artifact.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
 from .builder import Graph
-
-if TYPE_CHECKING:
-    from .compile import Dense
 
 #: (scale, zero point) the int8 TFLite kernels fix for these activations' outputs
 _FIXED_OUTPUT = {"TANH": (1.0 / 128.0, 0), "LOGISTIC": (1.0 / 256.0, -128)}
@@ -25,6 +23,16 @@ _Activation = Callable[[np.ndarray], np.ndarray]
 _ACT: dict[Optional[str], _Activation] = {
     "TANH": np.tanh, "LOGISTIC": lambda z: 1.0 / (1.0 + np.exp(-z)), None: lambda z: z,
     "RELU": lambda z: np.maximum(z, 0.0)}
+
+
+@dataclass
+class Dense:
+    """One dense layer: act(x @ w.T + b); ``act`` RELU | TANH | LOGISTIC | None. Here, beside
+    its integer form, so that ``compile`` (which builds layers) imports this module one way."""
+
+    w: np.ndarray
+    b: np.ndarray
+    act: Optional[str] = None
 
 
 def asymmetric(values: np.ndarray) -> tuple[float, int]:

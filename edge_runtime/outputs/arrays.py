@@ -1,0 +1,64 @@
+"""The numpy decoder: raw engine outputs (arrays) to labels, probabilities, predictions, scores,
+following an :class:`~.plan.OutputPlan`. The per-call functions are picked at construction."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from .plan import OutputPlan
+
+
+class ArrayDecoder:
+    """Decodes one artifact's outputs into numpy arrays.
+
+    ``predict`` turns the first output of a ``plan.predict`` request into the answer of
+    ``predict`` (values, labels, or the argmax class); ``labels`` decodes a label tensor.
+    ``classes`` is kept as given when it is already an array (the converter keeps its classes
+    as Python objects), else made one.
+    """
+
+    def __init__(self, plan: OutputPlan, classes: Optional[Union[Sequence[Any], np.ndarray]]):
+        self.plan = plan
+        self.classes: Optional[np.ndarray] = None if classes is None else np.asarray(classes)
+        self.labels: Callable[[Any], np.ndarray] = (
+            self._class_of if plan.label_is_index and self.classes is not None else self._flat)
+        self.predict: Callable[[Any], np.ndarray] = {
+            "prediction": self.values, "label": self.labels, "argmax": self.argmax_labels,
+        }[plan.predict_kind]
+
+    @staticmethod
+    def _flat(raw: Any) -> np.ndarray:
+        return np.asarray(raw).reshape(-1)
+
+    def _class_of(self, raw: Any) -> np.ndarray:
+        return self.classes[np.asarray(raw).reshape(-1).astype(np.intp)]  # type: ignore[index]
+
+    def argmax_labels(self, proba: Any) -> np.ndarray:
+        """The class of each row's largest probability (columns are in class order; without
+        classes, the column index). Ties go to the first class, as numpy's argmax."""
+        idx = np.asarray(proba).argmax(axis=1)
+        return self.classes[idx] if self.classes is not None else idx
+
+    @staticmethod
+    def values(raw: Any) -> np.ndarray:
+        """Predictions or scores: one value per row where the engine gives one column, else
+        one row of values per input row."""
+        raw = np.asarray(raw)
+        return raw.reshape(-1) if raw.ndim == 2 and raw.shape[1] == 1 else raw
+
+    @staticmethod
+    def probabilities(raw: Any) -> np.ndarray:
+        """Class probabilities, shape (rows, classes), as the engine gives them."""
+        return np.asarray(raw)
+
+    def decode_all(self, raw: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Every role of one run that requested all of ``plan.roles`` (the converter's parity
+        check): labels decoded (or taken from the probabilities), values as the engine gave them."""
+        got = {role: np.asarray(v) for role, v in raw.items()}
+        if self.plan.label_from_proba:
+            got["label"] = self.argmax_labels(got["probabilities"])
+        elif "label" in got:
+            got["label"] = self.labels(got["label"])
+        return got
