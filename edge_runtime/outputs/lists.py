@@ -64,7 +64,7 @@ def _one_per_row(raw: Any) -> list[Any]:
     """One value per row from a column (n,), a (n, 1) matrix or nested lists.
 
     Raises:
-        BackendError: the backend gave several values per row.
+        BackendOutputError: the backend gave several values per row.
     """
     raw = _tolist(raw)
     if not isinstance(raw, (list, tuple)):
@@ -80,7 +80,7 @@ def rows(raw: Any, n: int) -> list[list[Any]]:
     """A list of rows from nested lists or a flat row-major list of ``n`` rows.
 
     Raises:
-        BackendError: a flat buffer does not split into ``n`` equal rows.
+        BackendOutputError: a flat buffer does not split into ``n`` equal rows.
     """
     raw = _tolist(raw)
     if raw and isinstance(raw[0], (list, tuple)):
