@@ -312,7 +312,7 @@ class Ensemble:
             raise NoProbabilitiesError.of(self.name, self.task)
 
     def _average(self, outputs: Sequence[Any]) -> np.ndarray:
-        return sum(w * np.asarray(o, dtype=np.float64) for w, o in zip(self.weights, outputs))  # type: ignore[return-value]
+        return sum(w * np.asarray(o, dtype=np.float64) for w, o in zip(self.weights, outputs))
 
     def _decide(self, outputs: Sequence[Any]) -> np.ndarray:
         """:meth:`predict`'s answer from the members' answers to :meth:`_source`."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import click
 
@@ -139,9 +139,9 @@ def wrap(model: str, sample: str, out_dir: str, name: Optional[str], version: st
     from converters.wrap import wrap as do_wrap
 
     X, names = read_csv_matrix(sample, target=target)
-    cls = [c.strip() for c in classes.split(",")] if classes else None
-    if cls is not None:
-        cls = [int(c) if c.lstrip("-").isdigit() else c for c in cls]
+    cls: Optional[list[Union[int, str]]] = None
+    if classes:  # integer-looking labels are the model's integer classes
+        cls = [int(c) if c.lstrip("-").isdigit() else c for c in (c.strip() for c in classes.split(","))]
     _summary(do_wrap(model, X, out_dir, name=name, version=version, feature_names=names, classes=cls))
 
 
