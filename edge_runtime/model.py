@@ -42,6 +42,10 @@ class Model:
         self.feature_names = m.feature_names
         self.classes = self._make_classes(m.classes)
         self._adapt = self._make_adapter(m.features, artifact)
+        # a router's single-row engine, called directly for one-row arrays (None: no router, or
+        # named inputs, which come as a dict)
+        one = backend.engine_for(1)
+        self._one = one if one is not backend and not artifact.inputs else None
         outs = artifact.outputs
         self._label_out = [outs["label"]] if "label" in outs else None
         self._proba_out = [outs["probabilities"]] if "probabilities" in outs else None
@@ -82,18 +86,22 @@ class Model:
             InputError: the input does not fit the schema (names the row and the feature).
         """
         x = self._adapt(X, strict)
+        one = self._one
+        engine = one if one is not None and x.shape[0] == 1 else self.backend
         if self._pred_out is not None:
-            return self._values(self.backend.run(x, self._pred_out)[0])
+            return self._values(engine.run(x, self._pred_out)[0])
         if self._label_out is not None:
-            return self._labels(self.backend.run(x, self._label_out)[0])
-        return self._labels(self.backend.run(x, self._proba_out)[0].argmax(axis=1))
+            return self._labels(engine.run(x, self._label_out)[0])
+        return self._labels(engine.run(x, self._proba_out)[0].argmax(axis=1))
 
     def predict_proba(self, X: Any, *, strict: bool = False) -> np.ndarray:
         """Class probabilities, shape (rows, classes), columns in ``self.classes`` order."""
         if self._proba_out is None:
             raise EdgeRuntimeError(f"model '{self.manifest.name}' gives no probabilities "
                                    f"(task {self.task}); use predict()")
-        return self.backend.run(self._adapt(X, strict), self._proba_out)[0]
+        x = self._adapt(X, strict)
+        one = self._one
+        return (one if one is not None and x.shape[0] == 1 else self.backend).run(x, self._proba_out)[0]
 
     async def predict_async(self, X: Any, *, strict: bool = False) -> np.ndarray:
         """Awaitable :meth:`predict`, for event loops and for Pyodide's async JS engines."""

@@ -105,14 +105,17 @@ class RoutedBackend(Backend):
         """(largest row count, engine) per route, ascending."""
         return list(self._routes)
 
+    def engine_for(self, rows: int) -> Backend:
+        for limit, engine in self._routes:
+            if rows <= limit:
+                return engine
+        return self._routes[-1][1]
+
     def run(self, x: Any, outputs: Sequence[str]) -> list:
         n = (next(iter(x.values())) if type(x) is dict else x).shape[0]  # named inputs: a dict
         if n == 1:
             return self._one.run(x, outputs)
-        for limit, engine in self._routes:
-            if n <= limit:
-                return engine.run(x, outputs)
-        return self._routes[-1][1].run(x, outputs)
+        return self.engine_for(n).run(x, outputs)
 
     def close(self) -> None:
         for engine in {id(e): e for _, e in self._routes}.values():
@@ -161,7 +164,8 @@ class ViaArtifact(Backend):
     def run(self, x: Any, outputs: Sequence[str]) -> list:
         if x.dtype != self._dtype:
             x = x.astype(self._dtype)
-        res = self._engine.run(x, [self._names[o] for o in outputs])
+        names = self._names
+        res = self._engine.run(x, [names[outputs[0]]] if len(outputs) == 1 else [names[o] for o in outputs])
         if self._classes is not None and self._label is not None and self._label in outputs:
             i = list(outputs).index(self._label)
             res[i] = self._classes[res[i].astype("int64").ravel()]

@@ -58,6 +58,27 @@ def test_routes_by_row_count(bundle):
     assert limits == sorted(limits) and limits[0] < 32 < limits[1] < 1024 < limits[2] < 10_000 < limits[3]
 
 
+def test_a_single_row_goes_straight_to_the_engine_its_route_names(bundle, monkeypatch):
+    """Model calls a router's one-row engine itself (no dispatch frame on the call where it costs
+    most); every other call goes through the router, and both give the router's answers."""
+    path, X_te = bundle
+    m = edge_runtime.load(path, tune=True)
+    router = m.backend
+    assert all(router.engine_for(n) is e for n, e in [(1, router._routes[0][1]), (10**9, router._routes[-1][1])])
+    assert router.engine_for(router._routes[1][0]) is router._routes[1][1]
+    dispatched: list[int] = []
+    real = routing.RoutedBackend.run
+    monkeypatch.setattr(routing.RoutedBackend, "run",
+                        lambda self, x, outs: dispatched.append(x.shape[0]) or real(self, x, outs))
+    plain = edge_runtime.load(path, threads=1)
+    one = X_te[:1].astype(np.float32)
+    assert np.array_equal(m.predict(one), plain.predict(one))
+    assert np.allclose(m.predict_proba(one), plain.predict_proba(one), atol=1e-6)
+    assert dispatched == []
+    assert np.array_equal(m.predict(X_te[:5]), plain.predict(X_te[:5])) and dispatched == [5]
+    assert plain.backend.engine_for(1) is plain.backend and plain._one is None
+
+
 def test_stale_or_foreign_cache_is_ignored(bundle, tmp_path):
     path, _ = bundle
     from edge_runtime.bundle import open_bundle

@@ -77,6 +77,12 @@ class Backend(abc.ABC):
     async def open_async(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Finish opening an engine whose setup is asynchronous (``load_async`` awaits it)."""
 
+    def engine_for(self, rows: int) -> Backend:
+        """The engine that answers a call of ``rows`` rows: this one, except for a router, which
+        names the engine it would pass the call to (``Model`` calls that one directly for single
+        rows, saving the router's dispatch on the call where it costs most)."""
+        return self
+
     def effective_threads(self) -> Optional[int]:
         """The thread count the engine really runs with (read back from the engine where it can
         say, so a report proves a profile's setting took effect); else what it was asked for."""

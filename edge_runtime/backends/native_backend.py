@@ -212,21 +212,26 @@ class NativeBackend(Backend):
         lb = np.zeros(SMALL_ROWS, np.int32)
         addr = tuple(ctypes.c_void_p(a.ctypes.data) for a in (xb, ob, lb))
         one = functools.partial(self._prebuilt, addr[0], ctypes.c_int64(1), addr[1], addr[2])
-        bufs = self._local.bufs = (xb[:1], ob[:1], lb[:1], one, (xb, ob, lb), addr)
-        return bufs
+        self._local.one = (xb[:1], ob[:1], lb[:1], one)
+        self._local.small = ((xb, ob, lb), addr)
+        return self._local.one + self._local.small
 
     def run(self, x: Any, outputs: Sequence[str]) -> list:
         if type(x) is self._ndarray and x.shape == self._one_shape and x.dtype is self._f32:
             # one row, checked (a plain float32 array of shape (1, n_features)); the copy into
             # our contiguous buffer makes its layout irrelevant
             try:
-                x1, o1, l1, one = self._local.bufs[:4]
+                x1, o1, l1, one = self._local.one
             except AttributeError:
                 x1, o1, l1, one = self._buffers()[:4]
             x1[...] = x
             rc = one()
             if rc != 0:
                 self._failed(rc, 0)
+            if len(outputs) == 1:  # the common call, inline: a copy of the one buffer asked for
+                which = self._buffer_of.get(outputs[0])
+                if which is not None:
+                    return [(l1 if which == _LABEL else o1).copy()]
             return self._copied(outputs, o1, l1)
         self._check(x)
         n = x.shape[0]
@@ -244,7 +249,7 @@ class NativeBackend(Backend):
     def _small(self, x: Any, n: int, outputs: Sequence[str]) -> list:
         """A checked batch of 1..SMALL_ROWS rows through this thread's buffers."""
         try:
-            (xb, ob, lb), (xa, oa, la) = self._local.bufs[4:]
+            (xb, ob, lb), (xa, oa, la) = self._local.small
         except AttributeError:
             (xb, ob, lb), (xa, oa, la) = self._buffers()[4:]
         xb[:n] = x
