@@ -42,8 +42,9 @@ class Model:
         self.feature_names = m.feature_names
         self.classes = self._make_classes(m.classes)
         self._adapt = self._make_adapter(m.features, artifact)
-        # a router's single-row engine, called directly for one-row arrays (None: no router, or
-        # named inputs, which come as a dict)
+        # a router's single-row engine (None: no router, or named inputs, which come as a dict):
+        # predict and predict_proba then pick the engine for the row count themselves, saving the
+        # router's dispatch frame (~0.3 µs, 6 % of a 32-row call)
         one = backend.engine_for(1)
         self._one = one if one is not backend and not artifact.inputs else None
         outs = artifact.outputs
@@ -87,7 +88,7 @@ class Model:
         """
         x = self._adapt(X, strict)
         one = self._one
-        engine = one if one is not None and x.shape[0] == 1 else self.backend
+        engine = self.backend if one is None else one if x.shape[0] == 1 else self.backend.engine_for(x.shape[0])
         if self._pred_out is not None:
             return self._values(engine.run(x, self._pred_out)[0])
         if self._label_out is not None:
@@ -101,7 +102,8 @@ class Model:
                                    f"(task {self.task}); use predict()")
         x = self._adapt(X, strict)
         one = self._one
-        return (one if one is not None and x.shape[0] == 1 else self.backend).run(x, self._proba_out)[0]
+        engine = self.backend if one is None else one if x.shape[0] == 1 else self.backend.engine_for(x.shape[0])
+        return engine.run(x, self._proba_out)[0]
 
     async def predict_async(self, X: Any, *, strict: bool = False) -> np.ndarray:
         """Awaitable :meth:`predict`, for event loops and for Pyodide's async JS engines."""

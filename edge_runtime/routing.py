@@ -35,7 +35,7 @@ from .backends.base import Backend, BackendOptions
 from .bundle import Artifact, Bundle
 from .fsutil import atomic_write_json
 from .paths import user_dir
-from .sampling import percentile, timing_rows
+from .sampling import timing_rows
 
 if TYPE_CHECKING:
     from .profiles import DeviceProfile
@@ -94,7 +94,7 @@ class RoutedBackend(Backend):
         self.options = routes[0][1].options
         self.table = table
         self._routes = list(routes)  # (max_rows inclusive, engine), ascending; last is unbounded
-        self._one = self._routes[0][1]
+        self._first_limit, self._one = self._routes[0]
         # what info, metrics and errors name: the engine when every route runs the same one (at
         # different thread counts), else "auto"
         names = {engine.name for _, engine in self._routes}
@@ -106,6 +106,8 @@ class RoutedBackend(Backend):
         return list(self._routes)
 
     def engine_for(self, rows: int) -> Backend:
+        if rows <= self._first_limit:
+            return self._one
         for limit, engine in self._routes:
             if rows <= limit:
                 return engine
@@ -136,6 +138,7 @@ class ViaArtifact(Backend):
         self.name = engine.name  # type: ignore[misc]  # an adapter takes its engine's name
         self._engine = engine
         self._names = {primary.outputs[r]: own.outputs[r] for r in primary.outputs}
+        self._same_names = all(a == b for a, b in self._names.items())  # the converter's usual case
         import numpy as np
 
         # a dtype object, compared in C: str(x.dtype) costs ~1 µs per call in numpy 2, a third
@@ -164,8 +167,7 @@ class ViaArtifact(Backend):
     def run(self, x: Any, outputs: Sequence[str]) -> list:
         if x.dtype != self._dtype:
             x = x.astype(self._dtype)
-        names = self._names
-        res = self._engine.run(x, [names[outputs[0]]] if len(outputs) == 1 else [names[o] for o in outputs])
+        res = self._engine.run(x, outputs if self._same_names else [self._names[o] for o in outputs])
         if self._classes is not None and self._label is not None and self._label in outputs:
             i = list(outputs).index(self._label)
             res[i] = self._classes[res[i].astype("int64").ravel()]
@@ -227,8 +229,9 @@ MARGIN = 1.20
 
 
 def _interleaved(calls: dict[str, Any], budget_s: float, rounds: int = 7) -> dict[str, float]:
-    """Median seconds per call of each candidate, measured round-robin (each round times every
-    candidate once) so that a burst of load from another process hits all of them alike."""
+    """Seconds per call of each candidate in its fastest round, measured round-robin (each round
+    times every candidate once) so that a burst of load from another process hits all of them
+    alike (see :func:`_rounds`)."""
     per_call = {}
     for key, fn in calls.items():  # warm up, and size each candidate's batch of calls
         fn()
@@ -241,6 +244,10 @@ def _interleaved(calls: dict[str, Any], budget_s: float, rounds: int = 7) -> dic
 
 
 def _rounds(calls: dict[str, Callable[[], Any]], number: dict[str, int], rounds: int) -> dict[str, float]:
+    """Seconds per call of each candidate in its fastest round. On a shared device other work only
+    ever adds time, so the fastest round is the least disturbed estimate of what each engine
+    costs; a median of a few rounds still moves by 10-20 % between runs on a busy 2-core machine,
+    more than the gaps routing has to resolve."""
     samples: dict[str, list[float]] = {k: [] for k in calls}
     keys = list(calls)
     for r in range(rounds if keys else 0):
@@ -252,7 +259,7 @@ def _rounds(calls: dict[str, Callable[[], Any]], number: dict[str, int], rounds:
             for _ in range(number[key]):
                 fn()
             samples[key].append((time.perf_counter() - t0) / number[key])
-    return {k: percentile(sorted(v), 50) for k, v in samples.items()}
+    return {k: min(v) for k, v in samples.items()}
 
 
 def _threads(key: str) -> int:

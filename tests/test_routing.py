@@ -58,24 +58,25 @@ def test_routes_by_row_count(bundle):
     assert limits == sorted(limits) and limits[0] < 32 < limits[1] < 1024 < limits[2] < 10_000 < limits[3]
 
 
-def test_a_single_row_goes_straight_to_the_engine_its_route_names(bundle, monkeypatch):
-    """Model calls a router's one-row engine itself (no dispatch frame on the call where it costs
-    most); every other call goes through the router, and both give the router's answers."""
+def test_model_calls_the_engine_its_route_names_without_the_routers_dispatch(bundle, monkeypatch):
+    """predict / predict_proba pick a router's engine for the row count themselves (no dispatch
+    frame: ~0.3 µs, 6 % of a 32-row call) and answer as the router would."""
     path, X_te = bundle
     m = edge_runtime.load(path, tune=True)
     router = m.backend
-    assert all(router.engine_for(n) is e for n, e in [(1, router._routes[0][1]), (10**9, router._routes[-1][1])])
-    assert router.engine_for(router._routes[1][0]) is router._routes[1][1]
+    routes = router._routes
+    assert router.engine_for(1) is routes[0][1] and router.engine_for(10**9) is routes[-1][1]
+    assert router.engine_for(routes[0][0]) is routes[0][1] and router.engine_for(routes[0][0] + 1) is routes[1][1]
     dispatched: list[int] = []
     real = routing.RoutedBackend.run
     monkeypatch.setattr(routing.RoutedBackend, "run",
                         lambda self, x, outs: dispatched.append(x.shape[0]) or real(self, x, outs))
     plain = edge_runtime.load(path, threads=1)
-    one = X_te[:1].astype(np.float32)
-    assert np.array_equal(m.predict(one), plain.predict(one))
-    assert np.allclose(m.predict_proba(one), plain.predict_proba(one), atol=1e-6)
+    for n in (1, 5, 300):
+        X = np.resize(X_te, (n, X_te.shape[1]))
+        assert np.array_equal(m.predict(X), plain.predict(X))
+        assert np.allclose(m.predict_proba(X), plain.predict_proba(X), atol=1e-6)
     assert dispatched == []
-    assert np.array_equal(m.predict(X_te[:5]), plain.predict(X_te[:5])) and dispatched == [5]
     assert plain.backend.engine_for(1) is plain.backend and plain._one is None
 
 
