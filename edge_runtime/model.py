@@ -42,11 +42,6 @@ class Model:
         self.feature_names = m.feature_names
         self.classes = self._make_classes(m.classes)
         self._adapt = self._make_adapter(m.features, artifact)
-        # a router's single-row engine (None: no router, or named inputs, which come as a dict):
-        # predict and predict_proba then pick the engine for the row count themselves, saving the
-        # router's dispatch frame (~0.3 µs, 6 % of a 32-row call)
-        one = backend.engine_for(1)
-        self._one = one if one is not backend and not artifact.inputs else None
         outs = artifact.outputs
         self._label_out = [outs["label"]] if "label" in outs else None
         self._proba_out = [outs["probabilities"]] if "probabilities" in outs else None
@@ -61,6 +56,17 @@ class Model:
                                    "probabilities output")
         if self.task == "regression" and self._pred_out is None:
             raise EdgeRuntimeError(f"artifact '{artifact.path}' has no 'prediction' output")
+        # predict and predict_proba pick the engine for a call's row count themselves when the
+        # backend routes (Backend.engine_for): a router's and an adapter's dispatch frames cost
+        # 5-10 % of a one-row call. The one-row engines are found here; None: nothing to skip
+        # (no router, or named inputs, which come as a dict)
+        self._predict_out = self._pred_out or self._label_out or self._proba_out or []
+        self._one_predict = self._skip_to(backend, self._predict_out)
+        self._one_proba = self._skip_to(backend, self._proba_out or [])
+
+    def _skip_to(self, backend: Backend, outputs: list[str]) -> Optional[Backend]:
+        one = backend.engine_for(1, outputs)
+        return None if one is backend or self.artifact.inputs else one
 
     @staticmethod
     def _make_classes(classes: Optional[list[Any]]) -> Any:
@@ -87,8 +93,9 @@ class Model:
             InputError: the input does not fit the schema (names the row and the feature).
         """
         x = self._adapt(X, strict)
-        one = self._one
-        engine = self.backend if one is None else one if x.shape[0] == 1 else self.backend.engine_for(x.shape[0])
+        one = self._one_predict
+        engine = (self.backend if one is None else one if x.shape[0] == 1
+                  else self.backend.engine_for(x.shape[0], self._predict_out))
         if self._pred_out is not None:
             return self._values(engine.run(x, self._pred_out)[0])
         if self._label_out is not None:
@@ -101,8 +108,9 @@ class Model:
             raise EdgeRuntimeError(f"model '{self.manifest.name}' gives no probabilities "
                                    f"(task {self.task}); use predict()")
         x = self._adapt(X, strict)
-        one = self._one
-        engine = self.backend if one is None else one if x.shape[0] == 1 else self.backend.engine_for(x.shape[0])
+        one = self._one_proba
+        engine = (self.backend if one is None else one if x.shape[0] == 1
+                  else self.backend.engine_for(x.shape[0], self._proba_out))
         return engine.run(x, self._proba_out)[0]
 
     async def predict_async(self, X: Any, *, strict: bool = False) -> np.ndarray:

@@ -105,7 +105,7 @@ class RoutedBackend(Backend):
         """(largest row count, engine) per route, ascending."""
         return list(self._routes)
 
-    def engine_for(self, rows: int) -> Backend:
+    def _route(self, rows: int) -> Backend:
         if rows <= self._first_limit:
             return self._one
         for limit, engine in self._routes:
@@ -113,11 +113,12 @@ class RoutedBackend(Backend):
                 return engine
         return self._routes[-1][1]
 
+    def engine_for(self, rows: int, outputs: Sequence[str] = ()) -> Backend:
+        return self._route(rows).engine_for(rows, outputs)
+
     def run(self, x: Any, outputs: Sequence[str]) -> list:
         n = (next(iter(x.values())) if type(x) is dict else x).shape[0]  # named inputs: a dict
-        if n == 1:
-            return self._one.run(x, outputs)
-        return self.engine_for(n).run(x, outputs)
+        return (self._one if n == 1 else self._route(n)).run(x, outputs)
 
     def close(self) -> None:
         for engine in {id(e): e for _, e in self._routes}.values():
@@ -139,6 +140,7 @@ class ViaArtifact(Backend):
         self._engine = engine
         self._names = {primary.outputs[r]: own.outputs[r] for r in primary.outputs}
         self._same_names = all(a == b for a, b in self._names.items())  # the converter's usual case
+        self._same_dtype = str(primary.input_dtype) == str(own.input_dtype)
         import numpy as np
 
         # a dtype object, compared in C: str(x.dtype) costs ~1 µs per call in numpy 2, a third
@@ -163,6 +165,13 @@ class ViaArtifact(Backend):
         if "label" in primary.outputs and own_index != primary_index:
             return own_index and classes is not None  # index -> class value is a lookup
         return True
+
+    def engine_for(self, rows: int, outputs: Sequence[str] = ()) -> Backend:
+        """The wrapped engine when it would answer ``outputs`` exactly as this adapter does (same
+        tensor names, same input dtype, no label to map), so ``Model`` can skip this layer."""
+        if self._same_names and self._same_dtype and not (self._classes is not None and self._label in outputs):
+            return self._engine.engine_for(rows, outputs)
+        return self
 
     def run(self, x: Any, outputs: Sequence[str]) -> list:
         if x.dtype != self._dtype:
@@ -243,6 +252,18 @@ def _interleaved(calls: dict[str, Any], budget_s: float, rounds: int = 7) -> dic
     return _rounds(calls, number, rounds)
 
 
+def round_order(keys: list[str], r: int) -> list[str]:
+    """The order of round ``r``: round r starts with candidate r (cyclically), and every other
+    round runs backwards. A threaded engine's spinning threads slow whatever runs right after it,
+    and rotation alone keeps the cyclic order (each candidate would always follow the same one);
+    backward rounds give each its other neighbour as predecessor."""
+    if not keys:
+        return []
+    k = (r + r % 2) % len(keys)  # a backward round ends where a forward one would start
+    order = keys[k:] + keys[:k]
+    return order[::-1] if r % 2 else order
+
+
 def _rounds(calls: dict[str, Callable[[], Any]], number: dict[str, int], rounds: int) -> dict[str, float]:
     """Seconds per call of each candidate in its fastest round. On a shared device other work only
     ever adds time, so the fastest round is the least disturbed estimate of what each engine
@@ -251,9 +272,7 @@ def _rounds(calls: dict[str, Callable[[], Any]], number: dict[str, int], rounds:
     samples: dict[str, list[float]] = {k: [] for k in calls}
     keys = list(calls)
     for r in range(rounds if keys else 0):
-        # each round starts one candidate later: a threaded engine's spinning threads slow
-        # whatever runs right after it, so no candidate may always follow the same one
-        for key in keys[r % len(keys):] + keys[:r % len(keys)]:
+        for key in round_order(keys, r):
             fn = calls[key]
             t0 = time.perf_counter()
             for _ in range(number[key]):

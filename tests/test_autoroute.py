@@ -208,12 +208,17 @@ def test_a_tampered_twin_met_while_routing_is_an_integrity_error(two_format_bund
         edge_runtime.load(path)
 
 
-def test_timing_rounds_rotate_so_no_candidate_always_follows_the_same_one():
+def test_timing_rounds_vary_so_no_candidate_always_follows_the_same_one():
     seen: list[str] = []
-    calls = {k: (lambda k=k: seen.append(k)) for k in "abc"}
-    got = routing._rounds(calls, {k: 1 for k in calls}, 3)
-    assert set(got) == set("abc") and len(seen) == 9
-    assert [seen[i] for i in (0, 3, 6)] == ["a", "b", "c"]  # each round starts one later
+    calls = {k: (lambda k=k: seen.append(k)) for k in "abcd"}
+    got = routing._rounds(calls, {k: 1 for k in calls}, 4)
+    assert set(got) == set("abcd") and len(seen) == 16
+    assert [seen[i] for i in (0, 4, 8, 12)] == ["a", "b", "c", "d"]  # each round starts with another one
+    assert seen[4:8] == ["b", "a", "d", "c"]  # every other round backwards
+    rounds = [seen[i:i + 4] for i in range(0, 16, 4)]
+    for k in "abcd":  # within a round, each candidate runs after more than one other candidate
+        before = {r[r.index(k) - 1] for r in rounds if r.index(k) > 0}
+        assert len(before) >= 2, (k, rounds)
     assert routing._rounds({}, {}, 3) == {}
 
 
