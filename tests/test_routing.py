@@ -77,7 +77,7 @@ def test_model_calls_the_engine_its_route_names_without_the_routers_dispatch(bun
         assert np.array_equal(m.predict(X), plain.predict(X))
         assert np.allclose(m.predict_proba(X), plain.predict_proba(X), atol=1e-6)
     assert dispatched == []
-    assert plain.backend.engine_for(1) is plain.backend and plain._one is None
+    assert plain.backend.engine_for(1) is plain.backend and plain._one_proba is None and plain._one_predict is None
 
 
 def test_stale_or_foreign_cache_is_ignored(bundle, tmp_path):

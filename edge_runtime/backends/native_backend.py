@@ -290,12 +290,15 @@ class NativeBackend(Backend):
     def _parallel(self, x: Any, out: Any, label: Any, n: int) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="edgert-native")
+        if self._pool is None:  # the calling thread runs the first slice itself: threads - 1 workers
+            self._pool = ThreadPoolExecutor(max(1, self._threads - 1), thread_name_prefix="edgert-native")
         step = -(-n // self._threads)
-        jobs = [self._pool.submit(self._call, x, out, label, s, min(n, s + step)) for s in range(0, n, step)]
-        for j in jobs:
-            j.result()
+        jobs = [self._pool.submit(self._call, x, out, label, s, min(n, s + step)) for s in range(step, n, step)]
+        try:
+            self._call(x, out, label, 0, min(n, step))
+        finally:
+            for j in jobs:  # every slice finishes before the arrays are handed back (or freed)
+                j.result()
 
     def close(self) -> None:
         if self._pool is not None:
