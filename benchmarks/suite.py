@@ -175,8 +175,8 @@ def render(results: dict[str, dict[str, Any]], info: str, seconds: float, rounds
              f"{_load_average()}",
              "- data: breast_cancer (30 features); each figure is the time of one `predict_proba` call on "
              f"that many rows in the contender's fastest of {rounds} interleaved rounds (each round times every "
-             f"contender once, {', '.join(f'{NUMBER[n]} calls at {n:,}' for n in COUNTS)} rows, in an order "
-             "that rotates by one each round), the same statistic for every contender, all in this one run: "
+             f"contender once, {', '.join(f'{NUMBER[n]} calls at {n:,}' for n in COUNTS)} rows, in a new "
+             "seeded shuffle each round), the same statistic for every contender, all in this one run: "
              "other processes only ever add time, so the fastest round is the figure that holds between runs.",
              "- `auto` is `edge_runtime.load(bundle)` as a user gets it: no tuning step, a fresh routing "
              "cache (its first load measures the rule's few best engines, bounded to ~200 ms). "
