@@ -76,13 +76,14 @@ def machine() -> str:
 
 
 COUNTS = (1, 32, 1024, BATCH)
-#: calls per round at each row count
-NUMBER = {1: 100, 32: 50, 1024: 5, BATCH: 1}
-#: interleaved rounds per row count (each contender timed once per round, in rotating order);
+#: calls per round at each row count: short rounds, many of them, so that some rounds of every
+#: contender run undisturbed on a shared machine
+NUMBER = {1: 40, 32: 20, 1024: 2, BATCH: 1}
+#: interleaved rounds per row count (each contender timed once per round, in a shuffled order);
 #: every figure is a contender's fastest round. A median of 7 moved 10-20 % between runs on
 #: the shared 2-core machine (two pinned copies of one engine differed by 1.3x), too much to
 #: show "within 1.1x"; other work only ever adds time, so the fastest round is the steady one
-ROUNDS, QUICK_ROUNDS = 15, 5
+ROUNDS, QUICK_ROUNDS = 31, 5
 
 
 def engines_for(bundle: Path, log: Callable[[str], None]) -> dict[str, Any]:

@@ -236,3 +236,32 @@ def test_timing_reports_each_candidates_fastest_round(monkeypatch):
 
     got = routing._rounds({k: (lambda k=k: call(k)) for k in durations}, {"a": 1, "b": 1}, 4)
     assert got == {"a": 1.0, "b": 2.0}
+
+
+def test_the_big_batch_verdict_is_measured_on_a_batch_threaded_engines_split(forest, monkeypatch):
+    """10,000 rows is judged on 4,096 (native splits from 2,048 rows; on 1,024 rows "every core"
+    runs one thread and cannot show its cost), and candidates far slower than the fastest are
+    dropped after their first timed call."""
+    from edge_runtime.backends.native_backend import PARALLEL_MIN_ROWS
+
+    sizes: list[int] = []
+    real_run = OnnxRuntimeBackend.run
+
+    def recording(self, x, outputs):
+        sizes.append(x.shape[0])
+        return real_run(self, x, outputs)
+
+    monkeypatch.setattr(OnnxRuntimeBackend, "run", recording)
+    monkeypatch.setattr(autoroute, "BUDGET_S", 600.0)
+    monkeypatch.setattr(autoroute, "HOPELESS", float("inf"))  # every candidate is timed here
+    measured = [n for n, verdict in autoroute.MEASURED.items() if verdict == 10_000]
+    assert measured and all(n >= PARALLEL_MIN_ROWS for n in measured)
+    b = open_bundle(forest[0])
+    table, engines = autoroute.plan(b, b.artifact_for(("onnx",)), None, True)
+    try:
+        assert measured[0] in sizes and table["best"]["10000"] in table["timings_s"]
+        assert str(measured[0]) in table["timings_s"][table["best"]["10000"]]
+    finally:
+        for e in engines.values():
+            e.close()
+    assert autoroute.prefer(["a", "b"], {"a": 1.0, "b": 0.5}) == "b"
