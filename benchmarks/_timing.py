@@ -3,6 +3,7 @@ every contender alike, and medians rather than means."""
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from typing import Any, Callable
@@ -16,19 +17,26 @@ def per_call_us(fn: Callable[[], Any], number: int) -> float:
 
 
 def compare(contenders: dict[str, Callable[[], Any]], *, rounds: int = 15, number: int = 2000,
-            warmup: int = 200, rotate: bool = False) -> dict[str, float]:
-    """Median µs per call of each contender over ``rounds`` interleaved rounds. ``rotate``: each
-    round starts one contender later, so no contender always runs right after the same one (a
-    multi-threaded engine's or BLAS's spinning threads slow whatever runs next on a small box)."""
+            warmup: int = 200, rotate: bool = False,
+            statistic: Callable[[list[float]], float] = statistics.median) -> dict[str, float]:
+    """µs per call of each contender over ``rounds`` interleaved rounds, reduced by ``statistic``
+    (the median by default; ``min``, the fastest round, where other processes' load must not
+    decide a ratio: it only ever adds time). ``rotate``: each round runs the contenders in a new
+    order (a seeded shuffle), so no contender always runs right after the same one (a
+    multi-threaded engine's or BLAS's spinning threads slow whatever runs next on a small box;
+    a plain rotation keeps the cyclic order, so one contender would always follow it)."""
     for fn in contenders.values():
         for _ in range(warmup):
             fn()
     samples: dict[str, list[float]] = {k: [] for k in contenders}
     names = list(contenders)
     for r in range(rounds):
-        for name in (names[r % len(names):] + names[:r % len(names)]) if rotate else names:
+        order = list(names)
+        if rotate:
+            random.Random(r).shuffle(order)
+        for name in order:
             samples[name].append(per_call_us(contenders[name], number))
-    return {k: statistics.median(v) for k, v in samples.items()}
+    return {k: statistic(v) for k, v in samples.items()}
 
 
 def median_call_s(fn: Callable[[], Any], repeats: int) -> float:

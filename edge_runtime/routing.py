@@ -36,7 +36,7 @@ from .bundle import Artifact, Bundle
 from .fsutil import atomic_write_json
 from .outputs.plan import OutputPlan, index_encoded
 from .paths import user_dir
-from .sampling import percentile, timing_rows
+from .sampling import timing_rows
 
 if TYPE_CHECKING:
     from .profiles import DeviceProfile
@@ -95,7 +95,7 @@ class RoutedBackend(Backend):
         self.options = routes[0][1].options
         self.table = table
         self._routes = list(routes)  # (max_rows inclusive, engine), ascending; last is unbounded
-        self._one = self._routes[0][1]
+        self._first_limit, self._one = self._routes[0]
         # what info, metrics and errors name: the engine when every route runs the same one (at
         # different thread counts), else "auto"
         names = {engine.name for _, engine in self._routes}
@@ -106,14 +106,20 @@ class RoutedBackend(Backend):
         """(largest row count, engine) per route, ascending."""
         return list(self._routes)
 
+    def _route(self, rows: int) -> Backend:
+        if rows <= self._first_limit:
+            return self._one
+        for limit, engine in self._routes:
+            if rows <= limit:
+                return engine
+        return self._routes[-1][1]
+
+    def engine_for(self, rows: int, outputs: Sequence[str] = ()) -> Backend:
+        return self._route(rows).engine_for(rows, outputs)
+
     def run(self, x: Any, outputs: Sequence[str]) -> list:
         n = (next(iter(x.values())) if type(x) is dict else x).shape[0]  # named inputs: a dict
-        if n == 1:
-            return self._one.run(x, outputs)
-        for limit, engine in self._routes:
-            if n <= limit:
-                return engine.run(x, outputs)
-        return self._routes[-1][1].run(x, outputs)
+        return (self._one if n == 1 else self._route(n)).run(x, outputs)
 
     def close(self) -> None:
         for engine in {id(e): e for _, e in self._routes}.values():
@@ -134,6 +140,8 @@ class ViaArtifact(Backend):
         self.name = engine.name  # type: ignore[misc]  # an adapter takes its engine's name
         self._engine = engine
         self._names = {primary.outputs[r]: own.outputs[r] for r in primary.outputs}
+        self._same_names = all(a == b for a, b in self._names.items())  # the converter's usual case
+        self._same_dtype = str(primary.input_dtype) == str(own.input_dtype)
         import numpy as np
 
         # a dtype object, compared in C: str(x.dtype) costs ~1 µs per call in numpy 2, a third
@@ -157,10 +165,17 @@ class ViaArtifact(Backend):
             return own_index and classes is not None  # index -> class value is a lookup
         return True
 
+    def engine_for(self, rows: int, outputs: Sequence[str] = ()) -> Backend:
+        """The wrapped engine when it would answer ``outputs`` exactly as this adapter does (same
+        tensor names, same input dtype, no label to map), so ``Model`` can skip this layer."""
+        if self._same_names and self._same_dtype and not (self._to_class is not None and self._label in outputs):
+            return self._engine.engine_for(rows, outputs)
+        return self
+
     def run(self, x: Any, outputs: Sequence[str]) -> list:
         if x.dtype != self._dtype:
             x = x.astype(self._dtype)
-        res = self._engine.run(x, [self._names[o] for o in outputs])
+        res = self._engine.run(x, outputs if self._same_names else [self._names[o] for o in outputs])
         if self._to_class is not None and self._label is not None and self._label in outputs:
             i = list(outputs).index(self._label)
             res[i] = self._to_class(res[i])
@@ -222,8 +237,9 @@ MARGIN = 1.20
 
 
 def _interleaved(calls: dict[str, Any], budget_s: float, rounds: int = 7) -> dict[str, float]:
-    """Median seconds per call of each candidate, measured round-robin (each round times every
-    candidate once) so that a burst of load from another process hits all of them alike."""
+    """Seconds per call of each candidate in its fastest round, measured round-robin (each round
+    times every candidate once) so that a burst of load from another process hits all of them
+    alike (see :func:`_rounds`)."""
     per_call = {}
     for key, fn in calls.items():  # warm up, and size each candidate's batch of calls
         fn()
@@ -235,19 +251,33 @@ def _interleaved(calls: dict[str, Any], budget_s: float, rounds: int = 7) -> dic
     return _rounds(calls, number, rounds)
 
 
+def round_order(keys: list[str], r: int) -> list[str]:
+    """The order of round ``r``: round r starts with candidate r (cyclically), and every other
+    round runs backwards. A threaded engine's spinning threads slow whatever runs right after it,
+    and rotation alone keeps the cyclic order (each candidate would always follow the same one);
+    backward rounds give each its other neighbour as predecessor."""
+    if not keys:
+        return []
+    k = (r + r % 2) % len(keys)  # a backward round ends where a forward one would start
+    order = keys[k:] + keys[:k]
+    return order[::-1] if r % 2 else order
+
+
 def _rounds(calls: dict[str, Callable[[], Any]], number: dict[str, int], rounds: int) -> dict[str, float]:
+    """Seconds per call of each candidate in its fastest round. On a shared device other work only
+    ever adds time, so the fastest round is the least disturbed estimate of what each engine
+    costs; a median of a few rounds still moves by 10-20 % between runs on a busy 2-core machine,
+    more than the gaps routing has to resolve."""
     samples: dict[str, list[float]] = {k: [] for k in calls}
     keys = list(calls)
     for r in range(rounds if keys else 0):
-        # each round starts one candidate later: a threaded engine's spinning threads slow
-        # whatever runs right after it, so no candidate may always follow the same one
-        for key in keys[r % len(keys):] + keys[:r % len(keys)]:
+        for key in round_order(keys, r):
             fn = calls[key]
             t0 = time.perf_counter()
             for _ in range(number[key]):
                 fn()
             samples[key].append((time.perf_counter() - t0) / number[key])
-    return {k: percentile(sorted(v), 50) for k, v in samples.items()}
+    return {k: min(v) for k, v in samples.items()}
 
 
 def _threads(key: str) -> int:

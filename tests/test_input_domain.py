@@ -5,6 +5,7 @@ with one message naming row and feature, by the numpy and the numpy-free back en
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -126,6 +127,31 @@ def test_both_back_ends_give_the_same_verdict_and_message(rows, strict):
         return v if v[0] == "error" else ("ok", [[None if x != x else x for x in r] for r in v[1]])
 
     assert norm(verdict(pure_side, rows, strict)) == norm(verdict(numpy_side, rows, strict))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("count", [1, 2, 30, 255, 256, 257])
+def test_the_finite_check_on_bits_agrees_with_isfinite_without_warnings(dtype, count):
+    from edge_runtime.inputs.arrays import _FiniteCheck
+
+    info = np.finfo(dtype)
+    bits = {2: np.uint16, 4: np.uint32, 8: np.uint64}[np.dtype(dtype).itemsize]
+    width = 8 * np.dtype(dtype).itemsize
+    sign, exponent = 1 << (width - 1), (1 << (width - 1)) - (1 << (info.nmant))
+    # the edges of the exponent field, by bit pattern: inf, NaNs, the largest finite, subnormals, zeros
+    patterns = [exponent, exponent | 1, exponent | (1 << (info.nmant - 1)), sign | exponent,
+                exponent - 1, sign | (exponent - 1), 1, sign, 0, (exponent >> 1)]
+    check = _FiniteCheck(np.dtype(dtype)).check
+    rng = np.random.default_rng(count)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a huge finite value must not warn (a dot of squares would)
+        for trial in range(60):
+            arr = (rng.standard_normal(count) * rng.choice([1e-3, 1.0, 1e4])).astype(dtype)
+            view = arr.view(bits)
+            for _ in range(trial % 3):  # 0, 1 or 2 planted patterns anywhere, also the first and last value
+                view[int(rng.integers(0, count))] = patterns[int(rng.integers(0, len(patterns)))]
+            arr = arr.reshape(1, count) if trial % 2 else arr
+            assert check(arr) == bool(np.isfinite(arr).all()), (arr.view(bits), trial)
 
 
 # --- the manifest's training bounds ------------------------------------------------------------

@@ -56,6 +56,28 @@ def test_routes_by_row_count(bundle):
     assert limits == sorted(limits) and limits[0] < 32 < limits[1] < 1024 < limits[2] < 10_000 < limits[3]
 
 
+def test_model_calls_the_engine_its_route_names_without_the_routers_dispatch(bundle, monkeypatch):
+    """predict / predict_proba pick a router's engine for the row count themselves (no dispatch
+    frame: ~0.3 µs, 6 % of a 32-row call) and answer as the router would."""
+    path, X_te = bundle
+    m = edge_runtime.load(path, tune=True)
+    router = m.backend
+    routes = router._routes
+    assert router.engine_for(1) is routes[0][1] and router.engine_for(10**9) is routes[-1][1]
+    assert router.engine_for(routes[0][0]) is routes[0][1] and router.engine_for(routes[0][0] + 1) is routes[1][1]
+    dispatched: list[int] = []
+    real = routing.RoutedBackend.run
+    monkeypatch.setattr(routing.RoutedBackend, "run",
+                        lambda self, x, outs: dispatched.append(x.shape[0]) or real(self, x, outs))
+    plain = edge_runtime.load(path, threads=1)
+    for n in (1, 5, 300):
+        X = np.resize(X_te, (n, X_te.shape[1]))
+        assert np.array_equal(m.predict(X), plain.predict(X))
+        assert np.allclose(m.predict_proba(X), plain.predict_proba(X), atol=1e-6)
+    assert dispatched == []
+    assert plain.backend.engine_for(1) is plain.backend and plain._one_proba is None and plain._one_predict is None
+
+
 def test_stale_or_foreign_cache_is_ignored(bundle, tmp_path):
     path, _ = bundle
     from edge_runtime.bundle import open_bundle

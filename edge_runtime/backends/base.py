@@ -77,6 +77,13 @@ class Backend(abc.ABC):
     async def open_async(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Finish opening an engine whose setup is asynchronous (``load_async`` awaits it)."""
 
+    def engine_for(self, rows: int, outputs: Sequence[str] = ()) -> Backend:
+        """The engine that answers a call of ``rows`` rows for ``outputs``: this one, except for a
+        router (the engine it routes to) or an adapter that would pass such a call through
+        unchanged (the engine it wraps). ``Model`` calls that engine itself, saving a dispatch
+        frame per layer (~0.15 µs each, 5-10 % of a one-row call)."""
+        return self
+
     def effective_threads(self) -> Optional[int]:
         """The thread count the engine really runs with (read back from the engine where it can
         say, so a report proves a profile's setting took effect); else what it was asked for."""

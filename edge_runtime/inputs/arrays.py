@@ -10,6 +10,7 @@ schema's value-by-value parsing, the same code as the numpy-free path.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -26,6 +27,9 @@ class InputAdapter:
         self.schema = s = InputSchema(features, dtype)
         self.names, self.width = s.names, s.width
         self.dtype = np.dtype(dtype)
+        #: every array this adapter returns has self.dtype: only a float one can hold NaN or inf
+        self._floating = self.dtype.kind == "f"
+        self._all_finite = _FiniteCheck(self.dtype).check
         self._nan_forbidden = np.array(s.nan_forbidden)
         self._ranged = _bounds(s.ranged)
         self._trained = _bounds(s.trained)
@@ -36,14 +40,14 @@ class InputAdapter:
         Raises:
             InputError: the input does not fit the schema (the message names row and feature).
         """
-        if type(X) is np.ndarray and X.dtype == self.dtype and X.ndim == 2 \
-                and X.shape[1] == self.width and X.flags.c_contiguous:
+        if type(X) is np.ndarray and X.dtype == self.dtype and X.flags.c_contiguous \
+                and X.ndim == 2 and X.shape[1] == self.width:
             arr = X
         else:
             arr = self._coerce(X)
         if arr.shape[0] == 0:
             raise InputError("no rows to predict (got an empty input)")
-        if arr.dtype.kind == "f" and not _all_finite(arr):
+        if self._floating and not self._all_finite(arr):
             self._check_finite(arr)
         if self._ranged is not None:
             self._check_bounds(arr, self._ranged, self.schema.range_error)
@@ -128,13 +132,51 @@ class InputAdapter:
             raise error(r, int(idx[c]), float(sub[r, c]))
 
 
-def _all_finite(arr: np.ndarray) -> bool:
-    """No NaN and no ±inf, without floating-point warnings: a Python sum for a few values (faster
-    than any numpy call at that size), ``isfinite`` for more."""
-    flat = arr.reshape(-1)
-    if flat.size <= 256:
-        return math.isfinite(sum(flat.tolist()))  # float32 values cannot overflow a float64 sum
-    return bool(np.isfinite(flat).all())
+_BYTE_ORDER = sys.byteorder
+
+
+class _FiniteCheck:
+    """No NaN and no ±inf in a C-contiguous float array of one dtype, without floating-point
+    warnings.
+
+    Up to :data:`BITS_MAX` values, on the bits: the buffer read as one Python integer, each value
+    a lane of its width; a value is NaN or ±inf exactly when its exponent bits are all ones, and
+    adding the exponent's lowest bit to the masked exponent then carries into that lane's sign
+    bit (no lane carries into the next). Exact, and ~0.2 µs for a row of 30 float32 values,
+    against ~0.5 µs for a Python sum and ~1.8 µs for ``isfinite(...).all()`` (a BLAS dot of the
+    squares would warn on huge finite values, and ``np.errstate`` costs 2 µs). ``isfinite`` for
+    more values, a Python sum for a float type that is not IEEE binary16/32/64."""
+
+    BITS_MAX = 256
+    _MANTISSA = {2: 10, 4: 23, 8: 52}
+
+    def __init__(self, dtype: np.dtype):
+        self.itemsize = dtype.itemsize
+        self.mantissa = self._MANTISSA.get(dtype.itemsize) if dtype.kind == "f" else None
+        #: value count -> (exponent mask, exponent's lowest bit, sign bit), repeated per value
+        self.masks: dict[int, tuple[int, int, int]] = {}
+
+    def check(self, arr: np.ndarray) -> bool:
+        """True when ``arr`` holds no NaN and no ±inf."""
+        n = arr.size
+        if n > self.BITS_MAX:
+            return bool(np.isfinite(arr.ravel()).all())
+        masks = self.masks.get(n)
+        if masks is None:
+            if self.mantissa is None:
+                return math.isfinite(sum(arr.ravel().tolist()))
+            masks = self.masks[n] = self._lanes(n, self.mantissa)
+        exponent, low, sign = masks
+        return not ((int.from_bytes(arr.tobytes(), _BYTE_ORDER) & exponent) + low) & sign
+
+    def _lanes(self, count: int, mantissa: int) -> tuple[int, int, int]:
+        size, bits = self.itemsize, 8 * self.itemsize
+
+        def repeat(lane: int) -> int:
+            return int.from_bytes(lane.to_bytes(size, "little") * count, "little")
+
+        exponent = (1 << (bits - 1)) - (1 << mantissa)  # the bits between mantissa and sign
+        return repeat(exponent), repeat(1 << mantissa), repeat(1 << (bits - 1))
 
 
 def _bounds(cols: list[tuple[int, float, float]]) -> Any:

@@ -338,7 +338,7 @@ def make_tree_classifier(node):
                 s[:, :base_.size] += base_
             # the label comes from the raw scores, before the post-transform (as in onnxruntime;
             # PROBIT is not monotonic outside (0, 1))
-            return [labels.take(np.argmax(s, axis=1)), post(s).astype(out_dtype, copy=False)]
+            return [labels.take(np.argmax(s, axis=1)), post(s).astype(np.float32, copy=False)]  # Z: float (below)
         # two classes: onnxruntime's rules (TreeAggregatorClassifier::FinalizeScores)
         s0, s1 = s[:, 0], s[:, 1]
         two = has1
@@ -369,7 +369,10 @@ def make_tree_classifier(node):
             np.subtract(1, p, out=z[:, 0])
         else:
             z = np.stack([np.where(positive, -s0, s0), np.where(positive, s0, -s0)], axis=1)
-        return [label, z.astype(out_dtype, copy=False)]
+        # Z is tensor(float) in ai.onnx.ml (onnxruntime computes a double input's scores in double
+        # and writes them as float): a float64 Z kept 0.5 + 2**-27 where onnxruntime and
+        # scikit-learn have an exact 0.5 tie, and argmax then gave the other class
+        return [label, z.astype(np.float32, copy=False)]
 
     return kernel
 
