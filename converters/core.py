@@ -11,7 +11,7 @@ import platform
 import shutil
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -352,13 +352,71 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
             or a converter failure.
     """
     estimator = as_estimator(estimator)  # a bare LightGBM / XGBoost Booster
+    _check_arguments(quantization, n_golden)
+    task = _task_of(estimator)
+    has_proba = task == "classification" and _has_proba(estimator)
+    inputs = _prepare_inputs(estimator, sample_X, holdout, feature_names)
+    classes = _classes_of(estimator, task)
+    ctx = ExportContext(estimator=estimator, n_features=inputs.X.shape[1], task=task, has_proba=has_proba,
+                        classes=classes, sample=inputs.X, feature_names=inputs.names,
+                        quantization=quantization, typed=inputs.typed,
+                        targets=None if targets is None else list(_target_list(targets)))
+    expected = _expected(estimator, inputs.H, inputs.names, task, has_proba)
+    limits = _Limits(tolerance, min_label_agreement, quantized_agreement, double_fallback)
+    exports = _export_all(ctx, inputs.H, expected, _pairs(formats, precisions), limits)
+    _refuse_misses(estimator, inputs, exports, force)
+
+    allow_nan, golden = _golden(ctx, inputs, exports.produced, n_golden, tolerance, quantized_agreement)
+    features = _features(inputs, allow_nan, feature_ranges)
+    provenance = _provenance(estimator, inputs, exports)
+    reference = _reference(ctx, inputs, features, sample_y)
+    manifest = new_manifest(name=name or _default_name(estimator), version=version, task=task,
+                            features=features, classes=classes, golden=golden,
+                            reference=reference, provenance=provenance)
+    manifest["inputs"]["matched_by"] = inputs.matched_by
+    manifest["parity"] = {e.key: json_safe(p) for e, p in exports.produced}
+    return _write(out_dir, manifest, _entries(exports.produced), sign_with)
+
+
+# -- the steps of ``convert``, in the order it takes them ------------------------------------
+
+
+def _check_arguments(quantization: str, n_golden: int) -> None:
+    """Refuse arguments no conversion could honour, before any work is done.
+
+    Raises:
+        ConversionError: an unknown int8 scheme, or too few golden rows.
+    """
     if quantization not in ("dynamic", "static"):
         raise ConversionError(f"quantization {quantization!r}: use dynamic or static")
     if n_golden < device_golden.MIN_GOLDEN_ROWS:
         raise ConversionError(f"n_golden={n_golden}: at least {device_golden.MIN_GOLDEN_ROWS} golden rows "
                               "are needed to prove a model's batch paths on a device")
-    task = _task_of(estimator)
-    has_proba = task == "classification" and _has_proba(estimator)
+
+
+@dataclass
+class _Inputs:
+    """The rows a conversion works on, in the model's feature order and rounded as the device
+    will feed them (float32), so parity is measured on what a device can actually send."""
+
+    X: np.ndarray  # the sample
+    H: np.ndarray  # the hold-out rows parity is measured on
+    names: list[str]
+    matched_by: str
+    #: feature kinds when the model takes string columns (then X and H are object tables)
+    typed: Optional[Typed]
+    #: where H came from, for the golden block
+    holdout_source: str
+
+
+def _prepare_inputs(estimator: Any, sample_X: Any, holdout: Any,
+                    feature_names: Optional[Sequence[str]]) -> _Inputs:
+    """Match the columns, type string features, round to float32 and draw the hold-out rows
+    (a seeded 25% of the sample, at most 2000) when none are given.
+
+    Raises:
+        ConversionError: columns that do not match the model's features.
+    """
     if takes_raw_text(estimator):  # texts, one per row: a table of one text feature
         sample_X = text_column(sample_X, feature_names[0] if feature_names else "text")
         holdout = text_column(holdout, list(sample_X.columns)[0]) if holdout is not None else None
@@ -368,114 +426,214 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
     typed = infer(estimator, X, names) if strings else None
     if typed is not None and not typed.any_strings:  # object columns of numbers: one matrix
         X, H, typed = X.astype(np.float64), (H.astype(np.float64) if H is not None else None), None
-    # the device feeds float32: compare on those
-    rounded: Callable[[np.ndarray], np.ndarray] = (lambda T: round_numeric(T, typed)) if typed \
-        else (lambda T: T.astype(np.float32).astype(np.float64))
-    X = rounded(X)
+    X = _as_fed(X, typed)
     if H is not None:
-        H = rounded(H)
+        H = _as_fed(H, typed)
     else:
         rng = np.random.default_rng(0)
         k = max(1, min(2000, X.shape[0] // 4))
         H = X[np.sort(rng.choice(X.shape[0], size=k, replace=False))]
-    classes = _classes_of(estimator, task)
-    ctx = ExportContext(estimator=estimator, n_features=X.shape[1], task=task, has_proba=has_proba,
-                        classes=classes, sample=X, feature_names=names, quantization=quantization,
-                        typed=typed, targets=None if targets is None else list(_target_list(targets)))
-    expected = _expected(estimator, H, names, task, has_proba)
+    return _Inputs(X=X, H=H, names=names, matched_by=matched_by, typed=typed,
+                   holdout_source="holdout" if holdout is not None else "a seeded 25% of the sample")
 
-    produced: list[tuple[Exported, dict]] = []
-    failures = []
-    notes: list[str] = []  # formats a string-typed model cannot have
-    skipped: list[dict[str, str]] = []  # impossible format/precision pairs among several asked
-    pairs = [(fmt, prec) for fmt in formats
-             for prec in (precisions.get(fmt, ("fp32",)) if isinstance(precisions, dict) else precisions)]
+
+def _as_fed(T: np.ndarray, typed: Optional[Typed]) -> np.ndarray:
+    """``T`` as the device feeds it: float32 numbers (string columns kept as they are)."""
+    return round_numeric(T, typed) if typed else T.astype(np.float32).astype(np.float64)
+
+
+def _pairs(formats: Sequence[str], precisions: Any) -> list[tuple[str, str]]:
+    """Every (format, precision) asked for; ``precisions`` may be one list or one per format."""
+    return [(fmt, prec) for fmt in formats
+            for prec in (precisions.get(fmt, ("fp32",)) if isinstance(precisions, dict) else precisions)]
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """The parity limits a conversion was asked for."""
+
+    tolerance: float
+    min_label_agreement: float
+    quantized_agreement: float
+    double_fallback: bool
+
+    def of(self, fmt: str, precision: str) -> dict[str, Any]:
+        """:func:`tolerance_for` one artifact; native code is held to :data:`NATIVE_ATOL`."""
+        return tolerance_for(precision, min(self.tolerance, NATIVE_ATOL) if fmt == "native" else self.tolerance,
+                             self.min_label_agreement, self.quantized_agreement)
+
+
+@dataclass
+class _Exports:
+    """What the export step made, and why anything asked for is missing."""
+
+    #: each artifact with its parity figures, misses included
+    produced: list[tuple[Exported, dict]] = field(default_factory=list)
+    #: one line per artifact that missed parity
+    failures: list[str] = field(default_factory=list)
+    #: formats a string-typed model cannot have
+    notes: list[str] = field(default_factory=list)
+    #: impossible format/precision pairs among several asked
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, exported: Exported, parity: dict[str, Any]) -> None:
+        self.produced.append((exported, parity))
+        if not parity["passed"]:
+            self.failures.append(f"{exported.key}: " + "; ".join(parity["reasons"])
+                                 + (f" ({parity['fallback']})" if parity.get("fallback") else ""))
+
+
+def _export_all(ctx: ExportContext, H: np.ndarray, expected: dict, pairs: list[tuple[str, str]],
+                limits: _Limits) -> _Exports:
+    """Export every asked format/precision and measure each artifact's parity on ``H`` through
+    the device's own engine. A string-typed model gets ONNX only (noted); a combination the
+    exporter cannot make is skipped when several were asked, and raised when it is the only one.
+
+    Raises:
+        ConversionError: an unknown format, an engine that cannot run its artifact, or (the only
+            pair asked) a combination the exporter cannot make.
+    """
+    done = _Exports()
     for fmt, prec in pairs:
-        if typed is not None and fmt != "onnx":
+        if ctx.typed is not None and fmt != "onnx":
             note = (f"no {fmt} artifact: its engine has no string tensors, and this model takes "
                     "categorical/text features")
-            if note not in notes:
-                notes.append(note)
+            if note not in done.notes:
+                done.notes.append(note)
             continue
-        if fmt not in EXPORTERS:
-            _load_optional_exporters()
-        if fmt not in EXPORTERS:
-            raise ConversionError(f"unknown format {fmt!r}; known: {', '.join(sorted(EXPORTERS))}")
-        tol = tolerance_for(prec, min(tolerance, NATIVE_ATOL) if fmt == "native" else tolerance,
-                            min_label_agreement, quantized_agreement)
+        exporter = _exporter(fmt)
+        tol = limits.of(fmt, prec)
         try:
-            made = EXPORTERS[fmt](ctx, prec)
+            made = exporter(ctx, prec)
         except CombinationUnsupportedError as exc:
             if len(pairs) == 1:
                 raise
-            skipped.append({"artifact": f"{fmt}/{prec}", "reason": str(exc)})
+            done.skipped.append({"artifact": f"{fmt}/{prec}", "reason": str(exc)})
             continue
         for exported in made if isinstance(made, list) else [made]:
             parity = _measured(exported, H, expected, ctx, tol)
-            if not parity["passed"] and fmt == "onnx" and prec == "fp32" and double_fallback:
+            if not parity["passed"] and fmt == "onnx" and prec == "fp32" and limits.double_fallback:
                 exported, parity = _with_fallback(exported, parity, H, expected, ctx, tol)
-            produced.append((exported, parity))
-            if not parity["passed"]:
-                failures.append(f"{exported.key}: " + "; ".join(parity["reasons"])
-                                + (f" ({parity['fallback']})" if parity.get("fallback") else ""))
-    if not produced:
-        raise ConversionError("no artifact can be built: " + " | ".join(
-            notes + [f"{s['artifact']}: {s['reason']}" for s in skipped])
-            + (" (use --format onnx)" if notes else ""))
-    if failures and not force:
-        cause = known_parity_cause(estimator)
-        raise ParityError(refusal(estimator, f"parity missed on {H.shape[0]} held-out rows: "
-                                  + " | ".join(failures) + (f"; known cause: {cause}" if cause else "")
-                                  + (text_hint(X, typed) if typed is not None else ""))
-                          + " (or pass force=True / --force to write it anyway)",
-                          {e.key: p for e, p in produced})
+            done.add(exported, parity)
+    return done
 
+
+def _exporter(fmt: str) -> Exporter:
+    """The exporter of ``fmt``, loading the optional formats' modules first if needed.
+
+    Raises:
+        ConversionError: no module registers ``fmt``.
+    """
+    if fmt not in EXPORTERS:
+        _load_optional_exporters()
+    if fmt not in EXPORTERS:
+        raise ConversionError(f"unknown format {fmt!r}; known: {', '.join(sorted(EXPORTERS))}")
+    return EXPORTERS[fmt]
+
+
+def _refuse_misses(estimator: Any, inputs: _Inputs, exports: _Exports, force: bool) -> None:
+    """Nothing is written when no artifact could be made, or (unless ``force``) when one
+    missed parity.
+
+    Raises:
+        ConversionError: no artifact at all (the reasons of each format/precision given).
+        ParityError: an artifact missed its tolerance and ``force`` is off.
+    """
+    if not exports.produced:
+        raise ConversionError("no artifact can be built: " + " | ".join(
+            exports.notes + [f"{s['artifact']}: {s['reason']}" for s in exports.skipped])
+            + (" (use --format onnx)" if exports.notes else ""))
+    if exports.failures and not force:
+        cause = known_parity_cause(estimator)
+        raise ParityError(refusal(estimator, f"parity missed on {inputs.H.shape[0]} held-out rows: "
+                                  + " | ".join(exports.failures) + (f"; known cause: {cause}" if cause else "")
+                                  + (text_hint(inputs.X, inputs.typed) if inputs.typed is not None else ""))
+                          + " (or pass force=True / --force to write it anyway)",
+                          {e.key: p for e, p in exports.produced})
+
+
+def _golden(ctx: ExportContext, inputs: _Inputs, produced: list[tuple[Exported, dict]], n_golden: int,
+            tolerance: float, quantized_agreement: float) -> tuple[list[bool], dict[str, Any]]:
+    """Which features may be NaN (the estimator and every artifact agree on blanked rows), and
+    the golden block of ``n_golden`` stratified rows; an artifact the device must prove on its
+    own outputs gets them in ``extra["golden"]``."""
+    estimator, names, task, has_proba, classes = ctx.estimator, ctx.feature_names, ctx.task, ctx.has_proba, ctx.classes
+    X, typed = inputs.X, inputs.typed
     allow_nan = nan_tolerant_features(
         lambda rows: _expected(estimator, rows, names, task, has_proba),
         [lambda rows, e=e: run_exported(e, rows, classes) for e, _ in produced], X,
         quantized=[e.precision in QUANTIZED for e, _ in produced], min_agreement=quantized_agreement,
         columns=typed.numeric() if typed else None)
     g, selection = select_golden_rows(
-        H, X, lambda rows: _predicted(estimator, rows, names, task), task, n=n_golden,
-        source="holdout" if holdout is not None else "a seeded 25% of the sample", allow_nan=allow_nan)
+        inputs.H, X, lambda rows: _predicted(estimator, rows, names, task), task, n=n_golden,
+        source=inputs.holdout_source, allow_nan=allow_nan)
     golden = golden_block(_expected(estimator, g, names, task, has_proba), g, task, tolerance, selection)
     for exported, parity in produced:
-        own = artifact_golden(exported, parity, g, golden,
-                              lambda rows, by_row, e=exported: run_exported(e, rows, classes, by_row=by_row))
+        own = artifact_golden(exported, parity, g, golden, _runner(exported, classes))
         if own is not None:  # the device proves the engine on the artifact's own outputs
             exported.extra["golden"] = own
+    return allow_nan, golden
+
+
+def _runner(exported: Exported, classes: Optional[list]) -> Callable[[np.ndarray, bool], dict[str, np.ndarray]]:
+    """``run(rows, by_row)`` of one artifact, bound here rather than by a loop's lambda (which
+    would see the loop's last artifact)."""
+    def run(rows: np.ndarray, by_row: bool) -> dict[str, np.ndarray]:
+        return run_exported(exported, rows, classes, by_row=by_row)
+
+    return run
+
+
+def _features(inputs: _Inputs, allow_nan: list[bool], feature_ranges: Optional[dict]) -> list[Feature]:
+    """The manifest's features: NaN policy, declared ranges and the sample's training bounds."""
     ranges = feature_ranges or {}
-    bounds = training_bounds(X, columns=typed.numeric() if typed else None)
+    typed = inputs.typed
+    bounds = training_bounds(inputs.X, columns=typed.numeric() if typed else None)
     if typed is not None:
-        features = typed_features(names, typed, allow_nan, ranges, bounds)
-    else:
-        features = [Feature(name=n, allow_nan=a, range=tuple(ranges[n]) if n in ranges else None,
-                            train_min=b[0] if b else None, train_max=b[1] if b else None)
-                    for n, a, b in zip(names, allow_nan, bounds)]
+        return typed_features(inputs.names, typed, allow_nan, ranges, bounds)
+    return [Feature(name=n, allow_nan=a, range=tuple(ranges[n]) if n in ranges else None,
+                    train_min=b[0] if b else None, train_max=b[1] if b else None)
+            for n, a, b in zip(inputs.names, allow_nan, bounds)]
+
+
+def _provenance(estimator: Any, inputs: _Inputs, exports: _Exports) -> dict[str, Any]:
+    """Where the bundle came from: frameworks, tool versions, rows used, whether it was forced
+    and which asked formats are missing and why."""
     libraries = libraries_in(estimator)
     frameworks = libraries + ["scikit-learn"] * (not libraries or hasattr(estimator, "steps"))
     via = ", onnxmltools / CatBoost's own export for the boosting step" if libraries else ""
     provenance = {"framework": ", ".join(frameworks), "estimator": describe(estimator),
                   "estimator_class": f"{type(estimator).__module__}.{type(estimator).__name__}",
                   "converter": f"edge-runtime converters (skl2onnx for ONNX{via})",
-                  "versions": _versions(), "holdout_rows": int(H.shape[0]),
-                  "sample_rows": int(X.shape[0]), "forced": bool(failures)}
-    if notes:
-        provenance["notes"] = notes
-    if skipped:
-        provenance["skipped"] = skipped
-    reference = reference_statistics(X, names, features=features)
-    if classes is not None:
+                  "versions": _versions(), "holdout_rows": int(inputs.H.shape[0]),
+                  "sample_rows": int(inputs.X.shape[0]), "forced": bool(exports.failures)}
+    if exports.notes:
+        provenance["notes"] = exports.notes
+    if exports.skipped:
+        provenance["skipped"] = exports.skipped
+    return provenance
+
+
+def _reference(ctx: ExportContext, inputs: _Inputs, features: list[Feature], sample_y: Any) -> dict[str, Any]:
+    """The reference statistics drift is judged against on the device; for labelled tasks the
+    class shares of ``sample_y`` (else of the estimator's predictions on the sample).
+
+    Raises:
+        ConversionError: ``sample_y`` does not have one label per sample row.
+    """
+    X = inputs.X
+    reference = reference_statistics(X, inputs.names, features=features)
+    if ctx.classes is not None:
         if sample_y is not None and len(sample_y) != X.shape[0]:
             raise ConversionError(f"sample_y has {len(sample_y)} labels for {X.shape[0]} rows of sample_X")
         reference["classes"] = class_reference(
-            sample_y if sample_y is not None else _predicted(estimator, X, names, task), classes,
-            "labels" if sample_y is not None else "predicted")
-    manifest = new_manifest(name=name or _default_name(estimator), version=version, task=task,
-                            features=features, classes=classes, golden=golden,
-                            reference=reference, provenance=provenance)
-    manifest["inputs"]["matched_by"] = matched_by
-    manifest["parity"] = {e.key: json_safe(p) for e, p in produced}
+            sample_y if sample_y is not None else _predicted(ctx.estimator, X, inputs.names, ctx.task),
+            ctx.classes, "labels" if sample_y is not None else "predicted")
+    return reference
+
+
+def _entries(produced: list[tuple[Exported, dict]]) -> list[tuple[Artifact, bytes]]:
+    """Each artifact's manifest entry (its sha256 filled in when written) with its bytes."""
     entries = []
     for exported, parity in produced:
         suffix = "" if exported.precision == "fp32" else f".{exported.precision}"
@@ -485,6 +643,11 @@ def convert(estimator: Any, sample_X: Any, out_dir: Any, *, name: Optional[str] 
                        outputs=exported.outputs, opset=exported.opset, parity=json_safe(parity),
                        extra=json_safe(exported.extra), inputs=exported.inputs)
         entries.append((art, exported.data))
+    return entries
+
+
+def _write(out_dir: Any, manifest: dict, entries: list[tuple[Artifact, bytes]], sign_with: Any) -> Path:
+    """Write the bundle (replacing an earlier bundle in ``out_dir``) and sign it if asked."""
     out = Path(out_dir)
     if out.exists() and (out / "manifest.json").exists():
         shutil.rmtree(out)
