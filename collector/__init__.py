@@ -2,7 +2,7 @@
 
 No device runs this package (an import-linter contract keeps ``edge_runtime`` from importing
 it). It shares with the device only the segment format and the drift statistics
-(:mod:`edge_runtime.telemetry.aggregate`, :mod:`edge_runtime.telemetry.stats`).
+(:mod:`edge_runtime.telemetry.aggregate`, :mod:`edge_runtime.telemetry.histograms`).
 Install it with ``pip install 'edge-runtime[collector]'``; PostgreSQL needs nothing more.
 """
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from edge_runtime.telemetry.stats import PSI_MIN_ROWS, PSI_THRESHOLD
+from edge_runtime.telemetry.histograms import PSI_MIN_ROWS, PSI_THRESHOLD
 
 from . import metrics
 from .ingest import ingest

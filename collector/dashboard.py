@@ -19,7 +19,7 @@ from importlib import resources
 from typing import Any, Optional
 from urllib.parse import parse_qs, urlsplit
 
-from edge_runtime.telemetry.stats import PSI_THRESHOLD
+from edge_runtime.telemetry.histograms import PSI_THRESHOLD
 
 from .core import CollectorStore
 

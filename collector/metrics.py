@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Optional
 
-from edge_runtime.telemetry.stats import LATENCY_EDGES
+from edge_runtime.telemetry.histograms import LATENCY_EDGES
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

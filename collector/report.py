@@ -13,7 +13,7 @@ from typing import Any, Optional
 from edge_runtime.bundle import parse_semver
 from edge_runtime.health import Breach
 from edge_runtime.telemetry.aggregate import merge_segments
-from edge_runtime.telemetry.stats import PSI_MIN_ROWS, PSI_THRESHOLD, feature_drift, quantile_from_buckets
+from edge_runtime.telemetry.histograms import PSI_MIN_ROWS, PSI_THRESHOLD, feature_drift, quantile_from_buckets
 
 from .series import bucket_segments, point, slim
 from .storage import Snapshot

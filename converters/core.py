@@ -35,7 +35,7 @@ from .kinds import Typed, feeds, frame, infer, is_string_table, round_numeric, t
 from .kinds import features as typed_features
 from .onnx_export import Exported, export_onnx
 from .registry import describe, known_parity_cause, refusal
-from .stats import class_reference, nan_tolerant_features, r2_score, reference_statistics, training_bounds
+from .training_stats import class_reference, nan_tolerant_features, r2_score, reference_statistics, training_bounds
 
 #: Which runtime backend proves an artifact of each format at conversion time.
 FORMAT_BACKEND = {"onnx": "onnxruntime", "tflite": "litert", "native": "native"}

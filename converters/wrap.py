@@ -15,7 +15,7 @@ from edge_runtime.golden import MIN_GOLDEN_ROWS
 from .errors import ConversionError
 from .golden import select_golden_rows
 from .onnx_export import Exported
-from .stats import reference_statistics, training_bounds
+from .training_stats import reference_statistics, training_bounds
 
 
 def _roles_onnx(data: bytes) -> tuple[str, str, dict[str, str], dict[str, int], Optional[int]]:

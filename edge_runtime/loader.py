@@ -41,7 +41,7 @@ def load(source: Union[str, os.PathLike[str], Bundle], backend: str = "auto", *,
     measurement on the first load (cached; off with the profile's ``auto_measure = false`` or
     ``EDGERT_AUTO_MEASURE=0``: the measured rule alone), sends each call to the engine and
     thread count expected fastest for its row count (:mod:`edge_runtime.routing`,
-    :mod:`edge_runtime.autoroute`). Backends that can only answer
+    :mod:`edge_runtime.routing_rule`). Backends that can only answer
     asynchronously (``pyodide``: onnxruntime-web) need :func:`load_async`. ``trust`` (PEM public
     key paths, or the device policy ``EDGERT_TRUST`` / ``EDGERT_REQUIRE_SIGNATURE=1``) makes a
     valid signature over every file of the bundle required (:mod:`edge_runtime.signing`).
@@ -82,14 +82,14 @@ def load(source: Union[str, os.PathLike[str], Bundle], backend: str = "auto", *,
 
 def model_class() -> type[Model]:
     """The model class for this Python: :class:`Model` where numpy imports, else the plain-lists
-    :class:`~edge_runtime.model_pure.ListModel` (Pyodide's core). Chosen here, once per load, so
+    :class:`~edge_runtime.model_lists.ListModel` (Pyodide's core). Chosen here, once per load, so
     neither model module imports the other and the numpy path pays nothing per call."""
     from .model import Model
 
     try:
         import numpy  # noqa: F401
     except ImportError:
-        from .model_pure import ListModel
+        from .model_lists import ListModel
 
         return ListModel
     return Model
@@ -107,11 +107,11 @@ def _proven(model: Model, check: Callable[[], object]) -> None:
 def _routed(plan: _Plan, tune: bool) -> Optional[Model]:
     """``auto``: a model routing each call by its row count, through the table cached for this
     bundle, machine and profile, else a full tuning (``tune``), else the first-load plan
-    (:mod:`edge_runtime.autoroute`); every route proven on the golden rows. None when there is
+    (:mod:`edge_runtime.routing_rule`); every route proven on the golden rows. None when there is
     nothing to route between or a route cannot be built: the plain loop then picks one engine
     (and says why others were passed over). Only called where numpy imports: the measurements
     and the routes' golden proofs use it."""
-    from . import autoroute, routing
+    from . import routing, routing_rule
     from .model import Model
 
     first = next(iter(candidates(plan.bundle, plan.profile, plan.precision)), None)
@@ -126,7 +126,7 @@ def _routed(plan: _Plan, tune: bool) -> Optional[Model]:
         else:
             table = routing.cached(plan.bundle, primary, plan.profile)
             if table is None:
-                table, engines = autoroute.first_load(plan.bundle, primary, plan.profile)
+                table, engines = routing_rule.first_load(plan.bundle, primary, plan.profile)
         if not table:
             return None
         backend = routing.routed(plan.bundle, primary, table, engines, plan.options.optimization)

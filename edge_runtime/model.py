@@ -1,6 +1,6 @@
 """``Model``: validated inputs in, labels / probabilities / predictions out, on any backend.
 
-This is the numpy model; :class:`edge_runtime.model_pure.ListModel` is the same API on plain
+This is the numpy model; :class:`edge_runtime.model_lists.ListModel` is the same API on plain
 lists, for Pythons without numpy (Pyodide's core). :func:`edge_runtime.load` picks the class
 (:func:`edge_runtime.loader.model_class`); this module never imports the lists one. How raw
 engine outputs become answers is :mod:`edge_runtime.outputs`, decided once at construction, so a
@@ -20,7 +20,7 @@ from .outputs.plan import OutputPlan
 
 try:
     import numpy as np
-except ImportError:  # importable without numpy: ListModel (model_pure) subclasses this class
+except ImportError:  # importable without numpy: ListModel (model_lists) subclasses this class
     np = None  # type: ignore[assignment]
 else:
     from .inputs.arrays import FeedAdapter, InputAdapter

@@ -12,7 +12,7 @@ meaning is defined here, once:
 ``key`` (default ``None``)
     A stable identity of the caller or request (a user, a session, a device) for *sticky
     routing*: the same key is always sent to the same version. Used by
-    :class:`~edge_runtime.strategies.ABSplit` (and a ``StrategyRouter`` whose active strategy
+    :class:`~edge_runtime.strategies.ABSplit` (and a ``StrategySwitch`` whose active strategy
     is one); every other wrapper passes it on unchanged, so a router further down still sees
     it. A bare ``Model`` is one version with nothing to route, and ignores it.
 ``ids`` (default ``None``)

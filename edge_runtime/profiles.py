@@ -53,7 +53,7 @@ class DeviceProfile:
     #: and ``require`` (see :func:`edge_runtime.signing.profile_trust`)
     signing: dict[str, Any] = field(default_factory=dict)
     #: ``auto`` times its few best candidates on the first load of a bundle (≤ ~200 ms, cached);
-    #: false: the measured rule alone (:mod:`edge_runtime.autoroute`)
+    #: false: the measured rule alone (:mod:`edge_runtime.routing_rule`)
     auto_measure: bool = True
 
 

@@ -5,7 +5,7 @@
 - :class:`ABSplit`: each key (device id or request key) goes to one arm by a stable hash, so
   the same key always sees the same version, on every device, across restarts.
 - :class:`Ensemble`: several bundles as one model (average of probabilities/values, or vote).
-- :class:`FeatureFlags` + :class:`StrategyRouter`: a local JSON file (optionally signed with
+- :class:`FeatureFlags` + :class:`StrategySwitch`: a local JSON file (optionally signed with
   Ed25519) or the custom fields of signed TUF target metadata choose the active strategy;
   editing the file switches it without a redeploy.
 
@@ -489,7 +489,7 @@ class FeatureFlags:
         return False
 
 
-class StrategyRouter:
+class StrategySwitch:
     """One predictor over several loaded versions, arranged as the feature flags say.
 
     ``models`` maps version -> (monitored) model. Every call polls the flags cheaply (a
@@ -574,3 +574,7 @@ class StrategyRouter:
         if fb is None:
             fb = next(m.feedback for m in self.models.values() if hasattr(m, "feedback"))
         fb(prediction_id, label)
+
+
+#: the name of :class:`StrategySwitch` until 2026-12 (docs showed it): kept importable
+StrategyRouter = StrategySwitch

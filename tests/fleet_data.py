@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from converters.stats import reference_statistics
+from converters.training_stats import reference_statistics
 from edge_runtime.telemetry.aggregate import WindowAccumulator
 
 FEATURES = ["a", "b", "c"]

@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 from zoo import dataset
 
-from edge_runtime.bench.render import fold_table
-from edge_runtime.bench.runner import machine_mismatch
 from edge_runtime.cli import cli
+from edge_runtime.latency.render import fold_table
+from edge_runtime.latency.runner import machine_mismatch
 from edge_runtime.profiles import load_profile
 
 

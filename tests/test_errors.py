@@ -187,7 +187,7 @@ def _check(call: Any, *args: Any, **kw: Any) -> None:
 
 
 def test_no_probabilities_from_model_and_list_model(ridge: Path, rows: np.ndarray) -> None:
-    from edge_runtime.model_pure import ListModel
+    from edge_runtime.model_lists import ListModel
 
     model = edge_runtime.load(ridge, backend="numpy")
     lists = ListModel(model.bundle, model.backend, model.artifact)
@@ -198,7 +198,7 @@ def test_no_probabilities_from_model_and_list_model(ridge: Path, rows: np.ndarra
 
 
 def test_no_probabilities_from_every_strategy(ridge: Path, rows: np.ndarray, tmp_path: Path) -> None:
-    from edge_runtime.strategies import ABSplit, Ensemble, FeatureFlags, Shadow, StrategyRouter
+    from edge_runtime.strategies import ABSplit, Ensemble, FeatureFlags, Shadow, StrategySwitch
 
     a, b = edge_runtime.load(ridge, backend="numpy"), edge_runtime.load(ridge, backend="numpy")
     shadow = Shadow(a, b, candidate_version="1.0.1")
@@ -208,7 +208,7 @@ def test_no_probabilities_from_every_strategy(ridge: Path, rows: np.ndarray, tmp
         shadow.close()
     _check(ABSplit({"1.0.0": (a, 1.0)}).predict_proba, rows, key="device-1")
     _check(Ensemble([a, b]).predict_proba, rows)
-    router = StrategyRouter({"1.0.0": a}, FeatureFlags({"strategy": "single", "version": "1.0.0"}))
+    router = StrategySwitch({"1.0.0": a}, FeatureFlags({"strategy": "single", "version": "1.0.0"}))
     _check(router.predict_proba, rows, key="device-1")
 
 

@@ -1,7 +1,7 @@
 """No import cycle between the modules of ``edge_runtime`` or of ``converters``.
 
 A cycle means neither module can be understood, tested or moved without the other (``model`` ↔
-``model_pure`` was one: each imported the other to pick a class). Every import counts, also
+``model_lists`` was one: each imported the other to pick a class). Every import counts, also
 those inside functions and under ``TYPE_CHECKING``: a lazy import hides a cycle from Python, not
 from a reader. grimp (installed with import-linter) builds the graph from the source.
 """

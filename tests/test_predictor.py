@@ -20,15 +20,15 @@ from edge_runtime.bundle import pack_bundle
 from edge_runtime.errors import InputError
 from edge_runtime.hotswap import HotSwapModel
 from edge_runtime.model import Model
-from edge_runtime.model_pure import ListModel
-from edge_runtime.strategies import ABSplit, Ensemble, FeatureFlags, Shadow, StrategyError, StrategyRouter
+from edge_runtime.model_lists import ListModel
+from edge_runtime.strategies import ABSplit, Ensemble, FeatureFlags, Shadow, StrategyError, StrategySwitch
 from edge_runtime.sync.store import VersionStore
 from edge_runtime.telemetry import MonitoredModel, Recorder
 from edge_runtime.telemetry.recorder import ENTRY
 
 METHODS = ("predict", "predict_proba", "predict_async", "predict_proba_async")
 ATTRIBUTES = ("task", "classes", "feature_names", "input_schema")
-IMPLEMENTATIONS = (Model, ListModel, MonitoredModel, Shadow, ABSplit, Ensemble, StrategyRouter, HotSwapModel)
+IMPLEMENTATIONS = (Model, ListModel, MonitoredModel, Shadow, ABSplit, Ensemble, StrategySwitch, HotSwapModel)
 X2 = np.array([[0.1, 0.2], [0.3, 0.4]])
 
 
@@ -177,7 +177,7 @@ def test_ensemble_passes_strict_and_key_to_members_but_keeps_ids(method: str) ->
 def test_router_passes_everything_to_the_active_strategy() -> None:
     models = {"1.0.0": Spy(label=0), "1.1.0": Spy(label=1), "1.2.0": Spy(label=1)}
     flags = FeatureFlags({"strategy": "single", "version": "1.0.0"})
-    router = StrategyRouter(models, flags, device_id="dev-1")
+    router = StrategySwitch(models, flags, device_id="dev-1")
     _through_protocol(router)
     assert models["1.0.0"].calls == ALL_FOUR  # key= and ids= reach the model (were popped)
     flags.config, flags.generation = {"strategy": "ab", "arms": {"1.1.0": 1, "1.2.0": 0}}, 2
@@ -258,7 +258,7 @@ def test_hot_swap_passes_strict_and_key_on_and_keeps_ids_for_probation(iris: Pat
         hot.close()
 
 
-WRAPPER_FILES = ("model.py", "model_pure.py", "predictor.py", "strategies.py", "hotswap.py",
+WRAPPER_FILES = ("model.py", "model_lists.py", "predictor.py", "strategies.py", "hotswap.py",
                  "telemetry/monitored.py")
 
 

@@ -330,8 +330,8 @@ def test_non_ascii_text_that_misses_parity_says_why(tmp_path):
 
 def test_tuner_and_bench_time_a_typed_bundle_on_its_golden_rows(converted, tmp_path, monkeypatch):
     from edge_runtime import routing
-    from edge_runtime.bench.runner import BenchConfig, _rows_and_source
     from edge_runtime.bundle import open_bundle
+    from edge_runtime.latency.runner import BenchConfig, _rows_and_source
 
     monkeypatch.setenv("EDGERT_CACHE_DIR", str(tmp_path / "cache"))
     bundle = open_bundle(converted["mixed"][1])

@@ -138,8 +138,8 @@ def bench_smoke(src: Path) -> None:
     """The bench CLI's warm/throughput measurement on one bundle (cold start needs fresh
     processes, which qemu-user cannot spawn without binfmt_misc)."""
     from edge_runtime import load
-    from edge_runtime.bench.runner import BenchConfig, _rows, warm_and_throughput
     from edge_runtime.bundle import open_bundle
+    from edge_runtime.latency.runner import BenchConfig, _rows, warm_and_throughput
 
     bundle = open_bundle(src / "logistic")
     cfg = BenchConfig(batches=(1, 32), warm_seconds=0.3, batch_seconds=0.2)

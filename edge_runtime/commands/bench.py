@@ -58,8 +58,8 @@ def bench(bundle: str, backends: str, batches: str, profile: Optional[str], thre
           cold_runs: int, seconds: float, data: Optional[str], baseline: Optional[str],
           tune: bool, json_out: Optional[str], plot_out: Optional[str]) -> None:
     """Measure cold start, warm latency percentiles, throughput and memory of BUNDLE."""
-    from ..bench.render import plot_report, print_report
-    from ..bench.runner import BenchConfig, machine_info, machine_mismatch, run_bench, write_json
+    from ..latency.render import plot_report, print_report
+    from ..latency.runner import BenchConfig, machine_info, machine_mismatch, run_bench, write_json
     from ..profiles import load_profile
 
     if plot_out:  # before minutes of benchmarking, not after

@@ -1,6 +1,6 @@
 """Deferred telemetry: record off the prediction path, keep in an outbox, upload later.
 
-Pieces, each in its own module: :mod:`.stats` (fixed histograms, PSI), :mod:`.aggregate`
+Pieces, each in its own module: :mod:`.histograms` (fixed histograms, PSI), :mod:`.aggregate`
 (mergeable window figures), :mod:`.recorder` (queue + background drain), :mod:`.monitored`
 (``MonitoredModel`` wrapper with feedback), :mod:`.alerting` (on-device alert callbacks),
 :mod:`.outbox` (SQLite WAL with a size cap),

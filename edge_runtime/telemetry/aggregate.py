@@ -12,7 +12,7 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
-from .stats import (
+from .histograms import (
     N_LATENCY_BUCKETS,
     PSI_MIN_ROWS,
     PSI_THRESHOLD,

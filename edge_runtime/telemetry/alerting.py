@@ -2,7 +2,7 @@
 
 Judged in the recorder's drain thread (never on the prediction path) with the same rules
 probation uses (:meth:`edge_runtime.health.LiveMetrics.breach_list` for error rate and p99
-latency over the last ``live_n`` calls; :func:`~edge_runtime.telemetry.stats.feature_drift`
+latency over the last ``live_n`` calls; :func:`~edge_runtime.telemetry.histograms.feature_drift`
 for PSI per feature over tumbling windows of ``drift_rows`` input rows). A breach fires once; it can fire
 again only after a verdict says it cleared. Too little data (fewer than ``min_predictions``
 calls, fewer than ``min_rows`` rows in the window) is no verdict: the state is kept.
@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 
 from ..health import Breach, LiveMetrics
 from .aggregate import WindowAccumulator
-from .stats import PSI_MIN_ROWS, PSI_THRESHOLD
+from .histograms import PSI_MIN_ROWS, PSI_THRESHOLD
 
 log = logging.getLogger("edge_runtime.telemetry")
 

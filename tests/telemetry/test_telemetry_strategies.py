@@ -20,7 +20,7 @@ from edge_runtime.strategies import (
     FeatureFlags,
     Shadow,
     StrategyError,
-    StrategyRouter,
+    StrategySwitch,
 )
 from edge_runtime.telemetry import MonitoredModel, Recorder
 
@@ -112,7 +112,7 @@ def test_feature_flags_switch_without_redeploy(cancer_bundles, inputs, tmp_path)
     flags_file = tmp_path / "flags.json"
     flags_file.write_text(json.dumps({"strategy": "single", "version": "1.0.0"}))
     flags = FeatureFlags(flags_file, poll_s=0.0)
-    router = StrategyRouter(models, flags, device_id="dev-1")
+    router = StrategySwitch(models, flags, device_id="dev-1")
     router.predict(inputs[:10])
     flags_file.write_text(json.dumps({"strategy": "ab", "arms": {"1.0.0": 0, "1.1.0": 1}}))
     os.utime(flags_file, ns=(1, 1))  # a new mtime even on coarse file systems

@@ -16,17 +16,17 @@ from telemetry_helpers import StoreSink
 from collector import CollectorStore, Thresholds, check
 from edge_runtime.telemetry import Outbox, Uploader
 from edge_runtime.telemetry.aggregate import WindowAccumulator, merge_segments
+from edge_runtime.telemetry.histograms import LATENCY_EDGES, psi, quantile_from_buckets
 from edge_runtime.telemetry.outbox import MIN_MAX_BYTES
 from edge_runtime.telemetry.recorder import Recorder, Stream
 from edge_runtime.telemetry.sinks import SinkError
-from edge_runtime.telemetry.stats import LATENCY_EDGES, psi, quantile_from_buckets
 
 pytestmark = pytest.mark.device
 
 
 def test_latency_quantiles_within_one_bucket():
     lat = np.random.default_rng(0).lognormal(np.log(2e-5), 0.6, 20000)
-    from edge_runtime.telemetry.stats import latency_bucket_counts
+    from edge_runtime.telemetry.histograms import latency_bucket_counts
 
     counts = latency_bucket_counts(lat)
     assert counts.sum() == lat.size

@@ -1,6 +1,6 @@
 """Probation of a newly activated version: :class:`ProbationMonitor` (the verdict),
 :mod:`.shadow` (the previous version answering in shadow, off the caller's path),
-:mod:`.settings` (signed expectations, profile, defaults) and :mod:`.stats`."""
+:mod:`.settings` (signed expectations, profile, defaults) and :mod:`.significance`."""
 
 from __future__ import annotations
 

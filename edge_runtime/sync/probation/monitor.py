@@ -21,7 +21,7 @@ from typing import Any, Mapping, Optional
 from ...health import LiveMetrics
 from ...sampling import upper_rank
 from .settings import DEFAULTS, resolve
-from .stats import Z, mcnemar_z, total_variation, wilson
+from .significance import Z, mcnemar_z, total_variation, wilson
 
 #: Class shares are judged from this many predicted rows on (noise of the total variation
 #: distance at 100 rows and 3 classes is ~0.06, far under the 0.3 default).

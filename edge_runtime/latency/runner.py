@@ -21,7 +21,7 @@ from ..errors import BenchError, EdgeRuntimeError
 from ..loader import open_trusted
 from ..profiles import DeviceProfile
 from ..sampling import golden_rows, reference_rows
-from .stats import sample_latency, summarize, throughput
+from .timing import sample_latency, summarize, throughput
 
 SCHEMA = "edgert-bench/1"
 
@@ -100,7 +100,7 @@ def cold_start(bundle_path: str, backend: str, precision: str, threads: Optional
     """Median and spread over ``runs`` fresh processes."""
     results = []
     for _ in range(runs):
-        r = subprocess.run([sys.executable, "-m", "edge_runtime.bench.coldstart", bundle_path,
+        r = subprocess.run([sys.executable, "-m", "edge_runtime.latency.coldstart", bundle_path,
                             backend, precision, str(threads or 0)],
                            capture_output=True, text=True, timeout=300)
         if r.returncode != 0:

@@ -1,4 +1,4 @@
-"""One cold start, run as ``python -m edge_runtime.bench.coldstart BUNDLE BACKEND PRECISION``
+"""One cold start, run as ``python -m edge_runtime.latency.coldstart BUNDLE BACKEND PRECISION``
 in a fresh process: prints JSON with import, load (session/interpreter creation + checks),
 first prediction times and the process's peak resident memory."""
 

@@ -13,7 +13,7 @@ import pytest
 import test_routing
 
 import edge_runtime
-from edge_runtime import autoroute, backends, routing
+from edge_runtime import backends, routing, routing_rule
 from edge_runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from edge_runtime.bundle import open_bundle
 
@@ -31,33 +31,33 @@ KEYS = ["onnxruntime:1", "onnxruntime:2", "litert:1", "numpy:1", "native:1", "na
 
 
 def test_rule_picks_per_row_count_and_model_family():
-    assert autoroute.order("dense", 1, KEYS)[0] == "native:1"
-    assert autoroute.order("dense", 32, KEYS)[0] == "litert:1"  # vectorised kernels from a few rows on
-    dense_big = autoroute.order("dense", 10_000, KEYS)
+    assert routing_rule.order("dense", 1, KEYS)[0] == "native:1"
+    assert routing_rule.order("dense", 32, KEYS)[0] == "litert:1"  # vectorised kernels from a few rows on
+    dense_big = routing_rule.order("dense", 10_000, KEYS)
     assert dense_big[:3] == ["litert:1", "onnxruntime:2", "native:2"]  # every core for big batches
-    assert autoroute.order("trees", 10_000, KEYS)[0] == "native:2"
+    assert routing_rule.order("trees", 10_000, KEYS)[0] == "native:2"
     plain = [k for k in KEYS if not k.startswith("native")]
-    assert autoroute.order("dense", 1, plain)[:2] == ["litert:1", "onnxruntime:1"]
-    assert autoroute.order("dense", 32, plain)[0] == "litert:1"
-    assert autoroute.order("trees", 1, plain)[0] == "onnxruntime:1"
-    assert autoroute.order("trees", 5000, plain)[0] == "onnxruntime:2"
-    assert autoroute.order("trees", 10_000, ["onnxruntime:1", "onnxruntime:4"])[0] == "onnxruntime:4"
+    assert routing_rule.order("dense", 1, plain)[:2] == ["litert:1", "onnxruntime:1"]
+    assert routing_rule.order("dense", 32, plain)[0] == "litert:1"
+    assert routing_rule.order("trees", 1, plain)[0] == "onnxruntime:1"
+    assert routing_rule.order("trees", 5000, plain)[0] == "onnxruntime:2"
+    assert routing_rule.order("trees", 10_000, ["onnxruntime:1", "onnxruntime:4"])[0] == "onnxruntime:4"
     for n in (1, 32, 1024, 10_000):  # numpy only where nothing else exists; unnamed ones before it
-        ranked = autoroute.order("trees", n, KEYS)
+        ranked = routing_rule.order("trees", n, KEYS)
         assert ranked[-1] == "numpy:1" and ranked.index("other:1") < ranked.index("numpy:1")
-    assert autoroute.order("dense", 1, ["numpy:1"]) == ["numpy:1"]
+    assert routing_rule.order("dense", 1, ["numpy:1"]) == ["numpy:1"]
 
 
 def test_a_short_measurement_overturns_the_rule_only_on_clear_evidence():
     ranked = ["litert:1", "onnxruntime:1"]
-    assert autoroute.prefer(ranked, {"litert:1": 1.04, "onnxruntime:1": 1.0}) == "litert:1"  # noise
+    assert routing_rule.prefer(ranked, {"litert:1": 1.04, "onnxruntime:1": 1.0}) == "litert:1"  # noise
     # 10 % slower is no tie: auto must stay within 1.1x of the fastest engine
-    assert autoroute.prefer(ranked, {"litert:1": 1.1, "onnxruntime:1": 1.0}) == "onnxruntime:1"
-    assert autoroute.prefer(ranked, {"litert:1": 1.5, "onnxruntime:1": 1.0}) == "onnxruntime:1"
+    assert routing_rule.prefer(ranked, {"litert:1": 1.1, "onnxruntime:1": 1.0}) == "onnxruntime:1"
+    assert routing_rule.prefer(ranked, {"litert:1": 1.5, "onnxruntime:1": 1.0}) == "onnxruntime:1"
 
 
 def test_family_comes_from_the_recorded_estimator(forest):
-    assert autoroute.family(open_bundle(forest[0])) == "trees"
+    assert routing_rule.family(open_bundle(forest[0])) == "trees"
 
 
 def test_first_load_measurement_is_bounded_in_calls_and_rows(forest, monkeypatch):
@@ -70,14 +70,14 @@ def test_first_load_measurement_is_bounded_in_calls_and_rows(forest, monkeypatch
         return real_run(self, x, outputs)
 
     monkeypatch.setattr(OnnxRuntimeBackend, "run", counting)
-    monkeypatch.setattr(autoroute, "BUDGET_S", 600.0)  # the bound under test is the count, not the clock
+    monkeypatch.setattr(routing_rule, "BUDGET_S", 600.0)  # the bound under test is the count, not the clock
     b = open_bundle(forest[0])
     art = b.artifact_for(("onnx",))
     spent: dict[str, int] = {}
-    table, engines = autoroute.plan(b, art, None, True, counter=spent)
+    table, engines = routing_rule.plan(b, art, None, True, counter=spent)
     try:
         assert table is not None and table["method"] == "measured"
-        assert 0 < spent["calls"] <= autoroute.MAX_CALLS and 0 < spent["rows"] <= autoroute.MAX_ROWS
+        assert 0 < spent["calls"] <= routing_rule.MAX_CALLS and 0 < spent["rows"] <= routing_rule.MAX_ROWS
         golden = len(b.manifest.golden["inputs"])
         proofs = len(engines) * 2 * (1 + golden)  # each engine: labels and probabilities, batch + per row
         assert calls["runs"] <= spent["calls"] + proofs  # nothing runs beyond the proofs and the budget
@@ -98,7 +98,7 @@ def test_first_load_is_cached_and_reused_and_answers_like_a_plain_engine(forest,
     def no_measuring(*a, **k):
         raise AssertionError("measured again despite the cache")
 
-    monkeypatch.setattr(autoroute, "plan", no_measuring)
+    monkeypatch.setattr(routing_rule, "plan", no_measuring)
     again = edge_runtime.load(path)
     assert again.backend.table == first.backend.table
     plain = edge_runtime.load(path, backend="onnxruntime", threads=1)
@@ -124,7 +124,7 @@ def test_measurement_off_by_profile(forest, tmp_path):
     f = tmp_path / "quiet.toml"
     f.write_text(text + "auto_measure = false\n")
     prof = parse_profile(f)
-    assert prof.auto_measure is False and autoroute.measure_enabled(prof) is False
+    assert prof.auto_measure is False and routing_rule.measure_enabled(prof) is False
     m = edge_runtime.load(forest[0], profile=prof)
     assert m.backend.table["method"] == "rule" and m.backend.table["profile"] == "quiet"
     assert not routing.cache_path(open_bundle(forest[0]), "quiet").exists()
@@ -141,9 +141,9 @@ class Liar(OnnxRuntimeBackend):
 
 def test_routes_failing_golden_rows_are_never_used(forest, monkeypatch):
     monkeypatch.setitem(backends._REGISTRY, "liar", Liar)
-    rule = {fam: {n: ("liar:1", *prefs) for n, prefs in by_n.items()} for fam, by_n in autoroute.RULE.items()}
-    monkeypatch.setattr(autoroute, "RULE", rule)
-    assert autoroute.order("trees", 1, ["onnxruntime:1", "liar:1"])[0] == "liar:1"
+    rule = {fam: {n: ("liar:1", *prefs) for n, prefs in by_n.items()} for fam, by_n in routing_rule.RULE.items()}
+    monkeypatch.setattr(routing_rule, "RULE", rule)
+    assert routing_rule.order("trees", 1, ["onnxruntime:1", "liar:1"])[0] == "liar:1"
     for flag in ("1", "0"):  # measured, and the rule alone
         monkeypatch.setenv(routing.MEASURE_ENV, flag)
         m = edge_runtime.load(forest[0])
@@ -253,16 +253,16 @@ def test_the_big_batch_verdict_is_measured_on_a_batch_threaded_engines_split(for
         return real_run(self, x, outputs)
 
     monkeypatch.setattr(OnnxRuntimeBackend, "run", recording)
-    monkeypatch.setattr(autoroute, "BUDGET_S", 600.0)
-    monkeypatch.setattr(autoroute, "HOPELESS", float("inf"))  # every candidate is timed here
-    measured = [n for n, verdict in autoroute.MEASURED.items() if verdict == 10_000]
+    monkeypatch.setattr(routing_rule, "BUDGET_S", 600.0)
+    monkeypatch.setattr(routing_rule, "HOPELESS", float("inf"))  # every candidate is timed here
+    measured = [n for n, verdict in routing_rule.MEASURED.items() if verdict == 10_000]
     assert measured and all(n >= PARALLEL_MIN_ROWS for n in measured)
     b = open_bundle(forest[0])
-    table, engines = autoroute.plan(b, b.artifact_for(("onnx",)), None, True)
+    table, engines = routing_rule.plan(b, b.artifact_for(("onnx",)), None, True)
     try:
         assert measured[0] in sizes and table["best"]["10000"] in table["timings_s"]
         assert str(measured[0]) in table["timings_s"][table["best"]["10000"]]
     finally:
         for e in engines.values():
             e.close()
-    assert autoroute.prefer(["a", "b"], {"a": 1.0, "b": 0.5}) == "b"
+    assert routing_rule.prefer(["a", "b"], {"a": 1.0, "b": 0.5}) == "b"
