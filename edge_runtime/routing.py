@@ -210,8 +210,8 @@ def _engine(bundle: Bundle, name: str, threads: int, primary: Artifact, own: Art
     return engine
 
 
-def _proven(bundle: Bundle, name: str, threads: int, primary: Artifact, own: Artifact,
-            optimization: str = "all") -> Optional[Backend]:
+def proven_engine(bundle: Bundle, name: str, threads: int, primary: Artifact, own: Artifact,
+                  optimization: str = "all") -> Optional[Backend]:
     """The engine, proven on the golden rows (through the adapter, if any); None when it cannot
     be built or gets a golden row wrong: such a route is never used."""
     from .errors import IntegrityError
@@ -239,7 +239,7 @@ MARGIN = 1.20
 def _interleaved(calls: dict[str, Any], budget_s: float, rounds: int = 7) -> dict[str, float]:
     """Seconds per call of each candidate in its fastest round, measured round-robin (each round
     times every candidate once) so that a burst of load from another process hits all of them
-    alike (see :func:`_rounds`)."""
+    alike (see :func:`fastest_rounds`)."""
     per_call = {}
     for key, fn in calls.items():  # warm up, and size each candidate's batch of calls
         fn()
@@ -248,7 +248,7 @@ def _interleaved(calls: dict[str, Any], budget_s: float, rounds: int = 7) -> dic
         per_call[key] = max(time.perf_counter() - t0, 1e-7)
     slot = budget_s / rounds
     number = {k: max(1, min(2000, int(slot / t))) for k, t in per_call.items()}
-    return _rounds(calls, number, rounds)
+    return fastest_rounds(calls, number, rounds)
 
 
 def round_order(keys: list[str], r: int) -> list[str]:
@@ -263,7 +263,7 @@ def round_order(keys: list[str], r: int) -> list[str]:
     return order[::-1] if r % 2 else order
 
 
-def _rounds(calls: dict[str, Callable[[], Any]], number: dict[str, int], rounds: int) -> dict[str, float]:
+def fastest_rounds(calls: dict[str, Callable[[], Any]], number: dict[str, int], rounds: int) -> dict[str, float]:
     """Seconds per call of each candidate in its fastest round. On a shared device other work only
     ever adds time, so the fastest round is the least disturbed estimate of what each engine
     costs; a median of a few rounds still moves by 10-20 % between runs on a busy 2-core machine,
@@ -295,9 +295,11 @@ def _max_threads(profile: Optional[DeviceProfile]) -> Optional[int]:
     return profile.cores if profile is not None else None
 
 
-def _table(bundle: Bundle, artifact: Artifact, profile: Optional[DeviceProfile], method: str,
-           row_counts: Sequence[int], timings: dict[str, dict[str, float]], best: dict[str, str],
-           sources: dict[str, str]) -> dict[str, Any]:
+def route_table(bundle: Bundle, artifact: Artifact, profile: Optional[DeviceProfile], method: str,
+                row_counts: Sequence[int], timings: dict[str, dict[str, float]], best: dict[str, str],
+                sources: dict[str, str]) -> dict[str, Any]:
+    """The cached routing decision: which engine per row count, with the timings behind it and
+    what it is valid for (bundle, artifact, machine, profile)."""
     return {"schema": SCHEMA, "bundle": bundle_digest(bundle), "artifact": artifact.sha256,
             "machine": machine_id(), "profile": profile.name if profile else None, "method": method,
             "row_counts": list(row_counts), "timings_s": timings, "best": best, "artifacts": sources,
@@ -319,7 +321,7 @@ def tune(bundle: Bundle, artifact: Artifact, *, profile: Optional[DeviceProfile]
     opt = profile.optimization if profile else "all"
     for cls, own in route_candidates(bundle, artifact, profile, backends):
         for threads in cls.thread_counts(_max_threads(profile)):
-            engine = _proven(bundle, cls.name, threads, artifact, own, opt)
+            engine = proven_engine(bundle, cls.name, threads, artifact, own, opt)
             if engine is not None:
                 engines[f"{cls.name}:{threads}"] = engine
                 sources[f"{cls.name}:{threads}"] = own.path
@@ -334,7 +336,7 @@ def tune(bundle: Bundle, artifact: Artifact, *, profile: Optional[DeviceProfile]
         for engine in engines.values():
             engine.close()
     best = {str(n): pick({k: v[str(n)] for k, v in timings.items()}) for n in row_counts} if timings else {}
-    table = _table(bundle, artifact, profile, "tuned", row_counts, timings, best, sources)
+    table = route_table(bundle, artifact, profile, "tuned", row_counts, timings, best, sources)
     atomic_write_json(cache_path(bundle, profile.name if profile else None), table)
     return table
 

@@ -18,7 +18,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from .routing import MEASURE_ENV, ROW_COUNTS, _proven, _rounds, _table, cache_path, route_candidates
+from .routing import MEASURE_ENV, ROW_COUNTS, cache_path, fastest_rounds, proven_engine, route_candidates, route_table
 from .sampling import timing_rows
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def order(fam: str, n: int, keys: list[str]) -> list[str]:
 
 
 #: how much slower than the fastest measured candidate the rule's favourite may be and still be
-#: routed to: the fastest-round estimate (``routing._rounds``) is steady to a few per cent, and
+#: routed to: the fastest-round estimate (``routing.fastest_rounds``) is steady to a few per cent, and
 #: ``auto`` must stay within 10 % of the fastest engine (issue 17), so a wider margin (it was
 #: ``routing.MARGIN``, 1.2) kept measurably slower engines on the rule's word
 RULE_MARGIN = 1.05
@@ -153,7 +153,7 @@ class _Pool:
         if key in self.bad:
             return None
         name, threads, own = self.keys[key]
-        engine = _proven(self.bundle, name, threads, self.artifact, own, self.opt)
+        engine = proven_engine(self.bundle, name, threads, self.artifact, own, self.opt)
         if engine is None:
             self.bad.add(key)
         else:
@@ -222,14 +222,14 @@ def plan(bundle: Bundle, artifact: Artifact, profile: Optional[DeviceProfile], m
                 continue
             if time.perf_counter() + sum(once[k] for k in calls) * number * ROUNDS > deadline:
                 continue  # no time for this row count: the rule's verdict stands
-            got = _rounds(calls, {k: number for k in calls}, ROUNDS)
+            got = fastest_rounds(calls, {k: number for k in calls}, ROUNDS)
             spent["calls"] += len(calls) * number * ROUNDS
             spent["rows"] += len(calls) * number * ROUNDS * n
             for k, t in got.items():
                 timings.setdefault(k, {})[str(n)] = t
             best[str(verdict)] = prefer([k for k in ks if k in got], got)
     sources = {k: keys[k][2].path for k in set(best.values())}
-    table = _table(bundle, artifact, profile, method, ROW_COUNTS, timings, best, sources)
+    table = route_table(bundle, artifact, profile, method, ROW_COUNTS, timings, best, sources)
     return table, pool.engines
 
 
