@@ -212,7 +212,7 @@ def test_a_tampered_twin_met_while_routing_is_an_integrity_error(two_format_bund
 def test_timing_rounds_vary_so_no_candidate_always_follows_the_same_one():
     seen: list[str] = []
     calls = {k: (lambda k=k: seen.append(k)) for k in "abcd"}
-    got = routing._rounds(calls, {k: 1 for k in calls}, 4)
+    got = routing.fastest_rounds(calls, {k: 1 for k in calls}, 4)
     assert set(got) == set("abcd") and len(seen) == 16
     assert [seen[i] for i in (0, 4, 8, 12)] == ["a", "b", "c", "d"]  # each round starts with another one
     assert seen[4:8] == ["b", "a", "d", "c"]  # every other round backwards
@@ -220,7 +220,7 @@ def test_timing_rounds_vary_so_no_candidate_always_follows_the_same_one():
     for k in "abcd":  # within a round, each candidate runs after more than one other candidate
         before = {r[r.index(k) - 1] for r in rounds if r.index(k) > 0}
         assert len(before) >= 2, (k, rounds)
-    assert routing._rounds({}, {}, 3) == {}
+    assert routing.fastest_rounds({}, {}, 3) == {}
 
 
 def test_timing_reports_each_candidates_fastest_round(monkeypatch):
@@ -235,7 +235,7 @@ def test_timing_reports_each_candidates_fastest_round(monkeypatch):
         clock[0] += durations[k][done[k]]
         done[k] += 1
 
-    got = routing._rounds({k: (lambda k=k: call(k)) for k in durations}, {"a": 1, "b": 1}, 4)
+    got = routing.fastest_rounds({k: (lambda k=k: call(k)) for k in durations}, {"a": 1, "b": 1}, 4)
     assert got == {"a": 1.0, "b": 2.0}
 
 
