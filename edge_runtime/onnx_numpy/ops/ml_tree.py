@@ -328,17 +328,21 @@ def make_tree_classifier(node):
     bases = {dt: None if base is None else base.astype(dt) for dt in (np.float32, np.float64)}
 
     def kernel(x):
-        out_dtype = np.float64 if x.dtype == np.float64 else np.float32
-        # onnxruntime adds base values and post-transforms in the input's precision (float32
-        # for float inputs); PROBIT near 0 or 1 would otherwise differ in the 5th digit
-        s = forest.scores(x, native=True).astype(out_dtype, copy=False)
-        base_ = bases[out_dtype]
+        # onnxruntime sums, adds base values and post-transforms in the input's precision
+        # (float32 for float inputs; PROBIT near 0 or 1 would otherwise differ in the 5th digit)
+        # and stores the probabilities as float32, the type ONNX gives Z for every input type.
+        # Rounding a float64 result to float32 is what turns a 50/50 vote summed as
+        # 0.50000001 into 0.5 / 0.5, so argmax(Z) picks the first class there, as it does in
+        # onnxruntime (and scikit-learn); keeping float64 picked the other one
+        acc = np.float64 if x.dtype == np.float64 else np.float32
+        s = forest.scores(x, native=True).astype(acc, copy=False)
+        base_ = bases[acc]
         if n_classes > 2:
             if base_ is not None:
                 s[:, :base_.size] += base_
             # the label comes from the raw scores, before the post-transform (as in onnxruntime;
             # PROBIT is not monotonic outside (0, 1))
-            return [labels.take(np.argmax(s, axis=1)), post(s).astype(out_dtype, copy=False)]
+            return [labels.take(np.argmax(s, axis=1)), post(s).astype(np.float32, copy=False)]
         # two classes: onnxruntime's rules (TreeAggregatorClassifier::FinalizeScores)
         s0, s1 = s[:, 0], s[:, 1]
         two = has1
@@ -369,7 +373,7 @@ def make_tree_classifier(node):
             np.subtract(1, p, out=z[:, 0])
         else:
             z = np.stack([np.where(positive, -s0, s0), np.where(positive, s0, -s0)], axis=1)
-        return [label, z.astype(out_dtype, copy=False)]
+        return [label, z.astype(np.float32, copy=False)]
 
     return kernel
 
