@@ -127,3 +127,28 @@ def test_routing_forest_labels_do_not_depend_on_the_engine() -> None:
         X = np.resize(X_te, (n, X_te.shape[1]))
         assert np.array_equal(a.predict(X), b.predict(X)), n
         assert np.abs(a.predict_proba(X) - b.predict_proba(X)).max() <= 1e-6, n
+
+
+@pytest.mark.parametrize("precision", list(IN_TYPES))
+def test_regressor_values_are_float32_like_onnxruntimes(precision: str) -> None:
+    """TreeEnsembleRegressor's Y is float32 for float64 inputs too (ONNX's type for Y): the
+    float64 sums rounded once, so both engines return the same numbers."""
+    from numpy_diff import random_trees
+
+    rng = np.random.default_rng(3)
+    attrs = random_trees(rng, 20, 3, 4, ["BRANCH_LEQ"], 2, "regressor")
+    node = helper.make_node("TreeEnsembleRegressor", ["x"], ["y"], domain=ML, n_targets=2, **attrs)
+    graph = helper.make_graph(
+        [node], "reg", [helper.make_tensor_value_info("x", IN_TYPES[precision], [None, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid(ML, 1)])
+    model.ir_version = 8
+    blob = model.SerializeToString()
+    sess, plan = ort_session(blob), load_plan(blob)[0]
+    dtype = np.float32 if precision == "fp32" else np.float64
+    for n in _rows_for(20):
+        x = rng.normal(size=(n, 4)).astype(dtype)
+        want, got = sess.run(None, {"x": x})[0], plan.run({"x": x})[0]
+        assert got.dtype == want.dtype, (precision, n, got.dtype)
+        assert np.abs(got - want).max() <= 1e-6 * (1 + np.abs(want).max()), (precision, n)

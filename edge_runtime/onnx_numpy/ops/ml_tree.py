@@ -397,6 +397,8 @@ def make_tree_regressor(node):
             s = s + base[:n_targets]
         if n_targets > 1 or post_name == "PROBIT":
             s = post(s)
-        return [s.astype(np.float64 if x.dtype == np.float64 else np.float32, copy=False)]
+        # float32 for every input type: the type ONNX gives Y, and onnxruntime's (it sums a
+        # float64 input in float64 and rounds the result)
+        return [s.astype(np.float32, copy=False)]
 
     return kernel
