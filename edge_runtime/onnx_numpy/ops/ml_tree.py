@@ -328,11 +328,15 @@ def make_tree_classifier(node):
     bases = {dt: None if base is None else base.astype(dt) for dt in (np.float32, np.float64)}
 
     def kernel(x):
-        out_dtype = np.float64 if x.dtype == np.float64 else np.float32
-        # onnxruntime adds base values and post-transforms in the input's precision (float32
-        # for float inputs); PROBIT near 0 or 1 would otherwise differ in the 5th digit
-        s = forest.scores(x, native=True).astype(out_dtype, copy=False)
-        base_ = bases[out_dtype]
+        # onnxruntime sums, adds base values and post-transforms in the input's precision
+        # (float32 for float inputs; PROBIT near 0 or 1 would otherwise differ in the 5th digit)
+        # and stores the probabilities as float32, the type ONNX gives Z for every input type.
+        # Rounding a float64 result to float32 is what turns a 50/50 vote summed as
+        # 0.50000001 into 0.5 / 0.5, so argmax(Z) picks the first class there, as it does in
+        # onnxruntime (and scikit-learn); keeping float64 picked the other one
+        acc = np.float64 if x.dtype == np.float64 else np.float32
+        s = forest.scores(x, native=True).astype(acc, copy=False)
+        base_ = bases[acc]
         if n_classes > 2:
             if base_ is not None:
                 s[:, :base_.size] += base_
@@ -396,6 +400,8 @@ def make_tree_regressor(node):
             s = s + base[:n_targets]
         if n_targets > 1 or post_name == "PROBIT":
             s = post(s)
-        return [s.astype(np.float64 if x.dtype == np.float64 else np.float32, copy=False)]
+        # float32 for every input type: the type ONNX gives Y, and onnxruntime's (it sums a
+        # float64 input in float64 and rounds the result)
+        return [s.astype(np.float32, copy=False)]
 
     return kernel
