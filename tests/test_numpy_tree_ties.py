@@ -17,7 +17,6 @@ import pytest
 from numpy_diff import ort_session
 from onnx import TensorProto, helper
 
-import edge_runtime
 from edge_runtime.onnx_numpy import switches
 from edge_runtime.onnx_numpy.plan import load_plan
 
@@ -112,21 +111,6 @@ def test_tie_rows_exist() -> None:
     blob = _stump_forest(20, 2, "one", TensorProto.DOUBLE)
     _, proba = ort_session(blob).run(None, {"x": _split_votes(300, 20, np.random.default_rng(0))})
     assert (proba[:, 0] == proba[:, 1]).sum() > 100
-
-
-@pytest.mark.device
-def test_routing_forest_labels_do_not_depend_on_the_engine() -> None:
-    """The committed forest the finding came from: numpy and onnxruntime answer alike."""
-    from committed import bundle, dataset
-
-    path = bundle("routing-forest")
-    X_te = dataset("binary")[2]
-    a = edge_runtime.load(path, backend="numpy")
-    b = edge_runtime.load(path, backend="onnxruntime", threads=1)
-    for n in (1, 7, 300, 5000):
-        X = np.resize(X_te, (n, X_te.shape[1]))
-        assert np.array_equal(a.predict(X), b.predict(X)), n
-        assert np.abs(a.predict_proba(X) - b.predict_proba(X)).max() <= 1e-6, n
 
 
 @pytest.mark.parametrize("precision", list(IN_TYPES))

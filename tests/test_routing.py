@@ -168,3 +168,17 @@ def test_tuning_lets_other_formats_compete(two_format_bundle):
     path, _ = two_format_bundle
     table = edge_runtime.load(path, tune=True).backend.table
     assert "litert:1" in table["timings_s"] and table["artifacts"]["litert:1"].endswith(".tflite")
+
+
+def test_routing_forest_labels_do_not_depend_on_the_engine() -> None:
+    """The committed forest the finding came from: numpy and onnxruntime answer alike."""
+    from committed import bundle, dataset
+
+    path = bundle("routing-forest")
+    X_te = dataset("binary")[2]
+    a = edge_runtime.load(path, backend="numpy")
+    b = edge_runtime.load(path, backend="onnxruntime", threads=1)
+    for n in (1, 7, 300, 5000):
+        X = np.resize(X_te, (n, X_te.shape[1]))
+        assert np.array_equal(a.predict(X), b.predict(X)), n
+        assert np.abs(a.predict_proba(X) - b.predict_proba(X)).max() <= 1e-6, n
