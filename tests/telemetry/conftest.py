@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from telemetry_helpers import N_PREDICTIONS, free_port, wait_port
+from telemetry_net import mosquitto_binary
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -70,16 +71,10 @@ def state_100k(outbox_100k, tmp_path) -> Path:
     return dst
 
 
-def _mosquitto_binary():
-    # Debian puts the broker in /usr/sbin, which is not on every user's PATH
-    sbin = "/usr/sbin/mosquitto"
-    return shutil.which("mosquitto") or (sbin if os.path.exists(sbin) else None)
-
-
 @pytest.fixture
 def mosquitto(tmp_path):
     """A private Mosquitto broker on 127.0.0.1:<ephemeral>, stopped after the test."""
-    binary = _mosquitto_binary()
+    binary = mosquitto_binary()
     if binary is None:
         pytest.skip("mosquitto is not installed (scripts/setup.d/20-mosquitto.sh installs it)")
     pytest.importorskip("paho.mqtt.client")

@@ -4,6 +4,8 @@ answer never reaches the client (a lost acknowledgement)."""
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import socket
 import threading
 from typing import Callable
@@ -65,3 +67,10 @@ class CuttingProxy:
     def close(self) -> None:
         self._stop = True
         self._sock.close()
+
+
+def mosquitto_binary() -> str | None:
+    """The Mosquitto broker, if installed: Debian puts it in /usr/sbin, which is not on every
+    user's PATH."""
+    sbin = "/usr/sbin/mosquitto"
+    return shutil.which("mosquitto") or (sbin if os.path.exists(sbin) else None)

@@ -70,12 +70,12 @@ def test_mqtt_refused_password_is_permanent(tmp_path):
     import shutil
     import subprocess
 
-    from conftest import _mosquitto_binary
     from telemetry_helpers import free_port, wait_port
+    from telemetry_net import mosquitto_binary
 
     from edge_runtime.telemetry.sinks import SinkAuthError
 
-    binary, passwd = _mosquitto_binary(), shutil.which("mosquitto_passwd")
+    binary, passwd = mosquitto_binary(), shutil.which("mosquitto_passwd")
     if binary is None or passwd is None:
         pytest.skip("mosquitto is not installed (scripts/setup.d/20-mosquitto.sh installs it)")
     pytest.importorskip("paho.mqtt.client")
