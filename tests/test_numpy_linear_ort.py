@@ -140,3 +140,74 @@ def test_one_row_needs_two_labels() -> None:
     blob = _linear_classifier(1, 3, "NONE", TensorProto.FLOAT, False)
     with pytest.raises(UnsupportedModelError, match="2 class labels"):
         load_plan(blob)
+
+
+def _svm_classifier(n_classes: int, probabilities: bool, post: str, in_type: int,
+                    strings: bool) -> bytes:
+    rng = np.random.default_rng(n_classes)
+    per_class = 3
+    n_sv = per_class * n_classes
+    n_pairs = n_classes * (n_classes - 1) // 2
+    extra: dict = {}
+    if probabilities:
+        extra = {"prob_a": (-rng.random(n_pairs) * 3).tolist(),
+                 "prob_b": (rng.normal(size=n_pairs) * 0.2).tolist()}
+    node = helper.make_node(
+        "SVMClassifier", ["x"], ["label", "p"], domain=ML, kernel_type="RBF",
+        kernel_params=[0.2, 0.0, 3.0], vectors_per_class=[per_class] * n_classes,
+        support_vectors=rng.normal(size=n_sv * N_FEATURES).tolist(),
+        coefficients=rng.normal(size=(n_classes - 1) * n_sv).tolist(),
+        rho=rng.normal(size=n_pairs).tolist(), post_transform=post,
+        **_labels(n_classes, strings), **extra)
+    return _model(node, in_type, [_label_info(strings),
+                                  helper.make_tensor_value_info("p", TensorProto.FLOAT, [None, None])])
+
+
+SVMS = [(2, False, "NONE"), (2, False, "LOGISTIC"), (2, True, "NONE"), (3, False, "NONE"),
+        (3, True, "NONE")]
+
+
+@pytest.mark.parametrize("precision", list(IN_TYPES))
+@pytest.mark.parametrize("svm", SVMS, ids=["-".join(map(str, s)) for s in SVMS])
+def test_svm_classifier_answers_as_onnxruntime(svm: Any, precision: str) -> None:
+    """skl2onnx writes SVC at fp64 as an SVMClassifier reading doubles: Z stays float32."""
+    n_classes, probabilities, post = svm
+    in_type, dtype = IN_TYPES[precision]
+    for strings in (False, True):
+        blob = _svm_classifier(n_classes, probabilities, post, in_type, strings)
+        sess, plan = ort_session(blob), load_plan(blob)[0]
+        rng = np.random.default_rng(n_classes)
+        for n in ROWS:
+            x = rng.normal(size=(n, N_FEATURES)).astype(dtype)
+            _same(sess.run(None, {"x": x}), plan.run({"x": x}), (svm, precision, strings, n))
+
+
+def _regressor(op: str) -> Any:
+    rng = np.random.default_rng(5)
+    if op == "LinearRegressor":
+        return helper.make_node(op, ["x"], ["y"], domain=ML, targets=2,
+                                coefficients=rng.normal(size=2 * N_FEATURES).tolist(),
+                                intercepts=[0.25, -1.5])
+    return helper.make_node(op, ["x"], ["y"], domain=ML, kernel_type="RBF",
+                            kernel_params=[0.2, 0.0, 3.0], n_supports=4,
+                            support_vectors=rng.normal(size=4 * N_FEATURES).tolist(),
+                            coefficients=rng.normal(size=4).tolist(), rho=[0.5])
+
+
+@pytest.mark.parametrize("op", ["LinearRegressor", "SVMRegressor"])
+def test_regressors_return_float32_for_double_inputs(op: str) -> None:
+    """Y is tensor(float) for every input (onnxruntime has only a float kernel): a double
+    input gives float32, within 1e-6 of onnxruntime's answer on the same rows as float32
+    (the inputs are float32-representable, so only the arithmetic's rounding differs)."""
+    node = _regressor(op)
+    width = 2 if op == "LinearRegressor" else 1
+    out = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, width])]
+    sess = ort_session(_model(node, TensorProto.FLOAT, out))
+    plan32 = load_plan(_model(node, TensorProto.FLOAT, out))[0]
+    plan64 = load_plan(_model(node, TensorProto.DOUBLE, out))[0]
+    rng = np.random.default_rng(1)
+    for n in ROWS:
+        x = rng.normal(size=(n, N_FEATURES)).astype(np.float32)
+        want = sess.run(None, {"x": x})
+        _same(want, plan32.run({"x": x}), (op, "fp32", n))
+        _same(want, plan64.run({"x": x.astype(np.float64)}), (op, "fp64", n))

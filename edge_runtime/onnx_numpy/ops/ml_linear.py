@@ -85,7 +85,9 @@ def make_linear_regressor(node):
         y = x @ w
         if b is not None:
             y = y + b
-        return [post(y).astype(x.dtype, copy=False)]
+        # Y is tensor(float) for every input type (onnxruntime has no double kernel at all):
+        # float64 inputs are summed in float64 and rounded once
+        return [post(y).astype(np.float32, copy=False)]
 
     return kernel
 
