@@ -24,7 +24,8 @@ def softmax(x):
 def softmax_zero(x):
     """Softmax that keeps exact zeros at zero (ai.onnx.ml SOFTMAX_ZERO)."""
     m = x.max(axis=1, keepdims=True)
-    e = np.where(np.abs(x) > 1e-7, np.exp(x - m), x * np.exp(-m))
+    with np.errstate(over="ignore"):  # exp(-m) overflows only where np.where discards it
+        e = np.where(np.abs(x) > 1e-7, np.exp(x - m), x * np.exp(-m))
     s = e.sum(axis=1, keepdims=True)
     return np.where(s == 0, 0.5, e / np.where(s == 0, 1, s))
 

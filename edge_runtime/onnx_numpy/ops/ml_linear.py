@@ -22,54 +22,52 @@ def _float_input(x):
 
 @op("LinearClassifier", ML)
 def make_linear_classifier(node):
+    """Scores in float32 whatever the input type, as onnxruntime computes them (it casts the
+    input to float32 and Z is tensor(float)); labels from the raw scores, before the
+    post-transform, as onnxruntime picks them."""
     labels, _ = class_labels(node)
     coef = np.array(node.floats("coefficients"), dtype=np.float32)
     icpt = node.floats("intercepts", None)
     n_rows = len(icpt) if icpt else max(1, len(labels) if len(labels) > 2 else 1)
     if coef.size % n_rows:
         raise node.fail("coefficients do not divide into the classes")
-    coef = coef.reshape(n_rows, -1)
-    intercepts = np.array(icpt, dtype=np.float32) if icpt else None
+    w = np.ascontiguousarray(coef.reshape(n_rows, -1).T)
+    b = np.array(icpt, dtype=np.float32) if icpt else None
     name, post = transform_(node)
-    binary = coef.shape[0] == 1 and len(labels) == 2
-    by_dtype = _per_dtype(coef.T, intercepts)
-    # the label is the sign of the score (NONE, PROBIT) or of its probability - 0.5
-    by_sign = name in ("NONE", "PROBIT")
+    if n_rows == 1 and len(labels) != 2:
+        raise node.fail(f"one coefficient row needs exactly 2 class labels, not {len(labels)} "
+                        "(onnxruntime refuses the graph too)")
+    if n_rows == 1 and name == "PROBIT":
+        # onnxruntime writes probit(s) into the first half of the [N, 2] buffer and leaves
+        # the rest unwritten: no answer to reproduce, so no answer at all
+        raise node.fail("post_transform PROBIT with one coefficient row has no defined scores "
+                        "(onnxruntime leaves half of them unwritten)")
 
     def scores_of(x):
-        w, b = by_dtype[x.dtype == np.float64]
-        scores = x @ w  # a fresh array: the bias and post-transform go in place
+        scores = x.astype(np.float32, copy=False) @ w  # fresh: bias and transform go in place
         if b is not None:
             scores += b
         return scores
 
     def binary_kernel(x):
-        x = _float_input(x)
-        s = scores_of(x)
-        if name == "LOGISTIC":
-            z = np.empty((s.shape[0], 2), dtype=s.dtype)
-            p = post(s)[:, 0]
-            z[:, 1] = p
-            np.subtract(1, p, out=z[:, 0])
-            return [labels.take(p > 0.5), z]
-        s = s[:, 0]
-        positive = s > 0 if by_sign else post(s.copy()) > 0.5
-        return [labels.take(positive), post(np.stack([-s, s], axis=1))]
+        # onnxruntime's one-row rule: label = s > 0 on the raw score; Z = [1 - p, p] with
+        # p = logistic(s) after LOGISTIC and p = s for NONE, SOFTMAX and SOFTMAX_ZERO
+        s = scores_of(x)[:, 0]
+        p = post(s.copy()) if name == "LOGISTIC" else s
+        z = np.empty((s.shape[0], 2), dtype=np.float32)
+        z[:, 1] = p
+        np.subtract(np.float32(1), p, out=z[:, 0])
+        return [labels.take(s > 0), z]
 
     def kernel(x):
-        x = _float_input(x)
         raw = scores_of(x)
-        if raw.shape[1] == 1:
-            scores = post(raw)
-            label = np.where(scores[:, 0] > (0 if name == "NONE" else 0.5), labels[-1], labels[0])
-        else:
-            # the label is the largest raw score, as onnxruntime picks it: after LOGISTIC two
-            # saturated scores both read 1.0 and the first would win a tie the raw scores do not
-            label = labels.take(np.argmax(raw, axis=1))
-            scores = post(raw)
-        return [label, scores]
+        # the label is the largest raw score (the first on a tie), as onnxruntime picks it:
+        # after LOGISTIC two saturated scores both read 1.0 and the first would win a tie the
+        # raw scores do not
+        label = labels.take(np.argmax(raw, axis=1))
+        return [label, post(raw)]
 
-    return binary_kernel if binary else kernel
+    return binary_kernel if n_rows == 1 else kernel
 
 
 @op("LinearRegressor", ML)
@@ -87,7 +85,9 @@ def make_linear_regressor(node):
         y = x @ w
         if b is not None:
             y = y + b
-        return [post(y).astype(x.dtype, copy=False)]
+        # Y is tensor(float) for every input type (onnxruntime has no double kernel at all):
+        # float64 inputs are summed in float64 and rounded once
+        return [post(y).astype(np.float32, copy=False)]
 
     return kernel
 

@@ -164,7 +164,9 @@ def make_svm_classifier(node):
     def kernel(x):
         xd = x.astype(np.float64, copy=False)  # only read
         n = xd.shape[0]
-        out_dtype = np.float64 if x.dtype == np.float64 else np.float32
+        # Z is tensor(float) for every input type, as onnxruntime returns it: the float64
+        # arithmetic is rounded once, at the end
+        out_dtype = np.float32
         if not n_sv:  # liblinear mode
             scores = kern(xd) + rho[0]
             best = np.argmax(scores, axis=1)
@@ -221,6 +223,6 @@ def make_svm_regressor(node):
         if one_class:
             s = np.where(s > 0, 1.0, -1.0)
         s = post(s[:, None])
-        return [s.astype(np.float64 if x.dtype == np.float64 else np.float32, copy=False)]
+        return [s.astype(np.float32, copy=False)]  # Y is tensor(float), whatever the input
 
     return kernel
