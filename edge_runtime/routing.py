@@ -129,9 +129,9 @@ class RoutedBackend(Backend):
 class ViaArtifact(Backend):
     """An engine of *another* artifact of the same bundle (e.g. LiteRT on the ``.tflite`` twin of
     the ``.onnx``) answering in the primary artifact's tensor names, so one ``Model`` can route
-    between formats. Roles map by name; an index-encoded label is turned into the class value the
-    primary artifact would give. Every such route is proven on the golden rows *through* this
-    adapter before it is used."""
+    between formats. Roles map by name; labels are turned into what the primary artifact would
+    give (an index into the classes, or the class value) where the two encode them differently.
+    Every such route is proven on the golden rows *through* this adapter before it is used."""
 
     def __init__(self, engine: Backend, primary: Artifact, own: Artifact, classes: Optional[Sequence[Any]]):
         # not Backend.__init__: the wrapped engine already holds the model
@@ -148,27 +148,28 @@ class ViaArtifact(Backend):
         # of a one-row LiteRT call, and made LiteRT lose routes it should win
         self._dtype = np.dtype(own.input_dtype)
         self._label = primary.outputs.get("label")
-        # own index labels where the primary gives class values: decoded as the own artifact's
-        # label tensor (its class lookup), which is what the primary artifact would answer
-        self._to_class: Optional[Callable[[Any], Any]] = None
-        if index_encoded(own) and not index_encoded(primary) and classes is not None:
+        # labels encoded differently by the two artifacts: the own artifact's index labels become
+        # class values (its class lookup), or its class values become indices (the primary's
+        # encoding), so the adapter answers what the primary artifact would
+        self._relabel: Optional[Callable[[Any], Any]] = None
+        if index_encoded(own) != index_encoded(primary) and classes is not None:
             from .outputs.arrays import ArrayDecoder
 
-            self._to_class = ArrayDecoder(OutputPlan(own), classes).labels
+            decoder = ArrayDecoder(OutputPlan(own), classes)
+            self._relabel = decoder.labels if index_encoded(own) else decoder.index_of
 
     @staticmethod
     def compatible(primary: Artifact, own: Artifact, classes: Optional[Sequence[Any]]) -> bool:
         if not all(r in own.outputs for r in primary.outputs):
             return False
-        own_index, primary_index = index_encoded(own), index_encoded(primary)
-        if "label" in primary.outputs and own_index != primary_index:
-            return own_index and classes is not None  # index -> class value is a lookup
+        if "label" in primary.outputs and index_encoded(own) != index_encoded(primary):
+            return classes is not None  # index <-> class value is a lookup either way
         return True
 
     def engine_for(self, rows: int, outputs: Sequence[str] = ()) -> Backend:
         """The wrapped engine when it would answer ``outputs`` exactly as this adapter does (same
         tensor names, same input dtype, no label to map), so ``Model`` can skip this layer."""
-        if self._same_names and self._same_dtype and not (self._to_class is not None and self._label in outputs):
+        if self._same_names and self._same_dtype and not (self._relabel is not None and self._label in outputs):
             return self._engine.engine_for(rows, outputs)
         return self
 
@@ -176,9 +177,9 @@ class ViaArtifact(Backend):
         if x.dtype != self._dtype:
             x = x.astype(self._dtype)
         res = self._engine.run(x, outputs if self._same_names else [self._names[o] for o in outputs])
-        if self._to_class is not None and self._label is not None and self._label in outputs:
+        if self._relabel is not None and self._label is not None and self._label in outputs:
             i = list(outputs).index(self._label)
-            res[i] = self._to_class(res[i])
+            res[i] = self._relabel(res[i])
         return res
 
     def close(self) -> None:

@@ -4,9 +4,12 @@ refined by a short measurement on the first load of a bundle on this machine (ca
 
 The measurement is bounded by counts, not only by time: at most :data:`MAX_CALLS` engine calls
 and :data:`MAX_ROWS` rows in all, over the rule's :data:`SHORTLIST` best candidates per row
-count (numpy is last in every order: it only runs where nothing else does), with a wall-clock
-stop at :data:`BUDGET_S` as a backstop on a slow or busy device. Every engine is proven on the
-golden rows before it is timed, and a route whose engine fails them is never used.
+count (numpy is last where the rule does not name it). Time bounds it too, on a slow or busy
+device: candidates beyond the rule's own pick are built only while their build fits in
+:data:`BUILD_SHARE` of :data:`BUDGET_S`, a candidate far slower on few rows is not run on many,
+and a row count whose expected cost would cross :data:`BUDGET_S` keeps the rule's verdict. Every
+engine is proven on the golden rows before it is timed, and a route whose engine fails them is
+never used.
 """
 
 from __future__ import annotations
@@ -33,12 +36,13 @@ if TYPE_CHECKING:
 #: native; the MLP 6.7 µs vs 90 µs: our C is a plain loop; 10k rows 0.46 vs 0.73 ms); trees run
 #: 10-40× faster in onnxruntime than in LiteRT or numpy, compiled code faster again; large
 #: batches of trees want every core. "all" is the most threads a threaded engine may use here.
-#: Backends the rule does not name rank after the named ones, numpy always last.
+#: numpy's matrix product (BLAS) ties LiteRT on 10k rows of the logistic pipeline (0.30 ms both),
+#: so it competes there. Backends the rule does not name rank after the named ones, numpy last.
 RULE: dict[str, dict[int, tuple[str, ...]]] = {
     "dense": {1: ("native:1", "litert:1", "onnxruntime:1"),
               32: ("litert:1", "native:1", "onnxruntime:1"),
               1024: ("litert:1", "onnxruntime:all", "native:all", "onnxruntime:1"),
-              10_000: ("litert:1", "onnxruntime:all", "native:all", "onnxruntime:1")},
+              10_000: ("litert:1", "onnxruntime:all", "numpy:1", "native:all", "onnxruntime:1")},
     "trees": {1: ("native:1", "onnxruntime:1", "litert:1"),
               32: ("native:1", "onnxruntime:1", "litert:1"),
               1024: ("native:all", "onnxruntime:all", "onnxruntime:1", "litert:1"),
@@ -56,6 +60,8 @@ MEASURED = {1: 1, 32: 32, 1024: 1024, 4096: 10_000}
 MAX_CALLS = 1500
 MAX_ROWS = 128_000
 BUDGET_S = 0.2
+#: the clock the budget is kept on (a test replaces it to make a build look slow)
+clock: Callable[[], float] = time.perf_counter
 #: a round times every candidate once; the fastest of 5 survives four preempted rounds
 ROUNDS = 5
 #: calls per round per candidate at each measured row count
@@ -115,6 +121,13 @@ def prefer(ranked: list[str], times: dict[str, float]) -> str:
 
 #: a candidate whose second call is this many times slower than the fastest one's is not timed
 HOPELESS = 4.0
+#: a candidate this many times slower than the fastest at a smaller row count is not run at the
+#: larger ones: a tree model's LiteRT, 40x slower than native at 32 rows, took 120 of the 200 ms
+#: warming up on 4,096 rows. Wider than :data:`HOPELESS`: ratios move with the row count
+HOPELESS_AHEAD = 8.0
+#: the share of :data:`BUDGET_S` that building and proving the candidates beyond the rule's own
+#: pick may take; the rest is left for timing them
+BUILD_SHARE = 0.5
 
 
 def _warm(calls: dict[str, Callable[[], Any]]) -> dict[str, float]:
@@ -123,9 +136,9 @@ def _warm(calls: dict[str, Callable[[], Any]]) -> dict[str, float]:
         fn()
     once = {}
     for k, fn in calls.items():
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        once[k] = max(time.perf_counter() - t0, 1e-9)
+        once[k] = max(clock() - t0, 1e-9)
     return once
 
 
@@ -139,13 +152,15 @@ def _keys(bundle: Bundle, artifact: Artifact, profile: Optional[DeviceProfile]
 
 
 class _Pool:
-    """Engines built and golden-proven on demand, at most once each."""
+    """Engines built and golden-proven on demand, at most once each, with what each backend's
+    build cost so far (the guess for the next one of that backend)."""
 
     def __init__(self, bundle: Bundle, artifact: Artifact, keys: dict[str, tuple[str, int, Artifact]],
                  optimization: str):
         self.bundle, self.artifact, self.keys, self.opt = bundle, artifact, keys, optimization
         self.engines: dict[str, Backend] = {}
         self.bad: set[str] = set()
+        self.build_s: dict[str, float] = {}
 
     def get(self, key: str) -> Optional[Backend]:
         if key in self.engines:
@@ -153,22 +168,108 @@ class _Pool:
         if key in self.bad:
             return None
         name, threads, own = self.keys[key]
+        t0 = clock()
         engine = proven_engine(self.bundle, name, threads, self.artifact, own, self.opt)
+        self.build_s[name] = max(self.build_s.get(name, 0.0), clock() - t0)
         if engine is None:
             self.bad.add(key)
         else:
             self.engines[key] = engine
         return engine
 
-    def first(self, ranked: list[str], k: int) -> list[str]:
-        """The first ``k`` keys of ``ranked`` whose engine is proven."""
+    def affordable(self, key: str, until: float) -> bool:
+        """Whether ``key``'s engine is built or should be ready by ``until``: a backend not built
+        yet is guessed at the dearest build so far."""
+        if key in self.engines or key in self.bad:
+            return True
+        name = self.keys[key][0]
+        guess = self.build_s.get(name, max(self.build_s.values(), default=0.0))
+        return clock() + guess <= until
+
+    def first(self, ranked: list[str], k: int, until: Optional[float] = None) -> list[str]:
+        """The first ``k`` keys of ``ranked`` whose engine is proven (and, given ``until``,
+        whose engine could be built by then)."""
         out: list[str] = []
         for key in ranked:
             if len(out) == k:
                 break
-            if self.get(key) is not None:
+            if (until is None or self.affordable(key, until)) and self.get(key) is not None:
                 out.append(key)
         return out
+
+
+def _shortlists(pool: _Pool, ranked: dict[int, list[str]], measure: bool, until: float) -> dict[int, list[str]]:
+    """Per row count, the rule's pick (what a rule-only load builds), then, when measuring, the
+    next candidates up to :data:`SHORTLIST`, built best-ranked first across row counts while
+    they fit before ``until``: a slow build leaves fewer candidates, never a late load."""
+    short = {n: pool.first(ranked[n], 1) for n in ROW_COUNTS}
+    if not measure:
+        return short
+    for depth in range(2, max(SHORTLIST.values()) + 1):
+        for n in ROW_COUNTS:
+            if SHORTLIST[n] >= depth and len(short[n]) == depth - 1:
+                short[n] += pool.first([k for k in ranked[n] if k not in short[n]], 1, until)
+    return short
+
+
+class _Measurement:
+    """The bounded timing of each row count's shortlist, smallest row count first, so what a
+    candidate cost on small batches predicts its cost on larger ones."""
+
+    def __init__(self, bundle: Bundle, artifact: Artifact, pool: _Pool, deadline: float, spent: dict[str, int]):
+        self.bundle, self.artifact, self.pool, self.deadline, self.spent = bundle, artifact, pool, deadline, spent
+        # the call users make most: probabilities where the model has them (predict_proba), else
+        # every output; asking for a label the engine must map (LiteRT's index labels) would
+        # charge it for work predict_proba never does
+        self.outputs = ([artifact.outputs["probabilities"]] if "probabilities" in artifact.outputs
+                        else list(artifact.outputs.values()))
+        self.timings: dict[str, dict[str, float]] = {}
+        self.slow: dict[str, float] = {}  # key -> times slower than the fastest, last time it ran
+        self.last: dict[str, tuple[int, float]] = {}  # key -> (rows, seconds per call), last time it ran
+
+    def _note(self, n: int, times: dict[str, float]) -> None:
+        fastest = min(times.values())
+        for k, t in times.items():
+            self.slow[k], self.last[k] = t / fastest, (n, t)
+
+    def _predicted_s(self, ks: list[str], n: int) -> float:
+        """Seconds one call of each of ``ks`` is expected to take on ``n`` rows (linear in rows
+        from the last time each ran; 0 for a candidate not run yet)."""
+        return sum(self.last[k][1] * n / self.last[k][0] for k in ks if k in self.last)
+
+    def verdict(self, n: int, shortlist: list[str]) -> Optional[str]:
+        """The fastest of ``shortlist`` on ``n`` rows (the rule's favourite within
+        :data:`RULE_MARGIN`), or None when the bounds leave the rule's verdict standing."""
+        ks = [k for k in shortlist if self.slow.get(k, 1.0) <= HOPELESS_AHEAD]
+        if len(ks) == 1 and len(shortlist) > 1:
+            return ks[0]  # the others were hopeless on fewer rows
+        number = NUMBER[n]
+        cost_calls = len(ks) * (number * ROUNDS + 2)
+        if (len(ks) < 2 or clock() + 2 * self._predicted_s(ks, n) > self.deadline
+                or self.spent["calls"] + cost_calls > MAX_CALLS or self.spent["rows"] + cost_calls * n > MAX_ROWS):
+            return None
+        x = timing_rows(self.bundle, n, self.artifact.input_dtype, self.artifact)
+        calls: dict[str, Callable[[], Any]] = {k: functools.partial(self.pool.engines[k].run, x, self.outputs)
+                                               for k in ks}
+        once = _warm(calls)
+        self._count(2 * len(ks), n)
+        self._note(n, once)
+        # a candidate several times slower than the fastest cannot win: not timed further
+        calls = {k: fn for k, fn in calls.items() if self.slow[k] <= HOPELESS}
+        if len(calls) == 1:
+            return next(iter(calls))
+        if clock() + sum(once[k] for k in calls) * number * ROUNDS > self.deadline:
+            return None  # no time for this row count: the rule's verdict stands
+        got = fastest_rounds(calls, {k: number for k in calls}, ROUNDS)
+        self._count(len(calls) * number * ROUNDS, n)
+        self._note(n, got)
+        for k, t in got.items():
+            self.timings.setdefault(k, {})[str(n)] = t
+        return prefer([k for k in ks if k in got], got)
+
+    def _count(self, calls: int, n: int) -> None:
+        self.spent["calls"] += calls
+        self.spent["rows"] += calls * n
 
 
 def plan(bundle: Bundle, artifact: Artifact, profile: Optional[DeviceProfile], measure: bool,
@@ -177,14 +278,15 @@ def plan(bundle: Bundle, artifact: Artifact, profile: Optional[DeviceProfile], m
     ``measure``) and the proven engines it built, for :func:`routing.routed` to reuse. ``None``
     when fewer than two engines could compete (nothing to route). ``counter`` receives the calls
     and rows spent on timing (tests count them)."""
-    started = time.perf_counter()
+    started = clock()
     keys = _keys(bundle, artifact, profile)
     fam = family(bundle)
     pool = _Pool(bundle, artifact, keys, profile.optimization if profile else "all")
     spent = counter if counter is not None else {}
     spent.setdefault("calls", 0)
     spent.setdefault("rows", 0)
-    short = {n: pool.first(order(fam, n, list(keys)), SHORTLIST[n] if measure else 1) for n in ROW_COUNTS}
+    ranked = {n: order(fam, n, list(keys)) for n in ROW_COUNTS}
+    short = _shortlists(pool, ranked, measure, started + BUILD_SHARE * BUDGET_S)
     if len(pool.engines) < 2:
         for engine in pool.engines.values():
             engine.close()
@@ -194,40 +296,13 @@ def plan(bundle: Bundle, artifact: Artifact, profile: Optional[DeviceProfile], m
     method = "rule"
     if measure:
         method = "measured"
-        deadline = started + BUDGET_S  # engines built and proven count against it too
-        # the call users make most: probabilities where the model has them (predict_proba), else
-        # every output; asking for a label the engine must map (LiteRT's index labels) would
-        # charge it for work predict_proba never does
-        outputs = ([artifact.outputs["probabilities"]] if "probabilities" in artifact.outputs
-                   else list(artifact.outputs.values()))
+        # engines built and proven count against the budget too
+        measurement = _Measurement(bundle, artifact, pool, started + BUDGET_S, spent)
         for n, verdict in MEASURED.items():
-            ks = short[verdict]
-            number = NUMBER[n]
-            cost_calls = len(ks) * (number * ROUNDS + 2)
-            if (len(ks) < 2 or time.perf_counter() > deadline or spent["calls"] + cost_calls > MAX_CALLS
-                    or spent["rows"] + cost_calls * n > MAX_ROWS):
-                continue  # the rule's verdict stands for this row count
-            x = timing_rows(bundle, n, artifact.input_dtype, artifact)
-            calls: dict[str, Callable[[], Any]] = {k: functools.partial(pool.engines[k].run, x, outputs)
-                                                   for k in ks}
-            once = _warm(calls)
-            spent["calls"] += 2 * len(ks)
-            spent["rows"] += 2 * len(ks) * n
-            # a candidate several times slower than the fastest cannot win: not timed further (a
-            # tree model's LiteRT took 20 of the 200 ms at 32 rows)
-            fastest = min(once.values())
-            calls = {k: fn for k, fn in calls.items() if once[k] <= HOPELESS * fastest}
-            if len(calls) == 1:
-                best[str(verdict)] = next(iter(calls))
-                continue
-            if time.perf_counter() + sum(once[k] for k in calls) * number * ROUNDS > deadline:
-                continue  # no time for this row count: the rule's verdict stands
-            got = fastest_rounds(calls, {k: number for k in calls}, ROUNDS)
-            spent["calls"] += len(calls) * number * ROUNDS
-            spent["rows"] += len(calls) * number * ROUNDS * n
-            for k, t in got.items():
-                timings.setdefault(k, {})[str(n)] = t
-            best[str(verdict)] = prefer([k for k in ks if k in got], got)
+            choice = measurement.verdict(n, short[verdict])
+            if choice is not None:
+                best[str(verdict)] = choice
+        timings = measurement.timings
     sources = {k: keys[k][2].path for k in set(best.values())}
     table = route_table(bundle, artifact, profile, method, ROW_COUNTS, timings, best, sources)
     return table, pool.engines

@@ -296,6 +296,38 @@ def test_a_signed_bundle_with_native_loads_and_predicts(bundles) -> None:
         edge_runtime.load(bundles["signed"], backend="native")
 
 
+def test_onnxruntime_competes_with_native_under_index_labels(tmp_path) -> None:
+    """A signed bundle with ONNX and native artifacts: ``auto``'s primary is the native one, whose
+    labels are class indices; onnxruntime answers class values, which the route maps back to
+    indices, so it can still be routed to, proven on the golden rows, with the same labels."""
+    import converters
+    from converters.signing import init_signing_key
+    from edge_runtime import routing
+    from edge_runtime.loader import open_trusted
+    from edge_runtime.model import Model
+
+    X, y = _data("multi")
+    names = np.array(["low", "mid", "high"], dtype=object)[y]  # string classes: not their own index
+    est = E.GradientBoostingClassifier(n_estimators=10, max_depth=3, random_state=0).fit(X[:TRAIN], names[:TRAIN])
+    priv, pub = init_signing_key(tmp_path / "owner")
+    path = converters.convert(est, X[:TRAIN], tmp_path / "b", formats=["onnx", "native"],
+                              holdout=X[TRAIN:TRAIN + 400], sign_with=priv)
+    bundle = open_trusted(path, pub)
+    native = bundle.artifact_for(("native",))
+    onnx = bundle.artifact_for(("onnx",))
+    assert native.extra.get("label_encoding") == "index" and onnx.extra.get("label_encoding") != "index"
+    assert ("onnxruntime", onnx.path) in {(cls.name, own.path) for cls, own in routing.route_candidates(bundle, native)}
+    engine = routing.proven_engine(bundle, "onnxruntime", 1, native, onnx)
+    assert isinstance(engine, routing.ViaArtifact)
+    via_ort = Model(bundle, engine, native)
+    direct = edge_runtime.load(path, backend="native", trust=pub)
+    for n in ROWS:
+        x = X[TRAIN:TRAIN + n] if n <= len(X) - TRAIN else np.resize(X[TRAIN:], (n, X.shape[1]))
+        assert via_ort.predict(x).tolist() == direct.predict(x).tolist() == est.predict(x).tolist()
+    via_ort.close()
+    direct.close()
+
+
 def test_an_artifact_for_another_architecture_is_never_picked(bundles, tmp_path) -> None:
     import json
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge_runtime.bundle import Artifact
-from edge_runtime.errors import BackendError, BundleError
+from edge_runtime.errors import BackendError, BackendOutputError, BundleError
 from edge_runtime.outputs import ListDecoder, OutputPlan, index_encoded
 from edge_runtime.outputs.arrays import ArrayDecoder
 
@@ -114,3 +116,36 @@ def test_the_parity_check_decodes_every_output_of_one_run():
 def test_an_artifact_without_the_outputs_its_task_needs_is_refused(task, outputs, missing):
     with pytest.raises(BundleError, match=missing):
         OutputPlan(artifact(outputs), task)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(
+    st.lists(st.integers(-2**40, 2**40), min_size=1, max_size=8, unique=True),
+    st.lists(st.text(min_size=0, max_size=6), min_size=1, max_size=8, unique=True),
+    st.lists(st.floats(allow_nan=False, width=32), min_size=1, max_size=8, unique=True)),
+    st.lists(st.integers(0, 7), max_size=40), st.data())
+def test_class_values_map_back_to_their_index_or_are_refused(classes, picks, data):
+    """An engine answering class values (onnxruntime) stands in for an artifact with index labels
+    (compiled code): each value becomes its class's index; a value that is no class is an error,
+    never the nearest class."""
+    from hypothesis import assume
+
+    assume(len(set(np.asarray(classes).tolist())) == len(classes))  # numpy may merge 0.0 and -0.0
+    dec = ArrayDecoder(OutputPlan(artifact({"label": "l"})), classes)
+    idx = [i % len(classes) for i in picks]
+    labels = np.array([classes[i] for i in idx], dtype=object if isinstance(classes[0], str) else None)
+    got = dec.index_of(labels)
+    assert got.dtype == np.int64 and got.tolist() == idx
+    assert dec.labels(labels).tolist() == labels.tolist()  # class-valued: the labels themselves
+    stranger = data.draw(st.sampled_from(["", "zz", "setosa-x", 2**41 + 1, 0.5, -1e30]))
+    assume(stranger not in set(np.asarray(classes).tolist()))
+    with pytest.raises(BackendOutputError, match="not one of the classes"):
+        dec.index_of(np.array(list(labels) + [stranger], dtype=object))
+
+
+def test_index_labels_round_trip_through_class_values():
+    arrays = ArrayDecoder(OutputPlan(artifact({"label": "l"}, label_encoding="index")), CLASSES)
+    idx = np.array([2, 0, 1, 1], dtype=np.int64)
+    assert arrays.index_of(arrays.labels(idx)).tolist() == idx.tolist()
+    with pytest.raises(BackendOutputError, match="names no classes"):
+        ArrayDecoder(OutputPlan(artifact({"label": "l"})), None).index_of(np.array([1]))

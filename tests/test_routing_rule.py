@@ -34,7 +34,8 @@ def test_rule_picks_per_row_count_and_model_family():
     assert routing_rule.order("dense", 1, KEYS)[0] == "native:1"
     assert routing_rule.order("dense", 32, KEYS)[0] == "litert:1"  # vectorised kernels from a few rows on
     dense_big = routing_rule.order("dense", 10_000, KEYS)
-    assert dense_big[:3] == ["litert:1", "onnxruntime:2", "native:2"]  # every core for big batches
+    # every core for big batches; numpy's BLAS product ties LiteRT on 10k rows of a linear model
+    assert dense_big[:4] == ["litert:1", "onnxruntime:2", "numpy:1", "native:2"]
     assert routing_rule.order("trees", 10_000, KEYS)[0] == "native:2"
     plain = [k for k in KEYS if not k.startswith("native")]
     assert routing_rule.order("dense", 1, plain)[:2] == ["litert:1", "onnxruntime:1"]
@@ -42,8 +43,8 @@ def test_rule_picks_per_row_count_and_model_family():
     assert routing_rule.order("trees", 1, plain)[0] == "onnxruntime:1"
     assert routing_rule.order("trees", 5000, plain)[0] == "onnxruntime:2"
     assert routing_rule.order("trees", 10_000, ["onnxruntime:1", "onnxruntime:4"])[0] == "onnxruntime:4"
-    for n in (1, 32, 1024, 10_000):  # numpy only where nothing else exists; unnamed ones before it
-        ranked = routing_rule.order("trees", n, KEYS)
+    for fam, n in [("trees", 1), ("trees", 32), ("trees", 1024), ("trees", 10_000), ("dense", 1), ("dense", 32)]:
+        ranked = routing_rule.order(fam, n, KEYS)  # numpy where the rule does not name it: last
         assert ranked[-1] == "numpy:1" and ranked.index("other:1") < ranked.index("numpy:1")
     assert routing_rule.order("dense", 1, ["numpy:1"]) == ["numpy:1"]
 
@@ -255,6 +256,7 @@ def test_the_big_batch_verdict_is_measured_on_a_batch_threaded_engines_split(for
     monkeypatch.setattr(OnnxRuntimeBackend, "run", recording)
     monkeypatch.setattr(routing_rule, "BUDGET_S", 600.0)
     monkeypatch.setattr(routing_rule, "HOPELESS", float("inf"))  # every candidate is timed here
+    monkeypatch.setattr(routing_rule, "HOPELESS_AHEAD", float("inf"))
     measured = [n for n, verdict in routing_rule.MEASURED.items() if verdict == 10_000]
     assert measured and all(n >= PARALLEL_MIN_ROWS for n in measured)
     b = open_bundle(forest[0])
@@ -266,3 +268,86 @@ def test_the_big_batch_verdict_is_measured_on_a_batch_threaded_engines_split(for
         for e in engines.values():
             e.close()
     assert routing_rule.prefer(["a", "b"], {"a": 1.0, "b": 0.5}) == "b"
+
+
+def _attempts(monkeypatch) -> list[str]:
+    """Every engine routing_rule tries to build, as "backend:threads", in order."""
+    tried: list[str] = []
+    real = routing_rule.proven_engine
+
+    def spy(bundle, name, threads, *a, **k):
+        tried.append(f"{name}:{threads}")
+        return real(bundle, name, threads, *a, **k)
+
+    monkeypatch.setattr(routing_rule, "proven_engine", spy)
+    return tried
+
+
+def test_extra_candidates_are_built_only_while_the_budget_allows(forest, monkeypatch):
+    """The rule's own pick per row count is always built; a candidate beyond it only when its
+    build (guessed at the dearest so far) fits in the build share of the budget: a slow build
+    leaves fewer candidates, never a late load. The clock is a fake one here: a build of
+    onnxruntime at two threads "takes" 1.5 s of a 2 s budget."""
+    b = open_bundle(forest[0])
+    art = b.artifact_for(("onnx",))
+    monkeypatch.setattr(routing_rule, "BUDGET_S", 600.0)
+    tried = _attempts(monkeypatch)
+    table, engines = routing_rule.plan(b, art, None, True)
+    for e in engines.values():
+        e.close()
+    assert "numpy:1" in tried  # with time to spare, numpy makes the one-row shortlist
+
+    offset = [0.0]
+    monkeypatch.setattr(routing_rule, "clock", lambda: routing_rule.time.perf_counter() + offset[0])
+    real_engine = routing_rule.proven_engine
+
+    def slow_build(bundle, name, threads, *a, **k):
+        if (name, threads) == ("onnxruntime", 2):
+            offset[0] += 1.5
+        return real_engine(bundle, name, threads, *a, **k)
+
+    monkeypatch.setattr(routing_rule, "proven_engine", slow_build)
+    monkeypatch.setattr(routing_rule, "BUDGET_S", 2.0)
+    tried_now = _attempts(monkeypatch)
+    table, engines = routing_rule.plan(b, art, None, True)
+    try:
+        assert tried_now == ["onnxruntime:1", "onnxruntime:2"]  # the rule's picks; numpy never tried
+        assert table is not None and set(table["best"].values()) <= {"onnxruntime:1", "onnxruntime:2"}
+    finally:
+        for e in engines.values():
+            e.close()
+
+
+def test_a_candidate_hopeless_on_few_rows_is_not_run_on_many(forest, monkeypatch):
+    """numpy made 100x slower than onnxruntime is dropped at one row and never warmed up on the
+    4,096 rows that judge big batches (a tree model's LiteRT took 120 of the 200 ms there)."""
+    import time
+
+    from edge_runtime.backends.numpy_backend import NumpyBackend
+
+    sizes: list[int] = []
+    real_run = NumpyBackend.run
+
+    def slow(self, x, outputs):
+        sizes.append(x.shape[0])
+        time.sleep(0.005)
+        return real_run(self, x, outputs)
+
+    monkeypatch.setattr(NumpyBackend, "run", slow)
+    monkeypatch.setattr(routing_rule, "BUDGET_S", 600.0)
+    b = open_bundle(forest[0])
+    art = b.artifact_for(("onnx",))
+    big = [n for n, verdict in routing_rule.MEASURED.items() if verdict == 10_000]
+
+    def planned() -> list[int]:
+        sizes.clear()
+        table, engines = routing_rule.plan(b, art, None, True)
+        for e in engines.values():
+            e.close()
+        assert table is not None and "numpy:1" not in table["best"].values()
+        return list(sizes)
+
+    assert "numpy:1" in routing_rule.order("trees", 10_000, ["onnxruntime:1", "onnxruntime:2", "numpy:1"])
+    assert 1 in planned() and not set(big) & set(sizes)
+    monkeypatch.setattr(routing_rule, "HOPELESS_AHEAD", float("inf"))  # the control: now it is run there
+    assert set(big) <= set(planned())

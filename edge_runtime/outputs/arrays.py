@@ -22,6 +22,8 @@ class ArrayDecoder:
     def __init__(self, plan: OutputPlan, classes: Optional[Union[Sequence[Any], np.ndarray]]):
         self.plan = plan
         self.classes: Optional[np.ndarray] = None if classes is None else np.asarray(classes)
+        # the classes in sorted order, for :meth:`index_of`'s binary search
+        self._sorter = None if self.classes is None else np.argsort(self.classes, kind="stable")
         self.labels: Callable[[Any], np.ndarray] = (
             self._class_of if plan.label_is_index and self.classes is not None else self._flat)
         self.predict: Callable[[Any], np.ndarray] = {
@@ -34,6 +36,31 @@ class ArrayDecoder:
 
     def _class_of(self, raw: Any) -> np.ndarray:
         return self.classes[np.asarray(raw).reshape(-1).astype(np.intp)]  # type: ignore[index]
+
+    def index_of(self, raw: Any) -> np.ndarray:
+        """Class values to their index among the classes: an engine that answers class values
+        (onnxruntime) standing in for an artifact whose labels are indices (compiled code).
+
+        Raises:
+            BackendOutputError: a value is not one of the classes (an engine answering something
+                the model cannot say is broken: never mapped to a nearby class).
+        """
+        from ..errors import BackendOutputError
+
+        values = np.asarray(raw).reshape(-1)
+        if self.classes is None or self._sorter is None:
+            raise BackendOutputError("class labels cannot be turned into indices: the bundle names no classes")
+        classes, sorter = self.classes, self._sorter
+        try:
+            probe = values if values.dtype == classes.dtype else values.astype(classes.dtype)
+            pos = sorter[np.searchsorted(classes, probe, sorter=sorter).clip(0, len(classes) - 1)]
+            same = bool(np.all(classes[pos] == values))  # the values as given: a cast may truncate
+        except (TypeError, ValueError, OverflowError):  # a value no class could be
+            same = False
+        if not same:
+            raise BackendOutputError(f"the engine answered a label that is not one of the classes "
+                                     f"{classes.tolist()!r}")
+        return pos.astype(np.int64)
 
     def argmax_labels(self, proba: Any) -> np.ndarray:
         """The class of each row's largest probability (columns are in class order; without
