@@ -264,14 +264,18 @@ def round_order(keys: list[str], r: int) -> list[str]:
     return order[::-1] if r % 2 else order
 
 
-def fastest_rounds(calls: dict[str, Callable[[], Any]], number: dict[str, int], rounds: int) -> dict[str, float]:
+def fastest_rounds(calls: dict[str, Callable[[], Any]], number: dict[str, int], rounds: int,
+                   stop: Optional[Callable[[], bool]] = None) -> dict[str, float]:
     """Seconds per call of each candidate in its fastest round. On a shared device other work only
     ever adds time, so the fastest round is the least disturbed estimate of what each engine
     costs; a median of a few rounds still moves by 10-20 % between runs on a busy 2-core machine,
-    more than the gaps routing has to resolve."""
+    more than the gaps routing has to resolve. ``stop`` (asked before every round after the
+    first) ends the timing early: a budget kept even when calls turn out slower than foreseen."""
     samples: dict[str, list[float]] = {k: [] for k in calls}
     keys = list(calls)
     for r in range(rounds if keys else 0):
+        if r and stop is not None and stop():
+            break
         for key in round_order(keys, r):
             fn = calls[key]
             t0 = time.perf_counter()

@@ -245,8 +245,7 @@ class _Measurement:
             return ks[0]  # the others were hopeless on fewer rows
         number = NUMBER[n]
         cost_calls = len(ks) * (number * ROUNDS + 2)
-        if (len(ks) < 2 or clock() + 2 * self._predicted_s(ks, n) > self.deadline
-                or self.spent["calls"] + cost_calls > MAX_CALLS or self.spent["rows"] + cost_calls * n > MAX_ROWS):
+        if len(ks) < 2 or clock() + 2 * self._predicted_s(ks, n) > self.deadline or not self._capped(cost_calls, n):
             return None
         x = timing_rows(self.bundle, n, self.artifact.input_dtype, self.artifact)
         calls: dict[str, Callable[[], Any]] = {k: functools.partial(self.pool.engines[k].run, x, self.outputs)
@@ -260,12 +259,32 @@ class _Measurement:
             return next(iter(calls))
         if clock() + sum(once[k] for k in calls) * number * ROUNDS > self.deadline:
             return None  # no time for this row count: the rule's verdict stands
-        got = fastest_rounds(calls, {k: number for k in calls}, ROUNDS)
-        self._count(len(calls) * number * ROUNDS, n)
-        self._note(n, got)
+        got = self._timed(calls, n, number)
+        ranked = [k for k in ks if k in got]
+        choice = prefer(ranked, got)
+        pair = (ranked[0], choice)
+        if (choice != ranked[0] and clock() + 2 * sum(got[k] for k in pair) * number * ROUNDS <= self.deadline
+                and self._capped(2 * number * ROUNDS, n)):
+            # the rule overturned: the two again, alone, so one disturbed moment (the other core
+            # busy while a threaded engine ran) does not decide a verdict that is cached
+            again = self._timed({k: calls[k] for k in pair}, n, number)
+            got = {k: min(t, again.get(k, t)) for k, t in got.items()}
+            self._note(n, got)
+            choice = prefer(ranked, got)
         for k, t in got.items():
             self.timings.setdefault(k, {})[str(n)] = t
-        return prefer([k for k in ks if k in got], got)
+        return choice
+
+    def _timed(self, calls: dict[str, Callable[[], Any]], n: int, number: int) -> dict[str, float]:
+        """Each call's fastest of :data:`ROUNDS` rounds, stopped early at the deadline."""
+        got = fastest_rounds(calls, {k: number for k in calls}, ROUNDS, stop=lambda: clock() > self.deadline)
+        self._count(len(calls) * number * ROUNDS, n)
+        self._note(n, got)
+        return got
+
+    def _capped(self, calls: int, n: int) -> bool:
+        """Whether ``calls`` more calls of ``n`` rows stay within :data:`MAX_CALLS` and :data:`MAX_ROWS`."""
+        return self.spent["calls"] + calls <= MAX_CALLS and self.spent["rows"] + calls * n <= MAX_ROWS
 
     def _count(self, calls: int, n: int) -> None:
         self.spent["calls"] += calls

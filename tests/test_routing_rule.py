@@ -351,3 +351,55 @@ def test_a_candidate_hopeless_on_few_rows_is_not_run_on_many(forest, monkeypatch
     assert 1 in planned() and not set(big) & set(sizes)
     monkeypatch.setattr(routing_rule, "HOPELESS_AHEAD", float("inf"))  # the control: now it is run there
     assert set(big) <= set(planned())
+
+
+def test_timing_stops_at_the_deadline_after_at_least_one_round():
+    seen: list[str] = []
+    calls = {k: (lambda k=k: seen.append(k)) for k in "ab"}
+    asked = []
+
+    def stop() -> bool:
+        asked.append(len(seen))
+        return len(seen) >= 4
+
+    got = routing.fastest_rounds(calls, {"a": 1, "b": 1}, 10, stop=stop)
+    assert set(got) == {"a", "b"} and len(seen) == 4 and asked == [2, 4]
+    seen.clear()
+    routing.fastest_rounds(calls, {"a": 1, "b": 1}, 10, stop=lambda: True)
+    assert len(seen) == 2  # the first round always runs
+
+
+class _Scripted:
+    """An engine whose every call takes the next duration of its script on a fake clock."""
+
+    def __init__(self, clock: list[float], durations: list[float]):
+        self.clock, self.durations = clock, iter(durations)
+
+    def run(self, x, outputs):
+        self.clock[0] += next(self.durations)
+        return [None]
+
+
+def _verdict(forest, monkeypatch, fav: list[float], challenger: list[float]) -> tuple[str, dict]:
+    fake = [0.0]
+    monkeypatch.setattr(routing_rule, "clock", lambda: fake[0])
+    monkeypatch.setattr(routing.time, "perf_counter", lambda: fake[0])
+    b = open_bundle(forest[0])
+    art = b.artifact_for(("onnx",))
+    pool = type("Pool", (), {"engines": {"fav:1": _Scripted(fake, fav), "chal:2": _Scripted(fake, challenger)}})()
+    measurement = routing_rule._Measurement(b, art, pool, 1e9, {"calls": 0, "rows": 0})
+    choice = measurement.verdict(32, ["fav:1", "chal:2"])
+    return choice, measurement.timings
+
+
+def test_an_overturned_rule_is_timed_again_before_the_verdict_is_cached(forest, monkeypatch):
+    """The rule's favourite, disturbed in its first rounds (the other core busy), loses them; the
+    two are timed again, alone, and the favourite's clean rounds win the verdict back. A
+    challenger that is really faster keeps it."""
+    timed = routing_rule.ROUNDS * routing_rule.NUMBER[32]
+    disturbed = [1.0, 1.0] + [3.0] * timed + [1.0] * timed
+    choice, timings = _verdict(forest, monkeypatch, disturbed, [2.0] * (2 + 2 * timed))
+    assert choice == "fav:1" and timings["fav:1"]["32"] == 1.0 and timings["chal:2"]["32"] == 2.0
+    slower = [1.0, 1.0] + [3.0] * (2 * timed)
+    choice, timings = _verdict(forest, monkeypatch, slower, [2.0] * (2 + 2 * timed))
+    assert choice == "chal:2" and timings["fav:1"]["32"] == 3.0
