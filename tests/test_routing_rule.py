@@ -403,3 +403,20 @@ def test_an_overturned_rule_is_timed_again_before_the_verdict_is_cached(forest, 
     slower = [1.0, 1.0] + [3.0] * (2 * timed)
     choice, timings = _verdict(forest, monkeypatch, slower, [2.0] * (2 + 2 * timed))
     assert choice == "chal:2" and timings["fav:1"]["32"] == 3.0
+
+
+def test_without_time_to_confirm_the_rules_favourite_stays(forest, monkeypatch):
+    """One set of rounds that overturns the rule is not enough: with no time left to time the two
+    again, the favourite keeps the verdict (a cached verdict must not rest on one moment)."""
+    timed = routing_rule.ROUNDS * routing_rule.NUMBER[32]
+    fake = [0.0]
+    monkeypatch.setattr(routing_rule, "clock", lambda: fake[0])
+    monkeypatch.setattr(routing.time, "perf_counter", lambda: fake[0])
+    b = open_bundle(forest[0])
+    art = b.artifact_for(("onnx",))
+    engines = {"fav:1": _Scripted(fake, [1.0, 1.0] + [3.0] * timed), "chal:2": _Scripted(fake, [2.0] * (2 + timed))}
+    pool = type("Pool", (), {"engines": engines})()
+    # room for the first rounds (~2 * 5 * 10 calls of ~2.5 s after warming up), not for a second set
+    measurement = routing_rule._Measurement(b, art, pool, 10 + 2.5 * 2 * timed + 1, {"calls": 0, "rows": 0})
+    assert measurement.verdict(32, ["fav:1", "chal:2"]) == "fav:1"
+    assert measurement.timings["chal:2"]["32"] == 2.0 and measurement.timings["fav:1"]["32"] == 3.0
