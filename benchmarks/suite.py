@@ -86,7 +86,7 @@ NUMBER = {1: 40, 32: 20, 1024: 2, BATCH: 1}
 #: show "within 1.1x"; other work only ever adds time, so the fastest round is the steady one
 ROUNDS, QUICK_ROUNDS = 31, 5
 #: rounds of the head-to-head of auto and the fastest engine (scaled down with --quick)
-DUEL_ROUNDS = 61
+DUEL_ROUNDS = 91
 #: contenders that are not one of edge-runtime's engines
 _NOT_ENGINES = ("auto", "scikit-learn", "raw onnxruntime:1")
 
@@ -172,7 +172,7 @@ def run_model(name: str, est: Any, X_tr: np.ndarray, y_tr: np.ndarray, X_te: np.
             # alone, in twice the rounds, is the precise comparison (and what a device runs)
             best = min((k for k in got if k not in _NOT_ENGINES), key=got.__getitem__)
             duel = compare({"auto": calls["auto"], best: calls[best]}, rounds=DUEL_ROUNDS * rounds // ROUNDS,
-                           number=NUMBER[n], warmup=2, rotate=True, statistic=min)
+                           number=2 * NUMBER[n], warmup=2, rotate=True, statistic=min)
         out["ms"][str(n)] = {k: v / 1e3 for k, v in got.items()}
         out["duel"][str(n)] = {"best": best, "auto": duel["auto"] / 1e3, "best_ms": duel[best] / 1e3}
     for m in engines.values():
@@ -197,7 +197,8 @@ def render(results: dict[str, dict[str, Any]], info: str, seconds: float, rounds
              "`backend:threads` are the same `Model` layer pinned to one engine; \"best\" is the fastest "
              "of those; `raw onnxruntime:1` is a bare one-thread session (no input checks).",
              f"- \"auto / best, head to head\": the fastest engine of that table timed again against `auto` "
-             f"alone, {DUEL_ROUNDS * rounds // ROUNDS} interleaved rounds of the two (fastest round each): among a "
+             f"alone, {DUEL_ROUNDS * rounds // ROUNDS} interleaved rounds of the two, twice the calls per round "
+             "(fastest round each): among a "
              "dozen contenders each one's fastest round still depends on what ran before it (spinning BLAS "
              "and onnxruntime threads on 2 cores), and the fastest of a dozen noisy figures is biased low. "
              "The targets below use this figure.",

@@ -257,7 +257,7 @@ def test_the_big_batch_verdict_is_measured_on_a_batch_threaded_engines_split(for
     monkeypatch.setattr(routing_rule, "BUDGET_S", 600.0)
     monkeypatch.setattr(routing_rule, "HOPELESS", float("inf"))  # every candidate is timed here
     monkeypatch.setattr(routing_rule, "HOPELESS_AHEAD", float("inf"))
-    measured = [n for n, verdict in routing_rule.MEASURED.items() if verdict == 10_000]
+    measured = [n for n, verdict in routing_rule.MEASURED["trees"].items() if verdict == 10_000]
     assert measured and all(n >= PARALLEL_MIN_ROWS for n in measured)
     b = open_bundle(forest[0])
     table, engines = routing_rule.plan(b, b.artifact_for(("onnx",)), None, True)
@@ -337,7 +337,7 @@ def test_a_candidate_hopeless_on_few_rows_is_not_run_on_many(forest, monkeypatch
     monkeypatch.setattr(routing_rule, "BUDGET_S", 600.0)
     b = open_bundle(forest[0])
     art = b.artifact_for(("onnx",))
-    big = [n for n, verdict in routing_rule.MEASURED.items() if verdict == 10_000]
+    big = [n for n, verdict in routing_rule.MEASURED["trees"].items() if verdict == 10_000]
 
     def planned() -> list[int]:
         sizes.clear()
