@@ -138,9 +138,19 @@ def test_class_values_map_back_to_their_index_or_are_refused(classes, picks, dat
     assert got.dtype == np.int64 and got.tolist() == idx
     assert dec.labels(labels).tolist() == labels.tolist()  # class-valued: the labels themselves
     stranger = data.draw(st.sampled_from(["", "zz", "setosa-x", 2**41 + 1, 0.5, -1e30]))
-    assume(stranger not in set(np.asarray(classes).tolist()))
+    assume(stranger not in set(classes))
     with pytest.raises(BackendOutputError, match="not one of the classes"):
         dec.index_of(np.array(list(labels) + [stranger], dtype=object))
+
+
+def test_a_class_with_trailing_nul_characters_is_kept_exactly():
+    """numpy's fixed-width strings drop trailing NULs: "a\\x00" must not come back as "a"."""
+    classes = ["a", "a\x00", "\x00"]
+    dec = ArrayDecoder(OutputPlan(artifact({"label": "l"}, label_encoding="index")), classes)
+    assert dec.labels(np.array([1, 2, 0])).tolist() == ["a\x00", "\x00", "a"]
+    assert dec.index_of(np.array(["\x00", "a\x00", "a"], dtype=object)).tolist() == [2, 1, 0]
+    with pytest.raises(BackendOutputError, match="not one of the classes"):
+        dec.index_of(np.array([""], dtype=object))
 
 
 def test_index_labels_round_trip_through_class_values():

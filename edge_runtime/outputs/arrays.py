@@ -10,6 +10,18 @@ import numpy as np
 from .plan import OutputPlan
 
 
+def _class_array(classes: Union[Sequence[Any], np.ndarray]) -> np.ndarray:
+    """The classes as an array that still says each class exactly: numpy's fixed-width strings
+    drop trailing NUL characters ("a\\x00" would come back as "a", a silently wrong label), so
+    such classes stay Python strings in an object array."""
+    if isinstance(classes, np.ndarray):
+        return classes
+    arr = np.asarray(classes)
+    if arr.dtype.kind in "US" and arr.tolist() != list(classes):
+        arr = np.array(list(classes), dtype=object)
+    return arr
+
+
 class ArrayDecoder:
     """Decodes one artifact's outputs into numpy arrays.
 
@@ -21,9 +33,10 @@ class ArrayDecoder:
 
     def __init__(self, plan: OutputPlan, classes: Optional[Union[Sequence[Any], np.ndarray]]):
         self.plan = plan
-        self.classes: Optional[np.ndarray] = None if classes is None else np.asarray(classes)
-        # the classes in sorted order, for :meth:`index_of`'s binary search
-        self._sorter = None if self.classes is None else np.argsort(self.classes, kind="stable")
+        self.classes: Optional[np.ndarray] = None if classes is None else _class_array(classes)
+        # the classes in sorted order, for :meth:`index_of`'s binary search (made on first use:
+        # only an adapter standing in for index labels needs it)
+        self._sorter: Optional[np.ndarray] = None
         self.labels: Callable[[Any], np.ndarray] = (
             self._class_of if plan.label_is_index and self.classes is not None else self._flat)
         self.predict: Callable[[Any], np.ndarray] = {
@@ -48,8 +61,10 @@ class ArrayDecoder:
         from ..errors import BackendOutputError
 
         values = np.asarray(raw).reshape(-1)
-        if self.classes is None or self._sorter is None:
+        if self.classes is None:
             raise BackendOutputError("class labels cannot be turned into indices: the bundle names no classes")
+        if self._sorter is None:
+            self._sorter = np.argsort(self.classes, kind="stable")
         classes, sorter = self.classes, self._sorter
         try:
             probe = values if values.dtype == classes.dtype else values.astype(classes.dtype)
