@@ -115,7 +115,10 @@ def test_fast_path_does_not_copy(models):
 
 
 def test_info_describes_the_model(models):
-    info = models["strict"].info
+    # the default load may route between engines (its measurement decides, machine by machine):
+    # info names whatever serves; pinned, that is the engine asked for
+    assert models["strict"].info["backend"] == models["strict"].backend.name
+    info = edge_runtime.load(models["strict"].info["source"], backend="onnxruntime").info
     assert info["backend"] == "onnxruntime" and info["task"] == "classification"
     assert info["artifact"]["format"] == "onnx" and len(info["artifact"]["sha256"]) == 64
     assert info["parity"]["passed"] is True
