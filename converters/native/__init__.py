@@ -8,7 +8,8 @@ packages each library as an artifact (format ``native``, with ``arch`` and the `
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import dataclasses
+from typing import Any, NamedTuple, Optional
 
 from ..core import EXPORTERS, ExportContext
 from ..errors import ConversionError, UnsupportedEstimatorError
@@ -16,7 +17,7 @@ from ..onnx_export import Exported
 from . import dense, prep, trees
 from .toolchain import compile_library, find, parse_targets
 
-__all__ = ["export_native", "generate_c", "SUPPORTED"]
+__all__ = ["CProgram", "export_native", "generate_c", "SUPPORTED"]
 
 SUPPORTED = dense.LINEAR + dense.MLP + trees.TREES + prep.PRE
 
@@ -28,8 +29,14 @@ def _split(estimator: Any) -> tuple[list[Any], Any]:
     return [], estimator
 
 
-def generate_c(estimator: Any, n_features: int, has_proba: bool) -> tuple[str, int]:
-    """(C source, float64 output columns) for a fitted estimator or pipeline.
+class CProgram(NamedTuple):
+    source: str
+    n_outputs: int  # float64 output columns
+    opt: str  # the optimisation flag the generator's code is written for
+
+
+def generate_c(estimator: Any, n_features: int, has_proba: bool) -> CProgram:
+    """The C program for a fitted estimator or pipeline.
 
     Raises:
         UnsupportedEstimatorError: a step cannot be compiled (names it and what is supported).
@@ -41,9 +48,9 @@ def generate_c(estimator: Any, n_features: int, has_proba: bool) -> tuple[str, i
             raise UnsupportedEstimatorError(
                 f"native trees take the raw features: drop {type(pre[0]).__name__} before {name} "
                 "(trees do not need scaling) or use --format onnx")
-        return trees.generate(last, n_features, hasattr(last, "classes_"))
+        return CProgram(*trees.generate(last, n_features, hasattr(last, "classes_")), trees.OPT)
     if name in dense.LINEAR + dense.MLP:
-        return dense.generate(last, pre, n_features, has_proba)
+        return CProgram(*dense.generate(last, pre, n_features, has_proba), dense.OPT)
     raise UnsupportedEstimatorError(f"{name} cannot be compiled to native code. Supported: "
                                     f"{', '.join(dense.LINEAR + dense.MLP + trees.TREES)} (after "
                                     f"{', '.join(prep.PRE)} for the non-tree ones). Use --format onnx.")
@@ -60,10 +67,10 @@ def export_native(ctx: ExportContext, precision: str, targets: Optional[Any] = N
     if precision != "fp32":
         raise ConversionError(f"native precision {precision!r}: native artifacts take float32 input and "
                               "compute in float64 where scikit-learn does (precision fp32)")
-    source, n_out = generate_c(ctx.estimator, ctx.n_features, ctx.has_proba)
+    source, n_out, opt = generate_c(ctx.estimator, ctx.n_features, ctx.has_proba)
     out = []
     for target in parse_targets(targets if targets is not None else ctx.targets):
-        tc = find(target)
+        tc = dataclasses.replace(find(target), opt=opt)
         data = compile_library(source, tc)
         extra: dict[str, Any] = {"arch": target, "build": tc.describe(), "n_outputs": n_out,
                                  "compute": "float64", "c_source_bytes": len(source)}
