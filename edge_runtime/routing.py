@@ -103,7 +103,7 @@ class RoutedBackend(Backend):
 
     @property
     def routes(self) -> list[tuple[int, Backend]]:
-        """(largest row count, engine) per route, ascending."""
+        """(largest row count, engine) per route, ascending; the last takes any larger call."""
         return list(self._routes)
 
     def _route(self, rows: int) -> Backend:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -65,17 +66,24 @@ def test_model_calls_the_engine_its_route_names_without_the_routers_dispatch(bun
     routes = router._routes
     assert router.engine_for(1) is routes[0][1] and router.engine_for(10**9) is routes[-1][1]
     assert router.engine_for(routes[0][0]) is routes[0][1] and router.engine_for(routes[0][0] + 1) is routes[1][1]
+    plain = edge_runtime.load(path, threads=1)
     dispatched: list[int] = []
     real = routing.RoutedBackend.run
     monkeypatch.setattr(routing.RoutedBackend, "run",
                         lambda self, x, outs: dispatched.append(x.shape[0]) or real(self, x, outs))
-    plain = edge_runtime.load(path, threads=1)
-    for n in (1, 5, 300):
+    looked_up: list[int] = []  # the route per call is the Model's own table: no engine_for per call
+    real_for = routing.RoutedBackend.engine_for
+    monkeypatch.setattr(routing.RoutedBackend, "engine_for",
+                        lambda self, rows, outs=(): looked_up.append(rows) or real_for(self, rows, outs))
+    for n in (1, routes[0][0], routes[0][0] + 1, 300, routes[-2][0] + 1, 10**5):
         X = np.resize(X_te, (n, X_te.shape[1]))
         assert np.array_equal(m.predict(X), plain.predict(X))
         assert np.allclose(m.predict_proba(X), plain.predict_proba(X), atol=1e-6)
-    assert dispatched == []
-    assert plain.backend.engine_for(1) is plain.backend and plain._one_proba is None and plain._one_predict is None
+        want = real_for(router, n, m._proba_out)
+        assert next(e for limit, e in m._proba_routes if n <= limit) is want
+    assert dispatched == [] and looked_up == []
+    assert plain.backend.engine_for(1) is plain.backend
+    assert plain._proba_routes == plain._predict_routes == ((sys.maxsize, plain.backend),)
 
 
 def test_stale_or_foreign_cache_is_ignored(bundle, tmp_path):
