@@ -34,8 +34,8 @@ def test_rule_picks_per_row_count_and_model_family():
     assert routing_rule.order("dense", 1, KEYS)[0] == "native:1"
     assert routing_rule.order("dense", 32, KEYS)[0] == "litert:1"  # vectorised kernels from a few rows on
     dense_big = routing_rule.order("dense", 10_000, KEYS)
-    # every core for big batches; numpy's BLAS product ties LiteRT on 10k rows of a linear model
-    assert dense_big[:4] == ["litert:1", "onnxruntime:2", "numpy:1", "native:2"]
+    # every core for big batches; compiled code and numpy's BLAS product tie LiteRT on a linear model
+    assert dense_big[:4] == ["litert:1", "native:2", "onnxruntime:2", "numpy:1"]
     assert routing_rule.order("trees", 10_000, KEYS)[0] == "native:2"
     plain = [k for k in KEYS if not k.startswith("native")]
     assert routing_rule.order("dense", 1, plain)[:2] == ["litert:1", "onnxruntime:1"]
@@ -420,3 +420,29 @@ def test_without_time_to_confirm_the_rules_favourite_stays(forest, monkeypatch):
     measurement = routing_rule._Measurement(b, art, pool, 10 + 2.5 * 2 * timed + 1, {"calls": 0, "rows": 0})
     assert measurement.verdict(32, ["fav:1", "chal:2"]) == "fav:1"
     assert measurement.timings["chal:2"]["32"] == 2.0 and measurement.timings["fav:1"]["32"] == 3.0
+
+
+def test_at_most_timed_candidates_run_the_rules_pick_and_the_fastest_so_far(forest):
+    """Four built for a row count, :data:`TIMED` (3) run: the rule's pick, then those fastest on
+    fewer rows, a candidate not run yet counting as fast; the slowest so far is not run at all."""
+    from types import SimpleNamespace
+
+    b = open_bundle(forest[0])
+    art = b.artifact_for(("onnx",))
+    ran: list[str] = []
+
+    class Fake:
+        def __init__(self, key: str):
+            self.key = key
+
+        def run(self, x, outputs):
+            ran.append(self.key)
+            return []
+
+    assert routing_rule.TIMED == 3
+    pool = SimpleNamespace(engines={k: Fake(k) for k in ("rule", "slow", "quick", "new")})
+    m = routing_rule._Measurement(b, art, pool, routing_rule.clock() + 600.0, {"calls": 0, "rows": 0})
+    m.slow.update({"rule": 1.5, "slow": 3.0, "quick": 1.0})  # "new" never ran
+    m.last.update({k: (32, 1e-6) for k in ("rule", "slow", "quick")})
+    assert m.verdict(1024, ["rule", "slow", "quick", "new"]) in ("rule", "quick", "new")
+    assert set(ran) == {"rule", "quick", "new"}
