@@ -115,12 +115,7 @@ class Model:
         """
         x = self._adapt(X, strict)
         routes = self._predict_routes
-        engine = routes[0][1]
-        if len(routes) > 1:
-            n = x.shape[0]
-            for limit, engine in routes:  # noqa: B007  (the loop variable is the answer)
-                if n <= limit:
-                    break
+        engine = routes[0][1] if len(routes) == 1 or x.shape[0] <= routes[0][0] else _route(routes, x.shape[0])
         return self._decode(engine.run(x, self._predict_out)[0])
 
     def predict_proba(self, X: Any, *, strict: bool = False, key: Any = None,
@@ -134,12 +129,7 @@ class Model:
             raise self._no_proba()
         x = self._adapt(X, strict)
         routes = self._proba_routes
-        engine = routes[0][1]
-        if len(routes) > 1:
-            n = x.shape[0]
-            for limit, engine in routes:  # noqa: B007  (the loop variable is the answer)
-                if n <= limit:
-                    break
+        engine = routes[0][1] if len(routes) == 1 or x.shape[0] <= routes[0][0] else _route(routes, x.shape[0])
         return engine.run(x, self._proba_out)[0]  # engines answer arrays
 
     async def predict_async(self, X: Any, *, strict: bool = False, key: Any = None,
@@ -242,3 +232,12 @@ class Model:
         m = self.manifest
         return (f"<Model {m.name} {m.version} {m.task} on {self.backend.name} "
                 f"({self.artifact.format}/{self.artifact.precision})>")
+
+
+def _route(routes: tuple[tuple[int, Backend], ...], rows: int) -> Backend:
+    """The engine of the first route whose limit ``rows`` is within (the last one is unbounded);
+    a call within the first route never comes here: one frame less on single rows."""
+    for limit, engine in routes:
+        if rows <= limit:
+            return engine
+    return routes[-1][1]
