@@ -6,10 +6,10 @@ The measurement is bounded by counts, not only by time: at most :data:`MAX_CALLS
 and :data:`MAX_ROWS` rows in all, over the rule's :data:`SHORTLIST` best candidates per row
 count (numpy is last where the rule does not name it), :data:`TIMED` of them at most. Time
 bounds it too, on a slow or busy device: candidates beyond the rule's own pick are built only
-while their build fits in :data:`BUILD_SHARE` of :data:`BUDGET_S`, a candidate far slower on few rows is not run on many,
-and a row count whose expected cost would cross :data:`BUDGET_S` keeps the rule's verdict. Every
-engine is proven on the golden rows before it is timed, and a route whose engine fails them is
-never used.
+while their build fits in :data:`BUILD_SHARE` of :data:`BUDGET_S`, a candidate far slower on
+few rows is not run on many, and a row count whose expected cost would cross :data:`BUDGET_S`
+keeps the rule's verdict. Every engine is proven on the golden rows before it is timed, and a
+route whose engine fails them is never used.
 """
 
 from __future__ import annotations
