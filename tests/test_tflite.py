@@ -280,3 +280,18 @@ def test_small_trees_compile_to_gemm_and_route_nan(tmp_path):
     ctx = ExportContext(forest, Xf.shape[1], "classification", True, None, Xf, [])
     assert export_tflite(ctx, "fp32").extra["strategy"] == "tree-traversal"
     assert export_tflite(ctx, "int8").extra["strategy"] == "tree-traversal (compact)"
+
+
+def test_single_rows_between_batches_keep_their_own_interpreter(tmp_path):
+    """One-row calls run on an interpreter that stays at one row; batches of changing sizes on a
+    second one: the answers are those of each row alone, whatever ran before."""
+    _, mlp, X_tr, X_te = _demo_mlp()
+    bundle = converters.convert(mlp, X_tr, tmp_path / "b", holdout=X_te, formats=("tflite",))
+    model = edge_runtime.load(bundle, backend="litert")
+    X = np.ascontiguousarray(X_te[:40], np.float32)
+    alone = np.vstack([model.predict_proba(X[i:i + 1]) for i in range(len(X))])
+    for n in (1, 32, 1, 7, 40, 1, 2, 1):
+        got = model.predict_proba(X[:n])
+        assert np.array_equal(got, alone[:n]) or np.max(np.abs(got - alone[:n])) <= 1e-6
+        assert model.backend._it.get_input_details()[0]["shape"][0] == 1
+    assert model.backend._batch_it.get_input_details()[0]["shape"][0] == model.backend._batch_rows == 2
