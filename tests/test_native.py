@@ -447,6 +447,33 @@ def test_column_transformer_with_one_hot_before_a_linear_model(drop, unknown) ->
         _check(est, engine, outs, bad.astype(np.float64), 1e-12)
 
 
+def test_a_refused_row_in_a_threaded_batch_is_the_first_one() -> None:
+    """A batch shared out in chunks over threads: the error names the first refused row, whichever
+    thread met it first (rows in the first and last chunks, and two in between)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    from edge_runtime.backends.native_backend import PARALLEL_MIN_ROWS
+
+    X, y = _mixed()
+    ct = ColumnTransformer([("num", make_pipeline(SimpleImputer(), StandardScaler()), [0, 1, 5]),
+                            ("cat", OneHotEncoder(handle_unknown="error"), [3, 4])], remainder="passthrough")
+    est = make_pipeline(ct, L.LogisticRegression()).fit(X[:TRAIN], y[:TRAIN])
+    two, outs, lib = _engine(est, X.shape[1], threads=2)
+    one, _, _ = _engine(est, X.shape[1], threads=1, lib=lib)
+    n = 3 * PARALLEL_MIN_ROWS
+    x = np.ascontiguousarray(np.resize(X[TRAIN:], (n, X.shape[1])), np.float32)
+    names = list(outs.values())
+    for a, b in zip(one.run(x, names), two.run(x, names)):
+        assert np.array_equal(a, b)
+    for rows in ([n - 1], [5000, 2500], [4100, 6000, n - 1], [0, n - 1]):
+        bad = x.copy()
+        bad[rows, 3] = 9.0
+        with pytest.raises(InputError, match=f"row {min(rows) + 1}: a category the model never saw"):
+            two.run(bad, names)
+    two.close()
+
+
 def test_convert_a_one_hot_pipeline_to_native_end_to_end(tmp_path) -> None:
     from sklearn.compose import ColumnTransformer
     from sklearn.preprocessing import OneHotEncoder
