@@ -60,13 +60,12 @@ class Model:
         self._proba_routes = self._resolve(backend, self._proba_out or [])
 
     def _resolve(self, backend: Backend, outputs: list[str]) -> tuple[tuple[int, Backend], ...]:
-        """(largest row count, the engine that answers it for ``outputs``), ascending, the last
-        unbounded. Named inputs come as a dict with no shape to route on: the backend routes them."""
+        """(largest row count, the engine that answers it for ``outputs``) per route of
+        :attr:`Backend.routes`, ascending, the last taking any larger call. Named inputs come as a
+        dict with no shape to route on: the backend routes them."""
         if self.artifact.inputs:
             return ((sys.maxsize, backend),)
-        routes = backend.routes
-        return tuple((limit if i < len(routes) - 1 else sys.maxsize, engine.engine_for(limit, outputs))
-                     for i, (limit, engine) in enumerate(routes))
+        return tuple((limit, engine.engine_for(limit, outputs)) for limit, engine in backend.routes)
 
     @staticmethod
     def _make_decoder(plan: OutputPlan, classes: Optional[list[Any]]) -> Any:
@@ -235,9 +234,9 @@ class Model:
 
 
 def _route(routes: tuple[tuple[int, Backend], ...], rows: int) -> Backend:
-    """The engine of the first route whose limit ``rows`` is within (the last one is unbounded);
+    """The engine of the first route whose limit ``rows`` is within, else the last route's;
     a call within the first route never comes here: one frame less on single rows."""
-    for limit, engine in routes:
+    for limit, engine in routes[:-1]:
         if rows <= limit:
             return engine
     return routes[-1][1]
