@@ -7,8 +7,9 @@ and :data:`MAX_ROWS` rows in all, over the rule's :data:`SHORTLIST` best candida
 count (numpy is last where the rule does not name it), :data:`TIMED` of them at most. Time
 bounds it too, on a slow or busy device: candidates beyond the rule's own pick are built only
 while their build fits in :data:`BUILD_SHARE` of :data:`BUDGET_S`, a candidate far slower on
-few rows is not run on many, and a row count whose expected cost would cross :data:`BUDGET_S`
-keeps the rule's verdict. Every engine is proven on the golden rows before it is timed, and a
+few rows is not run on many, the least promising candidates are left out of a row count whose
+expected cost (warm-up included) would cross :data:`BUDGET_S`, and a row count with no time for
+two keeps the rule's verdict. Every engine is proven on the golden rows before it is timed, and a
 route whose engine fails them is never used.
 """
 
@@ -54,8 +55,10 @@ RULE: dict[str, dict[int, tuple[str, ...]]] = {
 }
 #: estimator names (the manifest's provenance) that make a model a tree ensemble for the rule
 TREE_WORDS = ("Tree", "Forest", "Boosting", "XGB", "LGBM", "CatBoost")
-#: per model family, how many of the rule's best candidates are built for each row count
-SHORTLIST = {"dense": {1: 3, 32: 3, 1024: 3, 10_000: 4},
+#: per model family, how many of the rule's best candidates are built for each row count. A
+#: dense model's third engine on 1 or 32 rows (onnxruntime, with LiteRT and native ahead) was
+#: 2-5x behind the fastest in every suite run: timing it there only spent the budget
+SHORTLIST = {"dense": {1: 2, 32: 2, 1024: 3, 10_000: 4},
              "trees": {1: 3, 32: 3, 1024: 2, 10_000: 3}}
 #: at most this many of a row count's shortlist are timed: the rule's pick, then those fastest
 #: on fewer rows (one not run yet counts as fast: it may be)
@@ -73,6 +76,13 @@ MEASURED = {"trees": {1: 1, 32: 32, 1024: 1024, 4096: 10_000},
 MAX_CALLS = 1500
 MAX_ROWS = 400_000
 BUDGET_S = 0.2
+#: of :data:`BUDGET_S`, what timing leaves for what follows it (the route table, the cache
+#: write) and for a last round that runs a little long
+FINISH_S = 0.015
+#: what warming a candidate up on a new row count costs, in steady calls: its first call on a
+#: new batch shape allocates (10k rows on a 2-core VM: numpy 7x a steady call, LiteRT 3.7x,
+#: onnxruntime 1.3x), its second is timed
+WARM_CALLS = 5
 #: the clock the budget is kept on (a test replaces it to make a build look slow)
 clock: Callable[[], float] = time.perf_counter
 #: a round times every candidate once; the fastest of 5 survives four preempted rounds
@@ -143,16 +153,20 @@ HOPELESS_AHEAD = 8.0
 BUILD_SHARE = 0.5
 
 
-def _warm(calls: dict[str, Callable[[], Any]]) -> dict[str, float]:
-    """Each call once to warm up (a new batch shape may allocate), then once timed: seconds."""
+def _warm(calls: dict[str, Callable[[], Any]], deadline: float) -> Optional[dict[str, float]]:
+    """Each call once to warm up (a new batch shape may allocate), then once timed: seconds;
+    None when the deadline passes on the way (a first call on a new shape can cost many times
+    a steady one)."""
     for fn in calls.values():
         fn()
+        if clock() > deadline:
+            return None
     once = {}
     for k, fn in calls.items():
         t0 = clock()
         fn()
         once[k] = max(clock() - t0, 1e-9)
-    return once
+    return once if clock() <= deadline else None
 
 
 def _keys(bundle: Bundle, artifact: Artifact, profile: Optional[DeviceProfile]
@@ -246,10 +260,22 @@ class _Measurement:
         for k, t in times.items():
             self.slow[k], self.last[k] = t / fastest, (n, t)
 
-    def _predicted_s(self, ks: list[str], n: int) -> float:
-        """Seconds one call of each of ``ks`` is expected to take on ``n`` rows (linear in rows
-        from the last time each ran; 0 for a candidate not run yet)."""
-        return sum(self.last[k][1] * n / self.last[k][0] for k in ks if k in self.last)
+    def _call_s(self, ks: list[str], n: int) -> dict[str, float]:
+        """Seconds one call of each of ``ks`` is expected to take on ``n`` rows: linear in rows
+        from the last time it ran; one not run yet is guessed at the dearest of the others (0
+        when none has run: the first, small row counts cost little)."""
+        known = {k: self.last[k][1] * n / self.last[k][0] for k in ks if k in self.last}
+        guess = max(known.values(), default=0.0)
+        return {k: known.get(k, guess) for k in ks}
+
+    def _affordable(self, ks: list[str], n: int, calls: int) -> list[str]:
+        """``ks`` less its last candidates (the least promising) until ``calls`` calls of each
+        are expected to end before the deadline: on a slow or busy device fewer candidates are
+        timed rather than the load made late."""
+        cost = self._call_s(ks, n)
+        while len(ks) > 1 and clock() + calls * sum(cost[k] for k in ks) > self.deadline:
+            ks = ks[:-1]
+        return ks
 
     def verdict(self, n: int, shortlist: list[str]) -> Optional[str]:
         """The fastest of ``shortlist`` on ``n`` rows (the rule's favourite within
@@ -259,21 +285,23 @@ class _Measurement:
             return ks[0]  # the others were hopeless on fewer rows
         ks = ks[:1] + sorted(ks[1:], key=lambda k: self.slow.get(k, 1.0))[:TIMED - 1]
         number = NUMBER[n]
-        cost_calls = len(ks) * (number * ROUNDS + 2)
-        if len(ks) < 2 or clock() + 2 * self._predicted_s(ks, n) > self.deadline or not self._capped(cost_calls, n):
+        ks = self._affordable(ks, n, WARM_CALLS + number * ROUNDS)
+        if len(ks) < 2 or not self._capped(len(ks) * (number * ROUNDS + 2), n):
             return None
         x = timing_rows(self.bundle, n, self.artifact.input_dtype, self.artifact)
         calls: dict[str, Callable[[], Any]] = {k: functools.partial(self.pool.engines[k].run, x, self.outputs)
                                                for k in ks}
-        once = _warm(calls)
+        once = _warm(calls, self.deadline)
         self._count(2 * len(ks), n)
+        if once is None:
+            return None
         self._note(n, once)
-        # a candidate several times slower than the fastest cannot win: not timed further
-        calls = {k: fn for k, fn in calls.items() if self.slow[k] <= HOPELESS}
+        # a candidate several times slower than the fastest cannot win: not timed further; nor
+        # are the least promising ones the time left does not cover
+        hopeful = [k for k in calls if self.slow[k] <= HOPELESS]
+        calls = {k: calls[k] for k in self._affordable(hopeful, n, number * ROUNDS)}
         if len(calls) == 1:
             return next(iter(calls))
-        if clock() + sum(once[k] for k in calls) * number * ROUNDS > self.deadline:
-            return None  # no time for this row count: the rule's verdict stands
         got = self._timed(calls, n, number)
         ranked = [k for k in shortlist if k in got]  # in the rule's order, for prefer
         choice = prefer(ranked, got)
@@ -335,7 +363,7 @@ def plan(bundle: Bundle, artifact: Artifact, profile: Optional[DeviceProfile], m
     if measure:
         method = "measured"
         # engines built and proven count against the budget too
-        measurement = _Measurement(bundle, artifact, pool, started + BUDGET_S, spent)
+        measurement = _Measurement(bundle, artifact, pool, started + BUDGET_S - FINISH_S, spent)
         for n, verdict in MEASURED[fam].items():
             choice = measurement.verdict(n, short[verdict])
             if choice is not None:

@@ -124,6 +124,7 @@ def test_thread_candidates_never_exceed_this_machine(monkeypatch):
 
 
 def test_tuning_rows_follow_the_training_histograms_not_tiled_golden_rows(bundle):
+    from edge_runtime import sampling
     from edge_runtime.bundle import open_bundle
     from edge_runtime.sampling import timing_rows
 
@@ -135,6 +136,11 @@ def test_tuning_rows_follow_the_training_histograms_not_tiled_golden_rows(bundle
     for j, f in enumerate(feats):
         assert f["min"] - 1e-3 <= x[:, j].min() and x[:, j].max() <= f["max"] + 1e-3
     assert np.array_equal(x, timing_rows(b, 2000, "float32"))  # seeded: same rows every tuning
+    # a larger batch tiles DISTINCT_ROWS draws (drawing all 10k cost 18 ms of a 200 ms first load)
+    big = timing_rows(b, 5000, "float32")
+    d = sampling.DISTINCT_ROWS
+    assert big.shape == (5000, len(feats)) and big.flags.c_contiguous and d < 5000
+    assert len({tuple(r) for r in big[:d].tolist()}) > d - 50 and np.array_equal(big[d:2 * d], big[:d])
 
 
 @pytest.fixture(scope="module")

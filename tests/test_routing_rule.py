@@ -446,3 +446,56 @@ def test_at_most_timed_candidates_run_the_rules_pick_and_the_fastest_so_far(fore
     m.last.update({k: (32, 1e-6) for k in ("rule", "slow", "quick")})
     assert m.verdict(1024, ["rule", "slow", "quick", "new"]) in ("rule", "quick", "new")
     assert set(ran) == {"rule", "quick", "new"}
+
+
+class _Steady:
+    """An engine whose every call takes ``seconds`` on a fake clock, its calls counted."""
+
+    def __init__(self, clock: list[float], seconds: float):
+        self.clock, self.seconds, self.calls = clock, seconds, 0
+
+    def run(self, x, outputs):
+        self.clock[0] += self.seconds
+        self.calls += 1
+        return [None]
+
+
+def _measurement(forest, monkeypatch, engines: dict, deadline: float):
+    fake = [0.0]
+    monkeypatch.setattr(routing_rule, "clock", lambda: fake[0])
+    monkeypatch.setattr(routing.time, "perf_counter", lambda: fake[0])
+    b = open_bundle(forest[0])
+    pool = type("Pool", (), {"engines": {k: make(fake) for k, make in engines.items()}})()
+    return routing_rule._Measurement(b, b.artifact_for(("onnx",)), pool, deadline, {"calls": 0, "rows": 0}), pool
+
+
+def test_candidates_the_time_left_cannot_cover_are_not_run(forest, monkeypatch):
+    """On a slow device the measurement times fewer candidates rather than ending late: with
+    time for two candidates' warm-up and rounds on 1,024 rows, the least promising third is never
+    run, and the last call ends before the deadline."""
+    per_call = 1e-3
+    calls = routing_rule.WARM_CALLS + routing_rule.ROUNDS * routing_rule.NUMBER[1024]
+    deadline = 2 * calls * per_call * 1.05
+    m, pool = _measurement(forest, monkeypatch, {k: (lambda c: _Steady(c, per_call)) for k in ("rule", "quick", "new")},
+                           deadline)
+    m.last.update({k: (32, per_call * 32 / 1024) for k in ("rule", "quick")})  # "new" never ran: guessed as dear
+    m.slow.update({"rule": 1.0, "quick": 1.0})
+    m.verdict(1024, ["rule", "quick", "new"])
+    engines = pool.engines
+    assert engines["new"].calls == 0 and engines["rule"].calls > 0 and engines["quick"].calls > 0
+    assert routing_rule.clock() <= deadline
+    # with no time for even two, nothing runs and the rule's verdict stands
+    m, pool = _measurement(forest, monkeypatch, {k: (lambda c: _Steady(c, per_call)) for k in ("rule", "quick")},
+                           calls * per_call)
+    m.last.update({k: (1024, per_call) for k in ("rule", "quick")})
+    assert m.verdict(1024, ["rule", "quick"]) is None
+    assert all(e.calls == 0 for e in pool.engines.values())
+
+
+def test_a_first_call_that_runs_past_the_deadline_stops_the_measurement(forest, monkeypatch):
+    """A first call on a new batch shape can cost many steady calls (allocation): once one runs
+    past the deadline nothing more is called, and the rule's verdict stands."""
+    m, pool = _measurement(forest, monkeypatch, {"rule": lambda c: _Scripted(c, [50.0]),
+                                                 "other": lambda c: _Scripted(c, [])}, 10.0)
+    assert m.verdict(32, ["rule", "other"]) is None  # "other" has no call scripted: any would raise
+    assert m.timings == {}
