@@ -58,7 +58,25 @@ def test_a_short_measurement_overturns_the_rule_only_on_clear_evidence():
 
 
 def test_family_comes_from_the_recorded_estimator(forest):
+    from types import SimpleNamespace
+
     assert routing_rule.family(open_bundle(forest[0])) == "trees"
+
+    def fam(estimator: str) -> str:
+        return routing_rule.family(SimpleNamespace(manifest=SimpleNamespace(provenance={"estimator": estimator})))
+
+    assert fam("Pipeline(StandardScaler → LogisticRegression)") == "linear"
+    assert fam("LinearSVC") == fam("Ridge") == "linear"
+    assert fam("Pipeline(StandardScaler → MLPClassifier)") == "dense"
+    assert fam("Pipeline(Ridge → RandomForestClassifier)") == "trees"
+    assert fam("") == "dense"  # no provenance: the dense rule
+
+
+def test_a_linear_model_takes_every_core_first_on_big_batches():
+    """Only 10,000 rows differ from the dense rule: compiled code on every core leads there."""
+    assert routing_rule.order("linear", 10_000, KEYS)[:3] == ["native:2", "litert:1", "numpy:1"]
+    for n in (1, 32, 1024):
+        assert routing_rule.order("linear", n, KEYS) == routing_rule.order("dense", n, KEYS)
 
 
 def test_first_load_measurement_is_bounded_in_calls_and_rows(forest, monkeypatch):
