@@ -91,6 +91,23 @@ BUDGET_S = 0.2
 #: of :data:`BUDGET_S`, what timing leaves for what follows it (the route table, the cache
 #: write) and for a last round that runs a little long
 FINISH_S = 0.015
+#: Before a row count of :data:`SETTLED_FROM` rows or more (where a threaded engine splits the
+#: batch) is timed, the measurement waits, a :data:`QUIET_WINDOW_S` at a time, while other threads
+#: of this process use more than :data:`QUIET_SHARE` of a core: BLAS threads spin for ~130 ms after
+#: the app's last matrix product, and timed then, a threaded engine lost its second core and its
+#: route (a linear model's 10k rows went to one thread or LiteRT in 5 of 10 loads that followed a
+#: product; none after a 150 ms pause). Without time to wait, the rule's verdict stands and the
+#: table is not cached: the next load measures again
+SETTLED_FROM = 4096
+QUIET_WINDOW_S = 0.005
+QUIET_SHARE = 0.3
+
+
+def other_threads_cpu_s() -> float:
+    """CPU seconds this process's other threads have used (the app's, BLAS's, onnxruntime's)."""
+    return time.process_time() - time.thread_time()
+
+
 #: what warming a candidate up on a new row count costs, in steady calls: its first call on a
 #: new batch shape allocates (10k rows on a 2-core VM: numpy 7x a steady call, LiteRT 3.7x,
 #: onnxruntime 1.3x), its second is timed
@@ -267,6 +284,8 @@ class _Measurement:
         self.outputs = ([artifact.outputs["probabilities"]] if "probabilities" in artifact.outputs
                         else list(artifact.outputs.values()))
         self.timings: dict[str, dict[str, float]] = {}
+        #: row counts not judged because this process's other threads kept a core busy
+        self.busy: list[int] = []
         self.slow: dict[str, float] = {}  # key -> times slower than the fastest, last time it ran
         self.last: dict[str, tuple[int, float]] = {}  # key -> (rows, seconds per call), last time it ran
 
@@ -303,6 +322,9 @@ class _Measurement:
         ks = self._affordable(ks, n, WARM_CALLS + number * ROUNDS)
         if len(ks) < 2 or not self._capped(len(ks) * (number * ROUNDS + 2), n):
             return None
+        if n >= SETTLED_FROM and not self._settled(sum(self._call_s(ks, n).values()) * (WARM_CALLS + number * ROUNDS)):
+            self.busy.append(n)
+            return None
         x = timing_rows(self.bundle, n, self.artifact.input_dtype, self.artifact)
         calls: dict[str, Callable[[], Any]] = {k: functools.partial(self.pool.engines[k].run, x, self.outputs)
                                                for k in ks}
@@ -336,6 +358,18 @@ class _Measurement:
         for k, t in got.items():
             self.timings.setdefault(k, {})[str(n)] = t
         return choice
+
+    def _settled(self, need_s: float) -> bool:
+        """Whether this process's other threads leave the cores free (see :data:`SETTLED_FROM`),
+        waiting for it while ``need_s`` still fits before the deadline."""
+        for _ in range(int(BUDGET_S / QUIET_WINDOW_S)):  # bounded whatever the clock says
+            cpu, t0 = other_threads_cpu_s(), clock()
+            time.sleep(QUIET_WINDOW_S)
+            if other_threads_cpu_s() - cpu <= QUIET_SHARE * max(clock() - t0, QUIET_WINDOW_S):
+                return True
+            if clock() + QUIET_WINDOW_S + need_s > self.deadline:
+                break
+        return False
 
     def _timed(self, calls: dict[str, Callable[[], Any]], n: int, number: int) -> dict[str, float]:
         """Each call's fastest of :data:`ROUNDS` rounds, stopped early at the deadline."""
@@ -374,6 +408,7 @@ def plan(bundle: Bundle, artifact: Artifact, profile: Optional[DeviceProfile], m
         return None, {}
     best = {str(n): ks[0] for n, ks in short.items() if ks}
     timings: dict[str, dict[str, float]] = {}
+    busy: list[int] = []
     method = "rule"
     if measure:
         method = "measured"
@@ -384,20 +419,24 @@ def plan(bundle: Bundle, artifact: Artifact, profile: Optional[DeviceProfile], m
             if choice is not None:
                 best[str(verdict)] = choice
         timings = measurement.timings
+        busy = measurement.busy
     sources = {k: keys[k][2].path for k in set(best.values())}
     table = route_table(bundle, artifact, profile, method, ROW_COUNTS, timings, best, sources)
+    if measure and busy:
+        table["busy"] = busy  # row counts the rule judged: this process kept the cores busy
     return table, pool.engines
 
 
 def first_load(bundle: Bundle, artifact: Artifact, profile: Optional[DeviceProfile]
                ) -> tuple[Optional[dict[str, Any]], dict[str, Backend]]:
     """:func:`plan` for ``load``: measured and cached when enabled, the rule alone otherwise
-    (not cached: it costs nothing to recompute)."""
+    (not cached: it costs nothing to recompute), nor is a measurement that found the cores busy
+    with this process's other threads."""
     from .fsutil import atomic_write_json
 
     measure = measure_enabled(profile)
     table, engines = plan(bundle, artifact, profile, measure)
-    if table is not None and measure:
+    if table is not None and measure and not table.get("busy"):
         # a read-only cache only costs the measurement again next time
         with contextlib.suppress(OSError):
             atomic_write_json(cache_path(bundle, profile.name if profile else None), table)

@@ -517,3 +517,52 @@ def test_a_first_call_that_runs_past_the_deadline_stops_the_measurement(forest, 
                                                  "other": lambda c: _Scripted(c, [])}, 10.0)
     assert m.verdict(32, ["rule", "other"]) is None  # "other" has no call scripted: any would raise
     assert m.timings == {}
+
+
+def test_a_big_batch_is_not_judged_while_this_process_keeps_the_cores_busy(forest, monkeypatch):
+    """Other threads of the process using a core (BLAS threads spin ~130 ms after an app's matrix
+    product) would take a threaded engine's second core while it is timed: the measurement waits
+    for them, and without time to wait the rule's verdict stands, nothing runs on that row count,
+    and the table is not cached (the next load measures again)."""
+    used = [0.0]
+
+    def busy_threads() -> float:
+        used[0] += 1.0  # a whole core between any two readings
+        return used[0]
+
+    m, pool = _measurement(forest, monkeypatch, {k: (lambda c: _Steady(c, 1e-3)) for k in ("rule", "quick")}, 10.0)
+    monkeypatch.setattr(routing_rule, "other_threads_cpu_s", busy_threads)
+    monkeypatch.setattr(routing_rule.time, "sleep", lambda s: None)
+    m.last.update({k: (1024, 1e-3) for k in ("rule", "quick")})
+    assert m.verdict(4096, ["rule", "quick"]) is None and m.busy == [4096]
+    assert all(e.calls == 0 for e in pool.engines.values())
+    assert m.verdict(32, ["rule", "quick"]) is not None  # a small batch has no second core to lose
+    monkeypatch.setattr(routing_rule, "other_threads_cpu_s", lambda: 0.0)  # quiet: timed as usual
+    assert m.verdict(4096, ["rule", "quick"]) is not None and m.busy == [4096]
+
+    monkeypatch.undo()
+    monkeypatch.setenv("EDGERT_CACHE_DIR", str(forest[0].parent / "busy-cache"))
+    monkeypatch.setattr(routing_rule, "other_threads_cpu_s", busy_threads)
+    b = open_bundle(forest[0])
+    art = b.artifact_for(("onnx",))
+    table, engines = routing_rule.first_load(b, art, None)
+    for engine in engines.values():
+        engine.close()
+    assert table is not None and table["busy"] and "4096" not in str(table["timings_s"])
+    assert routing.cached(b, art, None) is None
+
+
+def test_onnxruntime_workers_do_not_spin_between_calls(forest):
+    """Spinning onnxruntime workers kept a core busy ~50 ms after every threaded call: on a device
+    that is battery and a core the app needs, and a threaded engine timed then lost its second
+    core. The threaded session's workers block instead (the CPU they use is not asserted here:
+    other tests' threads share this process), and answer as the one-thread session does."""
+    b = open_bundle(forest[0])
+    x = np.resize(np.asarray(b.manifest.golden["inputs"], dtype=np.float32), (4096, len(b.manifest.features)))
+    two = edge_runtime.load(forest[0], backend="onnxruntime", threads=2)
+    one = edge_runtime.load(forest[0], backend="onnxruntime", threads=1)
+    assert two.backend._session.get_session_options().get_session_config_entry(
+        "session.intra_op.allow_spinning") == "0"
+    assert np.array_equal(two.predict_proba(x), one.predict_proba(x))
+    two.close()
+    one.close()
