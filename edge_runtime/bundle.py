@@ -9,7 +9,9 @@ Nothing here parses a model: an artifact's bytes are checked against the manifes
 and sha256 (:meth:`Bundle.read_artifact`) before any backend sees them. The manifest's fields
 are checked in :mod:`edge_runtime.manifest_checks` (parsed by :mod:`edge_runtime.safejson`);
 archives are read through the bounded parser of :mod:`edge_runtime.archive`, with the policy
-here: ``manifest.json`` first, then only the artifacts it lists (:func:`read_archive`).
+here: ``model.sig`` if signed, ``manifest.json``, then only the artifacts it lists
+(:func:`read_archive`). With trusted keys, the manifest's bytes are checked against the
+signature before they are parsed (:func:`open_bundle`).
 """
 
 from __future__ import annotations
@@ -28,13 +30,16 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, Union
 
 from . import manifest_checks as checks
 from .archive import END_ALLOWANCE, HEADER_ALLOWANCE, LimitedGunzip, Member, TarReader, padded
 from .errors import BundleError, IntegrityError, SchemaVersionError, UnsafeArchiveError
 from .fsutil import atomic_write_bytes, atomic_write_json, fsync_dir
 from .safejson import loads_bounded
+
+if TYPE_CHECKING:
+    from .signing import SignedFiles, TrustedKeys
 
 #: 1.1: features may be categorical or text (``kind``), an artifact may take several named
 #: ``inputs`` (one per column, strings included); a 1.0 manifest is a 1.1 one with numbers only
@@ -435,6 +440,8 @@ class Bundle:
         #: why native code from this bundle may run here ("" = it may not); set by the loader
         #: once it has checked the signature, the TUF install record or the explicit opt-in
         self.native_trust = ""
+        #: the signature that verified over every file, once the loader has required one
+        self.signature: Optional[SignedFiles] = None
 
     def read_artifact(self, artifact: Artifact) -> bytes:
         """The artifact's bytes, only after size and sha256 match the manifest.
@@ -491,28 +498,44 @@ class Bundle:
         return None
 
 
-def open_bundle(path: PathLike) -> Bundle:
+def open_bundle(path: PathLike, *, trust: Optional[TrustedKeys] = None) -> Bundle:
     """Open a bundle directory or ``.tar.gz``: manifest validated, artifacts not yet read.
+
+    With ``trust`` (the keys a signature must come from), the manifest's bytes must be the
+    signed ones before they are parsed; the rest of the file set is the caller's
+    :func:`edge_runtime.signing.verify_bundle`, once the manifest says what belongs.
 
     Raises:
         BundleError: not a bundle, unreadable or invalid manifest (names the field).
         SchemaVersionError: the manifest's major schema version is newer than ours.
         UnsafeArchiveError: the archive holds a member that is not a plain, safe file.
+        IntegrityError: with ``trust``: unsigned, a bad or untrusted signature, or a manifest
+            changed since signing.
     """
     p = Path(path)
     if p.is_dir():
-        mpath = p / MANIFEST_NAME
-        if not mpath.is_file():
+        raw = _read_capped(p / MANIFEST_NAME, MAX_MANIFEST_BYTES)
+        if raw is None:
             raise BundleError(f"{p}: no {MANIFEST_NAME} (not a bundle directory)")
-        with open(mpath, "rb") as fh:
-            raw = fh.read(MAX_MANIFEST_BYTES + 1)
+        if trust is not None:
+            from .signing import signed_manifest
+
+            signed_manifest(raw, _read_capped(p / SIGNATURE_NAME, MAX_SIGNATURE_BYTES), trust, str(p))
         manifest = Manifest.from_bytes(raw)
         files = {a.path: p / a.path for a in manifest.artifacts}
         return Bundle(manifest, files, str(p))
     if p.is_file():
-        manifest, members = _archive_in_memory(p)
+        manifest, members = _archive_in_memory(p, trust=trust)
         return Bundle(manifest, members, str(p))
     raise BundleError(f"{p}: no such bundle (expected a directory or a .tar.gz)")
+
+
+def _read_capped(path: Path, cap: int) -> Optional[bytes]:
+    """A file's first ``cap + 1`` bytes (one over says "too large"); None if absent."""
+    if not path.is_file():
+        return None
+    with open(path, "rb") as fh:
+        return fh.read(cap + 1)
 
 
 def _check_member(member: Member, max_member_bytes: int) -> str:
@@ -541,11 +564,44 @@ def _next_file(tar: TarReader, max_member_bytes: int) -> Optional[tuple[str, Mem
     return None if member is None else (_check_member(member, max_member_bytes), member)
 
 
+def _archive_head(tar: TarReader, max_member_bytes: int, origin: str,
+                  trust: Optional[TrustedKeys]) -> tuple[Optional[bytes], bytes]:
+    """The signature (None: not first) and the manifest's bytes, checked against each other
+    before anything parses the manifest when ``trust`` is given.
+
+    Raises:
+        BundleError, UnsafeArchiveError, IntegrityError: as :func:`_walk_archive`.
+    """
+    first = _next_file(tar, max_member_bytes)
+    signature: Optional[bytes] = None
+    if first is not None and first[0] == SIGNATURE_NAME:
+        signature = _small_member(tar, first[1], MAX_SIGNATURE_BYTES, origin)
+        first = _next_file(tar, max_member_bytes)
+    if first is None:
+        raise BundleError(f"{origin}: archive has no {MANIFEST_NAME}")
+    if first[0] != MANIFEST_NAME:
+        raise BundleError(f"{origin}: the archive's first member is {first[0]!r}; "
+                          f"{MANIFEST_NAME} must come first (as pack_bundle writes it)")
+    raw = _small_member(tar, first[1], MAX_MANIFEST_BYTES, origin)
+    if trust is not None:
+        from .signing import signed_manifest
+
+        if signature is None:
+            raise IntegrityError(
+                f"{origin}: not signed before its manifest: a signature is required (trusted: "
+                f"{trust.describe()}) and {SIGNATURE_NAME} must come before {MANIFEST_NAME} (an "
+                "archive packed by edge-runtime before 2026-12 carries it last: repack it)")
+        signed_manifest(raw, signature, trust, origin)
+    return signature, raw
+
+
 def _walk_archive(path: PathLike, open_sink: Any, *, max_member_bytes: int,
-                  max_total_bytes: int) -> Manifest:
-    """Read a bundle archive member by member: ``manifest.json`` first, then only the artifacts
-    it lists, each of the size it declares, hashed while read and passed in chunks to the
-    writer ``open_sink(name)`` returns (which has ``write`` and ``close``).
+                  max_total_bytes: int, trust: Optional[TrustedKeys] = None) -> Manifest:
+    """Read a bundle archive member by member: ``model.sig`` if signed, ``manifest.json``, then
+    only the artifacts it lists, each of the size it declares, hashed while read and passed in
+    chunks to the writer ``open_sink(name)`` returns (which has ``write`` and ``close``). With
+    ``trust``, the manifest is checked against the signature before it is parsed, so the
+    signature must come first (archives packed before it did carry it last: repack them).
 
     Memory and decompression are bounded by the manifest, not by what the archive claims:
     before the manifest, the gzip stream may yield only ``MAX_MANIFEST_BYTES`` plus one
@@ -555,7 +611,8 @@ def _walk_archive(path: PathLike, open_sink: Any, *, max_member_bytes: int,
     Raises:
         UnsafeArchiveError: links, devices, directories, ``..``/absolute names, oversize members
             or headers, members the manifest does not list, duplicates, more data than declared.
-        IntegrityError: a listed member of another size or digest than the manifest says.
+        IntegrityError: a listed member of another size or digest than the manifest says;
+            with ``trust``: no signature before the manifest, or one that does not verify.
         BundleError: not a readable gzip'd tar, no manifest first, or an invalid manifest.
     """
     origin = os.fspath(path)
@@ -564,20 +621,11 @@ def _walk_archive(path: PathLike, open_sink: Any, *, max_member_bytes: int,
     except OSError as exc:
         raise BundleError(f"{origin}: not a readable bundle archive ({exc})") from None
     with fh:
-        stream = LimitedGunzip(fh, min(max_total_bytes, MAX_MANIFEST_BYTES) + 2 * HEADER_ALLOWANCE,
-                               origin)
+        stream = LimitedGunzip(fh, min(max_total_bytes, MAX_MANIFEST_BYTES) + 2 * HEADER_ALLOWANCE
+                               + padded(MAX_SIGNATURE_BYTES) + HEADER_ALLOWANCE, origin)
         tar = TarReader(stream)
-        first = _next_file(tar, max_member_bytes)
-        if first is None:
-            raise BundleError(f"{origin}: archive has no {MANIFEST_NAME}")
-        if first[0] != MANIFEST_NAME:
-            raise BundleError(f"{origin}: the archive's first member is {first[0]!r}; "
-                              f"{MANIFEST_NAME} must come first (as pack_bundle writes it)")
-        if first[1].size > MAX_MANIFEST_BYTES:
-            raise BundleError(f"{MANIFEST_NAME} is larger than {MAX_MANIFEST_BYTES} bytes")
-        raw = bytearray()
-        tar.copy_data(first[1], raw.extend)
-        manifest = Manifest.from_bytes(bytes(raw))
+        signature, raw = _archive_head(tar, max_member_bytes, origin, trust)
+        manifest = Manifest.from_bytes(raw)
         declared = {a.path: a for a in manifest.artifacts}
         if len(raw) + sum(a.size for a in manifest.artifacts) > max_total_bytes:
             raise UnsafeArchiveError(f"{origin}: archive unpacks to more than {max_total_bytes} "
@@ -585,20 +633,25 @@ def _walk_archive(path: PathLike, open_sink: Any, *, max_member_bytes: int,
         stream.limit = stream.produced + END_ALLOWANCE + sum(
             padded(a.size) + HEADER_ALLOWANCE for a in manifest.artifacts
         ) + padded(MAX_SIGNATURE_BYTES) + HEADER_ALLOWANCE
-        sink = open_sink(MANIFEST_NAME)
-        sink.write(bytes(raw))
-        sink.close()
-        seen = {MANIFEST_NAME}
+        seen = set()
+        for name, data in ((SIGNATURE_NAME, signature), (MANIFEST_NAME, raw)):
+            if data is not None:
+                sink = open_sink(name)
+                sink.write(data)
+                sink.close()
+                seen.add(name)
         while (entry := _next_file(tar, max_member_bytes)) is not None:
             name, member = entry
             if name in seen:
                 raise UnsafeArchiveError(f"archive member {name!r} appears twice")
             art = declared.get(name)
-            signature = art is None and name == SIGNATURE_NAME  # checked by edge_runtime.signing
-            if signature and member.size > MAX_SIGNATURE_BYTES:
+            # the signature last: an archive packed before it came first (checked, if required,
+            # by edge_runtime.signing once the bundle is open)
+            late_signature = art is None and name == SIGNATURE_NAME
+            if late_signature and member.size > MAX_SIGNATURE_BYTES:
                 raise UnsafeArchiveError(f"{origin}: {SIGNATURE_NAME} is larger than "
                                          f"{MAX_SIGNATURE_BYTES} bytes")
-            if art is None and not signature:
+            if art is None and not late_signature:
                 raise UnsafeArchiveError(f"{origin}: archive member {name!r} is not an artifact "
                                          "the manifest lists; refusing the archive")
             if art is not None and member.size != art.size:
@@ -616,6 +669,15 @@ def _walk_archive(path: PathLike, open_sink: Any, *, max_member_bytes: int,
             seen.add(name)
         tar.finish()
     return manifest
+
+
+def _small_member(tar: TarReader, member: Member, cap: int, origin: str) -> bytes:
+    """The manifest or the signature, read whole into memory: at most ``cap`` bytes."""
+    if member.size > cap:
+        raise UnsafeArchiveError(f"{origin}: {member.name} is larger than {cap} bytes")
+    buf = bytearray()
+    tar.copy_data(member, buf.extend)
+    return bytes(buf)
 
 
 class _Sink:
@@ -668,22 +730,23 @@ class _FileSink(_Sink):
 
 
 def read_archive(path: PathLike, *, max_member_bytes: int = MAX_ARTIFACT_BYTES,
-                 max_total_bytes: int = 2 * MAX_ARTIFACT_BYTES) -> dict[str, bytes]:
+                 max_total_bytes: int = 2 * MAX_ARTIFACT_BYTES,
+                 trust: Optional[TrustedKeys] = None) -> dict[str, bytes]:
     """Read a bundle archive into memory: the manifest and the artifacts it lists, digests
     checked as they are read. Memory is what the manifest declares, never what headers claim.
 
     Raises:
         UnsafeArchiveError, IntegrityError, BundleError: as :func:`_walk_archive`.
     """
-    return _archive_in_memory(path, max_member_bytes, max_total_bytes)[1]
+    return _archive_in_memory(path, max_member_bytes, max_total_bytes, trust)[1]
 
 
 def _archive_in_memory(path: PathLike, max_member_bytes: int = MAX_ARTIFACT_BYTES,
-                       max_total_bytes: int = 2 * MAX_ARTIFACT_BYTES
-                       ) -> tuple[Manifest, dict[str, bytes]]:
+                       max_total_bytes: int = 2 * MAX_ARTIFACT_BYTES,
+                       trust: Optional[TrustedKeys] = None) -> tuple[Manifest, dict[str, bytes]]:
     out: dict[str, bytes] = {}
-    manifest = _walk_archive(path, lambda name: _MemorySink(out, name),
-                             max_member_bytes=max_member_bytes, max_total_bytes=max_total_bytes)
+    manifest = _walk_archive(path, lambda name: _MemorySink(out, name), max_member_bytes=max_member_bytes,
+                             max_total_bytes=max_total_bytes, trust=trust)
     return manifest, out
 
 
@@ -696,7 +759,9 @@ def pack_bundle(bundle_dir: PathLike, out_file: PathLike, *, verify: bool = True
         bundle.verify()
         names = [MANIFEST_NAME] + [a.path for a in bundle.manifest.artifacts]
         if (Path(bundle_dir) / SIGNATURE_NAME).is_file():
-            names.append(SIGNATURE_NAME)  # a signed bundle stays signed in transport
+            # a signed bundle stays signed in transport, its signature first: the device checks
+            # the manifest against it before parsing a byte of it
+            names.insert(0, SIGNATURE_NAME)
     else:
         names = [MANIFEST_NAME] + sorted(p.name for p in Path(bundle_dir).iterdir()
                                          if p.is_file() and p.name != MANIFEST_NAME)
@@ -715,10 +780,11 @@ def pack_bundle(bundle_dir: PathLike, out_file: PathLike, *, verify: bool = True
     return out
 
 
-def unpack_bundle(archive: PathLike, out_dir: PathLike) -> Path:
+def unpack_bundle(archive: PathLike, out_dir: PathLike, *, trust: Optional[TrustedKeys] = None) -> Path:
     """Unpack an archive into ``out_dir`` safely: members are checked and streamed to disk with
     their digests verified (memory stays a few chunks whatever the sizes), and the directory
-    appears complete or not at all (built aside, then renamed).
+    appears complete or not at all (built aside, then renamed). ``trust``: the manifest is
+    checked against the signature before it is parsed (as :func:`open_bundle`).
 
     Raises:
         BundleError, UnsafeArchiveError, IntegrityError: as :func:`read_archive`; ``out_dir``
@@ -732,7 +798,7 @@ def unpack_bundle(archive: PathLike, out_dir: PathLike) -> Path:
     try:
         manifest = _walk_archive(archive, lambda name: _FileSink(tmp, name),
                                  max_member_bytes=MAX_ARTIFACT_BYTES,
-                                 max_total_bytes=2 * MAX_ARTIFACT_BYTES)
+                                 max_total_bytes=2 * MAX_ARTIFACT_BYTES, trust=trust)
         Bundle(manifest, {a.path: tmp / a.path for a in manifest.artifacts}, str(archive)).verify()
         for name in os.listdir(tmp):
             os.chmod(tmp / name, 0o644)

@@ -18,8 +18,7 @@ from .errors import (
     UnsupportedModelError,
 )
 from .profiles import DeviceProfile, load_profile
-from .signing import TrustSource, profile_trust
-from .signing import enforce as enforce_signature
+from .signing import TrustSource, profile_trust, required_trust, verify_bundle
 
 if TYPE_CHECKING:
     from .model import Model
@@ -187,8 +186,11 @@ def open_trusted(source: Union[str, os.PathLike[str], Bundle], trust: Optional[T
     Raises:
         IntegrityError: a required signature is missing or does not verify.
     """
-    bundle = source if isinstance(source, Bundle) else open_bundle(source)
-    signed = enforce_signature(bundle, trust if trust is not None else profile_trust(profile))
+    keys = required_trust(trust if trust is not None else profile_trust(profile))
+    # a path's manifest is checked against the signature before it is parsed
+    bundle = source if isinstance(source, Bundle) else open_bundle(source, trust=keys)
+    signed = verify_bundle(bundle, keys) if keys is not None else None
+    bundle.signature = signed
     if signed is not None:
         bundle.native_trust = f"signature verified (key {signed.key.short}…)"
     else:

@@ -364,6 +364,41 @@ def _ignored(rel: str, ignored: frozenset[str]) -> bool:
     return any(rel == p or rel.startswith(p.rstrip("/") + "/") for p in ignored)
 
 
+def _verified(raw: Optional[bytes], trust: TrustedKeys, where: str) -> SignedFiles:
+    """``model.sig``'s bytes (None: absent) verified by a trusted key.
+
+    Raises:
+        IntegrityError: unsigned, malformed, unknown key or bad signature.
+    """
+    if raw is None:
+        raise IntegrityError(f"{where}: not signed (no {SIGNATURE_NAME}) and a signature is required "
+                             f"(trusted: {trust.describe()})")
+    try:
+        return verify_envelope(parse_envelope(raw), trust)
+    except IntegrityError as exc:
+        raise IntegrityError(f"{where}: {exc}") from None
+
+
+def signed_manifest(manifest: bytes, signature: Optional[bytes], trust: TrustedKeys,
+                    where: str) -> SignedFiles:
+    """Check ``manifest.json``'s bytes against the signature *before* anything parses them, so
+    an unsigned or altered manifest never reaches the JSON parser or the field checks
+    (:func:`edge_runtime.bundle.open_bundle` with ``trust``). The other files are checked by
+    :func:`verify_bundle` once the manifest says which artifacts there are.
+
+    Raises:
+        IntegrityError: unsigned, malformed, unknown key, bad signature, the manifest not signed
+            or changed since signing.
+    """
+    signed = _verified(signature, trust, where)
+    want = signed.digests.get(MANIFEST_NAME)
+    if want is None:
+        raise IntegrityError(f"{where}: '{MANIFEST_NAME}' is not covered by the signature")
+    if hashlib.sha256(manifest).hexdigest() != want:
+        raise IntegrityError(f"{where}: file '{MANIFEST_NAME}' changed since signing")
+    return signed
+
+
 def verify_bundle(bundle: Bundle, trust: TrustedKeys) -> SignedFiles:
     """Require a valid signature by a trusted key over exactly the bundle's files.
 
@@ -373,13 +408,7 @@ def verify_bundle(bundle: Bundle, trust: TrustedKeys) -> SignedFiles:
     """
     where = bundle.origin
     raw, files = _bundle_files(bundle)
-    if raw is None:
-        raise IntegrityError(f"{where}: not signed (no {SIGNATURE_NAME}) and a signature is required "
-                             f"(trusted: {trust.describe()})")
-    try:
-        signed = verify_envelope(parse_envelope(raw), trust)
-    except IntegrityError as exc:
-        raise IntegrityError(f"{where}: {exc}") from None
+    signed = _verified(raw, trust, where)
     digests = signed.digests
     present = {n for n in files if not _ignored(n, signed.ignored)}
     added, removed = sorted(present - set(digests)), sorted(set(digests) - present)

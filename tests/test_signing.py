@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import edge_runtime
@@ -265,10 +265,105 @@ def test_a_resigned_payload_listing_an_unsigned_manifest_is_refused(bundle: Path
         edge_runtime.load(bundle, trust=keys["pub"])
 
 
+# --- the manifest is checked against the signature before it is parsed ---------------------
+def _old_layout(bundle: Path, out: Path) -> Path:
+    """The archive as edge-runtime packed it before 2026-12: the signature last."""
+    import tarfile
+
+    names = ["manifest.json"] + sorted(p.name for p in bundle.iterdir()
+                                       if p.name not in ("manifest.json", SIGNATURE_NAME)) + [SIGNATURE_NAME]
+    with tarfile.open(out, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for name in names:
+            tar.add(bundle / name, arcname=name)
+    return out
+
+
+def _rewrite_order(archive: Path, order: list[str]) -> None:
+    import io
+    import tarfile
+
+    with tarfile.open(archive) as tar:
+        blobs = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+    with tarfile.open(archive, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for name in order:
+            info = tarfile.TarInfo(name)
+            info.size = len(blobs[name])
+            tar.addfile(info, io.BytesIO(blobs[name]))
+
+
+@pytest.fixture()
+def parses(monkeypatch) -> list[bytes]:
+    """Every manifest the runtime parses, in order."""
+    from edge_runtime.bundle import Manifest
+
+    seen: list[bytes] = []
+    real = Manifest.from_bytes.__func__  # type: ignore[attr-defined]
+    monkeypatch.setattr(Manifest, "from_bytes", classmethod(lambda cls, raw: (seen.append(raw), real(cls, raw))[1]))
+    return seen
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["directory", "archive"])
+def test_an_altered_manifest_is_refused_before_it_is_parsed(packed: bool, bundle: Path, keys, tmp_path: Path,
+                                                           parses: list[bytes]) -> None:
+    (bundle / "manifest.json").write_bytes(b'{"schema_version": "1.1", "name": ' + b"[" * 5000)
+    src = pack_bundle(bundle, tmp_path / "b.tar.gz", verify=False) if packed else bundle
+    if packed:  # the signature first, as pack_bundle writes a signed bundle
+        import tarfile
+
+        with tarfile.open(src) as tar:
+            names = tar.getnames()
+        _rewrite_order(src, [SIGNATURE_NAME] + [n for n in names if n != SIGNATURE_NAME])
+    with pytest.raises(IntegrityError, match="'manifest.json' changed since signing"):
+        edge_runtime.load(src, trust=keys["pub"])
+    assert parses == []
+    with pytest.raises(BundleError, match="manifest"):  # without trust it is parsed, and refused
+        edge_runtime.load(src)
+    assert len(parses) == 1
+
+
+def test_a_signed_archive_carries_its_signature_first_and_an_old_one_still_opens(
+        bundle: Path, keys, tmp_path: Path, parses: list[bytes]) -> None:
+    import tarfile
+
+    new = pack_bundle(bundle, tmp_path / "new.tar.gz")
+    with tarfile.open(new) as tar:
+        assert tar.getnames()[:2] == [SIGNATURE_NAME, "manifest.json"]
+    assert edge_runtime.load(new, trust=keys["pub"]).predict(ROW).shape == (1,)
+    old = _old_layout(bundle, tmp_path / "old.tar.gz")
+    parses.clear()
+    with pytest.raises(IntegrityError, match="not signed.*must come before manifest.json.*repack"):
+        edge_runtime.load(old, trust=keys["pub"])
+    assert parses == []
+    assert edge_runtime.load(old).predict(ROW).shape == (1,)  # no signature required: as before
+    twice = tmp_path / "twice.tar.gz"
+    shutil.copy(new, twice)
+    with tarfile.open(twice) as tar:
+        names = tar.getnames()
+    _rewrite_order(twice, names + [SIGNATURE_NAME])
+    with pytest.raises(BundleError, match="'model.sig' appears twice"):
+        edge_runtime.load(twice)
+
+
 # --- the envelope parser on untrusted input -----------------------------------------------
 _json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
                      lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=10), kids,
                                                                                max_size=4), max_leaves=20)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=st.binary(max_size=300) | _json.map(lambda v: json.dumps(v).encode()))
+def test_fuzz_with_trust_no_unsigned_manifest_reaches_the_parser(raw: bytes, bundle: Path, keys,
+                                                                 parses: list[bytes]) -> None:
+    signed = (bundle / "manifest.json").read_bytes()
+    assume(raw != signed)
+    (bundle / "manifest.json").write_bytes(raw)
+    parses.clear()
+    try:
+        with pytest.raises(IntegrityError):
+            open_bundle(bundle, trust=TrustedKeys.load(keys["pub"]))
+        assert parses == []
+    finally:
+        (bundle / "manifest.json").write_bytes(signed)
 
 
 def _envelope_like(draw_payload: object) -> bytes:
@@ -327,7 +422,7 @@ def test_store_refuses_an_unsigned_or_foreign_bundle_at_install(models, keys, tm
     store = VersionStore(tmp_path / "state", trust=keys["pub"])
     store.install("1.0.0", _version(models["signed"], tmp_path, "1.0.0", keys["priv"]))
     foreign = _version(models["signed"], tmp_path, "1.1.0", keys["other_priv"])
-    with pytest.raises(IntegrityError, match="signature check failed at rest: .*not trusted here"):
+    with pytest.raises(IntegrityError, match="signature check failed at install: .*not trusted here"):
         store.install("1.1.0", foreign)
     assert store.installed() == ["1.0.0"]  # nothing of 1.1.0 left behind
 

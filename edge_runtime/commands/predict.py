@@ -140,13 +140,13 @@ def inspect(bundle: str, as_json: bool, trust: tuple[str, ...]) -> None:
 def verify(bundle: str, backend: str, trust: tuple[str, ...]) -> None:
     """Check digests and sizes of every artifact, the signature (with --trust or the device
     policy), then the golden rows on a backend."""
-    from ..bundle import open_bundle
-    from ..signing import describe, enforce
+    from ..loader import open_trusted
+    from ..signing import describe
     from ..verify import verify_bundle
 
     apply_trust(trust)
-    b = open_bundle(bundle)
-    signed = enforce(b)  # a required signature is checked before any engine sees a byte
+    b = open_trusted(bundle)  # a required signature is checked before the manifest is parsed
+    signed = b.signature
     v = verify_bundle(b, backend=backend)
     click.echo(f"ok: {v.artifacts} artifact(s) match their sha256 and size")
     if signed is not None:

@@ -36,8 +36,7 @@ from ..bundle import MANIFEST_NAME, Bundle, open_bundle, parse_semver, unpack_bu
 from ..errors import BundleError, IntegrityError
 from ..fsutil import atomic_write_json, fsync_dir
 from ..paths import state_dir
-from ..signing import TrustSource
-from ..signing import enforce as enforce_signature
+from ..signing import TrustedKeys, TrustSource, required_trust, verify_bundle
 from .errors import StoreBusy, TransitionError
 
 ACTIVE = "active.json"
@@ -276,7 +275,7 @@ class VersionStore:
             BundleError: no bundle, unreadable manifest, or its version is not ``version``.
         """
         path = self.bundle_path(version)
-        bundle = open_bundle(path)
+        bundle = self._open(path)
         if bundle.manifest.version != version:
             raise BundleError(f"{path}: manifest version {bundle.manifest.version} does not match "
                               f"the store's {version}")
@@ -289,6 +288,22 @@ class VersionStore:
         self.check_signature(bundle)
         return path
 
+    def _keys(self) -> Optional[TrustedKeys]:
+        """The keys a signature must come from, or None: none is required."""
+        return required_trust(self.trust)
+
+    def _open(self, path: Path) -> Bundle:
+        """A stored bundle, its manifest checked against the signature before it is parsed.
+
+        Raises:
+            IntegrityError: "signature check failed at rest: ..." (as :meth:`check_signature`).
+            BundleError: no bundle, or an unreadable manifest.
+        """
+        try:
+            return open_bundle(path, trust=self._keys())
+        except IntegrityError as exc:
+            raise IntegrityError(f"signature check failed at rest: {exc}") from None
+
     def check_signature(self, bundle: Bundle) -> None:
         """The store's one signature hook (install, activation, every start through
         :meth:`verify_at_rest`): a no-op unless a signature is required.
@@ -296,8 +311,11 @@ class VersionStore:
         Raises:
             IntegrityError: "signature check failed at rest: ..." naming the file or the reason.
         """
+        keys = self._keys()
+        if keys is None:
+            return
         try:
-            enforce_signature(bundle, self.trust)
+            verify_bundle(bundle, keys)
         except IntegrityError as exc:
             raise IntegrityError(f"signature check failed at rest: {exc}") from None
 
@@ -321,9 +339,17 @@ class VersionStore:
         if dst.exists():  # an older, unverified leftover of the same version
             self._set_aside(version)
             self.remove_leftovers()
-        path = unpack_bundle(archive, dst)
+        # an archive TUF verified is the publisher's to the byte; any other is checked against
+        # its signature before its manifest is parsed
+        keys = None if via_tuf else self._keys()
         try:
-            bundle = open_bundle(path)
+            path = unpack_bundle(archive, dst, trust=keys)
+        except IntegrityError as exc:
+            if keys is None:
+                raise
+            raise IntegrityError(f"signature check failed at install: {exc}") from None
+        try:
+            bundle = self._open(path)
             self.check_signature(bundle)  # before the version is recorded at all
         except BundleError:
             self._set_aside(version)
