@@ -13,6 +13,10 @@ to an engine chosen for its row count through a :class:`RoutedBackend`:
 - full tuning (:func:`tune`, ``load(tune=True)`` / ``edgert bench --tune``): every candidate
   at every thread count and row count, longer.
 
+A batch route whose runner-up came within a tie of the winner keeps both engines and serves the
+faster on live calls (:mod:`edge_runtime.routing_live`): the order of two engines can flip with
+the machine's state.
+
 Candidates come from :func:`edge_runtime.backends.candidates`: every backend that runs the
 bundle's primary artifact, and backends of the bundle's other formats at the same precision (LiteRT
 on the ``.tflite`` twin, a compiled artifact for this machine) through :class:`ViaArtifact`, which
@@ -33,9 +37,11 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 from .backends import candidates, get_backend
 from .backends.base import Backend, BackendOptions
 from .bundle import Artifact, Bundle
+from .errors import IntegrityError
 from .fsutil import atomic_write_json
 from .outputs.plan import OutputPlan, index_encoded
 from .paths import user_dir
+from .routing_live import LIVE_FROM, LiveRoute, runner_up
 from .sampling import timing_rows
 
 if TYPE_CHECKING:
@@ -122,7 +128,10 @@ class RoutedBackend(Backend):
         return (self._one if n == 1 else self._route(n)).run(x, outputs)
 
     def close(self) -> None:
-        for engine in {id(e): e for _, e in self._routes}.values():
+        from .routing_live import LiveRoute
+
+        engines = {id(x): x for _, e in self._routes for x in (e.engines if isinstance(e, LiveRoute) else (e,))}
+        for engine in engines.values():
             engine.close()
 
 
@@ -302,12 +311,14 @@ def _max_threads(profile: Optional[DeviceProfile]) -> Optional[int]:
 
 def route_table(bundle: Bundle, artifact: Artifact, profile: Optional[DeviceProfile], method: str,
                 row_counts: Sequence[int], timings: dict[str, dict[str, float]], best: dict[str, str],
-                sources: dict[str, str]) -> dict[str, Any]:
-    """The cached routing decision: which engine per row count, with the timings behind it and
-    what it is valid for (bundle, artifact, machine, profile)."""
+                sources: dict[str, str], runner_up: Optional[dict[str, str]] = None) -> dict[str, Any]:
+    """The cached routing decision: which engine per row count (and, for batch routes with a
+    near-tie, the runner-up watched on live calls: :mod:`edge_runtime.routing_live`), with the
+    timings behind it and what it is valid for (bundle, artifact, machine, profile)."""
     return {"schema": SCHEMA, "bundle": bundle_digest(bundle), "artifact": artifact.sha256,
             "machine": machine_id(), "profile": profile.name if profile else None, "method": method,
-            "row_counts": list(row_counts), "timings_s": timings, "best": best, "artifacts": sources,
+            "row_counts": list(row_counts), "timings_s": timings, "best": best,
+            "runner_up": dict(runner_up or {}), "artifacts": sources,
             "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
@@ -341,7 +352,9 @@ def tune(bundle: Bundle, artifact: Artifact, *, profile: Optional[DeviceProfile]
         for engine in engines.values():
             engine.close()
     best = {str(n): pick({k: v[str(n)] for k, v in timings.items()}) for n in row_counts} if timings else {}
-    table = route_table(bundle, artifact, profile, "tuned", row_counts, timings, best, sources)
+    runners = {str(n): r for n in row_counts if n >= LIVE_FROM and str(n) in best
+               and (r := runner_up({k: v[str(n)] for k, v in timings.items()}, best[str(n)]))}
+    table = route_table(bundle, artifact, profile, "tuned", row_counts, timings, best, sources, runners)
     atomic_write_json(cache_path(bundle, profile.name if profile else None), table)
     return table
 
@@ -372,19 +385,35 @@ def routed(bundle: Bundle, artifact: Artifact, table: dict[str, Any],
     engines = dict(engines or {})
     counts = [int(n) for n in table["row_counts"]]
     choice = [table["best"][str(n)] for n in counts]
+    runners = {int(n): k for n, k in (table.get("runner_up") or {}).items()}
     paths = table.get("artifacts") or {}
     by_path = {a.path: a for a in bundle.manifest.artifacts}
     chosen: dict[str, Backend] = {}
+
+    def build(key: str) -> Backend:
+        engine = engines.pop(key, None)
+        if engine is None:  # not proven on this load yet
+            name, threads = key.rsplit(":", 1)
+            own = by_path.get(paths.get(key, artifact.path), artifact)
+            engine = _engine(bundle, name, int(threads), artifact, own, optimization)
+            chosen[key] = engine
+            Model(bundle, engine, artifact).check_golden()
+        chosen[key] = engine
+        return engine
+
     try:
         for key in dict.fromkeys(choice):
-            engine = engines.pop(key, None)
-            if engine is None:
-                name, threads = key.rsplit(":", 1)
-                own = by_path.get(paths.get(key, artifact.path), artifact)
-                engine = _engine(bundle, name, int(threads), artifact, own, optimization)
-                chosen[key] = engine
-                Model(bundle, engine, artifact).check_golden()
-            chosen[key] = engine
+            build(key)
+        for key in dict.fromkeys(k for n, k in runners.items() if n in counts and k not in chosen):
+            try:
+                build(key)
+            except IntegrityError:
+                raise
+            except Exception:  # noqa: BLE001 - a runner-up that cannot run is simply not watched
+                runners = {n: k for n, k in runners.items() if k != key}
+                failed = chosen.pop(key, None)
+                if failed is not None:
+                    failed.close()
     except BaseException:
         for engine in chosen.values():
             engine.close()
@@ -393,8 +422,12 @@ def routed(bundle: Bundle, artifact: Artifact, table: dict[str, Any],
         for engine in engines.values():
             engine.close()
     # a call of n rows goes to the choice for the nearest measured count (geometric midpoints)
-    routes = []
+    routes: list[tuple[int, Backend]] = []
     for i, n in enumerate(counts):
         limit = int((n * counts[i + 1]) ** 0.5) if i + 1 < len(counts) else 2**62
-        routes.append((limit, chosen[choice[i]]))
+        engine = chosen[choice[i]]
+        other = runners.get(n)
+        if other is not None and other != choice[i] and other in chosen:
+            engine = LiveRoute(engine, chosen[other])
+        routes.append((limit, engine))
     return RoutedBackend(routes, artifact, table)

@@ -23,6 +23,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .routing import MEASURE_ENV, ROW_COUNTS, cache_path, fastest_rounds, proven_engine, route_candidates, route_table
+from .routing_live import LIVE_FROM, runner_up
 from .sampling import timing_rows
 
 if TYPE_CHECKING:
@@ -286,6 +287,8 @@ class _Measurement:
         self.outputs = ([artifact.outputs["probabilities"]] if "probabilities" in artifact.outputs
                         else list(artifact.outputs.values()))
         self.timings: dict[str, dict[str, float]] = {}
+        #: per row count timed, the candidate within ``routing_live.TIE`` of the verdict's, if any
+        self.runners: dict[int, str] = {}
         #: row counts not judged because this process's other threads kept a core busy
         self.busy: list[int] = []
         self.slow: dict[str, float] = {}  # key -> times slower than the fastest, last time it ran
@@ -359,6 +362,9 @@ class _Measurement:
                 choice = prefer(ranked, got)
         for k, t in got.items():
             self.timings.setdefault(k, {})[str(n)] = t
+        runner = runner_up(got, choice)
+        if runner is not None:
+            self.runners[n] = runner
         return choice
 
     def _settled(self, need_s: float) -> bool:
@@ -411,6 +417,7 @@ def plan(bundle: Bundle, artifact: Artifact, profile: Optional[DeviceProfile], m
     best = {str(n): ks[0] for n, ks in short.items() if ks}
     timings: dict[str, dict[str, float]] = {}
     busy: list[int] = []
+    runners: dict[str, str] = {}
     method = "rule"
     if measure:
         method = "measured"
@@ -420,10 +427,12 @@ def plan(bundle: Bundle, artifact: Artifact, profile: Optional[DeviceProfile], m
             choice = measurement.verdict(n, short[verdict])
             if choice is not None:
                 best[str(verdict)] = choice
+                if verdict >= LIVE_FROM and n in measurement.runners:
+                    runners[str(verdict)] = measurement.runners[n]
         timings = measurement.timings
         busy = measurement.busy
-    sources = {k: keys[k][2].path for k in set(best.values())}
-    table = route_table(bundle, artifact, profile, method, ROW_COUNTS, timings, best, sources)
+    sources = {k: keys[k][2].path for k in set(best.values()) | set(runners.values())}
+    table = route_table(bundle, artifact, profile, method, ROW_COUNTS, timings, best, sources, runners)
     if measure and busy:
         table["busy"] = busy  # row counts the rule judged: this process kept the cores busy
     return table, pool.engines

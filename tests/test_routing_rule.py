@@ -325,7 +325,7 @@ def test_extra_candidates_are_built_only_while_the_budget_allows(forest, monkeyp
         return real_engine(bundle, name, threads, *a, **k)
 
     monkeypatch.setattr(routing_rule, "proven_engine", slow_build)
-    monkeypatch.setattr(routing_rule, "BUDGET_S", 2.0)
+    monkeypatch.setattr(routing_rule, "BUDGET_S", 1.0)
     tried_now = _attempts(monkeypatch)
     table, engines = routing_rule.plan(b, art, None, True)
     try:
@@ -543,6 +543,8 @@ def test_a_big_batch_is_not_judged_while_this_process_keeps_the_cores_busy(fores
     monkeypatch.undo()
     monkeypatch.setenv("EDGERT_CACHE_DIR", str(forest[0].parent / "busy-cache"))
     monkeypatch.setattr(routing_rule, "other_threads_cpu_s", busy_threads)
+    # time enough to reach 4,096 rows on a loaded machine too: only the busy threads may stop it
+    monkeypatch.setattr(routing_rule, "BUDGET_S", 1.0)
     b = open_bundle(forest[0])
     art = b.artifact_for(("onnx",))
     table, engines = routing_rule.first_load(b, art, None)
