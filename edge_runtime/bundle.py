@@ -10,8 +10,8 @@ and sha256 (:meth:`Bundle.read_artifact`) before any backend sees them. The mani
 are checked in :mod:`edge_runtime.manifest_checks` (parsed by :mod:`edge_runtime.safejson`);
 archives are read through the bounded parser of :mod:`edge_runtime.archive`, with the policy
 here: ``model.sig`` if signed, ``manifest.json``, then only the artifacts it lists
-(:func:`read_archive`). With trusted keys, the manifest's bytes are checked against the
-signature before they are parsed (:func:`open_bundle`).
+(:func:`read_archive`). A gate given to :func:`open_bundle` (the signature check, with trusted
+keys) sees the manifest's bytes before they are parsed.
 """
 
 from __future__ import annotations
@@ -30,16 +30,13 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, Union
 
 from . import manifest_checks as checks
 from .archive import END_ALLOWANCE, HEADER_ALLOWANCE, LimitedGunzip, Member, TarReader, padded
 from .errors import BundleError, IntegrityError, SchemaVersionError, UnsafeArchiveError
 from .fsutil import atomic_write_bytes, atomic_write_json, fsync_dir
 from .safejson import loads_bounded
-
-if TYPE_CHECKING:
-    from .signing import SignedFiles, TrustedKeys
 
 #: 1.1: features may be categorical or text (``kind``), an artifact may take several named
 #: ``inputs`` (one per column, strings included); a 1.0 manifest is a 1.1 one with numbers only
@@ -64,6 +61,10 @@ _SEMVER = re.compile(
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 PathLike = Union[str, "os.PathLike[str]"]
+#: what the manifest's bytes pass before anything parses them: ``gate(manifest, signature, where)``
+#: with the signature's bytes (None: absent), raising to refuse; :func:`edge_runtime.signing.manifest_gate`
+#: checks them against the signature (a hook, so this module never imports the verifier)
+ManifestGate = Callable[[bytes, Optional[bytes], str], None]
 
 
 def sha256_hex(data: bytes) -> str:
@@ -440,8 +441,9 @@ class Bundle:
         #: why native code from this bundle may run here ("" = it may not); set by the loader
         #: once it has checked the signature, the TUF install record or the explicit opt-in
         self.native_trust = ""
-        #: the signature that verified over every file, once the loader has required one
-        self.signature: Optional[SignedFiles] = None
+        #: the signature that verified over every file (``signing.SignedFiles``), once the
+        #: loader has required one
+        self.signature: Optional[Any] = None
 
     def read_artifact(self, artifact: Artifact) -> bytes:
         """The artifact's bytes, only after size and sha256 match the manifest.
@@ -498,34 +500,33 @@ class Bundle:
         return None
 
 
-def open_bundle(path: PathLike, *, trust: Optional[TrustedKeys] = None) -> Bundle:
+def open_bundle(path: PathLike, *, gate: Optional[ManifestGate] = None) -> Bundle:
     """Open a bundle directory or ``.tar.gz``: manifest validated, artifacts not yet read.
 
-    With ``trust`` (the keys a signature must come from), the manifest's bytes must be the
-    signed ones before they are parsed; the rest of the file set is the caller's
-    :func:`edge_runtime.signing.verify_bundle`, once the manifest says what belongs.
+    ``gate`` sees the manifest's bytes and the signature's before the manifest is parsed
+    (``signing.manifest_gate(keys)``: they must be the signed ones); the rest of the file set
+    is the caller's :func:`edge_runtime.signing.verify_bundle`, once the manifest says what
+    belongs.
 
     Raises:
         BundleError: not a bundle, unreadable or invalid manifest (names the field).
         SchemaVersionError: the manifest's major schema version is newer than ours.
         UnsafeArchiveError: the archive holds a member that is not a plain, safe file.
-        IntegrityError: with ``trust``: unsigned, a bad or untrusted signature, or a manifest
-            changed since signing.
+        IntegrityError: the gate refused the manifest (unsigned, a bad or untrusted signature,
+            changed since signing).
     """
     p = Path(path)
     if p.is_dir():
         raw = _read_capped(p / MANIFEST_NAME, MAX_MANIFEST_BYTES)
         if raw is None:
             raise BundleError(f"{p}: no {MANIFEST_NAME} (not a bundle directory)")
-        if trust is not None:
-            from .signing import signed_manifest
-
-            signed_manifest(raw, _read_capped(p / SIGNATURE_NAME, MAX_SIGNATURE_BYTES), trust, str(p))
+        if gate is not None:
+            gate(raw, _read_capped(p / SIGNATURE_NAME, MAX_SIGNATURE_BYTES), str(p))
         manifest = Manifest.from_bytes(raw)
         files = {a.path: p / a.path for a in manifest.artifacts}
         return Bundle(manifest, files, str(p))
     if p.is_file():
-        manifest, members = _archive_in_memory(p, trust=trust)
+        manifest, members = _archive_in_memory(p, gate=gate)
         return Bundle(manifest, members, str(p))
     raise BundleError(f"{p}: no such bundle (expected a directory or a .tar.gz)")
 
@@ -565,9 +566,9 @@ def _next_file(tar: TarReader, max_member_bytes: int) -> Optional[tuple[str, Mem
 
 
 def _archive_head(tar: TarReader, max_member_bytes: int, origin: str,
-                  trust: Optional[TrustedKeys]) -> tuple[Optional[bytes], bytes]:
+                  gate: Optional[ManifestGate]) -> tuple[Optional[bytes], bytes]:
     """The signature (None: not first) and the manifest's bytes, checked against each other
-    before anything parses the manifest when ``trust`` is given.
+    before anything parses the manifest by ``gate``, if given.
 
     Raises:
         BundleError, UnsafeArchiveError, IntegrityError: as :func:`_walk_archive`.
@@ -583,24 +584,19 @@ def _archive_head(tar: TarReader, max_member_bytes: int, origin: str,
         raise BundleError(f"{origin}: the archive's first member is {first[0]!r}; "
                           f"{MANIFEST_NAME} must come first (as pack_bundle writes it)")
     raw = _small_member(tar, first[1], MAX_MANIFEST_BYTES, origin)
-    if trust is not None:
-        from .signing import signed_manifest
-
-        if signature is None:
-            raise IntegrityError(
-                f"{origin}: not signed before its manifest: a signature is required (trusted: "
-                f"{trust.describe()}) and {SIGNATURE_NAME} must come before {MANIFEST_NAME} (an "
-                "archive packed by edge-runtime before 2026-12 carries it last: repack it)")
-        signed_manifest(raw, signature, trust, origin)
+    if gate is not None:
+        gate(raw, signature, origin if signature is not None else (
+            f"{origin} (no {SIGNATURE_NAME} before {MANIFEST_NAME}; an archive packed by "
+            "edge-runtime before 2026-12 carries it last: repack it)"))
     return signature, raw
 
 
 def _walk_archive(path: PathLike, open_sink: Any, *, max_member_bytes: int,
-                  max_total_bytes: int, trust: Optional[TrustedKeys] = None) -> Manifest:
+                  max_total_bytes: int, gate: Optional[ManifestGate] = None) -> Manifest:
     """Read a bundle archive member by member: ``model.sig`` if signed, ``manifest.json``, then
     only the artifacts it lists, each of the size it declares, hashed while read and passed in
     chunks to the writer ``open_sink(name)`` returns (which has ``write`` and ``close``). With
-    ``trust``, the manifest is checked against the signature before it is parsed, so the
+    a ``gate`` (the signature check), the manifest is checked before it is parsed, so the
     signature must come first (archives packed before it did carry it last: repack them).
 
     Memory and decompression are bounded by the manifest, not by what the archive claims:
@@ -612,7 +608,7 @@ def _walk_archive(path: PathLike, open_sink: Any, *, max_member_bytes: int,
         UnsafeArchiveError: links, devices, directories, ``..``/absolute names, oversize members
             or headers, members the manifest does not list, duplicates, more data than declared.
         IntegrityError: a listed member of another size or digest than the manifest says;
-            with ``trust``: no signature before the manifest, or one that does not verify.
+            the gate refused the manifest (no signature before it, or one that does not verify).
         BundleError: not a readable gzip'd tar, no manifest first, or an invalid manifest.
     """
     origin = os.fspath(path)
@@ -624,7 +620,7 @@ def _walk_archive(path: PathLike, open_sink: Any, *, max_member_bytes: int,
         stream = LimitedGunzip(fh, min(max_total_bytes, MAX_MANIFEST_BYTES) + 2 * HEADER_ALLOWANCE
                                + padded(MAX_SIGNATURE_BYTES) + HEADER_ALLOWANCE, origin)
         tar = TarReader(stream)
-        signature, raw = _archive_head(tar, max_member_bytes, origin, trust)
+        signature, raw = _archive_head(tar, max_member_bytes, origin, gate)
         manifest = Manifest.from_bytes(raw)
         declared = {a.path: a for a in manifest.artifacts}
         if len(raw) + sum(a.size for a in manifest.artifacts) > max_total_bytes:
@@ -731,22 +727,22 @@ class _FileSink(_Sink):
 
 def read_archive(path: PathLike, *, max_member_bytes: int = MAX_ARTIFACT_BYTES,
                  max_total_bytes: int = 2 * MAX_ARTIFACT_BYTES,
-                 trust: Optional[TrustedKeys] = None) -> dict[str, bytes]:
+                 gate: Optional[ManifestGate] = None) -> dict[str, bytes]:
     """Read a bundle archive into memory: the manifest and the artifacts it lists, digests
     checked as they are read. Memory is what the manifest declares, never what headers claim.
 
     Raises:
         UnsafeArchiveError, IntegrityError, BundleError: as :func:`_walk_archive`.
     """
-    return _archive_in_memory(path, max_member_bytes, max_total_bytes, trust)[1]
+    return _archive_in_memory(path, max_member_bytes, max_total_bytes, gate)[1]
 
 
 def _archive_in_memory(path: PathLike, max_member_bytes: int = MAX_ARTIFACT_BYTES,
                        max_total_bytes: int = 2 * MAX_ARTIFACT_BYTES,
-                       trust: Optional[TrustedKeys] = None) -> tuple[Manifest, dict[str, bytes]]:
+                       gate: Optional[ManifestGate] = None) -> tuple[Manifest, dict[str, bytes]]:
     out: dict[str, bytes] = {}
     manifest = _walk_archive(path, lambda name: _MemorySink(out, name), max_member_bytes=max_member_bytes,
-                             max_total_bytes=max_total_bytes, trust=trust)
+                             max_total_bytes=max_total_bytes, gate=gate)
     return manifest, out
 
 
@@ -780,11 +776,11 @@ def pack_bundle(bundle_dir: PathLike, out_file: PathLike, *, verify: bool = True
     return out
 
 
-def unpack_bundle(archive: PathLike, out_dir: PathLike, *, trust: Optional[TrustedKeys] = None) -> Path:
+def unpack_bundle(archive: PathLike, out_dir: PathLike, *, gate: Optional[ManifestGate] = None) -> Path:
     """Unpack an archive into ``out_dir`` safely: members are checked and streamed to disk with
     their digests verified (memory stays a few chunks whatever the sizes), and the directory
-    appears complete or not at all (built aside, then renamed). ``trust``: the manifest is
-    checked against the signature before it is parsed (as :func:`open_bundle`).
+    appears complete or not at all (built aside, then renamed). ``gate``: sees the
+    manifest's bytes before they are parsed (as :func:`open_bundle`).
 
     Raises:
         BundleError, UnsafeArchiveError, IntegrityError: as :func:`read_archive`; ``out_dir``
@@ -798,7 +794,7 @@ def unpack_bundle(archive: PathLike, out_dir: PathLike, *, trust: Optional[Trust
     try:
         manifest = _walk_archive(archive, lambda name: _FileSink(tmp, name),
                                  max_member_bytes=MAX_ARTIFACT_BYTES,
-                                 max_total_bytes=2 * MAX_ARTIFACT_BYTES, trust=trust)
+                                 max_total_bytes=2 * MAX_ARTIFACT_BYTES, gate=gate)
         Bundle(manifest, {a.path: tmp / a.path for a in manifest.artifacts}, str(archive)).verify()
         for name in os.listdir(tmp):
             os.chmod(tmp / name, 0o644)

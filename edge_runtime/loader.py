@@ -18,7 +18,7 @@ from .errors import (
     UnsupportedModelError,
 )
 from .profiles import DeviceProfile, load_profile
-from .signing import TrustSource, profile_trust, required_trust, verify_bundle
+from .signing import TrustSource, manifest_gate, profile_trust, required_trust, verify_bundle
 
 if TYPE_CHECKING:
     from .model import Model
@@ -188,7 +188,8 @@ def open_trusted(source: Union[str, os.PathLike[str], Bundle], trust: Optional[T
     """
     keys = required_trust(trust if trust is not None else profile_trust(profile))
     # a path's manifest is checked against the signature before it is parsed
-    bundle = source if isinstance(source, Bundle) else open_bundle(source, trust=keys)
+    bundle = source if isinstance(source, Bundle) else open_bundle(
+        source, gate=manifest_gate(keys) if keys is not None else None)
     signed = verify_bundle(bundle, keys) if keys is not None else None
     bundle.signature = signed
     if signed is not None:

@@ -32,7 +32,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Union
 
 from .bundle import MANIFEST_NAME, MAX_SIGNATURE_BYTES, SIGNATURE_NAME
 from .errors import BundleError, IntegrityError
@@ -397,6 +397,14 @@ def signed_manifest(manifest: bytes, signature: Optional[bytes], trust: TrustedK
     if hashlib.sha256(manifest).hexdigest() != want:
         raise IntegrityError(f"{where}: file '{MANIFEST_NAME}' changed since signing")
     return signed
+
+
+def manifest_gate(trust: TrustedKeys) -> Callable[[bytes, Optional[bytes], str], None]:
+    """The ``gate`` for :func:`edge_runtime.bundle.open_bundle` and ``unpack_bundle``: the
+    manifest's bytes checked with :func:`signed_manifest` before they are parsed."""
+    def gate(manifest: bytes, signature: Optional[bytes], where: str) -> None:
+        signed_manifest(manifest, signature, trust, where)
+    return gate
 
 
 def verify_bundle(bundle: Bundle, trust: TrustedKeys) -> SignedFiles:

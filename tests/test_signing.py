@@ -26,6 +26,7 @@ from edge_runtime.signing import (
     ENV_TRUST,
     PAYLOAD_TYPE,
     TrustedKeys,
+    manifest_gate,
     parse_envelope,
     parse_statement,
     verify_bundle,
@@ -331,7 +332,7 @@ def test_a_signed_archive_carries_its_signature_first_and_an_old_one_still_opens
     assert edge_runtime.load(new, trust=keys["pub"]).predict(ROW).shape == (1,)
     old = _old_layout(bundle, tmp_path / "old.tar.gz")
     parses.clear()
-    with pytest.raises(IntegrityError, match="not signed.*must come before manifest.json.*repack"):
+    with pytest.raises(IntegrityError, match="no model.sig before manifest.json.*repack it.*not signed"):
         edge_runtime.load(old, trust=keys["pub"])
     assert parses == []
     assert edge_runtime.load(old).predict(ROW).shape == (1,)  # no signature required: as before
@@ -360,7 +361,7 @@ def test_fuzz_with_trust_no_unsigned_manifest_reaches_the_parser(raw: bytes, bun
     parses.clear()
     try:
         with pytest.raises(IntegrityError):
-            open_bundle(bundle, trust=TrustedKeys.load(keys["pub"]))
+            open_bundle(bundle, gate=manifest_gate(TrustedKeys.load(keys["pub"])))
         assert parses == []
     finally:
         (bundle / "manifest.json").write_bytes(signed)

@@ -36,7 +36,7 @@ from ..bundle import MANIFEST_NAME, Bundle, open_bundle, parse_semver, unpack_bu
 from ..errors import BundleError, IntegrityError
 from ..fsutil import atomic_write_json, fsync_dir
 from ..paths import state_dir
-from ..signing import TrustedKeys, TrustSource, required_trust, verify_bundle
+from ..signing import TrustedKeys, TrustSource, manifest_gate, required_trust, verify_bundle
 from .errors import StoreBusy, TransitionError
 
 ACTIVE = "active.json"
@@ -300,7 +300,8 @@ class VersionStore:
             BundleError: no bundle, or an unreadable manifest.
         """
         try:
-            return open_bundle(path, trust=self._keys())
+            keys = self._keys()
+            return open_bundle(path, gate=manifest_gate(keys) if keys is not None else None)
         except IntegrityError as exc:
             raise IntegrityError(f"signature check failed at rest: {exc}") from None
 
@@ -343,7 +344,7 @@ class VersionStore:
         # its signature before its manifest is parsed
         keys = None if via_tuf else self._keys()
         try:
-            path = unpack_bundle(archive, dst, trust=keys)
+            path = unpack_bundle(archive, dst, gate=manifest_gate(keys) if keys is not None else None)
         except IntegrityError as exc:
             if keys is None:
                 raise
