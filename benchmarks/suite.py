@@ -175,10 +175,26 @@ def run_model(name: str, est: Any, X_tr: np.ndarray, y_tr: np.ndarray, X_te: np.
                            number=2 * NUMBER[n], warmup=2, rotate=True, statistic=min)
         out["ms"][str(n)] = {k: v / 1e3 for k, v in got.items()}
         out["duel"][str(n)] = {"best": best, "auto": duel["auto"] / 1e3, "best_ms": duel[best] / 1e3}
+    out["watched"] = _watched(auto)
     for m in engines.values():
         m.close()
     auto.close()
     return out
+
+
+def _watched(auto: Any) -> str:
+    """Per batch route watched on live calls (edge_runtime.routing_live): its two engines, the
+    one serving at the end of the run and how often it changed."""
+    from edge_runtime.routing_live import LiveRoute
+
+    def key(e: Any) -> str:
+        return f"{e.name}:{e.options.threads}"
+
+    counts = [int(n) for n in getattr(auto.backend, "table", {}).get("row_counts", [])]
+    routes = getattr(auto.backend, "routes", [])
+    cells = [f"{n}: {'/'.join(key(e) for e in r.engines)} → {key(r.serving)}, {r.switches} switch(es)"
+             for n, (_, r) in zip(counts, routes) if isinstance(r, LiveRoute)]
+    return "; ".join(cells) or "none"
 
 
 def render(results: dict[str, dict[str, Any]], info: str, seconds: float, rounds: int = ROUNDS) -> str:
@@ -224,12 +240,13 @@ def render(results: dict[str, dict[str, Any]], info: str, seconds: float, rounds
         lines.append("")
     lines += ["## auto's routes and load time", "",
               "| model | method | routes (rows → engine:threads) | first load ms | cached load ms "
-              "| rule-only load ms | measurement ms (first − rule-only) |",
-              "|---|---|---|---|---|---|---|"]
+              "| rule-only load ms | measurement ms (first − rule-only) | watched on live calls |",
+              "|---|---|---|---|---|---|---|---|"]
     for model, r in results.items():
         ld = r["load_ms"]
         lines.append(f"| {model} | {r['method']} | {r['routes']} | {ld['auto first load']:.1f} | "
-                     f"{ld['auto cached']:.1f} | {ld['auto rule only']:.1f} | {_measurement_ms(r):.1f} |")
+                     f"{ld['auto cached']:.1f} | {ld['auto rule only']:.1f} | {_measurement_ms(r):.1f} "
+                     f"| {r.get('watched', 'none')} |")
     from edge_runtime.backends import backend_names
 
     native = "native" in backend_names()

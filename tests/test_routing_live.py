@@ -12,7 +12,7 @@ import pytest
 import edge_runtime
 from edge_runtime import routing, routing_live
 from edge_runtime.backends.base import Backend
-from edge_runtime.routing_live import EXPLORE, SWITCH, TIMED_FROM, WINDOW, LiveRoute, runner_up
+from edge_runtime.routing_live import EXPLORE, EXPLORE_MAX, SWITCH, TIMED_FROM, LiveRoute, runner_up
 
 pytestmark = pytest.mark.device
 
@@ -61,31 +61,43 @@ def _calls(route: LiveRoute, n: int, rows: int = 1024) -> list[float]:
     return [float(route.run(x, ["p"])[0][0]) for _ in range(n)]
 
 
-def test_the_winner_serves_and_the_other_is_tried_once_in_explore_calls(clock) -> None:
+def _tries(calls: int) -> int:
+    """How many of ``calls`` go to the other engine while it keeps losing: one after EXPLORE
+    calls, then each gap twice the last, up to EXPLORE_MAX."""
+    tries, gap, at = 0, EXPLORE, EXPLORE
+    while at <= calls:
+        tries += 1
+        gap = min(2 * gap, EXPLORE_MAX)
+        at += gap
+    return tries
+
+
+def test_the_winner_serves_and_the_other_is_tried_ever_more_rarely_while_it_loses(clock) -> None:
     a, b = Engine(1, clock, 50), Engine(2, clock, 60)
     route = LiveRoute(a, b)
-    answers = _calls(route, 20 * EXPLORE)
-    assert b.calls == 20 and a.calls == 20 * EXPLORE - 20
-    assert answers.count(2.0) == 20  # every answer came from one of the two proven engines
+    answers = _calls(route, 4000)
+    tries = _tries(4000)
+    assert b.calls == tries and a.calls == 4000 - tries and tries < 4000 / EXPLORE / 10
+    assert answers.count(2.0) == tries  # every answer came from one of the two proven engines
     assert route.serving is a and route.switches == 0
 
 
 def test_the_route_follows_the_machine_when_the_engines_swap_places(clock) -> None:
     a, b = Engine(1, clock, 50), Engine(2, clock, 60)
     route = LiveRoute(a, b)
-    _calls(route, 4 * EXPLORE)
+    _calls(route, 3000)  # settled: tries EXPLORE_MAX apart
     a.ns_per_row, b.ns_per_row = 77, 68  # the host's slow phase: the other engine now leads
-    _calls(route, (WINDOW + 1) * EXPLORE)
+    _calls(route, EXPLORE_MAX)
     assert route.serving is b and route.switches == 1
     a.ns_per_row, b.ns_per_row = 49, 60  # and back
-    _calls(route, (WINDOW + 1) * EXPLORE)
+    _calls(route, EXPLORE_MAX)
     assert route.serving is a and route.switches == 2
 
 
 def test_a_lead_inside_the_switch_margin_does_not_move_the_route(clock) -> None:
     a, b = Engine(1, clock, 100), Engine(2, clock, 100 / SWITCH * 1.01)
     route = LiveRoute(a, b)
-    _calls(route, 10 * WINDOW * EXPLORE)
+    _calls(route, 5000)
     assert route.serving is a and route.switches == 0
 
 
@@ -113,7 +125,7 @@ def test_a_failing_serving_engine_raises_to_the_caller(clock) -> None:
 
 def test_runner_up_is_the_fastest_other_within_the_tie() -> None:
     assert runner_up({"a": 1.0, "b": 1.2, "c": 1.1}, "a") == "c"
-    assert runner_up({"a": 1.0, "b": 1.5}, "a") is None
+    assert runner_up({"a": 1.0, "b": 2.5}, "a") is None
     assert runner_up({"a": 1.0}, "a") is None
     assert runner_up({"a": 1.0, "b": 0.9}, "b", tie=1.05) is None
 
