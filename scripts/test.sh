@@ -27,7 +27,22 @@ else
   echo "== mypy skipped: it needs Python 3.10 or newer"
 fi
 "$VENV/bin/lint-imports"
-"$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
-# Last stage: the device-side tests again, in a venv without the convert extra (cached under build/)
-echo "== device-only tests (scripts/device-tests.sh)"
-bash scripts/device-tests.sh
+# The device-side tests again, in a venv without the convert extra (cached under build/), run
+# beside the main suite: they share nothing with it but the machine (their own venv, processes,
+# pytest temp root and ephemeral ports), and on 2 cores the main suite leaves one core mostly idle
+# while it waits on subprocesses, servers and timeouts; one after the other the two took 22-28 min
+mkdir -p build
+PYTEST_DEBUG_TEMPROOT="$PWD/build/device-tmp" bash -c 'mkdir -p "$PYTEST_DEBUG_TEMPROOT" && exec bash scripts/device-tests.sh' \
+  > build/device-tests.log 2>&1 &
+device=$!
+trap 'kill "$device" 2>/dev/null || true' EXIT
+main_status=0
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@" || main_status=$?
+device_status=0
+wait "$device" || device_status=$?
+echo "== device-only tests (scripts/device-tests.sh, run beside the main suite)"
+cat build/device-tests.log
+if [ "$main_status" -ne 0 ] || [ "$device_status" -ne 0 ]; then
+  echo "== failed: main suite exit $main_status, device-only tests exit $device_status"
+  exit 1
+fi
