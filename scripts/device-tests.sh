@@ -8,7 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-EXTRAS=serve,sync,telemetry,verify,litert
+# batch and parquet: `edgert score` on a device (tqdm, pyarrow); the main suite leaves the
+# device tests to this venv, so what they need is here
+EXTRAS=serve,sync,telemetry,verify,litert,batch,parquet
 key=$(cat setup.cfg pyproject.toml "$0" | sha256sum | cut -c1-12)
 VENV=build/device-test-venv/$key
 # a clean environment: nothing of the full venv's may leak in

@@ -18,6 +18,7 @@ for step in scripts/setup.d/*.sh; do
   # shellcheck disable=SC1090
   source "$step"
 done
+echo "== setup done after ${SECONDS}s"
 "$VENV/bin/python" -m ruff check edge_runtime converters collector tests benchmarks
 # Types: settings and the per-library list of untyped dependencies are in setup.cfg [mypy].
 # mypy 2 needs Python 3.10+; on 3.9 the dev extra does not install it, so the step says so.
@@ -27,17 +28,22 @@ else
   echo "== mypy skipped: it needs Python 3.10 or newer"
 fi
 "$VENV/bin/lint-imports"
-# The device-side tests again, in a venv without the convert extra (cached under build/), run
-# beside the main suite: they share nothing with it but the machine (their own venv, processes,
-# pytest temp root and ephemeral ports), and on 2 cores the main suite leaves one core mostly idle
-# while it waits on subprocesses, servers and timeouts; one after the other the two took 22-28 min
+echo "== lint and types done after ${SECONDS}s"
+# The device-side tests (pytest -m device) run in a venv without the convert extra (cached under
+# build/), beside the main suite, which then runs everything else: the two share nothing but the
+# machine (their own venv, processes, pytest temp root and ephemeral ports). Run one after the
+# other, with the device tests in both, they took 22-28 min of a 20-min budget. Arguments (a
+# focused run) go to the main suite, which then runs what they select, device tests included.
 mkdir -p build
 PYTEST_DEBUG_TEMPROOT="$PWD/build/device-tmp" bash -c 'mkdir -p "$PYTEST_DEBUG_TEMPROOT" && exec bash scripts/device-tests.sh' \
   > build/device-tests.log 2>&1 &
 device=$!
 trap 'kill "$device" 2>/dev/null || true' EXIT
 main_status=0
+start=$SECONDS
+if [ "$#" -eq 0 ]; then set -- -m "not device"; fi
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@" || main_status=$?
+echo "== main suite: $((SECONDS - start))s"
 device_status=0
 wait "$device" || device_status=$?
 echo "== device-only tests (scripts/device-tests.sh, run beside the main suite)"
@@ -46,3 +52,4 @@ if [ "$main_status" -ne 0 ] || [ "$device_status" -ne 0 ]; then
   echo "== failed: main suite exit $main_status, device-only tests exit $device_status"
   exit 1
 fi
+echo "== all done after ${SECONDS}s"
