@@ -188,8 +188,7 @@ def open_trusted(source: Union[str, os.PathLike[str], Bundle], trust: Optional[T
     """
     keys = required_trust(trust if trust is not None else profile_trust(profile))
     # a path's manifest is checked against the signature before it is parsed
-    bundle = source if isinstance(source, Bundle) else open_bundle(
-        source, gate=manifest_gate(keys) if keys is not None else None)
+    bundle = source if isinstance(source, Bundle) else open_bundle(source, gate=manifest_gate(keys))
     signed = verify_bundle(bundle, keys) if keys is not None else None
     bundle.signature = signed
     if signed is not None:

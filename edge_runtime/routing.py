@@ -128,8 +128,6 @@ class RoutedBackend(Backend):
         return (self._one if n == 1 else self._route(n)).run(x, outputs)
 
     def close(self) -> None:
-        from .routing_live import LiveRoute
-
         engines = {id(x): x for _, e in self._routes for x in (e.engines if isinstance(e, LiveRoute) else (e,))}
         for engine in engines.values():
             engine.close()

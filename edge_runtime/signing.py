@@ -32,9 +32,9 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Union
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Union
 
-from .bundle import MANIFEST_NAME, MAX_SIGNATURE_BYTES, SIGNATURE_NAME
+from .bundle import MANIFEST_NAME, MAX_SIGNATURE_BYTES, SIGNATURE_NAME, ManifestGate
 from .errors import BundleError, IntegrityError
 
 if TYPE_CHECKING:
@@ -399,11 +399,16 @@ def signed_manifest(manifest: bytes, signature: Optional[bytes], trust: TrustedK
     return signed
 
 
-def manifest_gate(trust: TrustedKeys) -> Callable[[bytes, Optional[bytes], str], None]:
+def manifest_gate(trust: Optional[TrustedKeys]) -> Optional[ManifestGate]:
     """The ``gate`` for :func:`edge_runtime.bundle.open_bundle` and ``unpack_bundle``: the
-    manifest's bytes checked with :func:`signed_manifest` before they are parsed."""
+    manifest's bytes checked with :func:`signed_manifest` before they are parsed; None when no
+    signature is required (``trust`` None, as :func:`required_trust` says)."""
+    if trust is None:
+        return None
+    keys = trust
+
     def gate(manifest: bytes, signature: Optional[bytes], where: str) -> None:
-        signed_manifest(manifest, signature, trust, where)
+        signed_manifest(manifest, signature, keys, where)
     return gate
 
 
@@ -470,18 +475,6 @@ def profile_trust(profile: Any) -> Optional[TrustSource]:
     if os.environ.get(ENV_TRUST, "").strip() or not (cfg.get("trust") or cfg.get("require")):
         return None
     return list(cfg["trust"]) if cfg.get("trust") else TrustedKeys()
-
-
-def enforce(bundle: Bundle, trust: Optional[TrustSource] = None) -> Optional[SignedFiles]:
-    """The one hook every load and every store transition calls: verify the bundle's signature
-    when one is required (see :func:`required_trust`); a no-op otherwise.
-
-    Raises:
-        IntegrityError: the signature is required and the bundle does not carry a valid one.
-        BundleError: the trust configuration is unusable.
-    """
-    keys = required_trust(trust)
-    return verify_bundle(bundle, keys) if keys is not None else None
 
 
 def describe(bundle: Bundle, trust: Optional[TrustSource] = None) -> dict[str, Any]:

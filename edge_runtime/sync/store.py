@@ -275,7 +275,8 @@ class VersionStore:
             BundleError: no bundle, unreadable manifest, or its version is not ``version``.
         """
         path = self.bundle_path(version)
-        bundle = self._open(path)
+        keys = self._keys()
+        bundle = self._open(path, keys)
         if bundle.manifest.version != version:
             raise BundleError(f"{path}: manifest version {bundle.manifest.version} does not match "
                               f"the store's {version}")
@@ -285,34 +286,35 @@ class VersionStore:
             except IntegrityError as exc:
                 detail = str(exc).replace(f"{bundle.origin}: ", "")
                 raise IntegrityError(f"tampered at rest: {art.path} digest mismatch ({detail})") from None
-        self.check_signature(bundle)
+        self.check_signature(bundle, keys)
         return path
 
     def _keys(self) -> Optional[TrustedKeys]:
         """The keys a signature must come from, or None: none is required."""
         return required_trust(self.trust)
 
-    def _open(self, path: Path) -> Bundle:
-        """A stored bundle, its manifest checked against the signature before it is parsed.
+    def _open(self, path: Path, keys: Optional[TrustedKeys]) -> Bundle:
+        """A stored bundle, its manifest checked against the signature of ``keys`` (the store's
+        :meth:`_keys`) before it is parsed.
 
         Raises:
             IntegrityError: "signature check failed at rest: ..." (as :meth:`check_signature`).
             BundleError: no bundle, or an unreadable manifest.
         """
         try:
-            keys = self._keys()
-            return open_bundle(path, gate=manifest_gate(keys) if keys is not None else None)
+            return open_bundle(path, gate=manifest_gate(keys))
         except IntegrityError as exc:
             raise IntegrityError(f"signature check failed at rest: {exc}") from None
 
-    def check_signature(self, bundle: Bundle) -> None:
+    def check_signature(self, bundle: Bundle, keys: Optional[TrustedKeys] = None) -> None:
         """The store's one signature hook (install, activation, every start through
-        :meth:`verify_at_rest`): a no-op unless a signature is required.
+        :meth:`verify_at_rest`): a no-op unless a signature is required. ``keys``: the store's
+        :meth:`_keys`, when the caller has them already.
 
         Raises:
             IntegrityError: "signature check failed at rest: ..." naming the file or the reason.
         """
-        keys = self._keys()
+        keys = keys if keys is not None else self._keys()
         if keys is None:
             return
         try:
@@ -342,16 +344,17 @@ class VersionStore:
             self.remove_leftovers()
         # an archive TUF verified is the publisher's to the byte; any other is checked against
         # its signature before its manifest is parsed
-        keys = None if via_tuf else self._keys()
+        keys = self._keys()
+        gate = None if via_tuf else manifest_gate(keys)
         try:
-            path = unpack_bundle(archive, dst, gate=manifest_gate(keys) if keys is not None else None)
+            path = unpack_bundle(archive, dst, gate=gate)
         except IntegrityError as exc:
-            if keys is None:
+            if gate is None:
                 raise
             raise IntegrityError(f"signature check failed at install: {exc}") from None
         try:
-            bundle = self._open(path)
-            self.check_signature(bundle)  # before the version is recorded at all
+            bundle = self._open(path, keys)
+            self.check_signature(bundle, keys)  # before the version is recorded at all
         except BundleError:
             self._set_aside(version)
             self.remove_leftovers()
